@@ -1,0 +1,59 @@
+/**
+ * The x86-64 guest physical memory map and fixed I/O ports used by Denovisor. Only
+ * constants live here, so that loaders, devices and tests agree on one map.
+ *
+ * @module
+ */
+
+/** End of the real-mode area that Linux treats as usable low memory (start of the EBDA). */
+export const EBDA_START = 0x9fc00;
+/** Start of the legacy VGA/BIOS hole, reserved in the e820 map up to HIMEM_START. */
+export const LEGACY_HOLE_START = 0xa0000;
+/** Start of "high" memory, where kernels are loaded. */
+export const HIMEM_START = 0x100000;
+
+/** Boot GDT (flat code/data segments for protected and long mode). */
+export const BOOT_GDT_START = 0x500;
+/** Boot IDT (empty: interrupts are off until the kernel sets up its own). */
+export const BOOT_IDT_START = 0x520;
+/** PVH `hvm_start_info` structure, followed by its memory map and module list. */
+export const PVH_INFO_START = 0x6000;
+/** Linux `boot_params` ("zero page"). */
+export const ZERO_PAGE_START = 0x7000;
+/** Identity page tables for 64-bit entry: PML4, PDPT, then PDs mapping the first 4 GiB. */
+export const PML4_START = 0x9000;
+export const PDPT_START = 0xa000;
+export const PD_START = 0xb000;
+/** Boot stack top for guests that start in 32-bit or 64-bit mode. */
+export const BOOT_STACK_POINTER = 0x8ff0;
+/** Kernel command line. */
+export const CMDLINE_START = 0x20000;
+/** Longest command line Denovisor passes (Linux x86 accepts up to 2048 by default). */
+export const CMDLINE_MAX_SIZE = 0x10000;
+/** MP floating pointer and configuration table, in the EBDA where Linux scans for it. */
+export const MPTABLE_START = EBDA_START;
+
+/** The 32-bit MMIO hole: guest RAM below 4 GiB stops here; devices live above it. */
+export const MMIO_HOLE_START = 0xc000_0000;
+export const MMIO_HOLE_END = 0x1_0000_0000;
+/** Where RAM continues above the hole. */
+export const HIGH_RAM_START = MMIO_HOLE_END;
+/** KVM's TSS and identity-map pages (needed by Intel VMX), just below the IOAPIC/LAPIC. */
+export const KVM_TSS_ADDRESS = 0xfffb_d000;
+export const KVM_IDENTITY_MAP_ADDRESS = 0xfffb_c000;
+/** Interrupt controllers, as the MP table announces them. */
+export const IOAPIC_ADDRESS = 0xfec0_0000;
+export const LAPIC_ADDRESS = 0xfee0_0000;
+
+/** Fixed I/O ports. */
+export const COM1_PORT = 0x3f8;
+export const COM1_IRQ = 4;
+export const I8042_DATA_PORT = 0x60;
+export const I8042_COMMAND_PORT = 0x64;
+export const RTC_PORT = 0x70;
+export const POST_CODE_PORT = 0x80;
+/**
+ * Debug-exit port, QEMU's `isa-debug-exit` address: a guest writes a status byte here and
+ * the VM ends with that status (QEMU reports `(status << 1) | 1` instead).
+ */
+export const DEBUG_EXIT_PORT = 0xf4;

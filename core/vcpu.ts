@@ -1,0 +1,206 @@
+/**
+ * A vCPU file descriptor: its kvm_run area and every piece of state KVM lets a VMM get
+ * and set. Running it happens in a vCPU Worker (core/vcpu_worker.ts).
+ *
+ * @module
+ */
+
+import {
+  bytesAt,
+  closeFd,
+  ioctlBytes,
+  ioctlValue,
+  mmap,
+  munmap,
+  pointerFrom,
+  pointerValue,
+} from "../ffi/libc.ts";
+import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../ffi/libc_symbols.ts";
+import { KVM, KVM_STRUCT_SIZE } from "../ffi/kvm/ioctls.ts";
+import {
+  decodeFpu,
+  decodeRegs,
+  decodeSregs,
+  encodeFpu,
+  encodeRegs,
+  encodeSregs,
+  type Fpu,
+  type Regs,
+  type Sregs,
+} from "../ffi/kvm/regs.ts";
+import {
+  cpuidBuffer,
+  type CpuidEntry,
+  decodeCpuid,
+  decodeMsrs,
+  encodeCpuid,
+  encodeMsrs,
+  type MsrEntry,
+} from "../ffi/kvm/cpuid.ts";
+import { RUN } from "../ffi/kvm/run.ts";
+
+/** One virtual CPU. */
+export class Vcpu implements Disposable {
+  readonly id: number;
+  #fd: number;
+  readonly #run: Deno.PointerObject;
+  readonly #runSize: number;
+  /** Whether this object mapped the run area and owns the fd (false in vCPU Workers). */
+  readonly #owned: boolean;
+
+  /**
+   * Wraps vCPU `fd`. Without `attachTo` it maps the kvm_run area and owns both; with it,
+   * it shares a run area mapped by another thread and closing it releases nothing.
+   */
+  constructor(id: number, fd: number, runSize: number, attachTo?: bigint) {
+    this.id = id;
+    this.#fd = fd;
+    this.#runSize = runSize;
+    this.#owned = attachTo === undefined;
+    if (attachTo !== undefined) {
+      this.#run = pointerFrom(attachTo);
+      return;
+    }
+    try {
+      this.#run = mmap(runSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd);
+    } catch (error) {
+      closeFd(fd);
+      throw error;
+    }
+  }
+
+  /** A handle on a vCPU created by another thread (see the constructor). */
+  static attach(id: number, fd: number, run: { pointer: bigint; size: number }): Vcpu {
+    return new Vcpu(id, fd, run.size, run.pointer);
+  }
+
+  /** The kvm_run area as bytes. */
+  runBytes(): Uint8Array {
+    return bytesAt(this.#run, this.#runSize);
+  }
+
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** The kvm_run area's address and size, for the Worker that runs this vCPU. */
+  get runArea(): { pointer: bigint; size: number } {
+    return { pointer: pointerValue(this.#run), size: this.#runSize };
+  }
+
+  /** Makes the next (or current, once kicked) KVM_RUN return at once. */
+  setImmediateExit(value: boolean): void {
+    this.runBytes()[RUN.IMMEDIATE_EXIT] = value ? 1 : 0;
+  }
+
+  getRegs(): Regs {
+    return decodeRegs(this.#get(KVM.GET_REGS, KVM_STRUCT_SIZE.regs, "KVM_GET_REGS"));
+  }
+  setRegs(regs: Regs): void {
+    ioctlBytes(this.#fd, KVM.SET_REGS, encodeRegs(regs), "ioctl(KVM_SET_REGS)");
+  }
+
+  getSregs(): Sregs {
+    return decodeSregs(this.#get(KVM.GET_SREGS, KVM_STRUCT_SIZE.sregs, "KVM_GET_SREGS"));
+  }
+  setSregs(sregs: Sregs): void {
+    ioctlBytes(this.#fd, KVM.SET_SREGS, encodeSregs(sregs), "ioctl(KVM_SET_SREGS)");
+  }
+
+  getFpu(): Fpu {
+    return decodeFpu(this.#get(KVM.GET_FPU, KVM_STRUCT_SIZE.fpu, "KVM_GET_FPU"));
+  }
+  setFpu(fpu: Fpu): void {
+    ioctlBytes(this.#fd, KVM.SET_FPU, encodeFpu(fpu), "ioctl(KVM_SET_FPU)");
+  }
+
+  setCpuid(entries: CpuidEntry[]): void {
+    ioctlBytes(this.#fd, KVM.SET_CPUID2, encodeCpuid(entries), "ioctl(KVM_SET_CPUID2)");
+  }
+  getCpuid(): CpuidEntry[] {
+    const buffer = cpuidBuffer();
+    ioctlBytes(this.#fd, KVM.GET_CPUID2, buffer, "ioctl(KVM_GET_CPUID2)");
+    return decodeCpuid(buffer);
+  }
+
+  /** Reads the MSRs with the given indices. */
+  getMsrs(indices: number[]): MsrEntry[] {
+    const bytes = encodeMsrs(indices.map((index) => ({ index, data: 0n })));
+    const read = ioctlBytes(this.#fd, KVM.GET_MSRS, bytes, "ioctl(KVM_GET_MSRS)");
+    return decodeMsrs(bytes, read);
+  }
+  /** Writes MSRs; throws if KVM accepted fewer than all of them. */
+  setMsrs(entries: MsrEntry[]): void {
+    const written = ioctlBytes(this.#fd, KVM.SET_MSRS, encodeMsrs(entries), "ioctl(KVM_SET_MSRS)");
+    if (written !== entries.length) {
+      const failed = entries[written];
+      throw new Error(
+        `KVM refused MSR 0x${failed.index.toString(16)} (${written} of ${entries.length} set)`,
+      );
+    }
+  }
+
+  /** The local APIC register page (struct kvm_lapic_state). */
+  getLapic(): Uint8Array {
+    return this.#get(KVM.GET_LAPIC, KVM_STRUCT_SIZE.lapic, "KVM_GET_LAPIC");
+  }
+  setLapic(lapic: Uint8Array): void {
+    ioctlBytes(this.#fd, KVM.SET_LAPIC, lapic.slice(), "ioctl(KVM_SET_LAPIC)");
+  }
+
+  getMpState(): number {
+    const bytes = this.#get(KVM.GET_MP_STATE, KVM_STRUCT_SIZE.mpState, "KVM_GET_MP_STATE");
+    return new DataView(bytes.buffer).getUint32(0, true);
+  }
+  setMpState(state: number): void {
+    const bytes = new Uint8Array(new Uint32Array([state]).buffer);
+    ioctlBytes(this.#fd, KVM.SET_MP_STATE, bytes, "ioctl(KVM_SET_MP_STATE)");
+  }
+
+  /** Raw struct kvm_vcpu_events (pending exceptions, interrupts, NMIs, SIPI vector). */
+  getVcpuEvents(): Uint8Array {
+    return this.#get(KVM.GET_VCPU_EVENTS, KVM_STRUCT_SIZE.vcpuEvents, "KVM_GET_VCPU_EVENTS");
+  }
+  setVcpuEvents(events: Uint8Array): void {
+    ioctlBytes(this.#fd, KVM.SET_VCPU_EVENTS, events.slice(), "ioctl(KVM_SET_VCPU_EVENTS)");
+  }
+
+  /** Translates a guest virtual address with the vCPU's current page tables. */
+  translate(linear: bigint): { physical: bigint; valid: boolean } {
+    const bytes = new Uint8Array(KVM_STRUCT_SIZE.translation);
+    const view = new DataView(bytes.buffer);
+    view.setBigUint64(0, linear, true);
+    ioctlBytes(this.#fd, KVM.TRANSLATE, bytes, "ioctl(KVM_TRANSLATE)");
+    return { physical: view.getBigUint64(8, true), valid: view.getUint8(16) !== 0 };
+  }
+
+  /** Tells KVM the guest was paused, so its soft-lockup detector does not fire. */
+  notifyPaused(): void {
+    try {
+      ioctlValue(this.#fd, KVM.KVMCLOCK_CTRL, 0, "ioctl(KVM_KVMCLOCK_CTRL)");
+    } catch {
+      // Fails with EINVAL until the guest enables kvmclock: nothing to tell then.
+    }
+  }
+
+  close(): void {
+    if (this.#fd < 0) return;
+    if (!this.#owned) {
+      this.#fd = -1;
+      return;
+    }
+    munmap(this.#run, this.#runSize);
+    closeFd(this.#fd);
+    this.#fd = -1;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #get(request: bigint, size: number, name: string): Uint8Array<ArrayBuffer> {
+    const bytes = new Uint8Array(size);
+    ioctlBytes(this.#fd, request, bytes, `ioctl(${name})`);
+    return bytes;
+  }
+}

@@ -1,0 +1,122 @@
+/// <reference lib="deno.worker" />
+/**
+ * The body of one vCPU thread: calls KVM_RUN synchronously, handles each exit on this
+ * thread, hands device accesses it cannot serve to the main thread through the channel,
+ * and obeys pause/resume/stop requests. Started by `VcpuThread`.
+ *
+ * @module
+ */
+
+import { errno, libc } from "../ffi/libc.ts";
+import { EAGAIN, EINTR, SyscallError } from "../ffi/errno.ts";
+import { KVM } from "../ffi/kvm/ioctls.ts";
+import { RUN } from "../ffi/kvm/run.ts";
+import { decodeExit } from "./vcpu_exit.ts";
+import { type ExitContext, handleExit, type Space } from "./exit_handler.ts";
+import { MAILBOX, RUN_REQUEST, SLOT, SPACE, VcpuChannel, WORKER_STATE } from "./vcpu_channel.ts";
+import { GuestRam, type MappedRange } from "./memory.ts";
+import { Vcpu } from "./vcpu.ts";
+import { faultReport } from "./fault_report.ts";
+import { localPortBus } from "./local_ports.ts";
+import type { VmEndReason } from "./vm_end.ts";
+
+/** The message that starts a vCPU Worker. */
+export interface VcpuWorkerInit {
+  id: number;
+  fd: number;
+  run: { pointer: bigint; size: number };
+  ram: MappedRange[];
+  channel: SharedArrayBuffer;
+}
+
+/** The Worker's last message. */
+export interface VcpuWorkerDone {
+  type: "done";
+  /** Why the VM must end, or undefined when the vCPU was asked to stop. */
+  reason?: VmEndReason;
+}
+
+self.onmessage = (event: MessageEvent<VcpuWorkerInit>) => {
+  self.onmessage = null;
+  let reason: VmEndReason | undefined;
+  try {
+    reason = runVcpu(event.data);
+  } catch (error) {
+    reason = { kind: "vcpuError", vcpu: event.data.id, message: String(error) };
+  }
+  new VcpuChannel(event.data.channel).setState(WORKER_STATE.STOPPED);
+  self.postMessage({ type: "done", reason } satisfies VcpuWorkerDone);
+};
+
+function runVcpu(init: VcpuWorkerInit): VmEndReason | undefined {
+  const channel = new VcpuChannel(init.channel);
+  const vcpu = Vcpu.attach(init.id, init.fd, init.run);
+  const run = vcpu.runBytes();
+  const memory = GuestRam.view(init.ram);
+  const ctx: ExitContext = {
+    vcpu: init.id,
+    localPorts: localPortBus((end) => ctx.pendingEnd = end),
+    forward: (space, isWrite, address, data) => forward(channel, space, isWrite, address, data),
+    fault: (instruction) => faultReport(vcpu, memory, instruction),
+  };
+  const sys = libc();
+  Atomics.store(channel.slots, SLOT.TID, sys.gettid());
+  channel.setState(WORKER_STATE.RUNNING);
+
+  for (;;) {
+    const request = channel.request;
+    if (request === RUN_REQUEST.STOP) return undefined;
+    if (request === RUN_REQUEST.PAUSE) {
+      waitWhilePaused(channel, vcpu, run);
+      continue;
+    }
+    if (sys.ioctl_value(init.fd, KVM.RUN, 0n) < 0) {
+      const code = errno();
+      if (code === EINTR || code === EAGAIN) continue;
+      const message = new SyscallError("ioctl(KVM_RUN)", code).message;
+      return { kind: "vcpuError", vcpu: init.id, message };
+    }
+    Atomics.add(channel.slots, SLOT.EXITS, 1);
+    const outcome = handleExit(decodeExit(run), ctx);
+    if (outcome.kind === "end") return outcome.reason;
+  }
+}
+
+function waitWhilePaused(channel: VcpuChannel, vcpu: Vcpu, run: Uint8Array): void {
+  vcpu.notifyPaused();
+  channel.setState(WORKER_STATE.PAUSED);
+  while (channel.request === RUN_REQUEST.PAUSE) {
+    Atomics.wait(channel.slots, SLOT.REQUEST, RUN_REQUEST.PAUSE);
+  }
+  // Cleared only here: a kick that raced with this resume set it again after the store,
+  // and the request check before KVM_RUN sees that kick's request.
+  run[RUN.IMMEDIATE_EXIT] = 0;
+  channel.setState(WORKER_STATE.RUNNING);
+}
+
+function forward(
+  channel: VcpuChannel,
+  space: Space,
+  isWrite: boolean,
+  address: number,
+  data: Uint8Array,
+): void {
+  const slots = channel.slots;
+  slots[SLOT.SPACE] = space === "pio" ? SPACE.PIO : SPACE.MMIO;
+  slots[SLOT.IS_WRITE] = isWrite ? 1 : 0;
+  slots[SLOT.SIZE] = data.length;
+  channel.address = address;
+  if (isWrite) channel.data.set(data);
+  Atomics.store(slots, SLOT.MAILBOX, MAILBOX.REQUEST);
+  Atomics.notify(slots, SLOT.MAILBOX);
+  while (Atomics.load(slots, SLOT.MAILBOX) === MAILBOX.REQUEST) {
+    Atomics.wait(slots, SLOT.MAILBOX, MAILBOX.REQUEST);
+  }
+  if (Atomics.load(slots, SLOT.MAILBOX) === MAILBOX.CLOSED) {
+    if (!isWrite) data.fill(0xff);
+    return;
+  }
+  if (!isWrite) data.set(channel.data.subarray(0, data.length));
+  Atomics.store(slots, SLOT.MAILBOX, MAILBOX.EMPTY);
+  Atomics.notify(slots, SLOT.MAILBOX);
+}

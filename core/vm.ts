@@ -1,0 +1,200 @@
+/**
+ * A KVM virtual machine: memory slots, the in-kernel interrupt controllers and timer,
+ * interrupt lines and routing, irqfd/ioeventfd registration, and vCPU creation.
+ *
+ * @module
+ */
+
+import { closeFd, ioctlBytes, ioctlValue } from "../ffi/libc.ts";
+import { KVM } from "../ffi/kvm/ioctls.ts";
+import {
+  type ClockData,
+  decodeClock,
+  encodeClock,
+  encodeIoeventfd,
+  encodeIrqfd,
+  encodeIrqLevel,
+  encodeIrqRouting,
+  encodePitConfig,
+  encodeUserMemoryRegion,
+  type Ioeventfd,
+  irqchipBuffer,
+  type IrqRoute,
+  KVM_IRQCHIP_IOAPIC,
+  KVM_IRQCHIP_PIC_MASTER,
+  KVM_IRQCHIP_PIC_SLAVE,
+  KVM_IRQFD_FLAG_DEASSIGN,
+  KVM_IRQFD_FLAG_RESAMPLE,
+  type UserMemoryRegion,
+} from "../ffi/kvm/vm_structs.ts";
+import { KVM_STRUCT_SIZE } from "../ffi/kvm/ioctls.ts";
+import { Vcpu } from "./vcpu.ts";
+
+/** Number of IOAPIC pins KVM's in-kernel IOAPIC has. */
+export const IOAPIC_PINS = 24;
+
+/** A VM file descriptor and what hangs off it. */
+export class Vm implements Disposable {
+  #fd: number;
+  readonly #runSize: number;
+
+  constructor(fd: number, vcpuRunSize: number) {
+    this.#fd = fd;
+    this.#runSize = vcpuRunSize;
+  }
+
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** Where KVM puts the three-page TSS it needs for real-mode guests on Intel. */
+  setTssAddress(address: number): void {
+    ioctlValue(this.#fd, KVM.SET_TSS_ADDR, address, "ioctl(KVM_SET_TSS_ADDR)");
+  }
+
+  setIdentityMapAddress(address: number): void {
+    const value = new BigUint64Array([BigInt(address)]);
+    ioctlBytes(
+      this.#fd,
+      KVM.SET_IDENTITY_MAP_ADDR,
+      new Uint8Array(value.buffer),
+      "ioctl(KVM_SET_IDENTITY_MAP_ADDR)",
+    );
+  }
+
+  /** Creates the in-kernel PIC pair, IOAPIC and per-vCPU local APICs. */
+  createIrqchip(): void {
+    ioctlValue(this.#fd, KVM.CREATE_IRQCHIP, 0, "ioctl(KVM_CREATE_IRQCHIP)");
+  }
+
+  /** Creates the in-kernel i8254 PIT. */
+  createPit(): void {
+    ioctlBytes(this.#fd, KVM.CREATE_PIT2, encodePitConfig(), "ioctl(KVM_CREATE_PIT2)");
+  }
+
+  /** Maps (or with size 0 removes) a guest memory slot. */
+  setUserMemoryRegion(region: UserMemoryRegion): void {
+    ioctlBytes(
+      this.#fd,
+      KVM.SET_USER_MEMORY_REGION,
+      encodeUserMemoryRegion(region),
+      "ioctl(KVM_SET_USER_MEMORY_REGION)",
+    );
+  }
+
+  /** Sets the level of an interrupt line (GSI) of the in-kernel irqchip. */
+  setIrqLine(irq: number, level: boolean): void {
+    ioctlBytes(this.#fd, KVM.IRQ_LINE, encodeIrqLevel(irq, level ? 1 : 0), "ioctl(KVM_IRQ_LINE)");
+  }
+
+  /** Raises then lowers a line: an edge for an edge-triggered ISA interrupt. */
+  pulseIrqLine(irq: number): void {
+    this.setIrqLine(irq, true);
+    this.setIrqLine(irq, false);
+  }
+
+  /** Makes writes to eventfd `fd` raise GSI `gsi` without a user-space exit. */
+  registerIrqfd(fd: number, gsi: number, resampleFd?: number): void {
+    const flags = resampleFd === undefined ? 0 : KVM_IRQFD_FLAG_RESAMPLE;
+    ioctlBytes(
+      this.#fd,
+      KVM.IRQFD,
+      encodeIrqfd({ fd, gsi, flags, resampleFd }),
+      "ioctl(KVM_IRQFD)",
+    );
+  }
+
+  unregisterIrqfd(fd: number, gsi: number): void {
+    ioctlBytes(
+      this.#fd,
+      KVM.IRQFD,
+      encodeIrqfd({ fd, gsi, flags: KVM_IRQFD_FLAG_DEASSIGN }),
+      "ioctl(KVM_IRQFD)",
+    );
+  }
+
+  /** Makes guest writes to a port or MMIO address signal an eventfd instead of exiting. */
+  registerIoeventfd(event: Ioeventfd): void {
+    ioctlBytes(this.#fd, KVM.IOEVENTFD, encodeIoeventfd(event), "ioctl(KVM_IOEVENTFD)");
+  }
+
+  unregisterIoeventfd(event: Ioeventfd): void {
+    this.registerIoeventfd({ ...event, deassign: true });
+  }
+
+  /** Replaces the whole GSI routing table. */
+  setGsiRouting(routes: IrqRoute[]): void {
+    ioctlBytes(
+      this.#fd,
+      KVM.SET_GSI_ROUTING,
+      encodeIrqRouting(routes),
+      "ioctl(KVM_SET_GSI_ROUTING)",
+    );
+  }
+
+  /**
+   * The routing KVM installs with the irqchip: GSIs 0-15 to both PICs and the IOAPIC,
+   * 16-23 to the IOAPIC. Extra routes (MSI) are appended to this.
+   */
+  static defaultRoutes(): IrqRoute[] {
+    const routes: IrqRoute[] = [];
+    for (let gsi = 0; gsi < 16; gsi++) {
+      if (gsi === 2) continue; // the PIC cascade
+      const pic = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+      routes.push({ gsi, kind: "irqchip", irqchip: pic, pin: gsi % 8 });
+    }
+    for (let gsi = 0; gsi < IOAPIC_PINS; gsi++) {
+      // The PIT's IRQ0 arrives on IOAPIC pin 2, as the MP table says.
+      const pin = gsi === 0 ? 2 : gsi;
+      routes.push({ gsi, kind: "irqchip", irqchip: KVM_IRQCHIP_IOAPIC, pin });
+    }
+    return routes;
+  }
+
+  getClock(): ClockData {
+    const bytes = new Uint8Array(KVM_STRUCT_SIZE.clock);
+    ioctlBytes(this.#fd, KVM.GET_CLOCK, bytes, "ioctl(KVM_GET_CLOCK)");
+    return decodeClock(bytes);
+  }
+
+  setClock(clock: ClockData): void {
+    ioctlBytes(this.#fd, KVM.SET_CLOCK, encodeClock(clock), "ioctl(KVM_SET_CLOCK)");
+  }
+
+  /** Raw state of one irqchip (0: master PIC, 1: slave PIC, 2: IOAPIC). */
+  getIrqchip(chipId: number): Uint8Array {
+    const bytes = irqchipBuffer(chipId);
+    ioctlBytes(this.#fd, KVM.GET_IRQCHIP, bytes, "ioctl(KVM_GET_IRQCHIP)");
+    return bytes.slice(8);
+  }
+
+  setIrqchip(chipId: number, state: Uint8Array): void {
+    ioctlBytes(this.#fd, KVM.SET_IRQCHIP, irqchipBuffer(chipId, state), "ioctl(KVM_SET_IRQCHIP)");
+  }
+
+  /** Raw struct kvm_pit_state2. */
+  getPit(): Uint8Array {
+    const bytes = new Uint8Array(KVM_STRUCT_SIZE.pitState2);
+    ioctlBytes(this.#fd, KVM.GET_PIT2, bytes, "ioctl(KVM_GET_PIT2)");
+    return bytes;
+  }
+
+  setPit(state: Uint8Array): void {
+    ioctlBytes(this.#fd, KVM.SET_PIT2, state.slice(), "ioctl(KVM_SET_PIT2)");
+  }
+
+  /** Creates vCPU `id` (its APIC ID) and maps its kvm_run area. */
+  createVcpu(id: number): Vcpu {
+    const fd = ioctlValue(this.#fd, KVM.CREATE_VCPU, id, "ioctl(KVM_CREATE_VCPU)");
+    return new Vcpu(id, fd, this.#runSize);
+  }
+
+  close(): void {
+    closeFd(this.#fd);
+    this.#fd = -1;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

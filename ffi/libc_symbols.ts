@@ -1,0 +1,92 @@
+/**
+ * The libc symbols Denovisor calls, with their C signatures. This table is the only list
+ * of native entry points in the project.
+ *
+ * @module
+ */
+
+/** Symbol table for `Deno.dlopen("libc.so.6", LIBC_SYMBOLS)`. */
+export const LIBC_SYMBOLS = {
+  /** int open(const char *path, int flags, mode_t mode) */
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  /** int close(int fd) */
+  close: { parameters: ["i32"], result: "i32" },
+  /** int ioctl(int fd, unsigned long request, void *arg) */
+  ioctl: { parameters: ["i32", "u64", "pointer"], result: "i32" },
+  /** int ioctl(int fd, unsigned long request, unsigned long arg): the by-value form */
+  ioctl_value: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
+  /** void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t offset) */
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  /** int munmap(void *addr, size_t len) */
+  munmap: { parameters: ["pointer", "usize"], result: "i32" },
+  /** int madvise(void *addr, size_t len, int advice) */
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  /** int eventfd(unsigned int initval, int flags) */
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  /** ssize_t read(int fd, void *buf, size_t count) */
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** ssize_t write(int fd, const void *buf, size_t count) */
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** ssize_t pread64(int fd, void *buf, size_t count, off_t offset) */
+  pread: { name: "pread64", parameters: ["i32", "pointer", "usize", "i64"], result: "isize" },
+  /** ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset) */
+  pwrite: { name: "pwrite64", parameters: ["i32", "pointer", "usize", "i64"], result: "isize" },
+  /** ssize_t preadv(int fd, const struct iovec *iov, int iovcnt, off_t offset) */
+  preadv: { parameters: ["i32", "buffer", "i32", "i64"], result: "isize" },
+  /** ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset) */
+  pwritev: { parameters: ["i32", "buffer", "i32", "i64"], result: "isize" },
+  /** int epoll_create1(int flags) */
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  /** int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) */
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  /** int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout), off-thread */
+  epoll_wait: {
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** pid_t getpid(void) */
+  getpid: { parameters: [], result: "i32" },
+  /** pid_t gettid(void) */
+  gettid: { parameters: [], result: "i32" },
+  /** int tgkill(pid_t tgid, pid_t tid, int sig) */
+  tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /** int *__errno_location(void): errno of the calling thread */
+  __errno_location: { parameters: [], result: "pointer" },
+  /** char *strerror(int errnum) */
+  strerror: { parameters: ["i32"], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** open(2) flags. */
+export const O_RDONLY = 0;
+export const O_RDWR = 2;
+export const O_CLOEXEC = 0o2000000;
+export const O_NONBLOCK = 0o4000;
+
+/** mmap(2) protection and flags. */
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_NORESERVE = 0x4000;
+/** The value mmap(2) returns on failure, `(void *) -1`. */
+export const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
+
+/** madvise(2) advice. */
+export const MADV_DONTNEED = 4;
+export const MADV_MERGEABLE = 12;
+export const MADV_DONTDUMP = 16;
+
+/** eventfd(2) flags. */
+export const EFD_CLOEXEC = 0o2000000;
+export const EFD_NONBLOCK = 0o4000;
+
+/** epoll. */
+export const EPOLL_CLOEXEC = 0o2000000;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_DEL = 2;
+export const EPOLLIN = 0x001;
+
+/** The signal used to kick a vCPU thread out of KVM_RUN. */
+export const SIGUSR1 = 10;
