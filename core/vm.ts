@@ -133,8 +133,9 @@ export class Vm implements Disposable {
   }
 
   /**
-   * The routing KVM installs with the irqchip: GSIs 0-15 to both PICs and the IOAPIC,
-   * 16-23 to the IOAPIC. Extra routes (MSI) are appended to this.
+   * The routing of a PC: GSIs 0-15 to both PICs and the IOAPIC (IRQ0 on pin 2), 16-23
+   * to the IOAPIC only. KVM's own default sends IRQ0 to pin 0, which disagrees with the
+   * MP table. Extra routes (MSI) are appended to this.
    */
   static defaultRoutes(): IrqRoute[] {
     const routes: IrqRoute[] = [];
@@ -144,7 +145,9 @@ export class Vm implements Disposable {
       routes.push({ gsi, kind: "irqchip", irqchip: pic, pin: gsi % 8 });
     }
     for (let gsi = 0; gsi < IOAPIC_PINS; gsi++) {
-      // The PIT's IRQ0 arrives on IOAPIC pin 2, as the MP table says.
+      // The PIT's IRQ0 arrives on IOAPIC pin 2, as the MP table says (and as QEMU wires
+      // it); GSI 2, the PIC cascade, has no IOAPIC pin then.
+      if (gsi === 2) continue;
       const pin = gsi === 0 ? 2 : gsi;
       routes.push({ gsi, kind: "irqchip", irqchip: KVM_IRQCHIP_IOAPIC, pin });
     }

@@ -88,5 +88,6 @@ export const EPOLL_CTL_ADD = 1;
 export const EPOLL_CTL_DEL = 2;
 export const EPOLLIN = 0x001;
 
-/** The signal used to kick a vCPU thread out of KVM_RUN. */
-export const SIGUSR1 = 10;
+/** The signal used to kick a vCPU thread out of KVM_RUN (not SIGUSR1: Deno, like Node, opens
+ * its inspector on SIGUSR1). */
+export const SIGUSR2 = 12;

@@ -1,0 +1,55 @@
+/**
+ * The `denovisor` command line: one executable, one verb per file in cli/.
+ *
+ * @module
+ */
+
+import { checkCommand } from "./check.ts";
+import { runCommand } from "./run.ts";
+import { UsageError } from "./usage_error.ts";
+import { versionCommand } from "./version.ts";
+import { EXIT_STATUS } from "../core/vm_end.ts";
+
+export const MAIN_HELP = `Usage: denovisor <command> [options]
+
+Commands:
+  run        Boot a VM in the foreground (no options: the embedded demo guest)
+  check      Check that this host can run VMs
+  version    Print the version
+  help       Show this help, or a command's help: denovisor help run
+
+Every command takes --help.`;
+
+type Command = (args: string[]) => Promise<number> | number;
+
+const COMMANDS: Record<string, Command> = {
+  run: runCommand,
+  check: checkCommand,
+  version: versionCommand,
+};
+
+/** Runs the CLI with `args`; returns the process exit status. */
+export async function main(args: string[]): Promise<number> {
+  const [verb, ...rest] = args;
+  try {
+    if (verb === undefined || verb === "help" || verb === "--help" || verb === "-h") {
+      if (rest[0] && COMMANDS[rest[0]]) return await COMMANDS[rest[0]](["--help"]);
+      console.log(MAIN_HELP);
+      return verb === undefined ? EXIT_STATUS.USAGE : EXIT_STATUS.OK;
+    }
+    if (verb === "--version") return versionCommand();
+    const command = COMMANDS[verb];
+    if (command === undefined) {
+      throw new UsageError(`Unknown command '${verb}'; run 'denovisor help' for the list`);
+    }
+    return await command(rest);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`denovisor: ${error.message}`);
+      return EXIT_STATUS.USAGE;
+    }
+    console.error(`denovisor: ${error instanceof Error ? error.message : String(error)}`);
+    if (Deno.env.get("DENOVISOR_DEBUG") && error instanceof Error) console.error(error.stack);
+    return EXIT_STATUS.ERROR;
+  }
+}

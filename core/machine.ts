@@ -1,0 +1,197 @@
+/**
+ * The machine builder: turns a validated `MachineConfig` into a running VM (memory,
+ * interrupt controllers, boot image, vCPUs, legacy devices) and tears it down again.
+ *
+ * @module
+ */
+
+import type { ConsoleOutput } from "../devices/console/console.ts";
+import { I8042, I8042_RANGE_LENGTH } from "../devices/legacy/i8042.ts";
+import { CmosRtc, RTC_PORT_COUNT } from "../devices/legacy/rtc.ts";
+import { Serial16550, SERIAL_PORT_COUNT } from "../devices/legacy/serial.ts";
+import { MPTABLE_MAX_CPUS } from "./boot/mptable.ts";
+import { guestRamRegions } from "./boot/e820.ts";
+import { configureBoot } from "./boot/linux_boot.ts";
+import { Bus } from "./bus.ts";
+import type { Space } from "./exit_handler.ts";
+import type { Kvm } from "./kvm.ts";
+import {
+  COM1_IRQ,
+  COM1_PORT,
+  I8042_DATA_PORT,
+  KVM_IDENTITY_MAP_ADDRESS,
+  KVM_TSS_ADDRESS,
+  MMIO_HOLE_START,
+  RTC_PORT,
+} from "./layout.ts";
+import { GuestRam } from "./memory.ts";
+import type { Vcpu } from "./vcpu.ts";
+import { configureBootVcpu, configureVcpu } from "./vcpu_setup.ts";
+import { VcpuThread } from "./vcpu_thread.ts";
+import type { VmEndReason } from "./vm_end.ts";
+import { Vm } from "./vm.ts";
+import { kickSignal } from "./kick_signal.ts";
+
+/** Everything needed to build a VM, already validated by the caller's config parser. */
+export interface MachineConfig {
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  cmdline: string;
+  memoryBytes: number;
+  cpus: number;
+  /** Where the serial port's output goes (the caller feeds input to `serial`). */
+  console: ConsoleOutput;
+}
+
+/** A configuration the host cannot run (too many vCPUs, too little memory...). */
+export class MachineConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MachineConfigError";
+  }
+}
+
+/** A built VM. `start()` runs it; `ended` settles with the reason it stopped. */
+export class Machine {
+  readonly vm: Vm;
+  readonly ram: GuestRam;
+  readonly vcpus: readonly Vcpu[];
+  readonly pio = new Bus();
+  readonly mmio = new Bus();
+  readonly serial: Serial16550;
+  #threads: VcpuThread[] = [];
+  #end!: (reason: VmEndReason) => void;
+  readonly ended: Promise<VmEndReason>;
+  readonly #unhandled = new Set<string>();
+  #closed = false;
+
+  private constructor(vm: Vm, ram: GuestRam, vcpus: Vcpu[], console: ConsoleOutput) {
+    this.vm = vm;
+    this.ram = ram;
+    this.vcpus = vcpus;
+    this.ended = new Promise((resolve) => this.#end = resolve);
+    this.serial = new Serial16550({
+      interrupt: { trigger: () => vm.pulseIrqLine(COM1_IRQ) },
+      output: console,
+    });
+    const ramBelowHole = Math.min(ram.memory.size, MMIO_HOLE_START);
+    this.pio.insert(COM1_PORT, SERIAL_PORT_COUNT, "serial", this.serial);
+    this.pio.insert(
+      I8042_DATA_PORT,
+      I8042_RANGE_LENGTH,
+      "i8042",
+      new I8042({ onReset: () => this.#end({ kind: "reset", source: "i8042" }) }),
+    );
+    this.pio.insert(
+      RTC_PORT,
+      RTC_PORT_COUNT,
+      "rtc",
+      new CmosRtc({
+        memoryBelow4G: ramBelowHole,
+        memoryAbove4G: ram.memory.size - ramBelowHole,
+      }),
+    );
+  }
+
+  /** Builds a VM for `config`; on failure everything created so far is released. */
+  static build(kvm: Kvm, config: MachineConfig): Machine {
+    const maxCpus = Math.min(kvm.maxVcpus(), MPTABLE_MAX_CPUS);
+    if (!Number.isInteger(config.cpus) || config.cpus < 1 || config.cpus > maxCpus) {
+      throw new MachineConfigError(
+        `Cannot give the VM ${config.cpus} vCPUs: this host allows 1 to ${maxCpus}`,
+      );
+    }
+    const regions = guestRamRegions(config.memoryBytes);
+    const cleanup: Array<() => void> = [];
+    try {
+      const vm = kvm.createVm();
+      cleanup.push(() => vm.close());
+      vm.setTssAddress(KVM_TSS_ADDRESS);
+      vm.setIdentityMapAddress(KVM_IDENTITY_MAP_ADDRESS);
+      vm.createIrqchip();
+      vm.setGsiRouting(Vm.defaultRoutes());
+      vm.createPit();
+      const ram = GuestRam.allocate(vm, regions);
+      cleanup.push(() => ram.close());
+      const entry = configureBoot(ram.memory, {
+        kernel: config.kernel,
+        initrd: config.initrd,
+        cmdline: config.cmdline,
+        cpus: config.cpus,
+      });
+      const supportedCpuid = kvm.supportedCpuid();
+      const vcpus: Vcpu[] = [];
+      for (let id = 0; id < config.cpus; id++) {
+        const vcpu = vm.createVcpu(id);
+        cleanup.push(() => vcpu.close());
+        configureVcpu(vcpu, supportedCpuid, config.cpus);
+        vcpus.push(vcpu);
+      }
+      configureBootVcpu(vcpus[0], entry);
+      return new Machine(vm, ram, vcpus, config.console);
+    } catch (error) {
+      cleanup.reverse().forEach((release) => release());
+      throw error;
+    }
+  }
+
+  /** Starts every vCPU. */
+  start(): void {
+    kickSignal.acquire();
+    const serve = (space: Space, isWrite: boolean, address: number, data: Uint8Array) =>
+      this.#access(space, isWrite, address, data);
+    this.#threads = this.vcpus.map((vcpu) => {
+      const thread = new VcpuThread(vcpu, this.ram.ranges, serve);
+      thread.done.then((reason) => reason && this.#end(reason));
+      return thread;
+    });
+  }
+
+  /** Ends the VM from the host side (a user's stop, a console escape). */
+  stop(source: string): void {
+    this.#end({ kind: "stopped", source });
+  }
+
+  /** Pauses every vCPU; resolves once none runs guest code. */
+  async pause(): Promise<void> {
+    await Promise.all(this.#threads.map((t) => t.pause()));
+  }
+
+  resume(): void {
+    this.#threads.forEach((t) => t.resume());
+  }
+
+  /** vCPU run state and exit counts, per vCPU. */
+  get vcpuStats(): Array<{ id: number; state: string; exits: number }> {
+    return this.#threads.map((t) => ({ id: t.vcpu.id, state: t.state, exits: t.exits }));
+  }
+
+  /** Stops all vCPUs and releases the VM and its memory; idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(this.#threads.map((t) => t.stop()));
+    if (this.#threads.length > 0) kickSignal.release();
+    this.vcpus.forEach((v) => v.close());
+    this.vm.close();
+    this.ram.close();
+  }
+
+  #access(space: Space, isWrite: boolean, address: number, data: Uint8Array): void {
+    const bus = space === "pio" ? this.pio : this.mmio;
+    const served = isWrite ? bus.write(address, data) : bus.read(address, data);
+    if (served) return;
+    // Unclaimed reads float high, as on a real bus; say so once per address.
+    const key = `${space}:${address}`;
+    if (!this.#unhandled.has(key)) {
+      this.#unhandled.add(key);
+      if (Deno.env.get("DENOVISOR_DEBUG")) {
+        console.error(
+          `denovisor: unhandled ${space} ${isWrite ? "write" : "read"} at 0x${
+            address.toString(16)
+          }`,
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and the tests use, where missing.
+#   gcc/binutils: the guest programs; qemu: the peer the benchmarks compare against and
+#   qemu-img, the independent judge of disk images; the rest builds the Linux test kernel.
+set -euo pipefail
+packages=(gcc binutils make qemu-system-x86 qemu-utils bc bison flex libelf-dev libssl-dev cpio xz-utils)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "ensure_packages: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq "${missing[@]}" >&2
+fi
