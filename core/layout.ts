@@ -50,6 +50,8 @@ export const COM1_PORT = 0x3f8;
 export const COM1_IRQ = 4;
 export const I8042_DATA_PORT = 0x60;
 export const I8042_COMMAND_PORT = 0x64;
+export const I8042_KEYBOARD_IRQ = 1;
+export const I8042_AUX_IRQ = 12;
 export const RTC_PORT = 0x70;
 export const POST_CODE_PORT = 0x80;
 /**

@@ -6,7 +6,7 @@
  */
 
 import type { ConsoleOutput } from "../devices/console/console.ts";
-import { I8042, I8042_RANGE_LENGTH } from "../devices/legacy/i8042.ts";
+import { I8042 } from "../devices/legacy/i8042.ts";
 import { CmosRtc, RTC_PORT_COUNT } from "../devices/legacy/rtc.ts";
 import { Serial16550, SERIAL_PORT_COUNT } from "../devices/legacy/serial.ts";
 import { MPTABLE_MAX_CPUS } from "./boot/mptable.ts";
@@ -18,7 +18,10 @@ import type { Kvm } from "./kvm.ts";
 import {
   COM1_IRQ,
   COM1_PORT,
+  I8042_AUX_IRQ,
+  I8042_COMMAND_PORT,
   I8042_DATA_PORT,
+  I8042_KEYBOARD_IRQ,
   KVM_IDENTITY_MAP_ADDRESS,
   KVM_TSS_ADDRESS,
   MMIO_HOLE_START,
@@ -76,12 +79,14 @@ export class Machine {
     });
     const ramBelowHole = Math.min(ram.memory.size, MMIO_HOLE_START);
     this.pio.insert(COM1_PORT, SERIAL_PORT_COUNT, "serial", this.serial);
-    this.pio.insert(
-      I8042_DATA_PORT,
-      I8042_RANGE_LENGTH,
-      "i8042",
-      new I8042({ onReset: () => this.#end({ kind: "reset", source: "i8042" }) }),
-    );
+    const i8042 = new I8042({
+      onReset: () => this.#end({ kind: "reset", source: "i8042" }),
+      keyboardInterrupt: { trigger: () => vm.pulseIrqLine(I8042_KEYBOARD_IRQ) },
+      auxInterrupt: { trigger: () => vm.pulseIrqLine(I8042_AUX_IRQ) },
+    });
+    // Two one-port views, so that port 0x61 (the PIT's speaker port, in KVM) stays free.
+    this.pio.insert(I8042_DATA_PORT, 1, "i8042-data", i8042.dataPort);
+    this.pio.insert(I8042_COMMAND_PORT, 1, "i8042-command", i8042.commandPort);
     this.pio.insert(
       RTC_PORT,
       RTC_PORT_COUNT,
