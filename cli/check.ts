@@ -4,7 +4,13 @@
  * @module
  */
 
-import { Kvm, KVM_DEVICE, KvmUnavailableError, REQUIRED_CAPABILITIES } from "../core/kvm.ts";
+import {
+  Kvm,
+  KVM_DEVICE,
+  kvmDevicePath,
+  KvmUnavailableError,
+  REQUIRED_CAPABILITIES,
+} from "../core/kvm.ts";
 import { KVM_CAP } from "../ffi/kvm/ioctls.ts";
 import { EXIT_STATUS } from "../core/vm_end.ts";
 import { parseCommandArgs } from "./usage_error.ts";
@@ -22,13 +28,23 @@ interface CheckLine {
   detail: string;
 }
 
+/** The vendor module behind /dev/kvm (kvm_intel, kvm_amd, kvm_pvm...), if one is loaded. */
+function kvmBackendModule(): string | undefined {
+  try {
+    return [...Deno.readDirSync("/sys/module")]
+      .map((e) => e.name)
+      .find((name) => name.startsWith("kvm_"));
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether the CPU virtualizes natively; without vmx/svm, KVM emulates guest CPL0 code. */
 async function hardwareVirtualization(): Promise<CheckLine> {
   const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
   const flags = /^flags\s*:(.*)$/m.exec(cpuinfo)?.[1].split(/\s+/) ?? [];
   const native = flags.includes("vmx") || flags.includes("svm");
-  const modules = await Deno.readTextFile("/proc/modules").catch(() => "");
-  const backend = /^(kvm_\w+)/m.exec(modules)?.[1] ?? "built in";
+  const backend = kvmBackendModule() ?? "(unknown module)";
   return native
     ? { ok: true, what: "hardware virtualization", detail: `vmx/svm present (${backend})` }
     : {
@@ -47,10 +63,10 @@ function kvmLines(): CheckLine[] {
     kvm = Kvm.open();
   } catch (error) {
     const detail = error instanceof KvmUnavailableError ? error.message : String(error);
-    return [{ ok: false, what: KVM_DEVICE, detail }];
+    return [{ ok: false, what: kvmDevicePath(), detail }];
   }
   try {
-    lines.push({ ok: true, what: KVM_DEVICE, detail: "opened read-write" });
+    lines.push({ ok: true, what: kvmDevicePath(), detail: "opened read-write" });
     lines.push({ ok: true, what: "API version", detail: String(kvm.apiVersion()) });
     for (const [cap, why] of REQUIRED_CAPABILITIES) {
       const ok = kvm.checkExtension(KVM_CAP[cap]) > 0;

@@ -15,6 +15,11 @@ import { Vm } from "./vm.ts";
 /** The default KVM device. */
 export const KVM_DEVICE = "/dev/kvm";
 
+/** The KVM device to use: `DENOVISOR_KVM_DEVICE` if set (tests point it elsewhere). */
+export function kvmDevicePath(): string {
+  return Deno.env.get("DENOVISOR_KVM_DEVICE") || KVM_DEVICE;
+}
+
 /** Capabilities without which Denovisor cannot run a VM, with why it needs them. */
 export const REQUIRED_CAPABILITIES: ReadonlyArray<[keyof typeof KVM_CAP, string]> = [
   ["IRQCHIP", "in-kernel interrupt controllers"],
@@ -48,7 +53,7 @@ export class Kvm implements Disposable {
   }
 
   /** Opens the KVM device and checks the API version and required capabilities. */
-  static open(path = KVM_DEVICE): Kvm {
+  static open(path = kvmDevicePath()): Kvm {
     let fd: number;
     try {
       fd = openFile(path, O_RDWR | O_CLOEXEC);

@@ -30,8 +30,13 @@ export const BOOT_STACK_POINTER = 0x8ff0;
 export const CMDLINE_START = 0x20000;
 /** Longest command line Denovisor passes (Linux x86 accepts up to 2048 by default). */
 export const CMDLINE_MAX_SIZE = 0x10000;
-/** MP floating pointer and configuration table, in the EBDA where Linux scans for it. */
-export const MPTABLE_START = EBDA_START;
+/**
+ * MP floating pointer and configuration table, in the BIOS area (0xF0000-0xFFFFF) where
+ * Linux and other kernels scan for it; its 64 KiB leave room for the most CPUs xAPIC IDs
+ * can name.
+ */
+export const MPTABLE_START = 0xf0000;
+export const MPTABLE_END = HIMEM_START;
 
 /** The 32-bit MMIO hole: guest RAM below 4 GiB stops here; devices live above it. */
 export const MMIO_HOLE_START = 0xc000_0000;

@@ -7,7 +7,7 @@
  */
 
 import type { GuestMemory } from "../guest_memory.ts";
-import { IOAPIC_ADDRESS, LAPIC_ADDRESS, LEGACY_HOLE_START, MPTABLE_START } from "../layout.ts";
+import { IOAPIC_ADDRESS, LAPIC_ADDRESS, MPTABLE_END, MPTABLE_START } from "../layout.ts";
 import { BootImageError } from "./boot_error.ts";
 
 /** MP spec revision 1.4. */
@@ -57,9 +57,13 @@ export function mpTableSize(cpus: number, irq0Pin: 0 | 2 = 2): number {
     (2 + ioInterrupts + 2) * MP_SHORT_ENTRY_SIZE;
 }
 
-/** Most processors whose MP table fits between MPTABLE_START and the legacy hole. */
-export const MPTABLE_MAX_CPUS = Math.floor(
-  (LEGACY_HOLE_START - MPTABLE_START - mpTableSize(0)) / MP_PROCESSOR_ENTRY_SIZE,
+/**
+ * Most processors the MP table can list: xAPIC IDs are 8 bits, 0xff is the broadcast ID
+ * and the IOAPIC takes the ID after the last CPU; the table must fit its area too.
+ */
+export const MPTABLE_MAX_CPUS = Math.min(
+  254,
+  Math.floor((MPTABLE_END - MPTABLE_START - mpTableSize(0)) / MP_PROCESSOR_ENTRY_SIZE),
 );
 
 /**
@@ -69,13 +73,9 @@ export const MPTABLE_MAX_CPUS = Math.floor(
  */
 export function writeMpTable(mem: GuestMemory, cpus: number, options: MpTableOptions = {}): number {
   const irq0Pin = options.irq0Pin ?? 2;
-  const limit = Math.floor(
-    (LEGACY_HOLE_START - MPTABLE_START - mpTableSize(0, irq0Pin)) /
-      MP_PROCESSOR_ENTRY_SIZE,
-  );
-  if (!Number.isInteger(cpus) || cpus < 1 || cpus > limit) {
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > MPTABLE_MAX_CPUS) {
     throw new BootImageError(
-      `${cpus} vCPUs do not fit in the MP table below 0xa0000; use 1 to ${limit} vCPUs`,
+      `${cpus} vCPUs cannot be listed in the MP table; use 1 to ${MPTABLE_MAX_CPUS} vCPUs`,
     );
   }
   const size = mpTableSize(cpus, irq0Pin);

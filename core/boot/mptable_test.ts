@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { GuestMemory } from "../guest_memory.ts";
-import { IOAPIC_ADDRESS, LAPIC_ADDRESS, MPTABLE_START } from "../layout.ts";
+import { IOAPIC_ADDRESS, LAPIC_ADDRESS, MPTABLE_END, MPTABLE_START } from "../layout.ts";
 import { MPTABLE_MAX_CPUS, mpTableSize, writeMpTable } from "./mptable.ts";
 import { BootImageError } from "./boot_error.ts";
 
@@ -124,17 +124,18 @@ Deno.test("writeMpTable() wires ExtINT to LINT0 and NMI to LINT1 of all local AP
   ]);
 });
 
-Deno.test("writeMpTable() fits MPTABLE_MAX_CPUS below 0xa0000 and refuses one more", () => {
-  assert.equal(MPTABLE_MAX_CPUS, 40);
-  assert.ok(MPTABLE_START + mpTableSize(MPTABLE_MAX_CPUS) <= 0xa0000);
-  assert.ok(MPTABLE_START + mpTableSize(MPTABLE_MAX_CPUS + 1) > 0xa0000);
+Deno.test("writeMpTable() lists up to 254 CPUs (8-bit APIC IDs) within the BIOS area", () => {
+  assert.equal(MPTABLE_MAX_CPUS, 254);
+  assert.ok(MPTABLE_START + mpTableSize(MPTABLE_MAX_CPUS) <= MPTABLE_END);
   const mem = GuestMemory.ofSize(16 * MiB);
   const { entries } = (writeMpTable(mem, MPTABLE_MAX_CPUS), parseMpTable(mem, MPTABLE_START));
-  assert.equal(entries.filter((e) => e.type === 0).length, 40);
-  assert.throws(() => writeMpTable(mem, 41), BootImageError);
+  assert.equal(entries.filter((e) => e.type === 0).length, 254);
+  const ioapic = entries.find((e) => e.type === 2);
+  assert.ok(ioapic !== undefined);
+  assert.throws(() => writeMpTable(mem, 255), BootImageError);
   assert.throws(
-    () => writeMpTable(mem, 41),
-    /41 vCPUs do not fit in the MP table below 0xa0000; use 1 to 40 vCPUs/,
+    () => writeMpTable(mem, 255),
+    /255 vCPUs cannot be listed in the MP table; use 1 to 254 vCPUs/,
   );
   assert.throws(() => writeMpTable(mem, 0), BootImageError);
 });
