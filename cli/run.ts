@@ -47,6 +47,7 @@ const DEFAULT_CMDLINE = "console=ttyS0 reboot=k panic=1";
 /** The `run` options after validation. */
 interface RunOptions {
   kernel: Uint8Array;
+  kernelPath: string;
   initrd?: Uint8Array;
   cmdline: string;
   memoryBytes: number;
@@ -78,6 +79,7 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
     kernel: values.kernel === undefined
       ? DEMO_GUEST_ELF
       : await readInputFile(values.kernel, "kernel"),
+    kernelPath: values.kernel ?? "the embedded demo guest",
     initrd: values.initrd === undefined ? undefined : await readInputFile(values.initrd, "initrd"),
     cmdline: values.cmdline ?? (values.kernel === undefined ? "" : DEFAULT_CMDLINE),
     memoryBytes: parseSize(values.memory, "--memory", "m"),

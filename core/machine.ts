@@ -38,6 +38,8 @@ import { kickSignal } from "./kick_signal.ts";
 /** Everything needed to build a VM, already validated by the caller's config parser. */
 export interface MachineConfig {
   kernel: Uint8Array;
+  /** How to name the kernel in errors (its path). */
+  kernelPath?: string;
   initrd?: Uint8Array;
   cmdline: string;
   memoryBytes: number;
@@ -120,6 +122,7 @@ export class Machine {
       cleanup.push(() => ram.close());
       const entry = configureBoot(ram.memory, {
         kernel: config.kernel,
+        kernelPath: config.kernelPath,
         initrd: config.initrd,
         cmdline: config.cmdline,
         cpus: config.cpus,

@@ -1,0 +1,104 @@
+/**
+ * The minimal Linux kernel from guests/linux/ boots under Denovisor. Guest kernel code
+ * is emulated on the test hosts (HOST_FACTS.md), so the quick tests stop once the early
+ * boot lines are out; one test lets the kernel run through device probing to its
+ * "no root filesystem" panic.
+ */
+import assert from "node:assert/strict";
+import { kvmTest } from "./kvm_support.ts";
+import { Kvm } from "../core/kvm.ts";
+import { Machine } from "../core/machine.ts";
+import { TextSink } from "./text_sink.ts";
+import { denovisor } from "./cli_support.ts";
+
+const CACHE = Deno.env.get("DENOVISOR_LINUX_CACHE") || "/var/cache/denovisor/linux";
+/** What the test hosts' emulator needs (guests/linux/README.md explains each). */
+const HOST_WORKAROUNDS = "noxsave clearcpuid=smap,smep,popcnt 8250.nr_uarts=1";
+const CMDLINE = `console=ttyS0 earlyprintk=serial,ttyS0,115200 ${HOST_WORKAROUNDS} panic=-1`;
+
+async function kernel(name: "vmlinux" | "bzImage"): Promise<Uint8Array> {
+  const path = `${CACHE}/latest/${name}`;
+  try {
+    return await Deno.readFile(path);
+  } catch {
+    throw new Error(`${path} is missing: build the test kernel with guests/linux/build.sh`);
+  }
+}
+
+/** Boots `image` until `until` appears on the console, then stops the VM. */
+async function bootUntil(
+  image: Uint8Array,
+  options: { memoryMiB: number; cpus: number; cmdline: string; until: RegExp },
+): Promise<string> {
+  const sink = new TextSink();
+  using kvm = Kvm.open();
+  const machine = Machine.build(kvm, {
+    kernel: image,
+    cmdline: options.cmdline,
+    memoryBytes: options.memoryMiB * 1024 * 1024,
+    cpus: options.cpus,
+    console: sink,
+  });
+  try {
+    machine.start();
+    const ended = machine.ended.then((reason) => {
+      throw new Error(`VM ended early (${JSON.stringify(reason)}):\n${sink.text}`);
+    });
+    await Promise.race([sink.waitFor(options.until, 120_000), ended]);
+    return sink.text;
+  } finally {
+    machine.stop("test over");
+    await machine.close();
+  }
+}
+
+kvmTest("Linux (vmlinux, PVH) prints its banner, our command line and our memory map", async () => {
+  const log = await bootUntil(await kernel("vmlinux"), {
+    memoryMiB: 192,
+    cpus: 2,
+    cmdline: `${CMDLINE} denovisor.test=pvh`,
+    until: /smpboot: Allowing \d+ CPUs/,
+  });
+  assert.match(log, /Linux version 6\.1\.\d+/);
+  assert.match(log, /Command line: .*denovisor\.test=pvh/);
+  assert.match(log, /BIOS-e820: \[mem 0x0000000000000000-0x000000000009fbff\] usable/);
+  assert.match(log, /BIOS-e820: \[mem 0x000000000009fc00-0x00000000000fffff\] reserved/);
+  assert.match(log, /BIOS-e820: \[mem 0x0000000000100000-0x000000000bffffff\] usable/);
+  assert.match(log, /Hypervisor detected: KVM/);
+  assert.match(log, /found SMP MP-table at \[mem 0x000f0000-0x000f000f\]/);
+  assert.match(log, /smpboot: Allowing 2 CPUs/);
+});
+
+kvmTest("Linux (bzImage, 64-bit boot protocol) gets boot_params with our e820 map", async () => {
+  const log = await bootUntil(await kernel("bzImage"), {
+    memoryMiB: 128,
+    cpus: 1,
+    cmdline: `${CMDLINE} denovisor.test=bzimage`,
+    until: /BIOS-e820: \[mem 0x0000000000100000-0x[0-9a-f]{16}\] usable/,
+  });
+  assert.match(log, /Linux version 6\.1\.\d+/);
+  assert.match(log, /Command line: .*denovisor\.test=bzimage/);
+  assert.match(log, /BIOS-e820: \[mem 0x0000000000100000-0x0000000007ffffff\] usable/);
+});
+
+kvmTest(
+  "Linux probes the serial port, i8042 and RTC, then reboots on its root-fs panic",
+  async () => {
+    const path = `${CACHE}/latest/vmlinux`;
+    await kernel("vmlinux");
+    const r = await denovisor(
+      ["run", "--kernel", path, "--memory", "128M", "--cmdline", CMDLINE],
+      { timeoutMs: 400_000 },
+    );
+    assert.match(
+      r.stdout,
+      /serial8250: ttyS0 at I\/O 0x3f8 \(irq = 4, base_baud = 115200\) is a 16550A/,
+    );
+    assert.match(r.stdout, /serio: i8042 KBD port at 0x60,0x64 irq 1/);
+    assert.match(r.stdout, /rtc_cmos rtc_cmos: registered as rtc0/);
+    assert.match(r.stdout, /Kernel panic - not syncing: VFS: Unable to mount root fs/);
+    // panic=-1 reboots at once; `run` ends on a reset with status 0.
+    assert.equal(r.code, 0, `${r.stderr}\n${r.stdout.slice(-800)}`);
+  },
+  420_000,
+);
