@@ -33,7 +33,7 @@ import { configureBootVcpu, configureVcpu } from "./vcpu_setup.ts";
 import { VcpuThread } from "./vcpu_thread.ts";
 import type { VmEndReason } from "./vm_end.ts";
 import { Vm } from "./vm.ts";
-import { kickSignal } from "./kick_signal.ts";
+import { installKickSignalHandler } from "./kick_signal.ts";
 
 /** Everything needed to build a VM, already validated by the caller's config parser. */
 export interface MachineConfig {
@@ -145,7 +145,7 @@ export class Machine {
 
   /** Starts every vCPU. */
   start(): void {
-    kickSignal.acquire();
+    installKickSignalHandler();
     const serve = (space: Space, isWrite: boolean, address: number, data: Uint8Array) =>
       this.#access(space, isWrite, address, data);
     this.#threads = this.vcpus.map((vcpu) => {
@@ -179,7 +179,6 @@ export class Machine {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all(this.#threads.map((t) => t.stop()));
-    if (this.#threads.length > 0) kickSignal.release();
     this.vcpus.forEach((v) => v.close());
     this.vm.close();
     this.ram.close();

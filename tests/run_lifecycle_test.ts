@@ -1,0 +1,67 @@
+/** `denovisor run` as a process: restart on reset, and clean ends on signals. */
+import assert from "node:assert/strict";
+import { kvmTest } from "./kvm_support.ts";
+import { guest } from "./cli_support.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** Starts `denovisor run ...args` and reads stdout until `pattern` has matched `times`. */
+async function startAndWaitFor(args: string[], pattern: RegExp, times: number) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, "run", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  const deadline = Date.now() + 60_000;
+  while ((text.match(new RegExp(pattern, "g")) ?? []).length < times) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\n${text}`);
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  reader.releaseLock();
+  return { child, text };
+}
+
+kvmTest(
+  "--on-reboot restart boots the guest again after a reset; SIGTERM ends it with 0",
+  async () => {
+    const { child, text } = await startAndWaitFor(
+      ["--kernel", guest("exit_status"), "--cmdline", "reset", "--on-reboot", "restart"],
+      /resetting through the i8042\r\n/,
+      3,
+    );
+    assert.ok((text.match(/resetting through the i8042/g)?.length ?? 0) >= 3, text);
+    child.kill("SIGTERM");
+    const status = await child.status;
+    await child.stdout.cancel();
+    await child.stderr.cancel();
+    assert.equal(status.code, 0);
+  },
+);
+
+kvmTest("without --on-reboot, a guest reset ends run with status 0", async () => {
+  const { child, text } = await startAndWaitFor(
+    ["--kernel", guest("exit_status"), "--cmdline", "reset"],
+    /resetting through the i8042\r\n/,
+    1,
+  );
+  const status = await child.status;
+  await child.stdout.cancel();
+  await child.stderr.cancel();
+  assert.match(text, /resetting through the i8042/);
+  assert.equal(status.code, 0);
+});
+
+kvmTest("SIGINT stops a guest that runs forever and run exits 0", async () => {
+  const { child } = await startAndWaitFor(["--kernel", guest("ticks")], /tick 10\r\n/, 1);
+  child.kill("SIGINT");
+  const status = await child.status;
+  await child.stdout.cancel();
+  await child.stderr.cancel();
+  assert.equal(status.code, 0);
+});
