@@ -81,3 +81,20 @@ kvmTest("the console can go to a file", async () => {
     await Deno.remove(path);
   }
 });
+
+kvmTest(
+  "each vCPU sees its own APIC ID, the CPU count and the KVM signature in CPUID",
+  async () => {
+    const r = await denovisor(["run", "--kernel", guest("cpuid"), "--cpus", "3"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    // Leaf 1 EBX: [31:24] initial APIC ID, [23:16] logical processor count.
+    assert.match(r.stdout, /cpu 0: leaf 0x00000001 eax=[0-9a-f]{8} ebx=0003[0-9a-f]{4}/);
+    assert.match(r.stdout, /hypervisor signature "KVMKVMKVM", max hypervisor leaf 0x40000001/);
+    for (const id of [1, 2]) {
+      assert.match(
+        r.stdout,
+        new RegExp(`cpu ${id}: leaf 0x00000001 initial apic id ${id} \\(lapic id ${id}\\)`),
+      );
+    }
+  },
+);
