@@ -41,9 +41,12 @@ kvmTest("the debug-exit status becomes the exit status of denovisor run", async 
 });
 
 kvmTest("an SMP guest sees and runs code on every vCPU", async () => {
-  const r = await denovisor(["run", "--kernel", guest("smp"), "--cpus", "4"]);
-  assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /smp: 4\/4 cpus online/);
+  for (const cpus of [4, 8]) {
+    const r = await denovisor(["run", "--kernel", guest("smp"), "--cpus", String(cpus)]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`smp: ${cpus}/${cpus} cpus online`));
+    assert.match(r.stdout, new RegExp(`smp: cpu ${cpus - 1} apic id ${cpus - 1}`));
+  }
 });
 
 kvmTest(

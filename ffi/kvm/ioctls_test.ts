@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { KVM } from "./ioctls.ts";
+
+Deno.test("KVM ioctl numbers match the values <linux/kvm.h> produces", () => {
+  // Values as the kernel headers compute them on x86-64.
+  const expected: Partial<Record<keyof typeof KVM, bigint>> = {
+    GET_API_VERSION: 0xae00n,
+    CREATE_VM: 0xae01n,
+    CHECK_EXTENSION: 0xae03n,
+    GET_VCPU_MMAP_SIZE: 0xae04n,
+    GET_SUPPORTED_CPUID: 0xc008ae05n,
+    CREATE_VCPU: 0xae41n,
+    SET_USER_MEMORY_REGION: 0x4020ae46n,
+    SET_TSS_ADDR: 0xae47n,
+    SET_IDENTITY_MAP_ADDR: 0x4008ae48n,
+    CREATE_IRQCHIP: 0xae60n,
+    IRQ_LINE: 0x4008ae61n,
+    GET_IRQCHIP: 0xc208ae62n,
+    SET_IRQCHIP: 0x8208ae63n,
+    SET_GSI_ROUTING: 0x4008ae6an,
+    IRQFD: 0x4020ae76n,
+    CREATE_PIT2: 0x4040ae77n,
+    IOEVENTFD: 0x4040ae79n,
+    SET_CLOCK: 0x4030ae7bn,
+    GET_CLOCK: 0x8030ae7cn,
+    GET_PIT2: 0x8070ae9fn,
+    SET_PIT2: 0x4070aea0n,
+    RUN: 0xae80n,
+    GET_REGS: 0x8090ae81n,
+    SET_REGS: 0x4090ae82n,
+    GET_SREGS: 0x8138ae83n,
+    SET_SREGS: 0x4138ae84n,
+    TRANSLATE: 0xc018ae85n,
+    GET_MSRS: 0xc008ae88n,
+    SET_MSRS: 0x4008ae89n,
+    GET_FPU: 0x81a0ae8cn,
+    SET_FPU: 0x41a0ae8dn,
+    GET_LAPIC: 0x8400ae8en,
+    SET_LAPIC: 0x4400ae8fn,
+    SET_CPUID2: 0x4008ae90n,
+    GET_MP_STATE: 0x8004ae98n,
+    SET_MP_STATE: 0x4004ae99n,
+    GET_VCPU_EVENTS: 0x8040ae9fn,
+    SET_VCPU_EVENTS: 0x4040aea0n,
+    ENABLE_CAP: 0x4068aea3n,
+    GET_XSAVE: 0x9000aea4n,
+    KVMCLOCK_CTRL: 0xaeadn,
+  };
+  for (const [name, value] of Object.entries(expected)) {
+    assert.equal(KVM[name as keyof typeof KVM], value, name);
+  }
+});
