@@ -11,7 +11,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$here/build"
 obj="$out/obj"
 embedded="$here/embedded/demo_guest.ts"
-guests=(hello demo exit_status smp ticks io_loop fault cpuid)
+guests=(hello demo exit_status smp ticks io_loop fault cpuid echo)
 
 CC="${CC:-gcc}"
 LD="${LD:-ld}"

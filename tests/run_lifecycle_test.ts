@@ -65,3 +65,35 @@ kvmTest("SIGINT stops a guest that runs forever and run exits 0", async () => {
   await child.stderr.cancel();
   assert.equal(status.code, 0);
 });
+
+kvmTest("console input from stdin reaches the guest through the UART's interrupt", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, "run", "--kernel", guest("echo")],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  const readUntil = async (pattern: RegExp) => {
+    while (!pattern.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`output ended before ${pattern}:\n${text}`);
+      text += decoder.decode(value, { stream: true });
+    }
+  };
+  await readUntil(/echo: ready\r\n/);
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode("hello there\nsecond line\n"));
+  await readUntil(/echo: second line\r\n/);
+  await writer.write(new TextEncoder().encode("quit\n"));
+  await writer.close();
+  await readUntil(/echo: bye\r\n/);
+  reader.releaseLock();
+  const status = await child.status;
+  await child.stdout.cancel();
+  await child.stderr.cancel();
+  assert.match(text, /echo: hello there\r\necho: second line\r\n/);
+  assert.equal(status.code, 0);
+});
