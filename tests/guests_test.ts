@@ -101,3 +101,11 @@ kvmTest(
     }
   },
 );
+
+kvmTest("RAM beyond the 32-bit MMIO hole is mapped above 4 GiB and in the memory map", async () => {
+  const r = await denovisor(["run", "--memory", "5G"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /0000000000100000-00000000bfffffff usable/);
+  assert.match(r.stdout, /0000000100000000-000000017fffffff usable/);
+  assert.match(r.stdout, /memory: 5119 MiB usable/);
+});

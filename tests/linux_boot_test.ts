@@ -28,12 +28,19 @@ async function kernel(name: "vmlinux" | "bzImage"): Promise<Uint8Array> {
 /** Boots `image` until `until` appears on the console, then stops the VM. */
 async function bootUntil(
   image: Uint8Array,
-  options: { memoryMiB: number; cpus: number; cmdline: string; until: RegExp },
+  options: {
+    memoryMiB: number;
+    cpus: number;
+    cmdline: string;
+    until: RegExp;
+    initrd?: Uint8Array;
+  },
 ): Promise<string> {
   const sink = new TextSink();
   using kvm = Kvm.open();
   const machine = Machine.build(kvm, {
     kernel: image,
+    initrd: options.initrd,
     cmdline: options.cmdline,
     memoryBytes: options.memoryMiB * 1024 * 1024,
     cpus: options.cpus,
@@ -80,6 +87,24 @@ kvmTest("Linux (bzImage, 64-bit boot protocol) gets boot_params with our e820 ma
   assert.match(log, /Command line: .*denovisor\.test=bzimage/);
   assert.match(log, /BIOS-e820: \[mem 0x0000000000100000-0x0000000007ffffff\] usable/);
 });
+
+for (const image of ["vmlinux", "bzImage"] as const) {
+  kvmTest(
+    `Linux (${image}) finds the initrd where Denovisor put it: at the top of low RAM`,
+    async () => {
+      const initrd = new Uint8Array(1024 * 1024).map((_, i) => i * 7);
+      const log = await bootUntil(await kernel(image), {
+        memoryMiB: 128,
+        cpus: 1,
+        cmdline: CMDLINE,
+        initrd,
+        until: /RAMDISK: \[mem 0x[0-9a-f]+-0x[0-9a-f]+\]/,
+      });
+      // 1 MiB, page-aligned, as high as possible below the end of 128 MiB of RAM.
+      assert.match(log, /RAMDISK: \[mem 0x07f00000-0x07ffffff\]/);
+    },
+  );
+}
 
 kvmTest(
   "Linux probes the serial port, i8042 and RTC, then reboots on its root-fs panic",
