@@ -107,17 +107,20 @@ export async function runCommand(args: string[]): Promise<number> {
   }
   using kvm = Kvm.open();
   let machine: Machine | undefined;
-  const console_ = openConsole(options.consoleSpec, {
-    onEscape: () => machine?.stop("console escape"),
-  });
-  const stopOnSignal = (signal: Deno.Signal) => () => machine?.stop(signal);
-  const onTerm = stopOnSignal("SIGTERM");
-  const onInt = stopOnSignal("SIGINT");
+  // A stop can arrive between two machines of a restart loop: remember it.
+  let stopSource: string | undefined;
+  const stop = (source: string) => {
+    stopSource ??= source;
+    machine?.stop(source);
+  };
+  const console_ = openConsole(options.consoleSpec, { onEscape: () => stop("console escape") });
+  const onTerm = () => stop("SIGTERM");
+  const onInt = () => stop("SIGINT");
   Deno.addSignalListener("SIGTERM", onTerm);
   Deno.addSignalListener("SIGINT", onInt);
   try {
-    let reason: VmEndReason;
-    for (;;) {
+    let reason: VmEndReason = { kind: "stopped", source: "start" };
+    while (stopSource === undefined) {
       machine = Machine.build(kvm, { ...options, console: console_ });
       startInputOnce(console_, () => machine!);
       machine.start();
@@ -125,6 +128,7 @@ export async function runCommand(args: string[]): Promise<number> {
       await machine.close();
       if (!(reason.kind === "reset" && options.restartOnReboot)) break;
     }
+    if (stopSource !== undefined) reason = { kind: "stopped", source: stopSource };
     await console_.flush();
     const status = exitStatusFor(reason);
     reportEnd(reason, status);

@@ -16,14 +16,18 @@ async function startAndWaitFor(args: string[], pattern: RegExp, times: number) {
   const reader = child.stdout.getReader();
   const decoder = new TextDecoder();
   let text = "";
-  const deadline = Date.now() + 60_000;
-  while ((text.match(new RegExp(pattern, "g")) ?? []).length < times) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}:\n${text}`);
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
+  // A hung VM must fail the test, not hang it: kill the child after a minute.
+  const watchdog = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  try {
+    while ((text.match(new RegExp(pattern, "g")) ?? []).length < times) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`output ended before ${pattern} x${times}:\n${text}`);
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    clearTimeout(watchdog);
+    reader.releaseLock();
   }
-  reader.releaseLock();
   return { child, text };
 }
 
