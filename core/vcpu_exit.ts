@@ -46,9 +46,14 @@ export type VcpuExit =
   | { kind: "irqWindowOpen" }
   | { kind: "unknown"; reason: number; hardwareReason: bigint };
 
-/** Decodes the exit recorded in `run` (the whole mmap'd kvm_run area). */
-export function decodeExit(run: Uint8Array): VcpuExit {
-  const view = new DataView(run.buffer, run.byteOffset, run.byteLength);
+/**
+ * Decodes the exit recorded in `run` (the whole mmap'd kvm_run area). The vCPU thread
+ * passes a `view` it keeps over the same bytes: this runs once per exit.
+ */
+export function decodeExit(
+  run: Uint8Array,
+  view = new DataView(run.buffer, run.byteOffset, run.byteLength),
+): VcpuExit {
   const reason = view.getUint32(RUN.EXIT_REASON, true);
   switch (reason) {
     case KVM_EXIT.IO: {

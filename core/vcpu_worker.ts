@@ -52,6 +52,7 @@ function runVcpu(init: VcpuWorkerInit): VmEndReason | undefined {
   const channel = new VcpuChannel(init.channel);
   const vcpu = Vcpu.attach(init.id, init.fd, init.run);
   const run = vcpu.runBytes();
+  const runView = new DataView(run.buffer, run.byteOffset, run.byteLength);
   const memory = GuestRam.view(init.ram);
   const ctx: ExitContext = {
     vcpu: init.id,
@@ -77,7 +78,7 @@ function runVcpu(init: VcpuWorkerInit): VmEndReason | undefined {
       return { kind: "vcpuError", vcpu: init.id, message };
     }
     Atomics.add(channel.slots, SLOT.EXITS, 1);
-    const outcome = handleExit(decodeExit(run), ctx);
+    const outcome = handleExit(decodeExit(run, runView), ctx);
     if (outcome.kind === "end") return outcome.reason;
   }
 }
