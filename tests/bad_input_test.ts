@@ -133,3 +133,47 @@ kvmTest("a failed start leaves no temporary files behind", async () => {
   const after = [...Deno.readDirSync("/tmp")].map((e) => e.name).filter((n) => !before.has(n));
   assert.deepEqual(after.filter((n) => n.includes("denovisor")), []);
 });
+
+/** Whether an unprivileged user (nobody) would be refused by /dev/kvm: root-only device. */
+function kvmIsRootOnly(): boolean {
+  try {
+    return ((Deno.statSync("/dev/kvm").mode ?? 0) & 0o006) === 0;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "run explains a /dev/kvm the user may not open",
+  // Needs root (to become nobody) and a /dev/kvm that others may not open.
+  ignore: Deno.uid() !== 0 || !kvmIsRootOnly(),
+}, async () => {
+  const denoDir = await Deno.makeTempDir({ prefix: "denovisor-test-deno-" });
+  try {
+    await Deno.chmod(denoDir, 0o777);
+    const main = new URL("../main.ts", import.meta.url).pathname;
+    const { code, stderr } = await new Deno.Command("setpriv", {
+      args: [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "env",
+        `DENO_DIR=${denoDir}`,
+        `HOME=${denoDir}`,
+        Deno.execPath(),
+        "run",
+        "--allow-all",
+        main,
+        "run",
+      ],
+      stdin: "null",
+    }).output();
+    assertFails(
+      { code, stdout: "", stderr: new TextDecoder().decode(stderr) },
+      1,
+      /Cannot open \/dev\/kvm: permission denied; run as root or add the user to the kvm group/,
+    );
+  } finally {
+    await Deno.remove(denoDir, { recursive: true });
+  }
+});
