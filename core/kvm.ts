@@ -53,7 +53,7 @@ export class Kvm implements Disposable {
   }
 
   /** Opens the KVM device and checks the API version and required capabilities. */
-  static open(path = kvmDevicePath()): Kvm {
+  static open(path: string = kvmDevicePath()): Kvm {
     let fd: number;
     try {
       fd = openFile(path, O_RDWR | O_CLOEXEC);

@@ -61,8 +61,8 @@ export class Machine {
   readonly vm: Vm;
   readonly ram: GuestRam;
   readonly vcpus: readonly Vcpu[];
-  readonly pio = new Bus();
-  readonly mmio = new Bus();
+  readonly pio: Bus = new Bus();
+  readonly mmio: Bus = new Bus();
   readonly serial: Serial16550;
   #threads: VcpuThread[] = [];
   #end!: (reason: VmEndReason) => void;

@@ -52,7 +52,7 @@ export type VcpuExit =
  */
 export function decodeExit(
   run: Uint8Array,
-  view = new DataView(run.buffer, run.byteOffset, run.byteLength),
+  view: DataView = new DataView(run.buffer, run.byteOffset, run.byteLength),
 ): VcpuExit {
   const reason = view.getUint32(RUN.EXIT_REASON, true);
   switch (reason) {
