@@ -109,17 +109,16 @@ export class Machine {
       );
     }
     const regions = guestRamRegions(config.memoryBytes);
-    const cleanup: Array<() => void> = [];
+    const vm = kvm.createVm();
+    let ram: GuestRam | undefined;
+    const vcpus: Vcpu[] = [];
     try {
-      const vm = kvm.createVm();
-      cleanup.push(() => vm.close());
       vm.setTssAddress(KVM_TSS_ADDRESS);
       vm.setIdentityMapAddress(KVM_IDENTITY_MAP_ADDRESS);
       vm.createIrqchip();
       vm.setGsiRouting(Vm.defaultRoutes());
       vm.createPit();
-      const ram = GuestRam.allocate(vm, regions);
-      cleanup.push(() => ram.close());
+      ram = GuestRam.allocate(vm, regions);
       const entry = configureBoot(ram.memory, {
         kernel: config.kernel,
         kernelPath: config.kernelPath,
@@ -128,17 +127,17 @@ export class Machine {
         cpus: config.cpus,
       });
       const supportedCpuid = kvm.supportedCpuid();
-      const vcpus: Vcpu[] = [];
       for (let id = 0; id < config.cpus; id++) {
-        const vcpu = vm.createVcpu(id);
-        cleanup.push(() => vcpu.close());
-        configureVcpu(vcpu, supportedCpuid, config.cpus);
-        vcpus.push(vcpu);
+        vcpus.push(vm.createVcpu(id));
+        configureVcpu(vcpus[id], supportedCpuid, config.cpus);
       }
       configureBootVcpu(vcpus[0], entry);
       return new Machine(vm, ram, vcpus, config.console);
     } catch (error) {
-      cleanup.reverse().forEach((release) => release());
+      // The same order as close(): the VM lets go of guest RAM before it is unmapped.
+      vcpus.forEach((vcpu) => vcpu.close());
+      vm.close();
+      ram?.close();
       throw error;
     }
   }
