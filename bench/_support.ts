@@ -1,0 +1,140 @@
+/**
+ * Helpers shared by the benchmarks: where things are, building what a benchmark needs,
+ * statistics and the one way a benchmark reports that it could not measure.
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+
+/** The repository root (the folder above bench/). */
+export const REPO_ROOT: string = fileURLToPath(new URL("../", import.meta.url)).replace(/\/$/, "");
+/** Where benchmarks put what they compile (gitignored). */
+export const BUILD_DIR = `${REPO_ROOT}/bench/.build`;
+/** The test guests, as guests/build.sh builds them. */
+export const GUEST_DIR = `${REPO_ROOT}/guests/build`;
+
+/** A benchmark could not take its measurement (missing tool, VM failure, bad output). */
+export class CouldNotMeasureError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CouldNotMeasureError";
+  }
+}
+
+/** The median of `values` (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new RangeError("Cannot take the median of no values");
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** `value` with `digits` decimals, for tables. */
+export function fixed(value: number, digits = 2): string {
+  return value.toFixed(digits);
+}
+
+/** The output of a finished command. */
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `command args` to completion, capturing its output. */
+export async function runQuiet(
+  command: string,
+  args: string[],
+  options: { cwd?: string } = {},
+): Promise<CommandResult> {
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command(command, {
+      args,
+      cwd: options.cwd ?? REPO_ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new CouldNotMeasureError(`${command} is not installed; install it and run again`);
+    }
+    throw error;
+  }
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** Builds the test guests if `guests/build/<name>.elf` is missing; returns its path. */
+export async function ensureGuest(name: string): Promise<string> {
+  const path = `${GUEST_DIR}/${name}.elf`;
+  if (await exists(path)) return path;
+  const result = await runQuiet("bash", [`${REPO_ROOT}/guests/build.sh`]);
+  if (result.code !== 0 || !(await exists(path))) {
+    throw new CouldNotMeasureError(
+      `building the test guests failed; run 'bash guests/build.sh' to see why\n${result.stderr}`,
+    );
+  }
+  return path;
+}
+
+/**
+ * Compiles `bench/c/<name>.c` into bench/.build/<name> with gcc -O2, unless the binary is
+ * newer than the source; returns the binary's path.
+ */
+export async function buildC(name: string): Promise<string> {
+  const source = `${REPO_ROOT}/bench/c/${name}.c`;
+  const binary = `${BUILD_DIR}/${name}`;
+  const sourceTime = (await Deno.stat(source)).mtime?.getTime() ?? 0;
+  const binaryTime = await Deno.stat(binary).then((s) => s.mtime?.getTime() ?? 0, () => -1);
+  if (binaryTime > sourceTime) return binary;
+  await Deno.mkdir(BUILD_DIR, { recursive: true });
+  const result = await runQuiet("gcc", [
+    "-O2",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-o",
+    binary,
+    source,
+  ]);
+  if (result.code !== 0) {
+    throw new CouldNotMeasureError(`gcc could not compile ${source}:\n${result.stderr}`);
+  }
+  return binary;
+}
+
+/** Fails unless /dev/kvm can be opened for reading and writing. */
+export async function requireKvm(): Promise<void> {
+  try {
+    (await Deno.open("/dev/kvm", { read: true, write: true })).close();
+  } catch (error) {
+    throw new CouldNotMeasureError(
+      `Cannot open /dev/kvm (${error}); run on a host with KVM, as root or in the kvm group`,
+    );
+  }
+}
+
+/**
+ * Runs a benchmark's main function: a CouldNotMeasureError (or any other error) is printed
+ * and the process exits 1, so run_all.sh and CI see that nothing was measured.
+ */
+export async function runBenchmark(name: string, main: () => Promise<void>): Promise<void> {
+  try {
+    await main();
+  } catch (error) {
+    const message = error instanceof CouldNotMeasureError ? error.message : String(error);
+    console.error(`${name}: could not measure: ${message}`);
+    Deno.exit(1);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
