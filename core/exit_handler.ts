@@ -38,9 +38,12 @@ export function handleExit(exit: VcpuExit, ctx: ExitContext): ExitOutcome {
   switch (exit.kind) {
     case "io": {
       const isWrite = exit.direction === "out";
-      // String I/O (rep ins/outs) arrives as `count` consecutive elements.
+      // String I/O (rep ins/outs) arrives as `count` consecutive elements; the common
+      // single access uses the data view as it is (this runs once per exit).
       for (let i = 0; i < exit.count; i++) {
-        const element = exit.data.subarray(i * exit.size, (i + 1) * exit.size);
+        const element = exit.count === 1
+          ? exit.data
+          : exit.data.subarray(i * exit.size, (i + 1) * exit.size);
         const served = isWrite
           ? ctx.localPorts.write(exit.port, element)
           : ctx.localPorts.read(exit.port, element);
