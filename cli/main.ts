@@ -37,7 +37,7 @@ export async function main(args: string[]): Promise<number> {
       console.log(MAIN_HELP);
       return verb === undefined ? EXIT_STATUS.USAGE : EXIT_STATUS.OK;
     }
-    if (verb === "--version") return versionCommand();
+    if (verb === "--version") return versionCommand([]);
     const command = COMMANDS[verb];
     if (command === undefined) {
       throw new UsageError(`Unknown command '${verb}'; run 'denovisor help' for the list`);
