@@ -7,7 +7,7 @@
  */
 
 import type { CpuidEntry } from "../ffi/kvm/cpuid.ts";
-import { emptyRegs, resetFpu, type Segment } from "../ffi/kvm/regs.ts";
+import { emptyRegs, resetFpu } from "../ffi/kvm/regs.ts";
 import {
   APIC_DELIVERY_MODE,
   APIC_REG,
@@ -15,7 +15,6 @@ import {
   setLapicRegister,
   withDeliveryMode,
 } from "../ffi/kvm/vcpu_structs.ts";
-import type { KvmSegment } from "./boot/gdt.ts";
 import type { BootSetup } from "./boot/linux_boot.ts";
 import { vcpuCpuid } from "./cpuid.ts";
 import { bootMsrs } from "./msrs.ts";
@@ -45,10 +44,10 @@ export function configureBootVcpu(vcpu: Vcpu, entry: BootSetup): void {
   const sregs = vcpu.getSregs();
   const s = entry.segments;
   for (const name of ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"] as const) {
-    sregs[name] = toKvmSegment(s[name]);
+    sregs[name] = { ...s[name] };
   }
-  sregs.gdt = { base: BigInt(s.gdt.base), limit: s.gdt.limit };
-  sregs.idt = { base: BigInt(s.idt.base), limit: s.idt.limit };
+  sregs.gdt = { ...s.gdt };
+  sregs.idt = { ...s.idt };
   const control = entry.controlRegisters;
   sregs.cr0 = BigInt(control.cr0);
   sregs.cr4 = BigInt(control.cr4);
@@ -63,8 +62,4 @@ export function configureBootVcpu(vcpu: Vcpu, entry: BootSetup): void {
   else regs.rbx = BigInt(entry.startInfo);
   vcpu.setRegs(regs);
   vcpu.setFpu(resetFpu());
-}
-
-function toKvmSegment(s: KvmSegment): Segment {
-  return { ...s, base: BigInt(s.base) };
 }

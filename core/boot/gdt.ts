@@ -19,6 +19,7 @@
  * @module
  */
 
+import type { DescriptorTable, Segment } from "../../ffi/kvm/regs.ts";
 import type { GuestMemory } from "../guest_memory.ts";
 import { BOOT_GDT_START, BOOT_IDT_START } from "../layout.ts";
 
@@ -29,21 +30,7 @@ export const BOOT_DS = 0x18;
 export const BOOT_TSS_SELECTOR = 0x20;
 
 /** A segment register as KVM's `struct kvm_segment` holds it (flags are 0 or 1). */
-export interface KvmSegment {
-  base: number;
-  /** Byte-granular limit (0xffffffff for a flat 4 GiB segment with g = 1). */
-  limit: number;
-  selector: number;
-  type: number;
-  present: number;
-  dpl: number;
-  db: number;
-  s: number;
-  l: number;
-  g: number;
-  avl: number;
-  unusable: number;
-}
+export type KvmSegment = Segment;
 
 /** The segment registers for one boot mode. */
 export interface BootSegments {
@@ -56,14 +43,14 @@ export interface BootSegments {
   tr: KvmSegment;
   ldt: KvmSegment;
   /** GDTR and IDTR (`struct kvm_dtable`: base and limit). */
-  gdt: { base: number; limit: number };
-  idt: { base: number; limit: number };
+  gdt: DescriptorTable;
+  idt: DescriptorTable;
 }
 
 /** The two ways Denovisor enters a kernel. */
 export type BootMode = "pvh32" | "long64";
 
-const FLAT = { base: 0, limit: 0xffff_ffff, present: 1, dpl: 0, s: 1, g: 1, avl: 0 } as const;
+const FLAT = { base: 0n, limit: 0xffff_ffff, present: 1, dpl: 0, s: 1, g: 1, avl: 0 } as const;
 
 /** 32-bit flat code for PVH: execute/read, accessed. */
 const CODE32: KvmSegment = {
@@ -80,7 +67,7 @@ const CODE64: KvmSegment = { ...FLAT, selector: BOOT_CS, type: 0xb, db: 0, l: 1,
 const DATA: KvmSegment = { ...FLAT, selector: BOOT_DS, type: 0x3, db: 1, l: 0, unusable: 0 };
 /** Busy 32-bit TSS (type 11), as PVH requires and VMX entry accepts in both modes. */
 const TSS: KvmSegment = {
-  base: 0,
+  base: 0n,
   limit: 0x67,
   selector: BOOT_TSS_SELECTOR,
   type: 0xb,
@@ -95,7 +82,7 @@ const TSS: KvmSegment = {
 };
 /** No LDT. */
 const LDT: KvmSegment = {
-  base: 0,
+  base: 0n,
   limit: 0,
   selector: 0,
   type: 0x2,
@@ -154,8 +141,8 @@ export function bootSegments(mode: BootMode): BootSegments {
     ss: data(),
     tr: { ...TSS },
     ldt: { ...LDT },
-    gdt: { base: BOOT_GDT_START, limit: BOOT_GDT_LIMIT },
-    idt: { base: BOOT_IDT_START, limit: 0 },
+    gdt: { base: BigInt(BOOT_GDT_START), limit: BOOT_GDT_LIMIT },
+    idt: { base: BigInt(BOOT_IDT_START), limit: 0 },
   };
 }
 

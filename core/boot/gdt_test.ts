@@ -18,7 +18,7 @@ function decode(d: bigint, selector: number): KvmSegment {
   const flags = Number((d >> 52n) & 0xfn);
   const g = (flags >> 3) & 1;
   return {
-    base: Number((d >> 16n) & 0xffffffn) | Number((d >> 56n) & 0xffn) << 24,
+    base: ((d >> 16n) & 0xffffffn) | (((d >> 56n) & 0xffn) << 24n),
     limit: g ? ((raw << 12) | 0xfff) >>> 0 : raw,
     selector,
     type: access & 0xf,
@@ -65,23 +65,23 @@ Deno.test("bootSegments('long64') follows the Linux 64-bit boot protocol", () =>
   for (const seg of [s.ds, s.es, s.fs, s.gs, s.ss]) {
     assert.deepEqual(
       [seg.selector, seg.base, seg.limit, seg.type, seg.g, seg.db],
-      [0x18, 0, 0xffffffff, 3, 1, 1],
+      [0x18, 0n, 0xffffffff, 3, 1, 1],
     );
   }
-  assert.deepEqual(s.gdt, { base: BOOT_GDT_START, limit: 31 });
-  assert.deepEqual(s.idt, { base: BOOT_IDT_START, limit: 0 });
+  assert.deepEqual(s.gdt, { base: BigInt(BOOT_GDT_START), limit: 31 });
+  assert.deepEqual(s.idt, { base: BigInt(BOOT_IDT_START), limit: 0 });
 });
 
 Deno.test("bootSegments('pvh32') gives 32-bit flat CS and DS and a busy 32-bit TSS", () => {
   const s = bootSegments("pvh32");
   assert.deepEqual(
     [s.cs.selector, s.cs.base, s.cs.limit, s.cs.db, s.cs.l, s.cs.type],
-    [0x08, 0, 0xffffffff, 1, 0, 0xb],
+    [0x08, 0n, 0xffffffff, 1, 0, 0xb],
   );
-  assert.deepEqual([s.ds.base, s.ds.limit, s.ds.db, s.ds.type], [0, 0xffffffff, 1, 3]);
+  assert.deepEqual([s.ds.base, s.ds.limit, s.ds.db, s.ds.type], [0n, 0xffffffff, 1, 3]);
   assert.deepEqual(
     [s.tr.base, s.tr.limit, s.tr.type, s.tr.present, s.tr.s, s.tr.unusable],
-    [0, 0x67, 11, 1, 0, 0],
+    [0n, 0x67, 11, 1, 0, 0],
   );
   assert.equal(s.ldt.unusable, 1);
 });
