@@ -148,22 +148,26 @@ Deno.test({
   // Needs root (to become nobody) and a /dev/kvm that others may not open.
   ignore: Deno.uid() !== 0 || !kvmIsRootOnly(),
 }, async () => {
-  const denoDir = await Deno.makeTempDir({ prefix: "denovisor-test-deno-" });
+  // nobody needs its own copy of the sources: the checkout may sit in a private directory.
+  const home = await Deno.makeTempDir({ prefix: "denovisor-test-nobody-" });
   try {
-    await Deno.chmod(denoDir, 0o777);
-    const main = new URL("../main.ts", import.meta.url).pathname;
+    const root = new URL("..", import.meta.url).pathname;
+    const copy = await new Deno.Command("cp", { args: ["-r", root, `${home}/src`] }).output();
+    assert.equal(copy.code, 0, new TextDecoder().decode(copy.stderr));
+    await Deno.chmod(home, 0o777);
+    await new Deno.Command("chmod", { args: ["-R", "a+rX", `${home}/src`] }).output();
     const { code, stderr } = await new Deno.Command("setpriv", {
       args: [
         "--reuid=65534",
         "--regid=65534",
         "--clear-groups",
         "env",
-        `DENO_DIR=${denoDir}`,
-        `HOME=${denoDir}`,
+        `DENO_DIR=${home}/deno`,
+        `HOME=${home}`,
         Deno.execPath(),
         "run",
         "--allow-all",
-        main,
+        `${home}/src/main.ts`,
         "run",
       ],
       stdin: "null",
@@ -174,6 +178,6 @@ Deno.test({
       /Cannot open \/dev\/kvm: permission denied; run as root or add the user to the kvm group/,
     );
   } finally {
-    await Deno.remove(denoDir, { recursive: true });
+    await Deno.remove(home, { recursive: true });
   }
 });
