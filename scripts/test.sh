@@ -17,13 +17,19 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-deno test --allow-all --no-prompt "$@" 2>&1 | tee "$log"
+NO_COLOR=1 deno test --allow-all --no-prompt "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# Deno's summary: "ok | 230 passed | 0 failed | 2 ignored (1m40s)" (or FAILED).
+summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(ok|FAILED) \| [0-9]+ passed' | tail -1)
 set -e
-summary=$(grep -E '(ok|FAILED) \| [0-9]+ passed' "$log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g')
-passed=$(echo "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
-failed=$(echo "$summary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
-ignored=$(echo "$summary" | grep -oE '[0-9]+ ignored' | grep -oE '[0-9]+' || echo 0)
-if [ -z "$summary" ]; then failed=$((failed + 1)); fi
-echo "${passed:-0} passed, ${failed:-0} failed, ${ignored:-0} skipped"
+count() { echo "$summary" | grep -oE "[0-9]+ $1" | grep -oE '[0-9]+' || echo 0; }
+passed=$(count passed)
+failed=$(count failed)
+skipped=$(count ignored)
+if [ -z "$summary" ]; then
+  echo "test.sh: deno test printed no summary line" >&2
+  failed=$((failed + 1))
+  [ "$status" -ne 0 ] || status=1
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
 exit "$status"
