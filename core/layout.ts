@@ -43,6 +43,25 @@ export const MMIO_HOLE_START = 0xc000_0000;
 export const MMIO_HOLE_END = 0x1_0000_0000;
 /** Where RAM continues above the hole. */
 export const HIGH_RAM_START = MMIO_HOLE_END;
+/** Window for PCI memory BARs (32-bit), at the start of the MMIO hole. */
+export const PCI_MMIO_WINDOW_START = 0xc000_0000;
+export const PCI_MMIO_WINDOW_SIZE = 0x1000_0000;
+/** PCI configuration mechanism #1 ports (address at 0xcf8, data at 0xcfc-0xcff). */
+export const PCI_CONFIG_ADDRESS_PORT = 0xcf8;
+export const PCI_CONFIG_PORT_COUNT = 8;
+/** virtio-mmio devices: one 4 KiB window each from here, announced on the command line. */
+export const VIRTIO_MMIO_START = 0xd000_0000;
+export const VIRTIO_MMIO_WINDOW = 0x1000;
+/**
+ * Interrupt lines for virtio-mmio devices, in order (avoiding the PIT, keyboard, cascade,
+ * COM1, RTC, mouse and ATA lines), then the IOAPIC-only GSIs.
+ */
+export const VIRTIO_MMIO_IRQS = [5, 6, 7, 9, 10, 11, 16, 17, 18, 19] as const;
+/** IOAPIC pins 20-23 carry PCI INTA#-INTD# (swizzled by slot), as the MP table says. */
+export const PCI_INTX_FIRST_GSI = 20;
+/** First GSI handed out for MSI routes (after the 24 IOAPIC pins). */
+export const MSI_FIRST_GSI = 24;
+
 /** KVM's TSS and identity-map pages (needed by Intel VMX), just below the IOAPIC/LAPIC. */
 export const KVM_TSS_ADDRESS = 0xfffb_d000;
 export const KVM_IDENTITY_MAP_ADDRESS = 0xfffb_c000;

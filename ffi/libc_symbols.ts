@@ -35,6 +35,22 @@ export const LIBC_SYMBOLS = {
   preadv: { parameters: ["i32", "buffer", "i32", "i64"], result: "isize" },
   /** ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset) */
   pwritev: { parameters: ["i32", "buffer", "i32", "i64"], result: "isize" },
+  /** ssize_t readv(int fd, const struct iovec *iov, int iovcnt) */
+  readv: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  /** ssize_t writev(int fd, const struct iovec *iov, int iovcnt) */
+  writev: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  /** int fsync(int fd) */
+  fsync: { parameters: ["i32"], result: "i32" },
+  /** int fdatasync(int fd) */
+  fdatasync: { parameters: ["i32"], result: "i32" },
+  /** int fallocate(int fd, int mode, off_t offset, off_t len) */
+  fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
+  /** int ftruncate(int fd, off_t length) */
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  /** int fcntl(int fd, int cmd, void *arg): the struct flock form for OFD locks */
+  fcntl_lock: { name: "fcntl", parameters: ["i32", "i32", "buffer"], result: "i32" },
+  /** ssize_t getrandom(void *buf, size_t buflen, unsigned int flags) */
+  getrandom: { parameters: ["buffer", "usize", "u32"], result: "isize" },
   /** int epoll_create1(int flags) */
   epoll_create1: { parameters: ["i32"], result: "i32" },
   /** int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) */
@@ -81,6 +97,15 @@ export const MADV_DONTDUMP = 16;
 /** eventfd(2) flags. */
 export const EFD_CLOEXEC = 0o2000000;
 export const EFD_NONBLOCK = 0o4000;
+
+/** fallocate(2) modes. */
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
+export const FALLOC_FL_ZERO_RANGE = 0x10;
+
+/** open(2) flags for disks. */
+export const O_CREAT = 0o100;
+export const O_DIRECT = 0o40000;
 
 /** epoll. */
 export const EPOLL_CLOEXEC = 0o2000000;

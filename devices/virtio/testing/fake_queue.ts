@@ -1,0 +1,55 @@
+/**
+ * An in-memory `VirtQueue` for device unit tests: chains are queued by the test and
+ * used buffers are recorded. Not a substitute for the split-ring tests of queue.ts.
+ *
+ * @module
+ */
+
+import type { DescriptorChain, GuestBuffer, VirtQueue } from "../queue_types.ts";
+
+/** A fake queue whose chains are built from plain byte arrays. */
+export class FakeQueue implements VirtQueue {
+  readonly size: number;
+  readonly used: Array<{ head: number; written: number }> = [];
+  readonly #pending: DescriptorChain[] = [];
+  #nextHead = 0;
+  #interrupts = 0;
+
+  constructor(size = 256) {
+    this.size = size;
+  }
+
+  /** Queues a chain made of `readable` then `writable` buffers; returns its head. */
+  add(readable: Uint8Array[], writable: Uint8Array[] = []): number {
+    const head = this.#nextHead++ % this.size;
+    const wrap = (bytes: Uint8Array, i: number): GuestBuffer => ({ address: i * 0x1000, bytes });
+    this.#pending.push({
+      head,
+      readable: readable.map(wrap),
+      writable: writable.map(wrap),
+      readableLength: readable.reduce((n, b) => n + b.length, 0),
+      writableLength: writable.reduce((n, b) => n + b.length, 0),
+    });
+    return head;
+  }
+
+  pop(): DescriptorChain | undefined {
+    return this.#pending.shift();
+  }
+
+  push(head: number, written: number): void {
+    this.used.push({ head, written });
+    this.#interrupts++;
+  }
+
+  needsInterrupt(): boolean {
+    const pending = this.#interrupts > 0;
+    this.#interrupts = 0;
+    return pending;
+  }
+
+  /** Chains not yet popped. */
+  get pendingCount(): number {
+    return this.#pending.length;
+  }
+}
