@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { parseDiskSpec, parseNicSpec } from "./device_specs.ts";
+import { UsageError } from "./usage_error.ts";
+
+Deno.test("parseDiskSpec() reads path, flags, transport, serial and rate limits", () => {
+  assert.deepEqual(parseDiskSpec("/var/lib/a.img"), {
+    path: "/var/lib/a.img",
+    readOnly: false,
+    transport: "pci",
+    serial: undefined,
+    rateLimit: undefined,
+  });
+  assert.deepEqual(parseDiskSpec("b.img,readonly,transport=mmio,serial=DISK1,bw=50M,ops=1k"), {
+    path: "b.img",
+    readOnly: true,
+    transport: "mmio",
+    serial: "DISK1",
+    rateLimit: { bandwidth: 50_000_000, ops: 1000 },
+  });
+});
+
+Deno.test("parseDiskSpec() refuses unknown, repeated and malformed options", () => {
+  const bad = [
+    "",
+    "a.img,readonly=yes",
+    "a.img,transport=isa",
+    "a.img,serial=" + "x".repeat(21),
+    "a.img,bw=fast",
+    "a.img,ops=0",
+    "a.img,cache=none",
+    "a.img,serial=a,serial=b",
+    "a.img,serial",
+  ];
+  for (const text of bad) {
+    assert.throws(
+      () => parseDiskSpec(text),
+      (e: Error) => e instanceof UsageError && e.message.startsWith("--disk:"),
+      text,
+    );
+  }
+});
+
+Deno.test("parseNicSpec() reads tap, mac, bridge and transport", () => {
+  assert.deepEqual(parseNicSpec("tap=auto,mac=52:54:00:AA:bb:01,bridge=br0,transport=mmio"), {
+    tap: "auto",
+    mac: "52:54:00:aa:bb:01",
+    bridge: "br0",
+    transport: "mmio",
+    rateLimit: undefined,
+  });
+  assert.equal(parseNicSpec("tap=dv0").tap, "dv0");
+});
+
+Deno.test("parseNicSpec() refuses bad names and multicast MACs", () => {
+  for (
+    const text of [
+      "dv0",
+      "tap=",
+      "tap=this-name-is-too-long",
+      "tap=dv0,mac=01:00:5e:00:00:01",
+      "tap=dv0,mac=52:54:00",
+      "tap=dv0,vlan=3",
+    ]
+  ) {
+    assert.throws(() => parseNicSpec(text), UsageError, text);
+  }
+});
