@@ -53,10 +53,11 @@ export const PCI_CONFIG_PORT_COUNT = 8;
 export const VIRTIO_MMIO_START = 0xd000_0000;
 export const VIRTIO_MMIO_WINDOW = 0x1000;
 /**
- * Interrupt lines for virtio-mmio devices, in order (avoiding the PIT, keyboard, cascade,
- * COM1, RTC, mouse and ATA lines), then the IOAPIC-only GSIs.
+ * Interrupt lines for virtio-mmio devices, in order: the ISA lines nothing else uses (not
+ * the PIT, keyboard, cascade, COM1, RTC or mouse). ISA lines are edge-triggered and the
+ * MP table already describes them, so Linux maps them without ACPI.
  */
-export const VIRTIO_MMIO_IRQS = [5, 6, 7, 9, 10, 11, 16, 17, 18, 19] as const;
+export const VIRTIO_MMIO_IRQS = [5, 6, 7, 9, 10, 11, 14, 15] as const;
 /** IOAPIC pins 20-23 carry PCI INTA#-INTD# (swizzled by slot), as the MP table says. */
 export const PCI_INTX_FIRST_GSI = 20;
 /** First GSI handed out for MSI routes (after the 24 IOAPIC pins). */
