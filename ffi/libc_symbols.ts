@@ -51,6 +51,14 @@ export const LIBC_SYMBOLS = {
   fcntl_lock: { name: "fcntl", parameters: ["i32", "i32", "buffer"], result: "i32" },
   /** ssize_t getrandom(void *buf, size_t buflen, unsigned int flags) */
   getrandom: { parameters: ["buffer", "usize", "u32"], result: "isize" },
+  /** int socket(int domain, int type, int protocol) */
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /** int bind(int fd, const struct sockaddr *addr, socklen_t len) */
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  /** unsigned int if_nametoindex(const char *ifname) */
+  if_nametoindex: { parameters: ["buffer"], result: "u32" },
+  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout) */
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   /** int epoll_create1(int flags) */
   epoll_create1: { parameters: ["i32"], result: "i32" },
   /** int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event) */
@@ -106,6 +114,16 @@ export const FALLOC_FL_ZERO_RANGE = 0x10;
 /** open(2) flags for disks. */
 export const O_CREAT = 0o100;
 export const O_DIRECT = 0o40000;
+
+/** socket(2). */
+export const AF_INET = 2;
+export const AF_PACKET = 17;
+export const SOCK_DGRAM = 2;
+export const SOCK_RAW = 3;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+/** ETH_P_ALL in network byte order, as socket(2) and sockaddr_ll want it. */
+export const ETH_P_ALL_BE = 0x0300;
 
 /** epoll. */
 export const EPOLL_CLOEXEC = 0o2000000;

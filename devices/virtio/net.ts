@@ -1,0 +1,402 @@
+/**
+ * virtio-net on a Linux tap (virtio 1.2, 5.1): queue 0 receives, queue 1 transmits.
+ * Frames move with readv/writev straight between the tap fd and the guest's buffers (the
+ * tap speaks the same 12-byte virtio_net_hdr), offloads are offered only when the tap
+ * accepted them, and mergeable receive buffers (MRG_RXBUF) spread a large frame over
+ * several chains. With no receive buffers the tap is left unread (frames queue in the
+ * kernel) until the driver posts more.
+ *
+ * @module
+ */
+
+import { errno, libc } from "../../ffi/libc.ts";
+import { EAGAIN } from "../../ffi/errno.ts";
+import { IovecList } from "../net/iovec.ts";
+import { ReadinessGate } from "../net/readiness_gate.ts";
+import type { ActivateContext, EventSource, VirtioDevice } from "./virtio_device.ts";
+import { VIRTIO_F, VIRTIO_ID } from "./virtio_device.ts";
+import type { DescriptorChain, VirtQueue } from "./queue_types.ts";
+import {
+  gather,
+  MAX_FRAME,
+  MAX_PLAIN_FRAME,
+  NET_F,
+  NET_HEADER_SIZE,
+  NUM_BUFFERS_OFFSET,
+  offloadFeatures,
+  receivesLargeFrames,
+  scatterU16,
+  tapOffloadsFor,
+  txHeaderProblem,
+} from "./net_header.ts";
+
+const RX_QUEUE = 0;
+const TX_QUEUE = 1;
+const CONFIG_SIZE = 8;
+const VIRTIO_NET_S_LINK_UP = 1;
+/** Frames received per wake-up before yielding to the event loop (which calls again). */
+const RX_BUDGET = 256;
+
+/** What virtio-net needs of a tap (devices/net/tap.ts `Tap`). */
+export interface NetTap {
+  readonly name: string;
+  readonly fd: number;
+  readonly supportedOffloads: number;
+  setOffloads(flags: number): void;
+  close?(): void;
+}
+
+/**
+ * What virtio-net needs of a rate limiter (a token bucket for bytes and operations).
+ * TODO: bind to devices/virtio/rate_limiter.ts once it lands.
+ */
+export interface NetRateLimiter {
+  /** Takes one operation of `bytes` bytes; false (nothing taken) when throttled. */
+  consume(bytes: number): boolean;
+  /** Milliseconds after which `consume` may succeed again. */
+  retryDelayMs(): number;
+}
+
+/** Options of a virtio-net device. */
+export interface VirtioNetOptions {
+  tap: NetTap;
+  /** The MAC address, "52:54:00:12:34:56" style; a random local one by default. */
+  mac?: string;
+  /** Maximum size of both queues (a power of two); 256 by default. */
+  queueSize?: number;
+  /** Offer VIRTIO_NET_F_MRG_RXBUF; true by default. */
+  mergeableRxBuffers?: boolean;
+  rxRateLimiter?: NetRateLimiter;
+  txRateLimiter?: NetRateLimiter;
+  /** Where offences by the driver are reported (once each); console.warn by default. */
+  log?: (message: string) => void;
+}
+
+/** Frame and byte counters. */
+export interface NetCounters {
+  rxFrames: number;
+  rxBytes: number;
+  /** Frames read from the tap that did not fit the guest's buffers. */
+  rxDropped: number;
+  txFrames: number;
+  txBytes: number;
+  /** Frames refused for a bad header or by the kernel. */
+  txDropped: number;
+}
+
+/** Parses "aa:bb:cc:dd:ee:ff" into 6 bytes, or throws a RangeError saying what is wrong. */
+export function parseMac(text: string): Uint8Array {
+  const parts = text.split(":");
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) {
+    throw new RangeError(`Invalid MAC address "${text}": use six hex pairs like 52:54:00:12:34:56`);
+  }
+  const mac = new Uint8Array(parts.map((p) => parseInt(p, 16)));
+  if (mac[0] & 1) throw new RangeError(`Invalid MAC address "${text}": it is a multicast address`);
+  return mac;
+}
+
+function randomMac(): Uint8Array {
+  const mac = crypto.getRandomValues(new Uint8Array(6));
+  mac[0] = (mac[0] & 0xfe) | 0x02; // unicast, locally administered
+  return mac;
+}
+
+/** A virtio-net device backed by a tap. */
+export class VirtioNet implements VirtioDevice {
+  readonly type = VIRTIO_ID.NET;
+  readonly name: string;
+  readonly queueSizes: readonly number[];
+  readonly features: bigint;
+  readonly configSize = CONFIG_SIZE;
+
+  readonly #tap: NetTap;
+  readonly #config = new Uint8Array(CONFIG_SIZE);
+  readonly #gate: ReadinessGate;
+  readonly #iovecs = new IovecList();
+  readonly #header = new Uint8Array(NET_HEADER_SIZE);
+  /**
+   * Catches the part of a frame that does not fit the guest's buffers: the tap reports
+   * only what it copied, so a frame that overflows into here is known to be too large.
+   */
+  readonly #overflow = new Uint8Array(NET_HEADER_SIZE + MAX_FRAME);
+  readonly #rxLimiter?: NetRateLimiter;
+  readonly #txLimiter?: NetRateLimiter;
+  readonly #log: (message: string) => void;
+  readonly #logged = new Set<string>();
+  readonly #counters: NetCounters = {
+    rxFrames: 0,
+    rxBytes: 0,
+    rxDropped: 0,
+    txFrames: 0,
+    txBytes: 0,
+    txDropped: 0,
+  };
+  #context?: ActivateContext;
+  #mergeable = false;
+  #rxNeed = 0;
+  /** Receive chains popped but not yet used (they keep their place across wake-ups). */
+  #rxChains: DescriptorChain[] = [];
+  /** A transmit chain held back by the rate limiter. */
+  #txHeld?: DescriptorChain;
+  #rxTimer?: ReturnType<typeof setTimeout>;
+  #txTimer?: ReturnType<typeof setTimeout>;
+
+  constructor(options: VirtioNetOptions) {
+    this.#tap = options.tap;
+    this.name = `virtio-net ${options.tap.name}`;
+    const size = options.queueSize ?? 256;
+    if (!Number.isInteger(size) || size < 2 || size > 32768 || (size & (size - 1)) !== 0) {
+      throw new RangeError(`Invalid virtio-net queue size ${size}: use a power of two up to 32768`);
+    }
+    this.queueSizes = [size, size];
+    this.features = VIRTIO_F.VERSION_1 | VIRTIO_F.RING_INDIRECT_DESC | VIRTIO_F.RING_EVENT_IDX |
+      NET_F.MAC | NET_F.STATUS | offloadFeatures(options.tap.supportedOffloads) |
+      (options.mergeableRxBuffers === false ? 0n : NET_F.MRG_RXBUF);
+    this.#config.set(options.mac === undefined ? randomMac() : parseMac(options.mac));
+    this.#setStatus(VIRTIO_NET_S_LINK_UP);
+    this.#rxLimiter = options.rxRateLimiter;
+    this.#txLimiter = options.txRateLimiter;
+    this.#log = options.log ?? ((message) => console.warn(message));
+    this.#gate = new ReadinessGate(options.tap.fd);
+  }
+
+  /** The MAC address as "aa:bb:cc:dd:ee:ff". */
+  get mac(): string {
+    return [...this.#config.subarray(0, 6)].map((b) => b.toString(16).padStart(2, "0")).join(":");
+  }
+
+  /** A snapshot of the counters. */
+  get counters(): NetCounters {
+    return { ...this.#counters };
+  }
+
+  /** Sets the link status the driver sees and tells it the configuration changed. */
+  setLinkUp(up: boolean): void {
+    this.#setStatus(up ? VIRTIO_NET_S_LINK_UP : 0);
+    this.#context?.interrupt.configChanged();
+  }
+
+  readConfig(offset: number, data: Uint8Array): void {
+    data.fill(0);
+    if (offset < 0 || offset >= CONFIG_SIZE) return;
+    data.set(this.#config.subarray(offset, Math.min(CONFIG_SIZE, offset + data.length)));
+  }
+
+  writeConfig(_offset: number, _data: Uint8Array): void {
+    // mac and status are read-only for a VERSION_1 driver.
+  }
+
+  activate(context: ActivateContext): void {
+    this.#context = context;
+    this.#mergeable = (context.features & NET_F.MRG_RXBUF) !== 0n;
+    // With mergeable buffers, read only when a whole frame of the largest size can land.
+    this.#rxNeed = NET_HEADER_SIZE +
+      (receivesLargeFrames(context.features) ? MAX_FRAME : MAX_PLAIN_FRAME);
+    try {
+      this.#tap.setOffloads(tapOffloadsFor(context.features & this.features));
+    } catch (error) {
+      context.fail(`${this.name}: cannot set tap offloads: ${(error as Error).message}`);
+      return;
+    }
+    this.#processRx();
+    this.#processTx();
+  }
+
+  notify(queueIndex: number): void {
+    if (this.#context === undefined) return;
+    if (queueIndex === RX_QUEUE) this.#processRx();
+    else if (queueIndex === TX_QUEUE) this.#processTx();
+  }
+
+  reset(): void {
+    this.#context = undefined;
+    this.#rxChains = [];
+    this.#txHeld = undefined;
+    clearTimeout(this.#rxTimer);
+    clearTimeout(this.#txTimer);
+    this.#rxTimer = this.#txTimer = undefined;
+    this.#gate.close();
+    try {
+      this.#tap.setOffloads(0);
+    } catch {
+      // The tap may already be closed; nothing is offloaded to a reset device anyway.
+    }
+  }
+
+  eventSources(): EventSource[] {
+    return [{ fd: this.#gate.fd, onReadable: () => this.#processRx() }];
+  }
+
+  close(): void {
+    this.reset();
+    this.#gate.dispose();
+    this.#tap.close?.();
+  }
+
+  #setStatus(status: number): void {
+    new DataView(this.#config.buffer).setUint16(6, status, true);
+  }
+
+  #processRx(): void {
+    const context = this.#context;
+    const queue = context?.queues[RX_QUEUE];
+    if (context === undefined || queue === undefined || this.#rxTimer !== undefined) {
+      this.#gate.close();
+      return;
+    }
+    let delivered = false;
+    for (let frames = 0; frames < RX_BUDGET; frames++) {
+      if (!this.#gatherRxChains(queue, context)) {
+        this.#gate.close();
+        break;
+      }
+      this.#gate.open();
+      const capacity = this.#rxIovecs();
+      const length = Number(libc().readv(this.#tap.fd, this.#iovecs.bytes, this.#iovecs.count));
+      if (length < 0) {
+        const code = errno();
+        if (code !== EAGAIN) {
+          this.#logOnce(`${this.#tap.name}: readv from the tap failed (errno ${code})`);
+        }
+        break;
+      }
+      if (length > capacity || length < NET_HEADER_SIZE) {
+        this.#counters.rxDropped++;
+        continue;
+      }
+      this.#deliverRx(queue, length);
+      delivered = true;
+      if (this.#rxLimiter !== undefined && !this.#rxLimiter.consume(length - NET_HEADER_SIZE)) {
+        this.#gate.close();
+        this.#rxTimer = setTimeout(() => {
+          this.#rxTimer = undefined;
+          this.#processRx();
+        }, this.#rxLimiter.retryDelayMs());
+        break;
+      }
+    }
+    if (delivered && queue.needsInterrupt()) context.interrupt.usedBuffer(RX_QUEUE);
+  }
+
+  /** Pops receive chains until a frame can land; false when the driver must post more. */
+  #gatherRxChains(queue: VirtQueue, context: ActivateContext): boolean {
+    let capacity = this.#rxChains.reduce((sum, chain) => sum + chain.writableLength, 0);
+    while (this.#mergeable ? capacity < this.#rxNeed : this.#rxChains.length === 0) {
+      const chain = this.#pop(queue, context);
+      if (chain === undefined) break;
+      if (chain.writableLength < NET_HEADER_SIZE || chain.readable.length > 0) {
+        this.#logOnce(`${this.name}: receive chain without a writable header; returned unused`);
+        queue.push(chain.head, 0);
+        continue;
+      }
+      this.#rxChains.push(chain);
+      capacity += chain.writableLength;
+    }
+    if (!this.#mergeable) return this.#rxChains.length > 0;
+    // A ring too small for the largest frame still takes full-sized plain frames.
+    return capacity >= this.#rxNeed || capacity >= NET_HEADER_SIZE + MAX_PLAIN_FRAME;
+  }
+
+  /** Fills the iovec list with the held chains' writable buffers; returns their capacity. */
+  #rxIovecs(): number {
+    this.#iovecs.clear();
+    let capacity = 0;
+    const chains = this.#mergeable ? this.#rxChains : this.#rxChains.slice(0, 1);
+    fill: for (const chain of chains) {
+      for (const buffer of chain.writable) {
+        if (!this.#iovecs.add(buffer.bytes)) break fill;
+        capacity += buffer.bytes.length;
+      }
+    }
+    this.#iovecs.addLast(this.#overflow);
+    return capacity;
+  }
+
+  /** Hands the chains holding a `length`-byte frame (header included) to the driver. */
+  #deliverRx(queue: VirtQueue, length: number): void {
+    const used: Array<[DescriptorChain, number]> = [];
+    let remaining = length;
+    while (remaining > 0) {
+      const chain = this.#rxChains.shift()!;
+      const take = Math.min(chain.writableLength, remaining);
+      used.push([chain, take]);
+      remaining -= take;
+    }
+    // The tap leaves num_buffers alone; VERSION_1 requires it (1 without MRG_RXBUF).
+    scatterU16(used[0][0].writable, NUM_BUFFERS_OFFSET, used.length);
+    for (const [chain, written] of used) queue.push(chain.head, written);
+    this.#counters.rxFrames++;
+    this.#counters.rxBytes += length - NET_HEADER_SIZE;
+  }
+
+  #processTx(): void {
+    const context = this.#context;
+    const queue = context?.queues[TX_QUEUE];
+    if (context === undefined || queue === undefined || this.#txTimer !== undefined) return;
+    let completed = false;
+    for (;;) {
+      const chain = this.#txHeld ?? this.#pop(queue, context);
+      this.#txHeld = undefined;
+      if (chain === undefined) break;
+      const frameLength = chain.readableLength - NET_HEADER_SIZE;
+      if (this.#txLimiter !== undefined && !this.#txLimiter.consume(Math.max(0, frameLength))) {
+        this.#txHeld = chain;
+        this.#txTimer = setTimeout(() => {
+          this.#txTimer = undefined;
+          this.#processTx();
+        }, this.#txLimiter.retryDelayMs());
+        break;
+      }
+      this.#transmit(chain, context.features);
+      queue.push(chain.head, 0);
+      completed = true;
+    }
+    if (completed && queue.needsInterrupt()) context.interrupt.usedBuffer(TX_QUEUE);
+  }
+
+  #transmit(chain: DescriptorChain, features: bigint): void {
+    const frameLength = chain.readableLength - NET_HEADER_SIZE;
+    const problem = frameLength < 0
+      ? "chain shorter than the virtio-net header"
+      : (gather(chain.readable, this.#header),
+        txHeaderProblem(this.#header, frameLength, features));
+    if (problem !== undefined) {
+      this.#logOnce(`${this.name}: transmit frame dropped: ${problem}`);
+      this.#counters.txDropped++;
+      return;
+    }
+    this.#iovecs.clear();
+    for (const buffer of chain.readable) {
+      if (!this.#iovecs.add(buffer.bytes)) {
+        this.#logOnce(`${this.name}: transmit frame dropped: too many buffers`);
+        this.#counters.txDropped++;
+        return;
+      }
+    }
+    const written = Number(libc().writev(this.#tap.fd, this.#iovecs.bytes, this.#iovecs.count));
+    if (written < 0) {
+      // EAGAIN (tap queue full) and EINVAL (the kernel refused the header) both drop.
+      this.#counters.txDropped++;
+      return;
+    }
+    this.#counters.txFrames++;
+    this.#counters.txBytes += frameLength;
+  }
+
+  #pop(queue: VirtQueue, context: ActivateContext): DescriptorChain | undefined {
+    try {
+      return queue.pop();
+    } catch (error) {
+      context.fail(`${this.name}: ${(error as Error).message}`);
+      this.#context = undefined;
+      this.#gate.close();
+      return undefined;
+    }
+  }
+
+  #logOnce(message: string): void {
+    if (this.#logged.has(message)) return;
+    this.#logged.add(message);
+    this.#log(message);
+  }
+}
