@@ -11,7 +11,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$here/build"
 obj="$out/obj"
 embedded="$here/embedded/demo_guest.ts"
-guests=(hello demo exit_status smp ticks io_loop fault cpuid echo)
+guests=(hello demo exit_status smp ticks io_loop fault cpuid echo virtio_blk virtio_rng virtio_net virtio_console virtio_balloon)
 
 CC="${CC:-gcc}"
 LD="${LD:-ld}"
@@ -37,16 +37,24 @@ fail() {
 
 mkdir -p "$obj" "$(dirname "$embedded")"
 
+# The virtio driver library (runtime/virtio*.c) links only into the virtio_* guests, so the
+# other images (and the embedded demo) stay as they were.
 runtime_objs=()
+virtio_objs=()
 for src in "$here"/runtime/*.c "$here"/runtime/*.S; do
   o="$obj/runtime_$(basename "${src%.*}").o"
   "$CC" "${CFLAGS[@]}" -c "$src" -o "$o" || fail "compiling $src failed"
-  runtime_objs+=("$o")
+  case "$(basename "$src")" in
+  virtio*) virtio_objs+=("$o") ;;
+  *) runtime_objs+=("$o") ;;
+  esac
 done
 
 for g in "${guests[@]}"; do
   "$CC" "${CFLAGS[@]}" -c "$here/$g.c" -o "$obj/$g.o" || fail "compiling $g.c failed"
-  "$LD" "${LDFLAGS[@]}" -o "$out/$g.elf" "${runtime_objs[@]}" "$obj/$g.o" ||
+  extra_objs=()
+  [[ "$g" == virtio_* ]] && extra_objs=("${virtio_objs[@]}")
+  "$LD" "${LDFLAGS[@]}" -o "$out/$g.elf" "${runtime_objs[@]}" "${extra_objs[@]}" "$obj/$g.o" ||
     fail "linking $g.elf failed"
 
   bad="$({
