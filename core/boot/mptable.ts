@@ -7,7 +7,13 @@
  */
 
 import type { GuestMemory } from "../guest_memory.ts";
-import { IOAPIC_ADDRESS, LAPIC_ADDRESS, MPTABLE_END, MPTABLE_START } from "../layout.ts";
+import {
+  IOAPIC_ADDRESS,
+  LAPIC_ADDRESS,
+  MPTABLE_END,
+  MPTABLE_START,
+  PCI_INTX_FIRST_GSI,
+} from "../layout.ts";
 import { BootImageError } from "./boot_error.ts";
 
 /** MP spec revision 1.4. */
@@ -40,6 +46,19 @@ export const MP_CPU_FEATURES = (1 << 0) | (1 << 9);
 export const ALL_LOCAL_APICS = 0xff;
 /** The ISA IRQs described; IRQ 2 is the PIC cascade and gets no entry when IRQ 0 uses pin 2. */
 export const ISA_IRQ_COUNT = 16;
+/**
+ * Interrupt entry flags for PCI INTx: polarity 3 (active low, bits 0-1) and trigger mode 3
+ * (level, bits 2-3), as PCI interrupts are wired.
+ */
+export const MP_PCI_INTERRUPT_FLAGS = 0x3 | (0x3 << 2);
+/** Most PCI interrupt entries: 32 slots of bus 0, four pins each. */
+export const MP_MAX_PCI_INTERRUPTS = 32 * 4;
+
+/** One PCI interrupt pin the MP table routes: pin `pin` (1 = INTA#) of bus 0 slot `slot`. */
+export interface MpPciInterrupt {
+  readonly slot: number;
+  readonly pin: number;
+}
 
 /** Options of writeMpTable(). */
 export interface MpTableOptions {
@@ -48,13 +67,21 @@ export interface MpTableOptions {
    * the VMM must then route GSI 2 to the PIT (KVM's default routing sends the PIT to pin 0).
    */
   readonly irq0Pin?: 0 | 2;
+  /**
+   * The PCI interrupt pins in use. When given (even empty), the table describes PCI bus 0
+   * (MP bus id 0, the number Linux looks PCI buses up by; ISA becomes bus 1) with one
+   * level-triggered, active-low entry per pin, routed to IOAPIC pin
+   * PCI_INTX_FIRST_GSI + (slot + pin - 1) % 4 as the PCI bus wires them.
+   */
+  readonly pciIntx?: readonly MpPciInterrupt[];
 }
 
 /** Bytes of both MP structures for `cpus` processors. */
-export function mpTableSize(cpus: number, irq0Pin: 0 | 2 = 2): number {
-  const ioInterrupts = irq0Pin === 2 ? ISA_IRQ_COUNT - 1 : ISA_IRQ_COUNT;
+export function mpTableSize(cpus: number, options: MpTableOptions = {}): number {
+  const isaInterrupts = (options.irq0Pin ?? 2) === 2 ? ISA_IRQ_COUNT - 1 : ISA_IRQ_COUNT;
+  const pci = options.pciIntx === undefined ? 0 : 1 + options.pciIntx.length;
   return MP_FLOATING_POINTER_SIZE + MP_CONFIG_HEADER_SIZE + cpus * MP_PROCESSOR_ENTRY_SIZE +
-    (2 + ioInterrupts + 2) * MP_SHORT_ENTRY_SIZE;
+    (2 + isaInterrupts + 2 + pci) * MP_SHORT_ENTRY_SIZE;
 }
 
 /**
@@ -63,7 +90,13 @@ export function mpTableSize(cpus: number, irq0Pin: 0 | 2 = 2): number {
  */
 export const MPTABLE_MAX_CPUS = Math.min(
   254,
-  Math.floor((MPTABLE_END - MPTABLE_START - mpTableSize(0)) / MP_PROCESSOR_ENTRY_SIZE),
+  Math.floor(
+    (MPTABLE_END - MPTABLE_START -
+      mpTableSize(0, {
+        irq0Pin: 0,
+        pciIntx: new Array(MP_MAX_PCI_INTERRUPTS).fill({ slot: 0, pin: 1 }),
+      })) / MP_PROCESSOR_ENTRY_SIZE,
+  ),
 );
 
 /**
@@ -78,7 +111,11 @@ export function writeMpTable(mem: GuestMemory, cpus: number, options: MpTableOpt
       `${cpus} vCPUs cannot be listed in the MP table; use 1 to ${MPTABLE_MAX_CPUS} vCPUs`,
     );
   }
-  const size = mpTableSize(cpus, irq0Pin);
+  const pciIntx = options.pciIntx;
+  if (pciIntx !== undefined) validatePciInterrupts(pciIntx);
+  const pciBusId = 0;
+  const isaBusId = pciIntx === undefined ? 0 : 1;
+  const size = mpTableSize(cpus, options);
   const table = new Uint8Array(size);
   const view = new DataView(table.buffer);
   const configAddress = MPTABLE_START + MP_FLOATING_POINTER_SIZE;
@@ -104,8 +141,15 @@ export function writeMpTable(mem: GuestMemory, cpus: number, options: MpTableOpt
     at += MP_PROCESSOR_ENTRY_SIZE;
     entries++;
   }
+  if (pciIntx !== undefined) {
+    table[at] = MP_ENTRY_BUS;
+    table[at + 1] = pciBusId;
+    ascii(table, at + 2, "PCI   ");
+    at += MP_SHORT_ENTRY_SIZE;
+    entries++;
+  }
   table[at] = MP_ENTRY_BUS;
-  table[at + 1] = 0; // bus id
+  table[at + 1] = isaBusId;
   ascii(table, at + 2, "ISA   ");
   at += MP_SHORT_ENTRY_SIZE;
   table[at] = MP_ENTRY_IOAPIC;
@@ -120,10 +164,22 @@ export function writeMpTable(mem: GuestMemory, cpus: number, options: MpTableOpt
     // Flags 0: polarity and trigger conform to the ISA bus (active high, edge).
     table[at] = MP_ENTRY_IO_INTERRUPT;
     table[at + 1] = MP_INT;
-    table[at + 4] = 0; // source bus: ISA
+    table[at + 4] = isaBusId;
     table[at + 5] = irq;
     table[at + 6] = ioapicId;
     table[at + 7] = irq === 0 ? irq0Pin : irq;
+    at += MP_SHORT_ENTRY_SIZE;
+    entries++;
+  }
+  for (const { slot, pin } of pciIntx ?? []) {
+    table[at] = MP_ENTRY_IO_INTERRUPT;
+    table[at + 1] = MP_INT;
+    view.setUint16(at + 2, MP_PCI_INTERRUPT_FLAGS, true);
+    table[at + 4] = pciBusId;
+    table[at + 5] = (slot << 2) | (pin - 1); // Linux reads slot from bits 6:2, pin from 1:0
+    table[at + 6] = ioapicId;
+    // The swizzle the PCI bus applies (devices/pci pciIntxGsi()).
+    table[at + 7] = PCI_INTX_FIRST_GSI + ((slot + pin - 1) % 4);
     at += MP_SHORT_ENTRY_SIZE;
     entries++;
   }
@@ -147,6 +203,21 @@ export function writeMpTable(mem: GuestMemory, cpus: number, options: MpTableOpt
   table[10] = checksum(table.subarray(0, MP_FLOATING_POINTER_SIZE));
   mem.write(MPTABLE_START, table);
   return MPTABLE_START;
+}
+
+function validatePciInterrupts(interrupts: readonly MpPciInterrupt[]): void {
+  const seen = new Set<number>();
+  for (const { slot, pin } of interrupts) {
+    const valid = Number.isInteger(slot) && slot >= 0 && slot < 32 && Number.isInteger(pin) &&
+      pin >= 1 && pin <= 4;
+    if (!valid || seen.has(slot * 4 + pin)) {
+      throw new BootImageError(
+        `PCI slot ${slot} pin ${pin} cannot be listed in the MP table; list each slot 0-31 ` +
+          `and pin 1-4 (INTA#-INTD#) once`,
+      );
+    }
+    seen.add(slot * 4 + pin);
+  }
 }
 
 /** The byte that makes `bytes` sum to 0 modulo 256 (its own slot must hold 0). */

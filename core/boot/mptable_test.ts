@@ -139,3 +139,79 @@ Deno.test("writeMpTable() lists up to 254 CPUs (8-bit APIC IDs) within the BIOS 
   );
   assert.throws(() => writeMpTable(mem, 0), BootImageError);
 });
+
+Deno.test("writeMpTable() without PCI interrupts lists no PCI bus", () => {
+  const mem = GuestMemory.ofSize(16 * MiB);
+  writeMpTable(mem, 1);
+  const buses = parseMpTable(mem, MPTABLE_START).entries.filter((e) => e.type === 1);
+  assert.deepEqual(buses.map((e) => text(e.bytes.subarray(2, 8))), ["ISA   "]);
+});
+
+Deno.test("writeMpTable() with PCI interrupts lists PCI as bus 0 and moves ISA to bus 1", () => {
+  const mem = GuestMemory.ofSize(16 * MiB);
+  writeMpTable(mem, 2, { pciIntx: [] });
+  const { entries, config } = parseMpTable(mem, MPTABLE_START);
+  const buses = entries.filter((e) => e.type === 1);
+  assert.deepEqual(buses.map((e) => [e.bytes[1], text(e.bytes.subarray(2, 8))]), [[0, "PCI   "], [
+    1,
+    "ISA   ",
+  ]]);
+  const isa = entries.filter((e) => e.type === 3);
+  assert.equal(isa.length, 15);
+  assert.ok(isa.every((e) => e.bytes[4] === 1), "ISA interrupts name ISA bus 1");
+  assert.equal(config.length, mpTableSize(2, { pciIntx: [] }) - 16);
+});
+
+Deno.test("writeMpTable() routes each PCI slot pin level-triggered, active low, to its swizzled IOAPIC pin", () => {
+  const mem = GuestMemory.ofSize(16 * MiB);
+  const pciIntx = [{ slot: 1, pin: 1 }, { slot: 2, pin: 1 }, { slot: 5, pin: 2 }, {
+    slot: 31,
+    pin: 4,
+  }];
+  writeMpTable(mem, 2, { pciIntx });
+  const pci = parseMpTable(mem, MPTABLE_START).entries.filter((e) =>
+    e.type === 3 && e.bytes[4] === 0
+  );
+  assert.deepEqual(
+    pci.map((e) => ({
+      type: e.bytes[1],
+      flags: e.bytes[2] | (e.bytes[3] << 8),
+      slot: e.bytes[5] >> 2,
+      pin: (e.bytes[5] & 3) + 1,
+      ioapic: e.bytes[6],
+      ioapicPin: e.bytes[7],
+    })),
+    [
+      { type: 0, flags: 0x0f, slot: 1, pin: 1, ioapic: 2, ioapicPin: 21 },
+      { type: 0, flags: 0x0f, slot: 2, pin: 1, ioapic: 2, ioapicPin: 22 },
+      { type: 0, flags: 0x0f, slot: 5, pin: 2, ioapic: 2, ioapicPin: 22 },
+      { type: 0, flags: 0x0f, slot: 31, pin: 4, ioapic: 2, ioapicPin: 22 },
+    ],
+  );
+});
+
+Deno.test("writeMpTable() fits every PCI pin alongside the most CPUs", () => {
+  const all = [...Array(32).keys()].flatMap((slot) => [1, 2, 3, 4].map((pin) => ({ slot, pin })));
+  const options = { pciIntx: all };
+  assert.ok(MPTABLE_START + mpTableSize(MPTABLE_MAX_CPUS, options) <= MPTABLE_END);
+  const mem = GuestMemory.ofSize(16 * MiB);
+  writeMpTable(mem, MPTABLE_MAX_CPUS, options);
+  const { entries } = parseMpTable(mem, MPTABLE_START);
+  assert.equal(entries.filter((e) => e.type === 3 && e.bytes[4] === 0).length, 128);
+});
+
+Deno.test("writeMpTable() refuses PCI pins that do not exist or repeat", () => {
+  const mem = GuestMemory.ofSize(16 * MiB);
+  for (
+    const bad of [[{ slot: 32, pin: 1 }], [{ slot: 1, pin: 0 }], [{ slot: 1, pin: 5 }], [{
+      slot: 3,
+      pin: 1,
+    }, { slot: 3, pin: 1 }]]
+  ) {
+    assert.throws(() => writeMpTable(mem, 1, { pciIntx: bad }), BootImageError);
+  }
+  assert.throws(
+    () => writeMpTable(mem, 1, { pciIntx: [{ slot: 1, pin: 9 }] }),
+    /PCI slot 1 pin 9 cannot be listed in the MP table; list each slot 0-31 and pin 1-4/,
+  );
+});
