@@ -34,6 +34,14 @@ import { VcpuThread } from "./vcpu_thread.ts";
 import type { VmEndReason } from "./vm_end.ts";
 import { Vm } from "./vm.ts";
 import { installKickSignalHandler } from "./kick_signal.ts";
+import { EventLoop } from "./event_loop.ts";
+import { type VirtioAttachment, VirtioWiring } from "./virtio_wiring.ts";
+import { SplitQueue } from "../devices/virtio/queue.ts";
+import type { CreateQueue } from "../devices/virtio/transport_state.ts";
+
+/** Transports build split virtqueues. */
+const createQueue: CreateQueue = (memory, config, features) =>
+  new SplitQueue(memory, config, { features });
 
 /** Everything needed to build a VM, already validated by the caller's config parser. */
 export interface MachineConfig {
@@ -46,6 +54,19 @@ export interface MachineConfig {
   cpus: number;
   /** Where the serial port's output goes (the caller feeds input to `serial`). */
   console: ConsoleOutput;
+  /** Virtio devices; the machine closes them when it is closed. */
+  virtio?: VirtioAttachment[];
+}
+
+/** The pieces `build()` assembles. */
+interface MachineParts {
+  vm: Vm;
+  ram: GuestRam;
+  vcpus: Vcpu[];
+  pio: Bus;
+  mmio: Bus;
+  loop: EventLoop;
+  virtio: VirtioWiring;
 }
 
 /** A configuration the host cannot run (too many vCPUs, too little memory...). */
@@ -61,19 +82,26 @@ export class Machine {
   readonly vm: Vm;
   readonly ram: GuestRam;
   readonly vcpus: readonly Vcpu[];
-  readonly pio: Bus = new Bus();
-  readonly mmio: Bus = new Bus();
+  readonly pio: Bus;
+  readonly mmio: Bus;
   readonly serial: Serial16550;
+  readonly #loop: EventLoop;
+  readonly #virtio: VirtioWiring;
   #threads: VcpuThread[] = [];
   #end!: (reason: VmEndReason) => void;
   readonly ended: Promise<VmEndReason>;
   readonly #unhandled = new Set<string>();
   #closed = false;
 
-  private constructor(vm: Vm, ram: GuestRam, vcpus: Vcpu[], console: ConsoleOutput) {
+  private constructor(parts: MachineParts, console: ConsoleOutput) {
+    const { vm, ram } = parts;
     this.vm = vm;
     this.ram = ram;
-    this.vcpus = vcpus;
+    this.vcpus = parts.vcpus;
+    this.pio = parts.pio;
+    this.mmio = parts.mmio;
+    this.#loop = parts.loop;
+    this.#virtio = parts.virtio;
     this.ended = new Promise((resolve) => this.#end = resolve);
     this.serial = new Serial16550({
       interrupt: { trigger: () => vm.pulseIrqLine(COM1_IRQ) },
@@ -110,7 +138,11 @@ export class Machine {
     }
     const regions = guestRamRegions(config.memoryBytes);
     const vm = kvm.createVm();
+    const pio = new Bus();
+    const mmio = new Bus();
+    const loop = new EventLoop();
     let ram: GuestRam | undefined;
+    let virtio: VirtioWiring | undefined;
     const vcpus: Vcpu[] = [];
     try {
       vm.setTssAddress(KVM_TSS_ADDRESS);
@@ -119,12 +151,22 @@ export class Machine {
       vm.setGsiRouting(Vm.defaultRoutes());
       vm.createPit();
       ram = GuestRam.allocate(vm, regions);
+      virtio = new VirtioWiring({
+        vm,
+        memory: ram.memory,
+        mmio,
+        pio,
+        loop,
+        createQueue,
+        devices: config.virtio ?? [],
+      });
       const entry = configureBoot(ram.memory, {
         kernel: config.kernel,
         kernelPath: config.kernelPath,
         initrd: config.initrd,
-        cmdline: config.cmdline,
+        cmdline: [config.cmdline, ...virtio.cmdline].filter((part) => part !== "").join(" "),
         cpus: config.cpus,
+        mpTable: { pciIntx: virtio.pciIntxSources() },
       });
       const supportedCpuid = kvm.supportedCpuid();
       for (let id = 0; id < config.cpus; id++) {
@@ -132,9 +174,11 @@ export class Machine {
         configureVcpu(vcpus[id], supportedCpuid, config.cpus);
       }
       configureBootVcpu(vcpus[0], entry);
-      return new Machine(vm, ram, vcpus, config.console);
+      return new Machine({ vm, ram, vcpus, pio, mmio, loop, virtio }, config.console);
     } catch (error) {
       // The same order as close(): the VM lets go of guest RAM before it is unmapped.
+      virtio?.close();
+      void loop.stop();
       vcpus.forEach((vcpu) => vcpu.close());
       vm.close();
       ram?.close();
@@ -142,9 +186,10 @@ export class Machine {
     }
   }
 
-  /** Starts every vCPU. */
+  /** Starts every vCPU and the device event loop. */
   start(): void {
     installKickSignalHandler();
+    void this.#loop.start();
     const serve = (space: Space, isWrite: boolean, address: number, data: Uint8Array) =>
       this.#access(space, isWrite, address, data);
     this.#threads = this.vcpus.map((vcpu) => {
@@ -178,6 +223,8 @@ export class Machine {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all(this.#threads.map((t) => t.stop()));
+    this.#virtio.close();
+    await this.#loop.stop();
     this.vcpus.forEach((v) => v.close());
     this.vm.close();
     this.ram.close();

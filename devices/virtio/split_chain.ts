@@ -1,0 +1,159 @@
+/**
+ * Walking one descriptor chain of a split virtqueue (virtio 1.2, section 2.7.5): every
+ * index, length, address, direction and indirect table the driver wrote is checked before
+ * a device sees a single buffer. The guest may change the table while we walk it, so each
+ * field is read exactly once and only the values read are checked and used.
+ *
+ * @module
+ */
+
+import { type GuestMemory, GuestMemoryError } from "../../core/guest_memory.ts";
+import { type DescriptorChain, type GuestBuffer, VirtQueueError } from "./queue_types.ts";
+import {
+  DESC_FLAGS,
+  DESC_LEN,
+  DESC_NEXT,
+  DESC_SIZE,
+  VIRTQ_DESC_F_INDIRECT,
+  VIRTQ_DESC_F_NEXT,
+  VIRTQ_DESC_F_WRITE,
+} from "./split_ring.ts";
+
+/**
+ * A chain the driver made available but that cannot be used. It has been consumed from
+ * the available ring. When `head` is defined the device should return it with
+ * `push(head, 0)` and carry on (failing only that request); when it is undefined there is
+ * no chain to return (the ring entry itself was bad) and the device should fail itself.
+ */
+export class MalformedChainError extends VirtQueueError {
+  constructor(message: string, readonly head: number | undefined) {
+    super(message);
+    this.name = "MalformedChainError";
+  }
+}
+
+/** How far a chain may go; the defaults follow the spec's limits. */
+export interface ChainLimits {
+  /** Whether VIRTIO_F_RING_INDIRECT_DESC was negotiated. */
+  readonly indirect: boolean;
+  /** Most bytes all buffers of one chain may add up to. */
+  readonly maxChainBytes: number;
+}
+
+// `next` is 16 bits wide, so entries past 65536 of an indirect table can never be reached:
+// a longer table is a bogus length, not a bigger request.
+const MAX_INDIRECT_ENTRIES = 65536;
+
+/**
+ * Reads and validates the chain starting at descriptor `head` of `descTable` (a view of
+ * the `size`-entry descriptor table). Throws `MalformedChainError` naming the head.
+ */
+export function readChain(
+  memory: GuestMemory,
+  descTable: DataView,
+  size: number,
+  head: number,
+  limits: ChainLimits,
+): DescriptorChain {
+  const fail: (reason: string) => never = (reason) => {
+    throw new MalformedChainError(`Descriptor chain ${head} ${reason}`, head);
+  };
+  const readable: GuestBuffer[] = [];
+  const writable: GuestBuffer[] = [];
+  let readableLength = 0;
+  let writableLength = 0;
+
+  let table = descTable;
+  let tableSize = size;
+  let where = "descriptor table";
+  let inIndirect = false;
+  let index = head;
+  // Descriptors visited in the current table: a chain that visits more than the table
+  // holds has come back to one it already visited (a loop).
+  let visited = 0;
+
+  for (;;) {
+    if (index >= tableSize) {
+      fail(`links to descriptor ${index} but the ${where} has ${tableSize} entries`);
+    }
+    if (++visited > tableSize) {
+      fail(`is longer than the ${tableSize} entries of the ${where}: it loops`);
+    }
+    const offset = index * DESC_SIZE;
+    const low = table.getUint32(offset, true);
+    const high = table.getUint32(offset + 4, true);
+    const length = table.getUint32(offset + DESC_LEN, true);
+    const flags = table.getUint16(offset + DESC_FLAGS, true);
+    const next = table.getUint16(offset + DESC_NEXT, true);
+    // Exact below 2^53; anything above is far outside guest RAM and GuestMemory refuses it.
+    const address = high * 0x1_0000_0000 + low;
+    const what = `${where} entry ${index}`;
+
+    if (flags & VIRTQ_DESC_F_INDIRECT) {
+      if (!limits.indirect) {
+        fail(`uses an indirect table (${what}) but VIRTIO_F_RING_INDIRECT_DESC was not negotiated`);
+      }
+      if (inIndirect) fail(`nests an indirect table inside an indirect table (${what})`);
+      if (flags & VIRTQ_DESC_F_NEXT) {
+        fail(`has both INDIRECT and NEXT set in ${what}: an indirect table must end the chain`);
+      }
+      if (length === 0 || length % DESC_SIZE !== 0) {
+        fail(`has an indirect table of ${length} bytes (${what}): not a non-zero multiple of 16`);
+      }
+      if (length / DESC_SIZE > MAX_INDIRECT_ENTRIES) {
+        fail(`has an indirect table of ${length / DESC_SIZE} entries, more than 65536`);
+      }
+      const bytes = guestSlice(memory, address, high, length);
+      if (!bytes) fail(`has an indirect table (${what}) ${outsideRam(high, low, length)}`);
+      table = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      tableSize = length / DESC_SIZE;
+      where = `indirect table of ${what}`;
+      inIndirect = true;
+      index = 0;
+      visited = 0;
+      continue;
+    }
+
+    if (length === 0) fail(`has a zero-length buffer in ${what}`);
+    const bytes = guestSlice(memory, address, high, length);
+    if (!bytes) fail(`has a buffer in ${what} ${outsideRam(high, low, length)}`);
+    const buffer: GuestBuffer = { address, bytes };
+    if (flags & VIRTQ_DESC_F_WRITE) {
+      writable.push(buffer);
+      writableLength += length;
+    } else {
+      if (writable.length > 0) {
+        fail(`has a device-readable buffer after a device-writable one in ${what}`);
+      }
+      readable.push(buffer);
+      readableLength += length;
+    }
+    if (readableLength + writableLength > limits.maxChainBytes) {
+      fail(`is longer than ${limits.maxChainBytes} bytes in total`);
+    }
+    if (!(flags & VIRTQ_DESC_F_NEXT)) break;
+    index = next;
+  }
+  return { head, readable, writable, readableLength, writableLength };
+}
+
+/** The live view of `[address, address + length)`, or undefined when it is not all in one RAM region. */
+function guestSlice(
+  memory: GuestMemory,
+  address: number,
+  high: number,
+  length: number,
+): Uint8Array | undefined {
+  if (high >= 0x20_0000) return undefined; // at or above 2^53: never RAM, not exact as a number
+  try {
+    return memory.slice(address, length);
+  } catch (error) {
+    if (error instanceof GuestMemoryError) return undefined;
+    throw error;
+  }
+}
+
+function outsideRam(high: number, low: number, length: number): string {
+  const hex = high === 0 ? low.toString(16) : high.toString(16) + low.toString(16).padStart(8, "0");
+  return `of ${length} bytes at 0x${hex} that is not inside one guest RAM region`;
+}
