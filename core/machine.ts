@@ -36,12 +36,7 @@ import { Vm } from "./vm.ts";
 import { installKickSignalHandler } from "./kick_signal.ts";
 import { EventLoop } from "./event_loop.ts";
 import { type VirtioAttachment, VirtioWiring } from "./virtio_wiring.ts";
-import { SplitQueue } from "../devices/virtio/queue.ts";
-import type { CreateQueue } from "../devices/virtio/transport_state.ts";
-
-/** Transports build split virtqueues. */
-const createQueue: CreateQueue = (memory, config, features) =>
-  new SplitQueue(memory, config, { features });
+import { createSplitQueue as createQueue } from "../devices/virtio/queue.ts";
 
 /** Everything needed to build a VM, already validated by the caller's config parser. */
 export interface MachineConfig {

@@ -8,10 +8,13 @@
  * loads in program order; the only reordering the CPU does is a later load passing an
  * earlier store (the store buffer). What remains is keeping the JIT from reordering our
  * accesses, and the one store-then-load that needs a full fence. Both are handled with
- * `Atomics` on the ring index fields: V8 never moves plain typed-array accesses across a
- * sequentially consistent atomic, and it compiles a seq-cst `Atomics.store` on x86-64 to
- * `xchg`, a full barrier. So: `pop()` loads avail.idx atomically before reading ring
- * entries and descriptors (the driver wrote those before bumping idx); `push()` writes the
+ * `Atomics` on the ring index fields: the JS memory model forbids moving plain accesses
+ * across a sequentially consistent atomic, and V8 emits a seq-cst `Atomics.store` on
+ * x86-64 as `xchg`, which is a full barrier. (`Atomics` works on the non-shared buffers
+ * guest memory comes in; only `Atomics.wait` needs a SharedArrayBuffer.)
+ *
+ * So: `pop()` loads avail.idx atomically before reading ring entries and descriptors
+ * (the driver wrote those before bumping idx); `push()` writes the
  * used element with plain stores and then stores used.idx atomically (the driver sees the
  * element before the index); `needsInterrupt()` loads used_event / flags after that
  * `xchg`, so it cannot read a stale value from before the used.idx store; and publishing

@@ -15,7 +15,10 @@ function setUp(
 ) {
   const memory = GuestMemory.ofSize(4 << 20);
   const driver = new SplitQueueDriver(memory, { base: QUEUE_BASE, size: 16, ...options });
-  const queue = new SplitQueue(memory, driver.config, { features: driver.features, ...queueOptions });
+  const queue = new SplitQueue(memory, driver.config, {
+    features: driver.features,
+    ...queueOptions,
+  });
   return { memory, driver, queue };
 }
 
@@ -51,6 +54,19 @@ Deno.test("pop() returns a chain split into readable then writable live views", 
   chain.writable[0].bytes[0] = 0xab;
   assert.equal(memory.readU8(DATA + 0x2000), 0xab);
   assert.equal(queue.pop(), undefined);
+});
+
+Deno.test("pop() accepts chains that use every descriptor of the table or indirect table", () => {
+  const { driver, queue } = setUp({ indirectEntries: 15 });
+  const buffers = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({ address: DATA + i * 64, length: 64, writable: i >= 8 }));
+  const head = driver.submit(buffers(16));
+  const chain = queue.pop()!;
+  assert.deepEqual([chain.readable.length, chain.writable.length], [8, 8]);
+  queue.push(head, 512);
+  driver.takeUsed();
+  driver.submit(buffers(15), { indirect: true });
+  assert.equal(queue.pop()!.writableLength, 7 * 64);
 });
 
 Deno.test("push() publishes the used element and used.idx to the driver", () => {

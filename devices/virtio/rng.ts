@@ -1,0 +1,136 @@
+/**
+ * virtio-rng (virtio 1.2, 5.4): one queue whose device-writable buffers are filled from
+ * the host's getrandom(2), optionally rate limited (bytes and requests).
+ *
+ * @module
+ */
+
+import { errno, libc } from "../../ffi/libc.ts";
+import { EINTR, SyscallError } from "../../ffi/errno.ts";
+import type { DescriptorChain, VirtQueue } from "./queue_types.ts";
+import { retryWithTimeout, type ScheduleRetry } from "./rate_limiter.ts";
+import { type ActivateContext, VIRTIO_F, VIRTIO_ID, type VirtioDevice } from "./virtio_device.ts";
+
+/** What virtio-rng needs of a rate limiter (`RateLimiter` fits). */
+export interface RngRateLimiter {
+  consume(bytes: number): boolean;
+  retryDelayMs(): number;
+}
+
+/** Options of a virtio-rng device. */
+export interface VirtioRngOptions {
+  /** Queue size (a power of two); 256 by default. */
+  queueSize?: number;
+  rateLimiter?: RngRateLimiter;
+  /** How throttled requests are retried; real timers by default. */
+  scheduleRetry?: ScheduleRetry;
+  /** The entropy source; getrandom(2) by default. Fills all of `bytes`. */
+  fill?: (bytes: Uint8Array) => void;
+}
+
+/** Fills `bytes` from getrandom(2), looping over partial results and EINTR. */
+export function fillRandom(bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.length) {
+    const rest = bytes.subarray(done);
+    const n = Number(libc().getrandom(rest as Uint8Array<ArrayBuffer>, BigInt(rest.length), 0));
+    if (n > 0) {
+      done += n;
+      continue;
+    }
+    const code = errno();
+    if (n < 0 && code !== EINTR) throw new SyscallError("getrandom", code);
+  }
+}
+
+/** The virtio entropy device. */
+export class VirtioRng implements VirtioDevice {
+  readonly type = VIRTIO_ID.RNG;
+  readonly name = "virtio-rng";
+  readonly queueSizes: readonly number[];
+  readonly features = VIRTIO_F.VERSION_1 | VIRTIO_F.RING_EVENT_IDX | VIRTIO_F.RING_INDIRECT_DESC;
+  readonly configSize = 0;
+  readonly #limiter?: RngRateLimiter;
+  readonly #scheduleRetry: ScheduleRetry;
+  readonly #fill: (bytes: Uint8Array) => void;
+  #context?: ActivateContext;
+  #queue?: VirtQueue;
+  #deferred?: DescriptorChain;
+  #cancelRetry?: () => void;
+  #broken = false;
+  #bytesServed = 0;
+
+  constructor(options: VirtioRngOptions = {}) {
+    this.queueSizes = [options.queueSize ?? 256];
+    this.#limiter = options.rateLimiter;
+    this.#scheduleRetry = options.scheduleRetry ?? retryWithTimeout;
+    this.#fill = options.fill ?? fillRandom;
+  }
+
+  /** Random bytes handed to the guest so far. */
+  get bytesServed(): number {
+    return this.#bytesServed;
+  }
+
+  readConfig(_offset: number, data: Uint8Array): void {
+    data.fill(0);
+  }
+
+  writeConfig(_offset: number, _data: Uint8Array): void {}
+
+  activate(context: ActivateContext): void {
+    this.#context = context;
+    this.#queue = context.queues[0];
+    this.#broken = false;
+    this.#serve();
+  }
+
+  notify(queueIndex: number): void {
+    if (queueIndex === 0) this.#serve();
+  }
+
+  reset(): void {
+    this.#cancelRetry?.();
+    this.#cancelRetry = undefined;
+    this.#deferred = undefined;
+    this.#context = undefined;
+    this.#queue = undefined;
+    this.#broken = false;
+  }
+
+  close(): void {
+    this.reset();
+  }
+
+  #serve(): void {
+    const queue = this.#queue;
+    const context = this.#context;
+    if (!queue || !context || this.#broken || this.#cancelRetry) return;
+    let served = false;
+    try {
+      for (;;) {
+        const chain = this.#deferred ?? queue.pop();
+        this.#deferred = undefined;
+        if (!chain) break;
+        if (this.#limiter && !this.#limiter.consume(chain.writableLength)) {
+          this.#deferred = chain;
+          this.#cancelRetry = this.#scheduleRetry(() => {
+            this.#cancelRetry = undefined;
+            this.#serve();
+          }, this.#limiter.retryDelayMs());
+          break;
+        }
+        // Device-readable buffers carry nothing for an entropy device: they are ignored.
+        for (const buffer of chain.writable) this.#fill(buffer.bytes);
+        this.#bytesServed += chain.writableLength;
+        queue.push(chain.head, chain.writableLength);
+        served = true;
+      }
+    } catch (error) {
+      this.#broken = true;
+      context.fail(`${this.name}: ${(error as Error).message}`);
+      return;
+    }
+    if (served && queue.needsInterrupt()) context.interrupt.usedBuffer(0);
+  }
+}
