@@ -1,0 +1,375 @@
+/**
+ * Raw disk images: the file's bytes are the disk's bytes. I/O goes straight between the
+ * file and the caller's views (guest memory) with preadv/pwritev; flush is fdatasync;
+ * discard and write-zeroes punch holes. An open file description lock keeps two
+ * writers (two VMMs, or a VMM and a tool honouring the lock) off one image.
+ *
+ * @module
+ */
+
+import { errno, libc, pointerOf } from "../ffi/libc.ts";
+import {
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
+  FALLOC_FL_ZERO_RANGE,
+  O_CLOEXEC,
+  O_DIRECT,
+  O_RDONLY,
+  O_RDWR,
+} from "../ffi/libc_symbols.ts";
+import { EACCES, EAGAIN, EINTR, ENOENT, SyscallError } from "../ffi/errno.ts";
+import { checkDiskRange, type Disk, DiskError, type WriteZeroesOptions } from "./disk.ts";
+import { IovecArray } from "./iovec.ts";
+
+/** fcntl(2) open file description locks (Linux >= 3.15). */
+const F_OFD_SETLK = 37;
+const F_RDLCK = 0;
+const F_WRLCK = 1;
+/** ioctl(BLKGETSIZE64): the size of a block device in bytes. */
+const BLKGETSIZE64 = 0x80081272n;
+const EISDIR = 21;
+const EOPNOTSUPP = 95;
+const EROFS = 30;
+/** O_DIRECT wants offsets, lengths and addresses aligned to the logical block size. */
+const DIRECT_ALIGNMENT = 512;
+/** Bounce buffers are page aligned, which satisfies any logical block size up to 4 KiB. */
+const BOUNCE_ALIGNMENT = 4096;
+
+/** Options of `RawDisk.open`. */
+export interface RawDiskOptions {
+  /** Open O_RDONLY and refuse writes; takes a shared (read) lock. */
+  readOnly?: boolean;
+  /**
+   * Bypass the host page cache (O_DIRECT). Guest buffers that are not 512-byte aligned go
+   * through an aligned bounce buffer.
+   */
+  direct?: boolean;
+}
+
+/** A raw disk image file (or block device). */
+export class RawDisk implements Disk {
+  readonly path: string;
+  readonly readOnly: boolean;
+  readonly direct: boolean;
+  readonly id: string;
+  #fd: number;
+  #size: number;
+  readonly #iov = new IovecArray();
+  #bounce?: Uint8Array;
+
+  private constructor(path: string, fd: number, size: number, id: string, options: RawDiskOptions) {
+    this.path = path;
+    this.#fd = fd;
+    this.#size = size;
+    this.id = id;
+    this.readOnly = options.readOnly ?? false;
+    this.direct = options.direct ?? false;
+  }
+
+  /**
+   * Opens the image at `path` and locks it: a write lock for read-write opens, a read lock
+   * for read-only ones, so a second writer fails with a `DiskError` saying the disk is in use.
+   */
+  static open(path: string, options: RawDiskOptions = {}): RawDisk {
+    const readOnly = options.readOnly ?? false;
+    const flags = (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (options.direct ? O_DIRECT : 0);
+    const fd = libc().open(new TextEncoder().encode(path + "\0"), flags, 0);
+    if (fd < 0) throw openError(path, errno(), readOnly);
+    try {
+      lock(path, fd, readOnly);
+      const info = Deno.statSync(path);
+      if (!info.isFile && !info.isBlockDevice) {
+        throw new DiskError(`Cannot open disk ${path}: not a regular file or block device`);
+      }
+      const size = info.isBlockDevice ? blockDeviceSize(path, fd) : info.size;
+      const id = `${(info.dev ?? 0).toString(16)}-${(info.ino ?? 0).toString(16)}`.slice(0, 20);
+      return new RawDisk(path, fd, size, id, options);
+    } catch (error) {
+      libc().close(fd);
+      throw error;
+    }
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  read(offset: number, buffers: readonly Uint8Array[]): void {
+    this.#transfer("read", offset, buffers);
+  }
+
+  write(offset: number, buffers: readonly Uint8Array[]): void {
+    this.#refuseIfReadOnly("write");
+    this.#transfer("write", offset, buffers);
+  }
+
+  flush(): void {
+    if (this.readOnly) return;
+    this.#retry(() => libc().fdatasync(this.#fd), "fdatasync");
+  }
+
+  discard(offset: number, length: number): void {
+    this.#refuseIfReadOnly("discard");
+    checkDiskRange(this.path, this.#size, offset, length, "discard");
+    if (length === 0) return;
+    if (!this.#fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)) {
+      this.#writeZeroesByHand(offset, length);
+    }
+  }
+
+  writeZeroes(offset: number, length: number, options: WriteZeroesOptions = {}): void {
+    this.#refuseIfReadOnly("write zeroes to");
+    checkDiskRange(this.path, this.#size, offset, length, "write zeroes to");
+    if (length === 0) return;
+    const mode = options.unmap
+      ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+      : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+    if (this.#fallocate(mode, offset, length)) return;
+    this.#writeZeroesByHand(offset, length);
+  }
+
+  resize(newSize: number): void {
+    this.#refuseIfReadOnly("resize");
+    if (!Number.isSafeInteger(newSize) || newSize < 0) {
+      throw new DiskError(`Cannot resize disk ${this.path} to ${newSize} bytes: not a size`);
+    }
+    this.#retry(() => libc().ftruncate(this.#fd, BigInt(newSize)), "ftruncate");
+    this.#size = newSize;
+  }
+
+  close(): void {
+    if (this.#fd < 0) return;
+    libc().close(this.#fd); // closing the last descriptor releases the OFD lock
+    this.#fd = -1;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #refuseIfReadOnly(what: string): void {
+    if (this.readOnly) throw new DiskError(`Cannot ${what} disk ${this.path}: it is read-only`);
+    if (this.#fd < 0) throw new DiskError(`Cannot ${what} disk ${this.path}: it is closed`);
+  }
+
+  #transfer(kind: "read" | "write", offset: number, buffers: readonly Uint8Array[]): void {
+    if (this.#fd < 0) throw new DiskError(`Cannot ${kind} disk ${this.path}: it is closed`);
+    let total = 0;
+    for (const buffer of buffers) total += buffer.length;
+    checkDiskRange(this.path, this.#size, offset, total, kind);
+    if (this.direct && !directAligned(offset, buffers)) {
+      this.#bounced(kind, offset, buffers, total);
+      return;
+    }
+    let position = offset;
+    let index = 0;
+    while (index < buffers.length) {
+      const first = index;
+      this.#iov.clear();
+      while (index < buffers.length && !this.#iov.full) this.#iov.add(buffers[index++]);
+      const length = this.#iov.length;
+      if (length === 0) continue;
+      const done = this.#vector(kind, position);
+      if (done < length) this.#finishPartial(kind, position, buffers, first, index, done);
+      position += length;
+    }
+  }
+
+  /** One preadv/pwritev of the current iovec array; EINTR is retried. */
+  #vector(kind: "read" | "write", position: number): number {
+    const call = kind === "read" ? libc().preadv : libc().pwritev;
+    for (;;) {
+      const result = Number(call(this.#fd, this.#iov.bytes, this.#iov.count, BigInt(position)));
+      if (result >= 0) return result;
+      const code = errno();
+      if (code !== EINTR) throw this.#ioError(kind === "read" ? "preadv" : "pwritev", code);
+    }
+  }
+
+  /**
+   * Completes a batch the kernel did part of, one buffer at a time. A read that meets the
+   * end of the file (someone shrank it) reads zeroes, as a sparse tail would.
+   */
+  #finishPartial(
+    kind: "read" | "write",
+    position: number,
+    buffers: readonly Uint8Array[],
+    first: number,
+    end: number,
+    done: number,
+  ): void {
+    let skip = done;
+    let at = position + done;
+    for (let i = first; i < end; i++) {
+      let piece = buffers[i];
+      if (skip >= piece.length) {
+        skip -= piece.length;
+        continue;
+      }
+      piece = piece.subarray(skip);
+      skip = 0;
+      while (piece.length > 0) {
+        const n = this.#single(kind, piece, at);
+        if (n === 0) {
+          if (kind === "write") throw new DiskError(`Cannot write disk ${this.path}: no progress`);
+          piece.fill(0);
+          at += piece.length;
+          break;
+        }
+        piece = piece.subarray(n);
+        at += n;
+      }
+    }
+  }
+
+  #single(kind: "read" | "write", piece: Uint8Array, at: number): number {
+    const call = kind === "read" ? libc().pread : libc().pwrite;
+    for (;;) {
+      const result = Number(call(this.#fd, pointerOf(piece), BigInt(piece.length), BigInt(at)));
+      if (result >= 0) return result;
+      const code = errno();
+      if (code !== EINTR) throw this.#ioError(kind === "read" ? "pread" : "pwrite", code);
+    }
+  }
+
+  /** O_DIRECT with misaligned buffers: through an aligned bounce buffer. */
+  #bounced(kind: "read" | "write", offset: number, buffers: readonly Uint8Array[], total: number) {
+    if (offset % DIRECT_ALIGNMENT !== 0 || total % DIRECT_ALIGNMENT !== 0) {
+      throw new DiskError(
+        `Cannot ${kind} ${total} bytes at offset ${offset} of disk ${this.path}: direct I/O needs ${DIRECT_ALIGNMENT}-byte alignment`,
+      );
+    }
+    const bounce = this.#bounceOf(total);
+    if (kind === "write") {
+      let at = 0;
+      for (const buffer of buffers) {
+        bounce.set(buffer, at);
+        at += buffer.length;
+      }
+    }
+    this.#iov.clear();
+    this.#iov.add(bounce);
+    const done = this.#vector(kind, offset);
+    if (done < total) this.#finishPartial(kind, offset, [bounce], 0, 1, done);
+    if (kind === "read") {
+      let at = 0;
+      for (const buffer of buffers) {
+        buffer.set(bounce.subarray(at, at + buffer.length));
+        at += buffer.length;
+      }
+    }
+  }
+
+  #bounceOf(length: number): Uint8Array {
+    if (this.#bounce === undefined || this.#bounce.length < length) {
+      const raw = new Uint8Array(length + BOUNCE_ALIGNMENT);
+      const address = Number(Deno.UnsafePointer.value(pointerOf(raw)));
+      const skip = (BOUNCE_ALIGNMENT - (address % BOUNCE_ALIGNMENT)) % BOUNCE_ALIGNMENT;
+      this.#bounce = raw.subarray(skip, skip + length);
+    }
+    return this.#bounce.subarray(0, length);
+  }
+
+  /** fallocate; false when the file system cannot do `mode` (the caller writes zeroes). */
+  #fallocate(mode: number, offset: number, length: number): boolean {
+    for (;;) {
+      const result = libc().fallocate(this.#fd, mode, BigInt(offset), BigInt(length));
+      if (result === 0) return true;
+      const code = errno();
+      if (code === EOPNOTSUPP) return false;
+      if (code !== EINTR) throw this.#ioError("fallocate", code);
+    }
+  }
+
+  #writeZeroesByHand(offset: number, length: number): void {
+    const chunk = new Uint8Array(Math.min(length, 1 << 20));
+    for (let at = 0; at < length; at += chunk.length) {
+      const piece = chunk.subarray(0, Math.min(chunk.length, length - at));
+      this.#transferWithoutBounce(offset + at, piece);
+    }
+  }
+
+  #transferWithoutBounce(offset: number, piece: Uint8Array): void {
+    if (this.direct) {
+      this.#bounced("write", offset, [piece], piece.length);
+      return;
+    }
+    this.#iov.clear();
+    this.#iov.add(piece);
+    const done = this.#vector("write", offset);
+    if (done < piece.length) this.#finishPartial("write", offset, [piece], 0, 1, done);
+  }
+
+  #retry(call: () => number, name: string): void {
+    for (;;) {
+      if (call() === 0) return;
+      const code = errno();
+      if (code !== EINTR) throw this.#ioError(name, code);
+    }
+  }
+
+  #ioError(call: string, code: number): DiskError {
+    const cause = new SyscallError(call, code);
+    return new DiskError(`I/O on disk ${this.path} failed: ${cause.message}`, {
+      errno: code,
+      cause,
+    });
+  }
+}
+
+function directAligned(offset: number, buffers: readonly Uint8Array[]): boolean {
+  if (offset % DIRECT_ALIGNMENT !== 0) return false;
+  for (const buffer of buffers) {
+    if (buffer.length % DIRECT_ALIGNMENT !== 0) return false;
+    if (buffer.length === 0) continue;
+    const address = Number(Deno.UnsafePointer.value(pointerOf(buffer)));
+    if (address % DIRECT_ALIGNMENT !== 0) return false;
+  }
+  return true;
+}
+
+function openError(path: string, code: number, readOnly: boolean): DiskError {
+  const reasons: Record<number, string> = {
+    [ENOENT]: "no such file",
+    [EACCES]: readOnly
+      ? "permission denied"
+      : "permission denied; open it read-only or fix its mode",
+    [EISDIR]: "it is a directory",
+    [EROFS]: "read-only file system; open it read-only",
+  };
+  const reason = reasons[code] ?? new SyscallError("open", code).message;
+  return new DiskError(`Cannot open disk ${path}: ${reason}`, { errno: code });
+}
+
+/** Takes the OFD lock on the whole file: shared for readers, exclusive for a writer. */
+function lock(path: string, fd: number, readOnly: boolean): void {
+  // struct flock: l_type i16, l_whence i16, (pad), l_start i64, l_len i64, l_pid i32, (pad)
+  const flock = new Uint8Array(32);
+  const view = new DataView(flock.buffer);
+  view.setInt16(0, readOnly ? F_RDLCK : F_WRLCK, true);
+  view.setInt16(2, 0, true); // SEEK_SET; l_start 0 and l_len 0 cover the whole file
+  if (libc().fcntl_lock(fd, F_OFD_SETLK, flock) === 0) return;
+  const code = errno();
+  if (code === EAGAIN || code === EACCES) {
+    throw new DiskError(
+      `Cannot open disk ${path}: disk ${path} is in use by another process (locked)${
+        readOnly ? "" : "; stop the other user or open it read-only"
+      }`,
+      { errno: code },
+    );
+  }
+  throw new DiskError(`Cannot lock disk ${path}: ${new SyscallError("fcntl", code).message}`, {
+    errno: code,
+  });
+}
+
+function blockDeviceSize(path: string, fd: number): number {
+  const out = new BigUint64Array(1);
+  const result = libc().ioctl(fd, BLKGETSIZE64, Deno.UnsafePointer.of(out));
+  if (result < 0) {
+    throw new DiskError(
+      `Cannot size disk ${path}: ${new SyscallError("BLKGETSIZE64", errno()).message}`,
+    );
+  }
+  return Number(out[0]);
+}
