@@ -6,22 +6,18 @@
  */
 
 import { UsageError } from "./usage_error.ts";
+import { parseRateLimit } from "../devices/virtio/rate_limit_spec.ts";
+import { type RateLimiterConfig, RateLimiterConfigError } from "../devices/virtio/rate_limiter.ts";
 
 /** Where a virtio device sits. */
 export type Transport = "pci" | "mmio";
-
-/** A rate limit as written by the user: `bw` in bytes/s (units allowed), `ops` per second. */
-export interface RateLimitSpec {
-  bandwidth?: number;
-  ops?: number;
-}
 
 export interface DiskSpec {
   path: string;
   readOnly: boolean;
   transport: Transport;
   serial?: string;
-  rateLimit?: RateLimitSpec;
+  rateLimit?: RateLimiterConfig;
 }
 
 export interface NicSpec {
@@ -30,17 +26,7 @@ export interface NicSpec {
   mac?: string;
   bridge?: string;
   transport: Transport;
-  rateLimit?: RateLimitSpec;
-}
-
-const SIZE_UNITS: Record<string, number> = { "": 1, k: 1e3, m: 1e6, g: 1e9 };
-
-function parseRate(text: string, what: string, key: string): number {
-  const match = /^(\d+(?:\.\d+)?)([kmg]?)$/i.exec(text);
-  if (!match) throw new UsageError(`${what}: ${key}=${text} is not a rate (e.g. 50M or 1000)`);
-  const value = Number(match[1]) * SIZE_UNITS[match[2].toLowerCase()];
-  if (value <= 0) throw new UsageError(`${what}: ${key} must be above 0`);
-  return Math.round(value);
+  rateLimit?: RateLimiterConfig;
 }
 
 function parseItems(text: string, what: string): [string, Map<string, string | true>] {
@@ -71,14 +57,27 @@ function takeTransport(items: Map<string, string | true>, what: string, fallback
   return value;
 }
 
+const RATE_KEYS = ["bw", "ops", "bw_burst", "ops_burst"];
+
+/** The rate-limit items (`bw=`, `ops=`, bursts) in the devices/virtio syntax. */
 function takeRateLimit(items: Map<string, string | true>, what: string) {
-  const bw = takeString(items, "bw", what);
-  const ops = takeString(items, "ops", what);
-  if (bw === undefined && ops === undefined) return undefined;
-  return {
-    bandwidth: bw === undefined ? undefined : parseRate(bw, what, "bw"),
-    ops: ops === undefined ? undefined : parseRate(ops, what, "ops"),
-  };
+  const parts: string[] = [];
+  for (const key of RATE_KEYS) {
+    const value = takeString(items, key, what);
+    if (value !== undefined) parts.push(`${key}=${value}`);
+  }
+  if (parts.length === 0) return undefined;
+  return parseLimit(parts.join(","), what);
+}
+
+/** Parses a rate-limit spec for option `what`, as a usage error when malformed. */
+export function parseLimit(spec: string, what: string): RateLimiterConfig {
+  try {
+    return parseRateLimit(spec);
+  } catch (error) {
+    if (error instanceof RateLimiterConfigError) throw new UsageError(`${what}: ${error.message}`);
+    throw error;
+  }
 }
 
 function refuseLeftovers(items: Map<string, string | true>, what: string, known: string) {
@@ -88,7 +87,10 @@ function refuseLeftovers(items: Map<string, string | true>, what: string, known:
   }
 }
 
-/** Parses `PATH[,readonly][,transport=pci|mmio][,serial=ID][,bw=RATE][,ops=RATE]`. */
+/**
+ * Parses `PATH[,readonly][,transport=pci|mmio][,serial=ID][,bw=RATE][,ops=RATE]`; rates
+ * as in devices/virtio/rate_limit_spec.ts (`bw=10M` is 10 MiB/s).
+ */
 export function parseDiskSpec(text: string, fallback: Transport = "pci"): DiskSpec {
   const what = "--disk";
   const [path, items] = parseItems(text, what);
@@ -108,7 +110,7 @@ export function parseDiskSpec(text: string, fallback: Transport = "pci"): DiskSp
     serial,
     rateLimit: takeRateLimit(items, what),
   };
-  refuseLeftovers(items, what, "readonly, transport, serial, bw, ops");
+  refuseLeftovers(items, what, "readonly, transport, serial, bw, ops, bw_burst, ops_burst");
   return spec;
 }
 
@@ -137,6 +139,6 @@ export function parseNicSpec(text: string, fallback: Transport = "pci"): NicSpec
     transport: takeTransport(items, what, fallback),
     rateLimit: takeRateLimit(items, what),
   };
-  refuseLeftovers(items, what, "mac, bridge, transport, bw, ops");
+  refuseLeftovers(items, what, "mac, bridge, transport, bw, ops, bw_burst, ops_burst");
   return spec;
 }

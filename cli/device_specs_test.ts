@@ -15,7 +15,10 @@ Deno.test("parseDiskSpec() reads path, flags, transport, serial and rate limits"
     readOnly: true,
     transport: "mmio",
     serial: "DISK1",
-    rateLimit: { bandwidth: 50_000_000, ops: 1000 },
+    rateLimit: {
+      bandwidth: { size: 50 * 1024 ** 2, refillTimeMs: 1000 },
+      ops: { size: 1024, refillTimeMs: 1000 },
+    },
   });
 });
 

@@ -19,6 +19,8 @@ import { DEMO_GUEST_ELF } from "../guests/embedded/demo_guest.ts";
 import { parseCommandArgs, UsageError } from "./usage_error.ts";
 import { parseSize } from "./units.ts";
 import { readInputFile } from "./files.ts";
+import { parseDiskSpec, parseLimit, parseNicSpec } from "./device_specs.ts";
+import { buildRunDevices, type RunDeviceOptions } from "./run_devices.ts";
 
 export const RUN_HELP = `Usage: denovisor run [options]
 
@@ -35,8 +37,19 @@ Options:
   --cpus N             Number of vCPUs (default 1)
   --console SPEC       stdio (default), file:PATH or null
   --on-reboot ACTION   exit (default) or restart, when the guest resets
+  --disk SPEC          A virtio-blk disk (repeatable):
+                       PATH[,readonly][,transport=pci|mmio][,serial=ID][,bw=RATE][,ops=RATE]
+  --nic SPEC           A virtio-net NIC on a tap (repeatable): tap=NAME|auto[,mac=MAC]
+                       [,bridge=BR][,transport=pci|mmio][,bw=RATE][,ops=RATE]
+  --rng                A virtio-rng device fed by getrandom(2)
+  --rng-limit SPEC     Its rate limit, e.g. bw=1M
+  --balloon            A virtio-balloon device
+  --virtio-console     A virtio console on the same console backend (it takes the input)
+  --transport T        Default transport of virtio devices: pci (default) or mmio
   -h, --help           Show this help
 
+Rates: bw=10M is 10 MiB/s, ops=1000 operations/s; bw_burst= and ops_burst= add a
+one-time burst. virtio-mmio devices are announced on the kernel command line.
 Console: on a terminal, Ctrl-A x ends the VM; Ctrl-A Ctrl-A sends Ctrl-A.
 Exit status: the guest's debug-exit status (0-119), 0 after a reset or power-off,
 120 triple fault, 121 instruction KVM could not emulate, 122 entry failure,
@@ -46,6 +59,7 @@ const DEFAULT_CMDLINE = "console=ttyS0 reboot=k panic=1";
 
 /** The `run` options after validation. */
 interface RunOptions {
+  devices: RunDeviceOptions;
   kernel: Uint8Array;
   kernelPath: string;
   initrd?: Uint8Array;
@@ -65,6 +79,13 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
     cpus: { type: "string", default: "1" },
     console: { type: "string", default: "stdio" },
     "on-reboot": { type: "string", default: "exit" },
+    disk: { type: "string", multiple: true, default: [] },
+    nic: { type: "string", multiple: true, default: [] },
+    rng: { type: "boolean" },
+    "rng-limit": { type: "string" },
+    balloon: { type: "boolean" },
+    "virtio-console": { type: "boolean" },
+    transport: { type: "string", default: "pci" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) return undefined;
@@ -75,7 +96,29 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
   if (onReboot !== "exit" && onReboot !== "restart") {
     throw new UsageError(`--on-reboot: '${onReboot}' is not one of exit, restart`);
   }
+  const transport = values.transport;
+  if (transport !== "pci" && transport !== "mmio") {
+    throw new UsageError(`--transport: '${transport}' is not one of pci, mmio`);
+  }
+  if (values["rng-limit"] !== undefined && !values.rng) {
+    throw new UsageError("--rng-limit: add --rng for the device it limits");
+  }
+  const devices: RunDeviceOptions = {
+    disks: values.disk.map((spec) => parseDiskSpec(spec, transport)),
+    nics: values.nic.map((spec) => parseNicSpec(spec, transport)),
+    rng: values.rng
+      ? {
+        transport,
+        rateLimit: values["rng-limit"] === undefined
+          ? undefined
+          : parseLimit(values["rng-limit"], "--rng-limit"),
+      }
+      : undefined,
+    balloon: values.balloon ? { transport } : undefined,
+    virtioConsole: values["virtio-console"] ? { transport } : undefined,
+  };
   return {
+    devices,
     kernel: values.kernel === undefined
       ? DEMO_GUEST_ELF
       : await readInputFile(values.kernel, "kernel"),
@@ -107,6 +150,7 @@ export async function runCommand(args: string[]): Promise<number> {
   }
   using kvm = Kvm.open();
   let machine: Machine | undefined;
+  let input: (bytes: Uint8Array) => void = () => {};
   // A stop can arrive between two machines of a restart loop: remember it.
   let stopSource: string | undefined;
   const stop = (source: string) => {
@@ -121,8 +165,24 @@ export async function runCommand(args: string[]): Promise<number> {
   try {
     let reason: VmEndReason = { kind: "stopped", source: "start" };
     while (stopSource === undefined) {
-      machine = Machine.build(kvm, { ...options, console: console_ });
-      startInputOnce(console_, () => machine!);
+      const devices = buildRunDevices(options.devices, {
+        memoryBytes: options.memoryBytes,
+        console: console_,
+      });
+      try {
+        machine = Machine.build(kvm, {
+          ...options,
+          console: console_,
+          virtio: devices.attachments,
+        });
+      } catch (error) {
+        devices.attachments.forEach(({ device }) => device.close?.());
+        throw error;
+      }
+      // Typed input goes to the virtio console when there is one, else to the UART.
+      const current = machine;
+      input = (bytes) => (devices.virtioConsole ?? current.serial).receive(bytes);
+      startInputOnce(console_, (bytes) => input(bytes));
       machine.start();
       reason = await machine.ended;
       await machine.close();
@@ -144,10 +204,10 @@ export async function runCommand(args: string[]): Promise<number> {
 const inputStarted = new WeakSet<ConsoleBackend>();
 
 /** Console input goes to whichever machine is current (a restart builds a new one). */
-function startInputOnce(console_: ConsoleBackend, current: () => Machine): void {
+function startInputOnce(console_: ConsoleBackend, deliver: (bytes: Uint8Array) => void): void {
   if (inputStarted.has(console_)) return;
   inputStarted.add(console_);
-  console_.startInput((bytes) => current().serial.receive(bytes));
+  console_.startInput(deliver);
 }
 
 function reportEnd(reason: VmEndReason, status: number): void {
