@@ -19,7 +19,7 @@ import {
 } from "../ffi/libc_symbols.ts";
 import { EACCES, EAGAIN, EINTR, ENOENT, SyscallError } from "../ffi/errno.ts";
 import { checkDiskRange, type Disk, DiskError, type WriteZeroesOptions } from "./disk.ts";
-import { IovecArray } from "./iovec.ts";
+import { addressOf, IovecArray } from "./iovec.ts";
 
 /** fcntl(2) open file description locks (Linux >= 3.15). */
 const F_OFD_SETLK = 37;
@@ -322,8 +322,7 @@ function directAligned(offset: number, buffers: readonly Uint8Array[]): boolean 
   for (const buffer of buffers) {
     if (buffer.length % DIRECT_ALIGNMENT !== 0) return false;
     if (buffer.length === 0) continue;
-    const address = Number(Deno.UnsafePointer.value(pointerOf(buffer)));
-    if (address % DIRECT_ALIGNMENT !== 0) return false;
+    if (addressOf(buffer) % DIRECT_ALIGNMENT !== 0) return false;
   }
   return true;
 }
