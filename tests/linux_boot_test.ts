@@ -127,3 +127,44 @@ kvmTest(
   },
   420_000,
 );
+
+kvmTest(
+  "Linux's own virtio drivers probe a virtio-blk disk and a virtio-net NIC over PCI",
+  async () => {
+    const path = `${CACHE}/latest/vmlinux`;
+    await kernel("vmlinux");
+    const disk = await Deno.makeTempFile({ dir: "/var/tmp", prefix: "denovisor-linux-disk-" });
+    try {
+      await Deno.truncate(disk, 64 * 1024 * 1024);
+      // A static, link-local address only makes the kernel name the NIC and its MAC.
+      const ip = "ip=169.254.10.2::169.254.10.1:255.255.0.0::eth0:off";
+      const r = await denovisor(
+        [
+          "run",
+          "--kernel",
+          path,
+          "--memory",
+          "128M",
+          "--disk",
+          disk,
+          "--nic",
+          "tap=auto,mac=52:54:00:12:34:56",
+          "--cmdline",
+          `${CMDLINE} ${ip}`,
+        ],
+        { timeoutMs: 400_000 },
+      );
+      assert.match(r.stdout, /pci 0000:00:01\.0: \[1af4:1042\] type 00 class 0x010000/);
+      assert.match(r.stdout, /pci 0000:00:02\.0: \[1af4:1041\] type 00 class 0x020000/);
+      assert.match(
+        r.stdout,
+        /virtio_blk virtio0: \[vda\] 131072 512-byte logical blocks \(67\.1 MB\/64\.0 MiB\)/,
+      );
+      assert.match(r.stdout, /device=eth0, hwaddr=52:54:00:12:34:56, ipaddr=169\.254\.10\.2/);
+      assert.equal(r.code, 0, `${r.stderr}\n${r.stdout.slice(-800)}`);
+    } finally {
+      await Deno.remove(disk);
+    }
+  },
+  420_000,
+);
