@@ -110,6 +110,10 @@ int main(void) {
   virtio_check(touched(base, count, 1), "touched %u pages at 0x%llx-0x%llx", count,
                (unsigned long long)base, (unsigned long long)(base + count * BALLOON_PAGE - 1));
   for (u32 i = 0; i < count; i++) pfns[i] = (u32)(base / BALLOON_PAGE + i);
+  /* Lets the host measure its RSS with the pages touched, before they are given back. */
+  u32 touched_wait_ms = (u32)cmdline_get_u64("touched_wait_ms", 0);
+  printf("virtio_balloon: holding %u touched pages for %u ms\n", count, touched_wait_ms);
+  virtio_sleep_ms(touched_wait_ms);
 
   virtio_check(send_pfns(inflateq, count), "inflated by %u pages (PFN 0x%x-0x%x)", count, pfns[0],
                pfns[count - 1]);
@@ -118,7 +122,7 @@ int main(void) {
   virtio_check(virtio_config_u32(dev, 4) == count, "actual reads back %u", count);
 
   u32 wait_ms = (u32)cmdline_get_u64("wait_ms", 2000);
-  printf("virtio_balloon: holding %u pages for %u ms\n", count, wait_ms);
+  printf("virtio_balloon: holding %u inflated pages for %u ms\n", count, wait_ms);
   virtio_sleep_ms(wait_ms);
   if (statsq && virtq_get_used(statsq, NULL)) print("virtio_balloon: the device took the stats\n");
 

@@ -211,3 +211,68 @@ for (const transport of ["pci", "mmio"]) {
     },
   );
 }
+
+/** Rss in KiB of the VMM's guest-RAM mapping (the anonymous mapping of `bytes` bytes). */
+async function guestRamRssKiB(pid: number, bytes: number): Promise<number> {
+  const smaps = await Deno.readTextFile(`/proc/${pid}/smaps`);
+  const blocks = smaps.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/);
+  for (const block of blocks) {
+    const [start, end] = block.slice(0, block.indexOf(" ")).split("-").map((h) => parseInt(h, 16));
+    if (end - start === bytes) return Number(/^Rss:\s+(\d+) kB/m.exec(block)?.[1] ?? NaN);
+  }
+  throw new Error(`no ${bytes}-byte mapping in /proc/${pid}/smaps`);
+}
+
+kvmTest("inflating the balloon gives the guest's pages back to the host (RSS drops)", async () => {
+  const memory = 128 * 1024 * 1024;
+  const pages = 4096; // 16 MiB
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      main,
+      "run",
+      "--kernel",
+      guest("virtio_balloon"),
+      "--balloon",
+      "--memory",
+      "128M",
+      "--cmdline",
+      `pages=${pages} touched_wait_ms=1500 wait_ms=1500`,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  let text = "";
+  const readUntil = async (pattern: RegExp) => {
+    while (!pattern.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`output ended before ${pattern}:\n${text}`);
+      text += new TextDecoder().decode(value);
+    }
+  };
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 500));
+  const watchdog = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  try {
+    await readUntil(/holding \d+ touched pages/);
+    await settle();
+    const touched = await guestRamRssKiB(child.pid, memory);
+    await readUntil(/holding \d+ inflated pages/);
+    await settle();
+    const inflated = await guestRamRssKiB(child.pid, memory);
+    // The guest's 16 MiB left the host's memory (allow for pages the guest touched meanwhile).
+    assert.ok(touched - inflated >= (pages * 4 * 9) / 10, `RSS ${touched} KiB -> ${inflated} KiB`);
+    await readUntil(/virtio_balloon: (all passed|FAILED)/);
+  } finally {
+    clearTimeout(watchdog);
+    reader.releaseLock();
+  }
+  const status = await child.status;
+  await child.stdout.cancel();
+  await child.stderr.cancel();
+  assert.match(text, /virtio_balloon: all passed/);
+  assert.equal(status.code, 0);
+});
