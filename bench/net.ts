@@ -8,9 +8,8 @@
  * - rx: frames injected through the packet socket in batches, then drained by the device
  *   (readv into the rx chains' buffers) vs `read(tap)` in a loop; only the drain is timed.
  *
- * The queues are `FakeQueue`s (an in-memory VirtQueue); TODO: switch to the split-ring
- * driver harness (devices/virtio/testing/driver_harness.ts) once it lands, so ring costs
- * are counted too.
+ * The device's queues are real split rings in guest memory, filled and drained by the
+ * driver-side harness (devices/virtio/testing/driver_harness.ts), so ring costs count.
  *
  * Usage: deno run -A bench/net.ts [--frames N] [--size BYTES]
  *
@@ -30,11 +29,19 @@ import {
 import { VirtioNet } from "../devices/virtio/net.ts";
 import { NET_F } from "../devices/virtio/net_header.ts";
 import { VIRTIO_F } from "../devices/virtio/virtio_device.ts";
-import { FakeQueue } from "../devices/virtio/testing/fake_queue.ts";
+import { SplitQueue } from "../devices/virtio/queue.ts";
+import { SplitQueueDriver } from "../devices/virtio/testing/driver_harness.ts";
 import { CouldNotMeasureError, fixed, runBenchmark } from "./_support.ts";
 
 const BATCH = 256;
 const MAX_FRAMES = 1_000_000;
+const QUEUE_SIZE = BATCH * 4;
+/** Guest-memory layout: the two rings, then frame buffers. */
+const RX_RING = 0x10000;
+const TX_RING = 0x100000;
+const BUFFERS = 0x200000;
+const BUFFER_SIZE = VNET_HEADER_SIZE + 1518;
+const MEMORY_SIZE = BUFFERS + BATCH * BUFFER_SIZE;
 
 interface Figures {
   frames: number;
@@ -57,14 +64,28 @@ function rawTx(fd: number, frame: Uint8Array, count: number): Figures {
   return { frames: sent, seconds: (performance.now() - start) / 1000 };
 }
 
-function deviceTx(net: VirtioNet, tx: FakeQueue, frame: Uint8Array, count: number): Figures {
-  const header = new Uint8Array(VNET_HEADER_SIZE);
+function deviceTx(
+  net: VirtioNet,
+  tx: SplitQueueDriver,
+  memory: GuestMemory,
+  frame: Uint8Array,
+  count: number,
+): Figures {
+  // One zeroed header and the frame, in guest memory, sent over and over.
+  memory.fill(BUFFERS, VNET_HEADER_SIZE);
+  memory.write(BUFFERS + VNET_HEADER_SIZE, frame);
+  const buffers = [
+    { address: BUFFERS, length: VNET_HEADER_SIZE },
+    { address: BUFFERS + VNET_HEADER_SIZE, length: frame.length },
+  ];
   const before = net.counters.txFrames;
   const start = performance.now();
   for (let done = 0; done < count; done += BATCH) {
     const n = Math.min(BATCH, count - done);
-    for (let i = 0; i < n; i++) tx.add([header, frame]);
+    for (let i = 0; i < n; i++) tx.add(buffers);
+    tx.publish();
     net.notify(1);
+    tx.takeUsed();
   }
   return { frames: net.counters.txFrames - before, seconds: (performance.now() - start) / 1000 };
 }
@@ -85,24 +106,27 @@ function rawRx(fd: number, host: PacketSocket, frame: Uint8Array, count: number)
 
 function deviceRx(
   net: VirtioNet,
-  rx: FakeQueue,
+  rx: SplitQueueDriver,
   host: PacketSocket,
   frame: Uint8Array,
   count: number,
 ): Figures {
   const [source] = net.eventSources();
-  const buffers = Array.from({ length: BATCH }, () => new Uint8Array(VNET_HEADER_SIZE + 1518));
+  const buffers = Array.from({ length: BATCH }, (_, i) => [
+    { address: BUFFERS + i * BUFFER_SIZE, length: BUFFER_SIZE, writable: true },
+  ]);
   const before = net.counters.rxFrames;
   let seconds = 0;
   for (let done = 0; done < count; done += BATCH) {
     const n = Math.min(BATCH, count - done);
     for (let i = 0; i < n; i++) host.send(frame);
     const start = performance.now();
-    for (let i = 0; i < n; i++) rx.add([], [buffers[i]]);
+    for (let i = 0; i < n; i++) rx.add(buffers[i]);
+    rx.publish();
     net.notify(0);
     source.onReadable();
+    rx.takeUsed();
     seconds += (performance.now() - start) / 1000;
-    rx.used.length = 0;
   }
   return { frames: net.counters.rxFrames - before, seconds };
 }
@@ -129,16 +153,21 @@ function main(): void {
     throw new CouldNotMeasureError(`cannot open a tap: ${(error as Error).message}`);
   }
   const host = new PacketSocket(tap.name);
-  const rx = new FakeQueue(BATCH * 4);
-  const tx = new FakeQueue(BATCH * 4);
+  const memory = GuestMemory.ofSize(MEMORY_SIZE);
+  const rx = new SplitQueueDriver(memory, { base: RX_RING, size: QUEUE_SIZE });
+  const tx = new SplitQueueDriver(memory, { base: TX_RING, size: QUEUE_SIZE });
+  const features = VIRTIO_F.VERSION_1 | NET_F.MAC | NET_F.STATUS;
   const net = new VirtioNet({
     tap: { name: tap.name, fd: tap.fd, supportedOffloads: 0, setOffloads() {} },
     mergeableRxBuffers: false,
   });
   net.activate({
-    memory: GuestMemory.ofSize(4096),
-    features: VIRTIO_F.VERSION_1 | NET_F.MAC | NET_F.STATUS,
-    queues: [rx, tx],
+    memory,
+    features,
+    queues: [
+      new SplitQueue(memory, rx.config, { features }),
+      new SplitQueue(memory, tx.config, { features }),
+    ],
     interrupt: { usedBuffer() {}, configChanged() {} },
     fail(reason) {
       throw new CouldNotMeasureError(`the device failed: ${reason}`);
@@ -152,7 +181,11 @@ function main(): void {
     const results: Array<[string, Figures, Figures]> = [];
     for (
       const [name, raw, device] of [
-        ["tx", () => rawTx(tap.fd, frame, count), () => deviceTx(net, tx, frame, count)],
+        [
+          "tx",
+          () => rawTx(tap.fd, frame, count),
+          () => deviceTx(net, tx, memory, frame, count),
+        ],
         [
           "rx",
           () => rawRx(tap.fd, host, frame, count),

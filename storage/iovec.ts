@@ -5,35 +5,12 @@
  * @module
  */
 
-import { pointerOf } from "../ffi/libc.ts";
+import { addressOf } from "../ffi/libc.ts";
+
+export { addressOf };
 
 /** Linux's IOV_MAX: preadv/pwritev refuse more entries, so callers batch. */
 export const IOV_MAX = 1024;
-
-/**
- * Buffers at least this large are never on V8's heap, so their memory does not move and
- * their base address can be cached.
- */
-const STABLE_BUFFER_BYTES = 64 * 1024;
-const baseAddresses = new WeakMap<ArrayBufferLike, number>();
-
-/**
- * The host address of `bytes[0]`. `Deno.UnsafePointer.of` costs about a microsecond on a
- * view of external memory (guest RAM is mmap'd), so the address of a large buffer's start
- * is cached and the view's offset added.
- */
-export function addressOf(bytes: Uint8Array): number {
-  const buffer = bytes.buffer;
-  if (buffer.byteLength < STABLE_BUFFER_BYTES) {
-    return Number(Deno.UnsafePointer.value(pointerOf(bytes)));
-  }
-  let base = baseAddresses.get(buffer);
-  if (base === undefined) {
-    base = Number(Deno.UnsafePointer.value(pointerOf(new Uint8Array(buffer))));
-    baseAddresses.set(buffer, base);
-  }
-  return base + bytes.byteOffset;
-}
 
 /** A reusable iovec array of up to IOV_MAX entries (16 bytes each: base, length). */
 export class IovecArray {

@@ -114,41 +114,56 @@ for (const transport of ["pci", "mmio"]) {
   });
 }
 
-kvmTest("virtio-console carries output and echoes stdin lines back", async () => {
-  const main = new URL("../main.ts", import.meta.url).pathname;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main, "run", "--kernel", guest("virtio_console"), "--virtio-console"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  let text = "";
-  const readUntil = async (pattern: RegExp) => {
-    while (!pattern.test(text)) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`output ended before ${pattern}:\n${text}`);
-      text += new TextDecoder().decode(value);
-    }
-  };
-  const watchdog = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  try {
-    await readUntil(/virtio_console: ready/);
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode("hello over virtio\nquit\n"));
-    await writer.close();
-    await readUntil(/virtio_console: (all passed|FAILED)/);
-  } finally {
-    clearTimeout(watchdog);
-    reader.releaseLock();
-  }
-  const status = await child.status;
-  await child.stdout.cancel();
-  await child.stderr.cancel();
-  assert.match(text, /vcon-echo: hello over virtio/);
-  assert.match(text, /virtio_console: all passed/);
-  assert.equal(status.code, 0);
-});
+for (const transport of ["pci", "mmio"]) {
+  kvmTest(
+    `virtio-console over ${transport} carries output and echoes stdin lines back`,
+    async () => {
+      const main = new URL("../main.ts", import.meta.url).pathname;
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          main,
+          "run",
+          "--kernel",
+          guest("virtio_console"),
+          "--virtio-console",
+          "--transport",
+          transport,
+        ],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const reader = child.stdout.getReader();
+      let text = "";
+      const readUntil = async (pattern: RegExp) => {
+        while (!pattern.test(text)) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`output ended before ${pattern}:\n${text}`);
+          text += new TextDecoder().decode(value);
+        }
+      };
+      const watchdog = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      try {
+        await readUntil(/virtio_console: ready/);
+        const writer = child.stdin.getWriter();
+        await writer.write(new TextEncoder().encode("hello over virtio\nquit\n"));
+        await writer.close();
+        await readUntil(/virtio_console: (all passed|FAILED)/);
+      } finally {
+        clearTimeout(watchdog);
+        reader.releaseLock();
+      }
+      const status = await child.status;
+      await child.stdout.cancel();
+      await child.stderr.cancel();
+      assert.match(text, /vcon-echo: hello over virtio/);
+      assert.match(text, /virtio_console: all passed/);
+      assert.equal(status.code, 0);
+    },
+  );
+}
 
 for (const transport of ["pci", "mmio"]) {
   kvmTest(
@@ -275,4 +290,22 @@ kvmTest("inflating the balloon gives the guest's pages back to the host (RSS dro
   await child.stderr.cancel();
   assert.match(text, /virtio_balloon: all passed/);
   assert.equal(status.code, 0);
+});
+
+kvmTest("a disk's ops rate limit slows the guest's requests down", async () => {
+  await withDisk(16, async (path) => {
+    const run = async (limit: string) => {
+      const started = performance.now();
+      const r = await denovisor(["run", "--kernel", guest("virtio_blk"), "--disk", path + limit]);
+      assertGuestPassed(r, "virtio_blk");
+      return { seconds: (performance.now() - started) / 1000, requests: r.stdout };
+    };
+    const free = await run("");
+    // 5 requests per second with a bucket of 5: the guest's ~20 requests need seconds.
+    const limited = await run(",ops=5");
+    assert.ok(
+      limited.seconds > free.seconds + 2,
+      `limited run took ${limited.seconds.toFixed(1)} s, unlimited ${free.seconds.toFixed(1)} s`,
+    );
+  });
 });

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { pointerOf } from "../../ffi/libc.ts";
+import { addressOf } from "../../ffi/libc.ts";
 
 /** Linux's IOV_MAX: readv/writev refuse more entries. */
 export const IOV_MAX = 1024;
@@ -43,8 +43,7 @@ export class IovecList {
   }
 
   #append(buffer: Uint8Array): void {
-    const pointer = pointerOf(buffer);
-    this.#words[this.#count * 2] = BigInt(Deno.UnsafePointer.value(pointer));
+    this.#words[this.#count * 2] = BigInt(addressOf(buffer));
     this.#words[this.#count * 2 + 1] = BigInt(buffer.length);
     this.#count++;
   }
