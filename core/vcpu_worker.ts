@@ -84,6 +84,11 @@ function runVcpu(init: VcpuWorkerInit): VmEndReason | undefined {
 }
 
 function waitWhilePaused(channel: VcpuChannel, vcpu: Vcpu, run: Uint8Array): void {
+  // Complete the I/O of the last exit before stopping: KVM_RUN with immediate_exit set
+  // finishes pending port/MMIO operations and returns EINTR without running the guest
+  // (KVM API, "immediate_exit"), so a paused vCPU's state is consistent (and can be saved).
+  run[RUN.IMMEDIATE_EXIT] = 1;
+  libc().ioctl_value(vcpu.fd, KVM.RUN, 0n);
   vcpu.notifyPaused();
   channel.setState(WORKER_STATE.PAUSED);
   while (channel.request === RUN_REQUEST.PAUSE) {

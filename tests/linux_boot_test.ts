@@ -129,13 +129,15 @@ kvmTest(
 );
 
 kvmTest(
-  "Linux's own virtio drivers probe a virtio-blk disk and a virtio-net NIC over PCI",
+  "Linux's own virtio drivers probe our disks and NICs over PCI and MMIO",
   async () => {
     const path = `${CACHE}/latest/vmlinux`;
     await kernel("vmlinux");
     const disk = await Deno.makeTempFile({ dir: "/var/tmp", prefix: "denovisor-linux-disk-" });
+    const disk2 = await Deno.makeTempFile({ dir: "/var/tmp", prefix: "denovisor-linux-disk-" });
     try {
       await Deno.truncate(disk, 64 * 1024 * 1024);
+      await Deno.truncate(disk2, 8 * 1024 * 1024);
       // A static, link-local address only makes the kernel name the NIC and its MAC.
       const ip = "ip=169.254.10.2::169.254.10.1:255.255.0.0::eth0:off";
       const r = await denovisor(
@@ -147,8 +149,12 @@ kvmTest(
           "128M",
           "--disk",
           disk,
+          "--disk",
+          `${disk2},readonly,transport=mmio`,
           "--nic",
           "tap=auto,mac=52:54:00:12:34:56",
+          "--nic",
+          "tap=auto,mac=52:54:00:12:34:57,transport=mmio",
           "--cmdline",
           `${CMDLINE} ${ip}`,
         ],
@@ -161,9 +167,17 @@ kvmTest(
         /virtio_blk virtio0: \[vda\] 131072 512-byte logical blocks \(67\.1 MB\/64\.0 MiB\)/,
       );
       assert.match(r.stdout, /device=eth0, hwaddr=52:54:00:12:34:56, ipaddr=169\.254\.10\.2/);
+      // The second disk and NIC sit on virtio-mmio, announced on the command line.
+      assert.match(
+        r.stdout,
+        /virtio_mmio\.device=4K@0xd0000000:5 virtio_mmio\.device=4K@0xd0001000:6/,
+      );
+      assert.match(r.stdout, /\[vdb\] 16384 512-byte logical blocks \(8\.39 MB\/8\.00 MiB\)/);
+      assert.match(r.stdout, /\[vdb\] Write Protect is on/);
       assert.equal(r.code, 0, `${r.stderr}\n${r.stdout.slice(-800)}`);
     } finally {
       await Deno.remove(disk);
+      await Deno.remove(disk2);
     }
   },
   420_000,
