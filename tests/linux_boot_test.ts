@@ -138,8 +138,9 @@ kvmTest(
     try {
       await Deno.truncate(disk, 64 * 1024 * 1024);
       await Deno.truncate(disk2, 8 * 1024 * 1024);
-      // A static, link-local address only makes the kernel name the NIC and its MAC.
-      const ip = "ip=169.254.10.2::169.254.10.1:255.255.0.0::eth0:off";
+      // A static, link-local address only makes the kernel name the NIC and its MAC. The
+      // command-line (mmio) NIC is probed first and becomes eth0; the PCI one is eth1.
+      const ip = "ip=169.254.10.2::169.254.10.1:255.255.0.0::eth1:off";
       const r = await denovisor(
         [
           "run",
@@ -162,18 +163,19 @@ kvmTest(
       );
       assert.match(r.stdout, /pci 0000:00:01\.0: \[1af4:1042\] type 00 class 0x010000/);
       assert.match(r.stdout, /pci 0000:00:02\.0: \[1af4:1041\] type 00 class 0x020000/);
+      // Linux probes the command-line virtio-mmio devices first: the PCI disk is vdb.
       assert.match(
         r.stdout,
-        /virtio_blk virtio0: \[vda\] 131072 512-byte logical blocks \(67\.1 MB\/64\.0 MiB\)/,
+        /virtio_blk virtio\d: \[vdb\] 131072 512-byte logical blocks \(67\.1 MB\/64\.0 MiB\)/,
       );
-      assert.match(r.stdout, /device=eth0, hwaddr=52:54:00:12:34:56, ipaddr=169\.254\.10\.2/);
+      assert.match(r.stdout, /device=eth1, hwaddr=52:54:00:12:34:56, ipaddr=169\.254\.10\.2/);
       // The second disk and NIC sit on virtio-mmio, announced on the command line.
       assert.match(
         r.stdout,
         /virtio_mmio\.device=4K@0xd0000000:5 virtio_mmio\.device=4K@0xd0001000:6/,
       );
-      assert.match(r.stdout, /\[vdb\] 16384 512-byte logical blocks \(8\.39 MB\/8\.00 MiB\)/);
-      assert.match(r.stdout, /\[vdb\] Write Protect is on/);
+      assert.match(r.stdout, /Registering device virtio-mmio\.0 at 0xd0000000-0xd0000fff, IRQ 5/);
+      assert.match(r.stdout, /\[vda\] 16384 512-byte logical blocks \(8\.39 MB\/8\.00 MiB\)/);
       assert.equal(r.code, 0, `${r.stderr}\n${r.stdout.slice(-800)}`);
     } finally {
       await Deno.remove(disk);
