@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { DeviceRateLimiter } from "./rate_limiter.ts";
 import { type Disk, DiskError } from "../../storage/disk.ts";
 import {
   BLOCK_ID_BYTES,
@@ -43,13 +44,8 @@ export const MAX_DISCARD_SEGMENTS = 32;
 /** Discards are punched holes: 4 KiB (the host file system block) granularity. */
 export const DISCARD_SECTOR_ALIGNMENT = 8;
 
-/** What virtio-blk needs of a rate limiter (devices/virtio/rate_limiter.ts `RateLimiter`). */
-export interface BlockRateLimiter {
-  /** Takes one operation of `bytes` bytes; false (nothing taken) when throttled. */
-  consume(bytes: number): boolean;
-  /** Milliseconds after which `consume` may succeed again. */
-  retryDelayMs(): number;
-}
+/** What virtio-blk needs of a rate limiter. */
+export type BlockRateLimiter = DeviceRateLimiter;
 
 /** Options of a virtio-blk device. */
 export interface VirtioBlockOptions {

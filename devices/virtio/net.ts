@@ -9,6 +9,7 @@
  * @module
  */
 
+import type { DeviceRateLimiter } from "./rate_limiter.ts";
 import { errno, libc } from "../../ffi/libc.ts";
 import { EAGAIN } from "../../ffi/errno.ts";
 import { IovecList } from "../net/iovec.ts";
@@ -46,16 +47,8 @@ export interface NetTap {
   close?(): void;
 }
 
-/**
- * What virtio-net needs of a rate limiter (a token bucket for bytes and operations).
- * TODO: bind to devices/virtio/rate_limiter.ts once it lands.
- */
-export interface NetRateLimiter {
-  /** Takes one operation of `bytes` bytes; false (nothing taken) when throttled. */
-  consume(bytes: number): boolean;
-  /** Milliseconds after which `consume` may succeed again. */
-  retryDelayMs(): number;
-}
+/** What virtio-net needs of a rate limiter (one per direction). */
+export type NetRateLimiter = DeviceRateLimiter;
 
 /** Options of a virtio-net device. */
 export interface VirtioNetOptions {

@@ -112,8 +112,20 @@ export interface RateLimiterConfig {
   ops?: TokenBucketConfig;
 }
 
+/**
+ * What a device needs of a rate limiter: `RateLimiter` implements it, tests fake it.
+ * Devices that are throttled hold the request, stop taking new ones and retry after
+ * `retryDelayMs()`.
+ */
+export interface DeviceRateLimiter {
+  /** Takes one operation of `bytes` bytes; false (nothing taken) when throttled. */
+  consume(bytes: number): boolean;
+  /** Milliseconds after which `consume` may succeed again. */
+  retryDelayMs(): number;
+}
+
 /** Limits a device's bytes and operations; see `parseRateLimit()` for the CLI syntax. */
-export class RateLimiter {
+export class RateLimiter implements DeviceRateLimiter {
   readonly bandwidth?: TokenBucket;
   readonly ops?: TokenBucket;
   #retryDelay = 0;
