@@ -7,7 +7,6 @@
  * @module
  */
 
-import type { DeviceRateLimiter } from "./rate_limiter.ts";
 import { type Disk, DiskError } from "../../storage/disk.ts";
 import {
   BLOCK_ID_BYTES,
@@ -22,7 +21,7 @@ import {
 } from "./block_request.ts";
 import { OnceLog } from "./once_log.ts";
 import type { DescriptorChain, VirtQueue } from "./queue_types.ts";
-import { retryWithTimeout, type ScheduleRetry } from "./rate_limiter.ts";
+import { type DeviceRateLimiter, retryWithTimeout, type ScheduleRetry } from "./rate_limiter.ts";
 import { type ActivateContext, VIRTIO_F, VIRTIO_ID, type VirtioDevice } from "./virtio_device.ts";
 
 /** virtio-blk feature bits (virtio 1.2, 5.2.3). */

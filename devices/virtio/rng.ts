@@ -5,11 +5,10 @@
  * @module
  */
 
-import type { DeviceRateLimiter } from "./rate_limiter.ts";
 import { errno, libc } from "../../ffi/libc.ts";
 import { EINTR, SyscallError } from "../../ffi/errno.ts";
 import type { DescriptorChain, VirtQueue } from "./queue_types.ts";
-import { retryWithTimeout, type ScheduleRetry } from "./rate_limiter.ts";
+import { type DeviceRateLimiter, retryWithTimeout, type ScheduleRetry } from "./rate_limiter.ts";
 import { type ActivateContext, VIRTIO_F, VIRTIO_ID, type VirtioDevice } from "./virtio_device.ts";
 
 /** What virtio-rng needs of a rate limiter. */
