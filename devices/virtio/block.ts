@@ -20,7 +20,8 @@ import {
   WRITE_ZEROES_FLAG_UNMAP,
 } from "./block_request.ts";
 import { OnceLog } from "./once_log.ts";
-import type { DescriptorChain, VirtQueue } from "./queue_types.ts";
+import { ThrottledQueue } from "./throttled_queue.ts";
+import type { DescriptorChain } from "./queue_types.ts";
 import { type DeviceRateLimiter, retryWithTimeout, type ScheduleRetry } from "./rate_limiter.ts";
 import { type ActivateContext, VIRTIO_F, VIRTIO_ID, type VirtioDevice } from "./virtio_device.ts";
 
@@ -93,8 +94,6 @@ export class VirtioBlock implements VirtioDevice {
   readonly configSize = BLOCK_CONFIG_SIZE;
   readonly #disk: Disk;
   readonly #serial: Uint8Array;
-  readonly #limiter?: BlockRateLimiter;
-  readonly #scheduleRetry: ScheduleRetry;
   readonly #log: OnceLog;
   readonly #request = new BlockRequest();
   readonly #stats: BlockStats = {
@@ -109,12 +108,7 @@ export class VirtioBlock implements VirtioDevice {
     unsupported: 0,
     throttled: 0,
   };
-  #context?: ActivateContext;
-  #queue?: VirtQueue;
-  #broken = false;
-  /** A chain popped but held back by the rate limiter: it is served first, in order. */
-  #deferred?: DescriptorChain;
-  #cancelRetry?: () => void;
+  readonly #queue: ThrottledQueue;
 
   constructor(options: VirtioBlockOptions) {
     const queueSize = options.queueSize ?? 256;
@@ -128,9 +122,15 @@ export class VirtioBlock implements VirtioDevice {
     this.name = `virtio-blk ${options.name ?? options.disk.path}`;
     this.queueSizes = [queueSize];
     this.#serial = serialBytes(options.serial ?? options.disk.id);
-    this.#limiter = options.rateLimiter;
-    this.#scheduleRetry = options.scheduleRetry ?? retryWithTimeout;
     this.#log = new OnceLog(options.log);
+    this.#queue = new ThrottledQueue({
+      name: this.name,
+      limiter: options.rateLimiter,
+      scheduleRetry: options.scheduleRetry ?? retryWithTimeout,
+      cost: dataBytes,
+      handle: (chain) => this.#handle(chain),
+      onThrottled: () => this.#stats.throttled++,
+    });
     let features = VIRTIO_F.VERSION_1 | VIRTIO_F.RING_EVENT_IDX | VIRTIO_F.RING_INDIRECT_DESC |
       VIRTIO_BLK_F.SEG_MAX | VIRTIO_BLK_F.BLK_SIZE | VIRTIO_BLK_F.FLUSH;
     features |= this.#disk.readOnly
@@ -176,23 +176,15 @@ export class VirtioBlock implements VirtioDevice {
   }
 
   activate(context: ActivateContext): void {
-    this.#context = context;
-    this.#queue = context.queues[0];
-    this.#broken = false;
-    this.#serve();
+    this.#queue.activate(context);
   }
 
   notify(queueIndex: number): void {
-    if (queueIndex === 0) this.#serve();
+    if (queueIndex === 0) this.#queue.serve();
   }
 
   reset(): void {
-    this.#cancelRetry?.();
-    this.#cancelRetry = undefined;
-    this.#deferred = undefined;
-    this.#context = undefined;
-    this.#queue = undefined;
-    this.#broken = false;
+    this.#queue.reset();
   }
 
   /**
@@ -204,45 +196,12 @@ export class VirtioBlock implements VirtioDevice {
       throw new DiskError(`Cannot resize disk ${this.#disk.path}: its format cannot be resized`);
     }
     this.#disk.resize(newSize);
-    this.#context?.interrupt.configChanged();
+    this.#queue.configChanged();
   }
 
   close(): void {
     this.reset();
     this.#disk.close();
-  }
-
-  /** Serves chains until the queue is empty or the rate limiter says wait. */
-  #serve(): void {
-    const queue = this.#queue;
-    const context = this.#context;
-    if (!queue || !context || this.#broken || this.#cancelRetry) return;
-    let served = false;
-    try {
-      for (;;) {
-        const chain = this.#deferred ?? queue.pop();
-        this.#deferred = undefined;
-        if (!chain) break;
-        if (this.#limiter && !this.#limiter.consume(dataBytes(chain))) {
-          this.#stats.throttled++;
-          this.#deferred = chain;
-          this.#cancelRetry = this.#scheduleRetry(() => {
-            this.#cancelRetry = undefined;
-            this.#serve();
-          }, this.#limiter.retryDelayMs());
-          break;
-        }
-        const written = this.#handle(chain);
-        if (written < 0) return;
-        queue.push(chain.head, written);
-        served = true;
-      }
-    } catch (error) {
-      // A malformed chain (VirtQueueError) or a bug: the device stops, the VMM does not.
-      this.#fail(`${this.name}: ${(error as Error).message}`);
-      return;
-    }
-    if (served && queue.needsInterrupt()) context.interrupt.usedBuffer(0);
   }
 
   /** Serves one chain; returns the bytes written into it, or -1 when the device failed. */
@@ -378,12 +337,11 @@ export class VirtioBlock implements VirtioDevice {
   }
 
   #negotiated(feature: bigint): boolean {
-    return ((this.#context?.features ?? 0n) & feature) !== 0n;
+    return (this.#queue.features & feature) !== 0n;
   }
 
   #fail(reason: string): void {
-    this.#broken = true;
-    this.#context?.fail(reason);
+    this.#queue.fail(reason);
   }
 }
 

@@ -7,7 +7,8 @@
 
 import { errno, libc } from "../../ffi/libc.ts";
 import { EINTR, SyscallError } from "../../ffi/errno.ts";
-import type { DescriptorChain, VirtQueue } from "./queue_types.ts";
+import type { DescriptorChain } from "./queue_types.ts";
+import { ThrottledQueue } from "./throttled_queue.ts";
 import { type DeviceRateLimiter, retryWithTimeout, type ScheduleRetry } from "./rate_limiter.ts";
 import { type ActivateContext, VIRTIO_F, VIRTIO_ID, type VirtioDevice } from "./virtio_device.ts";
 
@@ -47,21 +48,20 @@ export class VirtioRng implements VirtioDevice {
   readonly queueSizes: readonly number[];
   readonly features = VIRTIO_F.VERSION_1 | VIRTIO_F.RING_EVENT_IDX | VIRTIO_F.RING_INDIRECT_DESC;
   readonly configSize = 0;
-  readonly #limiter?: RngRateLimiter;
-  readonly #scheduleRetry: ScheduleRetry;
   readonly #fill: (bytes: Uint8Array) => void;
-  #context?: ActivateContext;
-  #queue?: VirtQueue;
-  #deferred?: DescriptorChain;
-  #cancelRetry?: () => void;
-  #broken = false;
+  readonly #queue: ThrottledQueue;
   #bytesServed = 0;
 
   constructor(options: VirtioRngOptions = {}) {
     this.queueSizes = [options.queueSize ?? 256];
-    this.#limiter = options.rateLimiter;
-    this.#scheduleRetry = options.scheduleRetry ?? retryWithTimeout;
     this.#fill = options.fill ?? fillRandom;
+    this.#queue = new ThrottledQueue({
+      name: this.name,
+      limiter: options.rateLimiter,
+      scheduleRetry: options.scheduleRetry ?? retryWithTimeout,
+      cost: (chain) => chain.writableLength,
+      handle: (chain) => this.#handle(chain),
+    });
   }
 
   /** Random bytes handed to the guest so far. */
@@ -76,58 +76,25 @@ export class VirtioRng implements VirtioDevice {
   writeConfig(_offset: number, _data: Uint8Array): void {}
 
   activate(context: ActivateContext): void {
-    this.#context = context;
-    this.#queue = context.queues[0];
-    this.#broken = false;
-    this.#serve();
+    this.#queue.activate(context);
   }
 
   notify(queueIndex: number): void {
-    if (queueIndex === 0) this.#serve();
+    if (queueIndex === 0) this.#queue.serve();
   }
 
   reset(): void {
-    this.#cancelRetry?.();
-    this.#cancelRetry = undefined;
-    this.#deferred = undefined;
-    this.#context = undefined;
-    this.#queue = undefined;
-    this.#broken = false;
+    this.#queue.reset();
   }
 
   close(): void {
     this.reset();
   }
 
-  #serve(): void {
-    const queue = this.#queue;
-    const context = this.#context;
-    if (!queue || !context || this.#broken || this.#cancelRetry) return;
-    let served = false;
-    try {
-      for (;;) {
-        const chain = this.#deferred ?? queue.pop();
-        this.#deferred = undefined;
-        if (!chain) break;
-        if (this.#limiter && !this.#limiter.consume(chain.writableLength)) {
-          this.#deferred = chain;
-          this.#cancelRetry = this.#scheduleRetry(() => {
-            this.#cancelRetry = undefined;
-            this.#serve();
-          }, this.#limiter.retryDelayMs());
-          break;
-        }
-        // Device-readable buffers carry nothing for an entropy device: they are ignored.
-        for (const buffer of chain.writable) this.#fill(buffer.bytes);
-        this.#bytesServed += chain.writableLength;
-        queue.push(chain.head, chain.writableLength);
-        served = true;
-      }
-    } catch (error) {
-      this.#broken = true;
-      context.fail(`${this.name}: ${(error as Error).message}`);
-      return;
-    }
-    if (served && queue.needsInterrupt()) context.interrupt.usedBuffer(0);
+  /** Fills the chain's writable buffers; device-readable ones carry nothing here. */
+  #handle(chain: DescriptorChain): number {
+    for (const buffer of chain.writable) this.#fill(buffer.bytes);
+    this.#bytesServed += chain.writableLength;
+    return chain.writableLength;
   }
 }
