@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests use, where missing.
 #   gcc/binutils: the guest programs; qemu: the peer the benchmarks compare against and
-#   qemu-img, the independent judge of disk images; the rest builds the Linux test kernel.
+#   qemu-img, the independent judge of disk images; xfsprogs/btrfs-progs: the storage-pool
+#   tests make real filesystems; systemd: systemd-analyze verifies the unit; the rest builds
+#   the Linux test kernel.
 set -euo pipefail
-packages=(gcc binutils make qemu-system-x86 qemu-utils bc bison flex libelf-dev libssl-dev cpio xz-utils)
+packages=(gcc binutils make qemu-system-x86 qemu-utils bc bison flex libelf-dev libssl-dev cpio xz-utils
+  xfsprogs btrfs-progs util-linux systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,299 @@
+/**
+ * The daemon's HTTP+JSON API as TypeScript types: the contract between `denovisor daemon`
+ * (manager/daemon/), its clients (cli/, the REPL) and the OpenAPI description. Every
+ * path is under `/v1`; bodies are JSON unless noted. Errors are `ApiErrorBody` with the
+ * HTTP status named in `ApiErrorCode`.
+ *
+ * Domains
+ *   GET    /v1/host                              -> HostInfo
+ *   GET    /v1/domains                           -> DomainSummary[]
+ *   POST   /v1/domains[?start=1&transient=1]     DomainDefinition -> DomainInfo (201)
+ *   GET    /v1/domains/{name}                    -> DomainInfo
+ *   PUT    /v1/domains/{name}                    DomainDefinition -> DomainInfo   (edit)
+ *   DELETE /v1/domains/{name}                    -> 204                           (undefine)
+ *   POST   /v1/domains/{name}/{action}           ActionRequest -> DomainInfo
+ *            action: start | shutdown | destroy | reboot | pause | resume
+ *   GET    /v1/domains/{name}/stats              -> DomainStats
+ *   GET    /v1/domains/{name}/logs[?lines=N]     -> text/plain
+ *   PUT    /v1/domains/{name}/memory             { targetBytes } -> DomainInfo   (mem-set)
+ *   PUT    /v1/domains/{name}/vcpus              { count } -> DomainInfo         (vcpu-set)
+ *   PUT    /v1/domains/{name}/autostart          { enabled } -> DomainInfo
+ *   GET    /v1/events                            -> application/x-ndjson stream of DomainEvent
+ *   GET    /v1/openapi.json                      -> the OpenAPI 3.1 description
+ * Storage (storage/pool/ behind manager/daemon/)
+ *   GET    /v1/pools                             -> PoolInfo[]
+ *   POST   /v1/pools                             PoolDefinition -> PoolInfo (201)
+ *   GET    /v1/pools/{pool}                      -> PoolInfo
+ *   DELETE /v1/pools/{pool}[?delete=1]           -> 204 (undefine; delete=1 also deletes)
+ *   POST   /v1/pools/{pool}/{action}             -> PoolInfo; action: build | start | stop | refresh
+ *   GET    /v1/pools/{pool}/volumes              -> VolumeInfo[]
+ *   POST   /v1/pools/{pool}/volumes              VolumeCreateRequest -> VolumeInfo (201)
+ *   GET    /v1/pools/{pool}/volumes/{vol}        -> VolumeInfo
+ *   DELETE /v1/pools/{pool}/volumes/{vol}        -> 204
+ *   POST   /v1/pools/{pool}/volumes/{vol}/{action}  VolumeActionRequest -> VolumeInfo
+ *            action: wipe | resize | clone | snapshot | rollback | commit | delete-snapshot
+ *                    | convert | export          (import is POST .../volumes with `import`)
+ *
+ * @module
+ */
+
+/** xl's actions when the guest powers off, reboots or crashes (xl.cfg(5)). */
+export type LifecycleAction = "destroy" | "restart" | "preserve" | "rename-restart";
+
+export type Transport = "pci" | "mmio";
+
+/** A token-bucket limit in the `--disk`/`--nic` syntax: "bw=10M,ops=1000". */
+export type RateLimitSpec = string;
+
+/** A disk: a pool volume or a plain path. Exactly one of `volume` (with `pool`) or `path`. */
+export interface DiskDefinition {
+  /** Pool name; defaults to "default" when `volume` is given. */
+  pool?: string;
+  volume?: string;
+  path?: string;
+  /** "raw" or "qcow2"; probed from the image when omitted (a probed raw stays raw). */
+  format?: "raw" | "qcow2";
+  readOnly?: boolean;
+  serial?: string;
+  transport?: Transport;
+  rateLimit?: RateLimitSpec;
+}
+
+export interface NicDefinition {
+  /** A tap name, or "auto" (default) for one the VMM creates and removes. */
+  tap?: string;
+  bridge?: string;
+  /** Generated (52:54:00 prefix, stable per domain uuid and index) when omitted. */
+  mac?: string;
+  transport?: Transport;
+  rateLimit?: RateLimitSpec;
+}
+
+/** Boot either a kernel (bzImage, vmlinux or PVH ELF) or the embedded demo guest. */
+export type BootDefinition =
+  | { kernel: string; initrd?: string; cmdline?: string }
+  | { demo: true };
+
+/**
+ * A domain as the user writes it (the JSON file given to `define`/`create`, documented in
+ * docs/domain.md). Unknown fields are refused. Sizes are bytes or strings with units
+ * ("512M"); a bare number for `memory` is MiB, as in xl.cfg.
+ */
+export interface DomainDefinition {
+  name: string;
+  uuid?: string;
+  vcpus?: number;
+  memory?: number | string;
+  boot: BootDefinition;
+  disks?: DiskDefinition[];
+  nics?: NicDefinition[];
+  rng?: boolean | { rateLimit?: RateLimitSpec };
+  balloon?: boolean;
+  onPoweroff?: LifecycleAction;
+  onReboot?: LifecycleAction;
+  onCrash?: LifecycleAction;
+  autostart?: boolean;
+}
+
+/**
+ * Where a domain is. "crashed" is a preserved crash (on_crash=preserve); "shutoff" a
+ * defined domain that is not running.
+ */
+export type DomainState =
+  | "shutoff"
+  | "starting"
+  | "running"
+  | "paused"
+  | "shutting-down"
+  | "crashed";
+
+export interface DomainSummary {
+  name: string;
+  uuid: string;
+  state: DomainState;
+  vcpus: number;
+  memoryBytes: number;
+  autostart: boolean;
+  /** False for a domain made by `create` without `define`: it vanishes when it stops. */
+  persistent: boolean;
+  /** The VMM process, while there is one. */
+  pid?: number;
+}
+
+export interface DomainInfo extends DomainSummary {
+  /** The definition with defaults filled in (uuid, MACs, actions). */
+  definition: DomainDefinition;
+  /** When the current VMM started (ISO 8601). */
+  startedAt?: string;
+  /** Why the last run ended, in words, e.g. "guest powered off", "VMM killed by SIGKILL". */
+  lastEnd?: string;
+  /** The VMM's console socket (see vmm/vmm_config.ts) while running. */
+  consoleSocket?: string;
+  /** The file that collects the serial console output and the VMM's log lines. */
+  logFile: string;
+}
+
+export interface ActionRequest {
+  /** shutdown: seconds before the domain is destroyed if the guest ignores the request (default 60). */
+  timeoutSeconds?: number;
+  /** shutdown, reboot: answer only when done (default true). */
+  wait?: boolean;
+}
+
+export interface VcpuStats {
+  index: number;
+  /** User plus system CPU time of the vCPU thread, nanoseconds. */
+  cpuTimeNs: number;
+}
+
+export interface DiskStats {
+  name: string;
+  path: string;
+  readRequests: number;
+  writeRequests: number;
+  readBytes: number;
+  writeBytes: number;
+  flushes: number;
+  errors: number;
+}
+
+export interface NicStats {
+  name: string;
+  tap: string;
+  mac: string;
+  rxFrames: number;
+  txFrames: number;
+  rxBytes: number;
+  txBytes: number;
+  rxDropped: number;
+}
+
+export interface DomainStats {
+  name: string;
+  state: DomainState;
+  vcpus: VcpuStats[];
+  memory: {
+    /** Guest RAM as configured. */
+    guestBytes: number;
+    /** Guest RAM minus what the balloon holds. */
+    availableBytes: number;
+    balloonBytes: number;
+    /** Resident set of the VMM process. */
+    rssBytes: number;
+  };
+  disks: DiskStats[];
+  nics: NicStats[];
+}
+
+export type DomainEventKind =
+  | "defined"
+  | "undefined"
+  | "started"
+  | "paused"
+  | "resumed"
+  | "shutdown"
+  | "rebooted"
+  | "crashed"
+  | "destroyed"
+  | "stopped";
+
+/** One line of GET /v1/events. */
+export interface DomainEvent {
+  /** ISO 8601. */
+  time: string;
+  domain: string;
+  kind: DomainEventKind;
+  /** Words for people: "guest powered off", "VMM killed by SIGKILL; on_crash=restart". */
+  detail?: string;
+}
+
+export interface HostInfo {
+  version: string;
+  hostname: string;
+  cpus: number;
+  memoryBytes: number;
+  domainsDefined: number;
+  domainsRunning: number;
+  stateDir: string;
+  socket: string;
+}
+
+/** Storage pools (storage/pool/): where volumes live. */
+export type PoolType = "dir" | "btrfs" | "block" | "shared";
+
+export interface PoolDefinition {
+  name: string;
+  type: PoolType;
+  /** dir, btrfs, shared: a directory; block: a block device (a disk whose partitions are volumes). */
+  path: string;
+  autostart?: boolean;
+}
+
+export interface PoolInfo extends PoolDefinition {
+  state: "inactive" | "active" | "building";
+  capacityBytes?: number;
+  allocationBytes?: number;
+  availableBytes?: number;
+  volumes: number;
+}
+
+export interface VolumeInfo {
+  pool: string;
+  name: string;
+  path: string;
+  format: "raw" | "qcow2";
+  virtualSize: number;
+  allocatedSize: number;
+  /** Backing chain, nearest first (paths), for an overlay. */
+  backingChain: string[];
+  /** External snapshots of this volume, oldest first. */
+  snapshots: string[];
+  /** The domain using the volume, if any. */
+  usedBy?: string;
+}
+
+export interface VolumeCreateRequest {
+  name: string;
+  format?: "raw" | "qcow2";
+  /** Bytes or a string with units ("10G"). */
+  size?: number | string;
+  preallocation?: "off" | "metadata" | "full";
+  /** Make a linked clone: a qcow2 overlay on this volume of the same pool. */
+  backingVolume?: string;
+  /** Import: copy this host file into the pool (converting to `format`). */
+  import?: string;
+}
+
+export interface VolumeActionRequest {
+  /** resize: new size; shrinking needs `force`. */
+  size?: number | string;
+  force?: boolean;
+  /** clone, snapshot, convert, export: the new volume's or snapshot's name, or the export path. */
+  target?: string;
+  /** clone: "full" (reflink where possible) or "linked" (qcow2 overlay). */
+  mode?: "full" | "linked";
+  /** convert, export: the format to write. */
+  format?: "raw" | "qcow2";
+  /** rollback, delete-snapshot: which snapshot. */
+  snapshot?: string;
+}
+
+/** Error codes and the HTTP status each comes with. */
+export const API_ERROR_STATUS = {
+  invalid: 400,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  timeout: 504,
+  internal: 500,
+} as const;
+
+export type ApiErrorCode = keyof typeof API_ERROR_STATUS;
+
+export interface ApiErrorBody {
+  error: {
+    code: ApiErrorCode;
+    /** What was wrong and what to do, e.g. "disks[1].volume: no volume 'web' in pool 'default'". */
+    message: string;
+  };
+}

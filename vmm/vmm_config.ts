@@ -1,0 +1,100 @@
+/**
+ * The contract between the daemon and `denovisor vmm`, the process that runs one domain.
+ *
+ * The daemon resolves a `DomainDefinition` (pool volumes to paths, formats probed, MACs
+ * and uuid filled in) into a `VmmConfig`, writes it to `<domainRunDir>/config.json` and
+ * starts `denovisor vmm --config <domainRunDir>/config.json` detached (own session,
+ * stdio to the log file), so that the VMM outlives a daemon restart. The VMM:
+ *   - writes its pid to `<domainRunDir>/vmm.pid` once its control socket listens;
+ *   - serves the control API (HTTP+JSON) on `<domainRunDir>/vmm.sock`, mode 0600;
+ *   - serves the console on `<domainRunDir>/console.sock` (protocol below);
+ *   - appends console output and its own log lines to `logFile`;
+ *   - when the VM ends for good, writes `VmmEndRecord` to `<domainRunDir>/end.json`
+ *     (atomically) and exits 0. A VMM that dies without end.json has crashed.
+ *
+ * Control API (all under the VMM's socket):
+ *   GET  /vm           -> VmmStatus
+ *   POST /vm/pause     -> VmmStatus
+ *   POST /vm/resume    -> VmmStatus
+ *   POST /vm/shutdown  -> VmmStatus  (Ctrl-Alt-Del through the i8042, as Firecracker; a
+ *                                      guest reset after it counts as power-off)
+ *   POST /vm/reboot    -> VmmStatus  (hard reset: the machine is rebuilt in this process)
+ *   POST /vm/destroy   -> VmmStatus  (stops the VM now; the process then exits)
+ *   GET  /vm/stats     -> DomainStats (manager/api_types.ts)
+ *   PUT  /vm/balloon   { targetBytes } -> VmmStatus   (needs `balloon: true`)
+ *
+ * Console protocol (unix stream socket): the client sends one line, "rw\n" or "ro\n".
+ * The VMM answers one line, "ok rw\n" or "ok ro\n" ("ok ro" also when rw was asked
+ * while another client holds the console read-write), then sends the last 64 KiB of
+ * output followed by live output. Bytes from the read-write client go to the guest's
+ * console input; bytes from read-only clients are dropped. Any number of read-only
+ * clients may attach; disconnecting releases read-write.
+ *
+ * @module
+ */
+
+import type { DomainState, LifecycleAction, Transport } from "../manager/api_types.ts";
+import type { RateLimiterConfig } from "../devices/virtio/rate_limiter.ts";
+
+export interface VmmDiskConfig {
+  /** Absolute path of the image (the top of a qcow2 chain). */
+  path: string;
+  format: "raw" | "qcow2";
+  readOnly: boolean;
+  serial?: string;
+  transport: Transport;
+  rateLimit?: RateLimiterConfig;
+}
+
+export interface VmmNicConfig {
+  /** A tap name, or "auto" for one the VMM creates and removes. */
+  tap: string;
+  mac: string;
+  bridge?: string;
+  transport: Transport;
+  rateLimit?: RateLimiterConfig;
+}
+
+export interface VmmConfig {
+  name: string;
+  uuid: string;
+  vcpus: number;
+  memoryBytes: number;
+  boot:
+    | { kind: "demo" }
+    | { kind: "linux"; kernel: string; initrd?: string; cmdline: string };
+  disks: VmmDiskConfig[];
+  nics: VmmNicConfig[];
+  rng?: { rateLimit?: RateLimiterConfig };
+  balloon: boolean;
+  /** What the VMM does itself when the guest resets: "restart" rebuilds the VM in-process. */
+  onReboot: LifecycleAction;
+  /** Absolute path; the VMM appends to it. */
+  logFile: string;
+  /** The directory holding vmm.sock, console.sock, vmm.pid and end.json. */
+  runDir: string;
+}
+
+export interface VmmStatus {
+  name: string;
+  uuid: string;
+  pid: number;
+  /** "running", "paused", "shutting-down"; "shutoff" once ended (just before exit). */
+  state: DomainState;
+  /** ISO 8601 start time of the VMM. */
+  startedAt: string;
+  /** How many times the machine was (re)built in this process. */
+  boots: number;
+}
+
+/** Why the VM ended, as the daemon reads it from end.json. */
+export interface VmmEndRecord {
+  /** poweroff: guest powered off (or reset after a shutdown request, or debug exit 0);
+   *  reboot: guest reset with onReboot other than restart; crash: triple fault, emulation
+   *  failure, vCPU error, debug exit with a non-zero status; destroyed: by request. */
+  kind: "poweroff" | "reboot" | "crash" | "destroyed";
+  /** Words for people, e.g. "triple fault on vCPU 0 at RIP 0x1000". */
+  detail: string;
+  /** ISO 8601. */
+  time: string;
+}
