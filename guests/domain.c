@@ -1,0 +1,195 @@
+/*
+ * domain: a long-running guest for the toolstack tests (daemon, `denovisor vmm`).
+ *
+ * Prints "domain guest up", then "tick N" every 50 PIT ticks (about 0.5 s at 100 Hz),
+ * forever, halting between interrupts (the CPL0 emulator here is slow). Serial input
+ * (IRQ 4) is read line by line and answered:
+ *   any line   -> "echo: LINE"
+ *   "reset"    -> resets through the i8042 (command 0xFE)
+ *   "exit N"   -> exits with status N through the debug-exit port
+ *   "disk"     -> reads 4 KiB from sector 0 of the first virtio-blk disk and writes one
+ *                 sector at sector 8, polling; prints "disk: ok" or "disk: failed ..."
+ * Ctrl-Alt-Del on the PS/2 keyboard (IRQ 1, scancodes from port 0x60, set 1 or set 2)
+ * prints "ctrl-alt-del: powering off" and exits 0.
+ */
+#include "runtime/virtio.h"
+
+#define TICKS_HZ 100
+#define TICKS_PER_BEAT 50
+
+#define COM1 0x3f8
+#define UART_RBR 0
+#define UART_IER 1
+#define UART_MCR 4
+#define UART_LSR 5
+#define LSR_DATA_READY 0x01
+#define MCR_OUT2 0x08
+#define SERIAL_VECTOR 0x24
+#define SERIAL_ISA_IRQ 4
+
+#define I8042_DATA 0x60
+#define I8042_STATUS 0x64
+#define I8042_RESET 0xfe
+#define STATUS_OUTPUT_FULL 0x01
+#define KEYBOARD_VECTOR 0x25
+#define KEYBOARD_ISA_IRQ 1
+
+/* ---- serial input ---- */
+static volatile char ring[256];
+static volatile u32 ring_head, ring_tail;
+
+static void on_serial(struct interrupt_frame *frame) {
+  (void)frame;
+  while (inb(COM1 + UART_LSR) & LSR_DATA_READY) {
+    char c = (char)inb(COM1 + UART_RBR);
+    if (ring_head - ring_tail < sizeof(ring)) ring[ring_head++ % sizeof(ring)] = c;
+  }
+}
+
+static bool take(char *c) {
+  irq_disable();
+  bool any = ring_tail != ring_head;
+  if (any) *c = ring[ring_tail++ % sizeof(ring)];
+  irq_enable();
+  return any;
+}
+
+/* ---- keyboard: Ctrl and Alt held, then Del pressed ---- */
+static volatile bool ctrl_alt_del;
+static bool extended, releasing, ctrl_down, alt_down;
+
+/* One scancode byte, set 1 (translated) or set 2 (raw); their codes do not collide here. */
+static void on_scancode(u8 code) {
+  if (code == 0xe0) {
+    extended = true;
+    return;
+  }
+  if (code == 0xf0) { /* set 2 break prefix */
+    releasing = true;
+    return;
+  }
+  bool down = !releasing && !(code & 0x80);
+  u8 key = code & 0x7f;
+  if (releasing) key = code;
+  if (key == 0x14 || key == 0x1d) ctrl_down = down;          /* Ctrl: set 2 0x14, set 1 0x1d */
+  else if (key == 0x11 || key == 0x38) alt_down = down;      /* Alt: set 2 0x11, set 1 0x38 */
+  else if (extended && (key == 0x71 || key == 0x53) && down) /* Del: E0 71 / E0 53 */
+    if (ctrl_down && alt_down) ctrl_alt_del = true;
+  extended = false;
+  releasing = false;
+}
+
+static void on_keyboard(struct interrupt_frame *frame) {
+  (void)frame;
+  for (u32 i = 0; i < 16 && (inb(I8042_STATUS) & STATUS_OUTPUT_FULL); i++) on_scancode(inb(I8042_DATA));
+}
+
+/* ---- commands ---- */
+static bool equals(const char *a, const char *b) {
+  while (*a && *a == *b) a++, b++;
+  return *a == *b;
+}
+
+static u32 parse_u32(const char *s) {
+  u32 v = 0;
+  while (*s >= '0' && *s <= '9') v = v * 10 + (u32)(*s++ - '0');
+  return v;
+}
+
+struct blk_header {
+  u32 type;
+  u32 reserved;
+  u64 sector;
+};
+static struct virtio_device *disk;
+static struct virtq *disk_queue;
+static struct blk_header disk_header;
+static volatile u8 disk_status;
+static u8 disk_buffer[4096] __attribute__((aligned(512)));
+
+static bool disk_request(u32 type, u64 sector, u32 length) {
+  disk_header = (struct blk_header){.type = type, .sector = sector};
+  disk_status = 0xee;
+  struct virtq_buffer b[3] = {
+      {&disk_header, sizeof disk_header, false},
+      {disk_buffer, length, type == 0},
+      {(const void *)&disk_status, 1, true},
+  };
+  return virtq_submit_and_wait(disk_queue, b, 3, 10000) >= 0 && disk_status == 0;
+}
+
+static void disk_command(void) {
+  if (!disk) {
+    disk = virtio_find(VIRTIO_ID_BLOCK, virtio_cmdline_transport());
+    if (!disk || !virtio_init(disk, 0) || !(disk_queue = virtq_setup(disk, 0, 16))) {
+      disk = NULL;
+      print("disk: failed, no usable virtio-blk device\n");
+      return;
+    }
+    virtio_driver_ok(disk);
+  }
+  if (!disk_request(0, 0, sizeof disk_buffer)) return print("disk: failed to read\n");
+  memset(disk_buffer, 0x5a, 512);
+  if (!disk_request(1, 8, 512)) return print("disk: failed to write\n");
+  print("disk: ok\n");
+}
+
+static void command(const char *line) {
+  printf("echo: %s\n", line);
+  if (equals(line, "reset")) {
+    print("domain: resetting\n");
+    outb(I8042_STATUS, I8042_RESET);
+  } else if (strncmp(line, "exit ", 5) == 0) {
+    u32 status = parse_u32(line + 5);
+    printf("domain: exiting with status %u\n", status);
+    exit((int)status);
+  } else if (equals(line, "disk")) {
+    disk_command();
+  }
+}
+
+int main(void) {
+  const struct cpu_topology *cpus = cpus_discover();
+  timer_start(TICKS_HZ);
+  interrupts_set_handler(SERIAL_VECTOR, on_serial);
+  ioapic_route(cpus->ioapic_address, cpus->isa_irq_pin[SERIAL_ISA_IRQ], SERIAL_VECTOR, lapic_id());
+  outb(COM1 + UART_MCR, MCR_OUT2);
+  outb(COM1 + UART_IER, 0x01);
+  interrupts_set_handler(KEYBOARD_VECTOR, on_keyboard);
+  ioapic_route(cpus->ioapic_address, cpus->isa_irq_pin[KEYBOARD_ISA_IRQ], KEYBOARD_VECTOR, lapic_id());
+  /* Drain what the controller may hold, so the next byte makes a fresh edge on IRQ 1. */
+  while (inb(I8042_STATUS) & STATUS_OUTPUT_FULL) inb(I8042_DATA);
+  print("domain guest up\n");
+
+  char line[128];
+  u32 length = 0;
+  u64 beats = 0;
+  u64 next = TICKS_PER_BEAT;
+  for (;;) {
+    if (ctrl_alt_del) {
+      print("ctrl-alt-del: powering off\n");
+      return 0;
+    }
+    u64 now = timer_ticks();
+    if (now >= next) {
+      printf("tick %lu\n", ++beats);
+      next = now - now % TICKS_PER_BEAT + TICKS_PER_BEAT;
+    }
+    char c;
+    if (!take(&c)) {
+      /* Interrupts are off between the checks above and here only inside take(). */
+      irq_disable();
+      if (!ctrl_alt_del && ring_tail == ring_head) cpu_wait_for_interrupt();
+      irq_enable();
+      continue;
+    }
+    if (c != '\r' && c != '\n') {
+      if (length < sizeof(line) - 1) line[length++] = c;
+      continue;
+    }
+    if (length == 0) continue;
+    line[length] = 0;
+    length = 0;
+    command(line);
+  }
+}
