@@ -13,14 +13,15 @@ import {
 } from "../devices/console/console_spec.ts";
 import type { ConsoleBackend } from "../devices/console/console.ts";
 import { Kvm } from "../core/kvm.ts";
-import { Machine } from "../core/machine.ts";
+import type { Machine } from "../core/machine.ts";
 import { describeEnd, EXIT_STATUS, exitStatusFor, type VmEndReason } from "../core/vm_end.ts";
 import { DEMO_GUEST_ELF } from "../guests/embedded/demo_guest.ts";
 import { parseCommandArgs, UsageError } from "./usage_error.ts";
 import { parseSize } from "./units.ts";
 import { readInputFile } from "./files.ts";
 import { parseDiskSpec, parseLimit, parseNicSpec } from "./device_specs.ts";
-import { buildRunDevices, type RunDeviceOptions } from "./run_devices.ts";
+import type { RunDeviceOptions } from "./run_devices.ts";
+import { buildMachineWithDevices } from "./run_machine.ts";
 
 export const RUN_HELP = `Usage: denovisor run [options]
 
@@ -165,23 +166,9 @@ export async function runCommand(args: string[]): Promise<number> {
   try {
     let reason: VmEndReason = { kind: "stopped", source: "start" };
     while (stopSource === undefined) {
-      const devices = buildRunDevices(options.devices, {
-        memoryBytes: options.memoryBytes,
-        console: console_,
-      });
-      try {
-        machine = Machine.build(kvm, {
-          ...options,
-          console: console_,
-          virtio: devices.attachments,
-        });
-      } catch (error) {
-        devices.attachments.forEach(({ device }) => device.close?.());
-        throw error;
-      }
-      // Typed input goes to the virtio console when there is one, else to the UART.
-      const current = machine;
-      input = (bytes) => (devices.virtioConsole ?? current.serial).receive(bytes);
+      const built = buildMachineWithDevices(kvm, options, console_);
+      machine = built.machine;
+      input = built.input;
       startInputOnce(console_, (bytes) => input(bytes));
       machine.start();
       reason = await machine.ended;

@@ -80,6 +80,8 @@ export class Machine {
   readonly pio: Bus;
   readonly mmio: Bus;
   readonly serial: Serial16550;
+  /** The keyboard controller, for host-side key presses (Ctrl-Alt-Del). */
+  readonly i8042: I8042;
   readonly #loop: EventLoop;
   readonly #virtio: VirtioWiring;
   #threads: VcpuThread[] = [];
@@ -104,7 +106,7 @@ export class Machine {
     });
     const ramBelowHole = Math.min(ram.memory.size, MMIO_HOLE_START);
     this.pio.insert(COM1_PORT, SERIAL_PORT_COUNT, "serial", this.serial);
-    const i8042 = new I8042({
+    const i8042 = this.i8042 = new I8042({
       onReset: () => this.#end({ kind: "reset", source: "i8042" }),
       keyboardInterrupt: { trigger: () => vm.pulseIrqLine(I8042_KEYBOARD_IRQ) },
       auxInterrupt: { trigger: () => vm.pulseIrqLine(I8042_AUX_IRQ) },
@@ -209,8 +211,13 @@ export class Machine {
   }
 
   /** vCPU run state and exit counts, per vCPU. */
-  get vcpuStats(): Array<{ id: number; state: string; exits: number }> {
-    return this.#threads.map((t) => ({ id: t.vcpu.id, state: t.state, exits: t.exits }));
+  get vcpuStats(): Array<{ id: number; state: string; exits: number; tid: number }> {
+    return this.#threads.map((t) => ({
+      id: t.vcpu.id,
+      state: t.state,
+      exits: t.exits,
+      tid: t.tid,
+    }));
   }
 
   /** Stops all vCPUs and releases the VM and its memory; idempotent. */

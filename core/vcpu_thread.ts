@@ -63,6 +63,11 @@ export class VcpuThread {
     return this.#done;
   }
 
+  /** The Linux thread id of the vCPU's thread (0 until it started), for /proc CPU times. */
+  get tid(): number {
+    return Atomics.load(this.#channel.slots, SLOT.TID);
+  }
+
   /** Exits handled so far (wraps at 2^31). */
   get exits(): number {
     return Atomics.load(this.#channel.slots, SLOT.EXITS);

@@ -37,6 +37,7 @@ const CTR_AUXINT = 0x02;
 const CTR_SYSFLAG = 0x04;
 const CTR_KBDDIS = 0x10;
 const CTR_AUXDIS = 0x20;
+const CTR_XLATE = 0x40;
 /**
  * Power-on command byte: interrupts on, system flag set as after a BIOS POST, scan-code
  * translation off so the keyboard's identify answer reaches atkbd untranslated.
@@ -78,6 +79,9 @@ const KBD_SCAN_SET = 0xf0;
 const KBD_GET_ID = 0xf2;
 const KBD_SET_TYPEMATIC = 0xf3;
 const KBD_RESET = 0xff;
+/** Left Ctrl, left Alt, Del (extended) make codes in scan-code sets 2 and 1. */
+const CTRL_ALT_DEL_SET2 = [0x14, 0x11, 0xe0, 0x71];
+const CTRL_ALT_DEL_SET1 = [0x1d, 0x38, 0xe0, 0x53];
 /** Keyboard commands followed by one parameter byte. */
 const KBD_COMMANDS_WITH_PARAMETER = new Set([KBD_SET_LEDS, KBD_SCAN_SET, KBD_SET_TYPEMATIC]);
 
@@ -134,6 +138,20 @@ export class I8042 implements BusDevice {
   /** How many times the guest asked for a reset. */
   get resetCount(): number {
     return this.#resets;
+  }
+
+  /**
+   * Presses Ctrl, Alt and Del on the keyboard (make codes only, as Firecracker's
+   * SendCtrlAltDel) and raises IRQ 1: the guest's request to shut down. The codes are
+   * scan-code set 1 when the guest turned on translation (or chose set 1), else set 2.
+   * Returns false, queueing nothing, when the output buffer has no room for all four bytes.
+   */
+  sendCtrlAltDel(): boolean {
+    if (this.#output.length + 4 > OUTPUT_BUFFER_SIZE) return false;
+    const set1 = (this.#ram[0] & CTR_XLATE) !== 0 || this.#scanSet === 1;
+    for (const byte of set1 ? CTRL_ALT_DEL_SET1 : CTRL_ALT_DEL_SET2) this.#queue(byte, false);
+    this.#updateIrqLines();
+    return true;
   }
 
   /** Byte-wide ports: a wider read returns the value in byte 0, zeros above. */

@@ -153,6 +153,11 @@ export class VirtioNet implements VirtioDevice {
     this.#gate = new ReadinessGate(options.tap.fd);
   }
 
+  /** The name of the tap behind the device. */
+  get tapName(): string {
+    return this.#tap.name;
+  }
+
   /** The MAC address as "aa:bb:cc:dd:ee:ff". */
   get mac(): string {
     return [...this.#config.subarray(0, 6)].map((b) => b.toString(16).padStart(2, "0")).join(":");
