@@ -1,0 +1,167 @@
+/**
+ * Copying an image's contents into a new image of any format (`qemu-img convert`).
+ * Only data is copied: ranges the source reports as zero, and 4 KiB granules that turn
+ * out to hold only zeroes, are skipped, so the output is as sparse as it can be.
+ *
+ * @module
+ */
+
+import {
+  createImage,
+  type Image,
+  ImageError,
+  type ImageFormat,
+  openImage,
+} from "./image_access.ts";
+import {
+  CHUNK_SIZE,
+  forEachExtent,
+  Progress,
+  type ProgressCallback,
+  readInto,
+  writeNonZero,
+} from "./scan.ts";
+import { refuseIfInUse, replaceFile, temporarySibling } from "./files.ts";
+
+/** Options of `convertImage`. */
+export interface ConvertOptions {
+  /** Format of the new image. */
+  format: ImageFormat;
+  /** Format of the source; probed when omitted. */
+  sourceFormat?: ImageFormat;
+  /** qcow2 cluster size of the new image. */
+  clusterSize?: number;
+  /**
+   * Make the new image an overlay of this file (`qemu-img convert -B`): only data stored
+   * in the source image itself is copied, the rest is left to the backing file, which
+   * must hold what the source's backing chain holds.
+   */
+  backingFile?: string;
+  backingFormat?: ImageFormat;
+  preallocation?: "off" | "metadata" | "full";
+  /** Replace `dst` if it exists (as qemu-img does). Default: refuse. */
+  overwrite?: boolean;
+  onProgress?: ProgressCallback;
+}
+
+/** What a copy did. */
+export interface CopyResult {
+  /** Guest bytes examined (the virtual size). */
+  virtualSize: number;
+  /** Bytes actually written to the target. */
+  bytesWritten: number;
+}
+
+/**
+ * Converts the image at `src` into a new image at `dst`. The new image is built under a
+ * temporary name beside `dst` and renamed into place when complete and flushed, so an
+ * interrupted conversion never leaves a half-written `dst`.
+ */
+export function convertImage(src: string, dst: string, options: ConvertOptions): CopyResult {
+  refuseSameFile(src, dst);
+  const existing = statOrUndefined(dst);
+  if (existing !== undefined) {
+    if (!options.overwrite) {
+      throw new ImageError(`Cannot convert to ${dst}: the file exists; remove it first`);
+    }
+    if (!existing.isFile) {
+      throw new ImageError(`Cannot convert to ${dst}: it exists and is not a regular file`);
+    }
+    refuseIfInUse(dst);
+  }
+  const source = openImage(src, { readOnly: true, format: options.sourceFormat });
+  try {
+    const temporary = temporarySibling(dst, "convert");
+    try {
+      createImage(temporary, {
+        format: options.format,
+        size: source.size,
+        clusterSize: options.clusterSize,
+        // Relative backing paths resolve against the image's directory, which the
+        // temporary file shares with dst.
+        backingFile: options.backingFile,
+        backingFormat: options.backingFormat,
+        preallocation: options.preallocation,
+      });
+      const target = openImage(temporary, { format: options.format });
+      let result: CopyResult;
+      try {
+        result = copyImageData(source, target, {
+          topOnly: options.backingFile !== undefined,
+          onProgress: options.onProgress,
+        });
+        target.flush();
+      } finally {
+        target.close();
+      }
+      replaceFile(temporary, dst);
+      return result;
+    } catch (error) {
+      try {
+        Deno.removeSync(temporary);
+      } catch { /* never created */ }
+      throw error;
+    }
+  } finally {
+    source.close();
+  }
+}
+
+/** Options of `copyImageData`. */
+export interface CopyOptions {
+  /**
+   * Copy only what is stored in `source` itself (its allocated extents, zero ones as
+   * explicit zeroes), for a target whose backing file provides the rest.
+   */
+  topOnly?: boolean;
+  onProgress?: ProgressCallback;
+}
+
+/**
+ * Copies the contents of `source` into `target`, which must be at least as large and
+ * read as zeroes (a freshly created image), or, with `topOnly`, read as `source`'s
+ * backing chain does.
+ */
+export function copyImageData(source: Image, target: Image, options: CopyOptions = {}): CopyResult {
+  if (target.size < source.size) {
+    throw new ImageError(
+      `Cannot copy ${source.path} (${source.size} bytes) into ${target.path}: it has only ${target.size} bytes`,
+    );
+  }
+  const buffer = new Uint8Array(CHUNK_SIZE);
+  const progress = new Progress(source.size, options.onProgress);
+  let bytesWritten = 0;
+  forEachExtent(source, 0, source.size, (extent) => {
+    const { offset, length } = extent;
+    if (options.topOnly) {
+      if (extent.allocated && extent.zero) {
+        target.writeZeroes(offset, length);
+      } else if (extent.allocated) {
+        target.write(offset, [readInto(source, offset, length, buffer)]);
+        bytesWritten += length;
+      }
+    } else if (!extent.zero) {
+      bytesWritten += writeNonZero(target, offset, readInto(source, offset, length, buffer));
+    }
+    progress.advance(length);
+  });
+  progress.finish();
+  return { virtualSize: source.size, bytesWritten };
+}
+
+function refuseSameFile(src: string, dst: string): void {
+  let same = false;
+  try {
+    same = Deno.realPathSync(src) === Deno.realPathSync(dst);
+  } catch { /* dst does not exist yet */ }
+  if (same) throw new ImageError(`Cannot convert ${src} into itself; name another output file`);
+}
+
+function statOrUndefined(path: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.statSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}

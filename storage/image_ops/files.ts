@@ -1,0 +1,53 @@
+/**
+ * File helpers for operations that build a new image beside an old one and swap it in.
+ *
+ * @module
+ */
+
+import { RawDisk } from "../raw_disk.ts";
+import { ImageError } from "./image_access.ts";
+
+/** The directory part of `path` ("." for a bare name). */
+export function dirname(path: string): string {
+  const slash = path.lastIndexOf("/");
+  if (slash < 0) return ".";
+  return slash === 0 ? "/" : path.slice(0, slash);
+}
+
+/** A name for a temporary file in the same directory as `path` (so rename is atomic). */
+export function temporarySibling(path: string, purpose: string): string {
+  const slash = path.lastIndexOf("/");
+  const base = path.slice(slash + 1);
+  const random = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+  return `${path.slice(0, slash + 1)}.${base}.${purpose}-${Deno.pid}-${random}`;
+}
+
+/**
+ * Moves `from` over `to` atomically and makes the rename durable (fsync of the directory),
+ * so after a crash `to` is either the old or the whole new file.
+ */
+export function replaceFile(from: string, to: string): void {
+  Deno.renameSync(from, to);
+  try {
+    const directory = Deno.openSync(dirname(to), { read: true });
+    try {
+      directory.syncSync();
+    } finally {
+      directory.close();
+    }
+  } catch { /* some file systems cannot fsync a directory; the rename is still done */ }
+}
+
+/**
+ * Throws if another process holds a lock on the image at `path` (a running VM): replacing
+ * the file under it would leave the VM writing to an unlinked inode.
+ */
+export function refuseIfInUse(path: string): void {
+  let disk: RawDisk;
+  try {
+    disk = RawDisk.open(path);
+  } catch (error) {
+    throw new ImageError(`Cannot replace ${path}: ${(error as Error).message}`);
+  }
+  disk.close();
+}

@@ -1,0 +1,135 @@
+/**
+ * Shared pieces of the image operations: walking an image by block status, finding
+ * zeroes in buffers, and progress reports.
+ *
+ * @module
+ */
+
+import type { BlockExtent, Image } from "./image_access.ts";
+
+/** The most bytes one step of a copy or compare reads at once. */
+export const CHUNK_SIZE = 1 << 20;
+/**
+ * Zero detection granule: a granule of zeroes in the source is not written, so the output
+ * stays sparse (qemu-img convert's default `-S 4k`).
+ */
+export const ZERO_GRANULE = 4096;
+/** qemu-img compare reports differences at 512-byte sector granularity. */
+export const SECTOR_SIZE = 512;
+
+/** Called as a long operation advances: `done` of `total` bytes handled. */
+export type ProgressCallback = (done: number, total: number) => void;
+
+/**
+ * Walks `[start, end)` of `image` one extent at a time, each at most `CHUNK_SIZE` long,
+ * calling `visit` with the extent clipped to the range; `visit` returning false stops the walk.
+ */
+export function forEachExtent(
+  image: Image,
+  start: number,
+  end: number,
+  visit: (extent: BlockExtent) => boolean | void,
+): void {
+  let offset = start;
+  while (offset < end) {
+    const wanted = Math.min(CHUNK_SIZE, end - offset);
+    const extent = image.blockStatus(offset, wanted);
+    // A backend that reports nothing would loop forever; treat it as one data chunk.
+    const length = extent.length > 0 ? Math.min(extent.length, wanted) : wanted;
+    if (visit({ ...extent, offset, length }) === false) return;
+    offset += length;
+  }
+}
+
+/** Whether every byte of `bytes` is zero. */
+export function isZero(bytes: Uint8Array): boolean {
+  return firstNonZero(bytes) < 0;
+}
+
+/** Index of the first non-zero byte of `bytes`, or -1. Scans 32 bits at a time. */
+export function firstNonZero(bytes: Uint8Array): number {
+  let index = 0;
+  const words = bytes.byteOffset % 4 === 0 ? bytes.length >> 2 : 0;
+  if (words > 0) {
+    const view = new Uint32Array(bytes.buffer, bytes.byteOffset, words);
+    let word = 0;
+    while (word < words && view[word] === 0) word++;
+    index = word * 4;
+  }
+  while (index < bytes.length && bytes[index] === 0) index++;
+  return index < bytes.length ? index : -1;
+}
+
+/** Index of the first byte where `a` and `b` (same length) differ, or -1. */
+export function firstDifference(a: Uint8Array, b: Uint8Array): number {
+  let index = 0;
+  const aligned = a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0;
+  const words = aligned ? a.length >> 2 : 0;
+  if (words > 0) {
+    const va = new Uint32Array(a.buffer, a.byteOffset, words);
+    const vb = new Uint32Array(b.buffer, b.byteOffset, words);
+    let word = 0;
+    while (word < words && va[word] === vb[word]) word++;
+    index = word * 4;
+  }
+  while (index < a.length && a[index] === b[index]) index++;
+  return index < a.length ? index : -1;
+}
+
+/**
+ * Writes the non-zero granules of `data` (the bytes at `offset`) to `target`, merging
+ * neighbours into one write; all-zero granules are left alone, so they stay holes or
+ * unallocated clusters in a freshly created target. Granules are aligned to absolute
+ * offsets so a chunk boundary never splits one. Returns the bytes written.
+ */
+export function writeNonZero(target: Image, offset: number, data: Uint8Array): number {
+  let written = 0;
+  let runStart = -1;
+  let at = 0;
+  const flush = (end: number) => {
+    if (runStart < 0) return;
+    target.write(offset + runStart, [data.subarray(runStart, end)]);
+    written += end - runStart;
+    runStart = -1;
+  };
+  while (at < data.length) {
+    const next = Math.min(data.length, at + ZERO_GRANULE - ((offset + at) % ZERO_GRANULE));
+    if (isZero(data.subarray(at, next))) flush(at);
+    else if (runStart < 0) runStart = at;
+    at = next;
+  }
+  flush(data.length);
+  return written;
+}
+
+/** Reads `length` bytes at `offset` of `image` into (a view of) `buffer`. */
+export function readInto(image: Image, offset: number, length: number, buffer: Uint8Array) {
+  const view = buffer.subarray(0, length);
+  image.read(offset, [view]);
+  return view;
+}
+
+/** A progress reporter that tolerates no callback and reports the end exactly once. */
+export class Progress {
+  readonly #callback?: ProgressCallback;
+  readonly #total: number;
+  #done = 0;
+
+  constructor(total: number, callback?: ProgressCallback) {
+    this.#total = total;
+    this.#callback = callback;
+    callback?.(0, total);
+  }
+
+  /** Counts `bytes` more as done. */
+  advance(bytes: number): void {
+    this.#done = Math.min(this.#total, this.#done + bytes);
+    if (this.#done < this.#total) this.#callback?.(this.#done, this.#total);
+  }
+
+  /** Reports completion. */
+  finish(): void {
+    this.#done = this.#total;
+    this.#callback?.(this.#total, this.#total);
+  }
+}
