@@ -8,6 +8,7 @@ import { checkCommand } from "./check.ts";
 import { runCommand } from "./run.ts";
 import { UsageError } from "./usage_error.ts";
 import { versionCommand } from "./version.ts";
+import { vmmCommand } from "./vmm.ts";
 import { EXIT_STATUS } from "../core/vm_end.ts";
 
 export const MAIN_HELP = `Usage: denovisor <command> [options]
@@ -26,6 +27,7 @@ const COMMANDS: Record<string, Command> = {
   run: runCommand,
   check: checkCommand,
   version: versionCommand,
+  vmm: vmmCommand,
 };
 
 /** Runs the CLI with `args`; returns the process exit status. */

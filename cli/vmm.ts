@@ -1,0 +1,40 @@
+/**
+ * `denovisor vmm --config FILE`: the process that runs one domain for the daemon (see
+ * vmm/README.md). Users do not call it; `denovisor run` is the foreground equivalent.
+ *
+ * @module
+ */
+
+import { EXIT_STATUS } from "../core/vm_end.ts";
+import { readVmmConfig } from "../vmm/config_parse.ts";
+import { runVmm } from "../vmm/vmm_process.ts";
+import { parseCommandArgs, UsageError } from "./usage_error.ts";
+
+export const VMM_HELP = `Usage: denovisor vmm --config FILE
+
+Runs one domain as the daemon's VMM process: reads FILE (a VmmConfig, see
+vmm/vmm_config.ts), serves the control API on RUNDIR/vmm.sock and the console on
+RUNDIR/console.sock, writes RUNDIR/vmm.pid once it listens and RUNDIR/end.json when
+the VM ends. The daemon starts it; to run a VM by hand use 'denovisor run'.
+
+Options:
+  --config FILE   The VMM config (JSON)
+  -h, --help      Show this help
+
+Exit status: 0 when the VM ended (end.json says how), 1 when it could not start
+(the reason is on stderr and in the log file), 2 for bad usage.`;
+
+/** Runs `denovisor vmm`; returns the process exit status. */
+export async function vmmCommand(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs("vmm", args, {
+    config: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    console.log(VMM_HELP);
+    return EXIT_STATUS.OK;
+  }
+  if (values.config === undefined) throw new UsageError("vmm: --config FILE is required");
+  const config = await readVmmConfig(values.config);
+  return await runVmm(config);
+}

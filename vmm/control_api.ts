@@ -1,0 +1,63 @@
+/**
+ * The VMM's control API (HTTP+JSON on `<runDir>/vmm.sock`), routes as listed in
+ * vmm/vmm_config.ts; errors are the daemon API's `ApiErrorBody`.
+ *
+ * @module
+ */
+
+import { jsonResponse, readJsonBody, Router } from "../manager/daemon/router.ts";
+import { ApiError } from "../manager/daemon/router.ts";
+import type { VmmDomain } from "./vmm_domain.ts";
+import type { VmmStatus } from "./vmm_config.ts";
+
+/** What the API needs besides the domain: how destroy waits for the end. */
+export interface ControlHooks {
+  /** Destroys the VM and resolves with the final status once end.json is written. */
+  destroy(source: string): Promise<VmmStatus>;
+}
+
+/** The router serving one domain. */
+export function controlRouter(domain: VmmDomain, hooks: ControlHooks): Router {
+  return new Router()
+    .add("GET", "/vm", () => jsonResponse(domain.status()))
+    .add("POST", "/vm/pause", async () => jsonResponse(await domain.pause()))
+    .add("POST", "/vm/resume", async () => jsonResponse(await domain.resume()))
+    .add("POST", "/vm/shutdown", async () => jsonResponse(await domain.shutdown()))
+    .add("POST", "/vm/reboot", async () => jsonResponse(await domain.reboot()))
+    .add("POST", "/vm/destroy", async () => jsonResponse(await hooks.destroy("destroy request")))
+    .add("GET", "/vm/stats", () => jsonResponse(domain.stats()))
+    .add("PUT", "/vm/balloon", async ({ request }) => {
+      const body = await readJsonBody(request);
+      if (typeof body !== "object" || body === null || Array.isArray(body)) {
+        throw new ApiError("invalid", 'The body must be an object: { "targetBytes": N }');
+      }
+      const unknown = Object.keys(body).filter((key) => key !== "targetBytes");
+      if (unknown.length > 0) {
+        throw new ApiError(
+          "invalid",
+          `${unknown[0]}: unknown field; the body is { "targetBytes": N }`,
+        );
+      }
+      return jsonResponse(await domain.setBalloon((body as { targetBytes?: unknown }).targetBytes));
+    });
+}
+
+/**
+ * Serves `router` on the unix socket `path` (mode 0600); resolves once it listens.
+ * A stale socket file must be removed by the caller first.
+ */
+export async function serveControl(path: string, router: Router): Promise<Deno.HttpServer> {
+  let listening!: () => void;
+  const ready = new Promise<void>((resolve) => listening = resolve);
+  const server = Deno.serve(
+    {
+      path,
+      onListen: () => listening(),
+      onError: (error) => new Response(String(error), { status: 500 }),
+    },
+    (request) => router.handle(request),
+  );
+  await ready;
+  Deno.chmodSync(path, 0o600);
+  return server;
+}

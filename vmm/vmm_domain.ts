@@ -1,0 +1,315 @@
+/**
+ * One domain inside `denovisor vmm`: builds its machine, runs it, rebuilds it in this
+ * process on a reboot (or a guest reset with onReboot "restart"), and serves the control
+ * requests (pause, resume, shutdown through Ctrl-Alt-Del, reboot, destroy, stats,
+ * balloon). `run()` settles with the end record once the VM has ended for good.
+ *
+ * @module
+ */
+
+import type { Kvm } from "../core/kvm.ts";
+import { describeEnd, type VmEndReason } from "../core/vm_end.ts";
+import {
+  buildMachineWithDevices,
+  type BuiltMachine,
+  type MachineSetup,
+} from "../cli/run_machine.ts";
+import { VirtioBlock } from "../devices/virtio/block.ts";
+import { BalloonError } from "../devices/virtio/balloon.ts";
+import { RawDisk } from "../storage/raw_disk.ts";
+import type { DomainState, DomainStats } from "../manager/api_types.ts";
+import { ApiError } from "../manager/daemon/router.ts";
+import type { ConsoleHub } from "./console_hub.ts";
+import { DeviceCounters } from "./device_counters.ts";
+import { residentBytes, threadCpuTimeNs } from "./proc_stats.ts";
+import type { VmmConfig, VmmEndRecord, VmmStatus } from "./vmm_config.ts";
+
+const PAGE_SIZE = 4096;
+
+/** Why the host asked the current machine to stop. */
+type HostStop = { kind: "reboot" } | { kind: "destroy"; source: string };
+
+/** The domain's machine and lifecycle. */
+export class VmmDomain {
+  readonly #config: VmmConfig;
+  readonly #kvm: Kvm;
+  readonly #setup: MachineSetup;
+  readonly #hub: ConsoleHub;
+  readonly #startedAt = new Date().toISOString();
+  readonly #counters: DeviceCounters;
+  #built: BuiltMachine | undefined;
+  #boots = 0;
+  #paused = false;
+  #shutdownRequested = false;
+  #hostStop: HostStop | undefined;
+  #destroySource: string | undefined;
+  #ended = false;
+  #cpuCarryNs: number[];
+  /** Control requests run one at a time (a pause must not race a reboot). */
+  #queue: Promise<unknown> = Promise.resolve();
+  #bootWaiters: Array<() => void> = [];
+
+  constructor(options: { config: VmmConfig; kvm: Kvm; setup: MachineSetup; hub: ConsoleHub }) {
+    this.#config = options.config;
+    this.#kvm = options.kvm;
+    this.#setup = options.setup;
+    this.#hub = options.hub;
+    this.#counters = new DeviceCounters(options.config);
+    this.#cpuCarryNs = new Array(options.config.vcpus).fill(0);
+  }
+
+  /**
+   * Builds the first machine without starting it, so that a VM that cannot be built
+   * (a locked disk, a missing tap) fails the VMM before it announces itself.
+   */
+  prepare(): void {
+    this.#built = this.#build();
+  }
+
+  /** Runs machines until the VM ends for good; never throws. */
+  async run(): Promise<VmmEndRecord> {
+    for (;;) {
+      let built = this.#built;
+      this.#built = undefined;
+      if (this.#destroySource !== undefined) {
+        await built?.machine.close();
+        return record("destroyed", `destroyed (${this.#destroySource})`);
+      }
+      if (built === undefined) {
+        try {
+          built = this.#build();
+        } catch (error) {
+          return record("crash", `cannot rebuild the VM: ${message(error)}`);
+        }
+      }
+      const end = await this.#runOne(built);
+      if (end !== undefined) return end;
+    }
+  }
+
+  /** Runs one machine; undefined when the VM goes on with a new machine. */
+  async #runOne(built: BuiltMachine): Promise<VmmEndRecord | undefined> {
+    const { machine } = built;
+    this.#built = built;
+    this.#boots++;
+    this.#paused = false;
+    this.#shutdownRequested = false;
+    this.#hostStop = undefined;
+    this.#counters.attach(built.devices);
+    this.#hub.setInput(built.input);
+    machine.start();
+    this.#hub.log(
+      `boot ${this.#boots}: ${this.#config.vcpus} vCPUs, ${this.#config.memoryBytes} bytes`,
+    );
+    this.#bootWaiters.splice(0).forEach((wake) => wake());
+    const reason = await machine.ended;
+    // Read the vCPU threads' CPU time before they exit with the machine.
+    this.#cpuCarryNs = this.#cpuTimes();
+    this.#hub.setInput(() => {});
+    await machine.close();
+    this.#counters.detach();
+    this.#built = undefined;
+    return this.#decide(reason);
+  }
+
+  #decide(reason: VmEndReason): VmmEndRecord | undefined {
+    const stop = this.#hostStop;
+    if (this.#destroySource !== undefined || stop?.kind === "destroy") {
+      return record("destroyed", `destroyed (${this.#destroySource ?? "request"})`);
+    }
+    if (stop?.kind === "reboot") {
+      this.#hub.log("rebooting on request");
+      return undefined;
+    }
+    const words = describeEnd(reason);
+    switch (reason.kind) {
+      case "reset":
+        if (this.#shutdownRequested) {
+          return record("poweroff", `guest reset after a shutdown request (${reason.source})`);
+        }
+        if (this.#config.onReboot === "restart") {
+          this.#hub.log(`${words}; restarting (onReboot restart)`);
+          return undefined;
+        }
+        return record("reboot", words);
+      case "poweroff":
+        return record("poweroff", words);
+      case "debugExit":
+        return record(reason.status === 0 ? "poweroff" : "crash", words);
+      case "stopped":
+        return record("destroyed", words);
+      default:
+        return record("crash", words);
+    }
+  }
+
+  #build(): BuiltMachine {
+    const built = buildMachineWithDevices(this.#kvm, this.#setup, this.#hub);
+    // Until the disk opener knows qcow2, never show a qcow2 file to the guest as raw.
+    const blocks = built.devices.attachments.flatMap(({ device }) =>
+      device instanceof VirtioBlock ? [device] : []
+    );
+    const raw = blocks.findIndex((b, i) =>
+      b.disk instanceof RawDisk && this.#config.disks[i]?.format === "qcow2"
+    );
+    if (raw >= 0) {
+      void built.machine.close();
+      throw new Error(`disks[${raw}]: this build opens only raw images; convert it to raw`);
+    }
+    return built;
+  }
+
+  /** The current state as the control API reports it. */
+  status(): VmmStatus {
+    let state: DomainState = "running";
+    if (this.#ended) state = "shutoff";
+    else if (this.#paused) state = "paused";
+    else if (this.#shutdownRequested) state = "shutting-down";
+    return {
+      name: this.#config.name,
+      uuid: this.#config.uuid,
+      pid: Deno.pid,
+      state,
+      startedAt: this.#startedAt,
+      boots: this.#boots,
+    };
+  }
+
+  /** Marks the VM ended (the process is about to exit). */
+  markEnded(): void {
+    this.#ended = true;
+  }
+
+  pause(): Promise<VmmStatus> {
+    return this.#serialized(async () => {
+      const machine = this.#requireMachine("pause");
+      if (!this.#paused) {
+        await machine.pause();
+        this.#paused = true;
+        this.#hub.log("paused");
+      }
+    });
+  }
+
+  resume(): Promise<VmmStatus> {
+    return this.#serialized(() => {
+      const machine = this.#requireMachine("resume");
+      if (this.#paused) {
+        machine.resume();
+        this.#paused = false;
+        this.#hub.log("resumed");
+      }
+    });
+  }
+
+  /** Presses Ctrl-Alt-Del; a guest reset that follows ends the VM as a power-off. */
+  shutdown(): Promise<VmmStatus> {
+    return this.#serialized(() => {
+      const machine = this.#requireMachine("shut down");
+      this.#shutdownRequested = true;
+      const sent = machine.i8042.sendCtrlAltDel();
+      this.#hub.log(
+        sent
+          ? "shutdown requested: Ctrl-Alt-Del sent to the guest"
+          : "shutdown requested: the keyboard buffer is full, Ctrl-Alt-Del not sent",
+      );
+    });
+  }
+
+  /** Hard reset: the machine is rebuilt in this process; answers once the new one runs. */
+  reboot(): Promise<VmmStatus> {
+    return this.#serialized(async () => {
+      const machine = this.#requireMachine("reboot");
+      const booted = new Promise<void>((resolve) => this.#bootWaiters.push(resolve));
+      this.#hostStop = { kind: "reboot" };
+      machine.stop("reboot request");
+      // The rebuild can fail (then the VM ends and no boot comes): do not wait forever.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([booted, new Promise((r) => timer = setTimeout(r, 30_000))]);
+      clearTimeout(timer);
+    });
+  }
+
+  /** Stops the VM now; `run()` then settles with a "destroyed" record. */
+  destroy(source: string): void {
+    this.#destroySource ??= source;
+    this.#hostStop = { kind: "destroy", source };
+    this.#built?.machine.stop(source);
+  }
+
+  /** Sets the balloon size (`targetBytes` of guest RAM taken back from the guest). */
+  setBalloon(targetBytes: unknown): Promise<VmmStatus> {
+    return this.#serialized(() => {
+      const balloon = this.#requireMachine("set the balloon") && this.#built?.devices.balloon;
+      if (!balloon) {
+        throw new ApiError("conflict", "this domain has no balloon; define it with balloon: true");
+      }
+      const max = this.#config.memoryBytes;
+      if (
+        typeof targetBytes !== "number" || !Number.isSafeInteger(targetBytes) || targetBytes < 0 ||
+        targetBytes > max
+      ) {
+        throw new ApiError(
+          "invalid",
+          `targetBytes: must be a whole number of bytes from 0 to ${max}`,
+        );
+      }
+      try {
+        balloon.setTarget(Math.floor(targetBytes / PAGE_SIZE));
+      } catch (error) {
+        if (error instanceof BalloonError) throw new ApiError("invalid", error.message);
+        throw error;
+      }
+      this.#hub.log(`balloon target set to ${targetBytes} bytes`);
+    });
+  }
+
+  stats(): DomainStats {
+    const balloon = this.#built?.devices.balloon;
+    const balloonBytes = (balloon?.inflatedPages ?? 0) * PAGE_SIZE;
+    return {
+      name: this.#config.name,
+      state: this.status().state,
+      vcpus: this.#cpuTimes().map((cpuTimeNs, index) => ({ index, cpuTimeNs })),
+      memory: {
+        guestBytes: this.#config.memoryBytes,
+        availableBytes: this.#config.memoryBytes - balloonBytes,
+        balloonBytes,
+        rssBytes: residentBytes(),
+      },
+      disks: this.#counters.disks(),
+      nics: this.#counters.nics(),
+    };
+  }
+
+  /** CPU time per vCPU over every machine of this process. */
+  #cpuTimes(): number[] {
+    const live = this.#built?.machine.vcpuStats ?? [];
+    return this.#cpuCarryNs.map((carry, index) => {
+      const tid = live.find((v) => v.id === index)?.tid ?? 0;
+      return carry + (threadCpuTimeNs(tid) ?? 0);
+    });
+  }
+
+  #requireMachine(what: string) {
+    const machine = this.#built?.machine;
+    if (machine === undefined || this.#ended || this.#hostStop !== undefined) {
+      throw new ApiError("conflict", `Cannot ${what}: the VM is stopping or restarting; retry`);
+    }
+    return machine;
+  }
+
+  #serialized(action: () => void | Promise<void>): Promise<VmmStatus> {
+    const next = this.#queue.then(action).then(() => this.status());
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+}
+
+function record(kind: VmmEndRecord["kind"], detail: string): VmmEndRecord {
+  return { kind, detail, time: new Date().toISOString() };
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,139 @@
+/**
+ * The life of one `denovisor vmm` process: from a validated config to end.json.
+ *
+ * Order matters to the daemon (vmm/README.md): the first machine is built before
+ * anything is announced (a VM that cannot be built exits 1 with the reason in the log
+ * and on stderr, and no pid file); then the console and control sockets listen; then
+ * vmm.pid appears; the VM runs; end.json is written (atomically) before the sockets and
+ * the pid file are removed and the process exits 0.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { Kvm } from "../core/kvm.ts";
+import { ConsoleHub, removeIfExists } from "./console_hub.ts";
+import { controlRouter, serveControl } from "./control_api.ts";
+import { machineSetupFor } from "./machine_setup.ts";
+import { VmmDomain } from "./vmm_domain.ts";
+import type { VmmConfig, VmmEndRecord, VmmStatus } from "./vmm_config.ts";
+
+/** The files of a domain's run directory. */
+export function runFiles(runDir: string) {
+  return {
+    controlSocket: join(runDir, "vmm.sock"),
+    consoleSocket: join(runDir, "console.sock"),
+    pidFile: join(runDir, "vmm.pid"),
+    endFile: join(runDir, "end.json"),
+  };
+}
+
+/** A VMM that cannot start (another VMM serves the directory, a missing run dir...). */
+export class VmmStartError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "VmmStartError";
+  }
+}
+
+/** Writes `text` to `path` atomically: temp file, fsync, rename, fsync of the directory. */
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  const file = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+  try {
+    await file.write(new TextEncoder().encode(text));
+    await file.sync();
+  } finally {
+    file.close();
+  }
+  await Deno.rename(tmp, path);
+  try {
+    const dir = await Deno.open(join(path, ".."), { read: true });
+    try {
+      await dir.sync();
+    } finally {
+      dir.close();
+    }
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename itself is atomic.
+  }
+}
+
+async function refuseIfServed(socket: string): Promise<void> {
+  try {
+    const conn = await Deno.connect({ transport: "unix", path: socket });
+    conn.close();
+  } catch {
+    return; // Nobody listens: a leftover from a VMM that died.
+  }
+  throw new VmmStartError(
+    `Another VMM serves ${socket}; destroy that domain first or use another run directory`,
+  );
+}
+
+/** Runs the domain of `config` to its end; returns the process exit status. */
+export async function runVmm(config: VmmConfig): Promise<number> {
+  const files = runFiles(config.runDir);
+  const info = await Deno.stat(config.runDir).catch(() => undefined);
+  if (!info?.isDirectory) {
+    throw new VmmStartError(`Run directory ${config.runDir} does not exist; create it first`);
+  }
+  await refuseIfServed(files.controlSocket);
+  // A previous run's end record would be mistaken for this one's.
+  for (const path of Object.values(files)) removeIfExists(path);
+
+  const hub = new ConsoleHub(config.logFile);
+  hub.log(`starting domain ${config.name} (${config.uuid}), pid ${Deno.pid}`);
+  using kvm = Kvm.open();
+  let domain: VmmDomain;
+  try {
+    const setup = await machineSetupFor(config);
+    domain = new VmmDomain({ config, kvm, setup, hub });
+    domain.prepare();
+  } catch (error) {
+    hub.log(`cannot start: ${error instanceof Error ? error.message : String(error)}`);
+    await hub.close();
+    throw error;
+  }
+
+  let finalStatus: VmmStatus | undefined;
+  let endWritten!: () => void;
+  const ended = new Promise<void>((resolve) => endWritten = resolve);
+  const destroy = async (source: string) => {
+    domain.destroy(source);
+    await ended;
+    return finalStatus ?? domain.status();
+  };
+  const onTerm = () => void destroy("SIGTERM");
+  const onInt = () => void destroy("SIGINT");
+  // The daemon's session or terminal going away must not end the domain.
+  const onHup = () => hub.log("SIGHUP ignored");
+  Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGHUP", onHup);
+
+  let server: Deno.HttpServer | undefined;
+  let record: VmmEndRecord;
+  try {
+    hub.listen(files.consoleSocket);
+    server = await serveControl(files.controlSocket, controlRouter(domain, { destroy }));
+    await writeFileAtomic(files.pidFile, `${Deno.pid}\n`);
+    record = await domain.run();
+    domain.markEnded();
+    finalStatus = domain.status();
+    await writeFileAtomic(files.endFile, JSON.stringify(record, null, 2) + "\n");
+    hub.log(`ended: ${record.kind}: ${record.detail}`);
+  } finally {
+    endWritten();
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener("SIGINT", onInt);
+    // SIGHUP stays ignored until the process is gone.
+    await hub.close();
+    // Lets an in-flight answer (a destroy's) go out, then stops listening.
+    await server?.shutdown();
+    removeIfExists(files.controlSocket);
+    removeIfExists(files.consoleSocket);
+    removeIfExists(files.pidFile);
+  }
+  return 0;
+}
