@@ -17,16 +17,7 @@ import { controlRouter, serveControl } from "./control_api.ts";
 import { machineSetupFor } from "./machine_setup.ts";
 import { VmmDomain } from "./vmm_domain.ts";
 import type { VmmConfig, VmmEndRecord, VmmStatus } from "./vmm_config.ts";
-
-/** The files of a domain's run directory. */
-export function runFiles(runDir: string) {
-  return {
-    controlSocket: join(runDir, "vmm.sock"),
-    consoleSocket: join(runDir, "console.sock"),
-    pidFile: join(runDir, "vmm.pid"),
-    endFile: join(runDir, "end.json"),
-  };
-}
+import { runFiles } from "./run_files.ts";
 
 /** A VMM that cannot start (another VMM serves the directory, a missing run dir...). */
 export class VmmStartError extends Error {
