@@ -26,6 +26,8 @@
  *   GET    /v1/pools/{pool}                      -> PoolInfo
  *   DELETE /v1/pools/{pool}[?delete=1]           -> 204 (undefine; delete=1 also deletes)
  *   POST   /v1/pools/{pool}/{action}             -> PoolInfo; action: build | start | stop | refresh
+ *                                                  (build?overwrite=1 relabels a block device)
+ *   PUT    /v1/pools/{pool}/autostart            { enabled } -> PoolInfo
  *   GET    /v1/pools/{pool}/volumes              -> VolumeInfo[]
  *   POST   /v1/pools/{pool}/volumes              VolumeCreateRequest -> VolumeInfo (201)
  *   GET    /v1/pools/{pool}/volumes/{vol}        -> VolumeInfo
@@ -131,6 +133,9 @@ export interface DomainInfo extends DomainSummary {
   consoleSocket?: string;
   /** The file that collects the serial console output and the VMM's log lines. */
   logFile: string;
+  /** A remark on the request just answered, e.g. "the domain is running; the new vCPU
+   *  count applies at its next start". */
+  note?: string;
 }
 
 export interface ActionRequest {
@@ -231,6 +236,8 @@ export interface PoolDefinition {
 
 export interface PoolInfo extends PoolDefinition {
   state: "inactive" | "active" | "building";
+  /** Set for storage every host of a cluster mounts (type "shared"): migration needs no copy. */
+  shared?: boolean;
   capacityBytes?: number;
   allocationBytes?: number;
   availableBytes?: number;

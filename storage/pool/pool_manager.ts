@@ -1,0 +1,419 @@
+/**
+ * The pool manager: pool definitions (persisted atomically in
+ * `<stateDir>/pools/<name>.json`), their lifecycle (define, build, start, stop, refresh,
+ * undefine, delete, autostart) and the volume operations of each active pool. One
+ * operation at a time per volume: a second one meanwhile is refused as a conflict.
+ *
+ * @module
+ */
+
+import { isAbsolute, join, normalize } from "node:path";
+import type {
+  PoolDefinition,
+  PoolInfo,
+  PoolType,
+  VolumeActionRequest,
+  VolumeInfo,
+} from "../../manager/api_types.ts";
+import type { PoolBackend } from "./backend.ts";
+import { BlockPool } from "./block_pool.ts";
+import { BtrfsPool } from "./btrfs_pool.ts";
+import { DirPool, SharedPool } from "./dir_pool.ts";
+import { PoolError } from "./pool_error.ts";
+import { readJsonFile, removeDurably, writeJsonAtomic } from "./state_file.ts";
+import {
+  checkName,
+  describeVolume,
+  type ProgressOptions,
+  refuseInUse,
+  type VolumeContext,
+  type VolumeUser,
+} from "./volume_context.ts";
+import { VolumeMetaStore } from "./volume_meta.ts";
+import {
+  cloneVolume,
+  convertVolume,
+  createVolume,
+  deleteVolume,
+  exportVolume,
+  resizeVolume,
+  wipeVolume,
+} from "./volume_ops.ts";
+import { commitVolume, deleteSnapshot, rollbackVolume, snapshotVolume } from "./snapshots.ts";
+
+/** Options of `new PoolManager`. */
+export interface PoolManagerOptions {
+  stateDir: string;
+  /** Names the domain using the image at a path (the daemon knows); default: none. */
+  volumeUser?: VolumeUser;
+}
+
+/** The volume actions of POST /v1/pools/{pool}/volumes/{vol}/{action}. */
+export const VOLUME_ACTIONS = [
+  "wipe",
+  "resize",
+  "clone",
+  "snapshot",
+  "rollback",
+  "commit",
+  "delete-snapshot",
+  "convert",
+  "export",
+] as const;
+export type VolumeAction = typeof VOLUME_ACTIONS[number];
+
+/** What is stored per pool: the definition and whether it is started. */
+interface PoolRecord extends PoolDefinition {
+  active: boolean;
+}
+
+const POOL_TYPES: readonly PoolType[] = ["dir", "btrfs", "block", "shared"];
+const DEFINITION_FIELDS = new Set(["name", "type", "path", "autostart"]);
+
+/** Storage pools and their volumes. */
+export class PoolManager {
+  readonly stateDir: string;
+  readonly #dir: string;
+  readonly #volumeUser: VolumeUser;
+  readonly #busy = new Map<string, string>();
+
+  constructor(options: PoolManagerOptions) {
+    this.stateDir = options.stateDir;
+    this.#dir = join(options.stateDir, "pools");
+    this.#volumeUser = options.volumeUser ?? (() => undefined);
+    Deno.mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+  }
+
+  #recordPath(name: string): string {
+    return join(this.#dir, `${name}.json`);
+  }
+
+  #record(name: string): PoolRecord {
+    checkName(name, "pool");
+    const record = readJsonFile<PoolRecord>(this.#recordPath(name));
+    if (!record) {
+      throw new PoolError("not_found", `No pool '${name}'; 'denovisor pool list' shows them`);
+    }
+    return record;
+  }
+
+  #save(record: PoolRecord): void {
+    writeJsonAtomic(this.#recordPath(record.name), record);
+  }
+
+  #names(): string[] {
+    return [...Deno.readDirSync(this.#dir)]
+      .filter((e) => e.isFile && e.name.endsWith(".json") && !e.name.startsWith("."))
+      .map((e) => e.name.slice(0, -5))
+      .sort();
+  }
+
+  /** Every pool, by name. */
+  list(): PoolInfo[] {
+    return this.#names().map((name) => this.info(name));
+  }
+
+  /** One pool's definition, state and, when active, capacity and volume count. */
+  info(name: string): PoolInfo {
+    const record = this.#record(name);
+    const { active, ...definition } = record;
+    const info: PoolInfo = {
+      ...definition,
+      autostart: definition.autostart ?? false,
+      state: active ? "active" : "inactive",
+      volumes: 0,
+    };
+    if (active) {
+      try {
+        const backend = backendFor(record);
+        const capacity = backend.capacity();
+        info.capacityBytes = capacity.capacity;
+        info.allocationBytes = capacity.allocation;
+        info.availableBytes = capacity.available;
+        info.volumes = backend.listVolumes().length;
+      } catch {
+        // The storage vanished under an active pool: report what is known; refresh says why.
+      }
+    }
+    if (backendFor(record).shared) info.shared = true;
+    return info;
+  }
+
+  /** Validates and stores a new pool definition (inactive). */
+  define(body: unknown): PoolInfo {
+    const definition = checkDefinition(body);
+    if (readJsonFile(this.#recordPath(definition.name))) {
+      throw new PoolError("conflict", `Pool '${definition.name}' is already defined`);
+    }
+    for (const other of this.#names()) {
+      const record = this.#record(other);
+      if (normalize(record.path) === normalize(definition.path)) {
+        throw new PoolError("conflict", `Pool '${other}' already uses ${definition.path}`);
+      }
+    }
+    this.#save({ ...definition, active: false });
+    return this.info(definition.name);
+  }
+
+  /** Makes the pool's storage (directory, GPT label). A block device is only relabelled with `overwrite`. */
+  build(name: string, options: { overwrite?: boolean } = {}): PoolInfo {
+    const record = this.#record(name);
+    if (record.active && record.type === "block") {
+      throw new PoolError(
+        "conflict",
+        `Pool '${name}' is active; stop it before relabelling its disk`,
+      );
+    }
+    backendFor(record).build(options);
+    return this.info(name);
+  }
+
+  /** Checks the storage and makes the pool active. */
+  start(name: string): PoolInfo {
+    const record = this.#record(name);
+    backendFor(record).start();
+    if (!record.active) this.#save({ ...record, active: true });
+    return this.info(name);
+  }
+
+  /** Makes the pool inactive; refused while a domain uses one of its volumes. */
+  stop(name: string): PoolInfo {
+    const record = this.#record(name);
+    if (record.active) {
+      const ctx = this.#context(record);
+      for (const volume of ctx.backend.listVolumes()) refuseInUse(ctx, volume);
+      this.#save({ ...record, active: false });
+    }
+    return this.info(name);
+  }
+
+  /** Re-reads the storage: checks it is still there and forgets volumes removed behind our back. */
+  refresh(name: string): PoolInfo {
+    const record = this.#requireActive(name);
+    const backend = backendFor(record);
+    backend.start();
+    const present = new Set(backend.listVolumes());
+    const meta = new VolumeMetaStore(this.#metaDir(name));
+    try {
+      for (const entry of Deno.readDirSync(meta.dir)) {
+        const volume = entry.name.replace(/\.json$/, "");
+        if (entry.name.endsWith(".json") && !present.has(volume)) meta.remove(volume);
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    return this.info(name);
+  }
+
+  /** Sets whether the daemon starts the pool when it starts. */
+  setAutostart(name: string, enabled: boolean): PoolInfo {
+    if (typeof enabled !== "boolean") throw new PoolError("invalid", "enabled: give true or false");
+    this.#save({ ...this.#record(name), autostart: enabled });
+    return this.info(name);
+  }
+
+  /** Starts every autostart pool; returns the failures, one message per pool. */
+  startAutostart(): string[] {
+    const failures: string[] = [];
+    for (const name of this.#names()) {
+      const record = this.#record(name);
+      if (!record.autostart || record.active) continue;
+      try {
+        this.start(name);
+      } catch (error) {
+        failures.push(`pool '${name}': ${(error as Error).message}`);
+      }
+    }
+    return failures;
+  }
+
+  /** Removes the pool's storage (its empty directory, or its label); the pool must be inactive. */
+  delete(name: string): void {
+    const record = this.#record(name);
+    if (record.active) throw new PoolError("conflict", `Pool '${name}' is active; stop it first`);
+    backendFor(record).destroy();
+  }
+
+  /** Forgets the pool (and with `delete`, removes its storage first); it must be inactive. */
+  undefine(name: string, options: { delete?: boolean } = {}): void {
+    const record = this.#record(name);
+    if (record.active) throw new PoolError("conflict", `Pool '${name}' is active; stop it first`);
+    if (options.delete) this.delete(name);
+    new VolumeMetaStore(this.#metaDir(name)).removeAll();
+    removeDurably(this.#recordPath(name));
+  }
+
+  #metaDir(name: string): string {
+    return join(this.#dir, `${name}.volumes`);
+  }
+
+  #requireActive(name: string): PoolRecord {
+    const record = this.#record(name);
+    if (!record.active) {
+      throw new PoolError(
+        "conflict",
+        `Pool '${name}' is not active; start it with 'denovisor pool start ${name}'`,
+      );
+    }
+    return record;
+  }
+
+  #context(record: PoolRecord): VolumeContext {
+    return {
+      pool: record.name,
+      poolPath: record.path,
+      backend: backendFor(record),
+      meta: new VolumeMetaStore(this.#metaDir(record.name)),
+      volumeUser: this.#volumeUser,
+    };
+  }
+
+  /** Runs `operation` on an active pool, holding volume `volume` busy meanwhile. */
+  async #withVolume<T>(
+    pool: string,
+    volume: string,
+    what: string,
+    operation: (ctx: VolumeContext) => T | Promise<T>,
+  ): Promise<T> {
+    const ctx = this.#context(this.#requireActive(pool));
+    const key = `${pool}/${volume}`;
+    const current = this.#busy.get(key);
+    if (current !== undefined) {
+      throw new PoolError(
+        "conflict",
+        `Volume '${volume}' is busy (${current}); try again when it is done`,
+      );
+    }
+    this.#busy.set(key, what);
+    try {
+      return await operation(ctx);
+    } finally {
+      this.#busy.delete(key);
+    }
+  }
+
+  /** The volumes of an active pool. */
+  listVolumes(pool: string): VolumeInfo[] {
+    const ctx = this.#context(this.#requireActive(pool));
+    return ctx.backend.listVolumes().map((name) => describeVolume(ctx, name));
+  }
+
+  /** One volume. */
+  volumeInfo(pool: string, volume: string): VolumeInfo {
+    return describeVolume(this.#context(this.#requireActive(pool)), volume);
+  }
+
+  /** Where a domain's disk `{pool, volume}` is, for the daemon: path and format. */
+  resolveVolume(pool: string, volume: string): { path: string; format: "raw" | "qcow2" } {
+    const info = this.volumeInfo(pool, volume);
+    return { path: info.path, format: info.format };
+  }
+
+  /** Creates a volume from a VolumeCreateRequest (validated here). */
+  createVolume(pool: string, body: unknown, options: ProgressOptions = {}): Promise<VolumeInfo> {
+    const name = (body as { name?: unknown } | null)?.name;
+    return this.#withVolume(
+      pool,
+      String(name),
+      "create",
+      (ctx) => createVolume(ctx, body, options),
+    );
+  }
+
+  /** Deletes a volume and its snapshots. */
+  deleteVolume(pool: string, volume: string): Promise<void> {
+    return this.#withVolume(pool, volume, "delete", (ctx) => deleteVolume(ctx, volume));
+  }
+
+  /** Runs one of VOLUME_ACTIONS on a volume. */
+  volumeAction(
+    pool: string,
+    volume: string,
+    action: string,
+    body: unknown,
+    options: ProgressOptions = {},
+  ): Promise<VolumeInfo> {
+    if (!(VOLUME_ACTIONS as readonly string[]).includes(action)) {
+      throw new PoolError(
+        "invalid",
+        `Unknown volume action '${action}'; use ${VOLUME_ACTIONS.join(", ")}`,
+      );
+    }
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      throw new PoolError("invalid", "The request body must be a JSON object");
+    }
+    const request = body as VolumeActionRequest;
+    return this.#withVolume(pool, volume, action, (ctx) => {
+      switch (action as VolumeAction) {
+        case "wipe":
+          return wipeVolume(ctx, volume);
+        case "resize":
+          return resizeVolume(ctx, volume, request);
+        case "clone":
+          return cloneVolume(ctx, volume, request, options);
+        case "snapshot":
+          return snapshotVolume(ctx, volume, request);
+        case "rollback":
+          return rollbackVolume(ctx, volume, request);
+        case "commit":
+          return commitVolume(ctx, volume);
+        case "delete-snapshot":
+          return deleteSnapshot(ctx, volume, request);
+        case "convert":
+          return convertVolume(ctx, volume, request, options);
+        case "export":
+          return exportVolume(ctx, volume, request, options);
+      }
+    });
+  }
+}
+
+function backendFor(definition: PoolDefinition): PoolBackend {
+  switch (definition.type) {
+    case "dir":
+      return new DirPool(definition.path);
+    case "shared":
+      return new SharedPool(definition.path);
+    case "btrfs":
+      return new BtrfsPool(definition.path);
+    case "block":
+      return new BlockPool(definition.path);
+  }
+}
+
+function checkDefinition(body: unknown): PoolDefinition {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new PoolError("invalid", "A pool definition is a JSON object with name, type and path");
+  }
+  for (const key of Object.keys(body)) {
+    if (!DEFINITION_FIELDS.has(key)) {
+      throw new PoolError(
+        "invalid",
+        `Unknown field '${key}'; a pool has name, type, path and autostart`,
+      );
+    }
+  }
+  const definition = body as PoolDefinition;
+  checkName(definition.name, "name");
+  if (!POOL_TYPES.includes(definition.type)) {
+    throw new PoolError(
+      "invalid",
+      `type: ${JSON.stringify(definition.type)} is not a pool type; use ${POOL_TYPES.join(", ")}`,
+    );
+  }
+  if (typeof definition.path !== "string" || !isAbsolute(definition.path)) {
+    throw new PoolError(
+      "invalid",
+      "path: give an absolute path (a directory, or a block device for a block pool)",
+    );
+  }
+  if (definition.autostart !== undefined && typeof definition.autostart !== "boolean") {
+    throw new PoolError("invalid", "autostart: give true or false");
+  }
+  return {
+    name: definition.name,
+    type: definition.type,
+    path: normalize(definition.path),
+    ...(definition.autostart === undefined ? {} : { autostart: definition.autostart }),
+  };
+}

@@ -1,0 +1,192 @@
+/**
+ * Volume snapshots. A btrfs pool takes native subvolume snapshots. A dir or shared pool
+ * takes external ones: the volume's current image moves (read-only) to
+ * `<pool>/.snapshots/<volume>/<snapshot>` and a new qcow2 overlay on it takes the
+ * volume's place, so the volume path never changes. Snapshots form one line, oldest
+ * first; each snapshot image is an overlay on the one before.
+ *
+ * - rollback to S: a fresh empty overlay on S replaces the volume; snapshots newer than S
+ *   are deleted (they were states after S, on the line being abandoned).
+ * - delete S: the image after S (the next snapshot, or the volume itself) is committed
+ *   into S, and S's image then takes that image's path, so the line stays valid.
+ * - commit: deletes the newest snapshot that way: the volume's changes are merged into
+ *   it and the volume is one image shorter.
+ *
+ * @module
+ */
+
+import { dirname, join } from "node:path";
+import type { VolumeActionRequest, VolumeInfo } from "../../manager/api_types.ts";
+import { pathExists, PoolError } from "./pool_error.ts";
+import { syncDirectory } from "./state_file.ts";
+import {
+  checkName,
+  describeVolume,
+  refuseChange,
+  requireVolume,
+  type VolumeContext,
+} from "./volume_context.ts";
+import type { SnapshotRecord } from "./volume_meta.ts";
+import {
+  commitVolumeImage,
+  convertVolumeImage,
+  createVolumeImage,
+  volumeImageInfo,
+} from "./volume_image.ts";
+
+/** Takes snapshot `request.target` of the volume. */
+export function snapshotVolume(
+  ctx: VolumeContext,
+  name: string,
+  request: VolumeActionRequest,
+): VolumeInfo {
+  const path = requireVolume(ctx, name);
+  const snapshot = checkName(request.target, "target");
+  refuseChange(ctx, name, "snapshot");
+  const meta = ctx.meta.get(name);
+  if (meta.snapshots.some((s) => s.name === snapshot)) {
+    throw new PoolError("conflict", `Volume '${name}' already has a snapshot '${snapshot}'`);
+  }
+  const record: SnapshotRecord = { name: snapshot, createdAt: new Date().toISOString() };
+  const native = ctx.backend.nativeSnapshots;
+  if (native) {
+    native.create(name, snapshot);
+  } else if (ctx.backend.fileBased) {
+    const snapshotPath = join(ctx.poolPath, ".snapshots", name, snapshot);
+    Deno.mkdirSync(dirname(snapshotPath), { recursive: true, mode: 0o700 });
+    const info = volumeImageInfo(path);
+    Deno.renameSync(path, snapshotPath);
+    try {
+      createVolumeImage(path, {
+        format: "qcow2",
+        size: info.virtualSize,
+        backingFile: snapshotPath,
+        backingFormat: info.format,
+      });
+    } catch (error) {
+      Deno.renameSync(snapshotPath, path);
+      throw error;
+    }
+    Deno.chmodSync(snapshotPath, 0o400);
+    syncDirectory(dirname(snapshotPath));
+    syncDirectory(dirname(path));
+    record.path = snapshotPath;
+  } else {
+    throw new PoolError(
+      "invalid",
+      `A ${ctx.backend.type} pool cannot take snapshots; clone the volume instead`,
+    );
+  }
+  meta.snapshots.push(record);
+  ctx.meta.set(name, meta);
+  return describeVolume(ctx, name);
+}
+
+function findSnapshot(ctx: VolumeContext, name: string, snapshot: unknown) {
+  const meta = ctx.meta.get(name);
+  const index = meta.snapshots.findIndex((s) => s.name === snapshot);
+  if (index < 0) {
+    const known = meta.snapshots.map((s) => s.name).join(", ") || "none";
+    throw new PoolError(
+      "not_found",
+      `Volume '${name}' has no snapshot ${JSON.stringify(snapshot)} (snapshots: ${known})`,
+    );
+  }
+  return { meta, index };
+}
+
+/** Returns the volume to snapshot `request.snapshot`. */
+export function rollbackVolume(
+  ctx: VolumeContext,
+  name: string,
+  request: VolumeActionRequest,
+): VolumeInfo {
+  const path = requireVolume(ctx, name);
+  refuseChange(ctx, name, "roll back");
+  const { meta, index } = findSnapshot(ctx, name, request.snapshot);
+  const snapshot = meta.snapshots[index];
+  const native = ctx.backend.nativeSnapshots;
+  if (native) {
+    native.rollback(name, snapshot.name);
+    return describeVolume(ctx, name);
+  }
+  const info = volumeImageInfo(snapshot.path!);
+  const fresh = join(dirname(path), `.${name}.rollback`);
+  if (pathExists(fresh)) Deno.removeSync(fresh);
+  createVolumeImage(fresh, {
+    format: "qcow2",
+    size: info.virtualSize,
+    backingFile: snapshot.path,
+    backingFormat: info.format,
+  });
+  Deno.renameSync(fresh, path);
+  syncDirectory(dirname(path));
+  const newer = meta.snapshots.splice(index + 1);
+  ctx.meta.set(name, meta);
+  for (const dropped of newer) Deno.removeSync(dropped.path!);
+  return describeVolume(ctx, name);
+}
+
+/** Deletes snapshot `request.snapshot`, keeping every later state intact. */
+export async function deleteSnapshot(
+  ctx: VolumeContext,
+  name: string,
+  request: VolumeActionRequest,
+): Promise<VolumeInfo> {
+  const path = requireVolume(ctx, name);
+  refuseChange(ctx, name, "delete a snapshot of");
+  const { meta, index } = findSnapshot(ctx, name, request.snapshot);
+  const snapshot = meta.snapshots[index];
+  const native = ctx.backend.nativeSnapshots;
+  if (native) {
+    native.delete(name, snapshot.name);
+  } else {
+    const childIsVolume = index === meta.snapshots.length - 1;
+    const child = childIsVolume ? path : meta.snapshots[index + 1].path!;
+    const own = snapshot.path!;
+    if (!childIsVolume && volumeImageInfo(own).format !== "qcow2") {
+      // The child's child names the child's format (qcow2) in its header, so a raw image
+      // cannot take the child's place: flatten the child into a standalone qcow2 instead.
+      const temp = `${child}.flatten`;
+      if (pathExists(temp)) Deno.removeSync(temp);
+      await convertVolumeImage(child, temp, { format: "qcow2" });
+      Deno.chmodSync(temp, 0o400);
+      Deno.renameSync(temp, child);
+      Deno.removeSync(own);
+    } else {
+      Deno.chmodSync(own, 0o600);
+      commitVolumeImage(child);
+      if (!childIsVolume) Deno.chmodSync(own, 0o400);
+      Deno.renameSync(own, child);
+    }
+    syncDirectory(dirname(own));
+    syncDirectory(dirname(child));
+  }
+  meta.snapshots.splice(index, 1);
+  ctx.meta.set(name, meta);
+  return describeVolume(ctx, name);
+}
+
+/** Merges the volume into its newest snapshot, which then stops being a snapshot. */
+export async function commitVolume(ctx: VolumeContext, name: string): Promise<VolumeInfo> {
+  const path = requireVolume(ctx, name);
+  if (ctx.backend.nativeSnapshots) {
+    throw new PoolError(
+      "invalid",
+      `btrfs snapshots share extents and leave no overlay to commit; delete the snapshot instead`,
+    );
+  }
+  const snapshots = ctx.meta.get(name).snapshots;
+  if (snapshots.length === 0) {
+    const chain = volumeImageInfo(path).backingChain;
+    throw new PoolError(
+      "conflict",
+      chain.length > 0
+        ? `Volume '${name}' is a linked clone of ${
+          chain[0]
+        }; committing would change a base other volumes may share; convert it to flatten it instead`
+        : `Volume '${name}' has no snapshot to commit into`,
+    );
+  }
+  return await deleteSnapshot(ctx, name, { snapshot: snapshots[snapshots.length - 1].name });
+}

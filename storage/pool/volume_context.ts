@@ -1,0 +1,152 @@
+/**
+ * The view of one active pool that the volume operations work on, and the checks they
+ * share: names, sizes, existence, "in use" and "is the base of".
+ *
+ * @module
+ */
+
+import type { VolumeInfo } from "../../manager/api_types.ts";
+import { parseSize } from "../../cli/units.ts";
+import type { PoolBackend } from "./backend.ts";
+import { PoolError } from "./pool_error.ts";
+import type { VolumeMetaStore } from "./volume_meta.ts";
+import { volumeImageInfo } from "./volume_image.ts";
+import type { ProgressCallback } from "./file_clone.ts";
+
+/** Names the domain using the image at `path`, if one does. */
+export type VolumeUser = (path: string) => string | undefined;
+
+/** Options of the long volume operations. */
+export interface ProgressOptions {
+  onProgress?: ProgressCallback;
+}
+
+/** One active pool as the volume operations see it. */
+export interface VolumeContext {
+  pool: string;
+  poolPath: string;
+  backend: PoolBackend;
+  meta: VolumeMetaStore;
+  volumeUser: VolumeUser;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
+/** Larger sizes are typos (qcow2 itself stops at 2^61 bytes; nothing here needs more). */
+const MAX_SIZE = 2 ** 50;
+
+/** Throws `invalid` unless `name` is a safe volume or snapshot name. */
+export function checkName(name: unknown, what: string): string {
+  if (typeof name !== "string" || !NAME.test(name)) {
+    throw new PoolError(
+      "invalid",
+      `${what}: ${
+        JSON.stringify(name)
+      } is not a valid name; use 1-64 letters, digits, '.', '_', '+' or '-', not starting with '.' or '-'`,
+    );
+  }
+  return name;
+}
+
+/** A size in bytes from a number or a string with units; `invalid` when absurd. */
+export function sizeOf(value: unknown, what: string): number {
+  let bytes: number;
+  if (typeof value === "number") bytes = value;
+  else if (typeof value === "string") {
+    try {
+      bytes = parseSize(value, what);
+    } catch (error) {
+      throw new PoolError("invalid", (error as Error).message);
+    }
+  } else throw new PoolError("invalid", `${what}: give a size in bytes or with a unit ("10G")`);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes > MAX_SIZE) {
+    throw new PoolError("invalid", `${what}: ${value} is not a size between 1 byte and 1 PiB`);
+  }
+  return bytes;
+}
+
+/** Throws `not_found` unless the volume exists. */
+export function requireVolume(ctx: VolumeContext, name: string): string {
+  checkName(name, "volume");
+  if (!ctx.backend.listVolumes().includes(name)) {
+    throw new PoolError(
+      "not_found",
+      `No volume '${name}' in pool '${ctx.pool}'; 'denovisor vol list ${ctx.pool}' shows them`,
+    );
+  }
+  return ctx.backend.volumePath(name);
+}
+
+/** Throws `conflict` if `name` exists already. */
+export function requireAbsent(ctx: VolumeContext, name: string): void {
+  checkName(name, "volume");
+  if (ctx.backend.listVolumes().includes(name)) {
+    throw new PoolError("conflict", `Volume '${name}' already exists in pool '${ctx.pool}'`);
+  }
+}
+
+/** Throws `conflict` naming the domain when a domain uses the volume. */
+export function refuseInUse(ctx: VolumeContext, name: string): void {
+  const user = ctx.volumeUser(ctx.backend.volumePath(name));
+  if (user !== undefined) {
+    throw new PoolError(
+      "conflict",
+      `Volume '${name}' is in use by domain '${user}'; shut it down first`,
+    );
+  }
+}
+
+/** The volumes of the pool whose backing chain runs through `name` (its image or snapshots). */
+export function dependentsOf(ctx: VolumeContext, name: string): string[] {
+  if (!ctx.backend.fileBased) return [];
+  const files = new Set([
+    ctx.backend.volumePath(name),
+    ...ctx.meta.get(name).snapshots.flatMap((s) => (s.path ? [s.path] : [])),
+  ]);
+  const dependents: string[] = [];
+  for (const other of ctx.backend.listVolumes()) {
+    if (other === name) continue;
+    const chain = safeChain(ctx.backend.volumePath(other));
+    if (chain.some((path) => files.has(path))) dependents.push(other);
+  }
+  return dependents;
+}
+
+function safeChain(path: string): string[] {
+  try {
+    return volumeImageInfo(path).backingChain;
+  } catch {
+    return [];
+  }
+}
+
+/** Throws `conflict` if the volume is in use or other volumes are built on it. */
+export function refuseChange(ctx: VolumeContext, name: string, action: string): void {
+  refuseInUse(ctx, name);
+  const dependents = dependentsOf(ctx, name);
+  if (dependents.length > 0) {
+    throw new PoolError(
+      "conflict",
+      `Cannot ${action} volume '${name}': it is the base of ${
+        dependents.map((d) => `'${d}'`).join(", ")
+      }; delete or flatten (convert) those first`,
+    );
+  }
+}
+
+/** The API's view of one volume. */
+export function describeVolume(ctx: VolumeContext, name: string): VolumeInfo {
+  const path = requireVolume(ctx, name);
+  const info = volumeImageInfo(path);
+  const usedBy = ctx.volumeUser(path);
+  return {
+    pool: ctx.pool,
+    name,
+    path,
+    format: info.format,
+    virtualSize: info.virtualSize,
+    allocatedSize: info.actualSize,
+    backingChain: info.backingChain,
+    snapshots: ctx.meta.get(name).snapshots.map((s) => s.name),
+    ...(usedBy === undefined ? {} : { usedBy }),
+  };
+}
