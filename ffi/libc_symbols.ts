@@ -45,6 +45,8 @@ export const LIBC_SYMBOLS = {
   fdatasync: { parameters: ["i32"], result: "i32" },
   /** int fallocate(int fd, int mode, off_t offset, off_t len) */
   fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
+  /** off_t lseek(int fd, off_t offset, int whence) */
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
   /** int ftruncate(int fd, off_t length) */
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   /** int fcntl(int fd, int cmd, void *arg): the struct flock form for OFD locks */
@@ -110,6 +112,10 @@ export const EFD_NONBLOCK = 0o4000;
 export const FALLOC_FL_KEEP_SIZE = 0x01;
 export const FALLOC_FL_PUNCH_HOLE = 0x02;
 export const FALLOC_FL_ZERO_RANGE = 0x10;
+
+/** lseek(2) whence values that find data and holes in sparse files. */
+export const SEEK_DATA = 3;
+export const SEEK_HOLE = 4;
 
 /** open(2) flags for disks. */
 export const O_CREAT = 0o100;

@@ -16,10 +16,13 @@ import {
   O_DIRECT,
   O_RDONLY,
   O_RDWR,
+  SEEK_DATA,
+  SEEK_HOLE,
 } from "../ffi/libc_symbols.ts";
 import { EACCES, EAGAIN, EINTR, ENOENT, SyscallError } from "../ffi/errno.ts";
 import { checkDiskRange, type Disk, DiskError, type WriteZeroesOptions } from "./disk.ts";
 import { addressOf, IovecArray } from "./iovec.ts";
+import type { BlockExtent } from "./image.ts";
 
 /** fcntl(2) open file description locks (Linux >= 3.15). */
 const F_OFD_SETLK = 37;
@@ -28,6 +31,7 @@ const F_WRLCK = 1;
 /** ioctl(BLKGETSIZE64): the size of a block device in bytes. */
 const BLKGETSIZE64 = 0x80081272n;
 const EISDIR = 21;
+const ENXIO = 6;
 const EOPNOTSUPP = 95;
 const EROFS = 30;
 /** O_DIRECT wants offsets, lengths and addresses aligned to the logical block size. */
@@ -48,6 +52,7 @@ export interface RawDiskOptions {
 
 /** A raw disk image file (or block device). */
 export class RawDisk implements Disk {
+  readonly format = "raw" as const;
   readonly path: string;
   readonly readOnly: boolean;
   readonly direct: boolean;
@@ -135,6 +140,27 @@ export class RawDisk implements Disk {
     }
     this.#retry(() => libc().ftruncate(this.#fd, BigInt(newSize)), "ftruncate");
     this.#size = newSize;
+  }
+
+  /**
+   * Whether the bytes at `offset` are data or a hole (SEEK_DATA/SEEK_HOLE): the longest
+   * run of one kind, at most `length` bytes. Without hole support everything is data.
+   */
+  blockStatus(offset: number, length: number): BlockExtent {
+    checkDiskRange(this.path, this.#size, offset, length, "query");
+    const extent = (run: number, hole: boolean): BlockExtent => ({
+      offset,
+      length: Math.max(0, Math.min(run, length)),
+      allocated: !hole,
+      zero: hole,
+      depth: 0,
+    });
+    if (this.#fd < 0) throw new DiskError(`Cannot query disk ${this.path}: it is closed`);
+    const data = Number(libc().lseek(this.#fd, BigInt(offset), SEEK_DATA));
+    if (data < 0) return extent(length, errno() === ENXIO);
+    if (data > offset) return extent(data - offset, true);
+    const hole = Number(libc().lseek(this.#fd, BigInt(offset), SEEK_HOLE));
+    return extent(hole < 0 ? length : hole - offset, false);
   }
 
   close(): void {
@@ -327,7 +353,8 @@ function directAligned(offset: number, buffers: readonly Uint8Array[]): boolean 
   return true;
 }
 
-function openError(path: string, code: number, readOnly: boolean): DiskError {
+/** The `DiskError` for a failed open(2) of a disk image. */
+export function openError(path: string, code: number, readOnly: boolean): DiskError {
   const reasons: Record<number, string> = {
     [ENOENT]: "no such file",
     [EACCES]: readOnly
@@ -341,7 +368,7 @@ function openError(path: string, code: number, readOnly: boolean): DiskError {
 }
 
 /** Takes the OFD lock on the whole file: shared for readers, exclusive for a writer. */
-function lock(path: string, fd: number, readOnly: boolean): void {
+export function lock(path: string, fd: number, readOnly: boolean): void {
   // struct flock: l_type i16, l_whence i16, (pad), l_start i64, l_len i64, l_pid i32, (pad)
   const flock = new Uint8Array(32);
   const view = new DataView(flock.buffer);

@@ -1,0 +1,220 @@
+/**
+ * The host file under a qcow2 image: positioned vector I/O between the file and caller
+ * views (often guest memory), reads past the end of the file as zeroes, fdatasync, hole
+ * punching, and the same OFD lock as raw disks.
+ *
+ * @module
+ */
+
+import { errno, libc, pointerOf } from "../../ffi/libc.ts";
+import {
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
+  O_CLOEXEC,
+  O_RDONLY,
+  O_RDWR,
+} from "../../ffi/libc_symbols.ts";
+import { EINTR, SyscallError } from "../../ffi/errno.ts";
+import { DiskError } from "../disk.ts";
+import { IovecArray } from "../iovec.ts";
+import { lock, openError } from "../raw_disk.ts";
+
+const EOPNOTSUPP = 95;
+
+/** An open, locked image file. */
+export class HostFile {
+  readonly path: string;
+  readonly readOnly: boolean;
+  /** Device and inode, as a stable disk id. */
+  readonly id: string;
+  #fd: number;
+  #size: number;
+  readonly #iov = new IovecArray();
+
+  private constructor(path: string, fd: number, size: number, id: string, readOnly: boolean) {
+    this.path = path;
+    this.#fd = fd;
+    this.#size = size;
+    this.id = id;
+    this.readOnly = readOnly;
+  }
+
+  /** Opens and locks `path` (shared lock read-only, exclusive lock read-write). */
+  static open(path: string, readOnly: boolean): HostFile {
+    const fd = libc().open(
+      new TextEncoder().encode(path + "\0"),
+      (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC,
+      0,
+    );
+    if (fd < 0) throw openError(path, errno(), readOnly);
+    try {
+      lock(path, fd, readOnly);
+      const info = Deno.statSync(path);
+      if (!info.isFile) throw new DiskError(`Cannot open disk ${path}: not a regular file`);
+      const id = `${(info.dev ?? 0).toString(16)}-${(info.ino ?? 0).toString(16)}`.slice(0, 20);
+      return new HostFile(path, fd, info.size, id, readOnly);
+    } catch (error) {
+      libc().close(fd);
+      throw error;
+    }
+  }
+
+  /** The file size in bytes, as this process has made it. */
+  get size(): number {
+    return this.#size;
+  }
+
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /** Fills `buffers` from `offset`; bytes past the end of the file read as zeroes. */
+  readv(offset: number, buffers: readonly Uint8Array[]): void {
+    this.#vectored("read", offset, buffers);
+  }
+
+  /** Writes `buffers` in order at `offset`. */
+  writev(offset: number, buffers: readonly Uint8Array[]): void {
+    this.#vectored("write", offset, buffers);
+    let total = 0;
+    for (const buffer of buffers) total += buffer.length;
+    if (offset + total > this.#size) this.#size = offset + total;
+  }
+
+  /** Reads `length` bytes at `offset` into a new buffer. */
+  readBytes(offset: number, length: number): Uint8Array {
+    const bytes = new Uint8Array(length);
+    this.readv(offset, [bytes]);
+    return bytes;
+  }
+
+  /** Writes `bytes` at `offset`. */
+  write(offset: number, bytes: Uint8Array): void {
+    this.writev(offset, [bytes]);
+  }
+
+  /** fdatasync. */
+  sync(): void {
+    this.#retry(() => libc().fdatasync(this.#fd), "fdatasync");
+  }
+
+  /** Makes the file at least `size` bytes long (sparse). */
+  grow(size: number): void {
+    if (size <= this.#size) return;
+    this.#retry(() => libc().ftruncate(this.#fd, BigInt(size)), "ftruncate");
+    this.#size = size;
+  }
+
+  /** Sets the file size. */
+  truncate(size: number): void {
+    this.#retry(() => libc().ftruncate(this.#fd, BigInt(size)), "ftruncate");
+    this.#size = size;
+  }
+
+  /** Punches a hole; false when the file system cannot (the bytes are then unchanged). */
+  punchHole(offset: number, length: number): boolean {
+    return this.fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+  }
+
+  /** fallocate(mode); false when the file system does not support `mode`. */
+  fallocate(mode: number, offset: number, length: number): boolean {
+    for (;;) {
+      const result = libc().fallocate(this.#fd, mode, BigInt(offset), BigInt(length));
+      if (result === 0) {
+        if ((mode & FALLOC_FL_KEEP_SIZE) === 0 && offset + length > this.#size) {
+          this.#size = offset + length;
+        }
+        return true;
+      }
+      const code = errno();
+      if (code === EOPNOTSUPP) return false;
+      if (code !== EINTR) throw this.#ioError("fallocate", code);
+    }
+  }
+
+  /** Closes the file, releasing its lock. Idempotent. */
+  close(): void {
+    if (this.#fd < 0) return;
+    libc().close(this.#fd);
+    this.#fd = -1;
+  }
+
+  #vectored(kind: "read" | "write", offset: number, buffers: readonly Uint8Array[]): void {
+    if (this.#fd < 0) throw new DiskError(`Cannot ${kind} disk ${this.path}: it is closed`);
+    let position = offset;
+    let index = 0;
+    while (index < buffers.length) {
+      const first = index;
+      this.#iov.clear();
+      while (index < buffers.length && !this.#iov.full) this.#iov.add(buffers[index++]);
+      const length = this.#iov.length;
+      if (length === 0) continue;
+      const call = kind === "read" ? libc().preadv : libc().pwritev;
+      let done: number;
+      for (;;) {
+        done = Number(call(this.#fd, this.#iov.bytes, this.#iov.count, BigInt(position)));
+        if (done >= 0) break;
+        const code = errno();
+        if (code !== EINTR) throw this.#ioError(kind === "read" ? "preadv" : "pwritev", code);
+      }
+      if (done < length) this.#finish(kind, position, buffers, first, index, done);
+      position += length;
+    }
+  }
+
+  /** Completes a short transfer one piece at a time; reads at the end of file give zeroes. */
+  #finish(
+    kind: "read" | "write",
+    position: number,
+    buffers: readonly Uint8Array[],
+    first: number,
+    end: number,
+    done: number,
+  ): void {
+    let skip = done;
+    let at = position + done;
+    for (let i = first; i < end; i++) {
+      let piece = buffers[i];
+      if (skip >= piece.length) {
+        skip -= piece.length;
+        continue;
+      }
+      piece = piece.subarray(skip);
+      skip = 0;
+      while (piece.length > 0) {
+        const call = kind === "read" ? libc().pread : libc().pwrite;
+        const n = Number(call(this.#fd, pointerOf(piece), BigInt(piece.length), BigInt(at)));
+        if (n < 0) {
+          const code = errno();
+          if (code === EINTR) continue;
+          throw this.#ioError(kind === "read" ? "pread" : "pwrite", code);
+        }
+        if (n === 0) {
+          if (kind === "write") throw new DiskError(`Cannot write disk ${this.path}: no progress`);
+          piece.fill(0);
+          at += piece.length;
+          break;
+        }
+        piece = piece.subarray(n);
+        at += n;
+      }
+    }
+  }
+
+  #retry(call: () => number, name: string): void {
+    if (this.#fd < 0) throw new DiskError(`Cannot ${name} disk ${this.path}: it is closed`);
+    for (;;) {
+      if (call() === 0) return;
+      const code = errno();
+      if (code !== EINTR) throw this.#ioError(name, code);
+    }
+  }
+
+  #ioError(call: string, code: number): DiskError {
+    const cause = new SyscallError(call, code);
+    return new DiskError(`I/O on disk ${this.path} failed: ${cause.message}`, {
+      errno: code,
+      cause,
+    });
+  }
+}
