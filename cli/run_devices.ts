@@ -14,7 +14,7 @@ import { VirtioConsole } from "../devices/virtio/console.ts";
 import { VirtioNet } from "../devices/virtio/net.ts";
 import { RateLimiter, type RateLimiterConfig } from "../devices/virtio/rate_limiter.ts";
 import { VirtioRng } from "../devices/virtio/rng.ts";
-import { RawDisk } from "../storage/raw_disk.ts";
+import { openImage } from "../storage/image.ts";
 import type { DiskSpec, NicSpec, Transport } from "./device_specs.ts";
 
 /** The virtio devices `run` was asked for. */
@@ -48,7 +48,7 @@ export function buildRunDevices(
     built.attachments.push({ device, transport });
   try {
     options.disks.forEach((spec, index) => {
-      const disk = RawDisk.open(spec.path, { readOnly: spec.readOnly });
+      const disk = openImage(spec.path, { readOnly: spec.readOnly });
       try {
         add(
           new VirtioBlock({
