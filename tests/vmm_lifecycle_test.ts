@@ -4,7 +4,15 @@
  */
 import assert from "node:assert/strict";
 import { kvmTest } from "./kvm_support.ts";
-import { countTicks, delay, exists, startVmm, withVmm } from "./vmm_support.ts";
+import {
+  countTicks,
+  delay,
+  domainConfig,
+  exists,
+  spawnVmm,
+  startVmm,
+  withVmm,
+} from "./vmm_support.ts";
 import { attachConsole, readEndRecord } from "../vmm/vmm_client.ts";
 import { runFiles } from "../vmm/run_files.ts";
 
@@ -141,4 +149,32 @@ kvmTest("a guest reset without restart ends as reboot; a non-zero exit as crash"
       await vmm.cleanup();
     }
   }
+}, 120_000);
+
+kvmTest("a VM that cannot be built exits 1 with the reason, before any pid file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "denovisor-vmm-" });
+  try {
+    const config = domainConfig(dir, {
+      disks: [{ path: `${dir}/missing.img`, format: "raw", readOnly: false, transport: "pci" }],
+    });
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config));
+    const child = spawnVmm(`${dir}/config.json`);
+    const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
+    assert.equal(status.code, 1);
+    assert.match(stderr, /missing\.img: no such file/);
+    assert.match(await Deno.readTextFile(config.logFile), /cannot start: .*missing\.img/);
+    assert.equal(await exists(runFiles(dir).pidFile), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}, 120_000);
+
+kvmTest("a second VMM on a run directory that is served is refused", async () => {
+  await withVmm({}, async (vmm) => {
+    const child = spawnVmm(`${vmm.dir}/config.json`);
+    const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
+    assert.equal(status.code, 1);
+    assert.match(stderr, /Another VMM serves .*vmm\.sock/);
+    assert.equal((await vmm.client.status()).state, "running");
+  });
 }, 120_000);
