@@ -11,6 +11,8 @@ export const LIBC_SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   /** int close(int fd) */
   close: { parameters: ["i32"], result: "i32" },
+  /** int dup2(int oldfd, int newfd) */
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
   /** int ioctl(int fd, unsigned long request, void *arg) */
   ioctl: { parameters: ["i32", "u64", "pointer"], result: "i32" },
   /** int ioctl(int fd, unsigned long request, unsigned long arg): the by-value form */

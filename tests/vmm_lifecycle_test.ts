@@ -31,6 +31,10 @@ kvmTest("the VMM answers status, and pause stops the guest's heartbeat until res
     );
     assert.equal((await Deno.stat(runFiles(vmm.dir).controlSocket)).mode! & 0o777, 0o600);
     assert.equal((await Deno.stat(runFiles(vmm.dir).consoleSocket)).mode! & 0o777, 0o600);
+    // Once started, stdout and stderr go to the log, not to the spawner's pipe.
+    for (const fd of [1, 2]) {
+      assert.equal(await Deno.readLink(`/proc/${vmm.child.pid}/fd/${fd}`), vmm.config.logFile);
+    }
 
     await vmm.waitLog(/tick 2/);
     assert.equal((await vmm.client.pause()).state, "paused");

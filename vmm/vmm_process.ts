@@ -12,12 +12,41 @@
 
 import { join } from "node:path";
 import { Kvm } from "../core/kvm.ts";
+import { errno, libc } from "../ffi/libc.ts";
+import { SyscallError } from "../ffi/errno.ts";
+import { O_CLOEXEC, O_CREAT } from "../ffi/libc_symbols.ts";
 import { ConsoleHub, removeIfExists } from "./console_hub.ts";
 import { controlRouter, serveControl } from "./control_api.ts";
 import { machineSetupFor } from "./machine_setup.ts";
 import { VmmDomain } from "./vmm_domain.ts";
 import type { VmmConfig, VmmEndRecord, VmmStatus } from "./vmm_config.ts";
 import { runFiles } from "./run_files.ts";
+
+const O_WRONLY = 0o1;
+const O_APPEND = 0o2000;
+
+/**
+ * Points stdout and stderr at the log file once the VMM has started. Until then they
+ * carry start failures to whoever spawned the VMM (the daemon reads them); afterwards
+ * that reader may be gone, and a write to a broken pipe would fail (or block on a full
+ * one) inside a device's warning.
+ */
+function redirectStdioTo(logFile: string): void {
+  const sys = libc();
+  const fd = sys.open(
+    new TextEncoder().encode(`${logFile}\0`),
+    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+    0o600,
+  );
+  if (fd < 0) throw new SyscallError(`open(${logFile})`, errno());
+  try {
+    for (const target of [1, 2]) {
+      if (sys.dup2(fd, target) < 0) throw new SyscallError("dup2", errno());
+    }
+  } finally {
+    sys.close(fd);
+  }
+}
 
 /** A VMM that cannot start (another VMM serves the directory, a missing run dir...). */
 export class VmmStartError extends Error {
@@ -109,6 +138,7 @@ export async function runVmm(config: VmmConfig): Promise<number> {
     hub.listen(files.consoleSocket);
     server = await serveControl(files.controlSocket, controlRouter(domain, { destroy }));
     await writeFileAtomic(files.pidFile, `${Deno.pid}\n`);
+    redirectStdioTo(config.logFile);
     record = await domain.run();
     domain.markEnded();
     finalStatus = domain.status();
