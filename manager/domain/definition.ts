@@ -12,19 +12,9 @@
  * @module
  */
 
-import { isAbsolute, resolve } from "node:path";
-import type {
-  BootDefinition,
-  DiskDefinition,
-  DomainDefinition,
-  LifecycleAction,
-  NicDefinition,
-  Transport,
-} from "../api_types.ts";
+import type { BootDefinition, DomainDefinition, LifecycleAction } from "../api_types.ts";
 import { parseSize } from "../../cli/units.ts";
 import { UsageError } from "../../cli/usage_error.ts";
-import { parseRateLimit } from "../../devices/virtio/rate_limit_spec.ts";
-import { RateLimiterConfigError } from "../../devices/virtio/rate_limiter.ts";
 import { VIRTIO_MMIO_IRQS } from "../../core/layout.ts";
 import {
   DefinitionError,
@@ -36,7 +26,13 @@ import {
   readObject,
   readString,
 } from "./definition_error.ts";
-import { generateMac, macProblem } from "./mac.ts";
+import {
+  readDisk,
+  readNics,
+  readPath,
+  readRng,
+  refuseDuplicateImages,
+} from "./definition_devices.ts";
 
 export { DefinitionError, DomainConflictError } from "./definition_error.ts";
 export { checkConflicts } from "./conflicts.ts";
@@ -53,9 +49,6 @@ export const DEFAULT_CMDLINE = "console=ttyS0 reboot=k panic=1";
 export const MAX_PCI_DEVICES = 31;
 /** Each virtio-mmio device needs an interrupt line of its own. */
 export const MAX_MMIO_DEVICES = VIRTIO_MMIO_IRQS.length;
-/** virtio-blk serials are 20 bytes. */
-const MAX_SERIAL_LENGTH = 20;
-const INTERFACE_PATTERN = /^[A-Za-z0-9_.-]{1,15}$/;
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MIB = 1024 * 1024;
 
@@ -65,7 +58,6 @@ const LIFECYCLE_ACTIONS: readonly LifecycleAction[] = [
   "preserve",
   "rename-restart",
 ];
-const TRANSPORTS: readonly Transport[] = ["pci", "mmio"];
 const DOMAIN_FIELDS = [
   "name",
   "uuid",
@@ -81,18 +73,6 @@ const DOMAIN_FIELDS = [
   "onCrash",
   "autostart",
 ] as const;
-const DISK_FIELDS = [
-  "pool",
-  "volume",
-  "path",
-  "format",
-  "readOnly",
-  "serial",
-  "transport",
-  "rateLimit",
-] as const;
-const NIC_FIELDS = ["tap", "bridge", "mac", "transport", "rateLimit"] as const;
-
 /** Options of `validateDefinition`. */
 export interface ValidateOptions {
   /** Relative kernel, initrd and disk paths are resolved against it; without it they are refused. */
@@ -242,18 +222,6 @@ function readMemory(object: Record<string, unknown>, hostBytes: number): number 
   return bytes / MIB;
 }
 
-/** An absolute, normalized host path (relative ones resolved against `baseDir`). */
-function readPath(value: string, path: string, baseDir: string | undefined): string {
-  if (value === "" || value.includes("\0")) {
-    throw new DefinitionError(path, `${describeValue(value)} is not a file path`);
-  }
-  if (isAbsolute(value)) return resolve(value);
-  if (baseDir === undefined) {
-    throw new DefinitionError(path, `"${value}" is not an absolute path; write the full path`);
-  }
-  return resolve(baseDir, value);
-}
-
 function readBoot(value: unknown, baseDir: string | undefined): BootDefinition {
   const object = readObject(value, "boot", ["kernel", "initrd", "cmdline", "demo"]);
   if (object.demo !== undefined) {
@@ -288,171 +256,6 @@ function readBoot(value: unknown, baseDir: string | undefined): BootDefinition {
   const boot: BootDefinition = { kernel: readPath(kernel, "boot.kernel", baseDir), cmdline };
   if (initrd !== undefined) boot.initrd = readPath(initrd, "boot.initrd", baseDir);
   return boot;
-}
-
-function readRateLimit(object: Record<string, unknown>, path: string): string | undefined {
-  const spec = readString(object, "rateLimit", path);
-  if (spec === undefined) return undefined;
-  try {
-    parseRateLimit(spec);
-  } catch (error) {
-    if (!(error instanceof RateLimiterConfigError)) throw error;
-    throw new DefinitionError(fieldPath(path, "rateLimit"), error.message);
-  }
-  return spec.trim();
-}
-
-/** Pool and volume names become file names in pools: no '/', no leading '.'. */
-function readStorageName(object: Record<string, unknown>, key: string, path: string) {
-  const name = readString(object, key, path);
-  if (name !== undefined && !/^[^/.\0][^/\0]{0,254}$/.test(name)) {
-    throw new DefinitionError(
-      fieldPath(path, key),
-      `${
-        describeValue(name)
-      } is not a ${key} name (1-255 characters, no '/', not starting with '.')`,
-    );
-  }
-  return name;
-}
-
-function readDisk(value: unknown, path: string, baseDir: string | undefined): DiskDefinition {
-  const object = readObject(value, path, DISK_FIELDS);
-  const pool = readStorageName(object, "pool", path);
-  const volume = readStorageName(object, "volume", path);
-  const file = readString(object, "path", path);
-  if (volume !== undefined && file !== undefined) {
-    throw new DefinitionError(path, "give either volume (with pool) or path, not both");
-  }
-  if (volume === undefined && file === undefined) {
-    throw new DefinitionError(path, "give volume (with pool) or path");
-  }
-  if (pool !== undefined && volume === undefined) {
-    throw new DefinitionError(fieldPath(path, "pool"), "only with volume; a path needs no pool");
-  }
-  const disk: DiskDefinition = volume !== undefined
-    ? { pool: pool ?? "default", volume }
-    : { path: readPath(file!, fieldPath(path, "path"), baseDir) };
-  const format = readChoice(object, "format", path, ["raw", "qcow2"] as const);
-  if (format !== undefined) disk.format = format;
-  disk.readOnly = readBoolean(object, "readOnly", path) ?? false;
-  const serial = readString(object, "serial", path);
-  if (serial !== undefined) {
-    if (serial.length > MAX_SERIAL_LENGTH || !/^[\x20-\x7e]*$/.test(serial)) {
-      throw new DefinitionError(
-        fieldPath(path, "serial"),
-        `${describeValue(serial)} must be at most ${MAX_SERIAL_LENGTH} printable ASCII characters`,
-      );
-    }
-    disk.serial = serial;
-  }
-  disk.transport = readChoice(object, "transport", path, TRANSPORTS) ?? "pci";
-  const rateLimit = readRateLimit(object, path);
-  if (rateLimit !== undefined) disk.rateLimit = rateLimit;
-  return disk;
-}
-
-function refuseDuplicateImages(disks: DiskDefinition[]): void {
-  const seen = new Map<string, number>();
-  disks.forEach((disk, index) => {
-    const key = disk.path ?? `${disk.pool}/${disk.volume}`;
-    const earlier = seen.get(key);
-    if (earlier !== undefined) {
-      throw new DefinitionError(
-        fieldPath(fieldPath("disks", index), disk.path ? "path" : "volume"),
-        `the same image as disks[${earlier}]; a domain may use an image once`,
-      );
-    }
-    seen.set(key, index);
-  });
-}
-
-function readNic(value: unknown, path: string): NicDefinition {
-  const object = readObject(value, path, NIC_FIELDS);
-  const nic: NicDefinition = {};
-  const tap = readString(object, "tap", path) ?? "auto";
-  if (tap !== "auto" && (!INTERFACE_PATTERN.test(tap) || tap === "." || tap === "..")) {
-    throw new DefinitionError(
-      fieldPath(path, "tap"),
-      `${
-        describeValue(tap)
-      } is not an interface name (1-15 letters, digits, '_', '.', '-') or "auto"`,
-    );
-  }
-  nic.tap = tap;
-  const bridge = readString(object, "bridge", path);
-  if (bridge !== undefined) {
-    if (!INTERFACE_PATTERN.test(bridge)) {
-      throw new DefinitionError(
-        fieldPath(path, "bridge"),
-        `${describeValue(bridge)} is not an interface name (1-15 letters, digits, '_', '.', '-')`,
-      );
-    }
-    nic.bridge = bridge;
-  }
-  const mac = readString(object, "mac", path);
-  if (mac !== undefined) {
-    const problem = macProblem(mac);
-    if (problem) throw new DefinitionError(fieldPath(path, "mac"), problem);
-    nic.mac = mac.toLowerCase();
-  }
-  nic.transport = readChoice(object, "transport", path, TRANSPORTS) ?? "pci";
-  const rateLimit = readRateLimit(object, path);
-  if (rateLimit !== undefined) nic.rateLimit = rateLimit;
-  return nic;
-}
-
-function readNics(value: unknown, uuid: string): NicDefinition[] {
-  const nics = (readArray(value, "nics") ?? []).map((nic, index) =>
-    readNic(nic, fieldPath("nics", index))
-  );
-  const given = new Map<string, number>();
-  const taps = new Map<string, number>();
-  nics.forEach((nic, index) => {
-    if (nic.mac !== undefined) {
-      const earlier = given.get(nic.mac);
-      if (earlier !== undefined) {
-        throw new DefinitionError(`nics[${index}].mac`, `${nic.mac} is already nics[${earlier}]'s`);
-      }
-      given.set(nic.mac, index);
-    }
-    if (nic.tap !== "auto") {
-      const earlier = taps.get(nic.tap!);
-      if (earlier !== undefined) {
-        throw new DefinitionError(`nics[${index}].tap`, `${nic.tap} is already nics[${earlier}]'s`);
-      }
-      taps.set(nic.tap!, index);
-    }
-  });
-  const taken = new Set(given.keys());
-  for (const [index, nic] of nics.entries()) {
-    if (nic.mac === undefined) {
-      nic.mac = generateMac(uuid, index, taken);
-      taken.add(nic.mac);
-    }
-  }
-  // Keep the documented field order (mac before transport) for people reading it back.
-  return nics.map(({ tap, bridge, mac, transport, rateLimit }) => ({
-    tap,
-    ...(bridge === undefined ? {} : { bridge }),
-    mac,
-    transport,
-    ...(rateLimit === undefined ? {} : { rateLimit }),
-  }));
-}
-
-function readRng(value: unknown): DomainDefinition["rng"] {
-  if (value === undefined) return false;
-  if (typeof value === "boolean") return value;
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new DefinitionError(
-      "rng",
-      `expected true, false or {"rateLimit": SPEC}, got ${describeValue(value)}`,
-    );
-  }
-  const object = readObject(value, "rng", ["rateLimit"]);
-  const rateLimit = readRateLimit(object, "rng");
-  return rateLimit === undefined ? true : { rateLimit };
 }
 
 function checkDeviceCount(definition: DomainDefinition): void {

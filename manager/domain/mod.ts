@@ -7,6 +7,8 @@
  * const definition = validateDefinition(JSON.parse(text)); // throws DefinitionError
  * checkConflicts(definition, others);
  * const config = await resolveVmmConfig(definition, { runDir, logFile, volumes });
+ * // An xl.cfg file instead of JSON:
+ * if (looksLikeXlCfg(text)) validateDefinition(parseXlCfg(text, { baseDir }), { baseDir });
  * ```
  *
  * @module
@@ -28,3 +30,5 @@ export {
   resolveVmmConfig,
   type VolumeLookup,
 } from "./resolve.ts";
+export { looksLikeXlCfg, parseXlCfg, XlCfgError, type XlCfgOptions } from "./xl_cfg.ts";
+export { formatXlCfg } from "./xl_cfg_format.ts";

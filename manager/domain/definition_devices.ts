@@ -1,0 +1,219 @@
+/**
+ * The device parts of a domain definition (disks, NICs, rng) and host paths, read and
+ * normalized for `validateDefinition` (definition.ts).
+ *
+ * @module
+ */
+
+import { isAbsolute, resolve } from "node:path";
+import type { DiskDefinition, DomainDefinition, NicDefinition, Transport } from "../api_types.ts";
+import { parseRateLimit } from "../../devices/virtio/rate_limit_spec.ts";
+import { RateLimiterConfigError } from "../../devices/virtio/rate_limiter.ts";
+import {
+  DefinitionError,
+  describeValue,
+  fieldPath,
+  readArray,
+  readBoolean,
+  readChoice,
+  readObject,
+  readString,
+} from "./definition_error.ts";
+import { generateMac, macProblem } from "./mac.ts";
+
+/** virtio-blk serials are 20 bytes. */
+const MAX_SERIAL_LENGTH = 20;
+const INTERFACE_PATTERN = /^[A-Za-z0-9_.-]{1,15}$/;
+const TRANSPORTS: readonly Transport[] = ["pci", "mmio"];
+const DISK_FIELDS = [
+  "pool",
+  "volume",
+  "path",
+  "format",
+  "readOnly",
+  "serial",
+  "transport",
+  "rateLimit",
+] as const;
+const NIC_FIELDS = ["tap", "bridge", "mac", "transport", "rateLimit"] as const;
+
+/** An absolute, normalized host path (relative ones resolved against `baseDir`). */
+export function readPath(value: string, path: string, baseDir: string | undefined): string {
+  if (value === "" || value.includes("\0")) {
+    throw new DefinitionError(path, `${describeValue(value)} is not a file path`);
+  }
+  if (isAbsolute(value)) return resolve(value);
+  if (baseDir === undefined) {
+    throw new DefinitionError(path, `"${value}" is not an absolute path; write the full path`);
+  }
+  return resolve(baseDir, value);
+}
+
+function readRateLimit(object: Record<string, unknown>, path: string): string | undefined {
+  const spec = readString(object, "rateLimit", path);
+  if (spec === undefined) return undefined;
+  try {
+    parseRateLimit(spec);
+  } catch (error) {
+    if (!(error instanceof RateLimiterConfigError)) throw error;
+    throw new DefinitionError(fieldPath(path, "rateLimit"), error.message);
+  }
+  return spec.trim();
+}
+
+/** Pool and volume names become file names in pools: no '/', no leading '.'. */
+function readStorageName(object: Record<string, unknown>, key: string, path: string) {
+  const name = readString(object, key, path);
+  if (name !== undefined && !/^[^/.\0][^/\0]{0,254}$/.test(name)) {
+    throw new DefinitionError(
+      fieldPath(path, key),
+      `${
+        describeValue(name)
+      } is not a ${key} name (1-255 characters, no '/', not starting with '.')`,
+    );
+  }
+  return name;
+}
+
+export function readDisk(
+  value: unknown,
+  path: string,
+  baseDir: string | undefined,
+): DiskDefinition {
+  const object = readObject(value, path, DISK_FIELDS);
+  const pool = readStorageName(object, "pool", path);
+  const volume = readStorageName(object, "volume", path);
+  const file = readString(object, "path", path);
+  if (volume !== undefined && file !== undefined) {
+    throw new DefinitionError(path, "give either volume (with pool) or path, not both");
+  }
+  if (volume === undefined && file === undefined) {
+    throw new DefinitionError(path, "give volume (with pool) or path");
+  }
+  if (pool !== undefined && volume === undefined) {
+    throw new DefinitionError(fieldPath(path, "pool"), "only with volume; a path needs no pool");
+  }
+  const disk: DiskDefinition = volume !== undefined
+    ? { pool: pool ?? "default", volume }
+    : { path: readPath(file!, fieldPath(path, "path"), baseDir) };
+  const format = readChoice(object, "format", path, ["raw", "qcow2"] as const);
+  if (format !== undefined) disk.format = format;
+  disk.readOnly = readBoolean(object, "readOnly", path) ?? false;
+  const serial = readString(object, "serial", path);
+  if (serial !== undefined) {
+    if (serial.length > MAX_SERIAL_LENGTH || !/^[\x20-\x7e]*$/.test(serial)) {
+      throw new DefinitionError(
+        fieldPath(path, "serial"),
+        `${describeValue(serial)} must be at most ${MAX_SERIAL_LENGTH} printable ASCII characters`,
+      );
+    }
+    disk.serial = serial;
+  }
+  disk.transport = readChoice(object, "transport", path, TRANSPORTS) ?? "pci";
+  const rateLimit = readRateLimit(object, path);
+  if (rateLimit !== undefined) disk.rateLimit = rateLimit;
+  return disk;
+}
+
+export function refuseDuplicateImages(disks: DiskDefinition[]): void {
+  const seen = new Map<string, number>();
+  disks.forEach((disk, index) => {
+    const key = disk.path ?? `${disk.pool}/${disk.volume}`;
+    const earlier = seen.get(key);
+    if (earlier !== undefined) {
+      throw new DefinitionError(
+        fieldPath(fieldPath("disks", index), disk.path ? "path" : "volume"),
+        `the same image as disks[${earlier}]; a domain may use an image once`,
+      );
+    }
+    seen.set(key, index);
+  });
+}
+
+function readNic(value: unknown, path: string): NicDefinition {
+  const object = readObject(value, path, NIC_FIELDS);
+  const nic: NicDefinition = {};
+  const tap = readString(object, "tap", path) ?? "auto";
+  if (tap !== "auto" && (!INTERFACE_PATTERN.test(tap) || tap === "." || tap === "..")) {
+    throw new DefinitionError(
+      fieldPath(path, "tap"),
+      `${
+        describeValue(tap)
+      } is not an interface name (1-15 letters, digits, '_', '.', '-') or "auto"`,
+    );
+  }
+  nic.tap = tap;
+  const bridge = readString(object, "bridge", path);
+  if (bridge !== undefined) {
+    if (!INTERFACE_PATTERN.test(bridge)) {
+      throw new DefinitionError(
+        fieldPath(path, "bridge"),
+        `${describeValue(bridge)} is not an interface name (1-15 letters, digits, '_', '.', '-')`,
+      );
+    }
+    nic.bridge = bridge;
+  }
+  const mac = readString(object, "mac", path);
+  if (mac !== undefined) {
+    const problem = macProblem(mac);
+    if (problem) throw new DefinitionError(fieldPath(path, "mac"), problem);
+    nic.mac = mac.toLowerCase();
+  }
+  nic.transport = readChoice(object, "transport", path, TRANSPORTS) ?? "pci";
+  const rateLimit = readRateLimit(object, path);
+  if (rateLimit !== undefined) nic.rateLimit = rateLimit;
+  return nic;
+}
+
+export function readNics(value: unknown, uuid: string): NicDefinition[] {
+  const nics = (readArray(value, "nics") ?? []).map((nic, index) =>
+    readNic(nic, fieldPath("nics", index))
+  );
+  const given = new Map<string, number>();
+  const taps = new Map<string, number>();
+  nics.forEach((nic, index) => {
+    if (nic.mac !== undefined) {
+      const earlier = given.get(nic.mac);
+      if (earlier !== undefined) {
+        throw new DefinitionError(`nics[${index}].mac`, `${nic.mac} is already nics[${earlier}]'s`);
+      }
+      given.set(nic.mac, index);
+    }
+    if (nic.tap !== "auto") {
+      const earlier = taps.get(nic.tap!);
+      if (earlier !== undefined) {
+        throw new DefinitionError(`nics[${index}].tap`, `${nic.tap} is already nics[${earlier}]'s`);
+      }
+      taps.set(nic.tap!, index);
+    }
+  });
+  const taken = new Set(given.keys());
+  for (const [index, nic] of nics.entries()) {
+    if (nic.mac === undefined) {
+      nic.mac = generateMac(uuid, index, taken);
+      taken.add(nic.mac);
+    }
+  }
+  // Keep the documented field order (mac before transport) for people reading it back.
+  return nics.map(({ tap, bridge, mac, transport, rateLimit }) => ({
+    tap,
+    ...(bridge === undefined ? {} : { bridge }),
+    mac,
+    transport,
+    ...(rateLimit === undefined ? {} : { rateLimit }),
+  }));
+}
+
+export function readRng(value: unknown): DomainDefinition["rng"] {
+  if (value === undefined) return false;
+  if (typeof value === "boolean") return value;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new DefinitionError(
+      "rng",
+      `expected true, false or {"rateLimit": SPEC}, got ${describeValue(value)}`,
+    );
+  }
+  const object = readObject(value, "rng", ["rateLimit"]);
+  const rateLimit = readRateLimit(object, "rng");
+  return rateLimit === undefined ? true : { rateLimit };
+}
