@@ -21,7 +21,7 @@ import {
   readInto,
   writeNonZero,
 } from "./scan.ts";
-import { refuseIfInUse, replaceFile, temporarySibling } from "./files.ts";
+import { buildThenReplace } from "./files.ts";
 
 /** Options of `convertImage`. */
 export interface ConvertOptions {
@@ -59,20 +59,9 @@ export interface CopyResult {
  */
 export function convertImage(src: string, dst: string, options: ConvertOptions): CopyResult {
   refuseSameFile(src, dst);
-  const existing = statOrUndefined(dst);
-  if (existing !== undefined) {
-    if (!options.overwrite) {
-      throw new ImageError(`Cannot convert to ${dst}: the file exists; remove it first`);
-    }
-    if (!existing.isFile) {
-      throw new ImageError(`Cannot convert to ${dst}: it exists and is not a regular file`);
-    }
-    refuseIfInUse(dst);
-  }
   const source = openImage(src, { readOnly: true, format: options.sourceFormat });
   try {
-    const temporary = temporarySibling(dst, "convert");
-    try {
+    return buildThenReplace(dst, "convert to", options.overwrite ?? false, (temporary) => {
       createImage(temporary, {
         format: options.format,
         size: source.size,
@@ -84,24 +73,17 @@ export function convertImage(src: string, dst: string, options: ConvertOptions):
         preallocation: options.preallocation,
       });
       const target = openImage(temporary, { format: options.format });
-      let result: CopyResult;
       try {
-        result = copyImageData(source, target, {
+        const result = copyImageData(source, target, {
           topOnly: options.backingFile !== undefined,
           onProgress: options.onProgress,
         });
         target.flush();
+        return result;
       } finally {
         target.close();
       }
-      replaceFile(temporary, dst);
-      return result;
-    } catch (error) {
-      try {
-        Deno.removeSync(temporary);
-      } catch { /* never created */ }
-      throw error;
-    }
+    });
   } finally {
     source.close();
   }
@@ -155,13 +137,4 @@ function refuseSameFile(src: string, dst: string): void {
     same = Deno.realPathSync(src) === Deno.realPathSync(dst);
   } catch { /* dst does not exist yet */ }
   if (same) throw new ImageError(`Cannot convert ${src} into itself; name another output file`);
-}
-
-function statOrUndefined(path: string): Deno.FileInfo | undefined {
-  try {
-    return Deno.statSync(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
 }

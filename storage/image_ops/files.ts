@@ -51,3 +51,41 @@ export function refuseIfInUse(path: string): void {
   }
   disk.close();
 }
+
+/**
+ * Builds a file under a temporary name beside `dst` with `build`, then renames it over
+ * `dst`: an interrupted build never leaves a half-made `dst`, and an existing `dst` is
+ * replaced only when `overwrite` allows it, it is a regular file and nobody has it open
+ * (locked). The temporary file is removed when `build` fails.
+ */
+export function buildThenReplace<T>(
+  dst: string,
+  what: string,
+  overwrite: boolean,
+  build: (temporary: string) => T,
+): T {
+  let existing: Deno.FileInfo | undefined;
+  try {
+    existing = Deno.statSync(dst);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  if (existing !== undefined) {
+    if (!overwrite) throw new ImageError(`Cannot ${what} ${dst}: the file exists; remove it first`);
+    if (!existing.isFile) {
+      throw new ImageError(`Cannot ${what} ${dst}: it exists and is not a regular file`);
+    }
+    refuseIfInUse(dst);
+  }
+  const temporary = temporarySibling(dst, what.replace(/\W+/g, "-"));
+  try {
+    const result = build(temporary);
+    replaceFile(temporary, dst);
+    return result;
+  } catch (error) {
+    try {
+      Deno.removeSync(temporary);
+    } catch { /* never created */ }
+    throw error;
+  }
+}

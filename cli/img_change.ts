@@ -1,0 +1,219 @@
+/**
+ * The `img` subcommands that make or change images: create, convert, resize, commit.
+ *
+ * @module
+ */
+
+import { createImage, imageInfo } from "../storage/image_ops/image_access.ts";
+import { commitImage } from "../storage/image_ops/commit.ts";
+import { convertImage } from "../storage/image_ops/convert.ts";
+import { buildThenReplace } from "../storage/image_ops/files.ts";
+import { resizeImage } from "../storage/image_ops/resize.ts";
+import type { ImgSubcommand } from "./img.ts";
+import {
+  CREATE_OPTION_HELP,
+  parseCreateOptions,
+  parseFormat,
+  parseImageSize,
+  parseSizeChange,
+  positionals,
+} from "./img_args.ts";
+import { progressPrinter } from "./img_progress.ts";
+import { parseCommandArgs, UsageError } from "./usage_error.ts";
+
+const wantsOptionHelp = (lists: string[] | undefined) =>
+  (lists ?? []).some((list) => list === "help" || list === "?");
+
+const create: ImgSubcommand = {
+  summary: "Create an image (raw or qcow2, optionally over a backing file)",
+  usage:
+    `Usage: denovisor img create [-f FMT] [-b BACKING [-F BACKING_FMT]] [-o OPTIONS] [-q] FILE [SIZE]
+
+Creates FILE (replacing an existing file, as qemu-img does, unless another process
+has it open). FMT is raw (default) or qcow2. SIZE takes k, M, G, T suffixes; it may be
+left out with -b, and then is the backing file's size. -b makes a qcow2 overlay whose
+unwritten ranges read from BACKING (a relative path is relative to FILE's directory).
+-o takes comma-separated key=value options; -o help lists them:
+  denovisor img create -f qcow2 -o cluster_size=64k,preallocation=metadata disk.qcow2 10G
+  denovisor img create -f qcow2 -b base.qcow2 -F qcow2 overlay.qcow2`,
+  run(args) {
+    const { values, positionals: rest } = parseCommandArgs("img create", args, {
+      f: { type: "string" },
+      b: { type: "string" },
+      F: { type: "string" },
+      o: { type: "string", multiple: true },
+      q: { type: "boolean" },
+    }, true);
+    if (wantsOptionHelp(values.o)) {
+      console.log(CREATE_OPTION_HELP);
+      return 0;
+    }
+    if (rest.length === 0) throw new UsageError("img create: missing FILE; see --help");
+    const [path, sizeText] = positionals(
+      rest,
+      rest.length > 1 ? ["FILE", "SIZE"] : ["FILE"],
+      "img create",
+    );
+    const options = parseCreateOptions(values.o ?? [], "img create");
+    const format = parseFormat(values.f, "img create: -f") ?? "raw";
+    const backingFile = values.b ?? options.backingFile;
+    const backingFormat = parseFormat(values.F, "img create: -F") ?? options.backingFormat;
+    const size = sizeText !== undefined ? parseImageSize(sizeText, "img create") : options.size;
+    if (backingFile !== undefined && format !== "qcow2") {
+      throw new UsageError(`img create: a backing file needs -f qcow2 (${format} has none)`);
+    }
+    if (size === undefined && backingFile === undefined) {
+      throw new UsageError("img create: missing SIZE (e.g. 10G); see --help");
+    }
+    buildThenReplace(path, "create", true, (temporary) =>
+      createImage(temporary, {
+        format,
+        size,
+        clusterSize: options.clusterSize,
+        backingFile,
+        backingFormat,
+        preallocation: options.preallocation,
+      }));
+    if (!values.q) {
+      const made = imageInfo(path, { format });
+      const details = [
+        `fmt=${format}`,
+        made.clusterSize !== undefined ? `cluster_size=${made.clusterSize}` : "",
+        `size=${made.virtualSize}`,
+        backingFile !== undefined ? `backing_file=${backingFile}` : "",
+        made.backingFormat !== undefined ? `backing_fmt=${made.backingFormat}` : "",
+        options.preallocation !== undefined ? `preallocation=${options.preallocation}` : "",
+      ].filter((item) => item !== "");
+      console.log(`Formatting '${path}', ${details.join(" ")}`);
+    }
+    return 0;
+  },
+};
+
+const convert: ImgSubcommand = {
+  summary: "Copy an image into a new one, of any format, keeping it sparse",
+  usage:
+    `Usage: denovisor img convert [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] [-B BACKING [-F BACKING_FMT]] [-p] [-q] SOURCE OUTPUT
+
+Writes what SOURCE reads as (its whole backing chain) into a new image OUTPUT of
+OUTPUT_FMT (raw by default). Only data is written: zero ranges and all-zero 4 KiB
+blocks are skipped, so OUTPUT is sparse. OUTPUT is built under a temporary name and
+renamed into place when complete; an existing OUTPUT is replaced.
+-B makes OUTPUT a qcow2 overlay of BACKING holding only what SOURCE itself stores.
+-o takes the options of create (cluster_size, preallocation); -p shows progress.
+  denovisor img convert -f raw -O qcow2 -o cluster_size=128k disk.raw disk.qcow2`,
+  run(args) {
+    const { values, positionals: rest } = parseCommandArgs("img convert", args, {
+      f: { type: "string" },
+      O: { type: "string" },
+      o: { type: "string", multiple: true },
+      B: { type: "string" },
+      F: { type: "string" },
+      p: { type: "boolean" },
+      q: { type: "boolean" },
+      c: { type: "boolean" },
+      U: { type: "boolean" },
+      "force-share": { type: "boolean" },
+    }, true);
+    if (wantsOptionHelp(values.o)) {
+      console.log(CREATE_OPTION_HELP);
+      return 0;
+    }
+    if (values.c) throw new UsageError("img convert: -c (compressed output) is not supported");
+    const [source, output] = positionals(rest, ["SOURCE", "OUTPUT"], "img convert");
+    const options = parseCreateOptions(values.o ?? [], "img convert");
+    if (options.size !== undefined) {
+      throw new UsageError("img convert: -o size is not allowed; OUTPUT has SOURCE's size");
+    }
+    const format = parseFormat(values.O, "img convert: -O") ?? "raw";
+    const backingFile = values.B ?? options.backingFile;
+    if (backingFile !== undefined && format !== "qcow2") {
+      throw new UsageError(`img convert: a backing file needs -O qcow2 (${format} has none)`);
+    }
+    convertImage(source, output, {
+      format,
+      sourceFormat: parseFormat(values.f, "img convert: -f"),
+      clusterSize: options.clusterSize,
+      backingFile,
+      backingFormat: parseFormat(values.F, "img convert: -F") ?? options.backingFormat,
+      preallocation: options.preallocation,
+      overwrite: true,
+      onProgress: values.p && !values.q ? progressPrinter() : undefined,
+    });
+    return 0;
+  },
+};
+
+const resize: ImgSubcommand = {
+  summary: "Grow (or, with --shrink, shrink) an image's virtual size",
+  usage: `Usage: denovisor img resize [-f FMT] [--shrink] [-q] FILE [+|-]SIZE
+
+Sets FILE's virtual size to SIZE, or changes it by +SIZE / -SIZE (k, M, G, T suffixes).
+A grown range reads as zeroes. Shrinking discards the data past the new end, so it is
+refused without --shrink:
+  denovisor img resize disk.qcow2 +10G
+  denovisor img resize --shrink disk.raw -1G`,
+  run(args) {
+    // "-1G" is a size, not a flag: take it out before the flags are parsed.
+    const sizes = args.filter((arg) => /^-\d/.test(arg));
+    const flags = args.filter((arg) => !/^-\d/.test(arg));
+    const { values, positionals: rest } = parseCommandArgs("img resize", flags, {
+      f: { type: "string" },
+      shrink: { type: "boolean" },
+      q: { type: "boolean" },
+    }, true);
+    const [path, sizeText] = positionals([...rest, ...sizes], ["FILE", "SIZE"], "img resize");
+    const change = parseSizeChange(sizeText, "img resize");
+    const format = parseFormat(values.f, "img resize: -f");
+    let newSize = change.bytes;
+    if (change.relative !== 0) {
+      const current = imageInfo(path, { format }).virtualSize;
+      newSize = current + change.relative * change.bytes;
+      if (newSize < 0) {
+        throw new UsageError(
+          `img resize: ${path} has ${current} bytes; it cannot shrink by ${change.bytes}`,
+        );
+      }
+    }
+    resizeImage(path, newSize, { shrink: values.shrink, format });
+    if (!values.q) console.log("Image resized.");
+    return 0;
+  },
+};
+
+const commit: ImgSubcommand = {
+  summary: "Merge an overlay into its backing image",
+  usage: `Usage: denovisor img commit [-f FMT] [-b BASE] [-d] [-p] [-q] FILE
+
+Writes everything the qcow2 overlay FILE stores itself into its backing image, so the
+backing image alone reads as FILE did, then empties FILE (it keeps reading the same,
+now from the backing image). -d keeps FILE's data instead of emptying it.
+-b BASE must name FILE's backing image (committing further down is not supported).
+-p shows progress.`,
+  run(args) {
+    const { values, positionals: rest } = parseCommandArgs("img commit", args, {
+      f: { type: "string" },
+      b: { type: "string" },
+      d: { type: "boolean" },
+      p: { type: "boolean" },
+      q: { type: "boolean" },
+    }, true);
+    const [path] = positionals(rest, ["FILE"], "img commit");
+    commitImage(path, {
+      format: parseFormat(values.f, "img commit: -f"),
+      base: values.b,
+      keepOverlay: values.d,
+      onProgress: values.p && !values.q ? progressPrinter() : undefined,
+    });
+    if (!values.q) console.log("Image committed.");
+    return 0;
+  },
+};
+
+/** create, convert, resize, commit. */
+export const IMG_CHANGE_COMMANDS: Record<string, ImgSubcommand> = {
+  create,
+  convert,
+  resize,
+  commit,
+};

@@ -1,0 +1,161 @@
+/**
+ * The `img` subcommands that look at images without changing them (check's repair
+ * aside): info, check, compare, map.
+ *
+ * @module
+ */
+
+import { checkImage, imageInfo } from "../storage/image_ops/image_access.ts";
+import { compareImages } from "../storage/image_ops/compare.ts";
+import { mapImage } from "../storage/image_ops/map.ts";
+import type { ImgSubcommand } from "./img.ts";
+import { parseFormat, parseOutput, positionals } from "./img_args.ts";
+import { progressPrinter } from "./img_progress.ts";
+import {
+  chainOf,
+  checkHuman,
+  checkJson,
+  checkStatus,
+  infoHuman,
+  infoJson,
+  mapHuman,
+  mapJson,
+} from "./img_report.ts";
+import { parseCommandArgs, UsageError } from "./usage_error.ts";
+
+const json = (value: unknown) => JSON.stringify(value, null, 4);
+
+const info: ImgSubcommand = {
+  summary: "Show an image's format, sizes and backing chain",
+  usage: `Usage: denovisor img info [-f FMT] [--output human|json] [--backing-chain] [-U] FILE
+
+Prints the image's format, virtual size, disk size, cluster size and backing file, as
+qemu-img info does. --backing-chain describes every image of the chain (a JSON array).
+-U (--force-share) is accepted for compatibility; info never takes a write lock.`,
+  run(args) {
+    const { values, positionals: rest } = parseCommandArgs("img info", args, {
+      f: { type: "string" },
+      output: { type: "string" },
+      "backing-chain": { type: "boolean" },
+      U: { type: "boolean" },
+      "force-share": { type: "boolean" },
+    }, true);
+    const [path] = positionals(rest, ["FILE"], "img info");
+    const output = parseOutput(values.output, "img info");
+    const result = imageInfo(path, { format: parseFormat(values.f, "img info: -f") });
+    const images = values["backing-chain"] ? chainOf(result) : [result];
+    if (output === "json") {
+      console.log(json(values["backing-chain"] ? images.map(infoJson) : infoJson(result)));
+    } else {
+      console.log(images.map(infoHuman).join("\n\n"));
+    }
+    return 0;
+  },
+};
+
+const check: ImgSubcommand = {
+  summary: "Check a qcow2 image's metadata; -r repairs",
+  usage: `Usage: denovisor img check [-f FMT] [--output human|json] [-r leaks|all] [-q] FILE
+
+Checks a qcow2 image's metadata (refcounts, L1/L2 tables) as qemu-img check does.
+-r leaks frees leaked clusters; -r all also repairs what can be repaired.
+Exit status: 0 no problems, 1 the check could not be completed, 2 corruptions found,
+3 only leaked clusters found, 63 the format has no checks (raw).`,
+  run(args) {
+    const { values, positionals: rest } = parseCommandArgs("img check", args, {
+      f: { type: "string" },
+      output: { type: "string" },
+      r: { type: "string" },
+      q: { type: "boolean" },
+      U: { type: "boolean" },
+      "force-share": { type: "boolean" },
+    }, true);
+    const [path] = positionals(rest, ["FILE"], "img check");
+    const output = parseOutput(values.output, "img check");
+    if (values.r !== undefined && values.r !== "leaks" && values.r !== "all") {
+      throw new UsageError(`img check: unknown repair mode '${values.r}'; use -r leaks or -r all`);
+    }
+    const format = parseFormat(values.f, "img check: -f") ??
+      imageInfo(path).format;
+    if (format !== "qcow2") {
+      console.error(`denovisor: ${path}: the ${format} format has no metadata to check`);
+      return 63;
+    }
+    const result = checkImage(path, { repair: values.r as "leaks" | "all" | undefined });
+    if (output === "json") console.log(json(checkJson(path, result)));
+    else if (!values.q) console.log(checkHuman(result));
+    return checkStatus(result);
+  },
+};
+
+const compare: ImgSubcommand = {
+  summary: "Compare the contents of two images",
+  usage: `Usage: denovisor img compare [-f FMT] [-F FMT] [-s] [-p] [-q] FILE1 FILE2
+
+Compares what the two images read as (backing chains included), as qemu-img compare
+does. Images of different sizes are equal when the larger holds only zeroes past the
+smaller's end; -s (strict) makes a size or allocation difference count.
+-f and -F give the formats of FILE1 and FILE2.
+Exit status: 0 identical, 1 different, 2 an error (missing file, bad image...).`,
+  run(args) {
+    try {
+      const { values, positionals: rest } = parseCommandArgs("img compare", args, {
+        f: { type: "string" },
+        F: { type: "string" },
+        s: { type: "boolean" },
+        p: { type: "boolean" },
+        q: { type: "boolean" },
+        U: { type: "boolean" },
+        "force-share": { type: "boolean" },
+      }, true);
+      const [a, b] = positionals(rest, ["FILE1", "FILE2"], "img compare");
+      const result = compareImages(a, b, {
+        strict: values.s,
+        formats: [
+          parseFormat(values.f, "img compare: -f"),
+          parseFormat(values.F, "img compare: -F"),
+        ],
+        onProgress: values.p && !values.q ? progressPrinter() : undefined,
+      });
+      const say = (line: string) => values.q || console.log(line);
+      if (result.difference === "size") say("Strict mode: Image size mismatch!");
+      else if (result.sizeMismatch) say("Warning: Image size mismatch!");
+      if (result.equal) say("Images are identical.");
+      else if (result.difference === "allocation") {
+        say(`Strict mode: Offset ${result.firstDifference} block status mismatch!`);
+      } else if (result.difference === "content") {
+        say(`Content mismatch at offset ${result.firstDifference}!`);
+      }
+      return result.equal ? 0 : 1;
+    } catch (error) {
+      // compare reserves 1 for "different": every failure, usage included, is 2.
+      console.error(`denovisor: ${error instanceof Error ? error.message : String(error)}`);
+      return 2;
+    }
+  },
+};
+
+const map: ImgSubcommand = {
+  summary: "Show which layer of the chain holds each range",
+  usage: `Usage: denovisor img map [-f FMT] [--output human|json] FILE
+
+Lists the runs of the virtual disk with the image of the chain that provides them, as
+qemu-img map does. JSON output has qemu's keys (start, length, depth, present, zero,
+data) but no host offsets; the human table lists the runs holding data, and which file.`,
+  run(args) {
+    const { values, positionals: rest } = parseCommandArgs("img map", args, {
+      f: { type: "string" },
+      output: { type: "string" },
+      U: { type: "boolean" },
+      "force-share": { type: "boolean" },
+    }, true);
+    const [path] = positionals(rest, ["FILE"], "img map");
+    const output = parseOutput(values.output, "img map");
+    const entries = mapImage(path, { format: parseFormat(values.f, "img map: -f") });
+    console.log(output === "json" ? mapJson(entries) : mapHuman(entries));
+    return 0;
+  },
+};
+
+/** info, check, compare, map. */
+export const IMG_INSPECT_COMMANDS: Record<string, ImgSubcommand> = { info, check, compare, map };

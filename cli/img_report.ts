@@ -1,0 +1,176 @@
+/**
+ * Output of `denovisor img info`, `check` and `map` in qemu-img's human and JSON shapes,
+ * so scripts written for qemu-img read it unchanged.
+ *
+ * @module
+ */
+
+import type { CheckResult, ImageInfo } from "../storage/image_ops/image_access.ts";
+import type { MapEntry } from "../storage/image_ops/map.ts";
+import { humanSize } from "./img_args.ts";
+
+/** The images of a chain, top first. */
+export function chainOf(info: ImageInfo): ImageInfo[] {
+  const chain: ImageInfo[] = [];
+  for (let at: ImageInfo | undefined = info; at; at = at.backing) chain.push(at);
+  return chain;
+}
+
+/** One image as qemu-img info --output json prints it (keys in qemu's names). */
+export function infoJson(info: ImageInfo): Record<string, unknown> {
+  const json: Record<string, unknown> = {
+    "virtual-size": info.virtualSize,
+    filename: info.path,
+    format: info.format,
+    "actual-size": info.actualSize,
+  };
+  if (info.clusterSize !== undefined) json["cluster-size"] = info.clusterSize;
+  if (info.backingFile !== undefined) {
+    json["backing-filename"] = info.backingFile;
+    if (info.fullBackingFilename !== undefined) {
+      json["full-backing-filename"] = info.fullBackingFilename;
+    }
+    if (info.backingFormat !== undefined) json["backing-filename-format"] = info.backingFormat;
+  }
+  if (info.snapshots !== undefined && info.snapshots.length > 0) {
+    json.snapshots = info.snapshots.map((s) => {
+      const seconds = Date.parse(s.date);
+      return {
+        id: s.id,
+        name: s.name,
+        "vm-state-size": s.vmStateSize,
+        ...(Number.isNaN(seconds) ? { date: s.date } : { "date-sec": Math.floor(seconds / 1000) }),
+      };
+    });
+  }
+  if (info.format === "qcow2" && info.corrupt !== undefined) {
+    json["format-specific"] = { type: "qcow2", data: { corrupt: info.corrupt } };
+  }
+  json["dirty-flag"] = info.dirty ?? false;
+  return json;
+}
+
+/** One image as qemu-img info prints it for people. */
+export function infoHuman(info: ImageInfo): string {
+  const lines = [
+    `image: ${info.path}`,
+    `file format: ${info.format}`,
+    `virtual size: ${humanSize(info.virtualSize)} (${info.virtualSize} bytes)`,
+    `disk size: ${humanSize(info.actualSize)}`,
+  ];
+  if (info.clusterSize !== undefined) lines.push(`cluster_size: ${info.clusterSize}`);
+  if (info.dirty) lines.push("dirty flag: yes");
+  if (info.backingFile !== undefined) {
+    const full = info.fullBackingFilename;
+    lines.push(
+      `backing file: ${info.backingFile}${
+        full !== undefined && full !== info.backingFile ? ` (actual path: ${full})` : ""
+      }`,
+    );
+    if (info.backingFormat !== undefined) lines.push(`backing file format: ${info.backingFormat}`);
+  }
+  if (info.snapshots !== undefined && info.snapshots.length > 0) {
+    lines.push(
+      "Snapshot list:",
+      `${"ID".padEnd(10)}${"TAG".padEnd(17)}${"VM SIZE".padStart(8)}  DATE`,
+    );
+    for (const s of info.snapshots) {
+      lines.push(
+        `${s.id.padEnd(10)}${s.name.padEnd(17)}${humanSize(s.vmStateSize).padStart(8)}  ${s.date}`,
+      );
+    }
+  }
+  if (info.format === "qcow2" && info.corrupt !== undefined) {
+    lines.push("Format specific information:", `    corrupt: ${info.corrupt}`);
+  }
+  return lines.join("\n");
+}
+
+/** qemu-img check's exit status: 0 clean, 2 corruptions, 3 only leaks. */
+export function checkStatus(result: CheckResult): number {
+  const errors = result.errors.length;
+  if (errors > 0) return 2;
+  return result.leaks - result.leaksFixed > 0 ? 3 : 0;
+}
+
+/** qemu-img check --output json. */
+export function checkJson(path: string, result: CheckResult): Record<string, unknown> {
+  const json: Record<string, unknown> = {
+    "image-end-offset": result.imageEndOffset,
+    "total-clusters": result.totalClusters,
+    "check-errors": 0,
+    "allocated-clusters": result.allocatedClusters,
+    filename: path,
+    format: result.format,
+  };
+  if (result.errors.length > 0) json.corruptions = result.errors.length;
+  if (result.leaks > 0) json.leaks = result.leaks;
+  if (result.errorsFixed > 0) json["corruptions-fixed"] = result.errorsFixed;
+  if (result.leaksFixed > 0) json["leaks-fixed"] = result.leaksFixed;
+  if (result.fragmentedClusters > 0) json["fragmented-clusters"] = result.fragmentedClusters;
+  return json;
+}
+
+/** qemu-img check's human report. */
+export function checkHuman(result: CheckResult): string {
+  const lines: string[] = [];
+  for (const error of result.errors) lines.push(`ERROR ${error}`);
+  if (result.leaksFixed > 0 || result.errorsFixed > 0) {
+    lines.push(
+      "The following inconsistencies were found and repaired:",
+      "",
+      `    ${result.leaksFixed} leaked clusters`,
+      `    ${result.errorsFixed} corruptions`,
+      "",
+    );
+  }
+  const leaks = result.leaks - result.leaksFixed;
+  if (result.errors.length === 0 && leaks <= 0) {
+    lines.push("No errors were found on the image.");
+  }
+  if (result.errors.length > 0) {
+    lines.push(
+      "",
+      `${result.errors.length} errors were found on the image.`,
+      "Data may be corrupted, or further writes to the image may corrupt it.",
+    );
+  }
+  if (leaks > 0) {
+    lines.push(
+      "",
+      `${leaks} leaked clusters were found on the image.`,
+      "This means waste of disk space, but no harm to data.",
+    );
+  }
+  const total = result.totalClusters;
+  const percent = (n: number) => (total > 0 ? (100 * n) / total : 0).toFixed(2);
+  lines.push(
+    `${result.allocatedClusters}/${total} = ${percent(result.allocatedClusters)}% allocated, ${
+      percent(result.fragmentedClusters)
+    }% fragmented`,
+    `Image end offset: ${result.imageEndOffset}`,
+  );
+  return lines.join("\n");
+}
+
+/** qemu-img map --output json: one object per line inside a JSON array. */
+export function mapJson(entries: MapEntry[]): string {
+  const lines = entries.map((e) =>
+    `{ "start": ${e.start}, "length": ${e.length}, "depth": ${e.depth}, "present": ${e.present}, "zero": ${e.zero}, "data": ${e.data}}`
+  );
+  return `[${lines.join(",\n")}]`;
+}
+
+/**
+ * qemu-img map's human table lists the runs that hold data; Denovisor does not report
+ * host offsets, so the "Mapped to" column is left out.
+ */
+export function mapHuman(entries: MapEntry[]): string {
+  const hex = (n: number) => (n === 0 ? "0" : `0x${n.toString(16)}`);
+  const lines = [`${"Offset".padEnd(16)}${"Length".padEnd(16)}File`];
+  for (const e of entries) {
+    if (!e.data) continue;
+    lines.push(`${hex(e.start).padEnd(16)}${hex(e.length).padEnd(16)}${e.file}`);
+  }
+  return lines.join("\n");
+}

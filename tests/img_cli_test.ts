@@ -1,0 +1,270 @@
+/**
+ * `denovisor img` end to end, with qemu-img (Debian qemu-utils) as the judge: images it
+ * writes pass `qemu-img check` and compare equal to what qemu-img produces, `info` agrees
+ * with `qemu-img info`, and bad input gets qemu-img's exit statuses and clear messages.
+ */
+import assert from "node:assert/strict";
+import { type CliResult, denovisor } from "./cli_support.ts";
+
+const MiB = 1 << 20;
+
+async function qemuImg(...args: string[]): Promise<CliResult> {
+  const { code, stdout, stderr } = await new Deno.Command("qemu-img", { args }).output();
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+async function qemuIo(path: string, format: string, ...commands: string[]): Promise<void> {
+  const args = ["-f", format, ...commands.flatMap((c) => ["-c", c]), path];
+  const r = await new Deno.Command("qemu-io", { args }).output();
+  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+}
+
+async function ok(...args: string[]): Promise<CliResult> {
+  const r = await denovisor(["img", ...args]);
+  assert.equal(r.code, 0, `denovisor img ${args.join(" ")}: ${r.stderr}`);
+  return r;
+}
+
+async function qemuOk(...args: string[]): Promise<CliResult> {
+  const r = await qemuImg(...args);
+  assert.equal(r.code, 0, `qemu-img ${args.join(" ")}: ${r.stderr}`);
+  return r;
+}
+
+async function assertSame(a: string, b: string): Promise<void> {
+  const r = await qemuImg("compare", a, b);
+  assert.equal(r.code, 0, `qemu-img compare ${a} ${b}: ${r.stdout}${r.stderr}`);
+}
+
+async function assertClean(path: string): Promise<void> {
+  const r = await qemuImg("check", path);
+  assert.equal(r.code, 0, `qemu-img check ${path}: ${r.stdout}${r.stderr}`);
+}
+
+async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "img_cli_" });
+  try {
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** A qcow2 chain made by qemu: base (data, zeroes) <- top (data over part of it). */
+async function qemuChain(dir: string): Promise<{ base: string; top: string }> {
+  const base = `${dir}/base.qcow2`;
+  const top = `${dir}/top.qcow2`;
+  await qemuOk("create", "-q", "-f", "qcow2", base, "16M");
+  await qemuIo(base, "qcow2", "write -P 0x11 0 1M", "write -P 0x33 5M 256k", "write -z 8M 64k");
+  await qemuOk("create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", top);
+  await qemuIo(top, "qcow2", "write -P 0x22 512k 4k", "write -z 5M 64k", "write -P 0x44 12M 1M");
+  return { base, top };
+}
+
+const INFO_KEYS = [
+  "virtual-size",
+  "filename",
+  "format",
+  "actual-size",
+  "dirty-flag",
+  "cluster-size",
+  "backing-filename",
+  "full-backing-filename",
+  "backing-filename-format",
+];
+
+function infoSubset(json: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(INFO_KEYS.filter((k) => k in json).map((k) => [k, json[k]]));
+}
+
+Deno.test("img --help lists the subcommands and each subcommand has --help", async () => {
+  const help = await ok("--help");
+  for (const sub of ["create", "info", "check", "convert", "resize", "commit", "compare", "map"]) {
+    assert.match(help.stdout, new RegExp(`^  ${sub} `, "m"));
+  }
+  for (const sub of ["create", "convert", "resize"]) {
+    assert.match((await ok(sub, "--help")).stdout, new RegExp(`^Usage: denovisor img ${sub} `));
+  }
+  assert.match((await ok("create", "-o", "help")).stdout, /cluster_size=SIZE/);
+});
+
+Deno.test("img info --output json agrees with qemu-img on images made by qemu-img, chain included", () =>
+  withDir(async (dir) => {
+    const { top } = await qemuChain(dir);
+    const raw = `${dir}/disk.raw`;
+    await qemuOk("create", "-q", "-f", "raw", raw, "3M");
+    for (const path of [top, raw]) {
+      const ours = JSON.parse((await ok("info", "--output", "json", path)).stdout);
+      const theirs = JSON.parse((await qemuOk("info", "--output", "json", path)).stdout);
+      assert.deepEqual(infoSubset(ours), infoSubset(theirs));
+    }
+    const ours = JSON.parse((await ok("info", "--output=json", "--backing-chain", top)).stdout);
+    const theirs = JSON.parse(
+      (await qemuOk("info", "--output=json", "--backing-chain", top)).stdout,
+    );
+    assert.equal(ours.length, 2);
+    assert.deepEqual(ours.map(infoSubset), theirs.map(infoSubset));
+    const human = (await ok("info", top)).stdout;
+    assert.match(
+      human,
+      /^image: .*top\.qcow2\nfile format: qcow2\nvirtual size: 16 MiB \(16777216 bytes\)\ndisk size: /,
+    );
+    assert.match(human, /^cluster_size: 65536$/m);
+    assert.match(human, /^backing file: base\.qcow2 \(actual path: .*\/base\.qcow2\)$/m);
+  }));
+
+Deno.test("img convert writes images that qemu-img checks clean and compares equal to its own", () =>
+  withDir(async (dir) => {
+    const { top } = await qemuChain(dir);
+    const ours = `${dir}/ours.qcow2`;
+    const theirs = `${dir}/theirs.qcow2`;
+    const progress = await ok("convert", "-p", "-O", "qcow2", "-o", "cluster_size=4k", top, ours);
+    assert.match(progress.stdout, /\(100\.00\/100%\)\n$/);
+    await qemuOk("convert", "-O", "qcow2", top, theirs);
+    await assertClean(ours);
+    await assertSame(ours, theirs);
+    const info = JSON.parse((await qemuOk("info", "--output=json", ours)).stdout);
+    assert.equal(info["cluster-size"], 4096);
+    assert.equal(info["backing-filename"], undefined);
+    // Sparse: about 2.3 MiB of data in a 16 MiB disk.
+    assert.ok(info["actual-size"] < 4 * MiB, `${info["actual-size"]} bytes on disk`);
+    // qcow2 -> raw and back to qcow2 round-trips.
+    await ok("convert", "-f", "qcow2", "-O", "raw", ours, `${dir}/flat.raw`);
+    await assertSame(`${dir}/flat.raw`, theirs);
+    await ok("convert", "-O", "qcow2", `${dir}/flat.raw`, `${dir}/again.qcow2`);
+    await assertClean(`${dir}/again.qcow2`);
+    await assertSame(`${dir}/again.qcow2`, top);
+    // -B: an overlay holding only what top stores itself.
+    await ok(
+      "convert",
+      "-O",
+      "qcow2",
+      "-B",
+      "base.qcow2",
+      "-F",
+      "qcow2",
+      top,
+      `${dir}/new_top.qcow2`,
+    );
+    await assertClean(`${dir}/new_top.qcow2`);
+    await assertSame(`${dir}/new_top.qcow2`, top);
+    const map = JSON.parse((await qemuOk("map", "--output=json", `${dir}/new_top.qcow2`)).stdout);
+    const own = map.filter((e: { depth: number; data: boolean }) => e.depth === 0 && e.data);
+    assert.deepEqual(own.map((e: { start: number }) => e.start), [512 * 1024, 12 * MiB]);
+  }));
+
+Deno.test("img commit merges an overlay into its base as qemu-img commit does", () =>
+  withDir(async (dir) => {
+    const { base, top } = await qemuChain(dir);
+    await Deno.mkdir(`${dir}/q`);
+    await qemuChain(`${dir}/q`);
+    const expected = `${dir}/expected.raw`;
+    await qemuOk("convert", "-O", "raw", top, expected);
+    const committed = await ok("commit", "-p", top);
+    assert.match(committed.stdout, /Image committed\.\n$/);
+    await qemuOk("commit", "-q", `${dir}/q/top.qcow2`);
+    await assertClean(base);
+    await assertClean(top);
+    await assertSame(base, expected);
+    await assertSame(base, `${dir}/q/base.qcow2`);
+    await assertSame(top, expected);
+    // The overlay was emptied: nothing is stored in it any more.
+    const map = JSON.parse((await qemuOk("map", "--output=json", top)).stdout);
+    assert.ok(map.every((e: { depth: number }) => e.depth >= 1), JSON.stringify(map));
+  }));
+
+Deno.test("img resize grows qcow2 and raw like qemu-img; shrinking needs --shrink", () =>
+  withDir(async (dir) => {
+    const qcow2 = `${dir}/d.qcow2`;
+    await ok("create", "-q", "-f", "qcow2", qcow2, "10M");
+    await qemuIo(qcow2, "qcow2", "write -P 7 9M 1M");
+    assert.match((await ok("resize", qcow2, "+1G")).stdout, /^Image resized\.\n$/);
+    await assertClean(qcow2);
+    const info = JSON.parse((await qemuOk("info", "--output=json", qcow2)).stdout);
+    assert.equal(info["virtual-size"], 10 * MiB + 1024 * MiB);
+    await qemuIo(qcow2, "qcow2", "read -P 7 9M 1M", "read -P 0 10M 1M");
+    const raw = `${dir}/d.raw`;
+    await ok("create", "-f", "raw", raw, "4M");
+    const refused = await denovisor(["img", "resize", raw, "-1M"]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /--shrink/);
+    assert.equal((await Deno.stat(raw)).size, 4 * MiB);
+    await ok("resize", "--shrink", raw, "-1M");
+    assert.equal((await Deno.stat(raw)).size, 3 * MiB);
+    await ok("resize", raw, "5M");
+    assert.equal((await Deno.stat(raw)).size, 5 * MiB);
+  }));
+
+Deno.test("img create makes images qemu-img accepts: options, overlays, preallocation", () =>
+  withDir(async (dir) => {
+    const base = `${dir}/base.qcow2`;
+    const made = await ok(
+      "create",
+      "-f",
+      "qcow2",
+      "-o",
+      "cluster_size=128k,preallocation=metadata",
+      base,
+      "64M",
+    );
+    assert.match(
+      made.stdout,
+      /^Formatting '.*base\.qcow2', fmt=qcow2 cluster_size=131072 size=67108864/,
+    );
+    await assertClean(base);
+    const overlay = `${dir}/overlay.qcow2`;
+    await ok("create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", overlay);
+    await assertClean(overlay);
+    const info = JSON.parse((await qemuOk("info", "--output=json", overlay)).stdout);
+    assert.equal(info["virtual-size"], 64 * MiB);
+    assert.equal(info["backing-filename"], "base.qcow2");
+    assert.equal(info["backing-filename-format"], "qcow2");
+    // Replaced, as qemu-img create does.
+    await ok("create", "-q", "-f", "raw", overlay, "1M");
+    assert.equal((await Deno.stat(overlay)).size, MiB);
+  }));
+
+Deno.test("img check and compare exit with qemu-img's statuses", () =>
+  withDir(async (dir) => {
+    const { base, top } = await qemuChain(dir);
+    const clean = await ok("check", top);
+    assert.match(clean.stdout, /^No errors were found on the image\.$/m);
+    const json = JSON.parse((await ok("check", "--output", "json", top)).stdout);
+    assert.equal(json.format, "qcow2");
+    assert.equal(json["check-errors"], 0);
+    await Deno.writeFile(`${dir}/r.raw`, new Uint8Array(4096));
+    assert.equal((await denovisor(["img", "check", `${dir}/r.raw`])).code, 63);
+    const different = await denovisor(["img", "compare", top, base]);
+    assert.equal(different.code, 1);
+    assert.equal(different.stdout, (await qemuImg("compare", top, base)).stdout);
+    const same = await ok("compare", top, top);
+    assert.equal(same.stdout, "Images are identical.\n");
+    const missing = await denovisor(["img", "compare", top, `${dir}/missing`]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /missing: no such file/);
+  }));
+
+Deno.test("img refuses bad input with one line and the right status", async () => {
+  const cases: [string[], number, RegExp][] = [
+    [["info", "/nonexistent/disk.qcow2"], 1, /no such file/],
+    [
+      ["create", "-f", "qcow3", "/tmp/x.img", "1M"],
+      2,
+      /unknown image format 'qcow3'; use raw or qcow2/,
+    ],
+    [["create", "-f", "raw", "/tmp/x.img", "12x"], 2, /cannot read size '12x'/],
+    [["create", "-o", "cluster_size", "/tmp/x.img", "1M"], 2, /needs a value/],
+    [["create", "-f", "qcow2", "-o", "refcount_bits=1", "/tmp/x.img", "1M"], 2, /not supported/],
+    [["convert", "only-one-file"], 2, /missing OUTPUT/],
+    [["frobnicate"], 2, /unknown subcommand 'frobnicate'/],
+    [["info", "--bogus", "x"], 2, /bogus/],
+    [["compare", "-f", "vmdk", "a", "b"], 2, /unknown image format 'vmdk'/],
+  ];
+  for (const [args, code, message] of cases) {
+    const r = await denovisor(["img", ...args]);
+    assert.equal(r.code, code, `img ${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  }
+});
