@@ -21,7 +21,9 @@
  *   POST /vm/reboot    -> VmmStatus  (hard reset: the machine is rebuilt in this process)
  *   POST /vm/destroy   -> VmmStatus  (stops the VM now; the process then exits)
  *   GET  /vm/stats     -> DomainStats (manager/api_types.ts)
- *   PUT  /vm/balloon   { targetBytes } -> VmmStatus   (needs `balloon: true`)
+ *   PUT  /vm/balloon   { targetBytes } -> VmmStatus   (needs `balloon: true`; targetBytes
+ *                                      is the balloon's size, the RAM taken from the guest:
+ *                                      mem-set M sends memoryBytes - M)
  *
  * Console protocol (unix stream socket): the client sends one line, "rw\n" or "ro\n".
  * The VMM answers one line, "ok rw\n" or "ok ro\n" ("ok ro" also when rw was asked
