@@ -59,6 +59,8 @@ export const LIBC_SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /** int bind(int fd, const struct sockaddr *addr, socklen_t len) */
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  /** ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *addr, socklen_t addrlen) */
+  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   /** unsigned int if_nametoindex(const char *ifname) */
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
   /** int poll(struct pollfd *fds, nfds_t nfds, int timeout) */
@@ -124,6 +126,7 @@ export const O_CREAT = 0o100;
 export const O_DIRECT = 0o40000;
 
 /** socket(2). */
+export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_PACKET = 17;
 export const SOCK_DGRAM = 2;
