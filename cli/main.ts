@@ -5,6 +5,8 @@
  */
 
 import { checkCommand } from "./check.ts";
+import { POOL_ALIASES, poolAliasCommand, poolCommand } from "./pool.ts";
+import { VOL_ALIASES, volAliasCommand, volCommand } from "./vol.ts";
 import { runCommand } from "./run.ts";
 import { UsageError } from "./usage_error.ts";
 import { versionCommand } from "./version.ts";
@@ -16,6 +18,8 @@ export const MAIN_HELP = `Usage: denovisor <command> [options]
 Commands:
   run        Boot a VM in the foreground (no options: the embedded demo guest)
   check      Check that this host can run VMs
+  pool       Storage pools: define, build, start, list... (virsh pool-* names work)
+  vol        Volumes: create, clone, snapshot, rollback... (virsh vol-* names work)
   version    Print the version
   help       Show this help, or a command's help: denovisor help run
 
@@ -26,6 +30,10 @@ type Command = (args: string[]) => Promise<number> | number;
 const COMMANDS: Record<string, Command> = {
   run: runCommand,
   check: checkCommand,
+  pool: poolCommand,
+  vol: volCommand,
+  ...Object.fromEntries(POOL_ALIASES.map((verb) => [verb, poolAliasCommand(verb)])),
+  ...Object.fromEntries(VOL_ALIASES.map((verb) => [verb, volAliasCommand(verb)])),
   version: versionCommand,
   vmm: vmmCommand,
 };

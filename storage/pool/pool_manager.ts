@@ -7,7 +7,7 @@
  * @module
  */
 
-import { isAbsolute, join, normalize } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import type {
   PoolDefinition,
   PoolInfo,
@@ -147,7 +147,7 @@ export class PoolManager {
     }
     for (const other of this.#names()) {
       const record = this.#record(other);
-      if (normalize(record.path) === normalize(definition.path)) {
+      if (resolve(record.path) === resolve(definition.path)) {
         throw new PoolError("conflict", `Pool '${other}' already uses ${definition.path}`);
       }
     }
@@ -413,7 +413,7 @@ function checkDefinition(body: unknown): PoolDefinition {
   return {
     name: definition.name,
     type: definition.type,
-    path: normalize(definition.path),
+    path: resolve(definition.path),
     ...(definition.autostart === undefined ? {} : { autostart: definition.autostart }),
   };
 }

@@ -1,0 +1,381 @@
+/**
+ * `denovisor vol`: volumes of storage pools through the daemon (virsh's vol-* verbs, same
+ * names). A volume is named `VOL --pool POOL`, or `POOL/VOL`; the pool defaults to
+ * "default".
+ *
+ * @module
+ */
+
+import { resolve } from "node:path";
+import type { VolumeActionRequest, VolumeCreateRequest, VolumeInfo } from "../manager/api_types.ts";
+import { CLIENT_EXIT } from "./output.ts";
+import {
+  emit,
+  findSubcommand,
+  poolPath,
+  runGroupCli,
+  type Subcommand,
+  type SubcommandContext,
+  volumeFields,
+  volumeTable,
+  withProgress,
+} from "./pool_output.ts";
+import { UsageError } from "./usage_error.ts";
+import { formatSize, parseSize } from "./units.ts";
+
+const INTRO = `Volumes are the disk images of a pool. Name one as VOL --pool POOL, or POOL/VOL
+(the pool defaults to "default").
+
+Example:
+  denovisor vol create web 10G --format qcow2
+  denovisor vol clone web web2              # full copy: a reflink on XFS/btrfs
+  denovisor vol clone web web3 --linked     # qcow2 overlay on web (read-only base)
+  denovisor vol snapshot web before-upgrade
+  denovisor vol rollback web before-upgrade`;
+
+const POOL_OPTION = { pool: { type: "string" } } as const;
+
+/** The pool and volume named by `spec` ("VOL" with --pool, or "POOL/VOL"). */
+function target(ctx: SubcommandContext, spec = ctx.positionals[0]): [string, string] {
+  const slash = spec.indexOf("/");
+  if (slash > 0) return [spec.slice(0, slash), spec.slice(slash + 1)];
+  return [(ctx.values.pool as string | undefined) ?? "default", spec];
+}
+
+async function volumeAction(
+  ctx: SubcommandContext,
+  action: string,
+  body: VolumeActionRequest,
+  message: (info: VolumeInfo) => string,
+  progress?: string,
+): Promise<number> {
+  const [pool, volume] = target(ctx);
+  const request = ctx.client.post<VolumeInfo>(poolPath(pool, volume, `/${action}`), body);
+  const info = progress ? await withProgress(ctx.io, progress, request) : await request;
+  return emit(ctx, info, () => message(info));
+}
+
+function formatOption(ctx: SubcommandContext): "raw" | "qcow2" | undefined {
+  const format = ctx.values.format as string | undefined;
+  if (format !== undefined && format !== "raw" && format !== "qcow2") {
+    throw new UsageError(`--format: '${format}' is not raw or qcow2`);
+  }
+  return format;
+}
+
+/** The `vol` subcommands. */
+export const VOL_SUBCOMMANDS: Subcommand[] = [
+  {
+    name: "list",
+    aliases: ["vol-list"],
+    usage: "[POOL]",
+    summary: "List a pool's volumes (format+ marks an overlay)",
+    options: POOL_OPTION,
+    min: 0,
+    max: 1,
+    run: async (ctx) => {
+      const pool = ctx.positionals[0] ?? (ctx.values.pool as string | undefined) ?? "default";
+      const volumes = await ctx.client.get<VolumeInfo[]>(poolPath(pool, undefined, "/volumes"));
+      return emit(ctx, volumes, () => volumeTable(volumes));
+    },
+  },
+  {
+    name: "info",
+    aliases: ["vol-info"],
+    usage: "VOL [--pool POOL]",
+    summary: "Show a volume's format, sizes, backing chain and snapshots",
+    options: POOL_OPTION,
+    min: 1,
+    max: 1,
+    run: async (ctx) => {
+      const [pool, volume] = target(ctx);
+      const info = await ctx.client.get<VolumeInfo>(poolPath(pool, volume));
+      return emit(ctx, info, () => volumeFields(info));
+    },
+  },
+  {
+    name: "path",
+    aliases: ["vol-path"],
+    usage: "VOL [--pool POOL]",
+    summary: "Print a volume's path",
+    options: POOL_OPTION,
+    min: 1,
+    max: 1,
+    run: async (ctx) => {
+      const [pool, volume] = target(ctx);
+      const info = await ctx.client.get<VolumeInfo>(poolPath(pool, volume));
+      return emit(ctx, { path: info.path }, () => info.path);
+    },
+  },
+  {
+    name: "create",
+    aliases: ["vol-create-as", "create-as"],
+    usage: "[POOL] NAME SIZE [--format raw|qcow2] [--preallocation off|metadata|full] " +
+      "[--backing VOL]",
+    summary: "Create a volume (SIZE with units: 512M, 10G)",
+    details: "--backing VOL makes a linked clone: a qcow2 overlay on VOL of the same pool\n" +
+      "(SIZE may then be omitted). virsh's vol-create-as POOL NAME SIZE works as well.",
+    options: {
+      ...POOL_OPTION,
+      format: { type: "string" },
+      preallocation: { type: "string" },
+      "prealloc-metadata": { type: "boolean" },
+      backing: { type: "string" },
+      "backing-vol": { type: "string" },
+    },
+    min: 1,
+    max: 3,
+    run: async (ctx) => {
+      const p = ctx.positionals;
+      const backing = (ctx.values.backing ?? ctx.values["backing-vol"]) as string | undefined;
+      // POOL NAME SIZE, NAME SIZE, or NAME alone with --backing.
+      const [pool, name, size] = p.length === 3
+        ? p
+        : [(ctx.values.pool as string | undefined) ?? "default", p[0], p[1]];
+      if (size === undefined && backing === undefined) {
+        throw new UsageError("vol create: give the SIZE (or --backing VOL for a linked clone)");
+      }
+      const body: VolumeCreateRequest = {
+        name,
+        ...(size === undefined ? {} : { size: parseSize(size, "SIZE") }),
+        ...(formatOption(ctx) ? { format: formatOption(ctx) } : {}),
+        ...(backing ? { backingVolume: backing } : {}),
+      };
+      const preallocation = ctx.values["prealloc-metadata"]
+        ? "metadata"
+        : ctx.values.preallocation as string | undefined;
+      if (preallocation !== undefined) {
+        if (!["off", "metadata", "full"].includes(preallocation)) {
+          throw new UsageError("--preallocation: use off, metadata or full");
+        }
+        body.preallocation = preallocation as VolumeCreateRequest["preallocation"];
+      }
+      const info = await ctx.client.post<VolumeInfo>(poolPath(pool, undefined, "/volumes"), body);
+      return emit(
+        ctx,
+        info,
+        () =>
+          `Volume ${info.name} created: ${info.format}, ${
+            formatSize(info.virtualSize)
+          }, ${info.path}`,
+      );
+    },
+  },
+  {
+    name: "import",
+    aliases: ["vol-import", "vol-upload"],
+    usage: "[POOL] NAME FILE [--format raw|qcow2]",
+    summary: "Copy a host image file into the pool as a new volume (converting with --format)",
+    options: { ...POOL_OPTION, format: { type: "string" } },
+    min: 2,
+    max: 3,
+    run: async (ctx) => {
+      const p = ctx.positionals;
+      const [pool, name, file] = p.length === 3
+        ? p
+        : [(ctx.values.pool as string | undefined) ?? "default", p[0], p[1]];
+      const format = formatOption(ctx);
+      const body: VolumeCreateRequest = {
+        name,
+        import: resolve(file),
+        ...(format ? { format } : {}),
+      };
+      const info = await withProgress(
+        ctx.io,
+        `Importing ${file}`,
+        ctx.client.post<VolumeInfo>(poolPath(pool, undefined, "/volumes"), body),
+      );
+      return emit(ctx, info, () => `Volume ${info.name} imported from ${file} (${info.format})`);
+    },
+  },
+  {
+    name: "export",
+    aliases: ["vol-export", "vol-download"],
+    usage: "VOL FILE [--pool POOL] [--format raw|qcow2]",
+    summary: "Write a volume's contents to a new host file",
+    options: { ...POOL_OPTION, format: { type: "string" } },
+    min: 2,
+    max: 2,
+    run: (ctx) => {
+      const file = resolve(ctx.positionals[1]);
+      const format = formatOption(ctx);
+      return volumeAction(
+        ctx,
+        "export",
+        { target: file, ...(format ? { format } : {}) },
+        (info) => `Volume ${info.name} exported to ${file}`,
+        `Exporting to ${file}`,
+      );
+    },
+  },
+  {
+    name: "delete",
+    aliases: ["vol-delete"],
+    usage: "VOL [--pool POOL]",
+    summary: "Delete a volume and its snapshots",
+    options: POOL_OPTION,
+    min: 1,
+    max: 1,
+    run: async (ctx) => {
+      const [pool, volume] = target(ctx);
+      await ctx.client.delete(poolPath(pool, volume));
+      return emit(ctx, { pool, name: volume, deleted: true }, () => `Volume ${volume} deleted`);
+    },
+  },
+  {
+    name: "wipe",
+    aliases: ["vol-wipe"],
+    usage: "VOL [--pool POOL]",
+    summary: "Erase a volume's data (it then reads as zeroes, or as its base)",
+    options: POOL_OPTION,
+    min: 1,
+    max: 1,
+    run: (ctx) => volumeAction(ctx, "wipe", {}, (info) => `Volume ${info.name} wiped`),
+  },
+  {
+    name: "resize",
+    aliases: ["vol-resize"],
+    usage: "VOL SIZE [--pool POOL] [--shrink]",
+    summary: "Change a volume's size (+SIZE grows by SIZE); shrinking needs --shrink",
+    options: { ...POOL_OPTION, shrink: { type: "boolean" }, delta: { type: "boolean" } },
+    min: 2,
+    max: 2,
+    run: async (ctx) => {
+      const text = ctx.positionals[1];
+      let size = parseSize(text.replace(/^\+/, ""), "SIZE");
+      if (text.startsWith("+") || ctx.values.delta) {
+        const [pool, volume] = target(ctx);
+        size += (await ctx.client.get<VolumeInfo>(poolPath(pool, volume))).virtualSize;
+      }
+      return volumeAction(
+        ctx,
+        "resize",
+        { size, ...(ctx.values.shrink ? { force: true } : {}) },
+        (info) => `Volume ${info.name} resized to ${formatSize(info.virtualSize)}`,
+      );
+    },
+  },
+  {
+    name: "clone",
+    aliases: ["vol-clone"],
+    usage: "VOL NEWNAME [--pool POOL] [--linked] [--format raw|qcow2]",
+    summary: "Copy a volume (a reflink where the filesystem can), or --linked: a qcow2 overlay",
+    options: { ...POOL_OPTION, linked: { type: "boolean" }, format: { type: "string" } },
+    min: 2,
+    max: 2,
+    run: (ctx) => {
+      const format = formatOption(ctx);
+      return volumeAction(
+        ctx,
+        "clone",
+        {
+          target: ctx.positionals[1],
+          mode: ctx.values.linked ? "linked" : "full",
+          ...(format ? { format } : {}),
+        },
+        (info) => `Volume ${info.name} cloned from ${ctx.positionals[0]}`,
+        `Cloning ${ctx.positionals[0]}`,
+      );
+    },
+  },
+  {
+    name: "snapshot",
+    aliases: ["vol-snapshot", "snapshot-create"],
+    usage: "VOL SNAPSHOT [--pool POOL]",
+    summary: "Snapshot a volume (btrfs: a subvolume snapshot; else an external qcow2 overlay)",
+    options: POOL_OPTION,
+    min: 2,
+    max: 2,
+    run: (ctx) =>
+      volumeAction(
+        ctx,
+        "snapshot",
+        { target: ctx.positionals[1] },
+        (info) => `Snapshot ${ctx.positionals[1]} of volume ${info.name} taken`,
+      ),
+  },
+  {
+    name: "rollback",
+    aliases: ["vol-rollback", "snapshot-revert"],
+    usage: "VOL SNAPSHOT [--pool POOL]",
+    summary: "Return a volume to a snapshot (external snapshots newer than it are deleted)",
+    options: POOL_OPTION,
+    min: 2,
+    max: 2,
+    run: (ctx) =>
+      volumeAction(
+        ctx,
+        "rollback",
+        { snapshot: ctx.positionals[1] },
+        (info) => `Volume ${info.name} rolled back to ${ctx.positionals[1]}`,
+      ),
+  },
+  {
+    name: "snapshot-delete",
+    aliases: ["vol-snapshot-delete"],
+    usage: "VOL SNAPSHOT [--pool POOL]",
+    summary: "Delete a snapshot, keeping the volume's current data",
+    options: POOL_OPTION,
+    min: 2,
+    max: 2,
+    run: (ctx) =>
+      volumeAction(
+        ctx,
+        "delete-snapshot",
+        { snapshot: ctx.positionals[1] },
+        (info) => `Snapshot ${ctx.positionals[1]} of volume ${info.name} deleted`,
+        "Merging",
+      ),
+  },
+  {
+    name: "commit",
+    aliases: ["vol-commit", "blockcommit"],
+    usage: "VOL [--pool POOL]",
+    summary: "Merge the volume's overlay into its newest snapshot (which stops being one)",
+    options: POOL_OPTION,
+    min: 1,
+    max: 1,
+    run: (ctx) =>
+      volumeAction(ctx, "commit", {}, (info) => `Volume ${info.name} committed`, "Committing"),
+  },
+  {
+    name: "convert",
+    aliases: ["vol-convert"],
+    usage: "VOL FORMAT [--pool POOL]",
+    summary: "Rewrite a volume as raw or qcow2 (flattens a linked clone)",
+    options: POOL_OPTION,
+    min: 2,
+    max: 2,
+    run: (ctx) => {
+      const format = ctx.positionals[1];
+      if (format !== "raw" && format !== "qcow2") {
+        throw new UsageError(`vol convert: FORMAT '${format}' is not raw or qcow2`);
+      }
+      return volumeAction(
+        ctx,
+        "convert",
+        { format },
+        (info) => `Volume ${info.name} is now ${info.format}`,
+        "Converting",
+      );
+    },
+  },
+];
+
+/** `denovisor vol ...` */
+export function volCommand(args: string[]): Promise<number> {
+  return runGroupCli("vol", INTRO, VOL_SUBCOMMANDS, args);
+}
+
+/** `denovisor vol-create-as ...` and the other virsh names. */
+export function volAliasCommand(verb: string): (args: string[]) => Promise<number> {
+  return (args) => {
+    if (!findSubcommand(VOL_SUBCOMMANDS, verb)) return Promise.resolve(CLIENT_EXIT.USAGE);
+    return runGroupCli("vol", INTRO, VOL_SUBCOMMANDS, [verb, ...args]);
+  };
+}
+
+/** The virsh-style top-level names (vol-list, vol-create-as...). */
+export const VOL_ALIASES: string[] = VOL_SUBCOMMANDS.flatMap((s) =>
+  (s.aliases ?? []).filter((a) => a.startsWith("vol-"))
+);

@@ -1,0 +1,114 @@
+/**
+ * The /v1/pools routes of manager/api_types.ts on top of a PoolManager: pools, their
+ * lifecycle and their volumes. PoolErrors keep their code (invalid 400, not_found 404,
+ * conflict 409); image-layer refusals (a bad size, a corrupt image) become 400.
+ *
+ * @module
+ */
+
+import { ApiError, jsonResponse, readJsonBody, type Router } from "./router.ts";
+import { PoolError, type PoolManager } from "../../storage/pool/mod.ts";
+import { VolumeImageError } from "../../storage/pool/volume_image.ts";
+import { GptError } from "../../storage/pool/gpt.ts";
+
+const POOL_ACTIONS = ["build", "start", "stop", "refresh"] as const;
+
+/** Adds GET/POST/PUT/DELETE /v1/pools... to `router`. */
+export function addPoolRoutes(router: Router, pools: PoolManager): Router {
+  const guard = <T>(work: () => T): T => {
+    try {
+      return work();
+    } catch (error) {
+      throw toApiError(error);
+    }
+  };
+  const guardAsync = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (error) {
+      throw toApiError(error);
+    }
+  };
+
+  router.add("GET", "/v1/pools", () => jsonResponse(guard(() => pools.list())));
+  router.add("POST", "/v1/pools", async ({ request }) => {
+    const body = await readJsonBody(request);
+    return jsonResponse(guard(() => pools.define(body)), 201);
+  });
+  router.add(
+    "GET",
+    "/v1/pools/:pool",
+    ({ params }) => jsonResponse(guard(() => pools.info(params.pool))),
+  );
+  router.add("DELETE", "/v1/pools/:pool", ({ params, url }) => {
+    guard(() => pools.undefine(params.pool, { delete: flag(url, "delete") }));
+    return new Response(null, { status: 204 });
+  });
+  router.add("PUT", "/v1/pools/:pool/autostart", async ({ params, request }) => {
+    const body = await readJsonBody(request) as { enabled?: unknown };
+    return jsonResponse(guard(() => pools.setAutostart(params.pool, body.enabled as boolean)));
+  });
+  router.add("POST", "/v1/pools/:pool/:action", async ({ params, url, request }) => {
+    await readJsonBody(request);
+    const pool = params.pool;
+    switch (params.action as typeof POOL_ACTIONS[number]) {
+      case "build":
+        return jsonResponse(guard(() => pools.build(pool, { overwrite: flag(url, "overwrite") })));
+      case "start":
+        return jsonResponse(guard(() => pools.start(pool)));
+      case "stop":
+        return jsonResponse(guard(() => pools.stop(pool)));
+      case "refresh":
+        return jsonResponse(guard(() => pools.refresh(pool)));
+    }
+    throw new ApiError(
+      "invalid",
+      `Unknown pool action '${params.action}'; use ${POOL_ACTIONS.join(", ")}`,
+    );
+  });
+
+  router.add(
+    "GET",
+    "/v1/pools/:pool/volumes",
+    ({ params }) => jsonResponse(guard(() => pools.listVolumes(params.pool))),
+  );
+  router.add("POST", "/v1/pools/:pool/volumes", async ({ params, request }) => {
+    const body = await readJsonBody(request);
+    return jsonResponse(await guardAsync(() => pools.createVolume(params.pool, body)), 201);
+  });
+  router.add(
+    "GET",
+    "/v1/pools/:pool/volumes/:vol",
+    ({ params }) => jsonResponse(guard(() => pools.volumeInfo(params.pool, params.vol))),
+  );
+  router.add("DELETE", "/v1/pools/:pool/volumes/:vol", async ({ params }) => {
+    await guardAsync(() => pools.deleteVolume(params.pool, params.vol));
+    return new Response(null, { status: 204 });
+  });
+  router.add("POST", "/v1/pools/:pool/volumes/:vol/:action", async ({ params, request }) => {
+    const body = await readJsonBody(request);
+    const info = await guardAsync(() =>
+      pools.volumeAction(params.pool, params.vol, params.action, body)
+    );
+    return jsonResponse(info, params.action === "clone" ? 201 : 200);
+  });
+  return router;
+}
+
+function flag(url: URL, name: string): boolean {
+  const value = url.searchParams.get(name);
+  return value !== null && value !== "0" && value !== "false";
+}
+
+/** The API error for a failure of the pool layer. */
+export function toApiError(error: unknown): unknown {
+  if (error instanceof ApiError) return error;
+  if (error instanceof PoolError) return new ApiError(error.code, error.message, { cause: error });
+  if (error instanceof VolumeImageError || error instanceof GptError) {
+    return new ApiError("invalid", error.message, { cause: error });
+  }
+  if (error instanceof Deno.errors.NotFound) {
+    return new ApiError("not_found", (error as Error).message, { cause: error });
+  }
+  return error;
+}
