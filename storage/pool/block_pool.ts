@@ -1,7 +1,7 @@
 /**
  * `block` pools: a disk whose GPT partitions are the volumes (raw only). The label is
- * written by gpt.ts; the kernel learns of each change through `partx -u` (BLKPG), which
- * works while other partitions of the disk are open. A loop device needs partition
+ * written by gpt.ts; the kernel learns of each change through the BLKPG ioctl (blkpg.ts),
+ * which works while other partitions of the disk are open. A loop device needs partition
  * scanning on (`losetup -P`). New volumes are zeroed (BLKZEROOUT) so they never show an
  * old volume's data.
  *
@@ -27,7 +27,8 @@ import {
   SECTOR,
   writeGpt,
 } from "./gpt.ts";
-import { pathExists, PoolError, runTool } from "./pool_error.ts";
+import { pathExists, PoolError } from "./pool_error.ts";
+import { syncKernelPartitions } from "./blkpg.ts";
 
 /** A partitioned block device. */
 export class BlockPool implements PoolBackend {
@@ -116,8 +117,9 @@ export class BlockPool implements PoolBackend {
     return table;
   }
 
+  /** Makes the kernel's partitions match the label (BLKPG, see blkpg.ts). */
   #tellKernel(): void {
-    runTool("partx", ["-u", this.path]);
+    syncKernelPartitions(this.path, readGpt(this.path));
   }
 
   destroy(): void {
