@@ -21,7 +21,18 @@ const SUBCOMMANDS: Record<string, ImgSubcommand> = {
   ...IMG_INSPECT_COMMANDS,
 };
 
-const ORDER = ["create", "info", "check", "convert", "resize", "commit", "compare", "map"];
+const ORDER = [
+  "create",
+  "info",
+  "check",
+  "convert",
+  "resize",
+  "commit",
+  "rebase",
+  "compare",
+  "map",
+  "snapshot",
+];
 
 /** The `img` verb's help. */
 export function imgHelp(): string {

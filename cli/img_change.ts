@@ -8,6 +8,7 @@ import { createImage, imageInfo } from "../storage/image_ops/image_access.ts";
 import { commitImage } from "../storage/image_ops/commit.ts";
 import { convertImage } from "../storage/image_ops/convert.ts";
 import { buildThenReplace } from "../storage/image_ops/files.ts";
+import { rebaseImage } from "../storage/image_ops/rebase.ts";
 import { resizeImage } from "../storage/image_ops/resize.ts";
 import type { ImgSubcommand } from "./img.ts";
 import {
@@ -210,10 +211,45 @@ now from the backing image). -d keeps FILE's data instead of emptying it.
   },
 };
 
-/** create, convert, resize, commit. */
+const rebase: ImgSubcommand = {
+  summary: "Change an overlay's backing file, keeping what it reads",
+  usage: `Usage: denovisor img rebase [-f FMT] -b BACKING [-F BACKING_FMT] [-u] [-p] [-q] FILE
+
+Makes BACKING the backing file of the qcow2 overlay FILE (relative to FILE's directory;
+-b "" for none). FILE keeps reading exactly as before: where the old and new backing
+files differ, the old contents are written into FILE. -u (unsafe) only changes the
+name, for a base that was moved or renamed. FILE is rebuilt beside itself and renamed
+into place, so an interruption leaves it unchanged.`,
+  run(args) {
+    const { values, positionals: rest } = parseCommandArgs("img rebase", args, {
+      f: { type: "string" },
+      b: { type: "string" },
+      F: { type: "string" },
+      u: { type: "boolean" },
+      p: { type: "boolean" },
+      q: { type: "boolean" },
+    }, true);
+    const [path] = positionals(rest, ["FILE"], "img rebase");
+    if (values.b === undefined) {
+      throw new UsageError('img rebase: missing -b BACKING (-b "" removes the backing file)');
+    }
+    if (parseFormat(values.f, "img rebase: -f") === "raw") {
+      throw new UsageError("img rebase: raw images have no backing file");
+    }
+    rebaseImage(path, values.b, {
+      backingFormat: parseFormat(values.F, "img rebase: -F"),
+      unsafe: values.u,
+      onProgress: values.p && !values.q ? progressPrinter() : undefined,
+    });
+    return 0;
+  },
+};
+
+/** create, convert, resize, commit, rebase. */
 export const IMG_CHANGE_COMMANDS: Record<string, ImgSubcommand> = {
   create,
   convert,
   resize,
   commit,
+  rebase,
 };

@@ -174,6 +174,23 @@ Deno.test("img commit merges an overlay into its base as qemu-img commit does", 
     assert.ok(map.every((e: { depth: number }) => e.depth >= 1), JSON.stringify(map));
   }));
 
+Deno.test("img rebase moves an overlay onto another base, reading the same as before", () =>
+  withDir(async (dir) => {
+    const { top } = await qemuChain(dir);
+    const expected = `${dir}/expected.raw`;
+    await qemuOk("convert", "-O", "raw", top, expected);
+    await qemuOk("create", "-q", "-f", "qcow2", `${dir}/other.qcow2`, "16M");
+    await qemuIo(`${dir}/other.qcow2`, "qcow2", "write -P 0x11 0 2M");
+    await ok("rebase", "-p", "-b", "other.qcow2", "-F", "qcow2", top);
+    await assertClean(top);
+    await assertSame(top, expected);
+    const info = JSON.parse((await qemuOk("info", "--output=json", top)).stdout);
+    assert.equal(info["backing-filename"], "other.qcow2");
+    const missing = await denovisor(["img", "rebase", top]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /missing -b BACKING/);
+  }));
+
 Deno.test("img resize grows qcow2 and raw like qemu-img; shrinking needs --shrink", () =>
   withDir(async (dir) => {
     const qcow2 = `${dir}/d.qcow2`;
