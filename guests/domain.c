@@ -10,7 +10,8 @@
  *   "disk"     -> reads 4 KiB from sector 0 of the first virtio-blk disk and writes one
  *                 sector at sector 8, polling; prints "disk: ok" or "disk: failed ..."
  * Ctrl-Alt-Del on the PS/2 keyboard (IRQ 1, scancodes from port 0x60, set 1 or set 2)
- * prints "ctrl-alt-del: powering off" and exits 0.
+ * prints "ctrl-alt-del: powering off" and exits 0; with `cad=reset` on the command line
+ * it prints "ctrl-alt-del: rebooting" and resets through the i8042 instead, as Linux does.
  */
 #include "runtime/virtio.h"
 
@@ -149,6 +150,9 @@ static void command(const char *line) {
 }
 
 int main(void) {
+  char cad[16];
+  /* cad=reset: answer Ctrl-Alt-Del with a reset, as Linux's init does by default. */
+  bool reset_on_cad = cmdline_get("cad", cad, sizeof cad) && equals(cad, "reset");
   const struct cpu_topology *cpus = cpus_discover();
   timer_start(TICKS_HZ);
   interrupts_set_handler(SERIAL_VECTOR, on_serial);
@@ -167,6 +171,10 @@ int main(void) {
   u64 next = TICKS_PER_BEAT;
   for (;;) {
     if (ctrl_alt_del) {
+      if (reset_on_cad) {
+        print("ctrl-alt-del: rebooting\n");
+        outb(I8042_STATUS, I8042_RESET);
+      }
       print("ctrl-alt-del: powering off\n");
       return 0;
     }

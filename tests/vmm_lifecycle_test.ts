@@ -15,6 +15,7 @@ import {
 } from "./vmm_support.ts";
 import { attachConsole, readEndRecord } from "../vmm/vmm_client.ts";
 import { runFiles } from "../vmm/run_files.ts";
+import { guest } from "./cli_support.ts";
 
 const UP = /domain guest up/;
 
@@ -182,3 +183,22 @@ kvmTest("a second VMM on a run directory that is served is refused", async () =>
     assert.equal((await vmm.client.status()).state, "running");
   });
 }, 120_000);
+
+kvmTest(
+  "a guest that answers shutdown with a reset ends as poweroff, even with onReboot restart",
+  async () => {
+    await withVmm({
+      onReboot: "restart",
+      boot: { kind: "linux", kernel: guest("domain"), cmdline: "cad=reset" },
+    }, async (vmm) => {
+      await vmm.waitLog(UP);
+      await vmm.client.shutdown();
+      assert.equal((await vmm.exited).code, 0);
+      assert.match(vmm.log(), /ctrl-alt-del: rebooting/);
+      const end = await readEndRecord(vmm.dir);
+      assert.equal(end?.kind, "poweroff");
+      assert.match(end!.detail, /guest reset after a shutdown request/);
+    });
+  },
+  120_000,
+);

@@ -178,6 +178,8 @@ export class VmmDomain {
   /** Marks the VM ended (the process is about to exit). */
   markEnded(): void {
     this.#ended = true;
+    // A reboot request waiting for a boot that will not come answers now.
+    this.#bootWaiters.splice(0).forEach((wake) => wake());
   }
 
   pause(): Promise<VmmStatus> {
