@@ -1,0 +1,179 @@
+/**
+ * `denovisor console NAME`: attaches the terminal to a running domain's serial console
+ * through the VMM's console socket (protocol in vmm/vmm_config.ts). The terminal is put in
+ * raw mode so that every key reaches the guest; Ctrl-] detaches, as in virsh. Any number
+ * of viewers can attach; one of them types, the others watch read-only.
+ *
+ * @module
+ */
+
+import { ApiClientError } from "../manager/api_client.ts";
+import type { DomainInfo } from "../manager/api_types.ts";
+import { abortable, domainPath, type DomainVerb, type VerbContext } from "./domain_verb.ts";
+import { CLIENT_EXIT, printable } from "./output.ts";
+
+/** Ctrl-], the detach key of virsh console. */
+export const DETACH_KEY = 0x1d;
+/** The longest answer line the VMM sends ("ok rw\n"), with room to spare. */
+const MAX_GREETING = 64;
+
+/**
+ * Attaches stdin/stdout to the console of `name` until Ctrl-] or the domain stops.
+ * Returns the exit status (0 on detach or when the console closes).
+ */
+export async function attachConsole(
+  context: VerbContext,
+  name: string,
+  options: { readOnly: boolean },
+): Promise<number> {
+  const info = await context.client.get<DomainInfo>(domainPath(name));
+  if (!info.consoleSocket) {
+    throw new ApiClientError(
+      "conflict",
+      `Domain '${printable(name)}' is ${info.state}, so it has no console; ` +
+        `start it with 'denovisor start ${printable(name)}'`,
+      409,
+    );
+  }
+  let connection: Deno.UnixConn;
+  try {
+    connection = await Deno.connect({ transport: "unix", path: info.consoleSocket });
+  } catch (error) {
+    throw new Error(
+      `Cannot open the console socket ${info.consoleSocket}: ${(error as Error).message}; ` +
+        `check that the domain is still running and that you are root`,
+    );
+  }
+  try {
+    await connection.write(new TextEncoder().encode(options.readOnly ? "ro\n" : "rw\n"));
+    const { mode, rest } = await readGreeting(connection);
+    const note = mode === "ro"
+      ? options.readOnly ? " (read-only)" : " (read-only: another viewer is typing)"
+      : "";
+    context.io.out(
+      `Connected to domain '${printable(info.name)}'${note}; escape character is ^]`,
+    );
+    if (rest.length > 0) await writeAll(Deno.stdout, rest);
+    const ended = await pump(connection, context, mode === "rw");
+    const raw = Deno.stdin.isTerminal();
+    if (ended === "closed") {
+      context.io.out(`${raw ? "\r\n" : "\n"}Console of domain '${printable(info.name)}' closed`);
+    } else {
+      context.io.out("");
+    }
+    return CLIENT_EXIT.OK;
+  } finally {
+    try {
+      connection.close();
+    } catch {
+      // Closed by the other side already.
+    }
+  }
+}
+
+/** Reads the VMM's "ok rw" / "ok ro" line; returns the mode and any console bytes after it. */
+async function readGreeting(
+  connection: Deno.UnixConn,
+): Promise<{ mode: "rw" | "ro"; rest: Uint8Array }> {
+  let received = new Uint8Array(0);
+  const chunk = new Uint8Array(4096);
+  while (true) {
+    const newline = received.indexOf(0x0a);
+    if (newline >= 0) {
+      const line = new TextDecoder().decode(received.subarray(0, newline)).trim();
+      const match = /^ok (rw|ro)$/.exec(line);
+      if (!match) throw new Error(`The console refused the attach: ${printable(line)}`);
+      return { mode: match[1] as "rw" | "ro", rest: received.slice(newline + 1) };
+    }
+    if (received.length > MAX_GREETING) throw new Error("The console sent no greeting line");
+    const count = await connection.read(chunk);
+    if (count === null) {
+      throw new Error("The console closed before answering; is the domain stopping?");
+    }
+    const joined = new Uint8Array(received.length + count);
+    joined.set(received);
+    joined.set(chunk.subarray(0, count), received.length);
+    received = joined;
+  }
+}
+
+/** Copies console -> stdout and stdin -> console until Ctrl-], end of console, or abort. */
+async function pump(
+  connection: Deno.UnixConn,
+  context: VerbContext,
+  writable: boolean,
+): Promise<"detached" | "closed"> {
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  context.signal.addEventListener("abort", onAbort, { once: true });
+  const raw = Deno.stdin.isTerminal();
+  if (raw) Deno.stdin.setRaw(true);
+  const output = (async (): Promise<"closed" | "detached"> => {
+    const buffer = new Uint8Array(16384);
+    while (!stop.signal.aborted) {
+      const count = await abortable(connection.read(buffer), stop.signal).catch(() => null);
+      if (count === null) break;
+      await writeAll(Deno.stdout, buffer.subarray(0, count));
+    }
+    return stop.signal.aborted ? "detached" : "closed";
+  })();
+  const input = (async (): Promise<"detached" | undefined> => {
+    while (!stop.signal.aborted) {
+      const bytes = await context.stdin(stop.signal).catch(() => undefined);
+      if (bytes === undefined) return undefined;
+      // Piped input ended: keep showing output until the console closes or Ctrl-C.
+      if (bytes === null) return await new Promise(() => {});
+      const detach = bytes.indexOf(DETACH_KEY);
+      // A read-only viewer also leaves on Ctrl-C, since its keys go nowhere.
+      const quit = !writable && raw ? bytes.indexOf(0x03) : -1;
+      const end = [detach, quit].filter((index) => index >= 0).sort((a, b) => a - b)[0];
+      const forward = end === undefined ? bytes : bytes.subarray(0, end);
+      if (writable && forward.length > 0) {
+        await writeAll(connection, forward).catch(() => {});
+      }
+      if (end !== undefined) return "detached";
+    }
+    return undefined;
+  })();
+  try {
+    const first = await Promise.race([output, input]);
+    stop.abort();
+    await output;
+    return first === "detached" ? "detached" : "closed";
+  } finally {
+    context.signal.removeEventListener("abort", onAbort);
+    if (raw) Deno.stdin.setRaw(false);
+  }
+}
+
+async function writeAll(
+  target: { write(p: Uint8Array): Promise<number> },
+  bytes: Uint8Array,
+): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) offset += await target.write(bytes.subarray(offset));
+}
+
+const consoleVerb: DomainVerb = {
+  name: "console",
+  summary: "Attach to a running domain's serial console (detach with Ctrl-])",
+  help: `Usage: denovisor console NAME [--read-only]
+
+Attaches this terminal to the serial console of the running domain NAME: the last 64 KiB
+of output is replayed, then everything the guest prints appears live and what you type
+goes to the guest. Press Ctrl-] to detach (the domain keeps running).
+
+Several viewers can attach at once; the first one types and the others are read-only
+(and told so). A read-only viewer also detaches with Ctrl-C.
+
+Options:
+  --read-only   Watch without typing`,
+  options: { "read-only": { type: "boolean" } },
+  args: ["domain"],
+  run(context, values, [name]) {
+    return attachConsole(context, name, { readOnly: values["read-only"] === true });
+  },
+};
+
+/** The console verb. */
+export const CONSOLE_VERBS: DomainVerb[] = [consoleVerb];

@@ -1,0 +1,163 @@
+/**
+ * `denovisor edit NAME`: the domain's JSON definition in $VISUAL/$EDITOR, sent back through
+ * PUT (the daemon validates it); on a refusal the message is shown and the user may edit
+ * again, as `virsh edit` does. `edit NAME --file F` replaces the definition from a file
+ * without an editor.
+ *
+ * @module
+ */
+
+import { ApiClientError } from "../manager/api_client.ts";
+import type { DomainDefinition, DomainInfo } from "../manager/api_types.ts";
+import { parseDefinitionText, readDefinitionFile } from "./domain_file.ts";
+import { domainPath, type DomainVerb, stringOption, type VerbContext } from "./domain_verb.ts";
+import {
+  CLIENT_EXIT,
+  exitStatusForError,
+  formatJson,
+  InvalidInputError,
+  printable,
+} from "./output.ts";
+
+const edit: DomainVerb = {
+  name: "edit",
+  summary: "Edit a domain's definition in $EDITOR (validated before it is saved)",
+  help: `Usage: denovisor edit NAME [--file FILE] [--json]
+
+Opens the JSON definition of domain NAME (defaults filled in) in $VISUAL, $EDITOR or vi.
+When the editor exits, the definition is sent to the daemon, which validates it; if it is
+refused, the message is shown and you may edit again. Leaving the file unchanged changes
+nothing. A running domain uses the new definition from its next start.
+
+Options:
+  --file FILE   Replace the definition with FILE (JSON or xl.cfg) without an editor
+  --json        Print the domain's info as JSON afterwards`,
+  options: { file: { type: "string" } },
+  json: true,
+  args: ["domain"],
+  async run(context, values, [name]) {
+    const file = stringOption(values, "file");
+    let info: DomainInfo;
+    if (file !== undefined) {
+      const { definition } = await readDefinitionFile(
+        file,
+        (message) => context.io.err(`warning: ${message}`),
+      );
+      info = await save(context, name, definition);
+    } else {
+      const edited = await editInteractively(context, name);
+      if (edited === undefined) return CLIENT_EXIT.OK;
+      if (typeof edited === "number") return edited;
+      info = edited;
+    }
+    if (values.json) {
+      context.io.out(formatJson(info));
+    } else {
+      context.io.out(`Domain '${printable(info.name)}' definition updated`);
+      if (info.note) context.io.out(`Note: ${printable(info.note)}`);
+    }
+    return CLIENT_EXIT.OK;
+  },
+};
+
+async function save(
+  context: VerbContext,
+  name: string,
+  definition: DomainDefinition,
+): Promise<DomainInfo> {
+  if (definition.name !== name) {
+    throw new InvalidInputError(
+      `name: '${printable(definition.name)}' differs from the domain's name '${
+        printable(name)
+      }'; ` +
+        `renaming is not supported (define a new domain and undefine this one)`,
+    );
+  }
+  return await context.client.put<DomainInfo>(domainPath(name), definition);
+}
+
+/**
+ * The edit loop: the new info when saved, undefined when unchanged, an exit status when
+ * the user gave up after a refusal.
+ */
+async function editInteractively(
+  context: VerbContext,
+  name: string,
+): Promise<DomainInfo | number | undefined> {
+  const current = await context.client.get<DomainInfo>(domainPath(name));
+  const original = formatJson(current.definition) + "\n";
+  const path = await Deno.makeTempFile({ prefix: `denovisor-${current.name}-`, suffix: ".json" });
+  try {
+    await Deno.writeTextFile(path, original);
+    while (true) {
+      await runEditor(path);
+      const text = await Deno.readTextFile(path);
+      if (text === original) {
+        context.io.out(`Domain '${printable(name)}' definition unchanged`);
+        return undefined;
+      }
+      try {
+        const { definition } = parseDefinitionText(
+          text,
+          "edited definition",
+          (message) => context.io.err(`warning: ${message}`),
+          Deno.cwd(),
+        );
+        return await save(context, name, definition);
+      } catch (error) {
+        const refused = error instanceof InvalidInputError ||
+          (error instanceof ApiClientError && ["invalid", "conflict"].includes(error.code));
+        if (!refused) throw error;
+        context.io.err(`error: ${(error as Error).message}`);
+        if (!await askYesNo(context, "Edit again? [y/N] ")) {
+          context.io.err(`Domain '${printable(name)}' is unchanged`);
+          return exitStatusForError(error);
+        }
+      }
+    }
+  } finally {
+    await Deno.remove(path).catch(() => {});
+  }
+}
+
+/** Runs $VISUAL, $EDITOR or vi on `path` with the terminal. */
+async function runEditor(path: string): Promise<void> {
+  const command = (Deno.env.get("VISUAL") || Deno.env.get("EDITOR") || "vi").trim();
+  const [program, ...args] = command.split(/\s+/);
+  let status: Deno.CommandStatus;
+  try {
+    status = await new Deno.Command(program, {
+      args: [...args, path],
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn().status;
+  } catch (error) {
+    throw new Error(
+      `Cannot run the editor '${command}': ${(error as Error).message}; ` +
+        `set EDITOR, or use 'edit NAME --file FILE'`,
+    );
+  }
+  if (!status.success) {
+    throw new Error(
+      `The editor '${command}' failed (exit status ${status.code}); the definition is unchanged`,
+    );
+  }
+}
+
+/** Asks a yes/no question on the terminal; no when stdin is not a terminal. */
+async function askYesNo(context: VerbContext, question: string): Promise<boolean> {
+  if (!Deno.stdin.isTerminal()) return false;
+  await Deno.stdout.write(new TextEncoder().encode(question));
+  let answer = "";
+  const decoder = new TextDecoder();
+  while (!answer.includes("\n")) {
+    const bytes = await context.stdin(context.signal).catch(() => null);
+    if (bytes === null) return false;
+    answer += decoder.decode(bytes, { stream: true });
+  }
+  return /^\s*y(es)?\s*$/i.test(answer.split("\n")[0]);
+}
+
+/** The edit verb. */
+export const EDIT_VERBS: DomainVerb[] = [edit];

@@ -1,0 +1,138 @@
+/**
+ * list (ls) and info (dominfo): what domains there are and what state they are in.
+ *
+ * @module
+ */
+
+import type { DomainInfo, DomainSummary } from "../manager/api_types.ts";
+import { domainPath, type DomainVerb } from "./domain_verb.ts";
+import { CLIENT_EXIT, formatFields, formatJson, formatTable, printable } from "./output.ts";
+import { formatSize } from "./units.ts";
+import { UsageError } from "./usage_error.ts";
+
+const list: DomainVerb = {
+  name: "list",
+  aliases: ["ls"],
+  summary: "List domains (all by default; --running, --inactive)",
+  help: `Usage: denovisor list [--running | --inactive] [--name] [--json]      (alias: ls)
+
+Lists domains: Id (the VMM's process id while it runs, '-' otherwise), name, state,
+vCPUs, memory and autostart. Unlike virsh (running only) and like xl, every domain is
+listed by default; --all is accepted for virsh habits.
+
+States: running, paused, starting, shutting-down, crashed (kept after a crash with
+on_crash=preserve), shutoff (defined, not running).
+
+Options:
+  --all        Every domain (the default)
+  --running    Only domains with a VMM (running, paused, starting, shutting down, crashed)
+  --inactive   Only domains that are shut off
+  --name       Print only the names, one per line
+  --json       Print DomainSummary objects as a JSON array`,
+  options: {
+    all: { type: "boolean", short: "a" },
+    running: { type: "boolean" },
+    inactive: { type: "boolean" },
+    name: { type: "boolean" },
+  },
+  json: true,
+  args: [],
+  async run(context, values) {
+    if (values.running && values.inactive) {
+      throw new UsageError("list: --running and --inactive exclude each other; give one");
+    }
+    let domains = await context.client.get<DomainSummary[]>("/v1/domains");
+    if (values.running) domains = domains.filter((domain) => domain.state !== "shutoff");
+    if (values.inactive) domains = domains.filter((domain) => domain.state === "shutoff");
+    domains = domains.toSorted((a, b) => a.name.localeCompare(b.name));
+    if (values.json) {
+      context.io.out(formatJson(domains));
+    } else if (values.name) {
+      for (const domain of domains) context.io.out(printable(domain.name));
+    } else {
+      context.io.out(formatTable(
+        ["Id", "Name", "State", "vCPUs", "Memory", "Autostart"],
+        domains.map((domain) => [
+          domain.pid ?? "-",
+          domain.name + (domain.persistent ? "" : " (transient)"),
+          domain.state,
+          domain.vcpus,
+          formatSize(domain.memoryBytes),
+          domain.autostart ? "yes" : "no",
+        ]),
+        { align: ["right", "left", "left", "right", "right", "left"] },
+      ));
+    }
+    return CLIENT_EXIT.OK;
+  },
+};
+
+const info: DomainVerb = {
+  name: "info",
+  aliases: ["dominfo"],
+  summary: "Show a domain's state and configuration",
+  help: `Usage: denovisor info NAME [--definition] [--json]      (alias: dominfo)
+
+Shows the domain NAME: state, VMM process, vCPUs, memory, autostart, boot, devices, why
+its last run ended, and where its console socket and log file are.
+
+Options:
+  --definition   Print only its definition as JSON (defaults filled in), as 'edit' shows it
+  --json         Print DomainInfo as JSON`,
+  options: { definition: { type: "boolean" } },
+  json: true,
+  args: ["domain"],
+  async run(context, values, [name]) {
+    const domain = await context.client.get<DomainInfo>(domainPath(name));
+    if (values.definition) {
+      context.io.out(formatJson(domain.definition));
+    } else if (values.json) {
+      context.io.out(formatJson(domain));
+    } else {
+      context.io.out(describeDomain(domain));
+    }
+    return CLIENT_EXIT.OK;
+  },
+};
+
+/** `info`'s human form. */
+export function describeDomain(domain: DomainInfo): string {
+  const definition = domain.definition;
+  const boot = "demo" in definition.boot
+    ? "embedded demo guest"
+    : `kernel ${definition.boot.kernel}` +
+      (definition.boot.initrd ? `, initrd ${definition.boot.initrd}` : "");
+  const disks = (definition.disks ?? []).map((disk) =>
+    (disk.volume ? `${disk.pool ?? "default"}/${disk.volume}` : disk.path ?? "?") +
+    (disk.readOnly ? " (read-only)" : "")
+  );
+  const nics = (definition.nics ?? []).map((nic) =>
+    `${nic.mac ?? "auto MAC"} on ${nic.tap ?? "auto"}${nic.bridge ? ` (bridge ${nic.bridge})` : ""}`
+  );
+  return formatFields([
+    ["Name", domain.name],
+    ["UUID", domain.uuid],
+    ["State", domain.state],
+    ["VMM pid", domain.pid],
+    ["Started", domain.startedAt],
+    ["vCPUs", domain.vcpus],
+    ["Memory", formatSize(domain.memoryBytes)],
+    ["Persistent", domain.persistent ? "yes" : "no (transient)"],
+    ["Autostart", domain.autostart ? "enabled" : "disabled"],
+    ["Boot", boot],
+    ["Disks", disks.join(", ") || "none"],
+    ["NICs", nics.join(", ") || "none"],
+    [
+      "On events",
+      `poweroff=${definition.onPoweroff ?? "destroy"} reboot=${
+        definition.onReboot ?? "restart"
+      } crash=${definition.onCrash ?? "destroy"}`,
+    ],
+    ["Last end", domain.lastEnd],
+    ["Console", domain.consoleSocket],
+    ["Log file", domain.logFile],
+  ]);
+}
+
+/** list, info. */
+export const LIST_VERBS: DomainVerb[] = [list, info];
