@@ -40,6 +40,7 @@ kvmTest("the VMM answers status, and pause stops the guest's heartbeat until res
     await vmm.waitLog(/tick 2/);
     assert.equal((await vmm.client.pause()).state, "paused");
     assert.equal((await vmm.client.status()).state, "paused");
+    await delay(300); // output the guest wrote before the pause reaches the log file
     const frozen = countTicks(vmm.log());
     await delay(1500); // three heartbeats' worth
     assert.equal(countTicks(vmm.log()), frozen, "no heartbeat while paused");
