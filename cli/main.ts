@@ -20,6 +20,7 @@ Commands:
   check      Check that this host can run VMs
   pool       Storage pools: define, build, start, list... (virsh pool-* names work)
   vol        Volumes: create, clone, snapshot, rollback... (virsh vol-* names work)
+  install    Install the systemd unit denovisor.service and its directories
   version    Print the version
   help       Show this help, or a command's help: denovisor help run
 
@@ -36,6 +37,7 @@ const COMMANDS: Record<string, Command> = {
   ...Object.fromEntries(VOL_ALIASES.map((verb) => [verb, volAliasCommand(verb)])),
   version: versionCommand,
   vmm: vmmCommand,
+  install: async (args) => (await import("./install.ts")).installCommand(args),
 };
 
 /** Runs the CLI with `args`; returns the process exit status. */
