@@ -82,6 +82,7 @@ Exit status: 0 no problems, 1 the check could not be completed, 2 corruptions fo
       return 63;
     }
     const result = checkImage(path, { repair: values.r as "leaks" | "all" | undefined });
+    if (output === "human") { for (const error of result.errors) console.error(`ERROR ${error}`); }
     if (output === "json") console.log(json(checkJson(path, result)));
     else if (!values.q) console.log(checkHuman(result));
     return checkStatus(result);

@@ -111,10 +111,9 @@ export function checkJson(path: string, result: CheckResult): Record<string, unk
   return json;
 }
 
-/** qemu-img check's human report. */
+/** qemu-img check's human report (the ERROR lines go to stderr, as qemu-img prints them). */
 export function checkHuman(result: CheckResult): string {
   const lines: string[] = [];
-  for (const error of result.errors) lines.push(`ERROR ${error}`);
   if (result.leaksFixed > 0 || result.errorsFixed > 0) {
     lines.push(
       "The following inconsistencies were found and repaired:",
@@ -143,7 +142,7 @@ export function checkHuman(result: CheckResult): string {
     );
   }
   const total = result.totalClusters;
-  const percent = (n: number) => (total > 0 ? (100 * n) / total : 0).toFixed(2);
+  const percent = (n: number) => fixed2(total > 0 ? (100 * n) / total : 0);
   lines.push(
     `${result.allocatedClusters}/${total} = ${percent(result.allocatedClusters)}% allocated, ${
       percent(result.fragmentedClusters)
@@ -173,4 +172,13 @@ export function mapHuman(entries: MapEntry[]): string {
     lines.push(`${hex(e.start).padEnd(16)}${hex(e.length).padEnd(16)}${e.file}`);
   }
   return lines.join("\n");
+}
+
+/** printf("%0.2f"): two decimals, ties to even as C rounds exact binary halves (0.625 -> 0.62). */
+function fixed2(value: number): string {
+  const scaled = value * 100;
+  const floor = Math.floor(scaled);
+  const rest = scaled - floor;
+  const rounded = rest > 0.5 || (rest === 0.5 && floor % 2 === 1) ? floor + 1 : floor;
+  return (rounded / 100).toFixed(2);
 }

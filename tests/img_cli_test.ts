@@ -262,6 +262,50 @@ Deno.test("img check and compare exit with qemu-img's statuses", () =>
     assert.match(missing.stderr, /missing: no such file/);
   }));
 
+/** Sets the L2 entry of guest cluster 0 (64 KiB clusters) of a qcow2 file to `entry`. */
+async function setFirstL2Entry(path: string, entry: bigint): Promise<void> {
+  const file = await Deno.open(path, { read: true, write: true });
+  try {
+    const read = async (offset: number) => {
+      const bytes = new Uint8Array(8);
+      await file.seek(offset, Deno.SeekMode.Start);
+      await file.read(bytes);
+      return new DataView(bytes.buffer).getBigUint64(0);
+    };
+    const l1 = Number(await read(40));
+    const l2 = Number((await read(l1)) & 0x00ff_ffff_ffff_fe00n);
+    const bytes = new Uint8Array(8);
+    new DataView(bytes.buffer).setBigUint64(0, entry);
+    await file.seek(l2, Deno.SeekMode.Start);
+    await file.write(bytes);
+  } finally {
+    file.close();
+  }
+}
+
+Deno.test("img check exits 3 for leaks and 2 for corruption as qemu-img does; -r leaks repairs", () =>
+  withDir(async (dir) => {
+    const leaky = `${dir}/leaky.qcow2`;
+    await qemuOk("create", "-q", "-f", "qcow2", leaky, "4M");
+    await qemuIo(leaky, "qcow2", "write -P 5 0 64k");
+    await setFirstL2Entry(leaky, 0n); // the data cluster is still counted: a leak
+    const leak = await denovisor(["img", "check", leaky]);
+    assert.equal(leak.code, (await qemuImg("check", leaky)).code);
+    assert.equal(leak.code, 3);
+    assert.match(leak.stdout, /1 leaked clusters were found on the image/);
+    const repaired = await denovisor(["img", "check", "-r", "leaks", leaky]);
+    assert.equal(repaired.code, 0, repaired.stdout + repaired.stderr);
+    await assertClean(leaky);
+    const broken = `${dir}/broken.qcow2`;
+    await qemuOk("create", "-q", "-f", "qcow2", broken, "4M");
+    await qemuIo(broken, "qcow2", "write -P 5 0 64k");
+    await setFirstL2Entry(broken, 0x8000_0000_0100_0000n); // copied, beyond the file's end
+    const corrupt = await denovisor(["img", "check", broken]);
+    assert.equal(corrupt.code, (await qemuImg("check", broken)).code);
+    assert.equal(corrupt.code, 2);
+    assert.match(corrupt.stdout, /errors were found on the image/);
+  }));
+
 Deno.test("img refuses bad input with one line and the right status", async () => {
   const cases: [string[], number, RegExp][] = [
     [["info", "/nonexistent/disk.qcow2"], 1, /no such file/],
