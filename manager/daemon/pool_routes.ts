@@ -48,25 +48,6 @@ export function addPoolRoutes(router: Router, pools: PoolManager): Router {
     const body = await readJsonBody(request) as { enabled?: unknown };
     return jsonResponse(guard(() => pools.setAutostart(params.pool, body.enabled as boolean)));
   });
-  router.add("POST", "/v1/pools/:pool/:action", async ({ params, url, request }) => {
-    await readJsonBody(request);
-    const pool = params.pool;
-    switch (params.action as typeof POOL_ACTIONS[number]) {
-      case "build":
-        return jsonResponse(guard(() => pools.build(pool, { overwrite: flag(url, "overwrite") })));
-      case "start":
-        return jsonResponse(guard(() => pools.start(pool)));
-      case "stop":
-        return jsonResponse(guard(() => pools.stop(pool)));
-      case "refresh":
-        return jsonResponse(guard(() => pools.refresh(pool)));
-    }
-    throw new ApiError(
-      "invalid",
-      `Unknown pool action '${params.action}'; use ${POOL_ACTIONS.join(", ")}`,
-    );
-  });
-
   router.add(
     "GET",
     "/v1/pools/:pool/volumes",
@@ -92,6 +73,26 @@ export function addPoolRoutes(router: Router, pools: PoolManager): Router {
     );
     return jsonResponse(info, params.action === "clone" ? 201 : 200);
   });
+  // Last: the router takes the first match, and :action would match "volumes".
+  router.add("POST", "/v1/pools/:pool/:action", async ({ params, url, request }) => {
+    await readJsonBody(request);
+    const pool = params.pool;
+    switch (params.action as typeof POOL_ACTIONS[number]) {
+      case "build":
+        return jsonResponse(guard(() => pools.build(pool, { overwrite: flag(url, "overwrite") })));
+      case "start":
+        return jsonResponse(guard(() => pools.start(pool)));
+      case "stop":
+        return jsonResponse(guard(() => pools.stop(pool)));
+      case "refresh":
+        return jsonResponse(guard(() => pools.refresh(pool)));
+    }
+    throw new ApiError(
+      "invalid",
+      `Unknown pool action '${params.action}'; use ${POOL_ACTIONS.join(", ")}`,
+    );
+  });
+
   return router;
 }
 
