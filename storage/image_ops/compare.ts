@@ -17,6 +17,7 @@ import {
   type ProgressCallback,
   readInto,
   SECTOR_SIZE,
+  STATUS_SPAN,
 } from "./scan.ts";
 
 /** Options of `compareImages`. */
@@ -76,10 +77,11 @@ export function compareImageContents(
   const bufferB = new Uint8Array(CHUNK_SIZE);
   let offset = 0;
   while (offset < common) {
-    const wanted = Math.min(CHUNK_SIZE, common - offset);
+    const wanted = Math.min(STATUS_SPAN, common - offset);
     const statusA = a.blockStatus(offset, wanted);
     const statusB = b.blockStatus(offset, Math.max(1, Math.min(statusA.length, wanted)));
-    const length = Math.max(1, Math.min(statusA.length, statusB.length, wanted));
+    let length = Math.max(1, Math.min(statusA.length, statusB.length, wanted));
+    if (!(statusA.zero && statusB.zero)) length = Math.min(length, CHUNK_SIZE);
     if (options.strict && statusA.allocated !== statusB.allocated) {
       return { equal: false, firstDifference: offset, difference: "allocation", sizeMismatch };
     }

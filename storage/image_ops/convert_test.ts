@@ -72,7 +72,7 @@ Deno.test("convertImage() leaves no output behind when the source cannot be open
 Deno.test("convertImage() reports progress up to the virtual size", () => {
   const dir = Deno.makeTempDirSync();
   try {
-    rawWithData(`${dir}/src.raw`, 5 * MiB + 512, [[0, 1]]);
+    rawWithData(`${dir}/src.raw`, 5 * MiB + 512, [0, 1, 2, 3, 4].map((m) => [m * MiB, 1]));
     const seen: number[] = [];
     convertImage(`${dir}/src.raw`, `${dir}/dst.raw`, {
       format: "raw",

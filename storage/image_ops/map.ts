@@ -6,7 +6,7 @@
  */
 
 import { type Image, type ImageFormat, openImage } from "./image_access.ts";
-import { CHUNK_SIZE } from "./scan.ts";
+import { STATUS_SPAN } from "./scan.ts";
 
 /** One run, with qemu-img map's JSON fields (the host offset is not reported). */
 export interface MapEntry {
@@ -39,7 +39,7 @@ export function mapOpenImage(image: Image): MapEntry[] {
   const bottom = chain.length - 1;
   const entries: MapEntry[] = [];
   for (let offset = 0; offset < image.size;) {
-    const wanted = Math.min(CHUNK_SIZE, image.size - offset);
+    const wanted = Math.min(STATUS_SPAN, image.size - offset);
     const extent = image.blockStatus(offset, wanted);
     let depth = extent.depth;
     let length = Math.max(1, Math.min(extent.length, wanted));

@@ -110,9 +110,15 @@ function rebaseData(
       target.write(offset, [readInto(old, offset, length, bufferOld)]);
       bytesWritten += length;
     } else if (!options.unsafe) {
-      const was = readInto(old, offset, length, bufferOld);
-      const now = readBase(options.newBase, offset, length, bufferNew);
-      bytesWritten += writeDifferences(target, offset, was, now, granule);
+      // Zero runs of the old chain may be long; the new base is read a chunk at a time.
+      for (let at = offset; at < offset + length; at += CHUNK_SIZE) {
+        const piece = Math.min(CHUNK_SIZE, offset + length - at);
+        const was = extent.zero
+          ? bufferOld.fill(0, 0, piece).subarray(0, piece)
+          : readInto(old, at, piece, bufferOld);
+        const now = readBase(options.newBase, at, piece, bufferNew);
+        bytesWritten += writeDifferences(target, at, was, now, granule);
+      }
     }
     progress.advance(length);
   });
