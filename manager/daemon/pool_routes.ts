@@ -8,7 +8,8 @@
 
 import { ApiError, jsonResponse, readJsonBody, type Router } from "./router.ts";
 import { PoolError, type PoolManager } from "../../storage/pool/mod.ts";
-import { VolumeImageError } from "../../storage/pool/volume_image.ts";
+import { ImageError } from "../../storage/image.ts";
+import { DiskError } from "../../storage/disk.ts";
 import { GptError } from "../../storage/pool/gpt.ts";
 
 const POOL_ACTIONS = ["build", "start", "stop", "refresh"] as const;
@@ -105,8 +106,12 @@ function flag(url: URL, name: string): boolean {
 export function toApiError(error: unknown): unknown {
   if (error instanceof ApiError) return error;
   if (error instanceof PoolError) return new ApiError(error.code, error.message, { cause: error });
-  if (error instanceof VolumeImageError || error instanceof GptError) {
+  if (error instanceof ImageError || error instanceof GptError) {
     return new ApiError("invalid", error.message, { cause: error });
+  }
+  if (error instanceof DiskError && /in use|locked/i.test(error.message)) {
+    // Another process (a VMM not known to the daemon, a qemu) holds the image's lock.
+    return new ApiError("conflict", error.message, { cause: error });
   }
   if (error instanceof Deno.errors.NotFound) {
     return new ApiError("not_found", (error as Error).message, { cause: error });
