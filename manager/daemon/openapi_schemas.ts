@@ -1,0 +1,275 @@
+/**
+ * JSON Schemas (2020-12, as OpenAPI 3.1 uses) of the API types in manager/api_types.ts,
+ * for the OpenAPI description (openapi.ts). Keep them in step with the TypeScript types;
+ * openapi_test.ts checks the field lists against sample values of those types.
+ *
+ * @module
+ */
+
+type Schema = Record<string, unknown>;
+
+const string: Schema = { type: "string" };
+const boolean: Schema = { type: "boolean" };
+const integer: Schema = { type: "integer", minimum: 0 };
+
+/** A `$ref` to a schema in components. */
+export function ref(name: string): Schema {
+  return { $ref: `#/components/schemas/${name}` };
+}
+
+function object(properties: Record<string, Schema>, required: string[] = [], extra = {}): Schema {
+  return { type: "object", properties, required, additionalProperties: false, ...extra };
+}
+
+const size: Schema = {
+  description: 'Bytes, or a string with a unit such as "10G"',
+  oneOf: [integer, string],
+};
+const rateLimit: Schema = {
+  type: "string",
+  description:
+    'Token-bucket limit: "bw=10M,ops=1000[,bw_burst=SIZE][,ops_burst=N]" or Firecracker\'s JSON',
+  examples: ["bw=10M,ops=1000"],
+};
+
+const domainSummary = {
+  name: string,
+  uuid: { type: "string", format: "uuid" },
+  state: ref("DomainState"),
+  vcpus: integer,
+  memoryBytes: integer,
+  autostart: boolean,
+  persistent: boolean,
+  pid: integer,
+};
+
+const poolDefinition = {
+  name: string,
+  type: { enum: ["dir", "btrfs", "block", "shared"] },
+  path: string,
+  autostart: boolean,
+};
+
+/** Every schema of the API, by type name. */
+export const SCHEMAS: Record<string, Schema> = {
+  LifecycleAction: { enum: ["destroy", "restart", "preserve", "rename-restart"] },
+  Transport: { enum: ["pci", "mmio"] },
+  DomainState: {
+    enum: ["shutoff", "starting", "running", "paused", "shutting-down", "crashed"],
+  },
+  DiskDefinition: object({
+    pool: { type: "string", description: 'Defaults to "default" when volume is given' },
+    volume: string,
+    path: { type: "string", description: "Absolute host path; exclusive with volume" },
+    format: { enum: ["raw", "qcow2"], description: "Probed from the image when omitted" },
+    readOnly: boolean,
+    serial: { type: "string", maxLength: 20 },
+    transport: ref("Transport"),
+    rateLimit,
+  }),
+  NicDefinition: object({
+    tap: { type: "string", description: 'A tap name, or "auto" (default)' },
+    bridge: string,
+    mac: {
+      type: "string",
+      pattern: "^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$",
+      description: "Generated (52:54:00 prefix, stable per uuid and index) when omitted",
+    },
+    transport: ref("Transport"),
+    rateLimit,
+  }),
+  BootDefinition: {
+    oneOf: [
+      object({ kernel: string, initrd: string, cmdline: string }, ["kernel"]),
+      object({ demo: { const: true } }, ["demo"]),
+    ],
+  },
+  DomainDefinition: object(
+    {
+      name: { type: "string", pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$" },
+      uuid: { type: "string", format: "uuid" },
+      vcpus: { type: "integer", minimum: 1, maximum: 254 },
+      memory: {
+        description: 'A bare number is MiB (as in xl.cfg); or a size string such as "512M"',
+        oneOf: [{ type: "integer", minimum: 16 }, string],
+      },
+      boot: ref("BootDefinition"),
+      disks: { type: "array", items: ref("DiskDefinition") },
+      nics: { type: "array", items: ref("NicDefinition") },
+      rng: { oneOf: [boolean, object({ rateLimit })] },
+      balloon: boolean,
+      onPoweroff: ref("LifecycleAction"),
+      onReboot: ref("LifecycleAction"),
+      onCrash: ref("LifecycleAction"),
+      autostart: boolean,
+    },
+    ["name", "boot"],
+    { description: "Documented in docs/domain.md; unknown fields are refused" },
+  ),
+  DomainSummary: object(domainSummary, [
+    "name",
+    "uuid",
+    "state",
+    "vcpus",
+    "memoryBytes",
+    "autostart",
+    "persistent",
+  ]),
+  DomainInfo: object({
+    ...domainSummary,
+    definition: ref("DomainDefinition"),
+    startedAt: { type: "string", format: "date-time" },
+    lastEnd: string,
+    consoleSocket: string,
+    logFile: string,
+    note: { type: "string", description: "A remark on the request just answered" },
+  }, [
+    "name",
+    "uuid",
+    "state",
+    "vcpus",
+    "memoryBytes",
+    "autostart",
+    "persistent",
+    "definition",
+    "logFile",
+  ]),
+  ActionRequest: object({
+    timeoutSeconds: { type: "number", minimum: 0, description: "shutdown: default 60" },
+    wait: { type: "boolean", description: "shutdown, reboot: answer when done (default true)" },
+  }),
+  VcpuStats: object({ index: integer, cpuTimeNs: integer }, ["index", "cpuTimeNs"]),
+  DiskStats: object({
+    name: string,
+    path: string,
+    readRequests: integer,
+    writeRequests: integer,
+    readBytes: integer,
+    writeBytes: integer,
+    flushes: integer,
+    errors: integer,
+  }, [
+    "name",
+    "path",
+    "readRequests",
+    "writeRequests",
+    "readBytes",
+    "writeBytes",
+    "flushes",
+    "errors",
+  ]),
+  NicStats: object({
+    name: string,
+    tap: string,
+    mac: string,
+    rxFrames: integer,
+    txFrames: integer,
+    rxBytes: integer,
+    txBytes: integer,
+    rxDropped: integer,
+  }, ["name", "tap", "mac", "rxFrames", "txFrames", "rxBytes", "txBytes", "rxDropped"]),
+  DomainStats: object({
+    name: string,
+    state: ref("DomainState"),
+    vcpus: { type: "array", items: ref("VcpuStats") },
+    memory: object(
+      { guestBytes: integer, availableBytes: integer, balloonBytes: integer, rssBytes: integer },
+      ["guestBytes", "availableBytes", "balloonBytes", "rssBytes"],
+    ),
+    disks: { type: "array", items: ref("DiskStats") },
+    nics: { type: "array", items: ref("NicStats") },
+  }, ["name", "state", "vcpus", "memory", "disks", "nics"]),
+  DomainEvent: object({
+    time: { type: "string", format: "date-time" },
+    domain: string,
+    kind: {
+      enum: [
+        "defined",
+        "undefined",
+        "started",
+        "paused",
+        "resumed",
+        "shutdown",
+        "rebooted",
+        "crashed",
+        "destroyed",
+        "stopped",
+      ],
+    },
+    detail: string,
+  }, ["time", "domain", "kind"]),
+  HostInfo: object({
+    version: string,
+    hostname: string,
+    cpus: integer,
+    memoryBytes: integer,
+    domainsDefined: integer,
+    domainsRunning: integer,
+    stateDir: string,
+    socket: string,
+  }, [
+    "version",
+    "hostname",
+    "cpus",
+    "memoryBytes",
+    "domainsDefined",
+    "domainsRunning",
+    "stateDir",
+    "socket",
+  ]),
+  PoolDefinition: object(poolDefinition, ["name", "type", "path"]),
+  PoolInfo: object({
+    ...poolDefinition,
+    state: { enum: ["inactive", "active", "building"] },
+    shared: { type: "boolean", description: "Storage every host of a cluster mounts" },
+    capacityBytes: integer,
+    allocationBytes: integer,
+    availableBytes: integer,
+    volumes: integer,
+  }, ["name", "type", "path", "state", "volumes"]),
+  VolumeInfo: object({
+    pool: string,
+    name: string,
+    path: string,
+    format: { enum: ["raw", "qcow2"] },
+    virtualSize: integer,
+    allocatedSize: integer,
+    backingChain: { type: "array", items: string },
+    snapshots: { type: "array", items: string },
+    usedBy: string,
+  }, [
+    "pool",
+    "name",
+    "path",
+    "format",
+    "virtualSize",
+    "allocatedSize",
+    "backingChain",
+    "snapshots",
+  ]),
+  VolumeCreateRequest: object({
+    name: string,
+    format: { enum: ["raw", "qcow2"] },
+    size,
+    preallocation: { enum: ["off", "metadata", "full"] },
+    backingVolume: string,
+    import: { type: "string", description: "Copy this host file into the pool" },
+  }, ["name"]),
+  VolumeActionRequest: object({
+    size,
+    force: boolean,
+    target: string,
+    mode: { enum: ["full", "linked"] },
+    format: { enum: ["raw", "qcow2"] },
+    snapshot: string,
+  }),
+  ApiErrorBody: object({
+    error: object({
+      code: { enum: ["invalid", "forbidden", "not_found", "conflict", "timeout", "internal"] },
+      message: {
+        type: "string",
+        examples: ["disks[1].volume: no volume 'web' in pool 'default'"],
+      },
+    }, ["code", "message"]),
+  }, ["error"]),
+};
