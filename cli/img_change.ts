@@ -94,13 +94,14 @@ unwritten ranges read from BACKING (a relative path is relative to FILE's direct
 const convert: ImgSubcommand = {
   summary: "Copy an image into a new one, of any format, keeping it sparse",
   usage:
-    `Usage: denovisor img convert [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] [-B BACKING [-F BACKING_FMT]] [-p] [-q] SOURCE OUTPUT
+    `Usage: denovisor img convert [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] [-B BACKING [-F BACKING_FMT]] [-S SIZE] [-p] [-q] SOURCE OUTPUT
 
 Writes what SOURCE reads as (its whole backing chain) into a new image OUTPUT of
 OUTPUT_FMT (raw by default). Only data is written: zero ranges and all-zero 4 KiB
 blocks are skipped, so OUTPUT is sparse. OUTPUT is built under a temporary name and
 renamed into place when complete; an existing OUTPUT is replaced.
 -B makes OUTPUT a qcow2 overlay of BACKING holding only what SOURCE itself stores.
+-S sets the zero-detection block size (default 4k); -S 0 writes every byte.
 -o takes the options of create (cluster_size, preallocation); -p shows progress.
   denovisor img convert -f raw -O qcow2 -o cluster_size=128k disk.raw disk.qcow2`,
   run(args) {
@@ -113,6 +114,7 @@ renamed into place when complete; an existing OUTPUT is replaced.
       p: { type: "boolean" },
       q: { type: "boolean" },
       c: { type: "boolean" },
+      S: { type: "string" },
       U: { type: "boolean" },
       "force-share": { type: "boolean" },
     }, true);
@@ -138,12 +140,21 @@ renamed into place when complete; an existing OUTPUT is replaced.
       backingFile,
       backingFormat: parseFormat(values.F, "img convert: -F") ?? options.backingFormat,
       preallocation: options.preallocation,
+      sparseSize: values.S === undefined ? undefined : parseSparseSize(values.S),
       overwrite: true,
       onProgress: values.p && !values.q ? progressPrinter() : undefined,
     });
     return 0;
   },
 };
+
+function parseSparseSize(text: string): number {
+  const size = parseImageSize(text, "img convert: -S");
+  if (size % 512 !== 0) {
+    throw new UsageError(`img convert: -S ${text} is not a multiple of 512 bytes`);
+  }
+  return size;
+}
 
 const resize: ImgSubcommand = {
   summary: "Grow (or, with --shrink, shrink) an image's virtual size",

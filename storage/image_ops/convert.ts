@@ -20,6 +20,7 @@ import {
   type ProgressCallback,
   readInto,
   writeNonZero,
+  ZERO_GRANULE,
 } from "./scan.ts";
 import { buildThenReplace } from "./files.ts";
 
@@ -39,6 +40,11 @@ export interface ConvertOptions {
   backingFile?: string;
   backingFormat?: ImageFormat;
   preallocation?: "off" | "metadata" | "full";
+  /**
+   * Zero-detection granule (qemu-img convert -S): aligned blocks of this many zero bytes
+   * are not written. Default 4096; 0 writes every byte, for a fully allocated output.
+   */
+  sparseSize?: number;
   /** Replace `dst` if it exists (as qemu-img does). Default: refuse. */
   overwrite?: boolean;
   onProgress?: ProgressCallback;
@@ -76,6 +82,7 @@ export function convertImage(src: string, dst: string, options: ConvertOptions):
       try {
         const result = copyImageData(source, target, {
           topOnly: options.backingFile !== undefined,
+          sparseSize: options.sparseSize,
           onProgress: options.onProgress,
         });
         target.flush();
@@ -96,6 +103,8 @@ export interface CopyOptions {
    * explicit zeroes), for a target whose backing file provides the rest.
    */
   topOnly?: boolean;
+  /** See `ConvertOptions.sparseSize`. */
+  sparseSize?: number;
   onProgress?: ProgressCallback;
 }
 
@@ -110,6 +119,10 @@ export function copyImageData(source: Image, target: Image, options: CopyOptions
       `Cannot copy ${source.path} (${source.size} bytes) into ${target.path}: it has only ${target.size} bytes`,
     );
   }
+  const sparseSize = options.sparseSize ?? ZERO_GRANULE;
+  if (!Number.isSafeInteger(sparseSize) || sparseSize < 0) {
+    throw new ImageError(`Cannot copy ${source.path}: sparse size ${sparseSize} is not a size`);
+  }
   const buffer = new Uint8Array(CHUNK_SIZE);
   const progress = new Progress(source.size, options.onProgress);
   let bytesWritten = 0;
@@ -122,8 +135,19 @@ export function copyImageData(source: Image, target: Image, options: CopyOptions
         target.write(offset, [readInto(source, offset, length, buffer)]);
         bytesWritten += length;
       }
+    } else if (sparseSize === 0) {
+      // Fully allocated output: zero runs are written as zero bytes too, a chunk at a time.
+      for (let at = offset; at < offset + length; at += CHUNK_SIZE) {
+        const piece = Math.min(CHUNK_SIZE, offset + length - at);
+        const data = extent.zero
+          ? buffer.fill(0, 0, piece).subarray(0, piece)
+          : readInto(source, at, piece, buffer);
+        target.write(at, [data]);
+        bytesWritten += piece;
+      }
     } else if (!extent.zero) {
-      bytesWritten += writeNonZero(target, offset, readInto(source, offset, length, buffer));
+      const data = readInto(source, offset, length, buffer);
+      bytesWritten += writeNonZero(target, offset, data, sparseSize);
     }
     progress.advance(length);
   });

@@ -119,3 +119,19 @@ Deno.test("copyImageData() flattens a chain: backing data is copied, zeroes are 
   assert.deepEqual(target.states, ["data", "unallocated", "unallocated", "data"]);
   assert.throws(() => copyImageData(top, new MemoryImage("small", 65536)), /has only 65536 bytes/);
 });
+
+Deno.test("convertImage() with sparseSize 0 allocates every byte of the output", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const expected = rawWithData(`${dir}/src.raw`, 2 * MiB, [[MiB, 4]]);
+    const result = convertImage(`${dir}/src.raw`, `${dir}/dst.raw`, {
+      format: "raw",
+      sparseSize: 0,
+    });
+    assert.equal(result.bytesWritten, 2 * MiB);
+    assert.deepEqual(Deno.readFileSync(`${dir}/dst.raw`), expected);
+    assert.ok(Deno.statSync(`${dir}/dst.raw`).blocks! * 512 >= 2 * MiB);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -89,7 +89,12 @@ export function firstDifference(a: Uint8Array, b: Uint8Array): number {
  * unallocated clusters in a freshly created target. Granules are aligned to absolute
  * offsets so a chunk boundary never splits one. Returns the bytes written.
  */
-export function writeNonZero(target: Image, offset: number, data: Uint8Array): number {
+export function writeNonZero(
+  target: Image,
+  offset: number,
+  data: Uint8Array,
+  granule = ZERO_GRANULE,
+): number {
   let written = 0;
   let runStart = -1;
   let at = 0;
@@ -100,7 +105,7 @@ export function writeNonZero(target: Image, offset: number, data: Uint8Array): n
     runStart = -1;
   };
   while (at < data.length) {
-    const next = Math.min(data.length, at + ZERO_GRANULE - ((offset + at) % ZERO_GRANULE));
+    const next = Math.min(data.length, at + granule - ((offset + at) % granule));
     if (isZero(data.subarray(at, next))) flush(at);
     else if (runStart < 0) runStart = at;
     at = next;
