@@ -7,33 +7,10 @@
 import assert from "node:assert/strict";
 import { ApiClient, ApiClientError } from "../manager/api_client.ts";
 import type { PoolInfo, VolumeInfo } from "../manager/api_types.ts";
-import { addPoolRoutes } from "../manager/daemon/pool_routes.ts";
-import { Router } from "../manager/daemon/router.ts";
-import { PoolManager } from "../storage/pool/mod.ts";
 import { denovisor } from "./cli_support.ts";
-import { judgeImage, poolTest, withTempDir } from "./pool_support.ts";
+import { judgeImage, poolTest, withPoolApi, withTempDir } from "./pool_support.ts";
 
 const QEMU = ["qemu-img", "qemu-io"];
-
-/** Serves the pool routes of a fresh state dir on `<dir>/api.sock` while `fn` runs. */
-async function withPoolApi(
-  dir: string,
-  users: Record<string, string>,
-  fn: (socket: string, router: Router) => Promise<void>,
-): Promise<void> {
-  const pools = new PoolManager({ stateDir: `${dir}/state`, volumeUser: (path) => users[path] });
-  const router = addPoolRoutes(new Router(), pools);
-  const socket = `${dir}/api.sock`;
-  const server = Deno.serve(
-    { path: socket, onListen: () => {} },
-    (request) => router.handle(request),
-  );
-  try {
-    await fn(socket, router);
-  } finally {
-    await server.shutdown();
-  }
-}
 
 async function expectApiError(work: Promise<unknown>, code: string, pattern: RegExp) {
   await assert.rejects(work, (error: unknown) => {

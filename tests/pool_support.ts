@@ -7,6 +7,9 @@
  */
 
 import assert from "node:assert/strict";
+import { addPoolRoutes } from "../manager/daemon/pool_routes.ts";
+import { Router } from "../manager/daemon/router.ts";
+import { PoolManager } from "../storage/pool/mod.ts";
 
 /** Runs a tool; returns stdout, throws with stderr on failure. */
 export function sh(command: string, ...args: string[]): string {
@@ -140,4 +143,24 @@ export function hasPattern(path: string, offset: number, length: number, byte: n
   if (/Pattern verification failed/.test(text)) return false;
   if (!out.success) throw new Error(`qemu-io read of ${path} failed: ${text.trim()}`);
   return true;
+}
+
+/** Serves the pool routes of a fresh state dir on `<dir>/api.sock` while `fn` runs. */
+export async function withPoolApi(
+  dir: string,
+  users: Record<string, string>,
+  fn: (socket: string, router: Router) => Promise<void>,
+): Promise<void> {
+  const pools = new PoolManager({ stateDir: `${dir}/state`, volumeUser: (path) => users[path] });
+  const router = addPoolRoutes(new Router(), pools);
+  const socket = `${dir}/api.sock`;
+  const server = Deno.serve(
+    { path: socket, onListen: () => {} },
+    (request) => router.handle(request),
+  );
+  try {
+    await fn(socket, router);
+  } finally {
+    await server.shutdown();
+  }
 }
