@@ -306,6 +306,31 @@ Deno.test("img check exits 3 for leaks and 2 for corruption as qemu-img does; -r
     assert.match(corrupt.stdout, /errors were found on the image/);
   }));
 
+Deno.test("img convert onto a full file system fails with ENOSPC and leaves nothing behind", () =>
+  withDir(async (dir) => {
+    // Needs root to mount a 1 MiB tmpfs (CI runs as root).
+    await Deno.mkdir(`${dir}/small`);
+    const mount = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=1m", "tmpfs", `${dir}/small`],
+    }).output();
+    assert.equal(mount.code, 0, new TextDecoder().decode(mount.stderr));
+    try {
+      const source = `${dir}/data.raw`;
+      await qemuOk("create", "-q", "-f", "raw", source, "4M");
+      await qemuIo(source, "raw", "write -P 9 0 4M");
+      for (const format of ["raw", "qcow2"]) {
+        const out = `${dir}/small/out.${format}`;
+        const r = await denovisor(["img", "convert", "-O", format, source, out]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /no space left on device/);
+        assert.match(r.stderr, new RegExp(`out\\.${format}`));
+        assert.deepEqual([...Deno.readDirSync(`${dir}/small`)], []);
+      }
+    } finally {
+      await new Deno.Command("umount", { args: [`${dir}/small`] }).output();
+    }
+  }));
+
 Deno.test("img refuses bad input with one line and the right status", async () => {
   const cases: [string[], number, RegExp][] = [
     [["info", "/nonexistent/disk.qcow2"], 1, /no such file/],

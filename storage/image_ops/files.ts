@@ -86,6 +86,8 @@ export function buildThenReplace<T>(
     try {
       Deno.removeSync(temporary);
     } catch { /* never created */ }
+    // Name the file the user asked for, not the temporary one.
+    if (error instanceof Error) error.message = error.message.replaceAll(temporary, dst);
     throw error;
   }
 }
