@@ -253,9 +253,11 @@ function readBoot(value: unknown, baseDir: string | undefined): BootDefinition {
       `must be at most ${MAX_CMDLINE_BYTES} bytes without NUL characters`,
     );
   }
-  const boot: BootDefinition = { kernel: readPath(kernel, "boot.kernel", baseDir), cmdline };
-  if (initrd !== undefined) boot.initrd = readPath(initrd, "boot.initrd", baseDir);
-  return boot;
+  return {
+    kernel: readPath(kernel, "boot.kernel", baseDir),
+    ...(initrd === undefined ? {} : { initrd: readPath(initrd, "boot.initrd", baseDir) }),
+    cmdline,
+  };
 }
 
 function checkDeviceCount(definition: DomainDefinition): void {
