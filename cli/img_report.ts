@@ -39,7 +39,9 @@ export function infoJson(info: ImageInfo): Record<string, unknown> {
         id: s.id,
         name: s.name,
         "vm-state-size": s.vmStateSize,
-        ...(Number.isNaN(seconds) ? { date: s.date } : { "date-sec": Math.floor(seconds / 1000) }),
+        ...(Number.isNaN(seconds)
+          ? { date: s.date }
+          : { "date-sec": Math.floor(seconds / 1000), "date-nsec": (seconds % 1000) * 1e6 }),
       };
     });
   }
@@ -70,20 +72,41 @@ export function infoHuman(info: ImageInfo): string {
     if (info.backingFormat !== undefined) lines.push(`backing file format: ${info.backingFormat}`);
   }
   if (info.snapshots !== undefined && info.snapshots.length > 0) {
-    lines.push(
-      "Snapshot list:",
-      `${"ID".padEnd(10)}${"TAG".padEnd(17)}${"VM SIZE".padStart(8)}  DATE`,
-    );
-    for (const s of info.snapshots) {
-      lines.push(
-        `${s.id.padEnd(10)}${s.name.padEnd(17)}${humanSize(s.vmStateSize).padStart(8)}  ${s.date}`,
-      );
-    }
+    lines.push("Snapshot list:", ...snapshotTable(info.snapshots));
   }
   if (info.format === "qcow2" && info.corrupt !== undefined) {
     lines.push("Format specific information:", `    corrupt: ${info.corrupt}`);
   }
   return lines.join("\n");
+}
+
+type Snapshot = NonNullable<ImageInfo["snapshots"]>[number];
+
+/**
+ * The snapshot table as qemu-img prints it ("%-9s %-16s %8s%20s%13s%11s"); the VM clock
+ * and instruction count are not recorded for Denovisor's disk snapshots and show "--".
+ */
+export function snapshotTable(snapshots: readonly Snapshot[]): string[] {
+  const row = (id: string, tag: string, size: string, date: string, clock: string, n: string) =>
+    `${id.padEnd(9)} ${tag.padEnd(16)} ${size.padStart(8)}${date.padStart(20)}${
+      clock.padStart(13)
+    }${n.padStart(11)}`;
+  return [
+    row("ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT"),
+    ...snapshots.map((s) =>
+      row(s.id, s.name, humanSize(s.vmStateSize), localDate(s.date), "--", "--")
+    ),
+  ];
+}
+
+/** "2026-11-27 02:43:02" in local time, as qemu-img prints snapshot dates. */
+function localDate(iso: string): string {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())} ${
+    two(date.getHours())
+  }:${two(date.getMinutes())}:${two(date.getSeconds())}`;
 }
 
 /** qemu-img check's exit status: 0 clean, 2 corruptions, 3 only leaks. */
