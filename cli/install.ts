@@ -192,6 +192,7 @@ export async function installCommand(args: string[]): Promise<number> {
     }
     report(`${existing === undefined ? "wrote" : "replaced"} ${unitPath}`);
   }
+  report(`the service runs: ${command.join(" ")} daemon`);
   makePrivateDir(staged(paths.stateDir), dryRun, report);
   makePrivateDir(staged(dirname(paths.socket)), dryRun, report);
 

@@ -89,6 +89,7 @@ Deno.test("denovisor install writes the unit and 0700 directories, and refuses t
     const first = await denovisor(base);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, new RegExp(`wrote ${unitPath}`));
+    assert.match(first.stdout, /the service runs: .*main\.ts daemon/);
     assert.match(first.stdout, /skipped systemctl daemon-reload|ran systemctl daemon-reload/);
     const unit = await Deno.readTextFile(unitPath);
     assert.match(

@@ -1,7 +1,8 @@
 /**
  * Checks that a validated definition does not clash with the other domains the daemon
- * knows: names, uuids and MACs must be unique among all of them; a disk image may be
- * shared between running domains only when every user opens it read-only.
+ * knows: names, uuids and MACs must be unique among all of them; a named tap belongs to
+ * one running domain; a disk image may be shared between running domains only when
+ * every user opens it read-only.
  *
  * @module
  */
@@ -40,6 +41,7 @@ function describeDisk(disk: DiskDefinition, resolvePath?: DiskPathResolver): str
  * `.other` the other domain) for the first clash of `definition` with `others`:
  * - a name or uuid another domain has;
  * - a MAC address another domain's NIC has;
+ * - a named tap a running domain uses;
  * - a disk image a running domain uses read-write, or one this domain would use
  *   read-write while a running domain uses it at all. Call it with `running` set as it
  *   will be: at define time (where disk clashes with stopped domains are allowed, as in
@@ -76,6 +78,19 @@ export function checkConflicts(
         throw new DomainConflictError(
           `nics[${index}].mac`,
           `${nic.mac} is already the MAC of domain '${other.name}' (nics[${otherIndex}]); leave mac out to get a generated one`,
+          other.name,
+        );
+      }
+    }
+  }
+  for (const [index, nic] of (definition.nics ?? []).entries()) {
+    if (nic.tap === undefined || nic.tap === "auto") continue;
+    for (const { definition: other, running } of others) {
+      const otherIndex = (other.nics ?? []).findIndex((o) => o.tap === nic.tap);
+      if (running && otherIndex >= 0) {
+        throw new DomainConflictError(
+          `nics[${index}].tap`,
+          `tap ${nic.tap} is in use by running domain '${other.name}' (nics[${otherIndex}]); stop that domain or use tap "auto"`,
           other.name,
         );
       }

@@ -92,3 +92,15 @@ Deno.test("checkConflicts() compares resolved paths of volumes and plain paths",
     "db",
   );
 });
+
+Deno.test("checkConflicts() refuses a named tap a running domain uses", () => {
+  const db = domain("db", { nics: [{}, { tap: "tap7" }] });
+  const web = domain("web", { nics: [{ tap: "tap7" }] });
+  checkConflicts(web, [{ definition: db, running: false }]);
+  clash(
+    () => checkConflicts(web, [{ definition: db, running: true }]),
+    "nics[0].tap",
+    "nics[0].tap: tap tap7 is in use by running domain 'db' (nics[1]); stop that domain or use tap \"auto\"",
+    "db",
+  );
+});
