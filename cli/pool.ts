@@ -138,6 +138,40 @@ export const POOL_SUBCOMMANDS: Subcommand[] = [
     run: (ctx) => action(ctx, "refresh"),
   },
   {
+    name: "snapshot",
+    aliases: ["pool-snapshot"],
+    usage: "POOL SNAPSHOT",
+    summary: "Snapshot every volume of the pool under one name (btrfs: subvolume snapshots)",
+    min: 2,
+    max: 2,
+    run: async (ctx) => {
+      const [name, snapshot] = ctx.positionals;
+      const info = await ctx.client.post<PoolInfo>(poolPath(name, undefined, "/snapshot"), {
+        target: snapshot,
+      });
+      return emit(
+        ctx,
+        info,
+        () => `Snapshot ${snapshot} of pool ${name} taken (${info.volumes} volumes)`,
+      );
+    },
+  },
+  {
+    name: "rollback",
+    aliases: ["pool-rollback"],
+    usage: "POOL SNAPSHOT",
+    summary: "Roll every volume that has the snapshot back to it",
+    min: 2,
+    max: 2,
+    run: async (ctx) => {
+      const [name, snapshot] = ctx.positionals;
+      const info = await ctx.client.post<PoolInfo>(poolPath(name, undefined, "/rollback"), {
+        snapshot,
+      });
+      return emit(ctx, info, () => `Pool ${name} rolled back to ${snapshot}`);
+    },
+  },
+  {
     name: "undefine",
     aliases: ["pool-undefine"],
     usage: "POOL [--delete]",

@@ -100,6 +100,17 @@ poolTest(
         assert.doesNotMatch(sh("btrfs", "subvolume", "list", mnt), /web\b(?!2)|\.snapshots\/web\//);
         assert.deepEqual(pools.listVolumes("b").map((v) => v.name), ["web2"]);
 
+        // A pool-level snapshot: every volume at once, rolled back together.
+        const other = await pools.createVolume("b", { name: "logs", size: "8M" });
+        writePattern(clone.path, 0, MiB, 0x44);
+        writePattern(other.path, 0, MiB, 0x45);
+        await pools.snapshotPool("b", { target: "nightly" });
+        writePattern(clone.path, 0, MiB, 0x46);
+        writePattern(other.path, 0, MiB, 0x47);
+        await pools.rollbackPool("b", { snapshot: "nightly" });
+        assert.ok(hasPattern(clone.path, 0, MiB, 0x44) && hasPattern(other.path, 0, MiB, 0x45));
+        assert.deepEqual(pools.volumeInfo("b", "logs").snapshots, ["nightly"]);
+
         pools.define({ name: "notbtrfs", type: "btrfs", path: `${dir}/plain` });
         assert.throws(() => pools.build("notbtrfs"), /not btrfs/);
       });

@@ -12,7 +12,7 @@ import { ImageError } from "../../storage/image.ts";
 import { DiskError } from "../../storage/disk.ts";
 import { GptError } from "../../storage/pool/gpt.ts";
 
-const POOL_ACTIONS = ["build", "start", "stop", "refresh"] as const;
+const POOL_ACTIONS = ["build", "start", "stop", "refresh", "snapshot", "rollback"] as const;
 
 /** Adds GET/POST/PUT/DELETE /v1/pools... to `router`. */
 export function addPoolRoutes(router: Router, pools: PoolManager): Router {
@@ -76,7 +76,7 @@ export function addPoolRoutes(router: Router, pools: PoolManager): Router {
   });
   // Last: the router takes the first match, and :action would match "volumes".
   router.add("POST", "/v1/pools/:pool/:action", async ({ params, url, request }) => {
-    await readJsonBody(request);
+    const body = await readJsonBody(request);
     const pool = params.pool;
     switch (params.action as typeof POOL_ACTIONS[number]) {
       case "build":
@@ -87,6 +87,10 @@ export function addPoolRoutes(router: Router, pools: PoolManager): Router {
         return jsonResponse(guard(() => pools.stop(pool)));
       case "refresh":
         return jsonResponse(guard(() => pools.refresh(pool)));
+      case "snapshot":
+        return jsonResponse(await guardAsync(() => pools.snapshotPool(pool, body)));
+      case "rollback":
+        return jsonResponse(await guardAsync(() => pools.rollbackPool(pool, body)));
     }
     throw new ApiError(
       "invalid",

@@ -25,6 +25,7 @@ import {
   checkName,
   describeVolume,
   type ProgressOptions,
+  refuseChange,
   refuseInUse,
   type VolumeContext,
   type VolumeUser,
@@ -212,12 +213,25 @@ export class PoolManager {
     return this.info(name);
   }
 
-  /** Starts every autostart pool; returns the failures, one message per pool. */
+  /**
+   * Starts every autostart pool and re-checks the pools recorded as active (after a reboot
+   * a mount or a loop device may be gone: such a pool becomes inactive). Returns the
+   * failures, one message per pool.
+   */
   startAutostart(): string[] {
     const failures: string[] = [];
     for (const name of this.#names()) {
       const record = this.#record(name);
-      if (!record.autostart || record.active) continue;
+      if (record.active) {
+        try {
+          backendFor(record).start();
+        } catch (error) {
+          this.#save({ ...record, active: false });
+          failures.push(`pool '${name}' stopped: ${(error as Error).message}`);
+        }
+        continue;
+      }
+      if (!record.autostart) continue;
       try {
         this.start(name);
       } catch (error) {
@@ -290,6 +304,65 @@ export class PoolManager {
     } finally {
       this.#busy.delete(key);
     }
+  }
+
+  /**
+   * Snapshots every volume of the pool under one name (btrfs: subvolume snapshots; dir and
+   * shared: external snapshots). All volumes are checked first; if one snapshot fails, the
+   * ones already taken are deleted again.
+   */
+  async snapshotPool(pool: string, body: unknown): Promise<PoolInfo> {
+    const snapshot = checkName((body as { target?: unknown } | null)?.target, "target");
+    const ctx = this.#context(this.#requireActive(pool));
+    const volumes = ctx.backend.listVolumes();
+    for (const volume of volumes) {
+      refuseChange(ctx, volume, "snapshot");
+      if (ctx.meta.get(volume).snapshots.some((s) => s.name === snapshot)) {
+        throw new PoolError("conflict", `Volume '${volume}' already has a snapshot '${snapshot}'`);
+      }
+    }
+    const taken: string[] = [];
+    try {
+      for (const volume of volumes) {
+        await this.#withVolume(
+          pool,
+          volume,
+          "snapshot",
+          (c) => snapshotVolume(c, volume, { target: snapshot }),
+        );
+        taken.push(volume);
+      }
+    } catch (error) {
+      for (const volume of taken) {
+        await deleteSnapshot(ctx, volume, { snapshot }).catch(() => {});
+      }
+      throw error;
+    }
+    return this.info(pool);
+  }
+
+  /** Rolls every volume that has snapshot `body.snapshot` back to it. */
+  async rollbackPool(pool: string, body: unknown): Promise<PoolInfo> {
+    const snapshot = (body as { snapshot?: unknown } | null)?.snapshot;
+    const ctx = this.#context(this.#requireActive(pool));
+    const volumes = ctx.backend.listVolumes()
+      .filter((v) => ctx.meta.get(v).snapshots.some((s) => s.name === snapshot));
+    if (volumes.length === 0) {
+      throw new PoolError(
+        "not_found",
+        `No volume of pool '${pool}' has a snapshot ${JSON.stringify(snapshot)}`,
+      );
+    }
+    for (const volume of volumes) refuseChange(ctx, volume, "roll back");
+    for (const volume of volumes) {
+      await this.#withVolume(
+        pool,
+        volume,
+        "rollback",
+        (c) => rollbackVolume(c, volume, { snapshot: snapshot as string }),
+      );
+    }
+    return this.info(pool);
   }
 
   /** The volumes of an active pool. */
