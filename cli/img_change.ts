@@ -59,7 +59,9 @@ unwritten ranges read from BACKING (a relative path is relative to FILE's direct
     const format = parseFormat(values.f, "img create: -f") ?? "raw";
     const backingFile = values.b ?? options.backingFile;
     const backingFormat = parseFormat(values.F, "img create: -F") ?? options.backingFormat;
-    const size = sizeText !== undefined ? parseImageSize(sizeText, "img create") : options.size;
+    const given = sizeText !== undefined ? parseImageSize(sizeText, "img create") : options.size;
+    // qemu-img rounds the size up to whole 512-byte sectors.
+    const size = given === undefined ? undefined : Math.ceil(given / 512) * 512;
     if (backingFile !== undefined && format !== "qcow2") {
       throw new UsageError(`img create: a backing file needs -f qcow2 (${format} has none)`);
     }

@@ -141,4 +141,5 @@ Deno.test("resizeImage() grows a qcow2 image that qemu-img then checks clean", (
     assertClean(base);
     qemuIo(base, "read -P 0x11 0 1M", "read -P 0 2G 1M");
     assert.throws(() => resizeImage(base, MiB), /--shrink/);
+    assert.throws(() => resizeImage(base, 4 * 1024 * MiB + 1000), /multiple of 512/);
   }));

@@ -41,6 +41,11 @@ export function resizeImage(
       );
     }
     if (newSize === oldSize) return { oldSize, newSize };
+    if (image.format === "qcow2" && newSize % 512 !== 0) {
+      throw new ImageError(
+        `Cannot resize ${path} to ${newSize} bytes: a qcow2 size must be a multiple of 512`,
+      );
+    }
     if (image.resize === undefined) {
       throw new ImageError(`Cannot resize ${path}: its ${image.format} backend cannot resize`);
     }
