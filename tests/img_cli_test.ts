@@ -252,6 +252,11 @@ Deno.test("img check and compare exit with qemu-img's statuses", () =>
     assert.equal(json["check-errors"], 0);
     await Deno.writeFile(`${dir}/r.raw`, new Uint8Array(4096));
     assert.equal((await denovisor(["img", "check", `${dir}/r.raw`])).code, 63);
+    const truncated = `${dir}/truncated.qcow2`;
+    await Deno.writeFile(truncated, (await Deno.readFile(top)).subarray(0, 50));
+    const notCompleted = await denovisor(["img", "check", truncated]);
+    assert.equal(notCompleted.code, 1); // qemu-img: 1, the check could not be completed
+    assert.match(notCompleted.stderr, /truncated/);
     const different = await denovisor(["img", "compare", top, base]);
     assert.equal(different.code, 1);
     assert.equal(different.stdout, (await qemuImg("compare", top, base)).stdout);
