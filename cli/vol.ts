@@ -129,9 +129,7 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
       const p = ctx.positionals;
       const backing = (ctx.values.backing ?? ctx.values["backing-vol"]) as string | undefined;
       // POOL NAME SIZE, NAME SIZE, or NAME alone with --backing.
-      const [pool, name, size] = p.length === 3
-        ? p
-        : [(ctx.values.pool as string | undefined) ?? "default", p[0], p[1]];
+      const [pool, name, size] = p.length === 3 ? p : [...target(ctx, p[0]), p[1]];
       if (size === undefined && backing === undefined) {
         throw new UsageError("vol create: give the SIZE (or --backing VOL for a linked clone)");
       }
@@ -171,9 +169,7 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
     max: 3,
     run: async (ctx) => {
       const p = ctx.positionals;
-      const [pool, name, file] = p.length === 3
-        ? p
-        : [(ctx.values.pool as string | undefined) ?? "default", p[0], p[1]];
+      const [pool, name, file] = p.length === 3 ? p : [...target(ctx, p[0]), p[1]];
       const format = formatOption(ctx);
       const body: VolumeCreateRequest = {
         name,

@@ -168,6 +168,14 @@ poolTest(
         assert.match(r.stderr, /No volume 'nope' in pool 'p'/);
         r = await run("vol", "create", "p/x");
         assert.equal(r.code, 2, "a missing size is a usage error");
+        r = await run("vol", "create", "p/y", "4M");
+        assert.equal(r.code, 0, r.stderr);
+        r = await run("vol", "export", "p/y", `${dir}/y.qcow2`, "--format", "qcow2");
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(judgeImage(`${dir}/y.qcow2`).format, "qcow2");
+        r = await run("vol", "import", "p", "y2", `${dir}/y.qcow2`);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /imported .*\(qcow2\)/);
         r = await run("vol", "frobnicate");
         assert.equal(r.code, 2);
         r = await denovisor(["pool", "list", "--socket", `${dir}/none.sock`]);
