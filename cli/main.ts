@@ -5,6 +5,7 @@
  */
 
 import { checkCommand } from "./check.ts";
+import { daemonCommand } from "./daemon.ts";
 import { POOL_ALIASES, poolAliasCommand, poolCommand } from "./pool.ts";
 import { VOL_ALIASES, volAliasCommand, volCommand } from "./vol.ts";
 import { runCommand } from "./run.ts";
@@ -18,6 +19,7 @@ export const MAIN_HELP = `Usage: denovisor <command> [options]
 Commands:
   run        Boot a VM in the foreground (no options: the embedded demo guest)
   check      Check that this host can run VMs
+  daemon     Run the service: the API socket and one VMM per running domain
   pool       Storage pools: define, build, start, list... (virsh pool-* names work)
   vol        Volumes: create, clone, snapshot, rollback... (virsh vol-* names work)
   install    Install the systemd unit denovisor.service and its directories
@@ -31,6 +33,7 @@ type Command = (args: string[]) => Promise<number> | number;
 const COMMANDS: Record<string, Command> = {
   run: runCommand,
   check: checkCommand,
+  daemon: daemonCommand,
   pool: poolCommand,
   vol: volCommand,
   ...Object.fromEntries(POOL_ALIASES.map((verb) => [verb, poolAliasCommand(verb)])),

@@ -1,0 +1,52 @@
+/**
+ * `denovisor daemon`: the toolstack's service (manager/daemon/server.ts).
+ *
+ * @module
+ */
+
+import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, PATH_OPTIONS } from "../manager/paths.ts";
+import { startDaemon } from "../manager/daemon/server.ts";
+import { parseCommandArgs } from "./usage_error.ts";
+
+export const DAEMON_HELP = `Usage: denovisor daemon [options]
+
+Runs the Denovisor service: owns the state directory (domain and pool definitions),
+serves the HTTP+JSON API on a unix socket (GET /v1/openapi.json describes it) and runs
+one VMM process ('denovisor vmm') per running domain. systemd starts it from
+denovisor.service; it tells systemd when it is ready (Type=notify).
+
+Running domains keep running when the daemon stops or dies: a restarted daemon takes
+their VMMs over again, applies on_poweroff/on_reboot/on_crash to those that ended
+meanwhile, then starts the domains marked autostart.
+
+Options:
+  --state-dir DIR       State directory (default ${DEFAULT_STATE_DIR}, or
+                        DENOVISOR_STATE_DIR); one daemon per directory
+  --socket PATH         API socket (default ${DEFAULT_SOCKET}, or DENOVISOR_SOCKET);
+                        the VMMs' run directories go beside it
+  --socket-group GROUP  Let members of GROUP use the API (socket 0660, directory
+                        0750), as the docker and libvirt groups do; without it
+                        only root can (socket 0600, directory 0700)
+  -h, --help            Show this help
+
+Stops on SIGTERM or SIGINT (the socket is removed; the VMMs keep running).`;
+
+/** Runs the daemon until it is told to stop; returns the exit status. */
+export async function daemonCommand(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs("daemon", args, {
+    ...PATH_OPTIONS,
+    "socket-group": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    console.log(DAEMON_HELP);
+    return 0;
+  }
+  const daemon = await startDaemon({
+    stateDir: values["state-dir"],
+    socket: values.socket,
+    socketGroup: values["socket-group"],
+  });
+  await daemon.finished;
+  return 0;
+}

@@ -1,0 +1,59 @@
+/**
+ * A domain as the daemon holds it in memory, and its API views (DomainSummary,
+ * DomainInfo).
+ *
+ * @module
+ */
+
+import type { DomainDefinition, DomainInfo, DomainState, DomainSummary } from "../api_types.ts";
+import { definitionMemoryBytes } from "../domain/definition.ts";
+import type { VmmRun } from "./vmm_run.ts";
+
+/** One domain known to the daemon. */
+export interface DomainEntry {
+  /** The current definition (for a running domain, what applies at its next start). */
+  definition: DomainDefinition;
+  /** False for `create` without `define`: the domain vanishes when it stops. */
+  persistent: boolean;
+  state: DomainState;
+  /** The VMM, while there is one. */
+  run?: VmmRun;
+  /** Why the last run ended. */
+  lastEnd?: string;
+  /** Times of recent automatic restarts (crash-loop guard). */
+  restarts: number[];
+  /** The log file (console output and VMM log lines). */
+  logFile: string;
+}
+
+/** The list view of `entry`. */
+export function summarize(entry: DomainEntry): DomainSummary {
+  const definition = entry.definition;
+  const summary: DomainSummary = {
+    name: definition.name,
+    uuid: definition.uuid ?? "",
+    state: entry.state,
+    vcpus: definition.vcpus ?? 1,
+    memoryBytes: definitionMemoryBytes(definition),
+    autostart: definition.autostart ?? false,
+    persistent: entry.persistent,
+  };
+  if (entry.run) summary.pid = entry.run.pid;
+  return summary;
+}
+
+/** The detailed view of `entry`; `note` says something about the request just made. */
+export function describe(entry: DomainEntry, note?: string): DomainInfo {
+  const info: DomainInfo = {
+    ...summarize(entry),
+    definition: entry.definition,
+    logFile: entry.logFile,
+  };
+  if (entry.run) {
+    info.startedAt = entry.run.record.startedAt;
+    info.consoleSocket = entry.run.consoleSocket;
+  }
+  if (entry.lastEnd !== undefined) info.lastEnd = entry.lastEnd;
+  if (note !== undefined) info.note = note;
+  return info;
+}

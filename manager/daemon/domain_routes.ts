@@ -1,0 +1,192 @@
+/**
+ * The domain routes of the API (manager/api_types.ts): request parsing and validation at
+ * the edge, then the domain table and the lifecycle do the work.
+ *
+ * @module
+ */
+
+import type { ActionRequest, HostInfo } from "../api_types.ts";
+import type { DenovisorPaths } from "../paths.ts";
+import { VERSION } from "../../cli/version.ts";
+import { ApiError, jsonResponse, readJsonBody, type Router } from "./router.ts";
+import type { DomainManager } from "./domains.ts";
+import type { EventHub } from "./events.ts";
+import { logTail } from "./vmm_run.ts";
+
+const ACTIONS = ["start", "shutdown", "destroy", "reboot", "pause", "resume"] as const;
+type Action = typeof ACTIONS[number];
+const MAX_LOG_LINES = 10_000;
+
+/** Adds the host, domain and event routes to `router`. */
+export function addDomainRoutes(
+  router: Router,
+  domains: DomainManager,
+  events: EventHub,
+  paths: DenovisorPaths,
+): void {
+  router.add("GET", "/v1/host", () => jsonResponse(hostInfo(domains, paths)));
+  router.add("GET", "/v1/domains", () => jsonResponse(domains.list()));
+  router.add("POST", "/v1/domains", async ({ request, url }) => {
+    const body = await readJsonBody(request);
+    const transient = flag(url, "transient");
+    const info = await domains.define(body, { start: flag(url, "start") || transient, transient });
+    return jsonResponse(info, 201);
+  });
+  router.add("GET", "/v1/domains/:name", ({ params }) => jsonResponse(domains.info(params.name)));
+  router.add("PUT", "/v1/domains/:name", async ({ request, params }) => {
+    return jsonResponse(await domains.edit(params.name, await readJsonBody(request)));
+  });
+  router.add("DELETE", "/v1/domains/:name", async ({ params }) => {
+    await domains.undefine(params.name);
+    return new Response(null, { status: 204 });
+  });
+  router.add("GET", "/v1/domains/:name/stats", async ({ params }) => {
+    return jsonResponse(await domains.locked(params.name, (e) => domains.lifecycle.stats(e)));
+  });
+  router.add("GET", "/v1/domains/:name/logs", async ({ params, url }) => {
+    const entry = domains.get(params.name);
+    const lines = count(url.searchParams.get("lines") ?? "100", "lines", MAX_LOG_LINES);
+    const text = await logTail(entry.logFile, lines, "");
+    return new Response(text === "" ? "" : text + "\n", {
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  });
+  router.add("PUT", "/v1/domains/:name/memory", async ({ request, params }) => {
+    const body = fields(await readJsonBody(request), ["targetBytes"]);
+    return jsonResponse(await domains.setMemory(params.name, body.targetBytes));
+  });
+  router.add("PUT", "/v1/domains/:name/vcpus", async ({ request, params }) => {
+    const body = fields(await readJsonBody(request), ["count"]);
+    return jsonResponse(await domains.setVcpus(params.name, body.count));
+  });
+  router.add("PUT", "/v1/domains/:name/autostart", async ({ request, params }) => {
+    const body = fields(await readJsonBody(request), ["enabled"]);
+    return jsonResponse(await domains.setAutostart(params.name, body.enabled));
+  });
+  router.add("POST", "/v1/domains/:name/:action", async ({ request, params }) => {
+    const action = params.action as Action;
+    if (!ACTIONS.includes(action)) {
+      throw new ApiError(
+        "not_found",
+        `No domain action '${params.action}'; the actions are ${ACTIONS.join(", ")}`,
+      );
+    }
+    const body = actionRequest(await readJsonBody(request));
+    return jsonResponse(await runAction(domains, params.name, action, body));
+  });
+  router.add("GET", "/v1/events", () =>
+    new Response(events.stream(), {
+      headers: { "content-type": "application/x-ndjson", "cache-control": "no-store" },
+    }));
+}
+
+async function runAction(
+  domains: DomainManager,
+  name: string,
+  action: Action,
+  body: ActionRequest,
+) {
+  const lifecycle = domains.lifecycle;
+  if (action === "shutdown") {
+    const { done } = await domains.locked(name, (e) => lifecycle.shutdown(e, body));
+    // Waited for outside the lock, so that a destroy can still come in meanwhile.
+    await done;
+  } else {
+    await domains.locked(name, (entry) => {
+      switch (action) {
+        case "start":
+          return lifecycle.start(entry);
+        case "destroy":
+          return lifecycle.destroy(entry);
+        case "reboot":
+          return lifecycle.reboot(entry);
+        case "pause":
+          return lifecycle.pause(entry);
+        case "resume":
+          return lifecycle.resume(entry);
+      }
+    });
+  }
+  // A transient domain that stopped is gone: report its last view.
+  try {
+    return domains.info(name);
+  } catch {
+    return { name, state: "shutoff", persistent: false, note: "the transient domain is gone" };
+  }
+}
+
+function hostInfo(domains: DomainManager, paths: DenovisorPaths): HostInfo {
+  const counts = domains.counts();
+  return {
+    version: VERSION,
+    hostname: Deno.hostname(),
+    cpus: navigator.hardwareConcurrency,
+    memoryBytes: Deno.systemMemoryInfo().total,
+    domainsDefined: counts.defined,
+    domainsRunning: counts.running,
+    stateDir: paths.stateDir,
+    socket: paths.socket,
+  };
+}
+
+function flag(url: URL, name: string): boolean {
+  const value = url.searchParams.get(name);
+  if (value === null || value === "0" || value === "false") return false;
+  if (value === "" || value === "1" || value === "true") return true;
+  throw new ApiError("invalid", `?${name}=${value}: expected 1 or 0`);
+}
+
+function count(text: string, name: string, max: number): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < 1 || value > max) {
+    throw new ApiError("invalid", `?${name}=${text}: expected a whole number from 1 to ${max}`);
+  }
+  return value;
+}
+
+/** The body as an object with only `allowed` keys. */
+function fields(body: unknown, allowed: string[]): Record<string, unknown> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new ApiError(
+      "invalid",
+      `The request body must be a JSON object with ${allowed.join(", ")}`,
+    );
+  }
+  for (const key of Object.keys(body)) {
+    if (!allowed.includes(key)) {
+      throw new ApiError(
+        "invalid",
+        `${key}: unknown field; known fields are ${allowed.join(", ")}`,
+      );
+    }
+  }
+  for (const key of allowed) {
+    if (!(key in body)) throw new ApiError("invalid", `${key}: missing`);
+  }
+  return body as Record<string, unknown>;
+}
+
+function actionRequest(body: unknown): ActionRequest {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new ApiError("invalid", "The request body must be a JSON object (or empty)");
+  }
+  const request = body as Record<string, unknown>;
+  for (const key of Object.keys(request)) {
+    if (key !== "timeoutSeconds" && key !== "wait") {
+      throw new ApiError("invalid", `${key}: unknown field; known fields are timeoutSeconds, wait`);
+    }
+  }
+  if (request.wait !== undefined && typeof request.wait !== "boolean") {
+    throw new ApiError(
+      "invalid",
+      `wait: expected true or false, got ${JSON.stringify(request.wait)}`,
+    );
+  }
+  if (request.timeoutSeconds !== undefined && typeof request.timeoutSeconds !== "number") {
+    throw new ApiError(
+      "invalid",
+      `timeoutSeconds: expected a number of seconds, got ${JSON.stringify(request.timeoutSeconds)}`,
+    );
+  }
+  return request as ActionRequest;
+}

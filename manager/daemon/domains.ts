@@ -1,0 +1,286 @@
+/**
+ * The daemon's domain table: every defined (and every transient, running) domain with
+ * its state, and the API operations on it. Operations on one domain are serialized by a
+ * per-name mutex; different domains proceed in parallel. Definitions are validated fully
+ * (fields, then clashes with the other domains) before anything is written, so a refused
+ * request leaves nothing behind. Running a domain (VMMs, ends, actions) is lifecycle.ts.
+ *
+ * @module
+ */
+
+import type { DomainDefinition, DomainInfo, DomainSummary } from "../api_types.ts";
+import {
+  DefinitionError,
+  definitionMemoryBytes,
+  validateDefinition,
+} from "../domain/definition.ts";
+import type { OtherDomain } from "../domain/conflicts.ts";
+import { ApiError } from "./router.ts";
+import { describe, type DomainEntry, summarize } from "./domain_entry.ts";
+import { Lifecycle, type LifecycleContext } from "./lifecycle.ts";
+import { KeyedMutex } from "./keyed_mutex.ts";
+import { conflicts } from "./start_checks.ts";
+
+/** The domains of one daemon. */
+export class DomainManager {
+  readonly #entries = new Map<string, DomainEntry>();
+  readonly #mutex = new KeyedMutex();
+  readonly #context: LifecycleContext;
+  readonly lifecycle: Lifecycle;
+
+  constructor(context: Omit<LifecycleContext, "entries" | "mutex">) {
+    this.#context = { ...context, entries: this.#entries, mutex: this.#mutex };
+    this.lifecycle = new Lifecycle(this.#context);
+  }
+
+  /** Loads the stored definitions (at daemon start, before anything else). */
+  async load(): Promise<void> {
+    const { definitions, unreadable } = await this.#context.store.load();
+    for (const { file, reason } of unreadable) {
+      this.#context.log(`skipping ${file}: ${reason}; fix or remove the file`);
+    }
+    for (const stored of definitions) {
+      try {
+        const definition = validateDefinition(stored);
+        this.#entries.set(definition.name, this.#newEntry(definition, true));
+      } catch (error) {
+        this.#context.log(
+          `skipping the stored definition of '${stored.name}': ${(error as Error).message}`,
+        );
+      }
+    }
+  }
+
+  /** Every domain, sorted by name. */
+  list(): DomainSummary[] {
+    return [...this.#entries.values()].map(summarize).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** How many domains there are, and how many have a VMM. */
+  counts(): { defined: number; running: number } {
+    const all = [...this.#entries.values()];
+    return { defined: all.length, running: all.filter((e) => e.run !== undefined).length };
+  }
+
+  /** One domain's details. */
+  info(name: string): DomainInfo {
+    return describe(this.get(name));
+  }
+
+  /** The entry of `name`, or a 404 that says how to list the domains. */
+  get(name: string): DomainEntry {
+    const entry = this.#entries.get(name);
+    if (entry === undefined) {
+      throw new ApiError(
+        "not_found",
+        `No domain named '${name}'; 'denovisor list' shows the defined domains`,
+      );
+    }
+    return entry;
+  }
+
+  /** The name of a domain whose definition uses the image at `path` (for the pool manager). */
+  userOfPath(path: string): string | undefined {
+    for (const entry of this.#entries.values()) {
+      if (entry.definition.disks?.some((d) => d.path === path)) return entry.definition.name;
+      if (entry.run?.record.definition.disks?.some((d) => d.path === path)) {
+        return entry.definition.name;
+      }
+    }
+    return undefined;
+  }
+
+  /** The name of a domain whose definition uses volume `pool`/`volume`. */
+  userOfVolume(pool: string, volume: string): string | undefined {
+    for (const entry of this.#entries.values()) {
+      const uses = (d: DomainDefinition) =>
+        d.disks?.some((disk) => disk.volume === volume && (disk.pool ?? "default") === pool);
+      if (uses(entry.definition) || (entry.run && uses(entry.run.record.definition))) {
+        return entry.definition.name;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Defines a domain (POST /v1/domains): persistent unless `transient`; started at once
+   * when `start` (a transient domain always starts: it exists only while it runs).
+   */
+  async define(input: unknown, options: { start?: boolean; transient?: boolean } = {}) {
+    const definition = validate(input);
+    const name = definition.name;
+    return await this.#mutex.run(name, async () => {
+      if (this.#entries.has(name)) {
+        throw new ApiError(
+          "invalid",
+          `name: a domain named '${name}' already exists; choose another name or edit that one`,
+        );
+      }
+      conflicts(definition, this.#others(name));
+      const persistent = !options.transient;
+      const entry = this.#newEntry(definition, persistent);
+      if (!persistent) {
+        // Nothing is stored for a transient domain: it exists once its VMM runs.
+        this.#entries.set(name, entry);
+        try {
+          await this.lifecycle.start(entry);
+        } catch (error) {
+          if (this.#entries.get(name) === entry && entry.run === undefined) {
+            this.#entries.delete(name);
+          }
+          throw error;
+        }
+        return describe(entry);
+      }
+      await this.#context.store.save(definition);
+      this.#entries.set(name, entry);
+      this.#context.events.emit(name, "defined");
+      if (options.start) await this.lifecycle.start(entry);
+      return describe(entry);
+    });
+  }
+
+  /** Replaces a domain's definition (PUT /v1/domains/{name}); a running domain keeps running. */
+  async edit(name: string, input: unknown): Promise<DomainInfo> {
+    const definition = validate(input);
+    if (definition.name !== name) {
+      throw new ApiError(
+        "invalid",
+        `name: '${definition.name}' differs from the domain being edited ('${name}'); ` +
+          `renaming is not supported: define a new domain and undefine this one`,
+      );
+    }
+    return await this.#mutex.run(name, async () => {
+      const entry = this.get(name);
+      conflicts(definition, this.#others(name));
+      if (entry.persistent) await this.#context.store.save(definition);
+      entry.definition = definition;
+      this.#context.events.emit(name, "defined", "definition changed");
+      return describe(
+        entry,
+        entry.run ? "the domain is running; the changes apply at its next start" : undefined,
+      );
+    });
+  }
+
+  /** Removes a stopped domain's definition (DELETE /v1/domains/{name}). */
+  async undefine(name: string): Promise<void> {
+    await this.#mutex.run(name, async () => {
+      const entry = this.get(name);
+      if (entry.state !== "shutoff") {
+        throw new ApiError(
+          "conflict",
+          `Domain '${name}' is ${entry.state}; stop it first ('denovisor destroy ${name}' ` +
+            `or 'denovisor shutdown ${name}'), then undefine it`,
+        );
+      }
+      await this.#context.store.remove(name);
+      this.#entries.delete(name);
+      this.#context.events.emit(name, "undefined");
+    });
+  }
+
+  /** Changes the vCPU count in the definition (PUT /v1/domains/{name}/vcpus). */
+  async setVcpus(name: string, count: unknown): Promise<DomainInfo> {
+    return await this.#mutex.run(name, async () => {
+      const entry = this.get(name);
+      const definition = validate({ ...entry.definition, vcpus: count });
+      if (entry.persistent) await this.#context.store.save(definition);
+      entry.definition = definition;
+      return describe(
+        entry,
+        entry.run
+          ? `the domain is running; the new vCPU count (${definition.vcpus}) applies at its next start`
+          : undefined,
+      );
+    });
+  }
+
+  /** Turns autostart on or off (PUT /v1/domains/{name}/autostart). */
+  async setAutostart(name: string, enabled: unknown): Promise<DomainInfo> {
+    if (typeof enabled !== "boolean") {
+      throw new ApiError(
+        "invalid",
+        `enabled: expected true or false, got ${JSON.stringify(enabled)}`,
+      );
+    }
+    return await this.#mutex.run(name, async () => {
+      const entry = this.get(name);
+      if (!entry.persistent) {
+        throw new ApiError(
+          "conflict",
+          `Domain '${name}' is transient (made by create); define it to give it autostart`,
+        );
+      }
+      const definition = { ...entry.definition, autostart: enabled };
+      await this.#context.store.save(definition);
+      entry.definition = definition;
+      return describe(entry);
+    });
+  }
+
+  /** Sets the balloon target of a running domain (PUT /v1/domains/{name}/memory). */
+  async setMemory(name: string, targetBytes: unknown): Promise<DomainInfo> {
+    return await this.#mutex.run(name, async () => {
+      const entry = this.get(name);
+      const memory = definitionMemoryBytes(entry.run?.record.definition ?? entry.definition);
+      if (
+        typeof targetBytes !== "number" || !Number.isSafeInteger(targetBytes) || targetBytes <= 0
+      ) {
+        throw new ApiError(
+          "invalid",
+          `targetBytes: expected a whole number of bytes above 0, got ${
+            JSON.stringify(targetBytes)
+          }`,
+        );
+      }
+      if (targetBytes > memory) {
+        throw new ApiError(
+          "invalid",
+          `targetBytes: ${targetBytes} is above the domain's memory (${memory} bytes); ` +
+            `the balloon can only give memory back`,
+        );
+      }
+      await this.lifecycle.setBalloon(entry, memory - targetBytes);
+      return describe(entry);
+    });
+  }
+
+  /** Runs `fn` on the entry of `name` under its mutex. */
+  locked<T>(name: string, fn: (entry: DomainEntry) => Promise<T>): Promise<T> {
+    return this.#mutex.run(name, () => fn(this.get(name)));
+  }
+
+  /** Every entry (for start-up tasks: re-attach, autostart). */
+  entries(): DomainEntry[] {
+    return [...this.#entries.values()];
+  }
+
+  #newEntry(definition: DomainDefinition, persistent: boolean): DomainEntry {
+    return {
+      definition,
+      persistent,
+      state: "shutoff",
+      restarts: [],
+      logFile: this.#context.store.logFile(definition.name),
+    };
+  }
+
+  #others(name: string): OtherDomain[] {
+    return [...this.#entries.values()]
+      .filter((e) => e.definition.name !== name)
+      .map((e) => ({ definition: e.run?.record.definition ?? e.definition, running: !!e.run }));
+  }
+}
+
+/** validateDefinition with its errors as 400s. */
+function validate(input: unknown): DomainDefinition {
+  try {
+    return validateDefinition(input);
+  } catch (error) {
+    if (error instanceof DefinitionError) {
+      throw new ApiError("invalid", error.message, { cause: error });
+    }
+    throw error;
+  }
+}

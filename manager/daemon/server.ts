@@ -1,0 +1,137 @@
+/**
+ * `denovisor daemon`: owns one state directory (lock), loads the domains, takes over the
+ * VMMs a previous daemon left running, serves the API on a unix socket that only root
+ * (or one chosen group) can open, reports readiness to systemd and starts the autostart
+ * domains. On SIGTERM or SIGINT it stops serving and removes its socket but leaves the
+ * VMMs running: running domains keep running across a daemon restart.
+ *
+ * @module
+ */
+
+import { dirname, join } from "node:path";
+import { type DenovisorPaths, resolvePaths } from "../paths.ts";
+import { DomainStore } from "../store/domain_store.ts";
+import { StateLock } from "../store/state_lock.ts";
+import { PoolManager } from "../../storage/pool/mod.ts";
+import { addPoolRoutes } from "./pool_routes.ts";
+import { DomainManager } from "./domains.ts";
+import { addDomainRoutes } from "./domain_routes.ts";
+import { EventHub } from "./events.ts";
+import { Router } from "./router.ts";
+import { addOpenApiRoute } from "./openapi_route.ts";
+import { listenPrivately, resolveGroup } from "./socket.ts";
+
+/** Options of `runDaemon`. */
+export interface DaemonOptions {
+  stateDir?: string;
+  socket?: string;
+  /** A group whose members may use the API (socket 0660); default: root only (0600). */
+  socketGroup?: string;
+  /** Where log lines go (default: stderr, which systemd sends to the journal). */
+  log?: (line: string) => void;
+}
+
+/** A running daemon. */
+export interface Daemon {
+  paths: DenovisorPaths;
+  domains: DomainManager;
+  /** Stops serving (VMMs keep running); resolves when the socket is gone. */
+  stop(): Promise<void>;
+  /** Resolves once the daemon has stopped. */
+  finished: Promise<void>;
+}
+
+/** Starts the daemon; resolves once the API socket is listening. */
+export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> {
+  const log = options.log ?? ((line: string) => console.error(`denovisor daemon: ${line}`));
+  const paths = resolvePaths(options);
+  const gid = options.socketGroup === undefined
+    ? undefined
+    : await resolveGroup(options.socketGroup);
+  const store = new DomainStore(paths.stateDir);
+  await store.init();
+  const lock = StateLock.acquire(paths.stateDir);
+  try {
+    await prepareRunDir(paths, gid);
+    const events = new EventHub();
+    events.listen((event) =>
+      log(`domain '${event.domain}' ${event.kind}${event.detail ? `: ${event.detail}` : ""}`)
+    );
+    // Each needs the other, through closures called only once both exist.
+    const domains: DomainManager = new DomainManager({
+      store,
+      events,
+      paths,
+      volumes: (pool, volume) => pools.resolveVolume(pool, volume),
+      log,
+    });
+    const pools = new PoolManager({
+      stateDir: paths.stateDir,
+      volumeUser: (path) => domains.userOfPath(path),
+    });
+    await domains.load();
+    await domains.lifecycle.reattach();
+
+    const router = new Router();
+    addDomainRoutes(router, domains, events, paths);
+    addPoolRoutes(router, pools);
+    addOpenApiRoute(router);
+    const server = await listenPrivately(paths.socket, gid, (request) => router.handle(request));
+    log(`listening on ${paths.socket} (state ${paths.stateDir})`);
+    // TODO(notify): READY=1 through manager/systemd/notify.ts once it lands.
+
+    for (const failure of pools.startAutostart()) log(`pool autostart: ${failure}`);
+    domains.lifecycle.autostart().catch((error) => log(`autostart: ${error.message}`));
+
+    let stopping: Promise<void> | undefined;
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => finish = resolve);
+    const stop = () =>
+      stopping ??= (async () => {
+        log("stopping; running domains keep running");
+        events.closeAll();
+        // Requests still running (a shutdown waiting for its guest) get a few seconds.
+        await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 3000))]);
+        await Deno.remove(paths.socket).catch(() => {});
+        lock.release();
+        for (const signal of ["SIGTERM", "SIGINT"] as const) {
+          Deno.removeSignalListener(signal, stop);
+        }
+        finish();
+      })();
+    for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, stop);
+    return { paths, domains, stop, finished };
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+/**
+ * The runtime directory beside the socket: created 0700 (0750 for a socket group) when
+ * missing. A directory everyone may write to (such as /tmp) is refused: the domains'
+ * control sockets live there.
+ */
+async function prepareRunDir(paths: DenovisorPaths, gid: number | undefined): Promise<void> {
+  const dir = dirname(paths.socket);
+  let created = false;
+  try {
+    const info = await Deno.stat(dir);
+    if (!info.isDirectory) throw new Error(`${dir} is not a directory; choose another --socket`);
+    if ((info.mode! & 0o002) !== 0) {
+      throw new Error(
+        `The socket's directory ${dir} is writable by everyone; give the socket a directory ` +
+          `of its own, e.g. --socket /run/denovisor/api.sock`,
+      );
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    created = true;
+  }
+  if (created || dir === dirname(resolvePaths({}).socket)) {
+    await Deno.chmod(dir, gid === undefined ? 0o700 : 0o750);
+    if (gid !== undefined) await Deno.chown(dir, null, gid);
+  }
+  await Deno.mkdir(join(dir, "domains"), { recursive: true, mode: 0o700 });
+}

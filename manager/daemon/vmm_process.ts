@@ -1,0 +1,149 @@
+/**
+ * Starting and watching `denovisor vmm` processes: the command that re-runs this very
+ * program, a detached spawn whose output lands in the domain's log file, and the
+ * /proc checks that tell a live VMM from a dead one (or from an unrelated process that
+ * got its pid).
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+
+const MAIN_MODULE = fileURLToPath(new URL("../../main.ts", import.meta.url));
+
+/**
+ * The argv that runs this program again: the executable alone when it is the
+ * `deno compile`d denovisor, `deno run -A <abs main.ts>` when run from source.
+ * `DENOVISOR_VMM_COMMAND` (a JSON array) replaces it, for tests that need a VMM
+ * that misbehaves.
+ */
+export function selfCommand(): string[] {
+  const override = Deno.env.get("DENOVISOR_VMM_COMMAND");
+  if (override) {
+    const argv = JSON.parse(override);
+    if (!Array.isArray(argv) || argv.length === 0 || argv.some((a) => typeof a !== "string")) {
+      throw new Error("DENOVISOR_VMM_COMMAND must be a JSON array of strings");
+    }
+    return argv;
+  }
+  // A compiled program's modules live under a synthetic "deno-compile-" root.
+  if (import.meta.url.includes("/deno-compile-")) return [Deno.execPath()];
+  return [Deno.execPath(), "run", "--allow-all", "--no-prompt", MAIN_MODULE];
+}
+
+/** A VMM process this daemon spawned. */
+export interface SpawnedVmm {
+  pid: number;
+  /** Resolves when the process exits (this daemon is its parent and reaps it). */
+  status: Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Starts `<self> vmm --config <configPath>` in its own session, stdin from /dev/null and
+ * stdout/stderr appended to `logFile`, so that it outlives the daemon and a crash
+ * message still lands in the log.
+ */
+export function spawnVmm(configPath: string, logFile: string): SpawnedVmm {
+  const argv = [...selfCommand(), "vmm", "--config", configPath];
+  // sh execs the VMM after redirecting, so the pid is the VMM's own.
+  const child = new Deno.Command("/bin/sh", {
+    args: ["-c", 'exec "$@" >>"$0" 2>&1 </dev/null', logFile, ...argv],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true,
+  }).spawn();
+  child.unref();
+  return { pid: child.pid, status: child.status };
+}
+
+/**
+ * The start time of process `pid` (field 22 of /proc/<pid>/stat, in clock ticks since
+ * boot), or undefined when there is no such live process (zombies count as dead).
+ */
+export function processStartTime(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return undefined;
+  }
+  // comm (field 2) may hold spaces and parentheses: split after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  if (fields[0] === "Z" || fields[0] === "X") return undefined;
+  const startTime = Number(fields[19]);
+  return Number.isFinite(startTime) ? startTime : undefined;
+}
+
+/** Whether `pid` is still the process that had `startTime`. */
+export function sameProcessAlive(pid: number, startTime: number): boolean {
+  return processStartTime(pid) === startTime;
+}
+
+/** The resident set of `pid` in bytes (VmRSS), or 0 when it cannot be read. */
+export function processRssBytes(pid: number): number {
+  try {
+    const match = Deno.readTextFileSync(`/proc/${pid}/status`).match(/^VmRSS:\s+(\d+) kB$/m);
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Sends `signal` to `pid`; false when it is already gone. */
+export function signalProcess(pid: number, signal: Deno.Signal): boolean {
+  try {
+    Deno.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** How often a VMM's liveness is polled. */
+export const WATCH_INTERVAL_MS = 250;
+
+/**
+ * Resolves once process `pid` (started at `startTime`) has gone, polling /proc every
+ * `WATCH_INTERVAL_MS`; `status` (for a child of this daemon) settles it at once and
+ * tells how it ended. `stop` ends the watch without resolving.
+ */
+export function watchProcess(
+  pid: number,
+  startTime: number,
+  status?: Promise<Deno.CommandStatus>,
+): { exited: Promise<Deno.CommandStatus | undefined>; stop: () => void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  const exited = new Promise<Deno.CommandStatus | undefined>((resolve) => {
+    status?.then((s) => {
+      if (!stopped) resolve(s);
+    }, () => {});
+    const poll = () => {
+      if (stopped) return;
+      if (!sameProcessAlive(pid, startTime)) {
+        // A child of ours: its status arrives a moment later and says how it ended.
+        if (status) setTimeout(() => resolve(undefined), 2000);
+        else resolve(undefined);
+        return;
+      }
+      timer = setTimeout(poll, WATCH_INTERVAL_MS);
+    };
+    timer = setTimeout(poll, WATCH_INTERVAL_MS);
+  });
+  exited.finally(() => clearTimeout(timer));
+  return {
+    exited,
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Words for how a VMM process ended, e.g. "VMM killed by SIGKILL". */
+export function describeExit(status: Deno.CommandStatus | undefined): string {
+  if (status === undefined) return "VMM exited";
+  if (status.signal) return `VMM killed by ${status.signal}`;
+  return `VMM exited with status ${status.code}`;
+}

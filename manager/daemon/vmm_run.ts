@@ -1,0 +1,265 @@
+/**
+ * One running VMM as the daemon sees it: launched by this daemon or re-attached after a
+ * daemon restart. The runtime record `<domainRunDir>/domain.json` (what runs, which pid
+ * with which start time) lets a new daemon take over a VMM the old one started.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { DomainDefinition, DomainState } from "../api_types.ts";
+import type { VmmConfig, VmmEndRecord, VmmStatus } from "../../vmm/vmm_config.ts";
+import { writeFileAtomic } from "../store/atomic_file.ts";
+import { ApiError } from "./router.ts";
+import { VmmControl } from "./vmm_control.ts";
+import {
+  describeExit,
+  processStartTime,
+  sameProcessAlive,
+  signalProcess,
+  spawnVmm,
+  watchProcess,
+} from "./vmm_process.ts";
+
+/** How long a VMM may take from spawn to answering GET /vm. */
+export const START_TIMEOUT_MS = 30_000;
+
+/** What `<domainRunDir>/domain.json` holds. */
+export interface RuntimeRecord {
+  /** The definition the VMM was started from. */
+  definition: DomainDefinition;
+  persistent: boolean;
+  pid: number;
+  /** /proc/<pid>/stat start time, so a reused pid is not mistaken for the VMM. */
+  pidStartTime: number;
+  startedAt: string;
+}
+
+/** Why a run ended, as the daemon gathered it. */
+export interface RunEnd {
+  /** From end.json; undefined when the VMM died without writing one (a crash). */
+  record?: VmmEndRecord;
+  /** How the process ended, e.g. "VMM killed by SIGKILL". */
+  exit: string;
+}
+
+/** One VMM process and the daemon's handle on it. */
+export class VmmRun {
+  readonly name: string;
+  readonly runDir: string;
+  readonly record: RuntimeRecord;
+  readonly control: VmmControl;
+  /** Resolves when the process has gone. */
+  readonly exited: Promise<RunEnd>;
+  /** What the daemon asked for, so the end is read right ("shutdown" is not a crash). */
+  intent?: "shutdown" | "destroy";
+  /** Settled once the daemon has handled the end (state updated, action applied). */
+  readonly handled: Promise<void>;
+  #markHandled!: () => void;
+  #stopWatch: () => void;
+
+  private constructor(
+    name: string,
+    runDir: string,
+    record: RuntimeRecord,
+    status?: Promise<Deno.CommandStatus>,
+  ) {
+    this.name = name;
+    this.runDir = runDir;
+    this.record = record;
+    this.control = new VmmControl(name, join(runDir, "vmm.sock"));
+    const watch = watchProcess(record.pid, record.pidStartTime, status);
+    this.#stopWatch = watch.stop;
+    this.exited = watch.exited.then(async (exit) => ({
+      record: await readEndRecord(runDir),
+      exit: describeExit(exit),
+    }));
+    this.handled = new Promise((resolve) => this.#markHandled = resolve);
+  }
+
+  get pid(): number {
+    return this.record.pid;
+  }
+
+  get consoleSocket(): string {
+    return join(this.runDir, "console.sock");
+  }
+
+  /**
+   * Starts a VMM for `config` in `runDir` (emptied first) and waits until its control
+   * socket answers; kills it and throws an `ApiError` when it dies or hangs instead.
+   */
+  static async launch(
+    config: VmmConfig,
+    definition: DomainDefinition,
+    persistent: boolean,
+    timeoutMs = START_TIMEOUT_MS,
+  ): Promise<VmmRun> {
+    const runDir = config.runDir;
+    await Deno.remove(runDir, { recursive: true }).catch(() => {});
+    await Deno.mkdir(runDir, { recursive: true, mode: 0o700 });
+    const configPath = join(runDir, "config.json");
+    await writeFileAtomic(configPath, JSON.stringify(config, null, 2) + "\n");
+    const spawned = spawnVmm(configPath, config.logFile);
+    const record: RuntimeRecord = {
+      definition,
+      persistent,
+      pid: spawned.pid,
+      pidStartTime: processStartTime(spawned.pid) ?? -1,
+      startedAt: new Date().toISOString(),
+    };
+    // Written before the VMM is up: a daemon killed right now still finds it afterwards.
+    await writeFileAtomic(join(runDir, "domain.json"), JSON.stringify(record, null, 2) + "\n");
+    const run = new VmmRun(config.name, runDir, record, spawned.status);
+    try {
+      await run.#waitReady(timeoutMs, config.logFile);
+    } catch (error) {
+      run.kill();
+      await run.exited;
+      run.dispose();
+      throw error;
+    }
+    return run;
+  }
+
+  /** Takes over the VMM of a runtime record a previous daemon left in `runDir`. */
+  static attach(name: string, runDir: string, record: RuntimeRecord): VmmRun {
+    return new VmmRun(name, runDir, record);
+  }
+
+  /** Reads the runtime record of `runDir`, or undefined when there is none or it is damaged. */
+  static async readRecord(runDir: string): Promise<RuntimeRecord | undefined> {
+    try {
+      const record = JSON.parse(await Deno.readTextFile(join(runDir, "domain.json")));
+      if (typeof record?.pid !== "number" || typeof record?.definition?.name !== "string") {
+        return undefined;
+      }
+      return record as RuntimeRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Whether the process is still there. */
+  alive(): boolean {
+    return sameProcessAlive(this.record.pid, this.record.pidStartTime);
+  }
+
+  /** The VMM's view of the domain's state. */
+  async state(): Promise<DomainState> {
+    return (await this.control.call<VmmStatus>("GET", "/vm")).state;
+  }
+
+  /** SIGKILL, the last resort (the VM dies with its process). */
+  kill(): void {
+    if (this.alive()) signalProcess(this.record.pid, "SIGKILL");
+  }
+
+  /**
+   * Stops the VMM: asks it to destroy the VM, then SIGKILLs it if it has not gone within
+   * a few seconds; resolves once the process is gone.
+   */
+  async destroy(): Promise<RunEnd> {
+    this.intent = "destroy";
+    const asked = await this.control.call("POST", "/vm/destroy", {}, 3000).then(
+      () => true,
+      () => false,
+    );
+    if (!asked || !(await settlesWithin(this.exited, 5000))) this.kill();
+    return await this.exited;
+  }
+
+  /** Marks the end as handled and lets go of the socket connection. */
+  dispose(): void {
+    this.#stopWatch();
+    this.control.close();
+    this.#markHandled();
+  }
+
+  /** Removes the run directory (after the end has been read). */
+  async removeRunDir(): Promise<void> {
+    await Deno.remove(this.runDir, { recursive: true }).catch(() => {});
+  }
+
+  async #waitReady(timeoutMs: number, logFile: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    this.exited.then(() => exited = true);
+    let lastError = "";
+    while (Date.now() < deadline) {
+      if (exited) {
+        const end = await this.exited;
+        throw new ApiError(
+          "internal",
+          `The VMM of domain '${this.name}' ended during start-up (${
+            end.record?.detail ?? end.exit
+          }); its log ${logFile} ends with:\n${await logTail(logFile, 10)}`,
+        );
+      }
+      const pidText = await Deno.readTextFile(join(this.runDir, "vmm.pid")).catch(() => "");
+      if (Number(pidText.trim()) === this.record.pid) {
+        try {
+          const remaining = Math.max(500, Math.min(5000, deadline - Date.now()));
+          await this.control.call("GET", "/vm", undefined, remaining);
+          return;
+        } catch (error) {
+          lastError = error instanceof Error ? error.message : String(error);
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    throw new ApiError(
+      "timeout",
+      `The VMM of domain '${this.name}' did not become ready within ${timeoutMs / 1000} s` +
+        `${lastError ? ` (${lastError})` : ""}; it was killed; see ${logFile}`,
+    );
+  }
+}
+
+/** end.json of `runDir`, when present and well-formed. */
+async function readEndRecord(runDir: string): Promise<VmmEndRecord | undefined> {
+  try {
+    const record = JSON.parse(await Deno.readTextFile(join(runDir, "end.json")));
+    const kinds = ["poweroff", "reboot", "crash", "destroyed"];
+    if (!kinds.includes(record?.kind)) return undefined;
+    return { kind: record.kind, detail: String(record.detail ?? ""), time: String(record.time) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `promise` settles within `ms`. */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The last `lines` lines of a log file (from at most its last 1 MiB); `missing` if unreadable. */
+export async function logTail(path: string, lines: number, missing = "(no log)"): Promise<string> {
+  try {
+    const file = await Deno.open(path, { read: true });
+    try {
+      const size = (await file.stat()).size;
+      const start = Math.max(0, size - 1024 * 1024);
+      await file.seek(start, Deno.SeekMode.Start);
+      const buffer = new Uint8Array(size - start);
+      let offset = 0;
+      while (offset < buffer.length) {
+        const n = await file.read(buffer.subarray(offset));
+        if (n === null) break;
+        offset += n;
+      }
+      const text = new TextDecoder().decode(buffer.subarray(0, offset));
+      return text.split("\n").filter((l) => l !== "").slice(-lines).join("\n");
+    } finally {
+      file.close();
+    }
+  } catch {
+    return missing;
+  }
+}
