@@ -7,18 +7,14 @@
  * @module
  */
 
-import { isAbsolute, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type {
   PoolDefinition,
   PoolInfo,
-  PoolType,
   VolumeActionRequest,
   VolumeInfo,
 } from "../../manager/api_types.ts";
-import type { PoolBackend } from "./backend.ts";
-import { BlockPool } from "./block_pool.ts";
-import { BtrfsPool } from "./btrfs_pool.ts";
-import { DirPool, SharedPool } from "./dir_pool.ts";
+import { backendFor, checkDefinition } from "./pool_definition.ts";
 import { PoolError } from "./pool_error.ts";
 import { readJsonFile, removeDurably, writeJsonAtomic } from "./state_file.ts";
 import {
@@ -67,9 +63,6 @@ export type VolumeAction = typeof VOLUME_ACTIONS[number];
 interface PoolRecord extends PoolDefinition {
   active: boolean;
 }
-
-const POOL_TYPES: readonly PoolType[] = ["dir", "btrfs", "block", "shared"];
-const DEFINITION_FIELDS = new Set(["name", "type", "path", "autostart"]);
 
 /** Storage pools and their volumes. */
 export class PoolManager {
@@ -439,54 +432,4 @@ export class PoolManager {
       }
     });
   }
-}
-
-function backendFor(definition: PoolDefinition): PoolBackend {
-  switch (definition.type) {
-    case "dir":
-      return new DirPool(definition.path);
-    case "shared":
-      return new SharedPool(definition.path);
-    case "btrfs":
-      return new BtrfsPool(definition.path);
-    case "block":
-      return new BlockPool(definition.path);
-  }
-}
-
-function checkDefinition(body: unknown): PoolDefinition {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new PoolError("invalid", "A pool definition is a JSON object with name, type and path");
-  }
-  for (const key of Object.keys(body)) {
-    if (!DEFINITION_FIELDS.has(key)) {
-      throw new PoolError(
-        "invalid",
-        `Unknown field '${key}'; a pool has name, type, path and autostart`,
-      );
-    }
-  }
-  const definition = body as PoolDefinition;
-  checkName(definition.name, "name");
-  if (!POOL_TYPES.includes(definition.type)) {
-    throw new PoolError(
-      "invalid",
-      `type: ${JSON.stringify(definition.type)} is not a pool type; use ${POOL_TYPES.join(", ")}`,
-    );
-  }
-  if (typeof definition.path !== "string" || !isAbsolute(definition.path)) {
-    throw new PoolError(
-      "invalid",
-      "path: give an absolute path (a directory, or a block device for a block pool)",
-    );
-  }
-  if (definition.autostart !== undefined && typeof definition.autostart !== "boolean") {
-    throw new PoolError("invalid", "autostart: give true or false");
-  }
-  return {
-    name: definition.name,
-    type: definition.type,
-    path: resolve(definition.path),
-    ...(definition.autostart === undefined ? {} : { autostart: definition.autostart }),
-  };
 }
