@@ -5,9 +5,12 @@
  */
 
 import { checkCommand } from "./check.ts";
-import { daemonCommand } from "./daemon.ts";
+import { domainCommands, domainHelpLines } from "./domain_commands.ts";
+import { EXIT_STATUS_HELP } from "./output.ts";
 import { POOL_ALIASES, poolAliasCommand, poolCommand } from "./pool.ts";
 import { VOL_ALIASES, volAliasCommand, volCommand } from "./vol.ts";
+import { daemonCommand } from "./daemon.ts";
+import { replCommand } from "./repl/repl.ts";
 import { runCommand } from "./run.ts";
 import { UsageError } from "./usage_error.ts";
 import { versionCommand } from "./version.ts";
@@ -16,28 +19,40 @@ import { EXIT_STATUS } from "../core/vm_end.ts";
 
 export const MAIN_HELP = `Usage: denovisor <command> [options]
 
-Commands:
-  run        Boot a VM in the foreground (no options: the embedded demo guest)
-  check      Check that this host can run VMs
-  daemon     Run the service: the API socket and one VMM per running domain
+Domains:
+${domainHelpLines()}
+
+Storage:
   pool       Storage pools: define, build, start, list... (virsh pool-* names work)
   vol        Volumes: create, clone, snapshot, rollback... (virsh vol-* names work)
+
+Host:
+  daemon     Run the service: the API socket and one VMM per running domain
+  repl       Interactive shell: every client command, Tab completion, live events
   install    Install the systemd unit denovisor.service and its directories
+  run        Boot a VM in the foreground (no options: the embedded demo guest)
+  check      Check that this host can run VMs
   version    Print the version
   help       Show this help, or a command's help: denovisor help run
 
-Every command takes --help.`;
+Every command takes --help. Client commands take --socket PATH and --state-dir DIR
+(default: $DENOVISOR_SOCKET, $DENOVISOR_STATE_DIR, then /run/denovisor/api.sock and
+/var/lib/denovisor).
+
+${EXIT_STATUS_HELP}`;
 
 type Command = (args: string[]) => Promise<number> | number;
 
 const COMMANDS: Record<string, Command> = {
+  ...domainCommands(),
+  repl: replCommand,
   run: runCommand,
   check: checkCommand,
-  daemon: daemonCommand,
   pool: poolCommand,
   vol: volCommand,
   ...Object.fromEntries(POOL_ALIASES.map((verb) => [verb, poolAliasCommand(verb)])),
   ...Object.fromEntries(VOL_ALIASES.map((verb) => [verb, volAliasCommand(verb)])),
+  daemon: daemonCommand,
   version: versionCommand,
   vmm: vmmCommand,
   install: async (args) => (await import("./install.ts")).installCommand(args),

@@ -135,6 +135,18 @@ export async function startFakeDaemon(): Promise<FakeDaemon> {
       return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });
     }
     if (collection === "pools") return pools(parts);
+    if (collection === "host") {
+      return Response.json({
+        version: "0.0.0-fake",
+        hostname: "fakehost",
+        cpus: 2,
+        memoryBytes: 2 ** 30,
+        domainsDefined: domains.size,
+        domainsRunning: [...domains.values()].filter((d) => d.pid !== undefined).length,
+        stateDir: dir,
+        socket,
+      });
+    }
     if (collection !== "domains") return error("not_found", "no such route", 404);
     if (name === undefined) {
       if (request.method === "GET") {

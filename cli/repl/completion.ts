@@ -1,0 +1,185 @@
+/**
+ * Tab completion for the REPL: command names, options, and the arguments they take
+ * (domain, pool and volume names from the daemon, cached briefly; file paths; on/off).
+ *
+ * @module
+ */
+
+import { dirname, join } from "node:path";
+import type { Completion } from "./line_editor.ts";
+import { wordsAtCursor } from "./words.ts";
+
+/** What a positional argument completes to. */
+export type ArgCompletion = "domain" | "pool" | "volume" | "file" | "onoff" | "command" | "none";
+
+/** A command (or subcommand) as completion sees it. */
+export interface CompletionSpec {
+  names: string[];
+  /** Options with their dashes ("--json"); the value kind of those that take one. */
+  options: Record<string, ArgCompletion | "flag">;
+  args: ArgCompletion[];
+  subcommands?: CompletionSpec[];
+}
+
+/** Where names come from (the daemon). */
+export interface NameSource {
+  domains(): Promise<string[]>;
+  pools(): Promise<string[]>;
+  volumes(pool: string): Promise<string[]>;
+}
+
+/** Completes `line` at `cursor` against `specs`. */
+export async function completeLine(
+  line: string,
+  cursor: number,
+  specs: CompletionSpec[],
+  source: NameSource,
+): Promise<Completion> {
+  const { before, current } = wordsAtCursor(line, cursor);
+  const start = current.start;
+  const word = current.text;
+  if (before.length === 0) return { start, candidates: specs.flatMap((spec) => spec.names) };
+  let spec = specs.find((each) => each.names.includes(before[0]));
+  if (!spec) return { start, candidates: [] };
+  let rest = before.slice(1);
+  if (spec.subcommands) {
+    if (rest.length === 0) {
+      return { start, candidates: spec.subcommands.flatMap((sub) => sub.names) };
+    }
+    const sub = spec.subcommands.find((each) => each.names.includes(rest[0]));
+    if (!sub) return { start, candidates: [] };
+    spec = sub;
+    rest = rest.slice(1);
+  }
+  const previous = rest[rest.length - 1];
+  const optionKind = previous === undefined ? undefined : spec.options[previous];
+  if (optionKind !== undefined && optionKind !== "flag") {
+    return { start, candidates: await values(optionKind, word, rest, source, specs) };
+  }
+  if (word.startsWith("-")) return { start, candidates: Object.keys(spec.options) };
+  const positionals = countPositionals(rest, spec);
+  const kind = spec.args[positionals] ?? "none";
+  return { start, candidates: await values(kind, word, rest, source, specs) };
+}
+
+/** How many positional arguments `words` hold (options and their values skipped). */
+function countPositionals(words: string[], spec: CompletionSpec): number {
+  let count = 0;
+  for (let index = 0; index < words.length; index++) {
+    const word = words[index];
+    if (word.startsWith("-")) {
+      const kind = spec.options[word];
+      if (kind !== undefined && kind !== "flag" && !word.includes("=")) index++;
+    } else {
+      count++;
+    }
+  }
+  return count;
+}
+
+async function values(
+  kind: ArgCompletion | "flag",
+  word: string,
+  rest: string[],
+  source: NameSource,
+  specs: CompletionSpec[],
+): Promise<string[]> {
+  switch (kind) {
+    case "domain":
+      return await source.domains().catch(() => []);
+    case "pool":
+      return await source.pools().catch(() => []);
+    case "volume":
+      return await volumes(word, rest, source);
+    case "file":
+      return await files(word);
+    case "onoff":
+      return ["on", "off"];
+    case "command":
+      return specs.flatMap((spec) => spec.names);
+    default:
+      return [];
+  }
+}
+
+/** Volume names: "POOL/VOL" forms once a slash is typed, else those of --pool (or default). */
+async function volumes(word: string, rest: string[], source: NameSource): Promise<string[]> {
+  const slash = word.indexOf("/");
+  if (slash > 0) {
+    const pool = word.slice(0, slash);
+    return (await source.volumes(pool).catch(() => [])).map((name) => `${pool}/${name}`);
+  }
+  const poolFlag = rest.indexOf("--pool");
+  const pool = poolFlag >= 0 ? rest[poolFlag + 1] ?? "default" : "default";
+  const [names, pools] = await Promise.all([
+    source.volumes(pool).catch(() => []),
+    source.pools().catch(() => []),
+  ]);
+  return [...names, ...pools.map((name) => `${name}/`)];
+}
+
+/** Paths completing `word` (directories end in "/"). */
+async function files(word: string): Promise<string[]> {
+  const directory = word.endsWith("/") ? word : dirname(word);
+  const prefix = word.endsWith("/")
+    ? word
+    : directory === "." && !word.startsWith("./")
+    ? ""
+    : `${directory}/`.replace(/^\/\//, "/");
+  const found: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(directory === "" ? "." : directory)) {
+      if (entry.name.startsWith(".") && !word.split("/").pop()!.startsWith(".")) continue;
+      let isDirectory = entry.isDirectory;
+      if (entry.isSymlink) {
+        isDirectory = await Deno.stat(join(directory, entry.name)).then(
+          (info) => info.isDirectory,
+          () => false,
+        );
+      }
+      found.push(prefix + entry.name + (isDirectory ? "/" : ""));
+      if (found.length > 1000) break;
+    }
+  } catch {
+    // Unreadable or missing directory: nothing to offer.
+  }
+  return found;
+}
+
+/** Names from the daemon, each list kept for `ttlMs` so that Tab stays fast. */
+export class CachedNames implements NameSource {
+  readonly #cache = new Map<string, { at: number; names: Promise<string[]> }>();
+  readonly #fetch: (path: string) => Promise<{ name: string }[]>;
+  readonly #ttlMs: number;
+
+  constructor(fetch: (path: string) => Promise<{ name: string }[]>, ttlMs = 2000) {
+    this.#fetch = fetch;
+    this.#ttlMs = ttlMs;
+  }
+
+  domains(): Promise<string[]> {
+    return this.#get("/v1/domains");
+  }
+
+  pools(): Promise<string[]> {
+    return this.#get("/v1/pools");
+  }
+
+  volumes(pool: string): Promise<string[]> {
+    return this.#get(`/v1/pools/${encodeURIComponent(pool)}/volumes`);
+  }
+
+  /** Forgets everything (a domain was defined or removed). */
+  invalidate(): void {
+    this.#cache.clear();
+  }
+
+  #get(path: string): Promise<string[]> {
+    const cached = this.#cache.get(path);
+    if (cached && Date.now() - cached.at < this.#ttlMs) return cached.names;
+    const names = this.#fetch(path).then((items) => items.map((item) => item.name).sort());
+    this.#cache.set(path, { at: Date.now(), names });
+    names.catch(() => this.#cache.delete(path));
+    return names;
+  }
+}

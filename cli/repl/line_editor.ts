@@ -1,0 +1,402 @@
+/**
+ * A small line editor for the REPL on a raw terminal: cursor movement, the usual Emacs
+ * keys of readline, history, Tab completion (a list on the second Tab), and messages
+ * printed above the line being typed without garbling it. It only sees bytes in and text
+ * out, so tests drive it without a terminal.
+ *
+ * Keys: Left/Right, Ctrl-B/F; Home/End, Ctrl-A/E; Backspace; Delete; Ctrl-D (delete, or
+ * end of input on an empty line); Ctrl-U (to line start); Ctrl-K (to line end); Ctrl-W
+ * (word back); Ctrl-C (drop the line); Ctrl-L (clear screen); Up/Down, Ctrl-P/N (history);
+ * Tab (complete); Enter.
+ *
+ * @module
+ */
+
+/** What Tab may put in place of `line.slice(start, cursor)`. */
+export interface Completion {
+  start: number;
+  candidates: string[];
+}
+
+/** Completes at `cursor` in `line`. */
+export type Completer = (line: string, cursor: number) => Promise<Completion> | Completion;
+
+/** Options of a LineEditor. */
+export interface LineEditorOptions {
+  /** Writes to the terminal. */
+  write: (text: string) => void;
+  complete?: Completer;
+  /** Earlier lines, oldest first; the editor appends accepted lines to it. */
+  history?: string[];
+  /** The terminal's width, for the list of completions. */
+  columns?: () => number;
+  /** Switches the terminal to raw mode and back around each line. */
+  setRaw?: (raw: boolean) => void;
+}
+
+/** The longest history kept in memory. */
+const MAX_HISTORY = 1000;
+const ESC = "\x1b";
+
+/** Reads one line at a time from a raw terminal. */
+export class LineEditor {
+  readonly history: string[];
+  readonly #write: (text: string) => void;
+  readonly #complete?: Completer;
+  readonly #columns: () => number;
+  readonly #setRaw?: (raw: boolean) => void;
+  readonly #decoder = new TextDecoder();
+  #prompt = "";
+  #chars: string[] = [];
+  #cursor = 0;
+  #historyIndex = 0;
+  #saved = "";
+  /** Decoded input not handled yet (typed ahead of a finished line). */
+  #pending = "";
+  /** The start of an escape sequence whose end has not arrived yet. */
+  #partial = "";
+  #skipLineFeed = false;
+  #lastKeyWasTab = false;
+  #active = false;
+
+  constructor(options: LineEditorOptions) {
+    this.#write = options.write;
+    this.#complete = options.complete;
+    this.history = options.history ?? [];
+    this.#columns = options.columns ?? (() => 80);
+    this.#setRaw = options.setRaw;
+  }
+
+  /** The text typed so far. */
+  get line(): string {
+    return this.#chars.join("");
+  }
+
+  /** Cursor position in characters. */
+  get cursor(): number {
+    return this.#cursor;
+  }
+
+  /** Whether a prompt is shown and input is being read. */
+  get active(): boolean {
+    return this.#active;
+  }
+
+  /**
+   * Shows `prompt` and reads one line through `read`: the line (without newline), "" after
+   * Ctrl-C, or null at end of input (Ctrl-D on an empty line, or `read` gave null).
+   */
+  async readLine(
+    prompt: string,
+    read: () => Promise<Uint8Array | null>,
+  ): Promise<string | null> {
+    this.#prompt = prompt;
+    this.#chars = [];
+    this.#cursor = 0;
+    this.#historyIndex = this.history.length;
+    this.#saved = "";
+    this.#lastKeyWasTab = false;
+    this.#active = true;
+    this.#setRaw?.(true);
+    this.#write(prompt);
+    try {
+      while (true) {
+        if (this.#pending.length > 0) {
+          const text = this.#partial + this.#pending;
+          this.#pending = "";
+          this.#partial = "";
+          const result = await this.#handle(text);
+          if (result !== undefined) return result;
+        }
+        const bytes = await read();
+        if (bytes === null) {
+          this.#write("\r\n");
+          return null;
+        }
+        this.#pending += this.#decoder.decode(bytes, { stream: true });
+      }
+    } finally {
+      this.#active = false;
+      this.#setRaw?.(false);
+    }
+  }
+
+  /**
+   * Prints `text` above the line being typed (clear the line, print, show the prompt and
+   * the typed text again); a plain print when no line is being read.
+   */
+  printAbove(text: string): void {
+    const lines = text.replace(/\r?\n/g, "\r\n") + "\r\n";
+    if (!this.#active) {
+      this.#write(lines);
+      return;
+    }
+    this.#write(`\r${ESC}[K${lines}`);
+    this.#redraw();
+  }
+
+  /** Handles decoded input; returns a result when a line is finished. */
+  async #handle(text: string): Promise<string | null | undefined> {
+    let index = 0;
+    while (index < text.length) {
+      const char = String.fromCodePoint(text.codePointAt(index)!);
+      if (this.#skipLineFeed) {
+        this.#skipLineFeed = false;
+        if (char === "\n") {
+          index++;
+          continue;
+        }
+      }
+      if (char === ESC) {
+        const length = escapeLength(text, index);
+        if (length === 0) {
+          // Incomplete sequence: wait for the rest.
+          this.#partial = text.slice(index);
+          return undefined;
+        }
+        this.#escape(text.slice(index, index + length));
+        index += length;
+        this.#lastKeyWasTab = false;
+        continue;
+      }
+      index += char.length;
+      const wasTab = this.#lastKeyWasTab;
+      this.#lastKeyWasTab = false;
+      switch (char) {
+        case "\r":
+        case "\n": {
+          this.#skipLineFeed = char === "\r";
+          this.#pending = text.slice(index) + this.#pending;
+          return this.#accept();
+        }
+        case "\t":
+          await this.#tab(wasTab);
+          this.#lastKeyWasTab = true;
+          break;
+        case "\x7f":
+        case "\b":
+          if (this.#cursor > 0) {
+            this.#chars.splice(--this.#cursor, 1);
+            this.#redraw();
+          }
+          break;
+        case "\x01":
+          this.#move(0);
+          break;
+        case "\x05":
+          this.#move(this.#chars.length);
+          break;
+        case "\x02":
+          this.#move(this.#cursor - 1);
+          break;
+        case "\x06":
+          this.#move(this.#cursor + 1);
+          break;
+        case "\x03":
+          this.#write("^C\r\n");
+          this.#pending = text.slice(index) + this.#pending;
+          this.#chars = [];
+          this.#cursor = 0;
+          return "";
+        case "\x04":
+          if (this.#chars.length === 0) {
+            this.#write("\r\n");
+            return null;
+          }
+          this.#deleteAtCursor();
+          break;
+        case "\x15":
+          this.#chars.splice(0, this.#cursor);
+          this.#cursor = 0;
+          this.#redraw();
+          break;
+        case "\x0b":
+          this.#chars.splice(this.#cursor);
+          this.#redraw();
+          break;
+        case "\x17":
+          this.#deleteWordBack();
+          break;
+        case "\x0c":
+          this.#write(`${ESC}[H${ESC}[2J`);
+          this.#redraw();
+          break;
+        case "\x10":
+          this.#historyStep(-1);
+          break;
+        case "\x0e":
+          this.#historyStep(1);
+          break;
+        default:
+          if (char >= " ") this.#insert(char);
+      }
+    }
+    return undefined;
+  }
+
+  #accept(): string {
+    const line = this.line;
+    this.#write("\r\n");
+    if (line.trim() !== "" && this.history[this.history.length - 1] !== line) {
+      this.history.push(line);
+      if (this.history.length > MAX_HISTORY) {
+        this.history.splice(0, this.history.length - MAX_HISTORY);
+      }
+    }
+    return line;
+  }
+
+  #escape(sequence: string): void {
+    const final = sequence[sequence.length - 1];
+    const parameter = sequence.slice(2, -1);
+    if (sequence[1] === "[" && final === "~") {
+      if (parameter === "1" || parameter === "7") this.#move(0);
+      else if (parameter === "4" || parameter === "8") this.#move(this.#chars.length);
+      else if (parameter === "3") this.#deleteAtCursor();
+      return;
+    }
+    switch (final) {
+      case "A":
+        this.#historyStep(-1);
+        break;
+      case "B":
+        this.#historyStep(1);
+        break;
+      case "C":
+        this.#move(this.#cursor + 1);
+        break;
+      case "D":
+        this.#move(this.#cursor - 1);
+        break;
+      case "H":
+        this.#move(0);
+        break;
+      case "F":
+        this.#move(this.#chars.length);
+        break;
+    }
+  }
+
+  #insert(text: string): void {
+    const chars = [...text];
+    this.#chars.splice(this.#cursor, 0, ...chars);
+    this.#cursor += chars.length;
+    if (this.#cursor === this.#chars.length) {
+      this.#write(text); // typing at the end: no redraw needed
+    } else {
+      this.#redraw();
+    }
+  }
+
+  #deleteAtCursor(): void {
+    if (this.#cursor < this.#chars.length) {
+      this.#chars.splice(this.#cursor, 1);
+      this.#redraw();
+    }
+  }
+
+  #deleteWordBack(): void {
+    let start = this.#cursor;
+    while (start > 0 && this.#chars[start - 1] === " ") start--;
+    while (start > 0 && this.#chars[start - 1] !== " ") start--;
+    this.#chars.splice(start, this.#cursor - start);
+    this.#cursor = start;
+    this.#redraw();
+  }
+
+  #move(position: number): void {
+    const target = Math.max(0, Math.min(this.#chars.length, position));
+    if (target === this.#cursor) return;
+    const delta = target - this.#cursor;
+    this.#cursor = target;
+    this.#write(delta > 0 ? `${ESC}[${delta}C` : `${ESC}[${-delta}D`);
+  }
+
+  #historyStep(step: number): void {
+    const index = this.#historyIndex + step;
+    if (index < 0 || index > this.history.length) return;
+    if (this.#historyIndex === this.history.length) this.#saved = this.line;
+    this.#historyIndex = index;
+    this.#chars = [...(index === this.history.length ? this.#saved : this.history[index])];
+    this.#cursor = this.#chars.length;
+    this.#redraw();
+  }
+
+  async #tab(secondTab: boolean): Promise<void> {
+    if (!this.#complete) return;
+    const line = this.line;
+    const { start, candidates } = await this.#complete(line, this.#cursor);
+    const word = [...line].slice(start, this.#cursor).join("");
+    const matching = [...new Set(candidates.filter((candidate) => candidate.startsWith(word)))];
+    if (matching.length === 0) {
+      this.#write("\x07");
+      return;
+    }
+    if (matching.length === 1) {
+      const [only] = matching;
+      this.#replaceWord(start, only + (/[/=]$/.test(only) ? "" : " "));
+      return;
+    }
+    const common = commonPrefix(matching);
+    if (common.length > word.length) {
+      this.#replaceWord(start, common);
+      return;
+    }
+    if (!secondTab) {
+      this.#write("\x07");
+      return;
+    }
+    this.#write("\r\n" + layOut(matching.sort(), this.#columns()).replace(/\n/g, "\r\n") + "\r\n");
+    this.#redraw();
+  }
+
+  #replaceWord(start: number, text: string): void {
+    this.#chars.splice(start, this.#cursor - start, ...text);
+    this.#cursor = start + [...text].length;
+    this.#redraw();
+  }
+
+  /** Draws the prompt and the line again and puts the cursor back. */
+  #redraw(): void {
+    const back = this.#chars.length - this.#cursor;
+    this.#write(`\r${this.#prompt}${this.line}${ESC}[K${back > 0 ? `${ESC}[${back}D` : ""}`);
+  }
+}
+
+/**
+ * How many characters the escape sequence at `index` spans: ESC [ params final, ESC O x,
+ * or ESC x (Alt-x, skipped); 0 if it is not complete yet.
+ */
+function escapeLength(text: string, index: number): number {
+  const next = text[index + 1];
+  if (next === undefined) return 0;
+  if (next === "O") return text[index + 2] === undefined ? 0 : 3;
+  if (next !== "[") return 2;
+  for (let end = index + 2; end < text.length; end++) {
+    const code = text.charCodeAt(end);
+    if (code >= 0x40 && code <= 0x7e) return end - index + 1;
+  }
+  return 0;
+}
+
+/** The longest prefix every string shares. */
+export function commonPrefix(strings: string[]): string {
+  let prefix = strings[0] ?? "";
+  for (const each of strings) {
+    while (!each.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  }
+  return prefix;
+}
+
+/** Candidates in columns across `width`, like bash's completion list. */
+export function layOut(items: string[], width: number): string {
+  const cell = Math.max(...items.map((item) => item.length)) + 2;
+  const perLine = Math.max(1, Math.floor(width / cell));
+  const lines: string[] = [];
+  for (let start = 0; start < items.length; start += perLine) {
+    lines.push(
+      items.slice(start, start + perLine).map((item) => item.padEnd(cell)).join("").trimEnd(),
+    );
+  }
+  return lines.join("\n");
+}

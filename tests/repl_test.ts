@@ -1,0 +1,401 @@
+/**
+ * The REPL: its line editor fed bytes directly, and `denovisor repl` driven through a
+ * pseudo-terminal (python3's pty module) against a fake daemon: Tab completion of verbs
+ * and domain names, a full lifecycle with the live event lines, events printed while a
+ * line is being typed, history across sessions, and piped input.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { LineEditor } from "../cli/repl/line_editor.ts";
+import { CachedNames, completeLine } from "../cli/repl/completion.ts";
+import { completionSpecs } from "../cli/repl/commands.ts";
+import { splitWords } from "../cli/repl/words.ts";
+import { CLIENT_EXIT } from "../cli/output.ts";
+import { type FakeDaemon, startFakeDaemon } from "./fake_daemon.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const encoder = new TextEncoder();
+
+/** An editor whose output is collected and whose input is a queue of chunks. */
+function editorWith(
+  chunks: string[],
+  options: { history?: string[]; candidates?: string[] } = {},
+) {
+  const output: string[] = [];
+  const editor = new LineEditor({
+    write: (text) => output.push(text),
+    history: options.history,
+    complete: (line, cursor) => {
+      const start = line.lastIndexOf(" ", cursor - 1) + 1;
+      return { start, candidates: options.candidates ?? [] };
+    },
+  });
+  const queue = chunks.map((chunk) => encoder.encode(chunk));
+  const read = () => Promise.resolve(queue.shift() ?? null);
+  return { editor, read, output: () => output.join("") };
+}
+
+Deno.test("LineEditor edits with arrows, Home/End and the Ctrl keys", async () => {
+  const cases: [string[], string][] = [
+    [["abc\x1b[D\x1b[DX\r"], "aXbc"],
+    [["abc\x01X\x05Y\r"], "XabcY"],
+    [["hello world\x17there\r"], "hello there"],
+    [["hello world\x1b[D\x1b[D\x15\r"], "ld"],
+    [["abcd\x01\x1b[C\x0b\r"], "a"],
+    [["abc\x7f\x7fz\r"], "az"],
+    [["abc\x1b[H\x1b[3~\x1b[F!\r"], "bc!"],
+    [["abc\x01\x04\r"], "bc"],
+    [["ab\x1b", "[Dc\r"], "acb"], // an escape sequence split across reads
+    [["drop me\x03"], ""],
+    [["h\u00e9llo \u{1f600}\x7fx\r"], "h\u00e9llo x"],
+  ];
+  for (const [chunks, expected] of cases) {
+    const { editor, read } = editorWith(chunks);
+    assert.equal(await editor.readLine("> ", read), expected, JSON.stringify(chunks));
+  }
+});
+
+Deno.test("LineEditor returns null on Ctrl-D at an empty line and at end of input", async () => {
+  assert.equal(await editorWith(["\x04"]).editor.readLine("> ", editorWith(["\x04"]).read), null);
+  const { editor, read } = editorWith([]);
+  assert.equal(await editor.readLine("> ", read), null);
+});
+
+Deno.test("LineEditor keeps typed-ahead lines for the next read, \\r\\n counted once", async () => {
+  const { editor, read } = editorWith(["first\r\nsecond\rthird\n"]);
+  assert.equal(await editor.readLine("> ", read), "first");
+  assert.equal(await editor.readLine("> ", read), "second");
+  assert.equal(await editor.readLine("> ", read), "third");
+  assert.equal(await editor.readLine("> ", read), null);
+});
+
+Deno.test("LineEditor walks the history with Up/Down and keeps the unfinished line", async () => {
+  const history = ["list", "start web1"];
+  const { editor, read } = editorWith(
+    ["draft\x1b[A\x1b[A\x1b[B\x1b[B\r", "\x10\x10\x10\x0e\r"],
+    { history },
+  );
+  assert.equal(await editor.readLine("> ", read), "draft");
+  assert.deepEqual(editor.history, ["list", "start web1", "draft"]);
+  assert.equal(await editor.readLine("> ", read), "start web1");
+  assert.deepEqual(editor.history, ["list", "start web1", "draft", "start web1"]);
+});
+
+Deno.test("LineEditor completes a unique word, a common prefix, and lists on a second Tab", async () => {
+  const unique = editorWith(["sh\t\r"], { candidates: ["shutdown", "start"] });
+  assert.equal(await unique.editor.readLine("> ", unique.read), "shutdown ");
+  const common = editorWith(["s\t\x03"], { candidates: ["start", "stats", "shutdown"] });
+  assert.equal(await common.editor.readLine("> ", common.read), "");
+  const prefix = editorWith(["st\t\r"], { candidates: ["start", "stats"] });
+  assert.equal(await prefix.editor.readLine("> ", prefix.read), "sta");
+  const list = editorWith(["sta\t\t\r"], { candidates: ["start", "stats"] });
+  assert.equal(await list.editor.readLine("> ", list.read), "sta");
+  assert.match(list.output(), /\r\nstart\s+stats\r\n\r> sta/);
+  const none = editorWith(["x\t\r"], { candidates: [] });
+  assert.equal(await none.editor.readLine("> ", none.read), "x");
+  assert.ok(none.output().includes("\x07"), "no bell");
+});
+
+Deno.test("LineEditor.printAbove clears the line, prints, and redraws prompt and text", async () => {
+  let release!: () => void;
+  const output: string[] = [];
+  const editor = new LineEditor({ write: (text) => output.push(text) });
+  const chunks = [encoder.encode("sta"), encoder.encode("rt\x1b[D\r")];
+  const gate = new Promise<void>((resolve) => release = resolve);
+  let calls = 0;
+  const done = editor.readLine("denovisor> ", async () => {
+    if (calls++ === 1) await gate;
+    return chunks.shift() ?? null;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  output.length = 0;
+  editor.printAbove("* domain web1 crashed: VMM killed by SIGKILL");
+  assert.equal(
+    output.join(""),
+    "\r\x1b[K* domain web1 crashed: VMM killed by SIGKILL\r\n\rdenovisor> sta\x1b[K",
+  );
+  release();
+  assert.equal(await done, "start");
+  output.length = 0;
+  editor.printAbove("after");
+  assert.equal(output.join(""), "after\r\n");
+});
+
+Deno.test("splitWords honours quotes and escapes", () => {
+  assert.deepEqual(splitWords(`define "my file.json"  x\\ y 'a"b'`).map((w) => w.text), [
+    "define",
+    "my file.json",
+    "x y",
+    'a"b',
+  ]);
+  assert.throws(() => splitWords(`start "web`), /Unterminated/);
+});
+
+Deno.test("completeLine offers verbs, options, domain, pool and volume names", async () => {
+  const specs = completionSpecs();
+  const source = {
+    domains: () => Promise.resolve(["db", "web1", "web2"]),
+    pools: () => Promise.resolve(["default", "fast"]),
+    volumes: (pool: string) => Promise.resolve(pool === "fast" ? ["f1"] : ["root.raw"]),
+  };
+  const complete = async (line: string) => {
+    const { start, candidates } = await completeLine(line, line.length, specs, source);
+    const word = line.slice(start);
+    return candidates.filter((c) => c.startsWith(word)).sort();
+  };
+  assert.deepEqual(await complete("unp"), ["unpause"]);
+  assert.deepEqual(await complete("start w"), ["web1", "web2"]);
+  assert.deepEqual(await complete("start web1 --c"), ["--console"]);
+  assert.deepEqual(await complete("shutdown --timeout 5 d"), ["db"]);
+  assert.deepEqual(await complete("autostart web1 o"), ["off", "on"]);
+  assert.deepEqual(await complete("mem-set web1 "), []);
+  assert.deepEqual(await complete("help pa"), ["pause"]);
+  assert.deepEqual(await complete("pool st"), ["start", "stop"]);
+  assert.deepEqual(await complete("pool info f"), ["fast"]);
+  assert.deepEqual(await complete("vol info r"), ["root.raw"]);
+  assert.deepEqual(await complete("vol info fast/"), ["fast/f1"]);
+  assert.deepEqual(await complete("vol info x --pool f"), ["fast"]);
+});
+
+Deno.test("CachedNames asks the daemon once within its lifetime", async () => {
+  let calls = 0;
+  const names = new CachedNames((_path) => {
+    calls++;
+    return Promise.resolve([{ name: "b" }, { name: "a" }]);
+  }, 60_000);
+  assert.deepEqual(await names.domains(), ["a", "b"]);
+  assert.deepEqual(await names.domains(), ["a", "b"]);
+  assert.equal(calls, 1);
+  names.invalidate();
+  await names.domains();
+  assert.equal(calls, 2);
+});
+
+/** `denovisor repl` on a pseudo-terminal, driven like expect(1). */
+class PtySession {
+  readonly #child: Deno.ChildProcess;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #output = "";
+  #mark = 0;
+  readonly #done: Promise<void>;
+
+  constructor(args: string[]) {
+    this.#child = new Deno.Command("python3", {
+      args: ["-c", PTY_DRIVER, Deno.execPath(), "run", "--allow-all", MAIN, "repl", ...args],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+      env: { TERM: "xterm" },
+    }).spawn();
+    this.#writer = this.#child.stdin.getWriter();
+    const stdout = this.#child.stdout;
+    this.#done = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stdout) {
+        this.#output += decoder.decode(chunk, { stream: true });
+      }
+    })();
+  }
+
+  /** Everything printed so far with escape sequences and carriage returns removed. */
+  get text(): string {
+    // deno-lint-ignore no-control-regex
+    return this.#output.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/\r/g, "");
+  }
+
+  async send(text: string): Promise<void> {
+    await this.#writer.write(encoder.encode(text));
+  }
+
+  /** Waits until the output after the last match matches `pattern`. */
+  async expect(pattern: RegExp, timeoutMs = 30_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const match = this.text.slice(this.#mark).match(pattern);
+      if (match) {
+        this.#mark += match.index! + match[0].length;
+        return match;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    throw new Error(`Timed out waiting for ${pattern}; output was:\n${this.text}`);
+  }
+
+  /** Raw output (escape sequences kept). */
+  get raw(): string {
+    return this.#output;
+  }
+
+  async close(): Promise<number> {
+    await this.#writer.close().catch(() => {});
+    const timer = setTimeout(() => this.#child.kill("SIGKILL"), 15_000);
+    const status = await this.#child.status;
+    clearTimeout(timer);
+    await this.#done;
+    return status.code;
+  }
+}
+
+/** Runs argv[1:] on a new pseudo-terminal (100 columns), copying our stdin and stdout. */
+const PTY_DRIVER = `
+import os, pty, sys, select, struct, fcntl, termios
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    os.execvp(sys.argv[1], sys.argv[1:])
+stdin_open = True
+while True:
+    r, _, _ = select.select([fd] + ([0] if stdin_open else []), [], [])
+    if fd in r:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            break
+        os.write(1, data)
+    if 0 in r:
+        data = os.read(0, 65536)
+        if data:
+            os.write(fd, data)
+        else:
+            stdin_open = False
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+`;
+
+async function withRepl(
+  body: (repl: PtySession, daemon: FakeDaemon) => Promise<void>,
+  history?: string,
+): Promise<void> {
+  const daemon = await startFakeDaemon();
+  await Deno.writeTextFile(
+    join(daemon.dir, "web1.json"),
+    JSON.stringify({ name: "web1", boot: { demo: true }, vcpus: 2 }),
+  );
+  const repl = new PtySession([
+    "--socket",
+    daemon.socket,
+    "--history",
+    history ?? join(daemon.dir, "history"),
+  ]);
+  try {
+    await repl.expect(/Type 'help' for commands.*\ndenovisor> /);
+    await body(repl, daemon);
+    await repl.send("exit\r");
+    assert.equal(await repl.close(), 0);
+  } catch (error) {
+    await repl.close();
+    throw error;
+  } finally {
+    await daemon.close();
+  }
+}
+
+Deno.test("repl on a terminal: Tab completes a verb and a domain name", async () => {
+  await withRepl(async (repl, daemon) => {
+    await repl.send(`define ${join(daemon.dir, "web1.json")}\r`);
+    await repl.expect(/Domain 'web1' defined/);
+    await repl.send("unde\t");
+    await repl.expect(/denovisor> undefine $/);
+    await repl.send("\x15sta\t\t");
+    await repl.expect(/\nstart\s+stats\s*\ndenovisor> sta/);
+    await repl.send("rt w\t");
+    await repl.expect(/denovisor> start web1 $/);
+    await repl.send("\r");
+    await repl.expect(/Domain 'web1' started/);
+  });
+});
+
+Deno.test("repl on a terminal: a full lifecycle prints each state change", async () => {
+  await withRepl(async (repl, daemon) => {
+    const file = join(daemon.dir, "web1.json");
+    const steps: [string, RegExp][] = [
+      [`define ${file}`, /\* domain web1 defined[\s\S]*Domain 'web1' defined from /],
+      ["start web1", /\* domain web1 started[\s\S]*Domain 'web1' started/],
+      ["list", /\d+\s+web1\s+running\s+2\s+256 MiB/],
+      ["pause web1", /\* domain web1 paused[\s\S]*Domain 'web1' paused/],
+      ["resume web1", /\* domain web1 resumed[\s\S]*Domain 'web1' resumed/],
+      [
+        "destroy web1",
+        /\* domain web1 destroyed: destroyed by request[\s\S]*Domain 'web1' destroyed/,
+      ],
+      ["undefine web1", /\* domain web1 undefined[\s\S]*Domain 'web1' has been undefined/],
+      ["info web1", /error: no domain 'web1'/],
+      ["help start", /Usage: denovisor start NAME/],
+      ["resume --help", /Usage: denovisor resume NAME/],
+      ["bogus", /error: unknown command 'bogus'; type 'help'/],
+    ];
+    for (const [line, expected] of steps) {
+      await repl.send(line + "\r");
+      await repl.expect(expected);
+      await repl.expect(/denovisor> /);
+    }
+    assert.equal(daemon.domains.size, 0);
+  });
+});
+
+Deno.test("repl on a terminal: an event while typing is printed above the typed line", async () => {
+  await withRepl(async (repl, daemon) => {
+    await repl.send(`create ${join(daemon.dir, "web1.json")}\r`);
+    await repl.expect(/Domain 'web1' created/);
+    await repl.expect(/denovisor> /);
+    await repl.send("list --ru");
+    await repl.expect(/list --ru$/);
+    daemon.crash("web1", "VMM killed by SIGKILL");
+    await repl.expect(/\* domain web1 crashed: VMM killed by SIGKILL\n+denovisor> list --ru/);
+    // deno-lint-ignore no-control-regex
+    assert.match(repl.raw, /\r\x1b\[K\* domain web1 crashed: VMM killed by SIGKILL\r+\n/);
+    await repl.send("nning\r");
+    await repl.expect(/Id\s+Name\s+State[^\n]*\n-+\ndenovisor> /);
+  });
+});
+
+Deno.test("repl keeps history across sessions", async () => {
+  const dir = await Deno.makeTempDir();
+  const history = join(dir, "history");
+  try {
+    await withRepl(async (repl) => {
+      await repl.send("list --name\r");
+      await repl.expect(/denovisor> $/);
+    }, history);
+    assert.match(await Deno.readTextFile(history), /^list --name\n/);
+    await withRepl(async (repl) => {
+      await repl.send("\x1b[A\x1b[A");
+      await repl.expect(/denovisor> list --name/);
+      await repl.send("\x15");
+    }, history);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("repl with piped input runs each line and exits with the last failure", async () => {
+  const daemon = await startFakeDaemon();
+  try {
+    await Deno.writeTextFile(
+      join(daemon.dir, "a.json"),
+      JSON.stringify({ name: "a", boot: { demo: true } }),
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", MAIN, "repl", "--socket", daemon.socket],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(encoder.encode(
+      `# a comment\ndefine ${join(daemon.dir, "a.json")}\nstart a\nstart ghost\nlist --name\n`,
+    ));
+    await writer.close();
+    const { code, stdout, stderr } = await child.output();
+    const out = new TextDecoder().decode(stdout);
+    assert.equal(code, CLIENT_EXIT.NOT_FOUND);
+    assert.match(out, /Domain 'a' defined[\s\S]*Domain 'a' started[\s\S]*\na\n$/);
+    assert.match(new TextDecoder().decode(stderr), /error: no domain 'ghost'/);
+    assert.doesNotMatch(out, /denovisor> /);
+  } finally {
+    await daemon.close();
+  }
+});
