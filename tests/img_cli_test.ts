@@ -191,6 +191,43 @@ Deno.test("img rebase moves an overlay onto another base, reading the same as be
     assert.match(missing.stderr, /missing -b BACKING/);
   }));
 
+interface MapRun {
+  start: number;
+  length: number;
+  depth: number;
+  present: boolean;
+  zero: boolean;
+  data: boolean;
+}
+
+/** qemu-img map's runs without host offsets, neighbours of one status merged. */
+function statusRuns(runs: MapRun[]): MapRun[] {
+  const merged: MapRun[] = [];
+  for (const { start, length, depth, present, zero, data } of runs) {
+    const last = merged.at(-1);
+    if (
+      last && last.depth === depth && last.present === present && last.zero === zero &&
+      last.data === data
+    ) {
+      last.length += length;
+    } else {
+      merged.push({ start, length, depth, present, zero, data });
+    }
+  }
+  return merged;
+}
+
+Deno.test("img map --output json reports the runs qemu-img map reports (without host offsets)", () =>
+  withDir(async (dir) => {
+    const { top } = await qemuChain(dir);
+    const ours = JSON.parse((await ok("map", "--output", "json", top)).stdout);
+    const theirs = JSON.parse((await qemuOk("map", "--output=json", top)).stdout);
+    assert.ok(ours.length >= 6, JSON.stringify(ours));
+    assert.deepEqual(ours, statusRuns(theirs));
+    const human = (await ok("map", top)).stdout;
+    assert.match(human, /^0x80000 +0x10000 +.*top\.qcow2$/m);
+  }));
+
 Deno.test("img resize grows qcow2 and raw like qemu-img; shrinking needs --shrink", () =>
   withDir(async (dir) => {
     const qcow2 = `${dir}/d.qcow2`;

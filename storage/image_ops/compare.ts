@@ -1,8 +1,8 @@
 /**
  * Comparing the contents of two images (`qemu-img compare`). Images of different sizes
  * compare equal when the larger one holds only zeroes past the smaller one's end, unless
- * the comparison is strict; strict mode also treats a range allocated in one image and
- * not in the other as a difference.
+ * the comparison is strict; strict mode also treats a range whose block status differs
+ * (stored in the chain or not, zero or data) as a difference, as qemu-img compare -s does.
  *
  * @module
  */
@@ -18,11 +18,12 @@ import {
   readInto,
   SECTOR_SIZE,
   STATUS_SPAN,
+  storedInChain,
 } from "./scan.ts";
 
 /** Options of `compareImages`. */
 export interface CompareOptions {
-  /** Different sizes, or different allocation of the same range, make images differ. */
+  /** Different sizes, or a different block status of the same range, make images differ. */
   strict?: boolean;
   /** Formats of the two images; probed when omitted. */
   formats?: [ImageFormat | undefined, ImageFormat | undefined];
@@ -82,8 +83,15 @@ export function compareImageContents(
     const statusB = b.blockStatus(offset, Math.max(1, Math.min(statusA.length, wanted)));
     let length = Math.max(1, Math.min(statusA.length, statusB.length, wanted));
     if (!(statusA.zero && statusB.zero)) length = Math.min(length, CHUNK_SIZE);
-    if (options.strict && statusA.allocated !== statusB.allocated) {
-      return { equal: false, firstDifference: offset, difference: "allocation", sizeMismatch };
+    if (options.strict) {
+      // qemu-img compare -s: the block status (stored somewhere in the chain, zero or
+      // data) must match too, not only the bytes.
+      const storedA = storedInChain(a, { ...statusA, offset, length });
+      const storedB = storedInChain(b, { ...statusB, offset, length });
+      if (storedA.present !== storedB.present || statusA.zero !== statusB.zero) {
+        return { equal: false, firstDifference: offset, difference: "allocation", sizeMismatch };
+      }
+      length = Math.min(length, storedA.length, storedB.length);
     }
     let at = -1;
     if (statusA.zero && statusB.zero) {

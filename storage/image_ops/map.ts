@@ -6,7 +6,7 @@
  */
 
 import { type Image, type ImageFormat, openImage } from "./image_access.ts";
-import { STATUS_SPAN } from "./scan.ts";
+import { STATUS_SPAN, storedInChain } from "./scan.ts";
 
 /** One run, with qemu-img map's JSON fields (the host offset is not reported). */
 export interface MapEntry {
@@ -41,18 +41,12 @@ export function mapOpenImage(image: Image): MapEntry[] {
   for (let offset = 0; offset < image.size;) {
     const wanted = Math.min(STATUS_SPAN, image.size - offset);
     const extent = image.blockStatus(offset, wanted);
-    let depth = extent.depth;
-    let length = Math.max(1, Math.min(extent.length, wanted));
-    const layer = chain[depth];
-    let present = false;
-    if (layer !== undefined && offset < layer.size) {
-      // The layer named by depth may still not store the run (unallocated all the way
-      // down); ask it, as qemu-img does, and keep the run within one answer.
-      const own = layer.blockStatus(offset, Math.min(length, layer.size - offset));
-      present = own.allocated;
-      length = Math.max(1, Math.min(length, own.length));
-    }
-    if (!present) depth = bottom;
+    const { present, length } = storedInChain(image, {
+      ...extent,
+      offset,
+      length: Math.max(1, Math.min(extent.length, wanted)),
+    });
+    const depth = present ? extent.depth : bottom;
     const entry: MapEntry = {
       start: offset,
       length,

@@ -48,6 +48,26 @@ export function forEachExtent(
   }
 }
 
+/**
+ * Whether some layer of `image`'s chain stores the run `extent` describes (as data or as
+ * zeroes), as qemu-img's "present"/allocated-above flag: the layer that `depth` names is
+ * asked, since a run unallocated all the way down names the bottom layer too. The run's
+ * length may come back shorter, to keep one answer.
+ */
+export function storedInChain(
+  image: Image,
+  extent: BlockExtent,
+): { present: boolean; length: number } {
+  if (extent.allocated) return { present: true, length: extent.length };
+  let layer: Image | undefined = image;
+  for (let depth = 0; depth < extent.depth && layer !== undefined; depth++) layer = layer.backing;
+  if (layer === undefined || extent.offset >= layer.size) {
+    return { present: false, length: extent.length };
+  }
+  const own = layer.blockStatus(extent.offset, Math.min(extent.length, layer.size - extent.offset));
+  return { present: own.allocated, length: Math.max(1, Math.min(extent.length, own.length)) };
+}
+
 /** Whether every byte of `bytes` is zero. */
 export function isZero(bytes: Uint8Array): boolean {
   return firstNonZero(bytes) < 0;
