@@ -5,7 +5,8 @@
  * @module
  */
 
-import { checkImage, imageInfo } from "../storage/image_ops/image_access.ts";
+import { checkImage, type ImageInfo, imageInfo } from "../storage/image_ops/image_access.ts";
+import { qcow2Details } from "../storage/image_ops/qcow2_details.ts";
 import { compareImages } from "../storage/image_ops/compare.ts";
 import { mapImage } from "../storage/image_ops/map.ts";
 import type { ImgSubcommand } from "./img.ts";
@@ -25,6 +26,9 @@ import { parseCommandArgs, UsageError } from "./usage_error.ts";
 
 const json = (value: unknown) => JSON.stringify(value, null, 4);
 
+const detailsOf = (info: ImageInfo) =>
+  info.format === "qcow2" ? qcow2Details(info.path) : undefined;
+
 const info: ImgSubcommand = {
   summary: "Show an image's format, sizes and backing chain",
   usage: `Usage: denovisor img info [-f FMT] [--output human|json] [--backing-chain] [-U] FILE
@@ -43,11 +47,13 @@ qemu-img info does. --backing-chain describes every image of the chain (a JSON a
     const [path] = positionals(rest, ["FILE"], "img info");
     const output = parseOutput(values.output, "img info");
     const result = imageInfo(path, { format: parseFormat(values.f, "img info: -f") });
-    const images = values["backing-chain"] ? chainOf(result) : [result];
+    const chain = chainOf(result);
+    const images = values["backing-chain"] ? chain : [chain[0]];
     if (output === "json") {
-      console.log(json(values["backing-chain"] ? images.map(infoJson) : infoJson(result)));
+      const one = (i: ImageInfo) => infoJson(i, detailsOf(i));
+      console.log(json(values["backing-chain"] ? images.map(one) : one(images[0])));
     } else {
-      console.log(images.map(infoHuman).join("\n\n"));
+      console.log(images.map((i) => infoHuman(i, detailsOf(i))).join("\n\n"));
     }
     return 0;
   },

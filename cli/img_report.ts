@@ -7,17 +7,36 @@
 
 import type { CheckResult, ImageInfo } from "../storage/image_ops/image_access.ts";
 import type { MapEntry } from "../storage/image_ops/map.ts";
+import type { Qcow2Details } from "../storage/image_ops/qcow2_details.ts";
 import { humanSize } from "./img_args.ts";
 
-/** The images of a chain, top first. */
+/**
+ * The images of a chain, top first, named as qemu-img names them: a relative backing file
+ * is joined to the directory part of its overlay's name as given ("vm/top.qcow2" backed
+ * by "base.qcow2" shows "vm/base.qcow2"), which is also a valid path from here.
+ */
 export function chainOf(info: ImageInfo): ImageInfo[] {
   const chain: ImageInfo[] = [];
-  for (let at: ImageInfo | undefined = info; at; at = at.backing) chain.push(at);
+  let name = info.path;
+  for (let at: ImageInfo | undefined = info; at; at = at.backing) {
+    const shown: ImageInfo = { ...at, path: name };
+    if (at.backingFile !== undefined) {
+      shown.fullBackingFilename = joinBacking(name, at.backingFile);
+      name = shown.fullBackingFilename;
+    }
+    chain.push(shown);
+  }
   return chain;
 }
 
+function joinBacking(overlay: string, backing: string): string {
+  if (backing.startsWith("/")) return backing;
+  const slash = overlay.lastIndexOf("/");
+  return slash < 0 ? backing : overlay.slice(0, slash + 1) + backing;
+}
+
 /** One image as qemu-img info --output json prints it (keys in qemu's names). */
-export function infoJson(info: ImageInfo): Record<string, unknown> {
+export function infoJson(info: ImageInfo, details?: Qcow2Details): Record<string, unknown> {
   const json: Record<string, unknown> = {
     "virtual-size": info.virtualSize,
     filename: info.path,
@@ -45,15 +64,13 @@ export function infoJson(info: ImageInfo): Record<string, unknown> {
       };
     });
   }
-  if (info.format === "qcow2" && info.corrupt !== undefined) {
-    json["format-specific"] = { type: "qcow2", data: { corrupt: info.corrupt } };
-  }
+  if (details !== undefined) json["format-specific"] = { type: "qcow2", data: details };
   json["dirty-flag"] = info.dirty ?? false;
   return json;
 }
 
 /** One image as qemu-img info prints it for people. */
-export function infoHuman(info: ImageInfo): string {
+export function infoHuman(info: ImageInfo, details?: Qcow2Details): string {
   const lines = [
     `image: ${info.path}`,
     `file format: ${info.format}`,
@@ -74,8 +91,12 @@ export function infoHuman(info: ImageInfo): string {
   if (info.snapshots !== undefined && info.snapshots.length > 0) {
     lines.push("Snapshot list:", ...snapshotTable(info.snapshots));
   }
-  if (info.format === "qcow2" && info.corrupt !== undefined) {
-    lines.push("Format specific information:", `    corrupt: ${info.corrupt}`);
+  if (details !== undefined) {
+    lines.push("Format specific information:");
+    // qemu-img prints the JSON keys with spaces: "compression type: zlib".
+    for (const [key, value] of Object.entries(details)) {
+      lines.push(`    ${key.replaceAll("-", " ")}: ${value}`);
+    }
   }
   return lines.join("\n");
 }

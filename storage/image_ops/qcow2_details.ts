@@ -1,0 +1,64 @@
+/**
+ * The qcow2 header facts qemu-img info shows under "Format specific information" (compat
+ * level, compression type, lazy refcounts, refcount width, corrupt and extended-L2 bits),
+ * read from the header without opening or locking the image.
+ *
+ * @module
+ */
+
+import {
+  COMPAT_LAZY_REFCOUNTS,
+  INCOMPAT_COMPRESSION_TYPE,
+  INCOMPAT_CORRUPT,
+  INCOMPAT_EXTENDED_L2,
+  parseHeader,
+} from "../qcow2/format.ts";
+
+/** qemu-img info's `format-specific.data` for a qcow2 image, in qemu's key order. */
+export interface Qcow2Details {
+  compat: "0.10" | "1.1";
+  "compression-type": "zlib" | "zstd";
+  "lazy-refcounts"?: boolean;
+  "refcount-bits": number;
+  corrupt?: boolean;
+  "extended-l2"?: boolean;
+}
+
+/** Reads the format-specific details of the qcow2 image at `path`. */
+export function qcow2Details(path: string): Qcow2Details {
+  const file = Deno.openSync(path, { read: true });
+  let bytes: Uint8Array;
+  let size: number;
+  try {
+    size = file.statSync().size;
+    bytes = new Uint8Array(Math.min(size, 2 * 1024 * 1024));
+    let done = 0;
+    while (done < bytes.length) {
+      const n = file.readSync(bytes.subarray(done));
+      if (n === null || n === 0) break;
+      done += n;
+    }
+    bytes = bytes.subarray(0, done);
+  } finally {
+    file.close();
+  }
+  const header = parseHeader(bytes, size, path);
+  const zstd = (header.incompatible & INCOMPAT_COMPRESSION_TYPE) !== 0 &&
+    header.headerLength > 104 && bytes[104] === 1;
+  const details: Qcow2Details = {
+    compat: header.version === 3 ? "1.1" : "0.10",
+    "compression-type": zstd ? "zstd" : "zlib",
+    "refcount-bits": 2 ** header.refcountOrder,
+  };
+  if (header.version === 3) {
+    return {
+      compat: details.compat,
+      "compression-type": details["compression-type"],
+      "lazy-refcounts": (header.compatible & COMPAT_LAZY_REFCOUNTS) !== 0,
+      "refcount-bits": details["refcount-bits"],
+      corrupt: (header.incompatible & INCOMPAT_CORRUPT) !== 0,
+      "extended-l2": (header.incompatible & INCOMPAT_EXTENDED_L2) !== 0,
+    };
+  }
+  return details;
+}
