@@ -11,8 +11,12 @@ import { resolvePaths } from "../manager/paths.ts";
 import { findDomainVerb } from "../cli/domain_commands.ts";
 import { runVerbWith, SharedStdin } from "../cli/domain_verb.ts";
 import { CLIENT_EXIT } from "../cli/output.ts";
-import { denovisor } from "./cli_support.ts";
+import { denovisor, guest } from "./cli_support.ts";
+import { TestDaemon } from "./daemon_support.ts";
+import { kvmTest } from "./kvm_support.ts";
 import { type FakeDaemon, startFakeDaemon } from "./fake_daemon.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 interface Run {
   code: number;
@@ -350,3 +354,91 @@ Deno.test("denovisor <verb> as a command: help, --socket, env, exit statuses", a
     assert.match(usage.stderr, /pause: missing the domain name/);
   });
 });
+
+/** A definition file for the ticking test guest (guests/domain.c). */
+async function domainGuestFile(dir: string, name: string): Promise<string> {
+  return await writeDefinition(
+    dir,
+    `${name}.json`,
+    JSON.stringify({ name, boot: { kernel: guest("domain") }, memory: 32 }),
+  );
+}
+
+kvmTest("the verbs against a real daemon: a whole domain life", async () => {
+  const daemon = await TestDaemon.start();
+  try {
+    const file = await domainGuestFile(daemon.dir, "web1");
+    const cli = (line: string[]) => run(daemon.socket, line);
+    assert.match((await cli(["define", file])).out, /^Domain 'web1' defined/);
+    assert.match((await cli(["start", "web1"])).out, /^Domain 'web1' started$/);
+    await daemon.waitForLog("web1", "tick 1");
+    assert.match((await cli(["list"])).out, /\n\s*\d+\s+web1\s+running\s+1\s+32 MiB\s+no$/);
+    assert.match((await cli(["logs", "web1", "--lines", "50"])).out, /domain guest up/);
+    assert.match((await cli(["stats", "web1"])).out, /^vCPU 0 time:\s+\d/m);
+    assert.equal((await cli(["start", "web1"])).code, CLIENT_EXIT.CONFLICT);
+    assert.equal((await cli(["undefine", "web1"])).code, CLIENT_EXIT.CONFLICT);
+    assert.match((await cli(["pause", "web1"])).out, /paused/);
+    assert.match((await cli(["info", "web1"])).out, /^State:\s+paused$/m);
+    assert.match((await cli(["resume", "web1"])).out, /resumed/);
+    const shutdown = await cli(["shutdown", "web1", "--timeout", "20"]);
+    assert.equal(shutdown.code, 0, shutdown.err);
+    assert.match((await cli(["list", "--inactive", "--name"])).out, /^web1$/);
+    assert.match((await cli(["info", "web1"])).out, /^Last end:\s+\S/m);
+    assert.equal((await cli(["vcpu-set", "web1", "2"])).code, 0);
+    assert.equal((await cli(["vcpu-count", "web1"])).out, "2");
+    assert.equal((await cli(["autostart", "web1"])).code, 0);
+    assert.equal(JSON.parse((await cli(["info", "web1", "--json"])).out).autostart, true);
+    assert.match((await cli(["undefine", "web1"])).out, /has been undefined/);
+    assert.equal((await cli(["info", "web1"])).code, CLIENT_EXIT.NOT_FOUND);
+  } finally {
+    await daemon.cleanup();
+  }
+}, 120_000);
+
+kvmTest("a real daemon refuses a bad definition with 6 and the field's path", async () => {
+  const daemon = await TestDaemon.start();
+  try {
+    const file = await writeDefinition(
+      daemon.dir,
+      "bad.json",
+      JSON.stringify({ name: "bad", boot: { kernel: "/nonexistent/kernel" }, memory: 32 }),
+    );
+    const created = await run(daemon.socket, ["create", file]);
+    assert.equal(created.code, CLIENT_EXIT.INVALID, created.out + created.err);
+    assert.match(created.err, /kernel/);
+    assert.equal((await run(daemon.socket, ["list", "--name"])).out, "");
+  } finally {
+    await daemon.cleanup();
+  }
+}, 60_000);
+
+kvmTest("console on a real domain: replay, typing, echo, Ctrl-] detaches", async () => {
+  const daemon = await TestDaemon.start();
+  try {
+    const file = await domainGuestFile(daemon.dir, "c1");
+    assert.equal((await run(daemon.socket, ["create", file])).code, 0);
+    await daemon.waitForLog("c1", "tick 1");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", MAIN, "console", "c1", "--socket", daemon.socket],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = new Response(child.stdout).text();
+    const writer = child.stdin.getWriter();
+    await daemon.waitForLog("c1", "tick 2");
+    await writer.write(new TextEncoder().encode("hello console\n"));
+    await daemon.waitForLog("c1", "echo: hello console");
+    await writer.write(new Uint8Array([0x1d]));
+    const status = await child.status;
+    await writer.close().catch(() => {});
+    const text = await output;
+    assert.equal(status.code, 0);
+    assert.match(text, /^Connected to domain 'c1'; escape character is \^\]/);
+    assert.match(text, /domain guest up[\s\S]*echo: hello console/);
+    const viewer = await run(daemon.socket, ["destroy", "c1"]);
+    assert.equal(viewer.code, 0);
+  } finally {
+    await daemon.cleanup();
+  }
+}, 90_000);

@@ -13,6 +13,9 @@ import { completionSpecs } from "../cli/repl/commands.ts";
 import { splitWords } from "../cli/repl/words.ts";
 import { CLIENT_EXIT } from "../cli/output.ts";
 import { type FakeDaemon, startFakeDaemon } from "./fake_daemon.ts";
+import { guest } from "./cli_support.ts";
+import { TestDaemon } from "./daemon_support.ts";
+import { kvmTest } from "./kvm_support.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const encoder = new TextEncoder();
@@ -399,3 +402,55 @@ Deno.test("repl with piped input runs each line and exits with the last failure"
     await daemon.close();
   }
 });
+
+kvmTest("repl on a terminal against a real daemon: lifecycle, console and a crash", async () => {
+  const daemon = await TestDaemon.start();
+  const file = join(daemon.dir, "web1.json");
+  await Deno.writeTextFile(
+    file,
+    JSON.stringify({ name: "web1", boot: { kernel: guest("domain") }, memory: 32 }),
+  );
+  const repl = new PtySession(["--socket", daemon.socket, "--history", join(daemon.dir, "h")]);
+  try {
+    await repl.expect(/: 0 domains, 0 running\n.*\ndenovisor> /);
+    const steps: [string, RegExp][] = [
+      [`define ${file}`, /Domain 'web1' defined from /],
+      ["start web1", /Domain 'web1' started/],
+      ["pause web1", /Domain 'web1' paused/],
+      ["resume web1", /Domain 'web1' resumed/],
+      ["destroy web1", /Domain 'web1' destroyed/],
+    ];
+    for (const [line, expected] of steps) {
+      await repl.send(line + "\r");
+      await repl.expect(expected);
+    }
+    for (const kind of ["defined", "started: VMM pid \\d+", "paused", "resumed", "destroyed"]) {
+      assert.match(repl.text, new RegExp(`\\* domain web1 ${kind}`));
+    }
+    // Console from the REPL: Ctrl-] comes back to the prompt.
+    await repl.send("start web1\r");
+    await repl.expect(/Domain 'web1' started/);
+    await daemon.waitForLog("web1", "tick 1");
+    await repl.send("console web1\r");
+    await repl.expect(/Connected to domain 'web1'; escape character is \^\]/);
+    await repl.send("hi there\r");
+    await repl.expect(/echo: hi there/);
+    await repl.send("\x1d");
+    await repl.expect(/denovisor> $/);
+    // A VMM killed from outside: the event line appears without a command being run.
+    const { pid } = await daemon.info("web1");
+    Deno.kill(pid!, "SIGKILL");
+    await repl.expect(/\* domain web1 crashed: [^\n]*SIGKILL/);
+    await repl.send("list\r");
+    await repl.expect(/-\s+web1\s+shutoff/);
+    await repl.send("undefine web1\r");
+    await repl.expect(/\* domain web1 undefined[\s\S]*Domain 'web1' has been undefined/);
+    await repl.send("exit\r");
+    assert.equal(await repl.close(), 0);
+  } catch (error) {
+    await repl.close();
+    throw error;
+  } finally {
+    await daemon.cleanup();
+  }
+}, 120_000);
