@@ -25,6 +25,7 @@ ${domainHelpLines()}
 Storage:
   pool       Storage pools: define, build, start, list... (virsh pool-* names work)
   vol        Volumes: create, clone, snapshot, rollback... (virsh vol-* names work)
+  img        Disk images on plain paths, like qemu-img: create, info, convert, commit...
 
 Host:
   daemon     Run the service: the API socket and one VMM per running domain
@@ -55,6 +56,7 @@ const COMMANDS: Record<string, Command> = {
   daemon: daemonCommand,
   version: versionCommand,
   vmm: vmmCommand,
+  img: async (args) => (await import("./img.ts")).imgCommand(args),
   install: async (args) => (await import("./install.ts")).installCommand(args),
 };
 
