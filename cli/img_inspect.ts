@@ -6,7 +6,7 @@
  */
 
 import { checkImage, type ImageInfo, imageInfo } from "../storage/image_ops/image_access.ts";
-import { qcow2Details } from "../storage/image_ops/qcow2_details.ts";
+import { countCompressedClusters, qcow2Details } from "../storage/image_ops/qcow2_details.ts";
 import { compareImages } from "../storage/image_ops/compare.ts";
 import { mapImage } from "../storage/image_ops/map.ts";
 import type { ImgSubcommand } from "./img.ts";
@@ -89,8 +89,13 @@ Exit status: 0 no problems, 1 the check could not be completed, 2 corruptions fo
     }
     const result = checkImage(path, { repair: values.r as "leaks" | "all" | undefined });
     if (output === "human") { for (const error of result.errors) console.error(`ERROR ${error}`); }
-    if (output === "json") console.log(json(checkJson(path, result)));
-    else if (!values.q) console.log(checkHuman(result));
+    // Corrupt metadata may not even map; the count is a detail, the verdict is not.
+    let compressed = 0;
+    try {
+      compressed = countCompressedClusters(path);
+    } catch { /* reported as errors above */ }
+    if (output === "json") console.log(json(checkJson(path, result, compressed)));
+    else if (!values.q) console.log(checkHuman(result, compressed));
     return checkStatus(result);
   },
 };

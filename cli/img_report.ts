@@ -138,7 +138,11 @@ export function checkStatus(result: CheckResult): number {
 }
 
 /** qemu-img check --output json. */
-export function checkJson(path: string, result: CheckResult): Record<string, unknown> {
+export function checkJson(
+  path: string,
+  result: CheckResult,
+  compressed = 0,
+): Record<string, unknown> {
   const json: Record<string, unknown> = {
     "image-end-offset": result.imageEndOffset,
     "total-clusters": result.totalClusters,
@@ -152,11 +156,12 @@ export function checkJson(path: string, result: CheckResult): Record<string, unk
   if (result.errorsFixed > 0) json["corruptions-fixed"] = result.errorsFixed;
   if (result.leaksFixed > 0) json["leaks-fixed"] = result.leaksFixed;
   if (result.fragmentedClusters > 0) json["fragmented-clusters"] = result.fragmentedClusters;
+  if (compressed > 0) json["compressed-clusters"] = compressed;
   return json;
 }
 
 /** qemu-img check's human report (the ERROR lines go to stderr, as qemu-img prints them). */
-export function checkHuman(result: CheckResult): string {
+export function checkHuman(result: CheckResult, compressed = 0): string {
   const lines: string[] = [];
   if (result.leaksFixed > 0 || result.errorsFixed > 0) {
     lines.push(
@@ -185,14 +190,17 @@ export function checkHuman(result: CheckResult): string {
       "This means waste of disk space, but no harm to data.",
     );
   }
-  const total = result.totalClusters;
-  const percent = (n: number) => fixed2(total > 0 ? (100 * n) / total : 0);
-  lines.push(
-    `${result.allocatedClusters}/${total} = ${percent(result.allocatedClusters)}% allocated, ${
-      percent(result.fragmentedClusters)
-    }% fragmented`,
-    `Image end offset: ${result.imageEndOffset}`,
-  );
+  // qemu-img prints fragmentation and compression as shares of the allocated clusters,
+  // and the line only when something is allocated.
+  const { allocatedClusters: allocated, totalClusters: total } = result;
+  if (total > 0 && allocated > 0) {
+    lines.push(
+      `${allocated}/${total} = ${fixed2((100 * allocated) / total)}% allocated, ${
+        fixed2((100 * result.fragmentedClusters) / allocated)
+      }% fragmented, ${fixed2((100 * compressed) / allocated)}% compressed clusters`,
+    );
+  }
+  lines.push(`Image end offset: ${result.imageEndOffset}`);
   return lines.join("\n");
 }
 

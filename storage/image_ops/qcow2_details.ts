@@ -13,6 +13,10 @@ import {
   INCOMPAT_EXTENDED_L2,
   parseHeader,
 } from "../qcow2/format.ts";
+import { ClusterKind } from "../qcow2/cluster_map.ts";
+import { Qcow2Disk } from "../qcow2/qcow2_disk.ts";
+import { openOverlayTop } from "./image_access.ts";
+import { STATUS_SPAN } from "./scan.ts";
 
 /** qemu-img info's `format-specific.data` for a qcow2 image, in qemu's key order. */
 export interface Qcow2Details {
@@ -61,4 +65,32 @@ export function qcow2Details(path: string): Qcow2Details {
     };
   }
   return details;
+}
+
+/**
+ * How many clusters of the qcow2 image at `path` hold compressed data (qemu-img check's
+ * "compressed clusters"). Only the ranges the image stores data for are examined, so a
+ * sparse image is counted quickly.
+ */
+export function countCompressedClusters(path: string): number {
+  const { image } = openOverlayTop(path);
+  try {
+    if (!(image instanceof Qcow2Disk)) return 0;
+    const clusterSize = image.clusterSize;
+    let compressed = 0;
+    for (let offset = 0; offset < image.size;) {
+      const extent = image.blockStatus(offset, Math.min(STATUS_SPAN, image.size - offset));
+      const length = Math.max(1, extent.length);
+      if (extent.allocated && !extent.zero) {
+        const last = Math.ceil((offset + length) / clusterSize);
+        for (let cluster = Math.floor(offset / clusterSize); cluster < last; cluster++) {
+          if (image.clusterMap.classify(cluster) === ClusterKind.Compressed) compressed++;
+        }
+      }
+      offset += length;
+    }
+    return compressed;
+  } finally {
+    image.close();
+  }
 }
