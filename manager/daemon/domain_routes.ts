@@ -89,8 +89,12 @@ async function runAction(
   const lifecycle = domains.lifecycle;
   if (action === "shutdown") {
     const { done } = await domains.locked(name, (e) => lifecycle.shutdown(e, body));
-    // Waited for outside the lock, so that a destroy can still come in meanwhile.
-    await done;
+    // Waited for outside the lock, so that a destroy can still come in meanwhile; then
+    // through the lock, which the end handling holds until the domain's state is final.
+    if (done) {
+      await done;
+      await domains.locked(name, () => Promise.resolve()).catch(() => {});
+    }
   } else {
     await domains.locked(name, (entry) => {
       switch (action) {

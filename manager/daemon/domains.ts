@@ -266,10 +266,15 @@ export class DomainManager {
     };
   }
 
+  /**
+   * The other domains for the clash check of define and edit: names, uuids and MACs
+   * only; disks are checked against the running domains when a domain starts, so that
+   * (as in libvirt) a domain may be defined on an image another one uses now.
+   */
   #others(name: string): OtherDomain[] {
     return [...this.#entries.values()]
       .filter((e) => e.definition.name !== name)
-      .map((e) => ({ definition: e.run?.record.definition ?? e.definition, running: !!e.run }));
+      .map((e) => ({ definition: e.definition, running: false }));
   }
 }
 

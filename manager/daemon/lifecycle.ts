@@ -104,7 +104,7 @@ export class Lifecycle {
       return;
     }
     const end = await run.destroy();
-    this.#release(entry, run);
+    await this.#release(entry, run);
     this.#finish(entry, "destroyed", end.record?.detail || end.exit);
   }
 
@@ -226,21 +226,24 @@ export class Lifecycle {
         const run = VmmRun.attach(name, runDir, record);
         entry.run = run;
         entry.state = "running";
-        if (run.alive()) {
-          try {
-            const state = await run.state();
-            entry.state = state === "shutoff" ? "running" : state;
-            if (state === "shutting-down") {
-              run.intent = "shutdown";
-              this.#armShutdownTimer(entry, run, DEFAULT_SHUTDOWN_TIMEOUT_S);
-            }
-          } catch (error) {
-            this.#context.log(
-              `re-attached '${name}' but its VMM did not answer: ${(error as Error).message}`,
-            );
-          }
-          this.#context.log(`re-attached domain '${name}' (VMM pid ${record.pid})`);
+        if (!run.alive()) {
+          // Ended while no daemon watched: handled before the API serves, never shown running.
+          await this.#ended(entry, run, await run.exited);
+          return;
         }
+        try {
+          const state = await run.state();
+          entry.state = state === "shutoff" ? "running" : state;
+          if (state === "shutting-down") {
+            run.intent = "shutdown";
+            this.#armShutdownTimer(entry, run, DEFAULT_SHUTDOWN_TIMEOUT_S);
+          }
+        } catch (error) {
+          this.#context.log(
+            `re-attached '${name}' but its VMM did not answer: ${(error as Error).message}`,
+          );
+        }
+        this.#context.log(`re-attached domain '${name}' (VMM pid ${record.pid})`);
         this.#watch(entry, run);
       });
     }
@@ -292,7 +295,7 @@ export class Lifecycle {
           `'${entry.definition.name}' did not power off within ${seconds} s; destroying it`,
         );
         const end = await run.destroy();
-        this.#release(entry, run);
+        await this.#release(entry, run);
         this.#finish(entry, "destroyed", `did not power off within ${seconds} s (${end.exit})`);
       }).catch((error) => this.#context.log(`shutdown timeout: ${error.message}`));
     }, seconds * 1000);
@@ -310,7 +313,7 @@ export class Lifecycle {
     if (entry.run !== run) return; // Already handled by the request that ended it.
     const name = entry.definition.name;
     const decision = decideEnd(run.record.definition, end.record, end.exit, run.intent);
-    this.#release(entry, run);
+    await this.#release(entry, run);
     switch (decision.action) {
       case "stop":
       case "destroy":
@@ -350,12 +353,12 @@ export class Lifecycle {
   }
 
   /** Drops the daemon's handle on an ended run. */
-  #release(entry: DomainEntry, run: VmmRun): void {
+  async #release(entry: DomainEntry, run: VmmRun): Promise<void> {
     clearTimeout(this.#shutdownTimers.get(run));
     this.#shutdownTimers.delete(run);
     if (entry.run === run) entry.run = undefined;
     run.dispose();
-    run.removeRunDir();
+    await run.removeRunDir();
   }
 
   /** The domain is off: record why, report it; a transient domain vanishes. */
