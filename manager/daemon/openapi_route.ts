@@ -4,11 +4,10 @@
  * @module
  */
 
-import { ApiError, type Router } from "./router.ts";
+import { jsonResponse, type Router } from "./router.ts";
+import { OPENAPI_DOCUMENT } from "./openapi.ts";
 
 /** Adds the OpenAPI route to `router`. */
 export function addOpenApiRoute(router: Router): void {
-  router.add("GET", "/v1/openapi.json", () => {
-    throw new ApiError("not_found", "The OpenAPI description is not built into this daemon yet");
-  });
+  router.add("GET", "/v1/openapi.json", () => jsonResponse(OPENAPI_DOCUMENT));
 }

@@ -20,6 +20,7 @@ import { EventHub } from "./events.ts";
 import { Router } from "./router.ts";
 import { addOpenApiRoute } from "./openapi_route.ts";
 import { listenPrivately, resolveGroup } from "./socket.ts";
+import { notifyReady, notifyStopping } from "../systemd/notify.ts";
 
 /** Options of `runDaemon`. */
 export interface DaemonOptions {
@@ -78,7 +79,11 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     addOpenApiRoute(router);
     const server = await listenPrivately(paths.socket, gid, (request) => router.handle(request));
     log(`listening on ${paths.socket} (state ${paths.stateDir})`);
-    // TODO(notify): READY=1 through manager/systemd/notify.ts once it lands.
+    try {
+      notifyReady(`${domains.counts().running} domains running`);
+    } catch (error) {
+      log(`cannot tell systemd the daemon is ready: ${(error as Error).message}`);
+    }
 
     for (const failure of pools.startAutostart()) log(`pool autostart: ${failure}`);
     domains.lifecycle.autostart().catch((error) => log(`autostart: ${error.message}`));
@@ -89,6 +94,11 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     const stop = () =>
       stopping ??= (async () => {
         log("stopping; running domains keep running");
+        try {
+          notifyStopping();
+        } catch {
+          // Not under systemd, or its socket is gone: nothing to tell.
+        }
         events.closeAll();
         // Requests still running (a shutdown waiting for its guest) get a few seconds.
         await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 3000))]);

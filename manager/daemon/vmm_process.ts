@@ -51,10 +51,22 @@ export function spawnVmm(configPath: string, logFile: string): SpawnedVmm {
     stdin: "null",
     stdout: "null",
     stderr: "null",
+    // NOTIFY_SOCKET is the daemon's alone: a VMM must not speak for the service.
+    clearEnv: true,
+    env: vmmEnvironment(),
     detached: true,
   }).spawn();
   child.unref();
   return { pid: child.pid, status: child.status };
+}
+
+/** This process's environment without what belongs to the daemon's service manager. */
+function vmmEnvironment(): Record<string, string> {
+  const env = Deno.env.toObject();
+  delete env.NOTIFY_SOCKET;
+  delete env.LISTEN_FDS;
+  delete env.LISTEN_PID;
+  return env;
 }
 
 /**
