@@ -26,6 +26,8 @@ export const CLIENT_EXIT = {
   CONFLICT: 5,
   /** The definition or request was refused as invalid (HTTP 400, or a bad file). */
   INVALID: 6,
+  /** Stopped by Ctrl-C (128 + SIGINT, as shells report it). */
+  INTERRUPTED: 130,
 } as const;
 
 /** The "Exit status" paragraph of `denovisor help`. */

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ApiClient } from "../manager/api_client.ts";
 import { resolvePaths } from "../manager/paths.ts";
-import { findDomainVerb } from "../cli/domain_commands.ts";
+import { DOMAIN_VERBS, findDomainVerb } from "../cli/domain_commands.ts";
 import { runVerbWith, SharedStdin } from "../cli/domain_verb.ts";
 import { CLIENT_EXIT } from "../cli/output.ts";
 import { denovisor, guest } from "./cli_support.ts";
@@ -59,6 +59,17 @@ async function writeDefinition(dir: string, name: string, text: string): Promise
 }
 
 const DEMO = (name: string) => JSON.stringify({ name, boot: { demo: true }, vcpus: 2 });
+
+Deno.test("every domain verb and alias answers --help with its usage", async () => {
+  for (const verb of DOMAIN_VERBS) {
+    for (const name of [verb.name, ...verb.aliases ?? []]) {
+      const result = await run("/nonexistent.sock", [name, "--help"]);
+      assert.equal(result.code, 0);
+      assert.match(result.out, new RegExp(`^Usage: denovisor ${verb.name}\\b`));
+      assert.match(result.out, /\n\n/, `${name}: a description after the usage line`);
+    }
+  }
+});
 
 Deno.test("define, start, pause, resume, destroy, undefine print what happened", async () => {
   await withDaemon(async (daemon) => {

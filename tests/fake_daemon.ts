@@ -42,6 +42,8 @@ export async function startFakeDaemon(): Promise<FakeDaemon> {
   const listeners = new Set<ReadableStreamDefaultController<Uint8Array>>();
   const encoder = new TextEncoder();
   const consoles: Deno.UnixListener[] = [];
+  let stopping!: () => void;
+  const closing = new Promise<void>((resolve) => stopping = resolve);
 
   const emit = (domain: string, kind: DomainEventKind, detail?: string) => {
     const event: DomainEvent = { time: new Date().toISOString(), domain, kind, detail };
@@ -192,6 +194,11 @@ export async function startFakeDaemon(): Promise<FakeDaemon> {
         break;
       case "shutdown":
       case "destroy":
+        // A guest that ignores the request, for as long as the client waits.
+        if ((body as { timeoutSeconds?: number })?.timeoutSeconds === 999) {
+          await closing;
+          return error("timeout", "the daemon is stopping", 504);
+        }
         if (info.state === "shutoff") return wrongState();
         stop(
           info,
@@ -262,6 +269,7 @@ export async function startFakeDaemon(): Promise<FakeDaemon> {
       if (info) stop(info, "crashed", detail);
     },
     async close() {
+      stopping();
       for (const client of listeners) {
         try {
           client.close();

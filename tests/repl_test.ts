@@ -183,13 +183,13 @@ class PtySession {
   #mark = 0;
   readonly #done: Promise<void>;
 
-  constructor(args: string[]) {
+  constructor(args: string[], env: Record<string, string> = {}) {
     this.#child = new Deno.Command("python3", {
       args: ["-c", PTY_DRIVER, Deno.execPath(), "run", "--allow-all", MAIN, "repl", ...args],
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
-      env: { TERM: "xterm" },
+      env: { TERM: "xterm", ...env },
     }).spawn();
     this.#writer = this.#child.stdin.getWriter();
     const stdout = this.#child.stdout;
@@ -282,6 +282,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
 async function withRepl(
   body: (repl: PtySession, daemon: FakeDaemon) => Promise<void>,
   history?: string,
+  env: Record<string, string> = {},
 ): Promise<void> {
   const daemon = await startFakeDaemon();
   await Deno.writeTextFile(
@@ -293,7 +294,7 @@ async function withRepl(
     daemon.socket,
     "--history",
     history ?? join(daemon.dir, "history"),
-  ]);
+  ], env);
   try {
     await repl.expect(/Type 'help' for commands.*\ndenovisor> /);
     await body(repl, daemon);
@@ -366,6 +367,62 @@ Deno.test("repl on a terminal: an event while typing is printed above the typed 
     await repl.send("nning\r");
     await repl.expect(/Id\s+Name\s+State[^\n]*\n-+\ndenovisor> /);
   });
+});
+
+Deno.test("repl: Ctrl-C stops logs --follow and gives the prompt back from a waiting shutdown", async () => {
+  await withRepl(async (repl, daemon) => {
+    await repl.send(`create ${join(daemon.dir, "web1.json")}\r`);
+    await repl.expect(/Domain 'web1' created/);
+    await repl.send("logs web1 --follow\r");
+    await repl.expect(/boot line 2/);
+    await Deno.writeTextFile(daemon.domains.get("web1")!.logFile, "a later line\n", {
+      append: true,
+    });
+    await repl.expect(/a later line/);
+    await repl.send("\x03");
+    await repl.expect(/denovisor> $/);
+    await repl.send("shutdown web1 --timeout 999\r");
+    await repl.waitFor(/shutdown web1 --timeout 999\n/);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await repl.send("\x03");
+    await repl.expect(/Interrupted; the daemon may still complete the request\ndenovisor> $/);
+    await repl.send("list --name\r");
+    await repl.expect(/\nweb1\n/);
+  });
+});
+
+Deno.test("repl: edit shows a refusal and edits again when asked", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // First run: an invalid vCPU count; second run: a valid one.
+    const editor = join(dir, "editor.sh");
+    await Deno.writeTextFile(
+      editor,
+      `#!/bin/sh
+if [ -e "${dir}/once" ]; then
+  sed -i 's/"vcpus": [0-9]*/"vcpus": 3/' "$1"
+else
+  touch "${dir}/once"; sed -i 's/"vcpus": [0-9]*/"vcpus": 0/' "$1"
+fi
+`,
+    );
+    await Deno.chmod(editor, 0o755);
+    await withRepl(
+      async (repl, daemon) => {
+        await repl.send(`define ${join(daemon.dir, "web1.json")}\r`);
+        await repl.expect(/Domain 'web1' defined/);
+        await repl.send("edit web1\r");
+        await repl.expect(/error: edited definition: vcpus[^\n]*\nEdit again\? \[y\/N\] $/);
+        await repl.send("y\r");
+        await repl.expect(/Domain 'web1' definition updated\n/);
+        assert.equal(daemon.domains.get("web1")?.vcpus, 3);
+      },
+      undefined,
+      { EDITOR: editor },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("repl keeps history across sessions", async () => {

@@ -10,7 +10,7 @@
 import { ApiClient } from "../../manager/api_client.ts";
 import type { HostInfo } from "../../manager/api_types.ts";
 import { PATH_OPTIONS, resolvePaths } from "../../manager/paths.ts";
-import { SharedStdin, stringOption, type VerbContext } from "../domain_verb.ts";
+import { abortable, SharedStdin, stringOption, type VerbContext } from "../domain_verb.ts";
 import { CLIENT_EXIT, consoleIo, printable } from "../output.ts";
 import { parseCommandArgs } from "../usage_error.ts";
 import { BUILTINS, completionSpecs, REPL_HELP, runReplCommand, showHelp } from "./commands.ts";
@@ -40,6 +40,8 @@ Options:
   --state-dir DIR  The daemon's state directory (default $DENOVISOR_STATE_DIR, /var/lib/denovisor)`;
 
 const PROMPT = "denovisor> ";
+/** Commands that stop on Ctrl-C by themselves. */
+const SELF_INTERRUPTING = new Set(["console", "edit", "logs"]);
 const encoder = new TextEncoder();
 
 /** Writes to stdout synchronously, so that output and redraws stay in order. */
@@ -145,8 +147,17 @@ async function runLine(
     history.forEach((entry, index) => context.io.out(`${String(index + 1).padStart(5)}  ${entry}`));
     return CLIENT_EXIT.OK;
   }
-  const status = await runReplCommand(words, context);
-  return status ?? unknown(context, name);
+  // Ctrl-C gives the prompt back from a command that waits on the daemon (shutdown waits up
+  // to its timeout); console, edit and logs --follow handle the interrupt themselves.
+  const command = runReplCommand(words, context);
+  if (SELF_INTERRUPTING.has(name)) return await command ?? unknown(context, name);
+  try {
+    return await abortable(command, context.signal) ?? unknown(context, name);
+  } catch (error) {
+    if (!context.signal.aborted) throw error;
+    context.io.err("Interrupted; the daemon may still complete the request");
+    return CLIENT_EXIT.INTERRUPTED;
+  }
 }
 
 function unknown(context: VerbContext, name: string): number {
