@@ -1,0 +1,255 @@
+/**
+ * The toolstack at work, through a real `denovisor daemon` and its API socket:
+ *
+ * - Domain creation rate: define + start + the guest's first console output (guests/
+ *   domain.c prints "domain guest up" into the domain's log) + destroy + undefine, one
+ *   domain at a time and then one worker per host core; printed next to Firecracker's
+ *   published 5 microVMs created per host core per second.
+ * - VMM memory overhead: for a few running domains, the VMM's resident set without the
+ *   resident part of guest RAM (from /proc/<pid>/smaps), next to Firecracker's published
+ *   < 5 MiB.
+ * - API latency of GET /v1/domains (`denovisor list`) with 100 domains defined.
+ *
+ * Usage: deno run -A bench/domains.ts [--runs N] [--list-calls N]
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { ApiClient } from "../manager/api_client.ts";
+import type { DomainDefinition, DomainInfo } from "../manager/api_types.ts";
+import { sampleMemory } from "./_proc_memory.ts";
+import {
+  CouldNotMeasureError,
+  ensureGuest,
+  fixed,
+  median,
+  REPO_ROOT,
+  requireKvm,
+  runBenchmark,
+} from "./_support.ts";
+
+const GUEST_MIB = 32;
+const FIRST_OUTPUT = "domain guest up";
+const MEMORY_DOMAINS = 3;
+const LIST_DOMAINS = 100;
+
+/** A daemon child process on a private directory. */
+class BenchDaemon {
+  readonly dir: string;
+  readonly api: ApiClient;
+  readonly #child: Deno.ChildProcess;
+
+  private constructor(dir: string, child: Deno.ChildProcess) {
+    this.dir = dir;
+    this.#child = child;
+    this.api = new ApiClient(`${dir}/api.sock`);
+  }
+
+  static async start(): Promise<BenchDaemon> {
+    const dir = await Deno.makeTempDir({ prefix: "denovisor-bench-daemon-" });
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${REPO_ROOT}/main.ts`,
+        "daemon",
+        "--state-dir",
+        dir,
+        "--socket",
+        `${dir}/api.sock`,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const daemon = new BenchDaemon(dir, child);
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      try {
+        await daemon.api.get("/v1/host");
+        return daemon;
+      } catch {
+        await sleep(100);
+      }
+    }
+    await daemon.stop();
+    throw new CouldNotMeasureError("the daemon did not answer within 60 s");
+  }
+
+  async stop(): Promise<void> {
+    for (const domain of await this.api.get<DomainInfo[]>("/v1/domains").catch(() => [])) {
+      if (domain.pid) await this.api.post(`/v1/domains/${domain.name}/destroy`).catch(() => {});
+    }
+    this.api.close();
+    this.#child.kill("SIGTERM");
+    await this.#child.status;
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+
+  /** Polls the domain's log (through the API) until the guest's first line is there. */
+  async waitForOutput(name: string): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      const response = await this.api.request("GET", `/v1/domains/${name}/logs?lines=50`);
+      if ((await response.text()).includes(FIRST_OUTPUT)) return;
+      await sleep(2);
+    }
+    throw new CouldNotMeasureError(`domain ${name} printed nothing within 30 s`);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function definition(name: string, kernel: string): DomainDefinition {
+  return { name, boot: { kernel }, memory: GUEST_MIB };
+}
+
+/** Milliseconds of each phase of the last sequential creations, for the breakdown. */
+const phases: { start: number[]; output: number[]; stop: number[] } = {
+  start: [],
+  output: [],
+  stop: [],
+};
+
+/** One full creation; returns its seconds. */
+async function createOnce(daemon: BenchDaemon, name: string, kernel: string): Promise<number> {
+  const start = performance.now();
+  await daemon.api.post("/v1/domains?start=1", definition(name, kernel));
+  const started = performance.now();
+  await daemon.waitForOutput(name);
+  const output = performance.now();
+  await daemon.api.post(`/v1/domains/${name}/destroy`);
+  await daemon.api.delete(`/v1/domains/${name}`);
+  const end = performance.now();
+  phases.start.push(started - start);
+  phases.output.push(output - started);
+  phases.stop.push(end - output);
+  return (end - start) / 1000;
+}
+
+async function creationRate(daemon: BenchDaemon, kernel: string, runs: number): Promise<void> {
+  const cores = navigator.hardwareConcurrency;
+  await createOnce(daemon, "warmup", kernel); // Module cache and page cache.
+  const sequential: number[] = [];
+  for (const list of Object.values(phases)) list.length = 0;
+  for (let i = 0; i < runs; i++) sequential.push(await createOnce(daemon, `seq-${i}`, kernel));
+  const phase = (list: number[]) => fixed(median(list), 0);
+  const each = median(sequential);
+  console.log(
+    `creation (define + start + first output + destroy + undefine), ${runs} in sequence:`,
+  );
+  console.log(
+    `  median ${fixed(each * 1000, 0)} ms each (runs: ${
+      sequential.map((s) => fixed(s * 1000, 0)).join(" ")
+    }) -> ${fixed(1 / each, 2)} domains/s`,
+  );
+  console.log(
+    `  median phases: define + start (VMM process up, control socket answering) ` +
+      `${phase(phases.start)} ms, to first output ${phase(phases.output)} ms, ` +
+      `destroy + undefine ${phase(phases.stop)} ms`,
+  );
+  const parallelStart = performance.now();
+  await Promise.all(
+    Array.from({ length: cores }, async (_, worker) => {
+      for (let i = 0; i < runs; i++) await createOnce(daemon, `par-${worker}-${i}`, kernel);
+    }),
+  );
+  const rate = (cores * runs) / ((performance.now() - parallelStart) / 1000);
+  console.log(
+    `  ${cores} workers in parallel (one per core): ${fixed(rate, 2)} domains/s = ` +
+      `${fixed(rate / cores, 2)} per core per second`,
+  );
+  console.log(
+    `  Firecracker (published): 5 per core per second; Denovisor/Firecracker: ${
+      fixed(rate / cores / 5, 2)
+    }x`,
+  );
+}
+
+async function memoryOverhead(daemon: BenchDaemon, kernel: string): Promise<void> {
+  const overheads: number[] = [];
+  const rows: string[] = [];
+  for (let i = 0; i < MEMORY_DOMAINS; i++) {
+    const info = await daemon.api.post<DomainInfo>(
+      "/v1/domains?start=1",
+      definition(`mem-${i}`, kernel),
+    );
+    await daemon.waitForOutput(`mem-${i}`);
+    await sleep(1000); // Let start-up settle (JIT, first ticks).
+    const sample = await sampleMemory(info.pid!, GUEST_MIB * 1024);
+    if (sample?.guestRssKiB === undefined) {
+      throw new CouldNotMeasureError(`cannot tell the guest RAM of VMM ${info.pid} apart in smaps`);
+    }
+    const own = sample.vmRssKiB - sample.guestRssKiB;
+    overheads.push(own);
+    rows.push(
+      `  mem-${i}: VmRSS ${fixed(sample.vmRssKiB / 1024, 1)} MiB, guest RAM resident ` +
+        `${fixed(sample.guestRssKiB / 1024, 1)} MiB -> VMM ${fixed(own / 1024, 1)} MiB`,
+    );
+  }
+  console.log(
+    `VMM memory overhead (RSS beyond guest RAM), ${MEMORY_DOMAINS} running domains of ${GUEST_MIB} MiB:`,
+  );
+  for (const row of rows) console.log(row);
+  const typical = median(overheads) / 1024;
+  console.log(
+    `  median ${fixed(typical, 1)} MiB per domain; Firecracker (published): < 5 MiB; ` +
+      `Denovisor/Firecracker: ${fixed(typical / 5, 1)}x`,
+  );
+  for (let i = 0; i < MEMORY_DOMAINS; i++) {
+    await daemon.api.post(`/v1/domains/mem-${i}/destroy`);
+    await daemon.api.delete(`/v1/domains/mem-${i}`);
+  }
+}
+
+async function listLatency(daemon: BenchDaemon, calls: number): Promise<void> {
+  for (let i = 0; i < LIST_DOMAINS; i++) {
+    await daemon.api.post("/v1/domains", { name: `list-${i}`, boot: { demo: true } });
+  }
+  for (let i = 0; i < 20; i++) await daemon.api.get("/v1/domains"); // Warm-up.
+  const times: number[] = [];
+  for (let i = 0; i < calls; i++) {
+    const start = performance.now();
+    const list = await daemon.api.get<unknown[]>("/v1/domains");
+    times.push(performance.now() - start);
+    if (list.length !== LIST_DOMAINS) {
+      throw new CouldNotMeasureError(`list returned ${list.length}`);
+    }
+  }
+  times.sort((a, b) => a - b);
+  const p99 = times[Math.min(times.length - 1, Math.floor(times.length * 0.99))];
+  console.log(`API latency, GET /v1/domains with ${LIST_DOMAINS} domains defined, ${calls} calls:`);
+  console.log(
+    `  median ${fixed(median(times), 2)} ms, p99 ${fixed(p99, 2)} ms (client to daemon and back ` +
+      `over the unix socket)`,
+  );
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: "string", default: "5" },
+      "list-calls": { type: "string", default: "200" },
+    },
+  });
+  const runs = Number(values.runs);
+  const listCalls = Number(values["list-calls"]);
+  if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(listCalls) || listCalls < 1) {
+    throw new CouldNotMeasureError("--runs and --list-calls take whole numbers above 0");
+  }
+  await requireKvm();
+  const kernel = await ensureGuest("domain");
+  const daemon = await BenchDaemon.start();
+  try {
+    await creationRate(daemon, kernel, runs);
+    await memoryOverhead(daemon, kernel);
+    await listLatency(daemon, listCalls);
+  } finally {
+    await daemon.stop();
+  }
+}
+
+if (import.meta.main) await runBenchmark("domains", main);
