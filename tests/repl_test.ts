@@ -23,12 +23,13 @@ const encoder = new TextEncoder();
 /** An editor whose output is collected and whose input is a queue of chunks. */
 function editorWith(
   chunks: string[],
-  options: { history?: string[]; candidates?: string[] } = {},
+  options: { history?: string[]; candidates?: string[]; columns?: number } = {},
 ) {
   const output: string[] = [];
   const editor = new LineEditor({
     write: (text) => output.push(text),
     history: options.history,
+    columns: () => options.columns ?? 80,
     complete: (line, cursor) => {
       const start = line.lastIndexOf(" ", cursor - 1) + 1;
       return { start, candidates: options.candidates ?? [] };
@@ -116,13 +117,37 @@ Deno.test("LineEditor.printAbove clears the line, prints, and redraws prompt and
   editor.printAbove("* domain web1 crashed: VMM killed by SIGKILL");
   assert.equal(
     output.join(""),
-    "\r\x1b[K* domain web1 crashed: VMM killed by SIGKILL\r\n\rdenovisor> sta\x1b[K",
+    "\r\x1b[J* domain web1 crashed: VMM killed by SIGKILL\r\n\rdenovisor> sta\x1b[J",
   );
   release();
   assert.equal(await done, "start");
   output.length = 0;
   editor.printAbove("after");
   assert.equal(output.join(""), "after\r\n");
+});
+
+Deno.test("LineEditor redraws a line longer than the terminal across rows", async () => {
+  // 10 columns, prompt "> ": "abcdefgh" fills the first row exactly.
+  const full = editorWith(["abcdefgh", "ij\x01"], { columns: 10 });
+  assert.equal(await full.editor.readLine("> ", full.read), null);
+  const text = full.output();
+  assert.ok(text.includes("\r> abcdefgh\x1b[J\r\n"), JSON.stringify(text)); // cursor to row 2
+  // Home from row 2 goes up one row to column 2.
+  assert.ok(text.includes("\x1b[1A\r> abcdefghij\x1b[J\x1b[1A\r\x1b[2C"), JSON.stringify(text));
+  // End of input first goes back below the whole line.
+  assert.ok(text.endsWith("\x1b[2C\r> abcdefghij\x1b[J\r\n"), JSON.stringify(text));
+  // printAbove starts clearing from the prompt's row.
+  const output: string[] = [];
+  const editor = new LineEditor({ write: (text) => output.push(text), columns: () => 10 });
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const chunks = [encoder.encode("abcdefghijkl")];
+  const reading = editor.readLine("> ", async () => chunks.shift() ?? (await gate, null));
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  editor.printAbove("event");
+  assert.ok(output.join("").endsWith("\x1b[1A\r\x1b[Jevent\r\n\r> abcdefghijkl\x1b[J"));
+  release();
+  assert.equal(await reading, null);
 });
 
 Deno.test("splitWords honours quotes and escapes", () => {
@@ -363,7 +388,7 @@ Deno.test("repl on a terminal: an event while typing is printed above the typed 
     daemon.crash("web1", "VMM killed by SIGKILL");
     await repl.expect(/\* domain web1 crashed: VMM killed by SIGKILL\n+denovisor> list --ru/);
     // deno-lint-ignore no-control-regex
-    assert.match(repl.raw, /\r\x1b\[K\* domain web1 crashed: VMM killed by SIGKILL\r+\n/);
+    assert.match(repl.raw, /\r\x1b\[J\* domain web1 crashed: VMM killed by SIGKILL\r+\n/);
     await repl.send("nning\r");
     await repl.expect(/Id\s+Name\s+State[^\n]*\n-+\ndenovisor> /);
   });

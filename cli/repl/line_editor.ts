@@ -58,6 +58,8 @@ export class LineEditor {
   #skipLineFeed = false;
   #lastKeyWasTab = false;
   #active = false;
+  /** The terminal row of the cursor, counted from the prompt's row (long lines wrap). */
+  #cursorRow = 0;
 
   constructor(options: LineEditorOptions) {
     this.#write = options.write;
@@ -98,6 +100,7 @@ export class LineEditor {
     this.#lastKeyWasTab = false;
     this.#active = true;
     this.#setRaw?.(true);
+    this.#cursorRow = 0;
     this.#write(prompt);
     try {
       while (true) {
@@ -110,6 +113,7 @@ export class LineEditor {
         }
         const bytes = await read();
         if (bytes === null) {
+          this.#toEnd();
           this.#write("\r\n");
           return null;
         }
@@ -131,7 +135,8 @@ export class LineEditor {
       this.#write(lines);
       return;
     }
-    this.#write(`\r${ESC}[K${lines}`);
+    this.#write(`${this.#up(this.#cursorRow)}\r${ESC}[J${lines}`);
+    this.#cursorRow = 0;
     this.#redraw();
   }
 
@@ -193,6 +198,7 @@ export class LineEditor {
           this.#move(this.#cursor + 1);
           break;
         case "\x03":
+          this.#toEnd();
           this.#write("^C\r\n");
           this.#pending = text.slice(index) + this.#pending;
           this.#chars = [];
@@ -219,6 +225,7 @@ export class LineEditor {
           break;
         case "\x0c":
           this.#write(`${ESC}[H${ESC}[2J`);
+          this.#cursorRow = 0;
           this.#redraw();
           break;
         case "\x10":
@@ -236,6 +243,7 @@ export class LineEditor {
 
   #accept(): string {
     const line = this.line;
+    this.#toEnd();
     this.#write("\r\n");
     if (line.trim() !== "" && this.history[this.history.length - 1] !== line) {
       this.history.push(line);
@@ -281,8 +289,10 @@ export class LineEditor {
     const chars = [...text];
     this.#chars.splice(this.#cursor, 0, ...chars);
     this.#cursor += chars.length;
-    if (this.#cursor === this.#chars.length) {
+    const width = this.#prompt.length + this.#chars.length;
+    if (this.#cursor === this.#chars.length && width % this.#width() !== 0) {
       this.#write(text); // typing at the end: no redraw needed
+      this.#cursorRow = Math.floor(width / this.#width());
     } else {
       this.#redraw();
     }
@@ -307,9 +317,15 @@ export class LineEditor {
   #move(position: number): void {
     const target = Math.max(0, Math.min(this.#chars.length, position));
     if (target === this.#cursor) return;
-    const delta = target - this.#cursor;
     this.#cursor = target;
-    this.#write(delta > 0 ? `${ESC}[${delta}C` : `${ESC}[${-delta}D`);
+    this.#redraw();
+  }
+
+  /** Puts the cursor after the last character (before printing below the line). */
+  #toEnd(): void {
+    if (this.#cursor === this.#chars.length) return;
+    this.#cursor = this.#chars.length;
+    this.#redraw();
   }
 
   #historyStep(step: number): void {
@@ -346,7 +362,9 @@ export class LineEditor {
       this.#write("\x07");
       return;
     }
-    this.#write("\r\n" + layOut(matching.sort(), this.#columns()).replace(/\n/g, "\r\n") + "\r\n");
+    this.#toEnd();
+    this.#write("\r\n" + layOut(matching.sort(), this.#width()).replace(/\n/g, "\r\n") + "\r\n");
+    this.#cursorRow = 0;
     this.#redraw();
   }
 
@@ -356,10 +374,40 @@ export class LineEditor {
     this.#redraw();
   }
 
-  /** Draws the prompt and the line again and puts the cursor back. */
+  /**
+   * Draws the prompt and the line again from the prompt's row and puts the cursor back,
+   * across as many terminal rows as the line needs (as linenoise's multi-line mode).
+   */
   #redraw(): void {
-    const back = this.#chars.length - this.#cursor;
-    this.#write(`\r${this.#prompt}${this.line}${ESC}[K${back > 0 ? `${ESC}[${back}D` : ""}`);
+    const columns = this.#width();
+    const total = this.#prompt.length + this.#chars.length;
+    let out = `${this.#up(this.#cursorRow)}\r${this.#prompt}${this.line}${ESC}[J`;
+    // After the last character the cursor sits on that character's row.
+    let row = total === 0 ? 0 : Math.floor((total - 1) / columns);
+    if (this.#cursor === this.#chars.length) {
+      if (total > 0 && total % columns === 0) {
+        // Terminals hold the cursor in the last column: move it to the next row.
+        out += "\r\n";
+        row++;
+      }
+      this.#cursorRow = row;
+      this.#write(out);
+      return;
+    }
+    const target = this.#prompt.length + this.#cursor;
+    const targetRow = Math.floor(target / columns);
+    const column = target % columns;
+    out += `${this.#up(row - targetRow)}\r${column > 0 ? `${ESC}[${column}C` : ""}`;
+    this.#cursorRow = targetRow;
+    this.#write(out);
+  }
+
+  #up(rows: number): string {
+    return rows > 0 ? `${ESC}[${rows}A` : "";
+  }
+
+  #width(): number {
+    return Math.max(1, this.#columns());
   }
 }
 
