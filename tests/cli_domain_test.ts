@@ -367,18 +367,18 @@ Deno.test("denovisor <verb> as a command: help, --socket, env, exit statuses", a
 });
 
 /** A definition file for the ticking test guest (guests/domain.c). */
-async function domainGuestFile(dir: string, name: string): Promise<string> {
+async function domainGuestFile(dir: string, name: string, balloon = false): Promise<string> {
   return await writeDefinition(
     dir,
     `${name}.json`,
-    JSON.stringify({ name, boot: { kernel: guest("domain") }, memory: 32 }),
+    JSON.stringify({ name, boot: { kernel: guest("domain") }, memory: 32, balloon }),
   );
 }
 
 kvmTest("the verbs against a real daemon: a whole domain life", async () => {
   const daemon = await TestDaemon.start();
   try {
-    const file = await domainGuestFile(daemon.dir, "web1");
+    const file = await domainGuestFile(daemon.dir, "web1", true);
     const cli = (line: string[]) => run(daemon.socket, line);
     assert.match((await cli(["define", file])).out, /^Domain 'web1' defined/);
     assert.match((await cli(["start", "web1"])).out, /^Domain 'web1' started$/);
@@ -386,6 +386,9 @@ kvmTest("the verbs against a real daemon: a whole domain life", async () => {
     assert.match((await cli(["list"])).out, /\n\s*\d+\s+web1\s+running\s+1\s+32 MiB\s+no$/);
     assert.match((await cli(["logs", "web1", "--lines", "50"])).out, /domain guest up/);
     assert.match((await cli(["stats", "web1"])).out, /^vCPU 0 time:\s+\d/m);
+    const balloon = await cli(["setmem", "web1", "24M"]);
+    assert.equal(balloon.code, 0, balloon.err);
+    assert.match(balloon.out, /memory target set to 24 MiB/);
     assert.equal((await cli(["start", "web1"])).code, CLIENT_EXIT.CONFLICT);
     assert.equal((await cli(["undefine", "web1"])).code, CLIENT_EXIT.CONFLICT);
     assert.match((await cli(["pause", "web1"])).out, /paused/);
@@ -395,6 +398,8 @@ kvmTest("the verbs against a real daemon: a whole domain life", async () => {
     assert.equal(shutdown.code, 0, shutdown.err);
     assert.match((await cli(["list", "--inactive", "--name"])).out, /^web1$/);
     assert.match((await cli(["info", "web1"])).out, /^Last end:\s+\S/m);
+    const memSet = await cli(["mem-set", "web1", "16M"]);
+    assert.equal(memSet.code, CLIENT_EXIT.CONFLICT, "mem-set on a shut-off domain");
     assert.equal((await cli(["vcpu-set", "web1", "2"])).code, 0);
     assert.equal((await cli(["vcpu-count", "web1"])).out, "2");
     assert.equal((await cli(["autostart", "web1"])).code, 0);
@@ -440,6 +445,23 @@ kvmTest("console on a real domain: replay, typing, echo, Ctrl-] detaches", async
     await daemon.waitForLog("c1", "tick 2");
     await writer.write(new TextEncoder().encode("hello console\n"));
     await daemon.waitForLog("c1", "echo: hello console");
+    // A second viewer asking to type is told it only watches.
+    const second = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", MAIN, "console", "c1", "--socket", daemon.socket],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const secondWriter = second.stdin.getWriter();
+    const secondOutput = second.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!seen.includes("escape character")) seen += (await secondOutput.read()).value ?? "";
+    assert.match(seen, /Connected to domain 'c1' \(read-only: another viewer is typing\)/);
+    await secondWriter.write(new Uint8Array([0x1d]));
+    assert.equal((await second.status).code, 0);
+    await secondWriter.close().catch(() => {});
+    await secondOutput.cancel();
+    await new Response(second.stderr).text();
     await writer.write(new Uint8Array([0x1d]));
     const status = await child.status;
     await writer.close().catch(() => {});
