@@ -19,6 +19,7 @@ import { ApiError } from "./router.ts";
 import { describe, type DomainEntry, summarize } from "./domain_entry.ts";
 import { Lifecycle, type LifecycleContext } from "./lifecycle.ts";
 import { KeyedMutex } from "./keyed_mutex.ts";
+import { autostartAll, reattachAll } from "./takeover.ts";
 import { conflicts } from "./start_checks.ts";
 
 /** The domains of one daemon. */
@@ -51,6 +52,16 @@ export class DomainManager {
     }
   }
 
+  /** Takes over the VMMs a previous daemon left running (at start, before serving). */
+  reattach(): Promise<void> {
+    return reattachAll(this.#context, this.lifecycle);
+  }
+
+  /** Starts the autostart domains that are not running. */
+  autostart(): Promise<void> {
+    return autostartAll(this.#context, this.lifecycle);
+  }
+
   /** Every domain, sorted by name. */
   list(): DomainSummary[] {
     return [...this.#entries.values()].map(summarize).sort((a, b) => a.name.localeCompare(b.name));
@@ -79,25 +90,13 @@ export class DomainManager {
     return entry;
   }
 
-  /** The name of a domain whose definition uses the image at `path` (for the pool manager). */
+  /**
+   * The running domain whose VMM has the image at `path` open (for the pool manager,
+   * which refuses to delete, wipe or roll back such a volume).
+   */
   userOfPath(path: string): string | undefined {
     for (const entry of this.#entries.values()) {
-      if (entry.definition.disks?.some((d) => d.path === path)) return entry.definition.name;
-      if (entry.run?.record.definition.disks?.some((d) => d.path === path)) {
-        return entry.definition.name;
-      }
-    }
-    return undefined;
-  }
-
-  /** The name of a domain whose definition uses volume `pool`/`volume`. */
-  userOfVolume(pool: string, volume: string): string | undefined {
-    for (const entry of this.#entries.values()) {
-      const uses = (d: DomainDefinition) =>
-        d.disks?.some((disk) => disk.volume === volume && (disk.pool ?? "default") === pool);
-      if (uses(entry.definition) || (entry.run && uses(entry.run.record.definition))) {
-        return entry.definition.name;
-      }
+      if (entry.run?.diskPaths.includes(path)) return entry.definition.name;
     }
     return undefined;
   }
@@ -119,6 +118,8 @@ export class DomainManager {
       conflicts(definition, this.#others(name));
       const persistent = !options.transient;
       const entry = this.#newEntry(definition, persistent);
+      // A definition that could not start is refused before anything is stored.
+      if (options.start) await this.lifecycle.preflight(definition, entry.logFile);
       if (!persistent) {
         // Nothing is stored for a transient domain: it exists once its VMM runs.
         this.#entries.set(name, entry);

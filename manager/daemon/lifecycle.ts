@@ -7,7 +7,6 @@
  * @module
  */
 
-import { join } from "node:path";
 import type {
   ActionRequest,
   DomainDefinition,
@@ -16,7 +15,7 @@ import type {
 } from "../api_types.ts";
 import type { DenovisorPaths } from "../paths.ts";
 import { domainRunDir } from "../paths.ts";
-import type { VmmStatus } from "../../vmm/vmm_config.ts";
+import type { VmmConfig, VmmStatus } from "../../vmm/vmm_config.ts";
 import { DefinitionError, validateDefinition } from "../domain/definition.ts";
 import { resolveVmmConfig, type VolumeLookup } from "../domain/resolve.ts";
 import type { DomainStore } from "../store/domain_store.ts";
@@ -64,19 +63,7 @@ export class Lifecycle {
       );
     }
     const definition = entry.definition;
-    conflictsWithRunning(definition, this.#context.entries);
-    const runDir = domainRunDir(this.#context.paths, name);
-    let config;
-    try {
-      config = await resolveVmmConfig(definition, {
-        runDir,
-        logFile: entry.logFile,
-        volumes: this.#context.volumes,
-      });
-    } catch (error) {
-      if (error instanceof DefinitionError) throw new ApiError("invalid", error.message);
-      throw error;
-    }
+    const config = await this.preflight(definition, entry.logFile);
     entry.state = "starting";
     let run: VmmRun;
     try {
@@ -90,6 +77,24 @@ export class Lifecycle {
     entry.state = "running";
     this.#context.events.emit(name, "started", `VMM pid ${run.pid}`);
     this.#watch(entry, run);
+  }
+
+  /**
+   * Everything that can refuse a start before a VMM exists: clashes with the running
+   * domains, then files, volumes and limits (resolveVmmConfig). Returns the VMM config.
+   */
+  async preflight(definition: DomainDefinition, logFile: string): Promise<VmmConfig> {
+    conflictsWithRunning(definition, this.#context.entries);
+    try {
+      return await resolveVmmConfig(definition, {
+        runDir: domainRunDir(this.#context.paths, definition.name),
+        logFile,
+        volumes: this.#context.volumes,
+      });
+    } catch (error) {
+      if (error instanceof DefinitionError) throw new ApiError("invalid", error.message);
+      throw error;
+    }
   }
 
   /** Stops the domain now (the VM dies); a crashed domain is cleared. */
@@ -192,85 +197,32 @@ export class Lifecycle {
   }
 
   /**
-   * Takes over the VMMs a previous daemon left in the run directory; a VMM that ended
-   * while no daemon watched is handled as an end now (its on_* action applies).
+   * Takes over `run`, a VMM a previous daemon started (the caller holds the mutex): a
+   * VMM that ended while no daemon watched is handled as an end now, before the API
+   * serves, so it is never shown running.
    */
-  async reattach(): Promise<void> {
-    const domainsDir = join(this.#context.paths.runDir, "domains");
-    let names: string[] = [];
+  async adopt(entry: DomainEntry, run: VmmRun): Promise<void> {
+    const name = entry.definition.name;
+    entry.run = run;
+    entry.state = "running";
+    if (!run.alive()) {
+      await this.#ended(entry, run, await run.exited);
+      return;
+    }
     try {
-      names = [...Deno.readDirSync(domainsDir)].filter((e) => e.isDirectory).map((e) => e.name);
-    } catch {
-      return; // No run directory yet: nothing ran.
-    }
-    for (const name of names) {
-      const runDir = join(domainsDir, name);
-      const record = await VmmRun.readRecord(runDir);
-      if (record === undefined || record.definition.name !== name) {
-        await Deno.remove(runDir, { recursive: true }).catch(() => {});
-        continue;
+      const state = await run.state();
+      entry.state = state === "shutoff" ? "running" : state;
+      if (state === "shutting-down") {
+        run.intent = "shutdown";
+        this.#armShutdownTimer(entry, run, DEFAULT_SHUTDOWN_TIMEOUT_S);
       }
-      await this.#context.mutex.run(name, async () => {
-        let entry = this.#context.entries.get(name);
-        if (entry === undefined) {
-          const definition = revalidate(record.definition);
-          entry = {
-            definition,
-            persistent: false,
-            state: "shutoff",
-            restarts: [],
-            logFile: this.#context.store.logFile(name),
-          };
-          this.#context.entries.set(name, entry);
-        }
-        const run = VmmRun.attach(name, runDir, record);
-        entry.run = run;
-        entry.state = "running";
-        if (!run.alive()) {
-          // Ended while no daemon watched: handled before the API serves, never shown running.
-          await this.#ended(entry, run, await run.exited);
-          return;
-        }
-        try {
-          const state = await run.state();
-          entry.state = state === "shutoff" ? "running" : state;
-          if (state === "shutting-down") {
-            run.intent = "shutdown";
-            this.#armShutdownTimer(entry, run, DEFAULT_SHUTDOWN_TIMEOUT_S);
-          }
-        } catch (error) {
-          this.#context.log(
-            `re-attached '${name}' but its VMM did not answer: ${(error as Error).message}`,
-          );
-        }
-        this.#context.log(`re-attached domain '${name}' (VMM pid ${record.pid})`);
-        this.#watch(entry, run);
-      });
+    } catch (error) {
+      this.#context.log(
+        `re-attached '${name}' but its VMM did not answer: ${(error as Error).message}`,
+      );
     }
-  }
-
-  /** Starts every persistent domain with autostart that is not running. */
-  async autostart(): Promise<void> {
-    const wanted = [...this.#context.entries.values()].filter((e) =>
-      e.persistent && e.definition.autostart && e.state === "shutoff"
-    );
-    await Promise.all(
-      wanted.map((entry) =>
-        this.#context.mutex.run(entry.definition.name, async () => {
-          if (
-            entry.state !== "shutoff" || this.#context.entries.get(entry.definition.name) !== entry
-          ) return;
-          try {
-            await this.start(entry);
-            this.#context.log(`autostarted domain '${entry.definition.name}'`);
-          } catch (error) {
-            this.#context.log(
-              `autostart of '${entry.definition.name}' failed: ${(error as Error).message}`,
-            );
-          }
-        })
-      ),
-    );
+    this.#context.log(`re-attached domain '${name}' (VMM pid ${run.pid})`);
+    this.#watch(entry, run);
   }
 
   #needRun(entry: DomainEntry, verb: string): VmmRun {
@@ -401,7 +353,8 @@ export class Lifecycle {
   }
 }
 
-function revalidate(definition: DomainDefinition): DomainDefinition {
+/** A definition validated again (defaults filled), or as it was if it no longer passes. */
+export function revalidate(definition: DomainDefinition): DomainDefinition {
   try {
     return validateDefinition(definition);
   } catch {

@@ -71,7 +71,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       volumeUser: (path) => domains.userOfPath(path),
     });
     await domains.load();
-    await domains.lifecycle.reattach();
+    await domains.reattach();
 
     const router = new Router();
     addDomainRoutes(router, domains, events, paths);
@@ -86,7 +86,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     }
 
     for (const failure of pools.startAutostart()) log(`pool autostart: ${failure}`);
-    domains.lifecycle.autostart().catch((error) => log(`autostart: ${error.message}`));
+    domains.autostart().catch((error) => log(`autostart: ${error.message}`));
 
     let stopping: Promise<void> | undefined;
     let finish!: () => void;

@@ -51,6 +51,8 @@ export class VmmRun {
   readonly control: VmmControl;
   /** Resolves when the process has gone. */
   readonly exited: Promise<RunEnd>;
+  /** The images the VMM has open (from its config). */
+  readonly diskPaths: string[];
   /** What the daemon asked for, so the end is read right ("shutdown" is not a crash). */
   intent?: "shutdown" | "destroy";
   /** Settled once the daemon has handled the end (state updated, action applied). */
@@ -67,6 +69,7 @@ export class VmmRun {
     this.name = name;
     this.runDir = runDir;
     this.record = record;
+    this.diskPaths = diskPathsOf(runDir);
     this.control = new VmmControl(name, join(runDir, "vmm.sock"));
     const watch = watchProcess(record.pid, record.pidStartTime, status);
     this.#stopWatch = watch.stop;
@@ -213,6 +216,16 @@ export class VmmRun {
       `The VMM of domain '${this.name}' did not become ready within ${timeoutMs / 1000} s` +
         `${lastError ? ` (${lastError})` : ""}; it was killed; see ${logFile}`,
     );
+  }
+}
+
+/** The disk images named in `<runDir>/config.json`. */
+function diskPathsOf(runDir: string): string[] {
+  try {
+    const config = JSON.parse(Deno.readTextFileSync(join(runDir, "config.json")));
+    return (config.disks ?? []).map((disk: { path: string }) => String(disk.path));
+  } catch {
+    return [];
   }
 }
 

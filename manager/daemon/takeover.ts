@@ -1,0 +1,67 @@
+/**
+ * What the daemon does once at start, before and after it serves: take over the VMMs a
+ * previous daemon left running (`<runDir>/domains/<name>/domain.json`), then start the
+ * autostart domains.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { type Lifecycle, type LifecycleContext, revalidate } from "./lifecycle.ts";
+import { VmmRun } from "./vmm_run.ts";
+
+/**
+ * Re-attaches every VMM recorded in the run directory; a record whose VMM has gone is
+ * handled as that run's end (its on_* action applies). Damaged records are removed.
+ */
+export async function reattachAll(context: LifecycleContext, lifecycle: Lifecycle): Promise<void> {
+  const domainsDir = join(context.paths.runDir, "domains");
+  let names: string[] = [];
+  try {
+    names = [...Deno.readDirSync(domainsDir)].filter((e) => e.isDirectory).map((e) => e.name);
+  } catch {
+    return; // No run directory yet: nothing ran.
+  }
+  for (const name of names) {
+    const runDir = join(domainsDir, name);
+    const record = await VmmRun.readRecord(runDir);
+    if (record === undefined || record.definition.name !== name) {
+      await Deno.remove(runDir, { recursive: true }).catch(() => {});
+      continue;
+    }
+    await context.mutex.run(name, async () => {
+      let entry = context.entries.get(name);
+      if (entry === undefined) {
+        // A transient domain (or one undefined by hand while it ran): known from its record.
+        entry = {
+          definition: revalidate(record.definition),
+          persistent: false,
+          state: "shutoff",
+          restarts: [],
+          logFile: context.store.logFile(name),
+        };
+        context.entries.set(name, entry);
+      }
+      await lifecycle.adopt(entry, VmmRun.attach(name, runDir, record));
+    });
+  }
+}
+
+/** Starts every persistent domain with autostart that is not running. */
+export async function autostartAll(context: LifecycleContext, lifecycle: Lifecycle): Promise<void> {
+  const wanted = [...context.entries.values()].filter((e) =>
+    e.persistent && e.definition.autostart && e.state === "shutoff"
+  );
+  await Promise.all(wanted.map((entry) => {
+    const name = entry.definition.name;
+    return context.mutex.run(name, async () => {
+      if (entry.state !== "shutoff" || context.entries.get(name) !== entry) return;
+      try {
+        await lifecycle.start(entry);
+        context.log(`autostarted domain '${name}'`);
+      } catch (error) {
+        context.log(`autostart of '${name}' failed: ${(error as Error).message}`);
+      }
+    });
+  }));
+}
