@@ -1,0 +1,56 @@
+/** REPL completion: words at the cursor, what each position completes to, the name cache. */
+
+import assert from "node:assert/strict";
+import { CachedNames, completeLine } from "./completion.ts";
+import { completionSpecs } from "./commands.ts";
+import { splitWords } from "./words.ts";
+
+Deno.test("splitWords honours quotes and escapes", () => {
+  assert.deepEqual(splitWords(`define "my file.json"  x\\ y 'a"b'`).map((w) => w.text), [
+    "define",
+    "my file.json",
+    "x y",
+    'a"b',
+  ]);
+  assert.throws(() => splitWords(`start "web`), /Unterminated/);
+});
+
+Deno.test("completeLine offers verbs, options, domain, pool and volume names", async () => {
+  const specs = completionSpecs();
+  const source = {
+    domains: () => Promise.resolve(["db", "web1", "web2"]),
+    pools: () => Promise.resolve(["default", "fast"]),
+    volumes: (pool: string) => Promise.resolve(pool === "fast" ? ["f1"] : ["root.raw"]),
+  };
+  const complete = async (line: string) => {
+    const { start, candidates } = await completeLine(line, line.length, specs, source);
+    const word = line.slice(start);
+    return candidates.filter((c) => c.startsWith(word)).sort();
+  };
+  assert.deepEqual(await complete("unp"), ["unpause"]);
+  assert.deepEqual(await complete("start w"), ["web1", "web2"]);
+  assert.deepEqual(await complete("start web1 --c"), ["--console"]);
+  assert.deepEqual(await complete("shutdown --timeout 5 d"), ["db"]);
+  assert.deepEqual(await complete("autostart web1 o"), ["off", "on"]);
+  assert.deepEqual(await complete("mem-set web1 "), []);
+  assert.deepEqual(await complete("help pa"), ["pause"]);
+  assert.deepEqual(await complete("pool st"), ["start", "stop"]);
+  assert.deepEqual(await complete("pool info f"), ["fast"]);
+  assert.deepEqual(await complete("vol info r"), ["root.raw"]);
+  assert.deepEqual(await complete("vol info fast/"), ["fast/f1"]);
+  assert.deepEqual(await complete("vol info x --pool f"), ["fast"]);
+});
+
+Deno.test("CachedNames asks the daemon once within its lifetime", async () => {
+  let calls = 0;
+  const names = new CachedNames((_path) => {
+    calls++;
+    return Promise.resolve([{ name: "b" }, { name: "a" }]);
+  }, 60_000);
+  assert.deepEqual(await names.domains(), ["a", "b"]);
+  assert.deepEqual(await names.domains(), ["a", "b"]);
+  assert.equal(calls, 1);
+  names.invalidate();
+  await names.domains();
+  assert.equal(calls, 2);
+});
