@@ -83,14 +83,17 @@ export async function replCommand(args: string[]): Promise<number> {
   const onInterrupt = () => running?.abort(new Error("Interrupted"));
   Deno.addSignalListener("SIGINT", onInterrupt);
   const stopEvents = new AbortController();
+  // While $EDITOR owns the screen, event lines wait until it is closed.
+  let held: string[] | undefined;
+  const show = (text: string) => held ? held.push(text) : editor.printAbove(text);
   try {
     if (interactive) {
       await greet(client, paths.socket);
       if (!values["no-events"]) {
         watchEvents(client, stopEvents.signal, (event) => {
           names.invalidate();
-          editor.printAbove(formatEvent(event));
-        }, (notice) => editor.printAbove(notice)).catch(() => {});
+          show(formatEvent(event));
+        }, show).catch(() => {});
       }
     }
     const nextLine = interactive
@@ -109,8 +112,12 @@ export async function replCommand(args: string[]): Promise<number> {
         stdin: stdin.read,
         signal: running.signal,
       };
+      if (/^\s*edit\s/.test(line) && !/--file/.test(line)) held = [];
       const result = await runLine(line, context, editor.history);
       running = undefined;
+      const waiting = held ?? [];
+      held = undefined;
+      waiting.forEach(show);
       if (result === "exit") break;
       if (result !== CLIENT_EXIT.OK) status = result;
     }
