@@ -4,7 +4,7 @@
  * @module
  */
 
-import { createImage, imageInfo } from "../storage/image_ops/image_access.ts";
+import { createImage, type ImageFormat, imageInfo } from "../storage/image_ops/image_access.ts";
 import { commitImage } from "../storage/image_ops/commit.ts";
 import { convertImage } from "../storage/image_ops/convert.ts";
 import { buildThenReplace } from "../storage/image_ops/files.ts";
@@ -79,19 +79,46 @@ unwritten ranges read from BACKING (a relative path is relative to FILE's direct
       }));
     if (!values.q) {
       const made = imageInfo(path, { format });
-      const details = [
-        `fmt=${format}`,
-        made.clusterSize !== undefined ? `cluster_size=${made.clusterSize}` : "",
-        `size=${made.virtualSize}`,
-        backingFile !== undefined ? `backing_file=${backingFile}` : "",
-        made.backingFormat !== undefined ? `backing_fmt=${made.backingFormat}` : "",
-        options.preallocation !== undefined ? `preallocation=${options.preallocation}` : "",
-      ].filter((item) => item !== "");
-      console.log(`Formatting '${path}', ${details.join(" ")}`);
+      const details = formattingLine(format, made.virtualSize, {
+        clusterSize: made.clusterSize,
+        backingFile,
+        backingFormat: made.backingFormat,
+        preallocation: options.preallocation,
+      });
+      console.log(`Formatting '${path}', ${details}`);
     }
     return 0;
   },
 };
+
+/** qemu-img create's "Formatting" line: its options in qemu's order, qcow2 defaults spelled out. */
+function formattingLine(
+  format: ImageFormat,
+  size: number,
+  options: {
+    clusterSize?: number;
+    backingFile?: string;
+    backingFormat?: ImageFormat;
+    preallocation?: string;
+  },
+): string {
+  const prealloc = options.preallocation !== undefined
+    ? [`preallocation=${options.preallocation}`]
+    : [];
+  if (format === "raw") return [`fmt=raw`, `size=${size}`, ...prealloc].join(" ");
+  return [
+    "fmt=qcow2",
+    `cluster_size=${options.clusterSize}`,
+    "extended_l2=off",
+    ...prealloc,
+    "compression_type=zlib",
+    `size=${size}`,
+    ...(options.backingFile !== undefined ? [`backing_file=${options.backingFile}`] : []),
+    ...(options.backingFormat !== undefined ? [`backing_fmt=${options.backingFormat}`] : []),
+    "lazy_refcounts=off",
+    "refcount_bits=16",
+  ].join(" ");
+}
 
 const convert: ImgSubcommand = {
   summary: "Copy an image into a new one, of any format, keeping it sparse",
