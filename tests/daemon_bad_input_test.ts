@@ -209,6 +209,14 @@ Deno.test("daemon: a hung VMM gives 504 within seconds, the daemon keeps answeri
     const destroyed = await daemon.client.post<DomainInfo>("/v1/domains/stuck/destroy");
     assert.equal(destroyed.state, "shutoff");
     assert.equal(processAlive(info.pid!), false, "the hung VMM was killed");
+    // A guest that ignores the shutdown request is destroyed after timeoutSeconds.
+    const again = await daemon.client.post<DomainInfo>("/v1/domains/stuck/start");
+    const off = await daemon.client.post<DomainInfo>("/v1/domains/stuck/shutdown", {
+      timeoutSeconds: 1,
+    });
+    assert.equal(off.state, "shutoff");
+    assert.match(off.lastEnd ?? "", /^did not power off within 1 s/);
+    assert.equal(processAlive(again.pid!), false);
   } finally {
     await daemon.cleanup();
   }

@@ -152,3 +152,46 @@ kvmTest(
   },
   120_000,
 );
+
+kvmTest(
+  "daemon: reboot keeps the VMM, mem-set moves the balloon, a guest power-off applies on_poweroff",
+  async () => {
+    const daemon = await TestDaemon.start();
+    try {
+      const api = daemon.client;
+      const events = await EventRecorder.open(api);
+      const info = await daemon.run(domainGuest("box", { balloon: true, memory: 64 }));
+      await daemon.waitForLog("box", "domain guest up");
+      const rebooted = await api.post<DomainInfo>("/v1/domains/box/reboot");
+      assert.deepEqual([rebooted.state, rebooted.pid], ["running", info.pid]);
+      await events.waitFor((e) => e.domain === "box" && e.kind === "rebooted");
+
+      // domain.c has no balloon driver: the target is accepted; the guest would act on it.
+      const set = await api.put<DomainInfo>("/v1/domains/box/memory", {
+        targetBytes: 48 * 1024 * 1024,
+      });
+      assert.equal(set.state, "running");
+      assert.match(
+        await daemon.waitForLog("box", "balloon target"),
+        /balloon target set to 16777216 bytes/,
+      );
+      await assert.rejects(() => api.put("/v1/domains/box/memory", { targetBytes: 1024 ** 3 }), {
+        status: 400,
+        message:
+          "targetBytes: 1073741824 is above the domain's memory (67108864 bytes); the balloon can only give memory back",
+      });
+      await api.post("/v1/domains/box/destroy");
+
+      // The demo guest prints its report and powers off by itself: on_poweroff=destroy.
+      await api.post("/v1/domains?start=1", { name: "demo", boot: { demo: true }, memory: 32 });
+      const off = await daemon.waitFor("demo", (i) => i.state === "shutoff");
+      assert.match(off.lastEnd ?? "", /on_poweroff=destroy$/);
+      const shutdown = await events.waitFor((e) => e.domain === "demo" && e.kind === "shutdown");
+      assert.match(shutdown.detail ?? "", /on_poweroff=destroy$/);
+      await events.close();
+    } finally {
+      await daemon.cleanup();
+    }
+  },
+  120_000,
+);

@@ -135,6 +135,19 @@ kvmTest(
           "Domain 'relic' is crashed (kept by on_crash=preserve); run 'denovisor destroy relic' first",
       });
       assert.equal((await api.post<DomainInfo>("/v1/domains/relic/destroy")).state, "shutoff");
+
+      // rename-restart: the crashed run is kept under a new name, the domain starts again.
+      const twin = await daemon.run(domainGuest("twin", { onCrash: "rename-restart" }));
+      Deno.kill(twin.pid!, "SIGKILL");
+      const again = await daemon.waitFor(
+        "twin",
+        (i) => i.state === "running" && i.pid !== twin.pid,
+      );
+      assert.ok(processAlive(again.pid!));
+      const copy = await daemon.info("twin--1");
+      assert.deepEqual([copy.state, copy.persistent, copy.pid], ["crashed", false, undefined]);
+      await api.post("/v1/domains/twin--1/destroy");
+      await assert.rejects(() => daemon.info("twin--1"), { status: 404 });
       await events.close();
     } finally {
       await daemon.cleanup();
@@ -167,4 +180,20 @@ kvmTest(
     }
   },
   180_000,
+);
+
+kvmTest(
+  "daemon: a domain that keeps powering off with on_poweroff=restart is left stopped",
+  async () => {
+    const daemon = await TestDaemon.start();
+    try {
+      // The demo guest powers off by itself a moment after it starts.
+      await daemon.run({ name: "loop", boot: { demo: true }, memory: 32, onPoweroff: "restart" });
+      const stopped = await daemon.waitFor("loop", (i) => i.state === "shutoff", 90_000);
+      assert.equal(stopped.lastEnd, "restarted 5 times within 60 s; left stopped");
+    } finally {
+      await daemon.cleanup();
+    }
+  },
+  120_000,
 );
