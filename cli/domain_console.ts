@@ -170,6 +170,7 @@ Options:
   --read-only   Watch without typing`,
   options: { "read-only": { type: "boolean" } },
   args: ["domain"],
+  completes: ["running", "paused", "shutting-down"],
   run(context, values, [name]) {
     return attachConsole(context, name, { readOnly: values["read-only"] === true });
   },

@@ -101,6 +101,7 @@ const undefine: DomainVerb = {
 Removes the definition of domain NAME. Its disks and volumes are kept. A running domain
 must be shut down or destroyed first (exit status 5 otherwise).`,
   args: ["domain"],
+  completes: ["shutoff"],
   async run(context, _values, [name]) {
     await context.client.delete(domainPath(name));
     context.io.out(`Domain '${printable(name)}' has been undefined`);

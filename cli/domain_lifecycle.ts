@@ -44,6 +44,7 @@ Options:
   options: { console: { type: "boolean" } },
   json: true,
   args: ["domain"],
+  completes: ["shutoff"],
   async run(context, values, [name]) {
     await act(context, name, "start", "started", values.json === true);
     if (values.console) return await attachConsole(context, name, { readOnly: false });
@@ -67,6 +68,7 @@ Options:
   options: { timeout: { type: "string" }, "no-wait": { type: "boolean" } },
   json: true,
   args: ["domain"],
+  completes: ["running"],
   async run(context, values, [name]) {
     const body: ActionRequest = { wait: values["no-wait"] !== true };
     const timeout = stringOption(values, "timeout");
@@ -89,6 +91,7 @@ Options:
   --json   Print the domain's info as JSON`,
   json: true,
   args: ["domain"],
+  completes: ["running", "paused", "starting", "shutting-down", "crashed"],
   async run(context, values, [name]) {
     await act(context, name, "destroy", "destroyed", values.json === true);
     return CLIENT_EXIT.OK;
@@ -108,6 +111,7 @@ Options:
   options: { "no-wait": { type: "boolean" } },
   json: true,
   args: ["domain"],
+  completes: ["running"],
   async run(context, values, [name]) {
     await act(context, name, "reboot", "is being rebooted", values.json === true, {
       wait: values["no-wait"] !== true,
@@ -129,6 +133,7 @@ Options:
   --json   Print the domain's info as JSON`,
   json: true,
   args: ["domain"],
+  completes: ["running"],
   async run(context, values, [name]) {
     await act(context, name, "pause", "paused", values.json === true);
     return CLIENT_EXIT.OK;
@@ -147,6 +152,7 @@ Options:
   --json   Print the domain's info as JSON`,
   json: true,
   args: ["domain"],
+  completes: ["paused"],
   async run(context, values, [name]) {
     await act(context, name, "resume", "resumed", values.json === true);
     return CLIENT_EXIT.OK;

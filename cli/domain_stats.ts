@@ -27,6 +27,7 @@ Options:
   --json   Print DomainStats as JSON (an array without NAME)`,
   json: true,
   args: ["domain"],
+  completes: ["running", "paused", "starting", "shutting-down", "crashed"],
   optional: 1,
   async run(context, values, [name]) {
     let names = [name];

@@ -35,6 +35,7 @@ Options:
   --json   Print the domain's info as JSON`,
   json: true,
   args: ["domain", "size"],
+  completes: ["running", "paused"],
   async run(context, values, [name, sizeText]) {
     const targetBytes = parseSize(sizeText, "mem-set SIZE", "m");
     const info = await context.client.put<DomainInfo>(domainPath(name, "/memory"), {

@@ -7,6 +7,7 @@
  */
 
 import type { ParseArgsConfig } from "node:util";
+import type { DomainState } from "../manager/api_types.ts";
 import { ApiClient } from "../manager/api_client.ts";
 import { type DenovisorPaths, PATH_OPTIONS, resolvePaths } from "../manager/paths.ts";
 import { CLIENT_EXIT, type CommandIo, consoleIo, reportError } from "./output.ts";
@@ -50,6 +51,8 @@ export interface DomainVerb {
   /** Positional arguments: required ones first, then `optional` more. */
   args: ArgKind[];
   optional?: number;
+  /** Tab in the REPL offers only domains in these states (all when absent). */
+  completes?: DomainState[];
   run(context: VerbContext, values: OptionValues, positionals: string[]): Promise<number>;
 }
 

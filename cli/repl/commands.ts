@@ -91,6 +91,7 @@ export function completionSpecs(): CompletionSpec[] {
     names: [verb.name, ...verb.aliases ?? []],
     options: optionsOf(verbOptions(verb) as Record<string, { type: string }>),
     args: verb.args.map((kind) => ARG_COMPLETIONS[kind]),
+    domainStates: verb.completes,
   }));
   const group = (name: string, subs: Subcommand[]): CompletionSpec => ({
     names: [name],

@@ -18,12 +18,15 @@ export interface CompletionSpec {
   /** Options with their dashes ("--json"); the value kind of those that take one. */
   options: Record<string, ArgCompletion | "flag">;
   args: ArgCompletion[];
+  /** Domain arguments complete to domains in these states only. */
+  domainStates?: string[];
   subcommands?: CompletionSpec[];
 }
 
 /** Where names come from (the daemon). */
 export interface NameSource {
-  domains(): Promise<string[]>;
+  /** Domain names, only those in `states` when given. */
+  domains(states?: string[]): Promise<string[]>;
   pools(): Promise<string[]>;
   volumes(pool: string): Promise<string[]>;
 }
@@ -54,12 +57,12 @@ export async function completeLine(
   const previous = rest[rest.length - 1];
   const optionKind = previous === undefined ? undefined : spec.options[previous];
   if (optionKind !== undefined && optionKind !== "flag") {
-    return { start, candidates: await values(optionKind, word, rest, source, specs) };
+    return { start, candidates: await values(optionKind, word, rest, source, specs, spec) };
   }
   if (word.startsWith("-")) return { start, candidates: Object.keys(spec.options) };
   const positionals = countPositionals(rest, spec);
   const kind = spec.args[positionals] ?? "none";
-  return { start, candidates: await values(kind, word, rest, source, specs) };
+  return { start, candidates: await values(kind, word, rest, source, specs, spec) };
 }
 
 /** How many positional arguments `words` hold (options and their values skipped). */
@@ -83,10 +86,11 @@ async function values(
   rest: string[],
   source: NameSource,
   specs: CompletionSpec[],
+  spec: CompletionSpec,
 ): Promise<string[]> {
   switch (kind) {
     case "domain":
-      return await source.domains().catch(() => []);
+      return await source.domains(spec.domainStates).catch(() => []);
     case "pool":
       return await source.pools().catch(() => []);
     case "volume":
@@ -148,25 +152,26 @@ async function files(word: string): Promise<string[]> {
 
 /** Names from the daemon, each list kept for `ttlMs` so that Tab stays fast. */
 export class CachedNames implements NameSource {
-  readonly #cache = new Map<string, { at: number; names: Promise<string[]> }>();
-  readonly #fetch: (path: string) => Promise<{ name: string }[]>;
+  readonly #cache = new Map<string, { at: number; items: Promise<Named[]> }>();
+  readonly #fetch: (path: string) => Promise<Named[]>;
   readonly #ttlMs: number;
 
-  constructor(fetch: (path: string) => Promise<{ name: string }[]>, ttlMs = 2000) {
+  constructor(fetch: (path: string) => Promise<Named[]>, ttlMs = 2000) {
     this.#fetch = fetch;
     this.#ttlMs = ttlMs;
   }
 
-  domains(): Promise<string[]> {
-    return this.#get("/v1/domains");
+  async domains(states?: string[]): Promise<string[]> {
+    const domains = await this.#get("/v1/domains");
+    return names(states ? domains.filter((d) => states.includes(d.state ?? "")) : domains);
   }
 
-  pools(): Promise<string[]> {
-    return this.#get("/v1/pools");
+  async pools(): Promise<string[]> {
+    return names(await this.#get("/v1/pools"));
   }
 
-  volumes(pool: string): Promise<string[]> {
-    return this.#get(`/v1/pools/${encodeURIComponent(pool)}/volumes`);
+  async volumes(pool: string): Promise<string[]> {
+    return names(await this.#get(`/v1/pools/${encodeURIComponent(pool)}/volumes`));
   }
 
   /** Forgets everything (a domain was defined or removed). */
@@ -174,12 +179,22 @@ export class CachedNames implements NameSource {
     this.#cache.clear();
   }
 
-  #get(path: string): Promise<string[]> {
+  #get(path: string): Promise<Named[]> {
     const cached = this.#cache.get(path);
-    if (cached && Date.now() - cached.at < this.#ttlMs) return cached.names;
-    const names = this.#fetch(path).then((items) => items.map((item) => item.name).sort());
-    this.#cache.set(path, { at: Date.now(), names });
-    names.catch(() => this.#cache.delete(path));
-    return names;
+    if (cached && Date.now() - cached.at < this.#ttlMs) return cached.items;
+    const items = this.#fetch(path);
+    this.#cache.set(path, { at: Date.now(), items });
+    items.catch(() => this.#cache.delete(path));
+    return items;
   }
+}
+
+/** What the list endpoints return, as far as completion cares. */
+interface Named {
+  name: string;
+  state?: string;
+}
+
+function names(items: Named[]): string[] {
+  return items.map((item) => item.name).sort();
 }

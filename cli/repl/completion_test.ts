@@ -18,7 +18,13 @@ Deno.test("splitWords honours quotes and escapes", () => {
 Deno.test("completeLine offers verbs, options, domain, pool and volume names", async () => {
   const specs = completionSpecs();
   const source = {
-    domains: () => Promise.resolve(["db", "web1", "web2"]),
+    domains: (states?: string[]) => {
+      const all = { db: "running", web1: "shutoff", web2: "shutoff", old: "paused" };
+      return Promise.resolve(
+        Object.entries(all).filter(([, state]) => !states || states.includes(state))
+          .map(([name]) => name),
+      );
+    },
     pools: () => Promise.resolve(["default", "fast"]),
     volumes: (pool: string) => Promise.resolve(pool === "fast" ? ["f1"] : ["root.raw"]),
   };
@@ -30,7 +36,9 @@ Deno.test("completeLine offers verbs, options, domain, pool and volume names", a
   assert.deepEqual(await complete("unp"), ["unpause"]);
   assert.deepEqual(await complete("start w"), ["web1", "web2"]);
   assert.deepEqual(await complete("start web1 --c"), ["--console"]);
-  assert.deepEqual(await complete("shutdown --timeout 5 d"), ["db"]);
+  assert.deepEqual(await complete("shutdown --timeout 5 "), ["db"]);
+  assert.deepEqual(await complete("resume "), ["old"]);
+  assert.deepEqual(await complete("info "), ["db", "old", "web1", "web2"]);
   assert.deepEqual(await complete("autostart web1 o"), ["off", "on"]);
   assert.deepEqual(await complete("mem-set web1 "), []);
   assert.deepEqual(await complete("help pa"), ["pause"]);
@@ -45,8 +53,9 @@ Deno.test("CachedNames asks the daemon once within its lifetime", async () => {
   let calls = 0;
   const names = new CachedNames((_path) => {
     calls++;
-    return Promise.resolve([{ name: "b" }, { name: "a" }]);
+    return Promise.resolve([{ name: "b", state: "running" }, { name: "a", state: "shutoff" }]);
   }, 60_000);
+  assert.deepEqual(await names.domains(["shutoff"]), ["a"]);
   assert.deepEqual(await names.domains(), ["a", "b"]);
   assert.deepEqual(await names.domains(), ["a", "b"]);
   assert.equal(calls, 1);
