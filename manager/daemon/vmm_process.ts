@@ -7,6 +7,7 @@
  * @module
  */
 
+import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const MAIN_MODULE = fileURLToPath(new URL("../../main.ts", import.meta.url));
@@ -26,8 +27,11 @@ export function selfCommand(): string[] {
     }
     return argv;
   }
-  // A compiled program's modules live under a synthetic "deno-compile-" root.
-  if (import.meta.url.includes("/deno-compile-")) return [Deno.execPath()];
+  // A compiled program's modules live under a synthetic "deno-compile-" root, and its
+  // executable is not called deno.
+  const compiled = import.meta.url.includes("/deno-compile-") ||
+    !/^deno$/.test(basename(Deno.execPath()));
+  if (compiled) return [Deno.execPath()];
   return [Deno.execPath(), "run", "--allow-all", "--no-prompt", MAIN_MODULE];
 }
 
