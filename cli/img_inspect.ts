@@ -152,8 +152,9 @@ const map: ImgSubcommand = {
   usage: `Usage: denovisor img map [-f FMT] [--output human|json] FILE
 
 Lists the runs of the virtual disk with the image of the chain that provides them, as
-qemu-img map does. JSON output has qemu's keys (start, length, depth, present, zero,
-data) but no host offsets; the human table lists the runs holding data, and which file.`,
+qemu-img map does: JSON with qemu's keys (start, length, depth, present, zero, data,
+offset in the file), or a table of the runs holding data, where they are stored and in
+which file.`,
   run(args) {
     const { values, positionals: rest } = parseCommandArgs("img map", args, {
       f: { type: "string" },
@@ -163,7 +164,11 @@ data) but no host offsets; the human table lists the runs holding data, and whic
     }, true);
     const [path] = positionals(rest, ["FILE"], "img map");
     const output = parseOutput(values.output, "img map");
-    const entries = mapImage(path, { format: parseFormat(values.f, "img map: -f") });
+    const format = parseFormat(values.f, "img map: -f");
+    const entries = mapImage(path, { format });
+    // Files named as qemu-img names them: relative backing names joined to the overlay's.
+    const names = chainOf(imageInfo(path, { format })).map((image) => image.path);
+    for (const entry of entries) entry.file = names[entry.depth] ?? entry.file;
     console.log(output === "json" ? mapJson(entries) : mapHuman(entries));
     return 0;
   },

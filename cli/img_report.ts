@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { CheckResult, ImageInfo } from "../storage/image_ops/image_access.ts";
+import { type CheckResult, ImageError, type ImageInfo } from "../storage/image_ops/image_access.ts";
 import type { MapEntry } from "../storage/image_ops/map.ts";
 import type { Qcow2Details } from "../storage/image_ops/qcow2_details.ts";
 import { humanSize } from "./img_args.ts";
@@ -207,21 +207,27 @@ export function checkHuman(result: CheckResult, compressed = 0): string {
 /** qemu-img map --output json: one object per line inside a JSON array. */
 export function mapJson(entries: MapEntry[]): string {
   const lines = entries.map((e) =>
-    `{ "start": ${e.start}, "length": ${e.length}, "depth": ${e.depth}, "present": ${e.present}, "zero": ${e.zero}, "data": ${e.data}}`
+    `{ "start": ${e.start}, "length": ${e.length}, "depth": ${e.depth}, "present": ${e.present}, "zero": ${e.zero}, "data": ${e.data}${
+      e.offset === undefined ? "" : `, "offset": ${e.offset}`
+    }}`
   );
   return `[${lines.join(",\n")}]`;
 }
 
-/**
- * qemu-img map's human table lists the runs that hold data; Denovisor does not report
- * host offsets, so the "Mapped to" column is left out.
- */
+/** qemu-img map's human table: the runs holding data, where they are stored, in which file. */
 export function mapHuman(entries: MapEntry[]): string {
   const hex = (n: number) => (n === 0 ? "0" : `0x${n.toString(16)}`);
-  const lines = [`${"Offset".padEnd(16)}${"Length".padEnd(16)}File`];
+  const lines = [`${"Offset".padEnd(16)}${"Length".padEnd(16)}${"Mapped to".padEnd(16)}File`];
   for (const e of entries) {
     if (!e.data) continue;
-    lines.push(`${hex(e.start).padEnd(16)}${hex(e.length).padEnd(16)}${e.file}`);
+    if (e.offset === undefined) {
+      throw new ImageError(
+        `${e.file} holds compressed clusters, which have no plain location; use --output json`,
+      );
+    }
+    lines.push(
+      `${hex(e.start).padEnd(16)}${hex(e.length).padEnd(16)}${hex(e.offset).padEnd(16)}${e.file}`,
+    );
   }
   return lines.join("\n");
 }

@@ -64,6 +64,10 @@ export function storedInChain(
   if (layer === undefined || extent.offset >= layer.size) {
     return { present: false, length: extent.length };
   }
+  // A raw file stores every byte of its size (holes are stored zeroes), as qemu sees it.
+  if (layer.format === "raw") {
+    return { present: true, length: Math.min(extent.length, layer.size - extent.offset) };
+  }
   const own = layer.blockStatus(extent.offset, Math.min(extent.length, layer.size - extent.offset));
   return { present: own.allocated, length: Math.max(1, Math.min(extent.length, own.length)) };
 }
