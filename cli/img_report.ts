@@ -170,6 +170,7 @@ export function checkHuman(result: CheckResult, compressed = 0): string {
       `    ${result.leaksFixed} leaked clusters`,
       `    ${result.errorsFixed} corruptions`,
       "",
+      "Double checking the fixed image now...",
     );
   }
   const leaks = result.leaks - result.leaksFixed;
