@@ -80,7 +80,12 @@ export async function replCommand(args: string[]): Promise<number> {
 
   // Ctrl-C while a command runs (the terminal is cooked then) stops that command only.
   let running: AbortController | undefined;
-  const onInterrupt = () => running?.abort(new Error("Interrupted"));
+  const onInterrupt = () => {
+    if (running) return running.abort(new Error("Interrupted"));
+    // Between commands (piped input, or a signal from elsewhere): leave as a shell would.
+    if (interactive) Deno.stdin.setRaw(false);
+    Deno.exit(CLIENT_EXIT.INTERRUPTED);
+  };
   Deno.addSignalListener("SIGINT", onInterrupt);
   const stopEvents = new AbortController();
   // While $EDITOR owns the screen, event lines wait until it is closed.
