@@ -209,7 +209,7 @@ export class VmmRun {
           lastError = error instanceof Error ? error.message : String(error);
         }
       }
-      await new Promise((resolve) => setTimeout(resolve, 25));
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
     throw new ApiError(
       "timeout",
