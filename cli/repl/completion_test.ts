@@ -63,3 +63,22 @@ Deno.test("CachedNames asks the daemon once within its lifetime", async () => {
   await names.domains();
   assert.equal(calls, 2);
 });
+
+Deno.test("completeLine completes file paths for define, directories with a slash", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/web1.json`, "{}");
+    await Deno.mkdir(`${dir}/configs`);
+    const source = {
+      domains: () => Promise.resolve([]),
+      pools: () => Promise.resolve([]),
+      volumes: () => Promise.resolve([]),
+    };
+    const line = `define ${dir}/`;
+    const { start, candidates } = await completeLine(line, line.length, completionSpecs(), source);
+    assert.equal(start, "define ".length);
+    assert.deepEqual(candidates.sort(), [`${dir}/configs/`, `${dir}/web1.json`]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
