@@ -31,6 +31,7 @@ const ORDER = [
   "rebase",
   "compare",
   "map",
+  "measure",
   "snapshot",
 ];
 

@@ -10,7 +10,14 @@ import { countCompressedClusters, qcow2Details } from "../storage/image_ops/qcow
 import { compareImages } from "../storage/image_ops/compare.ts";
 import { mapImage } from "../storage/image_ops/map.ts";
 import type { ImgSubcommand } from "./img.ts";
-import { parseFormat, parseOutput, positionals } from "./img_args.ts";
+import {
+  parseCreateOptions,
+  parseFormat,
+  parseImageSize,
+  parseOutput,
+  positionals,
+} from "./img_args.ts";
+import { measureImage } from "../storage/image_ops/measure.ts";
 import { progressPrinter } from "./img_progress.ts";
 import {
   chainOf,
@@ -174,5 +181,61 @@ which file.`,
   },
 };
 
-/** info, check, compare, map. */
-export const IMG_INSPECT_COMMANDS: Record<string, ImgSubcommand> = { info, check, compare, map };
+const measure: ImgSubcommand = {
+  summary: "Tell how much host space a new or converted image needs",
+  usage:
+    `Usage: denovisor img measure [--output human|json] [-O FMT] [-o OPTIONS] (--size SIZE | [-f FMT] FILE)
+
+Prints the bytes an image of format FMT (raw by default) needs on the host: for a new
+image of SIZE bytes, or for converting FILE (only its data clusters count), with
+qemu-img measure's formulas. -o takes cluster_size, preallocation and backing_file.
+  denovisor img measure -O qcow2 --size 10G
+  denovisor img measure -O qcow2 -o cluster_size=2M disk.raw`,
+  run(args) {
+    const { values, positionals: rest } = parseCommandArgs("img measure", args, {
+      output: { type: "string" },
+      O: { type: "string" },
+      o: { type: "string", multiple: true },
+      size: { type: "string" },
+      f: { type: "string" },
+      U: { type: "boolean" },
+      "force-share": { type: "boolean" },
+    }, true);
+    const output = parseOutput(values.output, "img measure");
+    const options = parseCreateOptions(values.o ?? [], "img measure");
+    if (values.size !== undefined && rest.length > 0) {
+      throw new UsageError("img measure: give --size or FILE, not both");
+    }
+    const [source] = values.size === undefined ? positionals(rest, ["FILE"], "img measure") : [];
+    const result = measureImage({
+      format: parseFormat(values.O, "img measure: -O") ?? "raw",
+      size: values.size === undefined ? undefined : parseImageSize(values.size, "img measure"),
+      source,
+      sourceFormat: parseFormat(values.f, "img measure: -f"),
+      clusterSize: options.clusterSize,
+      backingFile: options.backingFile,
+      preallocation: options.preallocation,
+    });
+    if (output === "json") {
+      console.log(json({
+        ...(result.bitmaps !== undefined ? { bitmaps: result.bitmaps } : {}),
+        required: result.required,
+        "fully-allocated": result.fullyAllocated,
+      }));
+    } else {
+      console.log(`required size: ${result.required}`);
+      console.log(`fully allocated size: ${result.fullyAllocated}`);
+      if (result.bitmaps !== undefined) console.log(`bitmaps size: ${result.bitmaps}`);
+    }
+    return 0;
+  },
+};
+
+/** info, check, compare, map, measure. */
+export const IMG_INSPECT_COMMANDS: Record<string, ImgSubcommand> = {
+  info,
+  check,
+  compare,
+  map,
+  measure,
+};

@@ -64,7 +64,19 @@ async function qemuChain(dir: string): Promise<{ base: string; top: string }> {
 
 Deno.test("img --help lists the subcommands and each subcommand has --help", async () => {
   const help = await ok("--help");
-  for (const sub of ["create", "info", "check", "convert", "resize", "commit", "compare", "map"]) {
+  const subcommands = [
+    "create",
+    "info",
+    "check",
+    "convert",
+    "resize",
+    "commit",
+    "rebase",
+    "compare",
+    "map",
+    "measure",
+  ];
+  for (const sub of subcommands) {
     assert.match(help.stdout, new RegExp(`^  ${sub} `, "m"));
   }
   for (const sub of ["create", "convert", "resize"]) {
@@ -207,6 +219,24 @@ Deno.test("img map prints what qemu-img map prints, host offsets included", () =
       }
     }
     assert.ok((await ok("map", "--output=json", top)).stdout.split("\n").length >= 6);
+  }));
+
+Deno.test("img measure prints what qemu-img measure prints", () =>
+  withDir(async (dir) => {
+    const { top } = await qemuChain(dir);
+    for (
+      const args of [["-O", "qcow2", top], ["--output=json", "-O", "qcow2", top], [
+        "-O",
+        "qcow2",
+        "--size",
+        "10G",
+      ]]
+    ) {
+      assert.equal(
+        (await ok("measure", ...args)).stdout,
+        (await qemuOk("measure", ...args)).stdout,
+      );
+    }
   }));
 
 Deno.test("img resize grows qcow2 and raw like qemu-img; shrinking needs --shrink", () =>
