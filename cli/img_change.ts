@@ -123,7 +123,7 @@ function formattingLine(
 const convert: ImgSubcommand = {
   summary: "Copy an image into a new one, of any format, keeping it sparse",
   usage:
-    `Usage: denovisor img convert [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] [-B BACKING [-F BACKING_FMT]] [-S SIZE] [-p] [-q] SOURCE OUTPUT
+    `Usage: denovisor img convert [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] [-B BACKING [-F BACKING_FMT]] [-S SIZE] [-n [--target-is-zero]] [-p] [-q] SOURCE OUTPUT
 
 Writes what SOURCE reads as (its whole backing chain) into a new image OUTPUT of
 OUTPUT_FMT (raw by default). Only data is written: zero ranges and all-zero 4 KiB
@@ -131,6 +131,8 @@ blocks are skipped, so OUTPUT is sparse. OUTPUT is built under a temporary name 
 renamed into place when complete; an existing OUTPUT is replaced.
 -B makes OUTPUT a qcow2 overlay of BACKING holding only what SOURCE itself stores.
 -S sets the zero-detection block size (default 4k); -S 0 writes every byte.
+-n writes into the existing image OUTPUT (a block device, say) instead of creating one;
+its ranges where SOURCE reads zeroes are zeroed unless --target-is-zero.
 -o takes the options of create (cluster_size, preallocation); -p shows progress.
   denovisor img convert -f raw -O qcow2 -o cluster_size=128k disk.raw disk.qcow2`,
   run(args) {
@@ -143,6 +145,8 @@ renamed into place when complete; an existing OUTPUT is replaced.
       p: { type: "boolean" },
       q: { type: "boolean" },
       c: { type: "boolean" },
+      n: { type: "boolean" },
+      "target-is-zero": { type: "boolean" },
       S: { type: "string" },
       U: { type: "boolean" },
       "force-share": { type: "boolean" },
@@ -157,6 +161,12 @@ renamed into place when complete; an existing OUTPUT is replaced.
     if (options.size !== undefined) {
       throw new UsageError("img convert: -o size is not allowed; OUTPUT has SOURCE's size");
     }
+    if (values["target-is-zero"] && !values.n) {
+      throw new UsageError("img convert: --target-is-zero needs -n");
+    }
+    if (values.n && (values.o ?? []).length > 0) {
+      throw new UsageError("img convert: -o creates OUTPUT's options; with -n OUTPUT exists");
+    }
     const format = parseFormat(values.O, "img convert: -O") ?? "raw";
     const backingFile = values.B ?? options.backingFile;
     if (backingFile !== undefined && format !== "qcow2") {
@@ -170,6 +180,8 @@ renamed into place when complete; an existing OUTPUT is replaced.
       backingFormat: parseFormat(values.F, "img convert: -F") ?? options.backingFormat,
       preallocation: options.preallocation,
       sparseSize: values.S === undefined ? undefined : parseSparseSize(values.S),
+      existingTarget: values.n,
+      targetIsZero: values["target-is-zero"],
       overwrite: true,
       onProgress: values.p && !values.q ? progressPrinter() : undefined,
     });

@@ -397,6 +397,30 @@ Deno.test("img convert onto a full file system fails with ENOSPC and leaves noth
     }
   }));
 
+Deno.test("img convert -n writes an image onto a block device (a loop device), zeroes included", () =>
+  withDir(async (dir) => {
+    // Needs root for losetup (CI runs as root).
+    const backing = `${dir}/device.img`;
+    await Deno.writeFile(backing, new Uint8Array(16 * MiB).fill(0xff));
+    const attach = await new Deno.Command("losetup", { args: ["--find", "--show", backing] })
+      .output();
+    assert.equal(attach.code, 0, new TextDecoder().decode(attach.stderr));
+    const device = new TextDecoder().decode(attach.stdout).trim();
+    try {
+      const { top } = await qemuChain(dir);
+      await ok("convert", "-n", "-O", "raw", top, device);
+      const expected = `${dir}/expected.raw`;
+      await qemuOk("convert", "-O", "raw", top, expected);
+      const written = await Deno.readFile(device);
+      assert.deepEqual(written, await Deno.readFile(expected)); // 16 MiB, all of it
+      const refused = await denovisor(["img", "convert", "-O", "raw", top, device]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /not a regular file/);
+    } finally {
+      await new Deno.Command("losetup", { args: ["-d", device] }).output();
+    }
+  }));
+
 Deno.test("img refuses bad input with one line and the right status", async () => {
   const cases: [string[], number, RegExp][] = [
     [["info", "/nonexistent/disk.qcow2"], 1, /no such file/],

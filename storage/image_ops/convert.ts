@@ -45,6 +45,14 @@ export interface ConvertOptions {
    * are not written. Default 4096; 0 writes every byte, for a fully allocated output.
    */
   sparseSize?: number;
+  /**
+   * Write into the existing image `dst` (qemu-img convert -n), e.g. a block device, instead
+   * of creating one; it must be at least as large as the source. Ranges that read as
+   * zeroes in the source are zeroed in `dst` unless `targetIsZero`.
+   */
+  existingTarget?: boolean;
+  /** With `existingTarget`: `dst` already reads as zeroes (--target-is-zero). */
+  targetIsZero?: boolean;
   /** Replace `dst` if it exists (as qemu-img does). Default: refuse. */
   overwrite?: boolean;
   onProgress?: ProgressCallback;
@@ -67,6 +75,7 @@ export function convertImage(src: string, dst: string, options: ConvertOptions):
   refuseSameFile(src, dst);
   const source = openImage(src, { readOnly: true, format: options.sourceFormat });
   try {
+    if (options.existingTarget) return convertInto(source, dst, options);
     return buildThenReplace(dst, "convert to", options.overwrite ?? false, (temporary) => {
       createImage(temporary, {
         format: options.format,
@@ -96,6 +105,30 @@ export function convertImage(src: string, dst: string, options: ConvertOptions):
   }
 }
 
+/** convert -n: copies into an existing image, zeroing what reads as zeroes. */
+function convertInto(source: Image, dst: string, options: ConvertOptions): CopyResult {
+  if (options.backingFile !== undefined) {
+    throw new ImageError(`Cannot convert into the existing image ${dst} with a backing file`);
+  }
+  const target = openImage(dst, { format: options.format });
+  try {
+    if (target.format !== options.format) {
+      throw new ImageError(
+        `Cannot convert into ${dst}: it is ${target.format}, not ${options.format}`,
+      );
+    }
+    const result = copyImageData(source, target, {
+      sparseSize: options.sparseSize,
+      targetIsZero: options.targetIsZero ?? false,
+      onProgress: options.onProgress,
+    });
+    target.flush();
+    return result;
+  } finally {
+    target.close();
+  }
+}
+
 /** Options of `copyImageData`. */
 export interface CopyOptions {
   /**
@@ -105,13 +138,18 @@ export interface CopyOptions {
   topOnly?: boolean;
   /** See `ConvertOptions.sparseSize`. */
   sparseSize?: number;
+  /**
+   * The target reads as zeroes before the copy (default true: a fresh image); when false,
+   * zero ranges of the source are zeroed in the target.
+   */
+  targetIsZero?: boolean;
   onProgress?: ProgressCallback;
 }
 
 /**
  * Copies the contents of `source` into `target`, which must be at least as large and
- * read as zeroes (a freshly created image), or, with `topOnly`, read as `source`'s
- * backing chain does.
+ * read as zeroes (a freshly created image) unless `targetIsZero` is false, or, with
+ * `topOnly`, read as `source`'s backing chain does.
  */
 export function copyImageData(source: Image, target: Image, options: CopyOptions = {}): CopyResult {
   if (target.size < source.size) {
@@ -125,6 +163,9 @@ export function copyImageData(source: Image, target: Image, options: CopyOptions
   }
   const buffer = new Uint8Array(CHUNK_SIZE);
   const progress = new Progress(source.size, options.onProgress);
+  const zeroTarget = options.targetIsZero === false
+    ? (at: number, length: number) => target.writeZeroes(at, length, { unmap: true })
+    : undefined;
   let bytesWritten = 0;
   forEachExtent(source, 0, source.size, (extent) => {
     const { offset, length } = extent;
@@ -147,7 +188,9 @@ export function copyImageData(source: Image, target: Image, options: CopyOptions
       }
     } else if (!extent.zero) {
       const data = readInto(source, offset, length, buffer);
-      bytesWritten += writeNonZero(target, offset, data, sparseSize);
+      bytesWritten += writeNonZero(target, offset, data, sparseSize, zeroTarget);
+    } else {
+      zeroTarget?.(offset, length);
     }
     progress.advance(length);
   });

@@ -135,3 +135,26 @@ Deno.test("convertImage() with sparseSize 0 allocates every byte of the output",
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("convertImage() into an existing image (-n) overwrites it, zeroes included", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const expected = rawWithData(`${dir}/src.raw`, 3 * MiB, [[0, 1], [2 * MiB, 2]]);
+    // An old image full of 0xff, larger than the source: the first 3 MiB become the source.
+    const old = new Uint8Array(4 * MiB).fill(0xff);
+    Deno.writeFileSync(`${dir}/dst.raw`, old);
+    convertImage(`${dir}/src.raw`, `${dir}/dst.raw`, { format: "raw", existingTarget: true });
+    const after = Deno.readFileSync(`${dir}/dst.raw`);
+    assert.equal(after.length, 4 * MiB);
+    assert.deepEqual(after.subarray(0, 3 * MiB), expected);
+    assert.deepEqual(after.subarray(3 * MiB), old.subarray(3 * MiB));
+    Deno.writeFileSync(`${dir}/small.raw`, new Uint8Array(MiB));
+    assert.throws(
+      () =>
+        convertImage(`${dir}/src.raw`, `${dir}/small.raw`, { format: "raw", existingTarget: true }),
+      /has only 1048576 bytes/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -110,31 +110,45 @@ export function firstDifference(a: Uint8Array, b: Uint8Array): number {
 /**
  * Writes the non-zero granules of `data` (the bytes at `offset`) to `target`, merging
  * neighbours into one write; all-zero granules are left alone, so they stay holes or
- * unallocated clusters in a freshly created target. Granules are aligned to absolute
- * offsets so a chunk boundary never splits one. Returns the bytes written.
+ * unallocated clusters in a freshly created target (or are handed to `onZeroes`, for a
+ * target that may hold old data). Granules are aligned to absolute offsets so a chunk
+ * boundary never splits one. Returns the bytes written.
  */
 export function writeNonZero(
   target: Image,
   offset: number,
   data: Uint8Array,
   granule = ZERO_GRANULE,
+  onZeroes?: (offset: number, length: number) => void,
 ): number {
   let written = 0;
   let runStart = -1;
+  let zeroStart = -1;
   let at = 0;
-  const flush = (end: number) => {
+  const endData = (end: number) => {
     if (runStart < 0) return;
     target.write(offset + runStart, [data.subarray(runStart, end)]);
     written += end - runStart;
     runStart = -1;
   };
+  const endZeroes = (end: number) => {
+    if (zeroStart < 0) return;
+    onZeroes?.(offset + zeroStart, end - zeroStart);
+    zeroStart = -1;
+  };
   while (at < data.length) {
     const next = Math.min(data.length, at + granule - ((offset + at) % granule));
-    if (isZero(data.subarray(at, next))) flush(at);
-    else if (runStart < 0) runStart = at;
+    if (isZero(data.subarray(at, next))) {
+      endData(at);
+      if (zeroStart < 0) zeroStart = at;
+    } else {
+      endZeroes(at);
+      if (runStart < 0) runStart = at;
+    }
     at = next;
   }
-  flush(data.length);
+  endData(data.length);
+  endZeroes(data.length);
   return written;
 }
 
