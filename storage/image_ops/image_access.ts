@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { BlockExtent, Image } from "../image.ts";
+import { backingPath, type BlockExtent, type Image, openImage, probeFormat } from "../image.ts";
 import { ImageError } from "../qcow2/errors.ts";
 import { Qcow2Disk } from "../qcow2/qcow2_disk.ts";
 
@@ -28,11 +28,29 @@ export {
 } from "../image.ts";
 
 /**
- * Opens the qcow2 overlay at `path` read-only on top of `base`, an image the caller has
- * already opened; closing the overlay closes `base`.
+ * Opens the qcow2 image at `path` and its backing chain read-only, except that where the
+ * chain reaches the file `basePath`, `base` (an image the caller has opened, read-write
+ * for commit) stands in for it; closing the returned image closes `base` too.
  */
-export function openOverlayOver(path: string, base: Image): Image {
-  return Qcow2Disk.open(path, { readOnly: true, openBacking: () => base });
+export function openChainOver(path: string, basePath: string, base: Image): Image {
+  const real = Deno.realPathSync(basePath);
+  const seen: string[] = [];
+  const open = (at: string, format: string | undefined): Image => {
+    const file = Deno.realPathSync(at);
+    if (file === real) return base;
+    if (seen.includes(file)) {
+      throw new ImageError(`Image ${path} has a backing chain that loops at ${at}`);
+    }
+    seen.push(file);
+    if (format === "raw" || (format === undefined && probeFormat(at) === "raw")) {
+      return openImage(at, { readOnly: true, format: "raw" });
+    }
+    return Qcow2Disk.open(at, {
+      readOnly: true,
+      openBacking: (name, backingFormat) => open(backingPath(at, name), backingFormat),
+    });
+  };
+  return open(path, "qcow2");
 }
 
 /** A qcow2 image opened on its own: what it stores itself, and its header essentials. */

@@ -122,6 +122,18 @@ for (const seed of [1, 2, 3]) {
       ok("qemu-img", "compare", layers[1], same.layers[1]);
     }));
 
+  Deno.test(`commit into the bottom of random chain ${seed} matches qemu-img commit -b`, () =>
+    withChain(seed, (layers, expected, dir) => {
+      commitImage(layers[2], { base: layers[0] });
+      Deno.mkdirSync(`${dir}/q`);
+      const same = chain(`${dir}/q`, seed);
+      ok("qemu-img", "commit", "-q", "-b", same.layers[0], same.layers[2]);
+      ok("qemu-img", "check", layers[0]);
+      ok("qemu-img", "compare", layers[0], same.layers[0]);
+      // -b implies -d: the top keeps its data and still reads as before.
+      ok("qemu-img", "compare", layers[2], expected);
+    }));
+
   Deno.test(`rebase onto the bottom layer keeps random chain ${seed} reading the same`, () =>
     withChain(seed, (layers, expected) => {
       rebaseImage(layers[2], "layer0.qcow2", { backingFormat: "qcow2" });
