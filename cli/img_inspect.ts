@@ -156,7 +156,8 @@ Exit status: 0 identical, 1 different, 2 an error (missing file, bad image...).`
 
 const map: ImgSubcommand = {
   summary: "Show which layer of the chain holds each range",
-  usage: `Usage: denovisor img map [-f FMT] [--output human|json] FILE
+  usage:
+    `Usage: denovisor img map [-f FMT] [--output human|json] [--start-offset OFFSET] [--max-length LEN] FILE
 
 Lists the runs of the virtual disk with the image of the chain that provides them, as
 qemu-img map does: JSON with qemu's keys (start, length, depth, present, zero, data,
@@ -166,13 +167,21 @@ which file.`,
     const { values, positionals: rest } = parseCommandArgs("img map", args, {
       f: { type: "string" },
       output: { type: "string" },
+      "start-offset": { type: "string" },
+      "max-length": { type: "string" },
       U: { type: "boolean" },
       "force-share": { type: "boolean" },
     }, true);
     const [path] = positionals(rest, ["FILE"], "img map");
+    const start = values["start-offset"];
+    const max = values["max-length"];
     const output = parseOutput(values.output, "img map");
     const format = parseFormat(values.f, "img map: -f");
-    const entries = mapImage(path, { format });
+    const entries = mapImage(path, {
+      format,
+      start: start === undefined ? undefined : parseImageSize(start, "img map: --start-offset"),
+      length: max === undefined ? undefined : parseImageSize(max, "img map: --max-length"),
+    });
     // Files named as qemu-img names them: relative backing names joined to the overlay's.
     const names = chainOf(imageInfo(path, { format })).map((image) => image.path);
     for (const entry of entries) entry.file = names[entry.depth] ?? entry.file;

@@ -27,11 +27,20 @@ export interface MapEntry {
   file: string;
 }
 
+/** Options of `mapImage`. */
+export interface MapOptions {
+  format?: ImageFormat;
+  /** First guest byte to map (default 0). */
+  start?: number;
+  /** At most this many bytes (default: to the end). */
+  length?: number;
+}
+
 /** Maps the image at `path` (read-only). */
-export function mapImage(path: string, options: { format?: ImageFormat } = {}): MapEntry[] {
+export function mapImage(path: string, options: MapOptions = {}): MapEntry[] {
   const image = openImage(path, { readOnly: true, format: options.format });
   try {
-    return mapOpenImage(image);
+    return mapOpenImage(image, options.start, options.length);
   } finally {
     image.close();
   }
@@ -41,7 +50,8 @@ export function mapImage(path: string, options: { format?: ImageFormat } = {}): 
  * Maps an open image. Neighbouring runs of one status merge, as in qemu-img map, when they
  * are stored contiguously in the same file (or neither is stored plainly).
  */
-export function mapOpenImage(image: Image): MapEntry[] {
+export function mapOpenImage(image: Image, start = 0, length?: number): MapEntry[] {
+  const end = Math.min(image.size, length === undefined ? image.size : start + length);
   const chain: Image[] = [];
   for (let layer: Image | undefined = image; layer; layer = layer.backing) chain.push(layer);
   const bottom = chain.length - 1;
@@ -61,8 +71,8 @@ export function mapOpenImage(image: Image): MapEntry[] {
       entries.push(entry);
     }
   };
-  for (let offset = 0; offset < image.size;) {
-    const wanted = Math.min(STATUS_SPAN, image.size - offset);
+  for (let offset = Math.max(0, start); offset < end;) {
+    const wanted = Math.min(STATUS_SPAN, end - offset);
     const extent = image.blockStatus(offset, wanted);
     const { present, length } = storedInChain(image, {
       ...extent,
