@@ -32,6 +32,7 @@ const ORDER = [
   "compare",
   "map",
   "measure",
+  "dd",
   "snapshot",
 ];
 

@@ -8,6 +8,7 @@ import { createImage, type ImageFormat, imageInfo } from "../storage/image_ops/i
 import { commitImage } from "../storage/image_ops/commit.ts";
 import { convertImage } from "../storage/image_ops/convert.ts";
 import { buildThenReplace } from "../storage/image_ops/files.ts";
+import { ddImage } from "../storage/image_ops/dd.ts";
 import { rebaseImage } from "../storage/image_ops/rebase.ts";
 import { resizeImage } from "../storage/image_ops/resize.ts";
 import type { ImgSubcommand } from "./img.ts";
@@ -298,11 +299,60 @@ into place, so an interruption leaves it unchanged.`,
   },
 };
 
-/** create, convert, resize, commit, rebase. */
+const dd: ImgSubcommand = {
+  summary: "Copy a range of blocks of an image into a new image",
+  usage:
+    `Usage: denovisor img dd [-f FMT] [-O OUTPUT_FMT] [bs=BLOCK_SIZE] [count=BLOCKS] [skip=BLOCKS] if=INPUT of=OUTPUT
+
+Creates OUTPUT (OUTPUT_FMT, raw by default; an existing file is replaced) holding
+INPUT's bytes from block skip up to block count (from INPUT's start), as qemu-img dd
+does. bs defaults to 512 and takes k, M, G suffixes:
+  denovisor img dd -O qcow2 bs=1M skip=1 count=64 if=disk.qcow2 of=part.qcow2`,
+  run(args) {
+    const { values, positionals: rest } = parseCommandArgs("img dd", args, {
+      f: { type: "string" },
+      O: { type: "string" },
+      U: { type: "boolean" },
+      "force-share": { type: "boolean" },
+    }, true);
+    const operands = new Map<string, string>();
+    for (const operand of rest) {
+      const match = /^(bs|count|skip|if|of)=(.*)$/.exec(operand);
+      if (!match) {
+        throw new UsageError(
+          `img dd: unknown operand '${operand}'; use bs=, count=, skip=, if=, of=`,
+        );
+      }
+      operands.set(match[1], match[2]);
+    }
+    const input = operands.get("if");
+    const output = operands.get("of");
+    if (input === undefined || output === undefined) {
+      throw new UsageError("img dd: give both if=INPUT and of=OUTPUT");
+    }
+    const number = (key: string) => {
+      const text = operands.get(key);
+      return text === undefined ? undefined : parseImageSize(text, `img dd: ${key}`);
+    };
+    const blockSize = number("bs");
+    if (blockSize === 0) throw new UsageError("img dd: bs must be at least 1");
+    ddImage(input, output, {
+      format: parseFormat(values.O, "img dd: -O"),
+      sourceFormat: parseFormat(values.f, "img dd: -f"),
+      blockSize,
+      count: number("count"),
+      skip: number("skip"),
+    });
+    return 0;
+  },
+};
+
+/** create, convert, resize, commit, rebase, dd. */
 export const IMG_CHANGE_COMMANDS: Record<string, ImgSubcommand> = {
   create,
   convert,
   resize,
   commit,
   rebase,
+  dd,
 };

@@ -75,6 +75,7 @@ Deno.test("img --help lists the subcommands and each subcommand has --help", asy
     "compare",
     "map",
     "measure",
+    "dd",
   ];
   for (const sub of subcommands) {
     assert.match(help.stdout, new RegExp(`^  ${sub} `, "m"));
@@ -236,6 +237,23 @@ Deno.test("img measure prints what qemu-img measure prints", () =>
         (await ok("measure", ...args)).stdout,
         (await qemuOk("measure", ...args)).stdout,
       );
+    }
+  }));
+
+Deno.test("img dd copies the blocks qemu-img dd copies", () =>
+  withDir(async (dir) => {
+    const { top } = await qemuChain(dir);
+    for (
+      const args of [["-O", "qcow2", "bs=64k", "count=100", "skip=4"], ["bs=1M", "skip=2"], [
+        "count=3",
+      ]]
+    ) {
+      await ok("dd", ...args, `if=${top}`, `of=${dir}/ours`);
+      await qemuOk("dd", ...args, `if=${top}`, `of=${dir}/theirs`);
+      await assertSame(`${dir}/ours`, `${dir}/theirs`);
+      const size = async (path: string) =>
+        JSON.parse((await qemuOk("info", "--output=json", path)).stdout)["virtual-size"];
+      assert.equal(await size(`${dir}/ours`), await size(`${dir}/theirs`), args.join(" "));
     }
   }));
 

@@ -1,6 +1,6 @@
 /**
  * Operations on whole images, for any format behind storage/image.ts: convert (full
- * copy), commit, compare, resize, rebase, map. `denovisor img` and the pool manager's
+ * copy), commit, compare, resize, rebase, map, measure, dd. `denovisor img` and the pool manager's
  * volume verbs are built on these.
  *
  * ```ts
@@ -26,7 +26,9 @@ export {
   type CopyOptions,
   type CopyResult,
 } from "./convert.ts";
-export { type MapEntry, mapImage, mapOpenImage } from "./map.ts";
+export { ddImage, type DdOptions } from "./dd.ts";
+export { type MapEntry, mapImage, mapOpenImage, type MapOptions } from "./map.ts";
+export { measureImage, type MeasureOptions, type MeasureResult } from "./measure.ts";
 export { rebaseImage, type RebaseOptions } from "./rebase.ts";
 export { resizeImage, type ResizeOptions, type ResizeResult } from "./resize.ts";
 export { type ProgressCallback } from "./scan.ts";
