@@ -439,6 +439,39 @@ Deno.test("img convert -n writes an image onto a block device (a loop device), z
     }
   }));
 
+Deno.test("img refuses to change an image another process has open read-write", () =>
+  withDir(async (dir) => {
+    const { top } = await qemuChain(dir);
+    // A stand-in for a running VM: a process holding the overlay open (and locked).
+    const image = new URL("../storage/image.ts", import.meta.url).href;
+    const holder = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `import { openImage } from "${image}"; openImage(${JSON.stringify(top)}); ` +
+        `console.log("open"); setTimeout(() => {}, 60000);`,
+      ],
+      stdout: "piped",
+    }).spawn();
+    try {
+      const reader = holder.stdout.getReader();
+      assert.match(new TextDecoder().decode((await reader.read()).value), /open/);
+      reader.releaseLock();
+      for (
+        const args of [["resize", top, "+1M"], ["commit", top], ["create", "-f", "raw", top, "1M"]]
+      ) {
+        const r = await denovisor(["img", ...args]);
+        assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+        assert.match(r.stderr, /in use by another process/, args.join(" "));
+      }
+      assert.equal((await ok("info", top)).code, 0); // info takes no lock
+    } finally {
+      holder.kill();
+      await holder.status;
+      await holder.stdout.cancel().catch(() => {});
+    }
+    await assertClean(top);
+  }));
+
 Deno.test("img refuses bad input with one line and the right status", async () => {
   const cases: [string[], number, RegExp][] = [
     [["info", "/nonexistent/disk.qcow2"], 1, /no such file/],

@@ -117,7 +117,15 @@ export function commitImage(overlayPath: string, options: CommitOptions = {}): C
     );
   }
   const baseInfo = chain[baseDepth];
-  const base = openImage(baseInfo.path, { format: baseInfo.format });
+  let base: Image;
+  try {
+    base = openImage(baseInfo.path, { format: baseInfo.format });
+  } catch (error) {
+    if (error instanceof Error) {
+      error.message = `Cannot commit ${overlayPath} into ${baseInfo.path}: ${error.message}`;
+    }
+    throw error;
+  }
   let top: Image;
   try {
     top = openChainOver(overlayPath, baseInfo.path, base);

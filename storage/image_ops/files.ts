@@ -47,7 +47,13 @@ export function refuseIfInUse(path: string): void {
   try {
     disk = RawDisk.open(path);
   } catch (error) {
-    throw new ImageError(`Cannot replace ${path}: ${(error as Error).message}`);
+    const message = (error as Error).message;
+    throw new ImageError(
+      /in use by another process/.test(message)
+        ? `Cannot replace ${path}: it is in use by another process (a running VM?); stop that first`
+        : `Cannot replace ${path}: ${message}`,
+      { cause: error },
+    );
   }
   disk.close();
 }
