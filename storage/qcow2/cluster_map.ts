@@ -152,11 +152,20 @@ export class ClusterMap {
     const at = (cluster - index * this.#l2Entries) * 8;
     const hi = (options.copied ? HI_COPIED : 0) | Math.floor(host / 0x1_0000_0000);
     const lo = ((host >>> 0) & LO_OFFSET_MASK) | (options.zero ? LO_ZERO : 0);
+    const oldHi = table.getUint32(at);
+    const oldLo = table.getUint32(at + 4);
     table.setUint32(at, hi >>> 0);
     table.setUint32(at + 4, lo >>> 0);
     this.#entryView.setUint32(0, hi >>> 0);
     this.#entryView.setUint32(4, lo >>> 0);
-    this.#file.write(offset + at, this.#entry);
+    try {
+      this.#file.write(offset + at, this.#entry);
+    } catch (error) {
+      // The cached table must keep matching the file (e.g. after ENOSPC).
+      table.setUint32(at, oldHi);
+      table.setUint32(at + 4, oldLo);
+      throw error;
+    }
   }
 
   /**
@@ -275,10 +284,10 @@ export class ClusterMap {
   }
 
   #setL1(index: number, offset: number): void {
-    this.#l1[index] = offset;
-    this.#l1Copied[index] = 1;
     this.#entryView.setUint32(0, (HI_COPIED | Math.floor(offset / 0x1_0000_0000)) >>> 0);
     this.#entryView.setUint32(4, offset >>> 0);
     this.#file.write(this.#l1Offset + index * 8, this.#entry);
+    this.#l1[index] = offset;
+    this.#l1Copied[index] = 1;
   }
 }
