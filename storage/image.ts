@@ -13,7 +13,7 @@
  */
 
 import { dirname, isAbsolute, resolve } from "node:path";
-import type { Disk } from "./disk.ts";
+import { type Disk, DiskError, type WriteZeroesOptions } from "./disk.ts";
 import { RawDisk } from "./raw_disk.ts";
 import { ImageError } from "./qcow2/errors.ts";
 import { parseHeader, QCOW2_MAGIC } from "./qcow2/format.ts";
@@ -74,7 +74,8 @@ export function openImage(path: string, options: OpenImageOptions = {}): Image {
 function openInChain(path: string, options: OpenImageOptions, chain: string[]): Image {
   const format = options.format ?? probeFormat(path);
   if (format === "raw") {
-    return RawDisk.open(path, { readOnly: options.readOnly, direct: options.direct });
+    const disk = RawDisk.open(path, { readOnly: options.readOnly, direct: options.direct });
+    return options.format === undefined && !disk.readOnly ? new ProbedRawImage(disk) : disk;
   }
   if (options.direct) {
     throw new ImageError(`Cannot open ${path} with direct I/O: qcow2 images use the page cache`);
@@ -97,6 +98,77 @@ function openInChain(path: string, options: OpenImageOptions, chain: string[]): 
         [...chain, real],
       ),
   });
+}
+
+/**
+ * A raw image whose format was probed, not given. Its guest must not write a qcow2 header
+ * into its first bytes: the next probe would take the disk for a qcow2 image whose backing
+ * file the guest chose (any host file). QEMU restricts probed raw images the same way.
+ */
+class ProbedRawImage implements Image {
+  readonly format = "raw" as const;
+  readonly #disk: RawDisk;
+
+  constructor(disk: RawDisk) {
+    this.#disk = disk;
+  }
+
+  get path(): string {
+    return this.#disk.path;
+  }
+  get size(): number {
+    return this.#disk.size;
+  }
+  get readOnly(): boolean {
+    return this.#disk.readOnly;
+  }
+  get id(): string {
+    return this.#disk.id;
+  }
+
+  read(offset: number, buffers: readonly Uint8Array[]): void {
+    this.#disk.read(offset, buffers);
+  }
+
+  write(offset: number, buffers: readonly Uint8Array[]): void {
+    if (offset < 4 && writesQcow2Magic(this.#disk, offset, buffers)) {
+      throw new DiskError(
+        `Cannot write a qcow2 header to raw disk ${this.path}: its format was probed; give the format explicitly to allow this`,
+      );
+    }
+    this.#disk.write(offset, buffers);
+  }
+
+  flush(): void {
+    this.#disk.flush();
+  }
+  discard(offset: number, length: number): void {
+    this.#disk.discard(offset, length);
+  }
+  writeZeroes(offset: number, length: number, options?: WriteZeroesOptions): void {
+    this.#disk.writeZeroes(offset, length, options);
+  }
+  resize(newSize: number): void {
+    this.#disk.resize(newSize);
+  }
+  blockStatus(offset: number, length: number): BlockExtent {
+    return this.#disk.blockStatus(offset, length);
+  }
+  close(): void {
+    this.#disk.close();
+  }
+}
+
+/** Whether writing `buffers` at `offset` (< 4) leaves the qcow2 magic at the disk's start. */
+function writesQcow2Magic(disk: Disk, offset: number, buffers: readonly Uint8Array[]): boolean {
+  if (disk.size < 4) return false;
+  const start = new Uint8Array(4);
+  disk.read(0, [start]);
+  let position = offset;
+  for (const buffer of buffers) {
+    for (let i = 0; i < buffer.length && position < 4; i++) start[position++] = buffer[i];
+  }
+  return new DataView(start.buffer).getUint32(0) === QCOW2_MAGIC;
 }
 
 /** The backing file `name` of the image at `path`: relative names are relative to its folder. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { checkImage, createImage, ImageError, imageInfo, openImage } from "./image.ts";
+import { checkImage, createImage, ImageError, imageInfo, openImage, probeFormat } from "./image.ts";
 import { assertClean, qemuCheck, qemuImg, qemuIo, tempDir } from "./qcow2/testing/qemu_tools.ts";
 
 const MIB = 1024 * 1024;
@@ -190,4 +190,32 @@ Deno.test("a dirty image is refused for writing until checkImage repairs it", ()
   checkImage(path, { repair: "all" });
   assert.equal(imageInfo(path).dirty, false);
   openImage(path).close();
+});
+
+Deno.test("a guest cannot turn a probed raw disk into a qcow2 image by writing a header", () => {
+  using dir = tempDir();
+  const path = `${dir.path}/guest.raw`;
+  createImage(path, { format: "raw", size: MIB });
+  const header = new Uint8Array(512);
+  header.set([0x51, 0x46, 0x49, 0xfb]);
+  const probed = openImage(path);
+  try {
+    assert.throws(() => probed.write(0, [header]), /format was probed/);
+    probed.write(0, [header.subarray(0, 2)]); // "QF" alone is harmless
+    assert.throws(
+      () => probed.write(2, [header.subarray(2, 4)]),
+      /format was probed/,
+      "a write completing the magic is refused too",
+    );
+    probed.write(0, [new Uint8Array(512).fill(7)]);
+  } finally {
+    probed.close();
+  }
+  const explicit = openImage(path, { format: "raw" });
+  try {
+    explicit.write(0, [header]); // allowed when the format is given
+  } finally {
+    explicit.close();
+  }
+  assert.equal(probeFormat(path), "qcow2"); // written on purpose
 });
