@@ -8,7 +8,6 @@
  * @module
  */
 
-import { constants, inflateRawSync } from "node:zlib";
 import { checkDiskRange, DiskError, type WriteZeroesOptions } from "../disk.ts";
 import type { BlockExtent, Image } from "../image.ts";
 import { ClusterKind, ClusterMap } from "./cluster_map.ts";
@@ -23,6 +22,7 @@ import {
 } from "./format.ts";
 import { HostFile } from "./host_file.ts";
 import { Refcounts } from "./refcounts.ts";
+import { CompressedClusters, copyOut, slice } from "./buffers.ts";
 
 /** Opens the backing image of an overlay (always read-only). */
 export type BackingOpener = (path: string, format: string | undefined) => Image;
@@ -48,8 +48,7 @@ export class Qcow2Disk implements Image {
   readonly #clusterSize: number;
   #size: number;
   #zeroes?: Uint8Array;
-  #inflatedKey = "";
-  #inflated?: Uint8Array;
+  readonly #compressed: CompressedClusters;
 
   private constructor(
     file: HostFile,
@@ -68,6 +67,7 @@ export class Qcow2Disk implements Image {
     this.#clusterSize = 2 ** header.clusterBits;
     this.#size = header.size;
     this.backing = backing;
+    this.#compressed = new CompressedClusters(file, header.clusterBits);
   }
 
   /** Opens, locks and validates the qcow2 image at `path`, and its backing chain. */
@@ -150,7 +150,7 @@ export class Qcow2Disk implements Image {
       } else if (kind === ClusterKind.Zero) {
         for (const view of views) view.fill(0);
       } else {
-        const data = this.#inflate(this.#map.hi, this.#map.lo);
+        const data = this.#compressed.cluster(this.#map.hi, this.#map.lo);
         copyOut(data, at % this.#clusterSize, views);
       }
       done += length;
@@ -317,41 +317,6 @@ export class Qcow2Disk implements Image {
     for (const view of slice(views, inside, length - inside)) view.fill(0);
   }
 
-  #inflate(hi: number, lo: number): Uint8Array {
-    const key = `${hi}:${lo}`;
-    if (key === this.#inflatedKey && this.#inflated !== undefined) return this.#inflated;
-    const { offset, end } = compressedRange(hi, lo, this.header.clusterBits);
-    if (offset >= this.#file.size || end - offset > 2 * this.#clusterSize + 1024) {
-      throw new ImageError(
-        `Image ${this.path} is malformed: a compressed cluster at 0x${
-          offset.toString(16)
-        } lies beyond the end of the file or is too long`,
-      );
-    }
-    const stored = this.#file.readBytes(offset, end - offset);
-    let data: Uint8Array;
-    try {
-      data = inflateRawSync(stored, { finishFlush: constants.Z_SYNC_FLUSH });
-    } catch (error) {
-      throw new ImageError(
-        `Image ${this.path} is malformed: the compressed cluster at 0x${
-          offset.toString(16)
-        } does not inflate`,
-        { cause: error },
-      );
-    }
-    if (data.length < this.#clusterSize) {
-      throw new ImageError(
-        `Image ${this.path} is malformed: the compressed cluster at 0x${
-          offset.toString(16)
-        } inflates to ${data.length} bytes, not ${this.#clusterSize}`,
-      );
-    }
-    this.#inflated = data.subarray(0, this.#clusterSize);
-    this.#inflatedKey = key;
-    return this.#inflated;
-  }
-
   // --- writes ------------------------------------------------------------------------
 
   /**
@@ -403,7 +368,7 @@ export class Qcow2Disk implements Image {
     if (kind === ClusterKind.Data) {
       this.#file.readv(host + from, [bytes]);
     } else if (kind === ClusterKind.Compressed) {
-      bytes.set(this.#inflate(hi, lo).subarray(from, to));
+      bytes.set(this.#compressed.cluster(hi, lo).subarray(from, to));
     } else {
       this.#readBacking(cluster * this.#clusterSize + from, [bytes], length);
     }
@@ -508,32 +473,5 @@ function refuseUnsafeWrites(header: Qcow2Header, path: string): void {
     throw new ImageError(
       `Image ${path} is dirty (it was in use with lazy refcounts and not closed cleanly), so its refcounts may be stale; repair it with qemu-img check -r all, or open it read-only`,
     );
-  }
-}
-
-/** Views of `buffers` covering bytes [from, from + length) of their concatenation. */
-export function slice(buffers: readonly Uint8Array[], from: number, length: number): Uint8Array[] {
-  const views: Uint8Array[] = [];
-  let skip = from;
-  let left = length;
-  for (const buffer of buffers) {
-    if (left === 0) break;
-    if (skip >= buffer.length) {
-      skip -= buffer.length;
-      continue;
-    }
-    const take = Math.min(buffer.length - skip, left);
-    views.push(buffer.subarray(skip, skip + take));
-    left -= take;
-    skip = 0;
-  }
-  return views;
-}
-
-function copyOut(data: Uint8Array, from: number, views: readonly Uint8Array[]): void {
-  let at = from;
-  for (const view of views) {
-    view.set(data.subarray(at, at + view.length));
-    at += view.length;
   }
 }
