@@ -59,49 +59,62 @@ function take(seed: number, count: number): Operation[] {
   return list;
 }
 
-Deno.test("a writer killed at random moments leaves a consistent image with every flushed write", async () => {
-  using dir = tempDir();
-  const path = `${dir.path}/crash.qcow2`;
-  createImage(path, { format: "qcow2", size: SIZE, clusterSize: CLUSTER });
-  let model = new Uint8Array(SIZE);
-  const random = prng(2026);
-  let totalFlushed = 0;
-  for (let iteration = 0; iteration < 6; iteration++) {
-    const seed = 100 + iteration;
-    const flushed = await killedWriter(path, seed, 150 + Math.floor(random() * 600));
-    totalFlushed += flushed;
-    const { code, result } = qemuCheck(path);
-    assert.ok(
-      code === 0 || code === 3,
-      `qemu-img check after kill ${iteration}: ${JSON.stringify(result)}`,
-    );
-    assert.deepEqual(checkImage(path).errors, []);
-    // Replay the flushed operations; the ones after the last flush may or may not be there.
-    const ops = take(seed, flushed + FLUSH_EVERY);
-    for (const op of ops.slice(0, flushed)) applyToModel(model, op);
-    const uncertain = new Uint8Array(SIZE);
-    for (const op of ops.slice(flushed)) uncertain.fill(1, op.offset, op.offset + op.length);
-    const actual = new Uint8Array(SIZE);
-    const image = openImage(path, { readOnly: true });
-    try {
-      image.read(0, [actual]);
-    } finally {
-      image.close();
-    }
-    for (let i = 0; i < SIZE; i++) {
-      if (actual[i] !== model[i] && uncertain[i] === 0) {
-        assert.fail(
-          `after kill ${iteration} (last flush at operation ${flushed}) byte ${i} is ${
-            actual[i]
-          }, expected ${model[i]}`,
-        );
+for (const overlay of [false, true]) {
+  Deno.test(
+    `a writer killed at random moments leaves a consistent ${
+      overlay ? "overlay (copy-on-write from a raw base)" : "image"
+    } with every flushed write`,
+    async () => {
+      using dir = tempDir();
+      const path = `${dir.path}/crash.qcow2`;
+      let model = new Uint8Array(SIZE);
+      if (overlay) {
+        for (let i = 0; i < SIZE; i += 16) model[i] = (i >> 4) & 0xff;
+        Deno.writeFileSync(`${dir.path}/base.raw`, model);
+        createImage(path, { format: "qcow2", backingFile: "base.raw", clusterSize: CLUSTER });
+      } else {
+        createImage(path, { format: "qcow2", size: SIZE, clusterSize: CLUSTER });
       }
-    }
-    model = actual; // the next writer continues from what is there
-  }
-  assert.ok(totalFlushed > 0, "the writers flushed at least once");
-  // Leaks from the kills are repaired, after which QEMU finds the image clean.
-  const repaired = checkImage(path, { repair: "leaks" });
-  assert.equal(repaired.leaksFixed, repaired.leaks);
-  assertClean(path);
-});
+      const random = prng(2026);
+      let totalFlushed = 0;
+      for (let iteration = 0; iteration < 6; iteration++) {
+        const seed = 100 + iteration;
+        const flushed = await killedWriter(path, seed, 150 + Math.floor(random() * 600));
+        totalFlushed += flushed;
+        const { code, result } = qemuCheck(path);
+        assert.ok(
+          code === 0 || code === 3,
+          `qemu-img check after kill ${iteration}: ${JSON.stringify(result)}`,
+        );
+        assert.deepEqual(checkImage(path).errors, []);
+        // Replay the flushed operations; the ones after the last flush may or may not be there.
+        const ops = take(seed, flushed + FLUSH_EVERY);
+        for (const op of ops.slice(0, flushed)) applyToModel(model, op);
+        const uncertain = new Uint8Array(SIZE);
+        for (const op of ops.slice(flushed)) uncertain.fill(1, op.offset, op.offset + op.length);
+        const actual = new Uint8Array(SIZE);
+        const image = openImage(path, { readOnly: true });
+        try {
+          image.read(0, [actual]);
+        } finally {
+          image.close();
+        }
+        for (let i = 0; i < SIZE; i++) {
+          if (actual[i] !== model[i] && uncertain[i] === 0) {
+            assert.fail(
+              `after kill ${iteration} (last flush at operation ${flushed}) byte ${i} is ${
+                actual[i]
+              }, expected ${model[i]}`,
+            );
+          }
+        }
+        model = actual; // the next writer continues from what is there
+      }
+      assert.ok(totalFlushed > 0, "the writers flushed at least once");
+      // Leaks from the kills are repaired, after which QEMU finds the image clean.
+      const repaired = checkImage(path, { repair: "leaks" });
+      assert.equal(repaired.leaksFixed, repaired.leaks);
+      assertClean(path);
+    },
+  );
+}
