@@ -140,6 +140,14 @@ kvmTest(
           `disks[0].path: ${image} is in use by running domain 'a' (disks[0], read-write); stop that domain or give a copy`,
       });
       assert.equal((await daemon.info("b")).state, "shutoff");
+      // The same file under another name (a symlink, or a pool volume) is the same disk.
+      const link = `${image}.link`;
+      await Deno.symlink(image, link);
+      await daemon.client.post("/v1/domains", domainGuest("c", { disks: [{ path: link }] }));
+      const viaLink = await send(daemon, "POST", "/v1/domains/c/start");
+      assert.equal(viaLink.status, 400);
+      assert.match(viaLink.message, /is in use by running domain 'a'/);
+      await Deno.remove(link);
       await daemon.client.post("/v1/domains/a/destroy");
       assert.deepEqual(await send(daemon, "POST", "/v1/domains/a/pause"), {
         status: 409,

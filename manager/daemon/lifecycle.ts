@@ -84,7 +84,7 @@ export class Lifecycle {
    * domains, then files, volumes and limits (resolveVmmConfig). Returns the VMM config.
    */
   async preflight(definition: DomainDefinition, logFile: string): Promise<VmmConfig> {
-    conflictsWithRunning(definition, this.#context.entries);
+    await conflictsWithRunning(definition, this.#context.entries, this.#context.volumes);
     try {
       return await resolveVmmConfig(definition, {
         runDir: domainRunDir(this.#context.paths, definition.name),

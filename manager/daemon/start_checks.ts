@@ -6,29 +6,60 @@
  * @module
  */
 
-import type { DomainDefinition } from "../api_types.ts";
+import { realpathSync } from "node:fs";
+import type { DiskDefinition, DomainDefinition } from "../api_types.ts";
 import { checkConflicts, DefinitionError } from "../domain/definition.ts";
-import type { OtherDomain } from "../domain/conflicts.ts";
+import type { DiskPathResolver, OtherDomain } from "../domain/conflicts.ts";
+import type { VolumeLookup } from "../domain/resolve.ts";
 import type { DomainEntry } from "./domain_entry.ts";
 import { ApiError } from "./router.ts";
 
 /** checkConflicts with its errors as 400s. */
-export function conflicts(definition: DomainDefinition, others: OtherDomain[]): void {
+export function conflicts(
+  definition: DomainDefinition,
+  others: OtherDomain[],
+  resolveDiskPath?: DiskPathResolver,
+): void {
   try {
-    checkConflicts(definition, others);
+    checkConflicts(definition, others, resolveDiskPath);
   } catch (error) {
     if (error instanceof DefinitionError) throw new ApiError("invalid", error.message);
     throw error;
   }
 }
 
-/** Throws a 400 when `definition` clashes with a running domain. */
-export function conflictsWithRunning(
+/**
+ * Throws a 400 when `definition` clashes with a running domain. Disks are compared by the
+ * real path of their image, so one file named by a path in one domain and as a pool
+ * volume (or through a symlink) in another is seen as the same disk.
+ */
+export async function conflictsWithRunning(
   definition: DomainDefinition,
   entries: ReadonlyMap<string, DomainEntry>,
-): void {
+  volumes: VolumeLookup,
+): Promise<void> {
   const others = [...entries.values()]
     .filter((e) => e.definition.name !== definition.name)
     .map((e) => ({ definition: e.run?.record.definition ?? e.definition, running: !!e.run }));
-  conflicts(definition, others);
+  const disks = [definition, ...others.filter((o) => o.running).map((o) => o.definition)]
+    .flatMap((d) => d.disks ?? []);
+  const realPaths = new Map<DiskDefinition, string>();
+  for (const disk of disks) {
+    const path = await imagePath(disk, volumes);
+    if (path !== undefined) realPaths.set(disk, path);
+  }
+  conflicts(definition, others, (disk) => realPaths.get(disk));
+}
+
+/** The canonical path of a disk's image; undefined when it cannot be found (start reports that). */
+async function imagePath(disk: DiskDefinition, volumes: VolumeLookup): Promise<string | undefined> {
+  try {
+    const path = disk.path ??
+      (disk.volume === undefined
+        ? undefined
+        : (await volumes(disk.pool ?? "default", disk.volume)).path);
+    return path === undefined ? undefined : realpathSync(path);
+  } catch {
+    return undefined;
+  }
 }
