@@ -6,6 +6,7 @@
  */
 
 import { UsageError } from "./usage_error.ts";
+import type { ImageFormat } from "../storage/image.ts";
 import { parseRateLimit } from "../devices/virtio/rate_limit_spec.ts";
 import { type RateLimiterConfig, RateLimiterConfigError } from "../devices/virtio/rate_limiter.ts";
 
@@ -14,6 +15,8 @@ export type Transport = "pci" | "mmio";
 
 export interface DiskSpec {
   path: string;
+  /** The image format; probed from the file when omitted. */
+  format?: ImageFormat;
   readOnly: boolean;
   transport: Transport;
   serial?: string;
@@ -88,7 +91,7 @@ function refuseLeftovers(items: Map<string, string | true>, what: string, known:
 }
 
 /**
- * Parses `PATH[,readonly][,transport=pci|mmio][,serial=ID][,bw=RATE][,ops=RATE]`; rates
+ * Parses `PATH[,readonly][,format=raw|qcow2][,transport=pci|mmio][,serial=ID][,bw=RATE][,ops=RATE]`; rates
  * as in devices/virtio/rate_limit_spec.ts (`bw=10M` is 10 MiB/s).
  */
 export function parseDiskSpec(text: string, fallback: Transport = "pci"): DiskSpec {
@@ -103,14 +106,23 @@ export function parseDiskSpec(text: string, fallback: Transport = "pci"): DiskSp
   if (serial !== undefined && (serial.length > 20 || !/^[\x20-\x7e]*$/.test(serial))) {
     throw new UsageError(`${what}: serial=${serial} must be at most 20 printable ASCII characters`);
   }
+  const format = takeString(items, "format", what);
+  if (format !== undefined && format !== "raw" && format !== "qcow2") {
+    throw new UsageError(`${what}: format=${format} is not one of raw, qcow2`);
+  }
   const spec: DiskSpec = {
     path,
+    format,
     readOnly: readOnly === true,
     transport: takeTransport(items, what, fallback),
     serial,
     rateLimit: takeRateLimit(items, what),
   };
-  refuseLeftovers(items, what, "readonly, transport, serial, bw, ops, bw_burst, ops_burst");
+  refuseLeftovers(
+    items,
+    what,
+    "readonly, format, transport, serial, bw, ops, bw_burst, ops_burst",
+  );
   return spec;
 }
 

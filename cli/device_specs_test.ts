@@ -5,6 +5,7 @@ import { UsageError } from "./usage_error.ts";
 Deno.test("parseDiskSpec() reads path, flags, transport, serial and rate limits", () => {
   assert.deepEqual(parseDiskSpec("/var/lib/a.img"), {
     path: "/var/lib/a.img",
+    format: undefined,
     readOnly: false,
     transport: "pci",
     serial: undefined,
@@ -12,6 +13,7 @@ Deno.test("parseDiskSpec() reads path, flags, transport, serial and rate limits"
   });
   assert.deepEqual(parseDiskSpec("b.img,readonly,transport=mmio,serial=DISK1,bw=50M,ops=1k"), {
     path: "b.img",
+    format: undefined,
     readOnly: true,
     transport: "mmio",
     serial: "DISK1",
@@ -67,4 +69,10 @@ Deno.test("parseNicSpec() refuses bad names and multicast MACs", () => {
   ) {
     assert.throws(() => parseNicSpec(text), UsageError, text);
   }
+});
+
+Deno.test("parseDiskSpec() takes format=raw|qcow2 and refuses other formats", () => {
+  assert.equal(parseDiskSpec("/d.img,format=qcow2").format, "qcow2");
+  assert.equal(parseDiskSpec("/d.img").format, undefined);
+  assert.throws(() => parseDiskSpec("/d.img,format=vmdk"), /format=vmdk is not one of raw, qcow2/);
 });

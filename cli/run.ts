@@ -39,7 +39,8 @@ Options:
   --console SPEC       stdio (default), file:PATH or null
   --on-reboot ACTION   exit (default) or restart, when the guest resets
   --disk SPEC          A virtio-blk disk (repeatable):
-                       PATH[,readonly][,transport=pci|mmio][,serial=ID][,bw=RATE][,ops=RATE]
+                       PATH[,readonly][,format=raw|qcow2][,transport=pci|mmio][,serial=ID]
+                       [,bw=RATE][,ops=RATE]  (format: probed when omitted)
   --nic SPEC           A virtio-net NIC on a tap (repeatable): tap=NAME|auto[,mac=MAC]
                        [,bridge=BR][,transport=pci|mmio][,bw=RATE][,ops=RATE]
   --rng                A virtio-rng device fed by getrandom(2)

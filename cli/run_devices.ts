@@ -48,7 +48,7 @@ export function buildRunDevices(
     built.attachments.push({ device, transport });
   try {
     options.disks.forEach((spec, index) => {
-      const disk = openImage(spec.path, { readOnly: spec.readOnly });
+      const disk = openImage(spec.path, { readOnly: spec.readOnly, format: spec.format });
       try {
         add(
           new VirtioBlock({

@@ -24,9 +24,9 @@ export async function machineSetupFor(config: VmmConfig): Promise<MachineSetup> 
     cpus: config.vcpus,
     devices: {
       disks: config.disks.map((disk) => {
-        // `format` rides along for a disk opener that reads it (qcow2); the raw opener
-        // ignores it.
-        const spec: DiskSpec & { format: string } = {
+        // The daemon probed the format when it resolved the domain; opening with it (not
+        // probing again) keeps a guest from turning a raw disk into a qcow2 header.
+        const spec: DiskSpec = {
           path: disk.path,
           format: disk.format,
           readOnly: disk.readOnly,

@@ -14,9 +14,7 @@ import {
   type BuiltMachine,
   type MachineSetup,
 } from "../cli/run_machine.ts";
-import { VirtioBlock } from "../devices/virtio/block.ts";
 import { BalloonError } from "../devices/virtio/balloon.ts";
-import { RawDisk } from "../storage/raw_disk.ts";
 import type { DomainState, DomainStats } from "../manager/api_types.ts";
 import { ApiError } from "../manager/daemon/router.ts";
 import type { ConsoleHub } from "./console_hub.ts";
@@ -144,19 +142,7 @@ export class VmmDomain {
   }
 
   #build(): BuiltMachine {
-    const built = buildMachineWithDevices(this.#kvm, this.#setup, this.#hub);
-    // Until the disk opener knows qcow2, never show a qcow2 file to the guest as raw.
-    const blocks = built.devices.attachments.flatMap(({ device }) =>
-      device instanceof VirtioBlock ? [device] : []
-    );
-    const raw = blocks.findIndex((b, i) =>
-      b.disk instanceof RawDisk && this.#config.disks[i]?.format === "qcow2"
-    );
-    if (raw >= 0) {
-      void built.machine.close();
-      throw new Error(`disks[${raw}]: this build opens only raw images; convert it to raw`);
-    }
-    return built;
+    return buildMachineWithDevices(this.#kvm, this.#setup, this.#hub);
   }
 
   /** The current state as the control API reports it. */
