@@ -8,6 +8,7 @@
 import { UsageError } from "./usage_error.ts";
 import { IMG_CHANGE_COMMANDS } from "./img_change.ts";
 import { IMG_INSPECT_COMMANDS } from "./img_inspect.ts";
+import { IMG_SNAPSHOT_COMMANDS } from "./img_snapshot.ts";
 
 /** One `img` subcommand: its usage text and what it does. */
 export interface ImgSubcommand {
@@ -19,6 +20,7 @@ export interface ImgSubcommand {
 const SUBCOMMANDS: Record<string, ImgSubcommand> = {
   ...IMG_CHANGE_COMMANDS,
   ...IMG_INSPECT_COMMANDS,
+  ...IMG_SNAPSHOT_COMMANDS,
 };
 
 const ORDER = [

@@ -6,7 +6,11 @@
  */
 
 import { checkImage, type ImageInfo, imageInfo } from "../storage/image_ops/image_access.ts";
-import { countCompressedClusters, qcow2Details } from "../storage/image_ops/qcow2_details.ts";
+import {
+  countCompressedClusters,
+  qcow2Details,
+  readSnapshots,
+} from "../storage/image_ops/qcow2_details.ts";
 import { compareImages } from "../storage/image_ops/compare.ts";
 import { mapImage } from "../storage/image_ops/map.ts";
 import type { ImgSubcommand } from "./img.ts";
@@ -35,6 +39,8 @@ const json = (value: unknown) => JSON.stringify(value, null, 4);
 
 const detailsOf = (info: ImageInfo) =>
   info.format === "qcow2" ? qcow2Details(info.path) : undefined;
+const snapshotsOf = (info: ImageInfo) =>
+  (info.snapshots?.length ?? 0) > 0 ? readSnapshots(info.path) : undefined;
 
 const info: ImgSubcommand = {
   summary: "Show an image's format, sizes and backing chain",
@@ -57,10 +63,10 @@ qemu-img info does. --backing-chain describes every image of the chain (a JSON a
     const chain = chainOf(result);
     const images = values["backing-chain"] ? chain : [chain[0]];
     if (output === "json") {
-      const one = (i: ImageInfo) => infoJson(i, detailsOf(i));
+      const one = (i: ImageInfo) => infoJson(i, detailsOf(i), snapshotsOf(i));
       console.log(json(values["backing-chain"] ? images.map(one) : one(images[0])));
     } else {
-      console.log(images.map((i) => infoHuman(i, detailsOf(i))).join("\n\n"));
+      console.log(images.map((i) => infoHuman(i, detailsOf(i), snapshotsOf(i))).join("\n\n"));
     }
     return 0;
   },

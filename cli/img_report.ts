@@ -7,7 +7,7 @@
 
 import { type CheckResult, ImageError, type ImageInfo } from "../storage/image_ops/image_access.ts";
 import type { MapEntry } from "../storage/image_ops/map.ts";
-import type { Qcow2Details } from "../storage/image_ops/qcow2_details.ts";
+import type { Qcow2Details, SnapshotRow } from "../storage/image_ops/qcow2_details.ts";
 import { humanSize } from "./img_args.ts";
 
 /**
@@ -36,41 +36,50 @@ function joinBacking(overlay: string, backing: string): string {
 }
 
 /** One image as qemu-img info --output json prints it (keys in qemu's names). */
-export function infoJson(info: ImageInfo, details?: Qcow2Details): Record<string, unknown> {
-  const json: Record<string, unknown> = {
-    "virtual-size": info.virtualSize,
-    filename: info.path,
-    format: info.format,
-    "actual-size": info.actualSize,
-  };
+export function infoJson(
+  info: ImageInfo,
+  details?: Qcow2Details,
+  snapshots?: SnapshotRow[],
+): Record<string, unknown> {
+  // Keys in the order qemu-img prints them, so the text matches too.
+  const json: Record<string, unknown> = {};
+  if (snapshots !== undefined && snapshots.length > 0) {
+    json.snapshots = snapshots.map((s) => ({
+      ...(s.icount !== undefined ? { icount: s.icount } : {}),
+      "vm-clock-nsec": s.vmClockNanos % 1e9,
+      name: s.name,
+      "date-sec": s.dateSeconds,
+      "date-nsec": s.dateNanos,
+      "vm-clock-sec": Math.floor(s.vmClockNanos / 1e9),
+      id: s.id,
+      "vm-state-size": s.vmStateSize,
+    }));
+  }
+  if (info.backingFile !== undefined && info.backingFormat !== undefined) {
+    json["backing-filename-format"] = info.backingFormat;
+  }
+  json["virtual-size"] = info.virtualSize;
+  json.filename = info.path;
   if (info.clusterSize !== undefined) json["cluster-size"] = info.clusterSize;
+  json.format = info.format;
+  json["actual-size"] = info.actualSize;
+  if (details !== undefined) json["format-specific"] = { type: "qcow2", data: details };
   if (info.backingFile !== undefined) {
-    json["backing-filename"] = info.backingFile;
     if (info.fullBackingFilename !== undefined) {
       json["full-backing-filename"] = info.fullBackingFilename;
     }
-    if (info.backingFormat !== undefined) json["backing-filename-format"] = info.backingFormat;
+    json["backing-filename"] = info.backingFile;
   }
-  if (info.snapshots !== undefined && info.snapshots.length > 0) {
-    json.snapshots = info.snapshots.map((s) => {
-      const seconds = Date.parse(s.date);
-      return {
-        id: s.id,
-        name: s.name,
-        "vm-state-size": s.vmStateSize,
-        ...(Number.isNaN(seconds)
-          ? { date: s.date }
-          : { "date-sec": Math.floor(seconds / 1000), "date-nsec": (seconds % 1000) * 1e6 }),
-      };
-    });
-  }
-  if (details !== undefined) json["format-specific"] = { type: "qcow2", data: details };
   json["dirty-flag"] = info.dirty ?? false;
   return json;
 }
 
 /** One image as qemu-img info prints it for people. */
-export function infoHuman(info: ImageInfo, details?: Qcow2Details): string {
+export function infoHuman(
+  info: ImageInfo,
+  details?: Qcow2Details,
+  snapshots?: SnapshotRow[],
+): string {
   const lines = [
     `image: ${info.path}`,
     `file format: ${info.format}`,
@@ -88,8 +97,8 @@ export function infoHuman(info: ImageInfo, details?: Qcow2Details): string {
     );
     if (info.backingFormat !== undefined) lines.push(`backing file format: ${info.backingFormat}`);
   }
-  if (info.snapshots !== undefined && info.snapshots.length > 0) {
-    lines.push("Snapshot list:", ...snapshotTable(info.snapshots));
+  if (snapshots !== undefined && snapshots.length > 0) {
+    lines.push("Snapshot list:", ...snapshotTable(snapshots));
   }
   if (details !== undefined) {
     lines.push("Format specific information:");
@@ -101,13 +110,8 @@ export function infoHuman(info: ImageInfo, details?: Qcow2Details): string {
   return lines.join("\n");
 }
 
-type Snapshot = NonNullable<ImageInfo["snapshots"]>[number];
-
-/**
- * The snapshot table as qemu-img prints it ("%-9s %-16s %8s%20s%13s%11s"); the VM clock
- * and instruction count are not recorded for Denovisor's disk snapshots and show "--".
- */
-export function snapshotTable(snapshots: readonly Snapshot[]): string[] {
+/** The snapshot table as qemu-img prints it ("%-9s %-16s %8s%20s%13s%11s"). */
+export function snapshotTable(snapshots: readonly SnapshotRow[]): string[] {
   const row = (id: string, tag: string, size: string, date: string, clock: string, n: string) =>
     `${id.padEnd(9)} ${tag.padEnd(16)} ${size.padStart(8)}${date.padStart(20)}${
       clock.padStart(13)
@@ -115,19 +119,34 @@ export function snapshotTable(snapshots: readonly Snapshot[]): string[] {
   return [
     row("ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT"),
     ...snapshots.map((s) =>
-      row(s.id, s.name, humanSize(s.vmStateSize), localDate(s.date), "--", "--")
+      row(
+        s.id,
+        s.name,
+        humanSize(s.vmStateSize),
+        localDate(s.dateSeconds),
+        vmClock(s.vmClockNanos),
+        s.icount === undefined ? "" : String(s.icount),
+      )
     ),
   ];
 }
 
 /** "2026-11-27 02:43:02" in local time, as qemu-img prints snapshot dates. */
-function localDate(iso: string): string {
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return iso;
+function localDate(seconds: number): string {
+  const date = new Date(seconds * 1000);
   const two = (n: number) => String(n).padStart(2, "0");
   return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())} ${
     two(date.getHours())
   }:${two(date.getMinutes())}:${two(date.getSeconds())}`;
+}
+
+/** The guest clock at the snapshot, "HH:MM:SS.mmm". */
+function vmClock(nanos: number): string {
+  const seconds = Math.floor(nanos / 1e9);
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${two(Math.floor(seconds / 3600))}:${two(Math.floor(seconds / 60) % 60)}:${
+    two(seconds % 60)
+  }.${String(Math.floor(nanos / 1e6) % 1000).padStart(3, "0")}`;
 }
 
 /** qemu-img check's exit status: 0 clean, 2 corruptions, 3 only leaks. */

@@ -14,6 +14,7 @@ import {
   parseHeader,
 } from "../qcow2/format.ts";
 import { ClusterKind } from "../qcow2/cluster_map.ts";
+import { readSnapshotTable } from "../qcow2/snapshot_table.ts";
 import { Qcow2Disk } from "../qcow2/qcow2_disk.ts";
 import { openOverlayTop } from "./image_access.ts";
 import { STATUS_SPAN } from "./scan.ts";
@@ -30,22 +31,7 @@ export interface Qcow2Details {
 
 /** Reads the format-specific details of the qcow2 image at `path`. */
 export function qcow2Details(path: string): Qcow2Details {
-  const file = Deno.openSync(path, { read: true });
-  let bytes: Uint8Array;
-  let size: number;
-  try {
-    size = file.statSync().size;
-    bytes = new Uint8Array(Math.min(size, 2 * 1024 * 1024));
-    let done = 0;
-    while (done < bytes.length) {
-      const n = file.readSync(bytes.subarray(done));
-      if (n === null || n === 0) break;
-      done += n;
-    }
-    bytes = bytes.subarray(0, done);
-  } finally {
-    file.close();
-  }
+  const { bytes, size } = readHead(path);
   const header = parseHeader(bytes, size, path);
   const zstd = (header.incompatible & INCOMPAT_COMPRESSION_TYPE) !== 0 &&
     header.headerLength > 104 && bytes[104] === 1;
@@ -92,5 +78,73 @@ export function countCompressedClusters(path: string): number {
     return compressed;
   } finally {
     image.close();
+  }
+}
+
+/** One internal snapshot with everything qemu-img prints about it. */
+export interface SnapshotRow {
+  id: string;
+  name: string;
+  vmStateSize: number;
+  dateSeconds: number;
+  dateNanos: number;
+  vmClockNanos: number;
+  /** Instructions executed (record/replay); undefined when the image does not say. */
+  icount?: number;
+}
+
+/** The internal snapshots of the qcow2 image at `path`, read without locking it. */
+export function readSnapshots(path: string): SnapshotRow[] {
+  const { bytes, size } = readHead(path);
+  const header = parseHeader(bytes, size, path);
+  if (header.nbSnapshots === 0) return [];
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const read = (offset: number, length: number) => {
+      const out = new Uint8Array(length);
+      file.seekSync(offset, Deno.SeekMode.Start);
+      let done = 0;
+      while (done < length) {
+        const n = file.readSync(out.subarray(done));
+        if (n === null || n === 0) break;
+        done += n;
+      }
+      return out;
+    };
+    return readSnapshotTable(read, header, size, path).map((s) => {
+      // Extra data past vm_state_size and disk_size: the icount (qcow2 v3, QEMU >= 5.2).
+      const icount = s.extra.length >= 8
+        ? Number(new DataView(s.extra.buffer, s.extra.byteOffset, 8).getBigInt64(0))
+        : -1;
+      return {
+        id: s.id,
+        name: s.name,
+        vmStateSize: s.vmStateSize,
+        dateSeconds: s.dateSeconds,
+        dateNanos: s.dateNanos,
+        vmClockNanos: s.vmClockNanos,
+        icount: icount >= 0 ? icount : undefined,
+      };
+    });
+  } finally {
+    file.close();
+  }
+}
+
+/** The first bytes of the file (enough for the header and its extensions) and its size. */
+function readHead(path: string): { bytes: Uint8Array; size: number } {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const size = file.statSync().size;
+    const bytes = new Uint8Array(Math.min(size, 2 * 1024 * 1024));
+    let done = 0;
+    while (done < bytes.length) {
+      const n = file.readSync(bytes.subarray(done));
+      if (n === null || n === 0) break;
+      done += n;
+    }
+    return { bytes: bytes.subarray(0, done), size };
+  } finally {
+    file.close();
   }
 }
