@@ -242,8 +242,8 @@ const commit: ImgSubcommand = {
 Writes everything the qcow2 overlay FILE stores itself into its backing image, so the
 backing image alone reads as FILE did, then empties FILE (it keeps reading the same,
 now from the backing image). -d keeps FILE's data instead of emptying it.
--b BASE commits into a deeper image of FILE's chain instead: FILE and the images
-between then keep their data (-b implies -d), and those between are stale.
+-b BASE commits into a deeper image of FILE's chain instead; FILE keeps its data (-b
+implies -d) and the images between FILE and BASE no longer match BASE (as qemu-img).
 -p shows progress.`,
   run(args) {
     const { values, positionals: rest } = parseCommandArgs("img commit", args, {

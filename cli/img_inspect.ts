@@ -48,7 +48,8 @@ const info: ImgSubcommand = {
 
 Prints the image's format, virtual size, disk size, cluster size and backing file, as
 qemu-img info does. --backing-chain describes every image of the chain (a JSON array).
--U (--force-share) is accepted for compatibility; info never takes a write lock.`,
+-U (--force-share) is accepted for compatibility: info takes no lock, so it works on
+images a running VM holds.`,
   run(args) {
     const { values, positionals: rest } = parseCommandArgs("img info", args, {
       f: { type: "string" },
