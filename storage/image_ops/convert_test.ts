@@ -47,8 +47,10 @@ Deno.test("convertImage() refuses an existing output unless asked to overwrite",
       /the file exists/,
     );
     assert.equal(Deno.readTextFileSync(`${dir}/dst.raw`), "old contents");
+    Deno.chmodSync(`${dir}/dst.raw`, 0o640);
     convertImage(`${dir}/src.raw`, `${dir}/dst.raw`, { format: "raw", overwrite: true });
     assert.deepEqual(Deno.readFileSync(`${dir}/dst.raw`), expected);
+    assert.equal(Deno.statSync(`${dir}/dst.raw`).mode! & 0o777, 0o640); // mode kept
     assert.throws(
       () => convertImage(`${dir}/src.raw`, `${dir}/src.raw`, { format: "raw", overwrite: true }),
       /into itself/,

@@ -86,6 +86,7 @@ export function buildThenReplace<T>(
   const temporary = temporarySibling(dst, what.replace(/\W+/g, "-"));
   try {
     const result = build(temporary);
+    if (existing !== undefined) keepOwnership(temporary, existing);
     replaceFile(temporary, dst);
     return result;
   } catch (error) {
@@ -96,4 +97,12 @@ export function buildThenReplace<T>(
     if (error instanceof Error) error.message = error.message.replaceAll(temporary, dst);
     throw error;
   }
+}
+
+/** The replacement keeps the replaced file's mode and (when we may set it) its owner. */
+function keepOwnership(path: string, previous: Deno.FileInfo): void {
+  if (previous.mode !== null) Deno.chmodSync(path, previous.mode & 0o7777);
+  try {
+    Deno.chownSync(path, previous.uid, previous.gid);
+  } catch { /* not root: the file stays ours */ }
 }
