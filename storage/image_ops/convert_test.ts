@@ -51,11 +51,18 @@ Deno.test("convertImage() refuses an existing output unless asked to overwrite",
     convertImage(`${dir}/src.raw`, `${dir}/dst.raw`, { format: "raw", overwrite: true });
     assert.deepEqual(Deno.readFileSync(`${dir}/dst.raw`), expected);
     assert.equal(Deno.statSync(`${dir}/dst.raw`).mode! & 0o777, 0o640); // mode kept
+    Deno.symlinkSync(`${dir}/dst.raw`, `${dir}/link.raw`);
+    convertImage(`${dir}/src.raw`, `${dir}/link.raw`, { format: "raw", overwrite: true });
+    assert.ok(Deno.lstatSync(`${dir}/link.raw`).isSymlink); // the link's target was replaced
     assert.throws(
       () => convertImage(`${dir}/src.raw`, `${dir}/src.raw`, { format: "raw", overwrite: true }),
       /into itself/,
     );
-    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["dst.raw", "src.raw"]);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+      "dst.raw",
+      "link.raw",
+      "src.raw",
+    ]);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -83,11 +83,13 @@ export function buildThenReplace<T>(
     }
     refuseIfInUse(dst);
   }
-  const temporary = temporarySibling(dst, what.replace(/\W+/g, "-"));
+  // A symlink stays a symlink: the file it points to is the one replaced.
+  const target = existing !== undefined ? Deno.realPathSync(dst) : dst;
+  const temporary = temporarySibling(target, what.replace(/\W+/g, "-"));
   try {
     const result = build(temporary);
     if (existing !== undefined) keepOwnership(temporary, existing);
-    replaceFile(temporary, dst);
+    replaceFile(temporary, target);
     return result;
   } catch (error) {
     try {
