@@ -1,5 +1,6 @@
 /**
- * The `img` subcommands that make or change images: create, convert, resize, commit.
+ * The `img` subcommands that make or change images: create, convert, resize, commit,
+ * rebase, dd.
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
  * The `img` subcommands that look at images without changing them (check's repair
- * aside): info, check, compare, map.
+ * aside): info, check, compare, map, measure.
  *
  * @module
  */
