@@ -154,6 +154,19 @@ Deno.test("img convert writes images that qemu-img checks clean and compares equ
     );
     await assertClean(`${dir}/new_top.qcow2`);
     await assertSame(`${dir}/new_top.qcow2`, top);
+    // A raw source's holes are stored zeroes: they must not show the backing's data.
+    await ok(
+      "convert",
+      "-O",
+      "qcow2",
+      "-B",
+      "base.qcow2",
+      "-F",
+      "qcow2",
+      `${dir}/flat.raw`,
+      `${dir}/over.qcow2`,
+    );
+    await assertSame(`${dir}/over.qcow2`, `${dir}/flat.raw`);
     const map = JSON.parse((await qemuOk("map", "--output=json", `${dir}/new_top.qcow2`)).stdout);
     const own = map.filter((e: { depth: number; data: boolean }) => e.depth === 0 && e.data);
     assert.deepEqual(own.map((e: { start: number }) => e.start), [512 * 1024, 12 * MiB]);

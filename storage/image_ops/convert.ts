@@ -19,6 +19,7 @@ import {
   Progress,
   type ProgressCallback,
   readInto,
+  storedInChain,
   writeNonZero,
   ZERO_GRANULE,
 } from "./scan.ts";
@@ -170,9 +171,12 @@ export function copyImageData(source: Image, target: Image, options: CopyOptions
   forEachExtent(source, 0, source.size, (extent) => {
     const { offset, length } = extent;
     if (options.topOnly) {
-      if (extent.allocated && extent.zero) {
+      // Stored in the source itself: its own clusters, or any byte of a raw file (a hole
+      // is a stored zero there), which must not fall through to the target's backing.
+      const own = extent.depth === 0 && storedInChain(source, extent).present;
+      if (own && extent.zero) {
         target.writeZeroes(offset, length);
-      } else if (extent.allocated) {
+      } else if (own) {
         target.write(offset, [readInto(source, offset, length, buffer)]);
         bytesWritten += length;
       }
