@@ -143,3 +143,18 @@ Deno.test("resizeImage() grows a qcow2 image that qemu-img then checks clean", (
     assert.throws(() => resizeImage(base, MiB), /--shrink/);
     assert.throws(() => resizeImage(base, 4 * 1024 * MiB + 1000), /multiple of 512/);
   }));
+
+Deno.test("resizeImage() grows an overlay over a longer base with zeroes, not the base's bytes", () =>
+  withDir((dir) => {
+    qemuImg("create", "-q", "-f", "qcow2", `${dir}/base.qcow2`, "16M");
+    qemuIo(`${dir}/base.qcow2`, "write -P 5 0 16M");
+    for (const name of ["ours", "theirs"]) {
+      const args = ["-b", "base.qcow2", "-F", "qcow2", `${dir}/${name}.qcow2`, "8M"];
+      qemuImg("create", "-q", "-f", "qcow2", ...args);
+    }
+    resizeImage(`${dir}/ours.qcow2`, 20 * MiB);
+    qemuImg("resize", "-q", `${dir}/theirs.qcow2`, "20M");
+    assertClean(`${dir}/ours.qcow2`);
+    assertSame(`${dir}/ours.qcow2`, `${dir}/theirs.qcow2`);
+    qemuIo(`${dir}/ours.qcow2`, "read -P 5 0 8M", "read -P 0 8M 12M");
+  }));

@@ -50,6 +50,12 @@ export function resizeImage(
       throw new ImageError(`Cannot resize ${path}: its ${image.format} backend cannot resize`);
     }
     image.resize(newSize);
+    // An overlay grown over a longer backing file would show the backing's bytes in the
+    // new range; it must read as zeroes (as qemu-img makes it).
+    const below = image.backing?.size ?? 0;
+    if (newSize > oldSize && below > oldSize) {
+      image.writeZeroes(oldSize, Math.min(newSize, below) - oldSize);
+    }
     image.flush();
     return { oldSize, newSize: image.size };
   } finally {
