@@ -30,12 +30,13 @@ const wantsOptionHelp = (lists: string[] | undefined) =>
 const create: ImgSubcommand = {
   summary: "Create an image (raw or qcow2, optionally over a backing file)",
   usage:
-    `Usage: denovisor img create [-f FMT] [-b BACKING [-F BACKING_FMT]] [-o OPTIONS] [-q] FILE [SIZE]
+    `Usage: denovisor img create [-f FMT] [-b BACKING [-F BACKING_FMT]] [-u] [-o OPTIONS] [-q] FILE [SIZE]
 
 Creates FILE (replacing an existing file, as qemu-img does, unless another process
 has it open). FMT is raw (default) or qcow2. SIZE takes k, M, G, T suffixes; it may be
 left out with -b, and then is the backing file's size. -b makes a qcow2 overlay whose
-unwritten ranges read from BACKING (a relative path is relative to FILE's directory).
+unwritten ranges read from BACKING (a relative path is relative to FILE's directory);
+with -u BACKING is not opened (give SIZE and -F), so it need not exist yet.
 -o takes comma-separated key=value options; -o help lists them:
   denovisor img create -f qcow2 -o cluster_size=64k,preallocation=metadata disk.qcow2 10G
   denovisor img create -f qcow2 -b base.qcow2 -F qcow2 overlay.qcow2`,
@@ -46,6 +47,7 @@ unwritten ranges read from BACKING (a relative path is relative to FILE's direct
       F: { type: "string" },
       o: { type: "string", multiple: true },
       q: { type: "boolean" },
+      u: { type: "boolean" },
     }, true);
     if (wantsOptionHelp(values.o)) {
       console.log(CREATE_OPTION_HELP);
@@ -70,6 +72,14 @@ unwritten ranges read from BACKING (a relative path is relative to FILE's direct
     if (size === undefined && backingFile === undefined) {
       throw new UsageError("img create: missing SIZE (e.g. 10G); see --help");
     }
+    // -u: the backing file is not opened (it may not exist yet), so nothing is probed.
+    if (
+      values.u && backingFile !== undefined && (size === undefined || backingFormat === undefined)
+    ) {
+      throw new UsageError(
+        "img create: -u needs SIZE and -F BACKING_FMT (the backing file is not opened)",
+      );
+    }
     buildThenReplace(path, "create", true, (temporary) =>
       createImage(temporary, {
         format,
@@ -80,11 +90,12 @@ unwritten ranges read from BACKING (a relative path is relative to FILE's direct
         preallocation: options.preallocation,
       }));
     if (!values.q) {
-      const made = imageInfo(path, { format });
-      const details = formattingLine(format, made.virtualSize, {
-        clusterSize: made.clusterSize,
+      // With -u the backing file may not exist: describe the image from what was given.
+      const made = values.u ? undefined : imageInfo(path, { format });
+      const details = formattingLine(format, made?.virtualSize ?? size ?? 0, {
+        clusterSize: made?.clusterSize ?? (options.clusterSize ?? 65536),
         backingFile,
-        backingFormat: made.backingFormat,
+        backingFormat: made?.backingFormat ?? backingFormat,
         preallocation: options.preallocation,
       });
       console.log(`Formatting '${path}', ${details}`);

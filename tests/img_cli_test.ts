@@ -343,6 +343,33 @@ Deno.test("img create makes images qemu-img accepts: options, overlays, prealloc
     assert.equal(info["virtual-size"], 64 * MiB);
     assert.equal(info["backing-filename"], "base.qcow2");
     assert.equal(info["backing-filename-format"], "qcow2");
+    // -u: the backing file need not exist yet.
+    const early = await ok(
+      "create",
+      "-f",
+      "qcow2",
+      "-u",
+      "-b",
+      "later.qcow2",
+      "-F",
+      "qcow2",
+      `${dir}/early.qcow2`,
+      "1G",
+    );
+    assert.match(early.stdout, /backing_file=later\.qcow2 backing_fmt=qcow2/);
+    assert.equal(
+      (await denovisor([
+        "img",
+        "create",
+        "-f",
+        "qcow2",
+        "-u",
+        "-b",
+        "later.qcow2",
+        `${dir}/e2.qcow2`,
+      ])).code,
+      2,
+    );
     // Replaced, as qemu-img create does.
     await ok("create", "-q", "-f", "raw", overlay, "1M");
     assert.equal((await Deno.stat(overlay)).size, MiB);
