@@ -165,3 +165,26 @@ export function humanSize(bytes: number): string {
   const value = bytes / 2 ** (unit * 10);
   return `${Number(value.toPrecision(3))} ${units[unit]}`;
 }
+
+/**
+ * qemu-img's cache-mode flags (-t for the image written, -T for the one read). Scripts
+ * pass them routinely (`-t none`); Denovisor accepts the modes and always writes through
+ * the page cache, flushing before it reports success.
+ */
+export const CACHE_FLAGS = {
+  t: { type: "string" },
+  T: { type: "string" },
+} as const;
+
+const CACHE_MODES = ["none", "writeback", "unsafe", "directsync", "writethrough"];
+
+/** Refuses cache modes qemu-img would refuse. */
+export function checkCacheModes(values: { t?: string; T?: string }, what: string): void {
+  for (const [flag, mode] of [["-t", values.t], ["-T", values.T]]) {
+    if (mode !== undefined && !CACHE_MODES.includes(mode)) {
+      throw new UsageError(
+        `${what}: unknown cache mode '${mode}' for ${flag}; use ${CACHE_MODES.join(", ")}`,
+      );
+    }
+  }
+}

@@ -14,6 +14,8 @@ import { rebaseImage } from "../storage/image_ops/rebase.ts";
 import { resizeImage } from "../storage/image_ops/resize.ts";
 import type { ImgSubcommand } from "./img.ts";
 import {
+  CACHE_FLAGS,
+  checkCacheModes,
   CREATE_OPTION_HELP,
   parseCreateOptions,
   parseFormat,
@@ -147,9 +149,14 @@ renamed into place when complete; an existing OUTPUT is replaced.
 -n writes into the existing image OUTPUT (a block device, say) instead of creating one;
 its ranges where SOURCE reads zeroes are zeroed unless --target-is-zero.
 -o takes the options of create (cluster_size, preallocation); -p shows progress.
+-t/-T (cache modes), -m and -W are accepted for qemu-img scripts: Denovisor writes
+through the page cache and flushes before it renames OUTPUT into place.
   denovisor img convert -f raw -O qcow2 -o cluster_size=128k disk.raw disk.qcow2`,
   run(args) {
     const { values, positionals: rest } = parseCommandArgs("img convert", args, {
+      ...CACHE_FLAGS,
+      m: { type: "string" },
+      W: { type: "boolean" },
       f: { type: "string" },
       O: { type: "string" },
       o: { type: "string", multiple: true },
@@ -164,6 +171,7 @@ its ranges where SOURCE reads zeroes are zeroed unless --target-is-zero.
       U: { type: "boolean" },
       "force-share": { type: "boolean" },
     }, true);
+    checkCacheModes(values, "img convert");
     if (wantsOptionHelp(values.o)) {
       console.log(CREATE_OPTION_HELP);
       return 0;
@@ -259,12 +267,14 @@ implies -d) and the images between FILE and BASE no longer match BASE (as qemu-i
 -p shows progress.`,
   run(args) {
     const { values, positionals: rest } = parseCommandArgs("img commit", args, {
+      ...CACHE_FLAGS,
       f: { type: "string" },
       b: { type: "string" },
       d: { type: "boolean" },
       p: { type: "boolean" },
       q: { type: "boolean" },
     }, true);
+    checkCacheModes(values, "img commit");
     const [path] = positionals(rest, ["FILE"], "img commit");
     commitImage(path, {
       format: parseFormat(values.f, "img commit: -f"),
@@ -288,6 +298,7 @@ name, for a base that was moved or renamed. FILE is rebuilt beside itself and re
 into place, so an interruption leaves it unchanged.`,
   run(args) {
     const { values, positionals: rest } = parseCommandArgs("img rebase", args, {
+      ...CACHE_FLAGS,
       f: { type: "string" },
       b: { type: "string" },
       F: { type: "string" },
@@ -295,6 +306,7 @@ into place, so an interruption leaves it unchanged.`,
       p: { type: "boolean" },
       q: { type: "boolean" },
     }, true);
+    checkCacheModes(values, "img rebase");
     const [path] = positionals(rest, ["FILE"], "img rebase");
     if (values.b === undefined) {
       throw new UsageError('img rebase: missing -b BACKING (-b "" removes the backing file)');

@@ -15,6 +15,8 @@ import { compareImages } from "../storage/image_ops/compare.ts";
 import { mapImage } from "../storage/image_ops/map.ts";
 import type { ImgSubcommand } from "./img.ts";
 import {
+  CACHE_FLAGS,
+  checkCacheModes,
   parseCreateOptions,
   parseFormat,
   parseImageSize,
@@ -83,6 +85,7 @@ Exit status: 0 no problems, 1 the check could not be completed, 2 corruptions fo
 3 only leaked clusters found, 63 the format has no checks (raw).`,
   run(args) {
     const { values, positionals: rest } = parseCommandArgs("img check", args, {
+      ...CACHE_FLAGS,
       f: { type: "string" },
       output: { type: "string" },
       r: { type: "string" },
@@ -90,6 +93,7 @@ Exit status: 0 no problems, 1 the check could not be completed, 2 corruptions fo
       U: { type: "boolean" },
       "force-share": { type: "boolean" },
     }, true);
+    checkCacheModes(values, "img check");
     const [path] = positionals(rest, ["FILE"], "img check");
     const output = parseOutput(values.output, "img check");
     if (values.r !== undefined && values.r !== "leaks" && values.r !== "all") {
@@ -126,6 +130,7 @@ Exit status: 0 identical, 1 different, 2 an error (missing file, bad image...).`
   run(args) {
     try {
       const { values, positionals: rest } = parseCommandArgs("img compare", args, {
+        T: { type: "string" },
         f: { type: "string" },
         F: { type: "string" },
         s: { type: "boolean" },
@@ -134,6 +139,7 @@ Exit status: 0 identical, 1 different, 2 an error (missing file, bad image...).`
         U: { type: "boolean" },
         "force-share": { type: "boolean" },
       }, true);
+      checkCacheModes(values, "img compare");
       const [a, b] = positionals(rest, ["FILE1", "FILE2"], "img compare");
       const result = compareImages(a, b, {
         strict: values.s,

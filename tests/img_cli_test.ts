@@ -124,7 +124,20 @@ Deno.test("img convert writes images that qemu-img checks clean and compares equ
     const { top } = await qemuChain(dir);
     const ours = `${dir}/ours.qcow2`;
     const theirs = `${dir}/theirs.qcow2`;
-    const progress = await ok("convert", "-p", "-O", "qcow2", "-o", "cluster_size=4k", top, ours);
+    // -t/-T/-W as scripts pass them to qemu-img are accepted.
+    const progress = await ok(
+      "convert",
+      "-t",
+      "none",
+      "-W",
+      "-p",
+      "-O",
+      "qcow2",
+      "-o",
+      "cluster_size=4k",
+      top,
+      ours,
+    );
     assert.match(progress.stdout, /\(100\.00\/100%\)\n$/);
     await qemuOk("convert", "-O", "qcow2", top, theirs);
     await assertClean(ours);
@@ -545,6 +558,7 @@ Deno.test("img refuses bad input with one line and the right status", async () =
     [["create", "-f", "qcow2", "-o", "refcount_bits=1", "/tmp/x.img", "1M"], 2, /not supported/],
     [["convert", "only-one-file"], 2, /missing OUTPUT/],
     [["frobnicate"], 2, /unknown subcommand 'frobnicate'/],
+    [["convert", "-t", "bogus", "a", "b"], 2, /unknown cache mode 'bogus'/],
     [["info", "--bogus", "x"], 2, /bogus/],
     [["compare", "-f", "vmdk", "a", "b"], 2, /unknown image format 'vmdk'/],
   ];
