@@ -545,6 +545,44 @@ Deno.test("img refuses to change an image another process has open read-write", 
     await assertClean(top);
   }));
 
+Deno.test("img convert killed midway leaves the existing output as it was", () =>
+  withDir(async (dir) => {
+    const source = `${dir}/big.raw`;
+    await qemuOk("create", "-q", "-f", "raw", source, "256M");
+    await qemuIo(source, "raw", "write -P 7 0 256M");
+    const output = `${dir}/out.qcow2`;
+    await qemuOk("create", "-q", "-f", "qcow2", output, "1M");
+    const before = await Deno.readFile(output);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../main.ts", import.meta.url).pathname,
+        "img",
+        "convert",
+        "-O",
+        "qcow2",
+        source,
+        output,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    // Kill it once the new image is being built beside the output.
+    let building = false;
+    for (let i = 0; i < 3000 && !building; i++) {
+      building = [...Deno.readDirSync(dir)].some((e) => e.name.startsWith(".out.qcow2.convert"));
+      if (!building) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    child.kill("SIGKILL");
+    const status = await child.status;
+    assert.ok(building, "the conversion never started");
+    if (status.signal === "SIGKILL") {
+      assert.deepEqual(await Deno.readFile(output), before); // untouched
+      await assertClean(output);
+    }
+  }));
+
 Deno.test("img refuses bad input with one line and the right status", async () => {
   const cases: [string[], number, RegExp][] = [
     [["info", "/nonexistent/disk.qcow2"], 1, /no such file/],
