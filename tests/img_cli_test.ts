@@ -583,6 +583,46 @@ Deno.test("img convert killed midway leaves the existing output as it was", () =
     }
   }));
 
+Deno.test("img commit killed midway leaves the overlay reading as before and both images clean", () =>
+  withDir(async (dir) => {
+    const base = `${dir}/base.qcow2`;
+    const top = `${dir}/top.qcow2`;
+    await qemuOk("create", "-q", "-f", "qcow2", base, "128M");
+    await qemuIo(base, "qcow2", "write -P 1 0 128M");
+    await qemuOk("create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", top);
+    await qemuIo(top, "qcow2", "write -P 2 16M 96M");
+    const expected = `${dir}/expected.raw`;
+    await qemuOk("convert", "-O", "raw", top, expected);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../main.ts", import.meta.url).pathname,
+        "img",
+        "commit",
+        "-p",
+        top,
+      ],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    // Kill it once it reports progress past the start.
+    const reader = child.stdout.getReader();
+    let text = "";
+    while (!/\((?:[1-9]\d?\.\d\d)\/100%\)/.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    child.kill("SIGKILL");
+    await child.status; // killed midway here (progress 1..99%), or done if it was quicker
+    reader.releaseLock();
+    await child.stdout.cancel().catch(() => {});
+    await assertClean(base);
+    await assertClean(top);
+    await assertSame(top, expected);
+  }));
+
 Deno.test("img refuses bad input with one line and the right status", async () => {
   const cases: [string[], number, RegExp][] = [
     [["info", "/nonexistent/disk.qcow2"], 1, /no such file/],
