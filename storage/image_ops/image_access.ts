@@ -1,8 +1,8 @@
 /**
- * The one place image_ops meets the image layer (storage/image.ts), plus the one thing
- * the operations need beyond it: opening an overlay on top of a base the caller already
- * holds read-write (for commit, whose base would otherwise be locked by the overlay's own
- * read-only open of it).
+ * The one place image_ops meets the image layer (storage/image.ts), plus what the
+ * operations need beyond it: a chain opened over a base the caller holds read-write
+ * (commit; the chain's own read-only open of the base would conflict with its lock), and
+ * a qcow2 image opened without its backing file (rebase -u, whose old base may be gone).
  *
  * @module
  */
