@@ -155,7 +155,7 @@ export async function deleteSnapshot(
       Deno.removeSync(own);
     } else {
       Deno.chmodSync(own, 0o600);
-      commitVolumeImage(child);
+      await commitVolumeImage(child);
       if (!childIsVolume) Deno.chmodSync(own, 0o400);
       Deno.renameSync(own, child);
     }

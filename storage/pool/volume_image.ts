@@ -7,8 +7,7 @@
  */
 
 import { createImage, ImageError, type ImageInfo, imageInfo, probeFormat } from "../image.ts";
-import { commitImage } from "../image_ops/commit.ts";
-import { convertImage } from "../image_ops/convert.ts";
+import { runOffThread } from "../image_ops/off_thread.ts";
 import { resizeImage } from "../image_ops/resize.ts";
 import { DiskError } from "../disk.ts";
 import { deviceSize } from "./gpt.ts";
@@ -70,19 +69,24 @@ export function volumeImageInfo(path: string): VolumeImageInfo {
   };
 }
 
-/** Writes the full contents of `source` (its chain flattened) as a new image `target`. */
-export function convertVolumeImage(
+/**
+ * Writes the full contents of `source` (its chain flattened) as a new image `target`, on a
+ * Worker: the daemon keeps serving while it copies.
+ */
+export async function convertVolumeImage(
   source: string,
   target: string,
   options: { format: ImageFormat; onProgress?: ProgressCallback },
 ): Promise<void> {
-  convertImage(source, target, { format: options.format, onProgress: options.onProgress });
-  return Promise.resolve();
+  await runOffThread(
+    { op: "convert", source, target, options: { format: options.format } },
+    options.onProgress,
+  );
 }
 
-/** Merges the qcow2 overlay `overlay` into its backing file, then empties the overlay. */
-export function commitVolumeImage(overlay: string): void {
-  commitImage(overlay);
+/** Merges the qcow2 overlay `overlay` into its backing file, then empties it (on a Worker). */
+export async function commitVolumeImage(overlay: string): Promise<void> {
+  await runOffThread({ op: "commit", overlay, options: {} });
 }
 
 /** Changes the virtual size; shrinking needs `shrink`. */
