@@ -21,7 +21,8 @@ import {
 } from "../ffi/libc_symbols.ts";
 import { EACCES, EAGAIN, EINTR, ENOENT, SyscallError } from "../ffi/errno.ts";
 import { checkDiskRange, type Disk, DiskError, type WriteZeroesOptions } from "./disk.ts";
-import { addressOf, IovecArray } from "./iovec.ts";
+import { addressOf } from "./iovec.ts";
+import { VectoredIo } from "./vectored_io.ts";
 import type { BlockExtent } from "./image.ts";
 
 /** fcntl(2) open file description locks (Linux >= 3.15). */
@@ -59,12 +60,17 @@ export class RawDisk implements Disk {
   readonly id: string;
   #fd: number;
   #size: number;
-  readonly #iov = new IovecArray();
+  readonly #io: VectoredIo;
   #bounce?: Uint8Array;
 
   private constructor(path: string, fd: number, size: number, id: string, options: RawDiskOptions) {
     this.path = path;
     this.#fd = fd;
+    this.#io = new VectoredIo({
+      path,
+      fd: () => this.#fd,
+      ioError: (call, code) => this.#ioError(call, code),
+    });
     this.#size = size;
     this.id = id;
     this.readOnly = options.readOnly ?? false;
@@ -187,75 +193,7 @@ export class RawDisk implements Disk {
       this.#bounced(kind, offset, buffers, total);
       return;
     }
-    let position = offset;
-    let index = 0;
-    while (index < buffers.length) {
-      const first = index;
-      this.#iov.clear();
-      while (index < buffers.length && !this.#iov.full) this.#iov.add(buffers[index++]);
-      const length = this.#iov.length;
-      if (length === 0) continue;
-      const done = this.#vector(kind, position);
-      if (done < length) this.#finishPartial(kind, position, buffers, first, index, done);
-      position += length;
-    }
-  }
-
-  /** One preadv/pwritev of the current iovec array; EINTR is retried. */
-  #vector(kind: "read" | "write", position: number): number {
-    const call = kind === "read" ? libc().preadv : libc().pwritev;
-    for (;;) {
-      const result = Number(call(this.#fd, this.#iov.bytes, this.#iov.count, BigInt(position)));
-      if (result >= 0) return result;
-      const code = errno();
-      if (code !== EINTR) throw this.#ioError(kind === "read" ? "preadv" : "pwritev", code);
-    }
-  }
-
-  /**
-   * Completes a batch the kernel did part of, one buffer at a time. A read that meets the
-   * end of the file (someone shrank it) reads zeroes, as a sparse tail would.
-   */
-  #finishPartial(
-    kind: "read" | "write",
-    position: number,
-    buffers: readonly Uint8Array[],
-    first: number,
-    end: number,
-    done: number,
-  ): void {
-    let skip = done;
-    let at = position + done;
-    for (let i = first; i < end; i++) {
-      let piece = buffers[i];
-      if (skip >= piece.length) {
-        skip -= piece.length;
-        continue;
-      }
-      piece = piece.subarray(skip);
-      skip = 0;
-      while (piece.length > 0) {
-        const n = this.#single(kind, piece, at);
-        if (n === 0) {
-          if (kind === "write") throw new DiskError(`Cannot write disk ${this.path}: no progress`);
-          piece.fill(0);
-          at += piece.length;
-          break;
-        }
-        piece = piece.subarray(n);
-        at += n;
-      }
-    }
-  }
-
-  #single(kind: "read" | "write", piece: Uint8Array, at: number): number {
-    const call = kind === "read" ? libc().pread : libc().pwrite;
-    for (;;) {
-      const result = Number(call(this.#fd, pointerOf(piece), BigInt(piece.length), BigInt(at)));
-      if (result >= 0) return result;
-      const code = errno();
-      if (code !== EINTR) throw this.#ioError(kind === "read" ? "pread" : "pwrite", code);
-    }
+    this.#io.transfer(kind, offset, buffers);
   }
 
   /** O_DIRECT with misaligned buffers: through an aligned bounce buffer. */
@@ -273,10 +211,7 @@ export class RawDisk implements Disk {
         at += buffer.length;
       }
     }
-    this.#iov.clear();
-    this.#iov.add(bounce);
-    const done = this.#vector(kind, offset);
-    if (done < total) this.#finishPartial(kind, offset, [bounce], 0, 1, done);
+    this.#io.transfer(kind, offset, [bounce]);
     if (kind === "read") {
       let at = 0;
       for (const buffer of buffers) {
@@ -320,10 +255,7 @@ export class RawDisk implements Disk {
       this.#bounced("write", offset, [piece], piece.length);
       return;
     }
-    this.#iov.clear();
-    this.#iov.add(piece);
-    const done = this.#vector("write", offset);
-    if (done < piece.length) this.#finishPartial("write", offset, [piece], 0, 1, done);
+    this.#io.transfer("write", offset, [piece]);
   }
 
   #retry(call: () => number, name: string): void {

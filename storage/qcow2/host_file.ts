@@ -6,7 +6,7 @@
  * @module
  */
 
-import { errno, libc, pointerOf } from "../../ffi/libc.ts";
+import { errno, libc } from "../../ffi/libc.ts";
 import {
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
@@ -16,7 +16,7 @@ import {
 } from "../../ffi/libc_symbols.ts";
 import { EINTR, SyscallError } from "../../ffi/errno.ts";
 import { DiskError } from "../disk.ts";
-import { IovecArray } from "../iovec.ts";
+import { VectoredIo } from "../vectored_io.ts";
 import { lock, openError } from "../raw_disk.ts";
 
 const EOPNOTSUPP = 95;
@@ -29,11 +29,16 @@ export class HostFile {
   readonly id: string;
   #fd: number;
   #size: number;
-  readonly #iov = new IovecArray();
+  readonly #io: VectoredIo;
 
   private constructor(path: string, fd: number, size: number, id: string, readOnly: boolean) {
     this.path = path;
     this.#fd = fd;
+    this.#io = new VectoredIo({
+      path,
+      fd: () => this.#fd,
+      ioError: (call, code) => this.#ioError(call, code),
+    });
     this.#size = size;
     this.id = id;
     this.readOnly = readOnly;
@@ -141,64 +146,7 @@ export class HostFile {
 
   #vectored(kind: "read" | "write", offset: number, buffers: readonly Uint8Array[]): void {
     if (this.#fd < 0) throw new DiskError(`Cannot ${kind} disk ${this.path}: it is closed`);
-    let position = offset;
-    let index = 0;
-    while (index < buffers.length) {
-      const first = index;
-      this.#iov.clear();
-      while (index < buffers.length && !this.#iov.full) this.#iov.add(buffers[index++]);
-      const length = this.#iov.length;
-      if (length === 0) continue;
-      const call = kind === "read" ? libc().preadv : libc().pwritev;
-      let done: number;
-      for (;;) {
-        done = Number(call(this.#fd, this.#iov.bytes, this.#iov.count, BigInt(position)));
-        if (done >= 0) break;
-        const code = errno();
-        if (code !== EINTR) throw this.#ioError(kind === "read" ? "preadv" : "pwritev", code);
-      }
-      if (done < length) this.#finish(kind, position, buffers, first, index, done);
-      position += length;
-    }
-  }
-
-  /** Completes a short transfer one piece at a time; reads at the end of file give zeroes. */
-  #finish(
-    kind: "read" | "write",
-    position: number,
-    buffers: readonly Uint8Array[],
-    first: number,
-    end: number,
-    done: number,
-  ): void {
-    let skip = done;
-    let at = position + done;
-    for (let i = first; i < end; i++) {
-      let piece = buffers[i];
-      if (skip >= piece.length) {
-        skip -= piece.length;
-        continue;
-      }
-      piece = piece.subarray(skip);
-      skip = 0;
-      while (piece.length > 0) {
-        const call = kind === "read" ? libc().pread : libc().pwrite;
-        const n = Number(call(this.#fd, pointerOf(piece), BigInt(piece.length), BigInt(at)));
-        if (n < 0) {
-          const code = errno();
-          if (code === EINTR) continue;
-          throw this.#ioError(kind === "read" ? "pread" : "pwrite", code);
-        }
-        if (n === 0) {
-          if (kind === "write") throw new DiskError(`Cannot write disk ${this.path}: no progress`);
-          piece.fill(0);
-          at += piece.length;
-          break;
-        }
-        piece = piece.subarray(n);
-        at += n;
-      }
-    }
+    this.#io.transfer(kind, offset, buffers);
   }
 
   #retry(call: () => number, name: string): void {
