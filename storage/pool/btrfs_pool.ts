@@ -10,8 +10,8 @@
 import { join } from "node:path";
 import type { PoolType } from "../../manager/api_types.ts";
 import type { NativeSnapshots, PoolBackend, PoolCapacity } from "./backend.ts";
-import { SNAPSHOT_DIR } from "./dir_pool.ts";
-import { filesystemUsage, pathExists, PoolError, runTool } from "./pool_error.ts";
+import { directoryCapacity, removePoolDirectory, SNAPSHOT_DIR } from "./dir_pool.ts";
+import { pathExists, PoolError, runTool } from "./pool_error.ts";
 
 /** The inode number of every btrfs subvolume's root directory. */
 const SUBVOLUME_ROOT_INODE = 256;
@@ -58,25 +58,11 @@ export class BtrfsPool implements PoolBackend, NativeSnapshots {
   }
 
   destroy(): void {
-    if (!pathExists(this.path)) return;
-    try {
-      Deno.removeSync(join(this.path, SNAPSHOT_DIR));
-    } catch {
-      // Absent, or not empty: the removal below then fails with a precise message.
-    }
-    try {
-      Deno.removeSync(this.path);
-    } catch (error) {
-      throw new PoolError(
-        "conflict",
-        `Cannot delete ${this.path}: ${(error as Error).message}; delete its volumes first`,
-      );
-    }
+    removePoolDirectory(this.path);
   }
 
   capacity(): PoolCapacity {
-    const usage = filesystemUsage(this.path);
-    return { capacity: usage.capacity, allocation: usage.used, available: usage.available };
+    return directoryCapacity(this.path);
   }
 
   listVolumes(): string[] {

@@ -45,26 +45,11 @@ export class DirPool implements PoolBackend {
   }
 
   destroy(): void {
-    if (!pathExists(this.path)) return;
-    const snapshots = join(this.path, SNAPSHOT_DIR);
-    try {
-      Deno.removeSync(snapshots);
-    } catch {
-      // Absent, or holds snapshots: the removal below then reports the directory not empty.
-    }
-    try {
-      Deno.removeSync(this.path);
-    } catch (error) {
-      throw new PoolError(
-        "conflict",
-        `Cannot delete ${this.path}: ${(error as Error).message}; delete its volumes first`,
-      );
-    }
+    removePoolDirectory(this.path);
   }
 
   capacity(): PoolCapacity {
-    const usage = filesystemUsage(this.path);
-    return { capacity: usage.capacity, allocation: usage.used, available: usage.available };
+    return directoryCapacity(this.path);
   }
 
   listVolumes(): string[] {
@@ -130,4 +115,31 @@ export function isMountPoint(path: string): boolean {
     if (point === real) return true;
   }
   return dirname(real) === real;
+}
+
+/**
+ * Removes an emptied pool directory (and its empty snapshot directory); a directory that
+ * still holds volumes or snapshots is refused with a conflict.
+ */
+export function removePoolDirectory(path: string): void {
+  if (!pathExists(path)) return;
+  try {
+    Deno.removeSync(join(path, SNAPSHOT_DIR));
+  } catch {
+    // Absent, or holds snapshots: the removal below then reports the directory not empty.
+  }
+  try {
+    Deno.removeSync(path);
+  } catch (error) {
+    throw new PoolError(
+      "conflict",
+      `Cannot delete ${path}: ${(error as Error).message}; delete its volumes first`,
+    );
+  }
+}
+
+/** Size, use and free space of the filesystem holding a directory pool. */
+export function directoryCapacity(path: string): PoolCapacity {
+  const usage = filesystemUsage(path);
+  return { capacity: usage.capacity, allocation: usage.used, available: usage.available };
 }
