@@ -9,7 +9,7 @@
 
 import type { ParseArgsConfig } from "node:util";
 import { ApiClient } from "../manager/api_client.ts";
-import type { PoolInfo, VolumeInfo } from "../manager/api_types.ts";
+import type { PoolInfo, VolumeInfo, VolumeProgress } from "../manager/api_types.ts";
 import { PATH_OPTIONS, resolvePaths } from "../manager/paths.ts";
 import {
   CLIENT_EXIT,
@@ -241,22 +241,41 @@ export function volumeFields(v: VolumeInfo): string {
 }
 
 /**
- * Runs a long request while telling the user it is still going (stderr, once a second,
- * only on a terminal), then how long it took.
+ * Waits for a long volume operation. On a terminal it shows how far the copy has come,
+ * asked of the daemon every half second (`progress`, GET .../volumes/{vol}/progress), or
+ * the time spent when the operation reports no bytes; a line with the total time follows
+ * operations of a second or more.
  */
-export async function withProgress<T>(io: CommandIo, what: string, work: Promise<T>): Promise<T> {
+export async function withProgress<T>(
+  io: CommandIo,
+  what: string,
+  work: Promise<T>,
+  progress?: () => Promise<VolumeProgress>,
+): Promise<T> {
   const started = performance.now();
   const tty = Deno.stderr.isTerminal();
-  const timer = tty
-    ? setInterval(() => {
-      const seconds = (performance.now() - started) / 1000;
-      Deno.stderr.writeSync(new TextEncoder().encode(`\r${what}... ${formatSeconds(seconds)}`));
-    }, 1000)
-    : undefined;
+  const encoder = new TextEncoder();
+  let polling = false;
+  const show = async () => {
+    if (polling) return;
+    polling = true;
+    try {
+      const seconds = formatSeconds((performance.now() - started) / 1000);
+      const now = await progress?.().catch(() => undefined);
+      const bytes = now?.totalBytes
+        ? ` ${Math.floor((100 * (now.doneBytes ?? 0)) / now.totalBytes)}% ` +
+          `(${formatSize(now.doneBytes ?? 0)} of ${formatSize(now.totalBytes)}),`
+        : "";
+      Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${what}...${bytes} ${seconds}`));
+    } finally {
+      polling = false;
+    }
+  };
+  const timer = tty ? setInterval(show, 500) : undefined;
   try {
     const result = await work;
     const seconds = (performance.now() - started) / 1000;
-    if (tty) Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[K"));
+    if (tty) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
     if (seconds >= 1) io.err(`${what}: done in ${formatSeconds(seconds)}`);
     return result;
   } finally {

@@ -7,7 +7,12 @@
  */
 
 import { resolve } from "node:path";
-import type { VolumeActionRequest, VolumeCreateRequest, VolumeInfo } from "../manager/api_types.ts";
+import type {
+  VolumeActionRequest,
+  VolumeCreateRequest,
+  VolumeInfo,
+  VolumeProgress,
+} from "../manager/api_types.ts";
 import { CLIENT_EXIT } from "./output.ts";
 import {
   emit,
@@ -51,7 +56,8 @@ async function volumeAction(
 ): Promise<number> {
   const [pool, volume] = target(ctx);
   const request = ctx.client.post<VolumeInfo>(poolPath(pool, volume, `/${action}`), body);
-  const info = progress ? await withProgress(ctx.io, progress, request) : await request;
+  const poll = () => ctx.client.get<VolumeProgress>(poolPath(pool, volume, "/progress"));
+  const info = progress ? await withProgress(ctx.io, progress, request, poll) : await request;
   return emit(ctx, info, () => message(info));
 }
 
@@ -180,6 +186,7 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
         ctx.io,
         `Importing ${file}`,
         ctx.client.post<VolumeInfo>(poolPath(pool, undefined, "/volumes"), body),
+        () => ctx.client.get<VolumeProgress>(poolPath(pool, name, "/progress")),
       );
       return emit(ctx, info, () => `Volume ${info.name} imported from ${file} (${info.format})`);
     },

@@ -36,6 +36,7 @@
  *   POST   /v1/pools/{pool}/volumes/{vol}/{action}  VolumeActionRequest -> VolumeInfo
  *            action: wipe | resize | clone | snapshot | rollback | commit | delete-snapshot
  *                    | convert | export          (import is POST .../volumes with `import`)
+ *   GET    /v1/pools/{pool}/volumes/{vol}/progress  -> VolumeProgress (a copy under way)
  *
  * @module
  */
@@ -284,6 +285,15 @@ export interface VolumeActionRequest {
   format?: "raw" | "qcow2";
   /** rollback, delete-snapshot: which snapshot. */
   snapshot?: string;
+}
+
+/** What runs on a volume now; for copies (clone, import, convert, export), how far it is. */
+export interface VolumeProgress {
+  busy: boolean;
+  /** The operation: "clone", "create", "convert"... */
+  operation?: string;
+  doneBytes?: number;
+  totalBytes?: number;
 }
 
 /** Error codes and the HTTP status each comes with. */

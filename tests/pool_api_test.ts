@@ -192,3 +192,45 @@ poolTest(
     });
   },
 );
+
+Deno.test("a volume import reports its progress while the API keeps answering", async () => {
+  await withTempDir(async (dir) => {
+    await withPoolApi(dir, {}, async (socket) => {
+      using client = new ApiClient(socket);
+      await client.post("/v1/pools", { name: "p", type: "dir", path: `${dir}/p` });
+      await client.post("/v1/pools/p/build");
+      await client.post("/v1/pools/p/start");
+      // Data in every 4 KiB block, so the converter writes (and reports) all of it.
+      const source = `${dir}/source.raw`;
+      const data = new Uint8Array(256 * 1024 * 1024);
+      for (let i = 0; i < data.length; i += 4096) data[i] = 1;
+      await Deno.writeFile(source, data);
+      const importing = client.post<VolumeInfo>("/v1/pools/p/volumes", {
+        name: "big",
+        import: source,
+        format: "qcow2",
+      });
+      const seen: { operation?: string; doneBytes?: number; totalBytes?: number }[] = [];
+      let finished = false;
+      importing.finally(() => finished = true).catch(() => {});
+      while (!finished) {
+        const now = await client.get<{ busy: boolean; doneBytes?: number }>(
+          "/v1/pools/p/volumes/big/progress",
+        );
+        if (now.busy) seen.push(now);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const info = await importing;
+      assert.equal(info.format, "qcow2");
+      assert.ok(seen.length > 0, "the import was never seen busy: the API was blocked by it");
+      assert.equal(seen[0].operation, "create");
+      const withBytes = seen.filter((p) => p.totalBytes !== undefined);
+      assert.ok(withBytes.length > 0, `no byte counts reported: ${JSON.stringify(seen)}`);
+      assert.equal(withBytes.at(-1)!.totalBytes, data.length);
+      assert.deepEqual(
+        await client.get("/v1/pools/p/volumes/big/progress"),
+        { busy: false },
+      );
+    });
+  });
+});

@@ -258,6 +258,12 @@ const PATHS: Record<string, Record<string, Schema>> = {
       parameters: [POOL, VOL],
     }),
   },
+  "/v1/pools/{pool}/volumes/{vol}/progress": {
+    get: operation("getVolumeProgress", "What runs on a volume; how far a copy has come", {
+      ok: [200, json(ref("VolumeProgress"), "The volume's current operation")],
+      parameters: [POOL, VOL],
+    }),
+  },
   "/v1/pools/{pool}/volumes/{vol}/{action}": {
     post: operation(
       "volumeAction",

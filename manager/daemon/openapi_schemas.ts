@@ -227,6 +227,12 @@ export const SCHEMAS: Record<string, Schema> = {
     availableBytes: integer,
     volumes: integer,
   }, ["name", "type", "path", "state", "volumes"]),
+  VolumeProgress: object({
+    busy: boolean,
+    operation: string,
+    doneBytes: integer,
+    totalBytes: integer,
+  }, ["busy"]),
   VolumeInfo: object({
     pool: string,
     name: string,

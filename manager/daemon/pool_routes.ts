@@ -67,6 +67,11 @@ export function addPoolRoutes(router: Router, pools: PoolManager): Router {
     await guardAsync(() => pools.deleteVolume(params.pool, params.vol));
     return new Response(null, { status: 204 });
   });
+  router.add(
+    "GET",
+    "/v1/pools/:pool/volumes/:vol/progress",
+    ({ params }) => jsonResponse(pools.volumeProgress(params.pool, params.vol)),
+  );
   router.add("POST", "/v1/pools/:pool/volumes/:vol/:action", async ({ params, request }) => {
     const body = await readJsonBody(request);
     const info = await guardAsync(() =>

@@ -13,6 +13,7 @@ import type {
   PoolInfo,
   VolumeActionRequest,
   VolumeInfo,
+  VolumeProgress,
 } from "../../manager/api_types.ts";
 import { backendFor, checkDefinition } from "./pool_definition.ts";
 import { PoolError } from "./pool_error.ts";
@@ -70,6 +71,8 @@ export class PoolManager {
   readonly #dir: string;
   readonly #volumeUser: VolumeUser;
   readonly #busy = new Map<string, string>();
+  /** Bytes done of the copy running on a busy volume, for GET .../progress. */
+  readonly #progress = new Map<string, { done: number; total: number }>();
 
   constructor(options: PoolManagerOptions) {
     this.stateDir = options.stateDir;
@@ -280,7 +283,8 @@ export class PoolManager {
     pool: string,
     volume: string,
     what: string,
-    operation: (ctx: VolumeContext) => T | Promise<T>,
+    operation: (ctx: VolumeContext, progress: ProgressOptions) => T | Promise<T>,
+    caller: ProgressOptions = {},
   ): Promise<T> {
     const ctx = this.#context(this.#requireActive(pool));
     const key = `${pool}/${volume}`;
@@ -292,11 +296,31 @@ export class PoolManager {
       );
     }
     this.#busy.set(key, what);
+    const progress: ProgressOptions = {
+      onProgress: (done, total) => {
+        this.#progress.set(key, { done, total });
+        caller.onProgress?.(done, total);
+      },
+    };
     try {
-      return await operation(ctx);
+      return await operation(ctx, progress);
     } finally {
       this.#busy.delete(key);
+      this.#progress.delete(key);
     }
+  }
+
+  /** What runs on a volume now, and how far a copy has come (bytes). */
+  volumeProgress(pool: string, volume: string): VolumeProgress {
+    const key = `${pool}/${volume}`;
+    const operation = this.#busy.get(key);
+    if (operation === undefined) return { busy: false };
+    const progress = this.#progress.get(key);
+    return {
+      busy: true,
+      operation,
+      ...(progress ? { doneBytes: progress.done, totalBytes: progress.total } : {}),
+    };
   }
 
   /**
@@ -382,7 +406,8 @@ export class PoolManager {
       pool,
       String(name),
       "create",
-      (ctx) => createVolume(ctx, body, options),
+      (ctx, progress) => createVolume(ctx, body, progress),
+      options,
     );
   }
 
@@ -409,14 +434,14 @@ export class PoolManager {
       throw new PoolError("invalid", "The request body must be a JSON object");
     }
     const request = body as VolumeActionRequest;
-    return this.#withVolume(pool, volume, action, (ctx) => {
+    return this.#withVolume(pool, volume, action, (ctx, progress) => {
       switch (action as VolumeAction) {
         case "wipe":
           return wipeVolume(ctx, volume);
         case "resize":
           return resizeVolume(ctx, volume, request);
         case "clone":
-          return cloneVolume(ctx, volume, request, options);
+          return cloneVolume(ctx, volume, request, progress);
         case "snapshot":
           return snapshotVolume(ctx, volume, request);
         case "rollback":
@@ -426,10 +451,10 @@ export class PoolManager {
         case "delete-snapshot":
           return deleteSnapshot(ctx, volume, request);
         case "convert":
-          return convertVolume(ctx, volume, request, options);
+          return convertVolume(ctx, volume, request, progress);
         case "export":
-          return exportVolume(ctx, volume, request, options);
+          return exportVolume(ctx, volume, request, progress);
       }
-    });
+    }, options);
   }
 }
