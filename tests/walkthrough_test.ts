@@ -12,15 +12,22 @@ import { denovisor, guest } from "./cli_support.ts";
 import { kvmTest } from "./kvm_support.ts";
 import { TestDaemon } from "./daemon_support.ts";
 
+/** The README's `denovisor`: the bin/ wrapper that runs the program from source. */
+const WRAPPER = new URL("../bin/denovisor", import.meta.url).pathname;
+
 /** Runs one CLI step against `daemon`; fails with the step's output unless it exits 0. */
 async function step(daemon: TestDaemon, ...args: string[]): Promise<string> {
-  const result = await denovisor([...args, "--socket", daemon.socket, "--state-dir", daemon.dir]);
+  const result = await new Deno.Command(WRAPPER, {
+    args: [...args, "--socket", daemon.socket, "--state-dir", daemon.dir],
+    stdin: "null",
+  }).output();
+  const [stdout, stderr] = [result.stdout, result.stderr].map((b) => new TextDecoder().decode(b));
   assert.equal(
     result.code,
     0,
-    `denovisor ${args.join(" ")} exited ${result.code}:\n${result.stdout}${result.stderr}`,
+    `denovisor ${args.join(" ")} exited ${result.code}:\n${stdout}${stderr}`,
   );
-  return result.stdout;
+  return stdout;
 }
 
 /** The State column of `denovisor list` for `name`. */
