@@ -1,20 +1,17 @@
 /**
  * The `denovisor` command line: one executable, one verb per file in cli/.
  *
+ * Verbs other than the small domain clients are imported when called: a `denovisor vmm`
+ * process (one per running domain) then holds the hypervisor's code and not the daemon's,
+ * the REPL's or the image tools', and every client starts faster.
+ *
  * @module
  */
 
-import { checkCommand } from "./check.ts";
 import { domainCommands, domainHelpLines } from "./domain_commands.ts";
 import { EXIT_STATUS_HELP } from "./output.ts";
-import { POOL_ALIASES, poolAliasCommand, poolCommand } from "./pool.ts";
-import { VOL_ALIASES, volAliasCommand, volCommand } from "./vol.ts";
-import { daemonCommand } from "./daemon.ts";
-import { replCommand } from "./repl/repl.ts";
-import { runCommand } from "./run.ts";
 import { UsageError } from "./usage_error.ts";
 import { versionCommand } from "./version.ts";
-import { vmmCommand } from "./vmm.ts";
 import { EXIT_STATUS } from "../core/vm_end.ts";
 
 export const MAIN_HELP = `Usage: denovisor <command> [options]
@@ -44,33 +41,49 @@ ${EXIT_STATUS_HELP}`;
 
 type Command = (args: string[]) => Promise<number> | number;
 
+/** A command whose module is imported on first use. */
+const lazy = (load: () => Promise<Command>): Command => async (args) => await (await load())(args);
+
 const COMMANDS: Record<string, Command> = {
   ...domainCommands(),
-  repl: replCommand,
-  run: runCommand,
-  check: checkCommand,
-  pool: poolCommand,
-  vol: volCommand,
-  ...Object.fromEntries(POOL_ALIASES.map((verb) => [verb, poolAliasCommand(verb)])),
-  ...Object.fromEntries(VOL_ALIASES.map((verb) => [verb, volAliasCommand(verb)])),
-  daemon: daemonCommand,
+  repl: lazy(async () => (await import("./repl/repl.ts")).replCommand),
+  run: lazy(async () => (await import("./run.ts")).runCommand),
+  check: lazy(async () => (await import("./check.ts")).checkCommand),
+  pool: lazy(async () => (await import("./pool.ts")).poolCommand),
+  vol: lazy(async () => (await import("./vol.ts")).volCommand),
+  daemon: lazy(async () => (await import("./daemon.ts")).daemonCommand),
   version: versionCommand,
-  vmm: vmmCommand,
-  img: async (args) => (await import("./img.ts")).imgCommand(args),
-  install: async (args) => (await import("./install.ts")).installCommand(args),
+  vmm: lazy(async () => (await import("./vmm.ts")).vmmCommand),
+  img: lazy(async () => (await import("./img.ts")).imgCommand),
+  install: lazy(async () => (await import("./install.ts")).installCommand),
 };
+
+/** The command for `verb`, virsh's pool-* and vol-* names included; undefined if none. */
+async function findCommand(verb: string): Promise<Command | undefined> {
+  if (Object.hasOwn(COMMANDS, verb)) return COMMANDS[verb];
+  if (verb.startsWith("pool-")) {
+    const pool = await import("./pool.ts");
+    if (pool.POOL_ALIASES.includes(verb)) return pool.poolAliasCommand(verb);
+  }
+  if (verb.startsWith("vol-")) {
+    const vol = await import("./vol.ts");
+    if (vol.VOL_ALIASES.includes(verb)) return vol.volAliasCommand(verb);
+  }
+  return undefined;
+}
 
 /** Runs the CLI with `args`; returns the process exit status. */
 export async function main(args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   try {
     if (verb === undefined || verb === "help" || verb === "--help" || verb === "-h") {
-      if (rest[0] && COMMANDS[rest[0]]) return await COMMANDS[rest[0]](["--help"]);
+      const helped = rest[0] === undefined ? undefined : await findCommand(rest[0]);
+      if (helped) return await helped(["--help"]);
       console.log(MAIN_HELP);
       return verb === undefined ? EXIT_STATUS.USAGE : EXIT_STATUS.OK;
     }
     if (verb === "--version") return versionCommand([]);
-    const command = COMMANDS[verb];
+    const command = await findCommand(verb);
     if (command === undefined) {
       throw new UsageError(`Unknown command '${verb}'; run 'denovisor help' for the list`);
     }
