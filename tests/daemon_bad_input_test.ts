@@ -7,7 +7,8 @@
 
 import assert from "node:assert/strict";
 import { kvmTest } from "./kvm_support.ts";
-import { domainGuest, processAlive, TestDaemon } from "./daemon_support.ts";
+import { domainGuest, processAlive, TestDaemon, vmmPids } from "./daemon_support.ts";
+import { buildBzImage } from "../core/boot/_test_images.ts";
 import type { DomainInfo, DomainSummary } from "../manager/api_types.ts";
 
 /** Sends a raw body (not necessarily JSON) and returns status and error message. */
@@ -227,5 +228,26 @@ Deno.test("daemon: a hung VMM gives 504 within seconds, the daemon keeps answeri
     assert.equal(processAlive(again.pid!), false);
   } finally {
     await daemon.cleanup();
+  }
+});
+
+Deno.test("daemon: a kernel that needs more memory than the domain has gets 400 before any VMM", async () => {
+  const daemon = await TestDaemon.start();
+  const kernel = await Deno.makeTempFile({ suffix: ".bzImage" });
+  try {
+    await Deno.writeFile(kernel, buildBzImage()); // init_size puts its end at 19 MiB
+    const definition = { name: "tiny", memory: 16, boot: { kernel } };
+    const created = await send(daemon, "POST", "/v1/domains?start=1", JSON.stringify(definition));
+    assert.equal(created.status, 400);
+    assert.match(
+      created.message,
+      /^boot: .*bzImage kernel needs guest RAM up to .* but the guest has 16 MiB; raise memory$/,
+    );
+    // Nothing was left behind: no definition, no VMM run directory.
+    assert.equal((await daemon.client.get<DomainSummary[]>("/v1/domains")).length, 0);
+    assert.equal(vmmPids(daemon.dir).length, 0);
+  } finally {
+    await daemon.cleanup();
+    await Deno.remove(kernel);
   }
 });

@@ -25,7 +25,7 @@ import type { EventHub } from "./events.ts";
 import type { KeyedMutex } from "./keyed_mutex.ts";
 import { allowRestart, decideEnd, MAX_RESTARTS, RESTART_WINDOW_MS } from "./end_policy.ts";
 import { type RunEnd, VmmRun } from "./vmm_run.ts";
-import { conflictsWithRunning } from "./start_checks.ts";
+import { bootFits, conflictsWithRunning } from "./start_checks.ts";
 
 /** Default seconds a guest gets to power off before `shutdown` destroys it. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_S = 60;
@@ -81,12 +81,14 @@ export class Lifecycle {
 
   /**
    * Everything that can refuse a start before a VMM exists: clashes with the running
-   * domains, then files, volumes and limits (resolveVmmConfig). Returns the VMM config.
+   * domains, then files, volumes and limits (resolveVmmConfig), then whether the kernel
+   * fits in the domain's memory. Returns the VMM config.
    */
   async preflight(definition: DomainDefinition, logFile: string): Promise<VmmConfig> {
     await conflictsWithRunning(definition, this.#context.entries, this.#context.volumes);
+    let config: VmmConfig;
     try {
-      return await resolveVmmConfig(definition, {
+      config = await resolveVmmConfig(definition, {
         runDir: domainRunDir(this.#context.paths, definition.name),
         logFile,
         volumes: this.#context.volumes,
@@ -95,6 +97,8 @@ export class Lifecycle {
       if (error instanceof DefinitionError) throw new ApiError("invalid", error.message);
       throw error;
     }
+    await bootFits(config);
+    return config;
   }
 
   /** Stops the domain now (the VM dies); a crashed domain is cleared. */

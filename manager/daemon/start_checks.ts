@@ -7,6 +7,9 @@
  */
 
 import { realpathSync } from "node:fs";
+import { checkBootFits } from "../../core/boot/boot_check.ts";
+import { BootImageError } from "../../core/boot/boot_error.ts";
+import type { VmmConfig } from "../../vmm/vmm_config.ts";
 import type { DiskDefinition, DomainDefinition } from "../api_types.ts";
 import { checkConflicts, DefinitionError } from "../domain/definition.ts";
 import type { DiskPathResolver, OtherDomain } from "../domain/conflicts.ts";
@@ -61,5 +64,34 @@ async function imagePath(disk: DiskDefinition, volumes: VolumeLookup): Promise<s
     return path === undefined ? undefined : realpathSync(path);
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Throws a 400 when the domain's kernel (and initrd) would not boot in its memory: the
+ * boot layout is computed as the VMM will compute it (core/boot/boot_check.ts), so "memory
+ * below the kernel's needs" is refused here rather than by a VMM that dies at start.
+ */
+export async function bootFits(config: VmmConfig): Promise<void> {
+  if (config.boot.kind !== "linux") return;
+  const { kernel, initrd, cmdline } = config.boot;
+  try {
+    checkBootFits(
+      {
+        kernel: await Deno.readFile(kernel),
+        initrd: initrd === undefined ? undefined : await Deno.readFile(initrd),
+        cmdline,
+        cpus: config.vcpus,
+        kernelPath: kernel,
+      },
+      config.memoryBytes,
+    );
+  } catch (error) {
+    if (!(error instanceof BootImageError)) throw error;
+    // The boot code speaks to `denovisor run` users; a definition's field is `memory`.
+    throw new ApiError(
+      "invalid",
+      `boot: ${error.message.replace("raise --memory", "raise memory")}`,
+    );
   }
 }
