@@ -12,20 +12,23 @@
  * @module
  */
 
-import { dirname, isAbsolute, resolve } from "node:path";
 import { type Disk, DiskError, type WriteZeroesOptions } from "./disk.ts";
 import { RawDisk } from "./raw_disk.ts";
 import { ImageError } from "./qcow2/errors.ts";
-import { parseHeader, QCOW2_MAGIC } from "./qcow2/format.ts";
+import { QCOW2_MAGIC } from "./qcow2/format.ts";
 import { Qcow2Disk } from "./qcow2/qcow2_disk.ts";
 import { createQcow2 } from "./qcow2/create.ts";
-import { checkQcow2 } from "./qcow2/check.ts";
-import { readSnapshotTable } from "./qcow2/snapshot_table.ts";
+import {
+  backingPath,
+  checkBackingFormat,
+  enterChain,
+  type ImageFormat,
+  probeFormat,
+} from "./image_probe.ts";
 
 export { ImageError };
-
-/** The image formats Denovisor reads and writes. */
-export type ImageFormat = "raw" | "qcow2";
+export { backingPath, type ImageFormat, probeFormat };
+export { checkImage, type CheckResult, type ImageInfo, imageInfo } from "./image_info.ts";
 
 /** One run of bytes with the same status, as qemu-img map reports it. */
 export interface BlockExtent {
@@ -60,9 +63,6 @@ export interface OpenImageOptions {
   direct?: boolean;
 }
 
-/** Backing chains deeper than this are refused as absurd. */
-const MAX_CHAIN_DEPTH = 256;
-
 /**
  * Opens the image at `path` and, for qcow2 overlays, its backing chain (read-only, shared
  * locks). Throws `ImageError` for malformed images and backing loops, `DiskError` for I/O.
@@ -80,21 +80,13 @@ function openInChain(path: string, options: OpenImageOptions, chain: string[]): 
   if (options.direct) {
     throw new ImageError(`Cannot open ${path} with direct I/O: qcow2 images use the page cache`);
   }
-  const real = realPath(path);
-  if (chain.includes(real)) {
-    throw new ImageError(
-      `Image ${chain[0]} has a backing chain that loops: ${[...chain, real].join(" -> ")}`,
-    );
-  }
-  if (chain.length >= MAX_CHAIN_DEPTH) {
-    throw new ImageError(`Image ${chain[0]} has a backing chain deeper than ${MAX_CHAIN_DEPTH}`);
-  }
+  const real = enterChain(path, chain);
   return Qcow2Disk.open(path, {
     readOnly: options.readOnly,
     openBacking: (name, backingFormat) =>
       openInChain(
         backingPath(path, name),
-        { readOnly: true, format: checkFormat(backingFormat, path) },
+        { readOnly: true, format: checkBackingFormat(backingFormat, path) },
         [...chain, real],
       ),
   });
@@ -172,46 +164,6 @@ function writesQcow2Magic(disk: Disk, offset: number, buffers: readonly Uint8Arr
 }
 
 /** The backing file `name` of the image at `path`: relative names are relative to its folder. */
-export function backingPath(path: string, name: string): string {
-  return isAbsolute(name) ? name : resolve(dirname(path), name);
-}
-
-function realPath(path: string): string {
-  try {
-    return Deno.realPathSync(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new ImageError(`Cannot open image ${path}: no such file`);
-    }
-    throw error;
-  }
-}
-
-function checkFormat(format: string | undefined, path: string): ImageFormat | undefined {
-  if (format === undefined || format === "raw" || format === "qcow2") return format;
-  throw new ImageError(`Image ${path} names backing format "${format}"; only raw and qcow2 work`);
-}
-
-/** The format of the image at `path` by its magic: qcow2 or raw. */
-export function probeFormat(path: string): ImageFormat {
-  let file: Deno.FsFile;
-  try {
-    file = Deno.openSync(path, { read: true });
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new ImageError(`Cannot open image ${path}: no such file`);
-    }
-    throw new ImageError(`Cannot open image ${path}: ${(error as Error).message}`);
-  }
-  try {
-    const magic = new Uint8Array(4);
-    const n = file.readSync(magic);
-    return n === 4 && new DataView(magic.buffer).getUint32(0) === QCOW2_MAGIC ? "qcow2" : "raw";
-  } finally {
-    file.close();
-  }
-}
-
 /** Options of `createImage`. */
 export interface CreateImageOptions {
   format: ImageFormat;
@@ -298,137 +250,4 @@ function createRaw(path: string, size: number, full: boolean): void {
       disk.close();
     }
   }
-}
-
-/** What `imageInfo` reports. */
-export interface ImageInfo {
-  path: string;
-  format: ImageFormat;
-  virtualSize: number;
-  /** Bytes allocated on the host (st_blocks * 512). */
-  actualSize: number;
-  clusterSize?: number;
-  /** As stored in the header. */
-  backingFile?: string;
-  backingFormat?: ImageFormat;
-  /** Resolved absolute path. */
-  fullBackingFilename?: string;
-  dirty?: boolean;
-  corrupt?: boolean;
-  /** qcow2 internal snapshots. */
-  snapshots?: { id: string; name: string; vmStateSize: number; date: string }[];
-  /** The next image of the chain. */
-  backing?: ImageInfo;
-}
-
-/** Describes the image at `path` and its backing chain, without locking it. */
-export function imageInfo(path: string, options: { format?: ImageFormat } = {}): ImageInfo {
-  return infoInChain(path, options.format, []);
-}
-
-function infoInChain(path: string, format: ImageFormat | undefined, chain: string[]): ImageInfo {
-  const real = realPath(path);
-  if (chain.includes(real)) {
-    throw new ImageError(
-      `Image ${chain[0]} has a backing chain that loops: ${[...chain, real].join(" -> ")}`,
-    );
-  }
-  const stat = Deno.statSync(path);
-  const actualSize = (stat.blocks ?? 0) * 512;
-  const kind = format ?? probeFormat(path);
-  if (kind === "raw") {
-    let virtualSize = stat.size;
-    if (stat.isBlockDevice) {
-      const disk = RawDisk.open(path, { readOnly: true });
-      virtualSize = disk.size;
-      disk.close();
-    }
-    return { path, format: "raw", virtualSize, actualSize };
-  }
-  const file = Deno.openSync(path, { read: true });
-  try {
-    const bytes = readAt(file, 0, Math.min(stat.size, 2 * 1024 * 1024));
-    const header = parseHeader(bytes, stat.size, path);
-    const dirty = (header.incompatible & 1) !== 0;
-    const corrupt = (header.incompatible & 2) !== 0;
-    const info: ImageInfo = {
-      path,
-      format: "qcow2",
-      virtualSize: header.size,
-      actualSize,
-      clusterSize: 2 ** header.clusterBits,
-      dirty,
-      corrupt,
-      snapshots: readSnapshotTable(
-        (offset, length) => readAt(file, offset, length),
-        header,
-        stat.size,
-        path,
-      ).map((s) => ({
-        id: s.id,
-        name: s.name,
-        vmStateSize: s.vmStateSize,
-        date: new Date(s.dateSeconds * 1000).toISOString(),
-      })),
-    };
-    if (header.backingFile !== undefined) {
-      info.backingFile = header.backingFile;
-      info.backingFormat = checkFormat(header.backingFormat, path);
-      info.fullBackingFilename = backingPath(path, header.backingFile);
-      info.backing = infoInChain(info.fullBackingFilename, info.backingFormat, [...chain, real]);
-    }
-    return info;
-  } finally {
-    file.close();
-  }
-}
-
-function readAt(file: Deno.FsFile, offset: number, length: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  file.seekSync(offset, Deno.SeekMode.Start);
-  let done = 0;
-  while (done < length) {
-    const n = file.readSync(bytes.subarray(done));
-    if (n === null || n === 0) break;
-    done += n;
-  }
-  return bytes;
-}
-
-/** What `checkImage` found (and fixed). */
-export interface CheckResult {
-  format: ImageFormat;
-  /** Corruptions, each described. */
-  errors: string[];
-  /** Leaked clusters. */
-  leaks: number;
-  leaksFixed: number;
-  errorsFixed: number;
-  allocatedClusters: number;
-  totalClusters: number;
-  fragmentedClusters: number;
-  imageEndOffset: number;
-}
-
-/**
- * Checks the image at `path`: for qcow2, refcounts rebuilt from the metadata and
- * compared with the stored ones. `repair: "leaks"` releases leaked clusters; `"all"` also
- * raises refcounts that are too low and fixes COPIED flags.
- */
-export function checkImage(path: string, options: { repair?: "leaks" | "all" } = {}): CheckResult {
-  if (probeFormat(path) === "raw") {
-    const size = Deno.statSync(path).size;
-    return {
-      format: "raw",
-      errors: [],
-      leaks: 0,
-      leaksFixed: 0,
-      errorsFixed: 0,
-      allocatedClusters: 0,
-      totalClusters: 0,
-      fragmentedClusters: 0,
-      imageEndOffset: size,
-    };
-  }
-  return { format: "qcow2", ...checkQcow2(path, options.repair) };
 }
