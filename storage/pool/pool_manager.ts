@@ -17,6 +17,7 @@ import type {
 } from "../../manager/api_types.ts";
 import { backendFor, checkDefinition } from "./pool_definition.ts";
 import { PoolError } from "./pool_error.ts";
+import { VolumeBusy } from "./volume_busy.ts";
 import { readJsonFile, removeDurably, writeJsonAtomic } from "./state_file.ts";
 import {
   checkName,
@@ -70,9 +71,7 @@ export class PoolManager {
   readonly stateDir: string;
   readonly #dir: string;
   readonly #volumeUser: VolumeUser;
-  readonly #busy = new Map<string, string>();
-  /** Bytes done of the copy running on a busy volume, for GET .../progress. */
-  readonly #progress = new Map<string, { done: number; total: number }>();
+  readonly #busy = new VolumeBusy();
 
   constructor(options: PoolManagerOptions) {
     this.stateDir = options.stateDir;
@@ -287,40 +286,12 @@ export class PoolManager {
     caller: ProgressOptions = {},
   ): Promise<T> {
     const ctx = this.#context(this.#requireActive(pool));
-    const key = `${pool}/${volume}`;
-    const current = this.#busy.get(key);
-    if (current !== undefined) {
-      throw new PoolError(
-        "conflict",
-        `Volume '${volume}' is busy (${current}); try again when it is done`,
-      );
-    }
-    this.#busy.set(key, what);
-    const progress: ProgressOptions = {
-      onProgress: (done, total) => {
-        this.#progress.set(key, { done, total });
-        caller.onProgress?.(done, total);
-      },
-    };
-    try {
-      return await operation(ctx, progress);
-    } finally {
-      this.#busy.delete(key);
-      this.#progress.delete(key);
-    }
+    return await this.#busy.run(pool, volume, what, (progress) => operation(ctx, progress), caller);
   }
 
   /** What runs on a volume now, and how far a copy has come (bytes). */
   volumeProgress(pool: string, volume: string): VolumeProgress {
-    const key = `${pool}/${volume}`;
-    const operation = this.#busy.get(key);
-    if (operation === undefined) return { busy: false };
-    const progress = this.#progress.get(key);
-    return {
-      busy: true,
-      operation,
-      ...(progress ? { doneBytes: progress.done, totalBytes: progress.total } : {}),
-    };
+    return this.#busy.progress(pool, volume);
   }
 
   /**
