@@ -93,6 +93,12 @@ export interface DomainDefinition {
   nics?: NicDefinition[];
   rng?: boolean | { rateLimit?: RateLimitSpec };
   balloon?: boolean;
+  /**
+   * The guest's console: "serial" (default), the 16550A on ttyS0; or "virtio", a virtio
+   * console (hvc0) that takes the console input, beside the serial port, whose output is
+   * logged too.
+   */
+  console?: "serial" | "virtio";
   onPoweroff?: LifecycleAction;
   onReboot?: LifecycleAction;
   onCrash?: LifecycleAction;

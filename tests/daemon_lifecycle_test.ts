@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { kvmTest } from "./kvm_support.ts";
 import { domainGuest, EventRecorder, processAlive, TestDaemon } from "./daemon_support.ts";
+import { guest } from "./cli_support.ts";
+import { attachConsole } from "../vmm/vmm_client.ts";
 import type { DomainInfo, DomainStats, DomainSummary } from "../manager/api_types.ts";
 
 kvmTest(
@@ -194,4 +196,33 @@ kvmTest(
     }
   },
   120_000,
+);
+
+kvmTest(
+  'daemon: a domain with console "virtio" gets a virtio console that takes the input',
+  async () => {
+    const daemon = await TestDaemon.start();
+    try {
+      const info = await daemon.run({
+        name: "vcon",
+        boot: { kernel: guest("virtio_console") },
+        memory: 32,
+        console: "virtio",
+        onPoweroff: "destroy",
+      });
+      assert.equal(info.definition.console, "virtio");
+      await daemon.waitForLog("vcon", "virtio_console: ready");
+      const runDir = info.consoleSocket!.replace(/\/console\.sock$/, "");
+      const console = await attachConsole(runDir, "rw");
+      try {
+        await console.conn.write(new TextEncoder().encode("hello over virtio\nquit\n"));
+        const log = await daemon.waitForLog("vcon", "virtio_console: all passed");
+        assert.match(log, /vcon-echo: hello over virtio/);
+      } finally {
+        console.conn.close();
+      }
+    } finally {
+      await daemon.cleanup();
+    }
+  },
 );

@@ -150,6 +150,7 @@ export function validateVmmConfig(value: unknown): VmmConfig {
     "nics",
     "rng",
     "balloon",
+    "virtioConsole",
     "onReboot",
     "logFile",
     "runDir",
@@ -185,6 +186,7 @@ export function validateVmmConfig(value: unknown): VmmConfig {
     logFile: f.path("logFile"),
     runDir: f.path("runDir"),
   };
+  if (f.has("virtioConsole")) config.virtioConsole = f.boolean("virtioConsole");
   if (f.has("rng")) {
     const rng = new Fields(f.raw("rng"), "rng", ["rateLimit"]);
     config.rng = rng.has("rateLimit") ? { rateLimit: parseLimit(rng, "rateLimit") } : {};

@@ -39,6 +39,7 @@ export async function machineSetupFor(config: VmmConfig): Promise<MachineSetup> 
       nics: config.nics.map((nic) => ({ ...nic })),
       rng: config.rng ? { transport: "pci", rateLimit: config.rng.rateLimit } : undefined,
       balloon: config.balloon ? { transport: "pci" } : undefined,
+      virtioConsole: config.virtioConsole ? { transport: "pci" } : undefined,
     },
   };
 }

@@ -69,6 +69,8 @@ export interface VmmConfig {
   nics: VmmNicConfig[];
   rng?: { rateLimit?: RateLimiterConfig };
   balloon: boolean;
+  /** A virtio console (on pci) that takes the console input; the serial port stays. */
+  virtioConsole?: boolean;
   /** What the VMM does itself when the guest resets: "restart" rebuilds the VM in-process. */
   onReboot: LifecycleAction;
   /** Absolute path; the VMM appends to it. */

@@ -98,6 +98,7 @@ export const SCHEMAS: Record<string, Schema> = {
       nics: { type: "array", items: ref("NicDefinition") },
       rng: { oneOf: [boolean, object({ rateLimit })] },
       balloon: boolean,
+      console: { enum: ["serial", "virtio"] },
       onPoweroff: ref("LifecycleAction"),
       onReboot: ref("LifecycleAction"),
       onCrash: ref("LifecycleAction"),

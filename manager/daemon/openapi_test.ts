@@ -137,6 +137,7 @@ const SAMPLES: Record<string, Json> = {
     nics: [],
     rng: false,
     balloon: false,
+    console: "serial",
     onPoweroff: "destroy",
     onReboot: "destroy",
     onCrash: "destroy",

@@ -58,6 +58,7 @@ const LIFECYCLE_ACTIONS: readonly LifecycleAction[] = [
   "preserve",
   "rename-restart",
 ];
+const CONSOLE_KINDS = ["serial", "virtio"] as const;
 const DOMAIN_FIELDS = [
   "name",
   "uuid",
@@ -68,6 +69,7 @@ const DOMAIN_FIELDS = [
   "nics",
   "rng",
   "balloon",
+  "console",
   "onPoweroff",
   "onReboot",
   "onCrash",
@@ -133,6 +135,7 @@ export function validateDefinition(
     nics,
     rng,
     balloon,
+    console: readChoice(object, "console", "", CONSOLE_KINDS) ?? "serial",
     onPoweroff: readChoice(object, "onPoweroff", "", LIFECYCLE_ACTIONS) ?? "destroy",
     onReboot: readChoice(object, "onReboot", "", LIFECYCLE_ACTIONS) ?? "restart",
     onCrash: readChoice(object, "onCrash", "", LIFECYCLE_ACTIONS) ?? "destroy",
@@ -263,7 +266,8 @@ function readBoot(value: unknown, baseDir: string | undefined): BootDefinition {
 function checkDeviceCount(definition: DomainDefinition): void {
   const devices = [...definition.disks!, ...definition.nics!];
   const mmio = devices.filter((device) => device.transport === "mmio").length;
-  const pci = devices.length - mmio + (definition.rng ? 1 : 0) + (definition.balloon ? 1 : 0);
+  const pci = devices.length - mmio + (definition.rng ? 1 : 0) + (definition.balloon ? 1 : 0) +
+    (definition.console === "virtio" ? 1 : 0);
   if (mmio > MAX_MMIO_DEVICES) {
     throw new DefinitionError(
       "",
@@ -273,7 +277,7 @@ function checkDeviceCount(definition: DomainDefinition): void {
   if (pci > MAX_PCI_DEVICES) {
     throw new DefinitionError(
       "",
-      `${pci} devices on transport pci (disks, NICs, rng, balloon), but bus 0 has ${MAX_PCI_DEVICES} free slots; put some on mmio or remove some`,
+      `${pci} devices on transport pci (disks, NICs, rng, balloon, console), but bus 0 has ${MAX_PCI_DEVICES} free slots; put some on mmio or remove some`,
     );
   }
 }

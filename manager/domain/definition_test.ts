@@ -37,6 +37,7 @@ Deno.test("validateDefinition() fills in every default", () => {
     ],
     rng: false,
     balloon: false,
+    console: "serial",
     onPoweroff: "destroy",
     onReboot: "restart",
     onCrash: "destroy",
@@ -98,7 +99,7 @@ Deno.test("validateDefinition() refuses unknown fields", () => {
   refused(
     base({ memroy: 512 }),
     "memroy",
-    "memroy: unknown field; the known fields here are name, uuid, vcpus, memory, boot, disks, nics, rng, balloon, onPoweroff, onReboot, onCrash, autostart",
+    "memroy: unknown field; the known fields here are name, uuid, vcpus, memory, boot, disks, nics, rng, balloon, console, onPoweroff, onReboot, onCrash, autostart",
   );
   refused(
     base({ disks: [{ path: "/a", size: 1 }] }),

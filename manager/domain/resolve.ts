@@ -195,6 +195,7 @@ export async function resolveVmmConfig(
     disks,
     nics: definition.nics!.map((nic, index) => resolveNic(nic, fieldPath("nics", index))),
     balloon: definition.balloon ?? false,
+    virtioConsole: definition.console === "virtio",
     onReboot: definition.onReboot ?? "restart",
     logFile: resolve(options.logFile),
     runDir: resolve(options.runDir),

@@ -98,6 +98,7 @@ Deno.test("resolveVmmConfig() resolves volumes, probes formats and parses rate l
       }],
       rng: { rateLimit: { bandwidth: { size: 1024 * 1024, refillTimeMs: 1000 } } },
       balloon: true,
+      virtioConsole: false,
       onReboot: "destroy",
       logFile: join(dir, "web.log"),
       runDir: join(dir, "run"),

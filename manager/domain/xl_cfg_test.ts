@@ -77,6 +77,7 @@ Deno.test("parseXlCfg() reads Xen's PV Linux example into a valid definition", (
     nics: [{ tap: "auto", mac: definition.nics![0].mac, transport: "pci" }],
     rng: false,
     balloon: false,
+    console: "serial",
     onPoweroff: "destroy",
     onReboot: "restart",
     onCrash: "destroy",
