@@ -30,8 +30,29 @@ export class TextSink implements ConsoleOutput {
     }
   }
 
-  /** The numbers of every "tick N" line so far. */
+  /**
+   * The numbers of every complete "tick N" line so far (a line still being written, such
+   * as "tick 50" of "tick 500", does not count).
+   */
   ticks(): number[] {
-    return [...this.text.matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
+    return [...this.text.matchAll(/tick (\d+)\r?\n/g)].map((m) => Number(m[1]));
+  }
+
+  /**
+   * Resolves once a complete "tick N" line with N >= `least` was written. The guest may
+   * skip numbers (after a pause the PIT delivers the ticks it missed at once), so waiting
+   * for one exact line could wait for ever.
+   */
+  async waitForTick(least: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ticks().some((tick) => tick >= least)) {
+      if (Date.now() > deadline) {
+        throw new Error(`No tick >= ${least} in the output:\n${this.text}`);
+      }
+      await new Promise<void>((wake) => {
+        this.#waiters.push(wake);
+        setTimeout(wake, 50);
+      });
+    }
   }
 }
