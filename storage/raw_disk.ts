@@ -19,10 +19,10 @@ import {
   SEEK_DATA,
   SEEK_HOLE,
 } from "../ffi/libc_symbols.ts";
-import { EACCES, EAGAIN, EINTR, ENOENT, SyscallError } from "../ffi/errno.ts";
+import { EACCES, EAGAIN, ENOENT, SyscallError } from "../ffi/errno.ts";
 import { checkDiskRange, type Disk, DiskError, type WriteZeroesOptions } from "./disk.ts";
 import { addressOf } from "./iovec.ts";
-import { VectoredIo } from "./vectored_io.ts";
+import { FileIo } from "./file_io.ts";
 import type { BlockExtent } from "./image.ts";
 
 /** fcntl(2) open file description locks (Linux >= 3.15). */
@@ -33,7 +33,6 @@ const F_WRLCK = 1;
 const BLKGETSIZE64 = 0x80081272n;
 const EISDIR = 21;
 const ENXIO = 6;
-const EOPNOTSUPP = 95;
 const EROFS = 30;
 /** O_DIRECT wants offsets, lengths and addresses aligned to the logical block size. */
 const DIRECT_ALIGNMENT = 512;
@@ -60,17 +59,13 @@ export class RawDisk implements Disk {
   readonly id: string;
   #fd: number;
   #size: number;
-  readonly #io: VectoredIo;
+  readonly #io: FileIo;
   #bounce?: Uint8Array;
 
   private constructor(path: string, fd: number, size: number, id: string, options: RawDiskOptions) {
     this.path = path;
     this.#fd = fd;
-    this.#io = new VectoredIo({
-      path,
-      fd: () => this.#fd,
-      ioError: (call, code) => this.#ioError(call, code),
-    });
+    this.#io = new FileIo({ path, fd: () => this.#fd });
     this.#size = size;
     this.id = id;
     this.readOnly = options.readOnly ?? false;
@@ -116,14 +111,14 @@ export class RawDisk implements Disk {
 
   flush(): void {
     if (this.readOnly) return;
-    this.#retry(() => libc().fdatasync(this.#fd), "fdatasync");
+    this.#io.retry("fdatasync", () => libc().fdatasync(this.#fd));
   }
 
   discard(offset: number, length: number): void {
     this.#refuseIfReadOnly("discard");
     checkDiskRange(this.path, this.#size, offset, length, "discard");
     if (length === 0) return;
-    if (!this.#fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)) {
+    if (!this.#io.fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)) {
       this.#writeZeroesByHand(offset, length);
     }
   }
@@ -135,7 +130,7 @@ export class RawDisk implements Disk {
     const mode = options.unmap
       ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
       : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
-    if (this.#fallocate(mode, offset, length)) return;
+    if (this.#io.fallocate(mode, offset, length)) return;
     this.#writeZeroesByHand(offset, length);
   }
 
@@ -144,7 +139,7 @@ export class RawDisk implements Disk {
     if (!Number.isSafeInteger(newSize) || newSize < 0) {
       throw new DiskError(`Cannot resize disk ${this.path} to ${newSize} bytes: not a size`);
     }
-    this.#retry(() => libc().ftruncate(this.#fd, BigInt(newSize)), "ftruncate");
+    this.#io.retry("ftruncate", () => libc().ftruncate(this.#fd, BigInt(newSize)));
     this.#size = newSize;
   }
 
@@ -231,17 +226,6 @@ export class RawDisk implements Disk {
     return this.#bounce.subarray(0, length);
   }
 
-  /** fallocate; false when the file system cannot do `mode` (the caller writes zeroes). */
-  #fallocate(mode: number, offset: number, length: number): boolean {
-    for (;;) {
-      const result = libc().fallocate(this.#fd, mode, BigInt(offset), BigInt(length));
-      if (result === 0) return true;
-      const code = errno();
-      if (code === EOPNOTSUPP) return false;
-      if (code !== EINTR) throw this.#ioError("fallocate", code);
-    }
-  }
-
   #writeZeroesByHand(offset: number, length: number): void {
     const chunk = new Uint8Array(Math.min(length, 1 << 20));
     for (let at = 0; at < length; at += chunk.length) {
@@ -256,22 +240,6 @@ export class RawDisk implements Disk {
       return;
     }
     this.#io.transfer("write", offset, [piece]);
-  }
-
-  #retry(call: () => number, name: string): void {
-    for (;;) {
-      if (call() === 0) return;
-      const code = errno();
-      if (code !== EINTR) throw this.#ioError(name, code);
-    }
-  }
-
-  #ioError(call: string, code: number): DiskError {
-    const cause = new SyscallError(call, code);
-    return new DiskError(`I/O on disk ${this.path} failed: ${cause.message}`, {
-      errno: code,
-      cause,
-    });
   }
 }
 

@@ -14,12 +14,9 @@ import {
   O_RDONLY,
   O_RDWR,
 } from "../../ffi/libc_symbols.ts";
-import { EINTR, SyscallError } from "../../ffi/errno.ts";
 import { DiskError } from "../disk.ts";
-import { VectoredIo } from "../vectored_io.ts";
+import { FileIo } from "../file_io.ts";
 import { lock, openError } from "../raw_disk.ts";
-
-const EOPNOTSUPP = 95;
 
 /** An open, locked image file. */
 export class HostFile {
@@ -29,16 +26,12 @@ export class HostFile {
   readonly id: string;
   #fd: number;
   #size: number;
-  readonly #io: VectoredIo;
+  readonly #io: FileIo;
 
   private constructor(path: string, fd: number, size: number, id: string, readOnly: boolean) {
     this.path = path;
     this.#fd = fd;
-    this.#io = new VectoredIo({
-      path,
-      fd: () => this.#fd,
-      ioError: (call, code) => this.#ioError(call, code),
-    });
+    this.#io = new FileIo({ path, fd: () => this.#fd });
     this.#size = size;
     this.id = id;
     this.readOnly = readOnly;
@@ -123,18 +116,11 @@ export class HostFile {
 
   /** fallocate(mode); false when the file system does not support `mode`. */
   fallocate(mode: number, offset: number, length: number): boolean {
-    for (;;) {
-      const result = libc().fallocate(this.#fd, mode, BigInt(offset), BigInt(length));
-      if (result === 0) {
-        if ((mode & FALLOC_FL_KEEP_SIZE) === 0 && offset + length > this.#size) {
-          this.#size = offset + length;
-        }
-        return true;
-      }
-      const code = errno();
-      if (code === EOPNOTSUPP) return false;
-      if (code !== EINTR) throw this.#ioError("fallocate", code);
+    if (!this.#io.fallocate(mode, offset, length)) return false;
+    if ((mode & FALLOC_FL_KEEP_SIZE) === 0 && offset + length > this.#size) {
+      this.#size = offset + length;
     }
+    return true;
   }
 
   /** Closes the file, releasing its lock. Idempotent. */
@@ -151,18 +137,6 @@ export class HostFile {
 
   #retry(call: () => number, name: string): void {
     if (this.#fd < 0) throw new DiskError(`Cannot ${name} disk ${this.path}: it is closed`);
-    for (;;) {
-      if (call() === 0) return;
-      const code = errno();
-      if (code !== EINTR) throw this.#ioError(name, code);
-    }
-  }
-
-  #ioError(call: string, code: number): DiskError {
-    const cause = new SyscallError(call, code);
-    return new DiskError(`I/O on disk ${this.path} failed: ${cause.message}`, {
-      errno: code,
-      cause,
-    });
+    this.#io.retry(name, call);
   }
 }

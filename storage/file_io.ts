@@ -1,36 +1,63 @@
 /**
- * Positioned, vectored I/O on one file descriptor: preadv/pwritev in batches of IOV_MAX,
- * EINTR retried, short transfers completed piece by piece, and a read that meets the end
- * of the file (someone shrank it) filled with zeroes, as a sparse tail reads. Raw disks
- * and the qcow2 host file both move their bytes through it.
+ * The system calls on one disk file that raw disks and the qcow2 host file share:
+ * positioned, vectored I/O (preadv/pwritev in batches of IOV_MAX, short transfers
+ * completed piece by piece, a read that meets the end of the file, because someone
+ * shrank it, filled with zeroes as a sparse tail reads), fallocate, and calls retried on
+ * EINTR, every failure worded the same way.
  *
  * @module
  */
 
-import { EINTR } from "../ffi/errno.ts";
+import { EINTR, SyscallError } from "../ffi/errno.ts";
 import { errno, libc, pointerOf } from "../ffi/libc.ts";
 import { DiskError } from "./disk.ts";
 import { IovecArray } from "./iovec.ts";
 
 export type TransferKind = "read" | "write";
 
-/** How a `VectoredIo` reaches its file: the descriptor now, and how to word a failure. */
-export interface VectoredIoTarget {
-  /** For messages. */
+/** Linux's EOPNOTSUPP: the file system cannot do this fallocate mode. */
+const EOPNOTSUPP = 95;
+
+/** How a `FileIo` reaches its file: its path, for messages, and the descriptor now. */
+export interface FileIoTarget {
   readonly path: string;
   /** The open descriptor (checked by the caller). */
   fd(): number;
-  /** The error for a failed system call `call` with `code`. */
-  ioError(call: string, code: number): DiskError;
 }
 
-/** Moves buffers to and from one file at given offsets, with one reusable iovec array. */
-export class VectoredIo {
-  readonly #iov = new IovecArray();
-  readonly #target: VectoredIoTarget;
+/** The error for system call `call` failing with `code` on the disk at `path`. */
+export function diskIoError(path: string, call: string, code: number): DiskError {
+  const cause = new SyscallError(call, code);
+  return new DiskError(`I/O on disk ${path} failed: ${cause.message}`, { errno: code, cause });
+}
 
-  constructor(target: VectoredIoTarget) {
+/** System calls on one file, with one reusable iovec array. */
+export class FileIo {
+  readonly #iov = new IovecArray();
+  readonly #target: FileIoTarget;
+
+  constructor(target: FileIoTarget) {
     this.#target = target;
+  }
+
+  /** Runs `call` (a system call returning 0 on success), retrying on EINTR. */
+  retry(name: string, call: () => number): void {
+    for (;;) {
+      if (call() === 0) return;
+      const code = errno();
+      if (code !== EINTR) throw this.#error(name, code);
+    }
+  }
+
+  /** fallocate(mode); false when the file system does not support `mode`. */
+  fallocate(mode: number, offset: number, length: number): boolean {
+    for (;;) {
+      const fd = this.#target.fd();
+      if (libc().fallocate(fd, mode, BigInt(offset), BigInt(length)) === 0) return true;
+      const code = errno();
+      if (code === EOPNOTSUPP) return false;
+      if (code !== EINTR) throw this.#error("fallocate", code);
+    }
   }
 
   /** Transfers every byte of `buffers`, in order, at `offset`. */
@@ -57,7 +84,7 @@ export class VectoredIo {
       const result = Number(call(fd, this.#iov.bytes, this.#iov.count, BigInt(position)));
       if (result >= 0) return result;
       const code = errno();
-      if (code !== EINTR) throw this.#target.ioError(kind === "read" ? "preadv" : "pwritev", code);
+      if (code !== EINTR) throw this.#error(kind === "read" ? "preadv" : "pwritev", code);
     }
   }
 
@@ -96,6 +123,10 @@ export class VectoredIo {
     }
   }
 
+  #error(call: string, code: number): DiskError {
+    return diskIoError(this.#target.path, call, code);
+  }
+
   #single(kind: TransferKind, piece: Uint8Array, at: number): number {
     const call = kind === "read" ? libc().pread : libc().pwrite;
     for (;;) {
@@ -103,7 +134,7 @@ export class VectoredIo {
       const result = Number(call(fd, pointerOf(piece), BigInt(piece.length), BigInt(at)));
       if (result >= 0) return result;
       const code = errno();
-      if (code !== EINTR) throw this.#target.ioError(kind === "read" ? "pread" : "pwrite", code);
+      if (code !== EINTR) throw this.#error(kind === "read" ? "pread" : "pwrite", code);
     }
   }
 }
