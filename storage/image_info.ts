@@ -8,7 +8,7 @@
 
 import { RawDisk } from "./raw_disk.ts";
 import { parseHeader } from "./qcow2/format.ts";
-import { checkQcow2 } from "./qcow2/check.ts";
+import { checkQcow2, type Qcow2CheckResult } from "./qcow2/check.ts";
 import { readSnapshotTable } from "./qcow2/snapshot_table.ts";
 import {
   backingPath,
@@ -108,19 +108,9 @@ function readAt(file: Deno.FsFile, offset: number, length: number): Uint8Array {
   return bytes;
 }
 
-/** What `checkImage` found (and fixed). */
-export interface CheckResult {
+/** What `checkImage` found (and fixed): the qcow2 figures, all zero for raw images. */
+export interface CheckResult extends Qcow2CheckResult {
   format: ImageFormat;
-  /** Corruptions, each described. */
-  errors: string[];
-  /** Leaked clusters. */
-  leaks: number;
-  leaksFixed: number;
-  errorsFixed: number;
-  allocatedClusters: number;
-  totalClusters: number;
-  fragmentedClusters: number;
-  imageEndOffset: number;
 }
 
 /**

@@ -22,7 +22,9 @@ import { readSnapshotTable, snapshotTableLength } from "./snapshot_table.ts";
 
 /** The qcow2 part of a `CheckResult`. */
 export interface Qcow2CheckResult {
+  /** Corruptions, each described. */
   errors: string[];
+  /** Leaked clusters. */
   leaks: number;
   leaksFixed: number;
   errorsFixed: number;
