@@ -229,21 +229,10 @@ function references(
 
 /** Clears COPIED in the L1 table at `l1Offset` and every L2 table it points to. */
 function clearCopied(file: HostFile, l1Offset: number, l1Size: number, cs: number): void {
-  const bytes = file.readBytes(l1Offset, l1Size * 8);
-  const l1 = new DataView(bytes.buffer);
-  for (let i = 0; i < l1Size; i++) {
-    const hi = l1.getUint32(i * 8);
-    const l2 = entryOffset(hi, l1.getUint32(i * 8 + 4));
-    if (l2 === 0) continue;
-    const table = file.readBytes(l2, cs);
-    const entries = new DataView(table.buffer);
-    for (let j = 0; j < cs / 8; j++) {
-      entries.setUint32(j * 8, entries.getUint32(j * 8) & ~HI_COPIED);
-    }
-    file.write(l2, table);
-    l1.setUint32(i * 8, hi & ~HI_COPIED);
-  }
-  file.write(l1Offset, bytes);
+  rewriteTableEntries(file, l1Offset, l1Size, cs, {
+    l2Entry: (hi) => hi & ~HI_COPIED,
+    l1Entry: (hi) => hi & ~HI_COPIED,
+  });
 }
 
 /** Sets COPIED wherever the active tables are a cluster's only user (refcount 1). */
@@ -254,6 +243,31 @@ function setCopied(
   l1Size: number,
   cs: number,
 ): void {
+  const flag = (hi: number, owned: boolean) => owned ? (hi | HI_COPIED) >>> 0 : hi & ~HI_COPIED;
+  rewriteTableEntries(file, l1Offset, l1Size, cs, {
+    l2Entry: (hi, lo) => {
+      if ((hi & HI_COMPRESSED) !== 0) return hi;
+      const host = entryOffset(hi, lo);
+      return host === 0 ? hi : flag(hi, refcounts.get(host / cs) === 1);
+    },
+    l1Entry: (hi, l2) => flag(hi, refcounts.get(l2 / cs) === 1),
+  });
+}
+
+/**
+ * Rewrites the high words of every entry of the L2 tables the L1 table at `l1Offset`
+ * points to (each table written back), then of the L1 entries themselves.
+ */
+function rewriteTableEntries(
+  file: HostFile,
+  l1Offset: number,
+  l1Size: number,
+  cs: number,
+  rewrite: {
+    l2Entry: (hi: number, lo: number) => number;
+    l1Entry: (hi: number, l2Offset: number) => number;
+  },
+): void {
   const bytes = file.readBytes(l1Offset, l1Size * 8);
   const l1 = new DataView(bytes.buffer);
   for (let i = 0; i < l1Size; i++) {
@@ -263,16 +277,13 @@ function setCopied(
     const table = file.readBytes(l2, cs);
     const entries = new DataView(table.buffer);
     for (let j = 0; j < cs / 8; j++) {
-      const eHi = entries.getUint32(j * 8);
-      if ((eHi & HI_COMPRESSED) !== 0) continue;
-      const host = entryOffset(eHi, entries.getUint32(j * 8 + 4));
-      if (host === 0) continue;
-      const copied = refcounts.get(host / cs) === 1;
-      entries.setUint32(j * 8, copied ? (eHi | HI_COPIED) >>> 0 : eHi & ~HI_COPIED);
+      entries.setUint32(
+        j * 8,
+        rewrite.l2Entry(entries.getUint32(j * 8), entries.getUint32(j * 8 + 4)),
+      );
     }
     file.write(l2, table);
-    const own = refcounts.get(l2 / cs) === 1;
-    l1.setUint32(i * 8, own ? (hi | HI_COPIED) >>> 0 : hi & ~HI_COPIED);
+    l1.setUint32(i * 8, rewrite.l1Entry(hi, l2));
   }
   file.write(l1Offset, bytes);
 }
