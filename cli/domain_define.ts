@@ -10,7 +10,7 @@ import { ApiClientError } from "../manager/api_client.ts";
 import type { DomainInfo } from "../manager/api_types.ts";
 import { attachConsole } from "./domain_console.ts";
 import { readDefinitionFile } from "./domain_file.ts";
-import { domainPath, type DomainVerb, type VerbContext } from "./domain_verb.ts";
+import { domainPath, type DomainVerb, reportDomain, type VerbContext } from "./domain_verb.ts";
 import { CLIENT_EXIT, formatJson, printable } from "./output.ts";
 
 /** Whether domain `name` exists (false on 404). */
@@ -48,13 +48,13 @@ Options:
     const info = exists
       ? await context.client.put<DomainInfo>(domainPath(definition.name), definition)
       : await context.client.post<DomainInfo>("/v1/domains", definition);
-    if (values.json) {
-      context.io.out(formatJson(info));
-    } else {
-      const how = exists ? "definition updated" : "defined";
-      context.io.out(`Domain '${printable(info.name)}' ${how} from ${printable(file)}`);
-      if (info.note) context.io.out(`Note: ${printable(info.note)}`);
-    }
+    const how = exists ? "definition updated" : "defined";
+    reportDomain(
+      context,
+      info,
+      values.json === true,
+      `Domain '${printable(info.name)}' ${how} from ${printable(file)}`,
+    );
     return CLIENT_EXIT.OK;
   },
 };

@@ -10,7 +10,13 @@
 import { ApiClientError } from "../manager/api_client.ts";
 import type { DomainDefinition, DomainInfo } from "../manager/api_types.ts";
 import { parseDefinitionText, readDefinitionFile } from "./domain_file.ts";
-import { domainPath, type DomainVerb, stringOption, type VerbContext } from "./domain_verb.ts";
+import {
+  domainPath,
+  type DomainVerb,
+  reportDomain,
+  stringOption,
+  type VerbContext,
+} from "./domain_verb.ts";
 import {
   CLIENT_EXIT,
   exitStatusForError,
@@ -50,12 +56,12 @@ Options:
       if (typeof edited === "number") return edited;
       info = edited;
     }
-    if (values.json) {
-      context.io.out(formatJson(info));
-    } else {
-      context.io.out(`Domain '${printable(info.name)}' definition updated`);
-      if (info.note) context.io.out(`Note: ${printable(info.note)}`);
-    }
+    reportDomain(
+      context,
+      info,
+      values.json === true,
+      `Domain '${printable(info.name)}' definition updated`,
+    );
     return CLIENT_EXIT.OK;
   },
 };

@@ -8,8 +8,14 @@
 
 import type { ActionRequest, DomainInfo } from "../manager/api_types.ts";
 import { attachConsole } from "./domain_console.ts";
-import { domainPath, type DomainVerb, stringOption, type VerbContext } from "./domain_verb.ts";
-import { CLIENT_EXIT, formatJson, printable } from "./output.ts";
+import {
+  domainPath,
+  type DomainVerb,
+  reportDomain,
+  stringOption,
+  type VerbContext,
+} from "./domain_verb.ts";
+import { CLIENT_EXIT, printable } from "./output.ts";
 import { UsageError } from "./usage_error.ts";
 
 /** Runs one action and prints "Domain 'x' <done>" (or the DomainInfo with --json). */
@@ -22,12 +28,7 @@ async function act(
   body: ActionRequest = {},
 ): Promise<DomainInfo> {
   const info = await context.client.post<DomainInfo>(domainPath(name, `/${action}`), body);
-  if (json) {
-    context.io.out(formatJson(info));
-  } else {
-    context.io.out(`Domain '${printable(info.name)}' ${done}`);
-    if (info.note) context.io.out(`Note: ${printable(info.note)}`);
-  }
+  reportDomain(context, info, json, `Domain '${printable(info.name)}' ${done}`);
   return info;
 }
 

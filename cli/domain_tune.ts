@@ -6,18 +6,13 @@
  */
 
 import type { DomainInfo } from "../manager/api_types.ts";
-import { domainPath, type DomainVerb, type VerbContext } from "./domain_verb.ts";
+import { domainPath, type DomainVerb, reportDomain, type VerbContext } from "./domain_verb.ts";
 import { CLIENT_EXIT, formatJson, printable } from "./output.ts";
 import { formatSize, parseSize } from "./units.ts";
 import { UsageError } from "./usage_error.ts";
 
 function report(context: VerbContext, info: DomainInfo, json: boolean, done: string): number {
-  if (json) {
-    context.io.out(formatJson(info));
-  } else {
-    context.io.out(done);
-    if (info.note) context.io.out(`Note: ${printable(info.note)}`);
-  }
+  reportDomain(context, info, json, done);
   return CLIENT_EXIT.OK;
 }
 

@@ -7,10 +7,17 @@
  */
 
 import type { ParseArgsConfig } from "node:util";
-import type { DomainState } from "../manager/api_types.ts";
+import type { DomainInfo, DomainState } from "../manager/api_types.ts";
 import { ApiClient } from "../manager/api_client.ts";
 import { type DenovisorPaths, PATH_OPTIONS, resolvePaths } from "../manager/paths.ts";
-import { CLIENT_EXIT, type CommandIo, consoleIo, reportError } from "./output.ts";
+import {
+  CLIENT_EXIT,
+  type CommandIo,
+  consoleIo,
+  formatJson,
+  printable,
+  reportError,
+} from "./output.ts";
 import { parseCommandArgs, UsageError } from "./usage_error.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -217,6 +224,24 @@ export function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise
 }
 
 /** `/v1/domains/{name}` with the name escaped. */
+/**
+ * Prints what a verb did to a domain: the domain's info as JSON with `json`, else
+ * `message` and the daemon's note (e.g. "applies at the next start"), if any.
+ */
+export function reportDomain(
+  context: VerbContext,
+  info: DomainInfo,
+  json: boolean,
+  message: string,
+): void {
+  if (json) {
+    context.io.out(formatJson(info));
+    return;
+  }
+  context.io.out(message);
+  if (info.note) context.io.out(`Note: ${printable(info.note)}`);
+}
+
 export function domainPath(name: string, rest = ""): string {
   return `/v1/domains/${encodeURIComponent(name)}${rest}`;
 }
