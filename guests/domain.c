@@ -18,42 +18,12 @@
 #define TICKS_HZ 100
 #define TICKS_PER_BEAT 50
 
-#define COM1 0x3f8
-#define UART_RBR 0
-#define UART_IER 1
-#define UART_MCR 4
-#define UART_LSR 5
-#define LSR_DATA_READY 0x01
-#define MCR_OUT2 0x08
-#define SERIAL_VECTOR 0x24
-#define SERIAL_ISA_IRQ 4
-
 #define I8042_DATA 0x60
 #define I8042_STATUS 0x64
 #define I8042_RESET 0xfe
 #define STATUS_OUTPUT_FULL 0x01
 #define KEYBOARD_VECTOR 0x25
 #define KEYBOARD_ISA_IRQ 1
-
-/* ---- serial input ---- */
-static volatile char ring[256];
-static volatile u32 ring_head, ring_tail;
-
-static void on_serial(struct interrupt_frame *frame) {
-  (void)frame;
-  while (inb(COM1 + UART_LSR) & LSR_DATA_READY) {
-    char c = (char)inb(COM1 + UART_RBR);
-    if (ring_head - ring_tail < sizeof(ring)) ring[ring_head++ % sizeof(ring)] = c;
-  }
-}
-
-static bool take(char *c) {
-  irq_disable();
-  bool any = ring_tail != ring_head;
-  if (any) *c = ring[ring_tail++ % sizeof(ring)];
-  irq_enable();
-  return any;
-}
 
 /* ---- keyboard: Ctrl and Alt held, then Del pressed ---- */
 static volatile bool ctrl_alt_del;
@@ -86,11 +56,6 @@ static void on_keyboard(struct interrupt_frame *frame) {
 }
 
 /* ---- commands ---- */
-static bool equals(const char *a, const char *b) {
-  while (*a && *a == *b) a++, b++;
-  return *a == *b;
-}
-
 static u32 parse_u32(const char *s) {
   u32 v = 0;
   while (*s >= '0' && *s <= '9') v = v * 10 + (u32)(*s++ - '0');
@@ -137,14 +102,14 @@ static void disk_command(void) {
 
 static void command(const char *line) {
   printf("echo: %s\n", line);
-  if (equals(line, "reset")) {
+  if (str_equal(line, "reset")) {
     print("domain: resetting\n");
     outb(I8042_STATUS, I8042_RESET);
   } else if (strncmp(line, "exit ", 5) == 0) {
     u32 status = parse_u32(line + 5);
     printf("domain: exiting with status %u\n", status);
     exit((int)status);
-  } else if (equals(line, "disk")) {
+  } else if (str_equal(line, "disk")) {
     disk_command();
   }
 }
@@ -152,13 +117,10 @@ static void command(const char *line) {
 int main(void) {
   char cad[16];
   /* cad=reset: answer Ctrl-Alt-Del with a reset, as Linux's init does by default. */
-  bool reset_on_cad = cmdline_get("cad", cad, sizeof cad) && equals(cad, "reset");
+  bool reset_on_cad = cmdline_get("cad", cad, sizeof cad) && str_equal(cad, "reset");
   const struct cpu_topology *cpus = cpus_discover();
   timer_start(TICKS_HZ);
-  interrupts_set_handler(SERIAL_VECTOR, on_serial);
-  ioapic_route(cpus->ioapic_address, cpus->isa_irq_pin[SERIAL_ISA_IRQ], SERIAL_VECTOR, lapic_id());
-  outb(COM1 + UART_MCR, MCR_OUT2);
-  outb(COM1 + UART_IER, 0x01);
+  serial_input_start(cpus);
   interrupts_set_handler(KEYBOARD_VECTOR, on_keyboard);
   ioapic_route(cpus->ioapic_address, cpus->isa_irq_pin[KEYBOARD_ISA_IRQ], KEYBOARD_VECTOR, lapic_id());
   /* Drain what the controller may hold, so the next byte makes a fresh edge on IRQ 1. */
@@ -184,10 +146,10 @@ int main(void) {
       next = now - now % TICKS_PER_BEAT + TICKS_PER_BEAT;
     }
     char c;
-    if (!take(&c)) {
-      /* Interrupts are off between the checks above and here only inside take(). */
+    if (!serial_take(&c)) {
+      /* Interrupts are off between the checks above and here only inside serial_take(). */
       irq_disable();
-      if (!ctrl_alt_del && ring_tail == ring_head) cpu_wait_for_interrupt();
+      if (!ctrl_alt_del && !serial_pending()) cpu_wait_for_interrupt();
       irq_enable();
       continue;
     }

@@ -29,11 +29,6 @@ static bool send_line(const char *prefix, const char *text) {
   return virtq_submit_and_wait(txq, &b, 1, TX_TIMEOUT_MS) >= 0;
 }
 
-static bool equals(const char *a, const char *b) {
-  while (*a && *a == *b) a++, b++;
-  return *a == *b;
-}
-
 int main(void) {
   print("virtio_console: start\n");
   struct virtio_device *dev = virtio_find(VIRTIO_ID_CONSOLE, virtio_cmdline_transport());
@@ -82,7 +77,7 @@ int main(void) {
       if (length == 0) continue;
       line[length] = 0;
       length = 0;
-      if (equals(line, "quit")) {
+      if (str_equal(line, "quit")) {
         quit = true;
         break;
       }

@@ -194,5 +194,15 @@ u32 pci_conf1_read32(u8 bus, u8 dev, u8 fn, u8 offset);
 /* Enumerates bus 0 through conf1 and prints one line per function; returns the count. */
 u32 pci_scan_bus0(void);
 
+/* ---- serial input (runtime/serial_input.c) ---- */
+/* Takes COM1's receive interrupt (IRQ 4, routed through the IOAPIC to this CPU). */
+void serial_input_start(const struct cpu_topology *cpus);
+/* The next received byte, if any; false when none is waiting. */
+bool serial_take(char *c);
+/* Whether received bytes wait; call with interrupts off to decide to halt. */
+bool serial_pending(void);
+/* Whether two strings are equal. */
+bool str_equal(const char *a, const char *b);
+
 /* Every guest defines this. */
 int main(void);

@@ -43,3 +43,8 @@ int strncmp(const char *a, const char *b, size_t n) {
   }
   return 0;
 }
+
+bool str_equal(const char *a, const char *b) {
+  while (*a && *a == *b) a++, b++;
+  return *a == *b;
+}
