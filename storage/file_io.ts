@@ -18,26 +18,22 @@ export type TransferKind = "read" | "write";
 /** Linux's EOPNOTSUPP: the file system cannot do this fallocate mode. */
 const EOPNOTSUPP = 95;
 
-/** How a `FileIo` reaches its file: its path, for messages, and the descriptor now. */
-export interface FileIoTarget {
-  readonly path: string;
-  /** The open descriptor (checked by the caller). */
-  fd(): number;
-}
-
 /** The error for system call `call` failing with `code` on the disk at `path`. */
 export function diskIoError(path: string, call: string, code: number): DiskError {
   const cause = new SyscallError(call, code);
   return new DiskError(`I/O on disk ${path} failed: ${cause.message}`, { errno: code, cause });
 }
 
-/** System calls on one file, with one reusable iovec array. */
+/**
+ * System calls on one file, with one reusable iovec array. The caller passes its open
+ * descriptor to each call (it checks that the file is open); `path` words the errors.
+ */
 export class FileIo {
   readonly #iov = new IovecArray();
-  readonly #target: FileIoTarget;
+  readonly #path: string;
 
-  constructor(target: FileIoTarget) {
-    this.#target = target;
+  constructor(path: string) {
+    this.#path = path;
   }
 
   /** Runs `call` (a system call returning 0 on success), retrying on EINTR. */
@@ -50,9 +46,8 @@ export class FileIo {
   }
 
   /** fallocate(mode); false when the file system does not support `mode`. */
-  fallocate(mode: number, offset: number, length: number): boolean {
+  fallocate(fd: number, mode: number, offset: number, length: number): boolean {
     for (;;) {
-      const fd = this.#target.fd();
       if (libc().fallocate(fd, mode, BigInt(offset), BigInt(length)) === 0) return true;
       const code = errno();
       if (code === EOPNOTSUPP) return false;
@@ -61,7 +56,7 @@ export class FileIo {
   }
 
   /** Transfers every byte of `buffers`, in order, at `offset`. */
-  transfer(kind: TransferKind, offset: number, buffers: readonly Uint8Array[]): void {
+  transfer(fd: number, kind: TransferKind, offset: number, buffers: readonly Uint8Array[]): void {
     let position = offset;
     let index = 0;
     while (index < buffers.length) {
@@ -70,17 +65,16 @@ export class FileIo {
       while (index < buffers.length && !this.#iov.full) this.#iov.add(buffers[index++]);
       const length = this.#iov.length;
       if (length === 0) continue;
-      const done = this.#vector(kind, position);
-      if (done < length) this.#finish(kind, position, buffers, first, index, done);
+      const done = this.#vector(fd, kind, position);
+      if (done < length) this.#finish(fd, kind, position, buffers, first, index, done);
       position += length;
     }
   }
 
   /** One preadv/pwritev of the current iovec array; EINTR is retried. */
-  #vector(kind: TransferKind, position: number): number {
+  #vector(fd: number, kind: TransferKind, position: number): number {
     const call = kind === "read" ? libc().preadv : libc().pwritev;
     for (;;) {
-      const fd = this.#target.fd();
       const result = Number(call(fd, this.#iov.bytes, this.#iov.count, BigInt(position)));
       if (result >= 0) return result;
       const code = errno();
@@ -90,6 +84,7 @@ export class FileIo {
 
   /** Completes a batch the kernel did part of, one buffer at a time. */
   #finish(
+    fd: number,
     kind: TransferKind,
     position: number,
     buffers: readonly Uint8Array[],
@@ -108,10 +103,10 @@ export class FileIo {
       piece = piece.subarray(skip);
       skip = 0;
       while (piece.length > 0) {
-        const n = this.#single(kind, piece, at);
+        const n = this.#single(fd, kind, piece, at);
         if (n === 0) {
           if (kind === "write") {
-            throw new DiskError(`Cannot write disk ${this.#target.path}: no progress`);
+            throw new DiskError(`Cannot write disk ${this.#path}: no progress`);
           }
           piece.fill(0);
           at += piece.length;
@@ -124,13 +119,12 @@ export class FileIo {
   }
 
   #error(call: string, code: number): DiskError {
-    return diskIoError(this.#target.path, call, code);
+    return diskIoError(this.#path, call, code);
   }
 
-  #single(kind: TransferKind, piece: Uint8Array, at: number): number {
+  #single(fd: number, kind: TransferKind, piece: Uint8Array, at: number): number {
     const call = kind === "read" ? libc().pread : libc().pwrite;
     for (;;) {
-      const fd = this.#target.fd();
       const result = Number(call(fd, pointerOf(piece), BigInt(piece.length), BigInt(at)));
       if (result >= 0) return result;
       const code = errno();

@@ -65,7 +65,7 @@ export class RawDisk implements Disk {
   private constructor(path: string, fd: number, size: number, id: string, options: RawDiskOptions) {
     this.path = path;
     this.#fd = fd;
-    this.#io = new FileIo({ path, fd: () => this.#fd });
+    this.#io = new FileIo(path);
     this.#size = size;
     this.id = id;
     this.readOnly = options.readOnly ?? false;
@@ -118,7 +118,7 @@ export class RawDisk implements Disk {
     this.#refuseIfReadOnly("discard");
     checkDiskRange(this.path, this.#size, offset, length, "discard");
     if (length === 0) return;
-    if (!this.#io.fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)) {
+    if (!this.#io.fallocate(this.#fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)) {
       this.#writeZeroesByHand(offset, length);
     }
   }
@@ -130,7 +130,7 @@ export class RawDisk implements Disk {
     const mode = options.unmap
       ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
       : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
-    if (this.#io.fallocate(mode, offset, length)) return;
+    if (this.#io.fallocate(this.#fd, mode, offset, length)) return;
     this.#writeZeroesByHand(offset, length);
   }
 
@@ -188,7 +188,7 @@ export class RawDisk implements Disk {
       this.#bounced(kind, offset, buffers, total);
       return;
     }
-    this.#io.transfer(kind, offset, buffers);
+    this.#io.transfer(this.#fd, kind, offset, buffers);
   }
 
   /** O_DIRECT with misaligned buffers: through an aligned bounce buffer. */
@@ -206,7 +206,7 @@ export class RawDisk implements Disk {
         at += buffer.length;
       }
     }
-    this.#io.transfer(kind, offset, [bounce]);
+    this.#io.transfer(this.#fd, kind, offset, [bounce]);
     if (kind === "read") {
       let at = 0;
       for (const buffer of buffers) {
@@ -239,7 +239,7 @@ export class RawDisk implements Disk {
       this.#bounced("write", offset, [piece], piece.length);
       return;
     }
-    this.#io.transfer("write", offset, [piece]);
+    this.#io.transfer(this.#fd, "write", offset, [piece]);
   }
 }
 

@@ -31,7 +31,7 @@ export class HostFile {
   private constructor(path: string, fd: number, size: number, id: string, readOnly: boolean) {
     this.path = path;
     this.#fd = fd;
-    this.#io = new FileIo({ path, fd: () => this.#fd });
+    this.#io = new FileIo(path);
     this.#size = size;
     this.id = id;
     this.readOnly = readOnly;
@@ -116,7 +116,7 @@ export class HostFile {
 
   /** fallocate(mode); false when the file system does not support `mode`. */
   fallocate(mode: number, offset: number, length: number): boolean {
-    if (!this.#io.fallocate(mode, offset, length)) return false;
+    if (!this.#io.fallocate(this.#fd, mode, offset, length)) return false;
     if ((mode & FALLOC_FL_KEEP_SIZE) === 0 && offset + length > this.#size) {
       this.#size = offset + length;
     }
@@ -132,7 +132,7 @@ export class HostFile {
 
   #vectored(kind: "read" | "write", offset: number, buffers: readonly Uint8Array[]): void {
     if (this.#fd < 0) throw new DiskError(`Cannot ${kind} disk ${this.path}: it is closed`);
-    this.#io.transfer(kind, offset, buffers);
+    this.#io.transfer(this.#fd, kind, offset, buffers);
   }
 
   #retry(call: () => number, name: string): void {
