@@ -1,0 +1,80 @@
+/**
+ * The one error base of the project: every error a caller may act on carries a
+ * machine-readable code. HTTP statuses (the daemon and the VMM's control API) and exit
+ * statuses (the CLI) are mapped from that code in one table each, never from a message.
+ *
+ * @module
+ */
+
+/** What kind of failure an error is, independent of how it is reported. */
+export type ErrorCode =
+  | "invalid"
+  | "not_found"
+  | "conflict"
+  | "busy"
+  | "unavailable"
+  | "too_large"
+  | "forbidden"
+  | "timeout"
+  | "internal";
+
+/** Every code, for validation of codes that arrive over the wire. */
+export const ERROR_CODES: readonly ErrorCode[] = [
+  "invalid",
+  "not_found",
+  "conflict",
+  "busy",
+  "unavailable",
+  "too_large",
+  "forbidden",
+  "timeout",
+  "internal",
+];
+
+/** The base of every coded error. `name` is the subclass's name. */
+export class DenovisorError extends Error {
+  /** The machine-readable kind of failure. */
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** The HTTP status for each code: the only place it is decided. */
+export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
+  invalid: 400,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  busy: 409,
+  too_large: 413,
+  internal: 500,
+  unavailable: 503,
+  timeout: 504,
+};
+
+/** The CLI's exit status for each code: the only place it is decided (see the README). */
+export const EXIT_STATUS: Readonly<Record<ErrorCode, number>> = {
+  internal: 1,
+  timeout: 1,
+  too_large: 6,
+  forbidden: 1,
+  unavailable: 3,
+  not_found: 4,
+  conflict: 5,
+  busy: 5,
+  invalid: 6,
+};
+
+/** The code of any thrown value: coded errors keep theirs, anything else is internal. */
+export function errorCode(error: unknown): ErrorCode {
+  return error instanceof DenovisorError ? error.code : "internal";
+}
+
+/** Whether a string received over the wire names a code. */
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === "string" && (ERROR_CODES as readonly string[]).includes(value);
+}
