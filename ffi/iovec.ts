@@ -1,0 +1,96 @@
+/**
+ * The one struct iovec builder: a reusable array of (base, length) entries over byte
+ * views (often live guest memory), for preadv/pwritev on disks and readv/writev on taps
+ * without an allocation per request. The views' buffers must stay alive until the call
+ * that uses the array returns; guest memory and the callers' own buffers do.
+ *
+ * The system call wrappers return what the C call returns: a byte count, or -1 with the
+ * reason in `errno()` (read right after, on the same thread), so hot paths can retry
+ * EINTR or drop on EAGAIN without an exception.
+ *
+ * @module
+ */
+
+import { addressOf, libc } from "./libc.ts";
+
+export { addressOf };
+
+/** Linux's IOV_MAX: the vectored calls refuse more entries, so callers batch. */
+export const IOV_MAX = 1024;
+
+/** A reusable iovec array of up to IOV_MAX entries (16 bytes each: base, length). */
+export class IovecArray {
+  /** The struct iovec entries, as the kernel reads them. */
+  readonly bytes: Uint8Array<ArrayBuffer> = new Uint8Array(IOV_MAX * 16);
+  /** The entries as 32-bit halves: filling them from numbers avoids a BigInt per buffer. */
+  readonly #halves = new Uint32Array(this.bytes.buffer);
+  #count = 0;
+  #length = 0;
+
+  /** Entries since `clear()`. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Total bytes of the entries since `clear()`. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Whether another entry fits. */
+  get full(): boolean {
+    return this.#count === IOV_MAX;
+  }
+
+  /** Forgets every entry (the array is reused). */
+  clear(): void {
+    this.#count = 0;
+    this.#length = 0;
+  }
+
+  /** Appends `buffer` (empty buffers are skipped); the caller checks `full` first. */
+  add(buffer: Uint8Array): void {
+    if (!this.tryAdd(buffer)) {
+      throw new RangeError(`An iovec array holds at most ${IOV_MAX} entries`);
+    }
+  }
+
+  /**
+   * Appends `buffer` if, after it, at least `keepFree` entries remain free; false when it
+   * does not fit. Empty buffers are skipped (and fit). `keepFree` reserves room for a
+   * last entry such as an overflow detector.
+   */
+  tryAdd(buffer: Uint8Array, keepFree = 0): boolean {
+    if (buffer.length === 0) return true;
+    if (this.#count + keepFree >= IOV_MAX) return false;
+    const index = this.#count * 4;
+    const address = addressOf(buffer); // user-space addresses are < 2^47
+    this.#halves[index] = address % 0x1_0000_0000;
+    this.#halves[index + 1] = Math.floor(address / 0x1_0000_0000);
+    this.#halves[index + 2] = buffer.length;
+    this.#halves[index + 3] = 0;
+    this.#count++;
+    this.#length += buffer.length;
+    return true;
+  }
+}
+
+/** readv(2) into the array's buffers: bytes read, or -1 (see `errno()`). */
+export function readv(fd: number, iov: IovecArray): number {
+  return Number(libc().readv(fd, iov.bytes, iov.count));
+}
+
+/** writev(2) from the array's buffers: bytes written, or -1 (see `errno()`). */
+export function writev(fd: number, iov: IovecArray): number {
+  return Number(libc().writev(fd, iov.bytes, iov.count));
+}
+
+/** preadv(2) at `offset`: bytes read, or -1 (see `errno()`). */
+export function preadv(fd: number, iov: IovecArray, offset: number): number {
+  return Number(libc().preadv(fd, iov.bytes, iov.count, BigInt(offset)));
+}
+
+/** pwritev(2) at `offset`: bytes written, or -1 (see `errno()`). */
+export function pwritev(fd: number, iov: IovecArray, offset: number): number {
+  return Number(libc().pwritev(fd, iov.bytes, iov.count, BigInt(offset)));
+}
