@@ -26,12 +26,29 @@ if (kvmUnavailable) {
   );
 }
 
-/** Registers a test that needs /dev/kvm (ignored, with a warning, where it is missing). */
-export function kvmTest(name: string, fn: () => void | Promise<void>, timeoutMs = 0): void {
+/**
+ * How long a KVM test may run unless it says otherwise: a hung guest or VMM must fail its
+ * test, not hold CI until the job is killed. Generous, because the Linux boot tests alone
+ * wait up to 120 s for a banner on a busy host.
+ */
+export const KVM_TEST_TIMEOUT_MS = 300_000;
+
+/**
+ * Registers a test that needs /dev/kvm (ignored, with a warning, where it is missing). It
+ * fails after `timeoutMs` (default {@linkcode KVM_TEST_TIMEOUT_MS}).
+ */
+export function kvmTest(
+  name: string,
+  fn: () => void | Promise<void>,
+  timeoutMs = KVM_TEST_TIMEOUT_MS,
+): void {
+  if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+    throw new RangeError(`kvmTest ${name}: the timeout must be a positive number of ms`);
+  }
   Deno.test({
     name: kvmUnavailable ? `${name} [SKIPPED: no KVM]` : name,
     ignore: kvmUnavailable !== undefined,
-    fn: timeoutMs > 0 ? () => withTimeout(fn, timeoutMs, name) : fn,
+    fn: () => withTimeout(fn, timeoutMs, name),
   });
 }
 
