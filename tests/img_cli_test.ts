@@ -568,18 +568,29 @@ Deno.test("img convert killed midway leaves the existing output as it was", () =
       stdout: "null",
       stderr: "null",
     }).spawn();
-    // Kill it once the new image is being built beside the output.
+    // Stop it once the new image is being built beside the output. If the temporary file
+    // still exists while the process is stopped, the rename has not happened and cannot any
+    // more: the kill lands midway. Otherwise the conversion finished first.
+    const temporary = () =>
+      [...Deno.readDirSync(dir)].some((e) => e.name.startsWith(".out.qcow2.convert"));
     let building = false;
     for (let i = 0; i < 3000 && !building; i++) {
-      building = [...Deno.readDirSync(dir)].some((e) => e.name.startsWith(".out.qcow2.convert"));
+      building = temporary();
       if (!building) await new Promise((resolve) => setTimeout(resolve, 5));
     }
+    child.kill("SIGSTOP");
+    const midway = temporary();
     child.kill("SIGKILL");
     const status = await child.status;
     assert.ok(building, "the conversion never started");
-    if (status.signal === "SIGKILL") {
+    if (midway) {
+      assert.equal(status.signal, "SIGKILL");
       assert.deepEqual(await Deno.readFile(output), before); // untouched
       await assertClean(output);
+    } else {
+      // It renamed the finished image into place before it was stopped: all of it is there.
+      await assertClean(output);
+      await assertSame(source, output);
     }
   }));
 
