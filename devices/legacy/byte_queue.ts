@@ -63,6 +63,25 @@ export class ByteQueue {
     return this.#length === 0 ? undefined : this.#bytes[this.#head];
   }
 
+  /** The queued bytes, oldest first (a copy), for saved state. */
+  toBytes(): Uint8Array {
+    const out = new Uint8Array(this.#length);
+    for (let i = 0; i < this.#length; i++) {
+      out[i] = this.#bytes[(this.#head + i) % this.#bytes.length];
+    }
+    return out;
+  }
+
+  /** Replaces the contents with `bytes` (at most `capacity`; the caller checked). */
+  replace(bytes: Uint8Array): void {
+    if (bytes.length > this.#bytes.length) {
+      throw new RangeError(`${bytes.length} bytes do not fit a queue of ${this.#bytes.length}`);
+    }
+    this.#bytes.set(bytes);
+    this.#head = 0;
+    this.#length = bytes.length;
+  }
+
   /** Empties the queue. */
   clear(): void {
     this.#head = 0;
