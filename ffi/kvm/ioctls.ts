@@ -98,6 +98,8 @@ export const KVM = {
   GET_DEBUGREGS: ior(0xa1, S.debugregs),
   SET_DEBUGREGS: iow(0xa2, S.debugregs),
   GET_XSAVE: ior(0xa4, S.xsave),
+  /** Like GET_XSAVE, for areas larger than 4 KiB (KVM_CAP_XSAVE2 gives the size). */
+  GET_XSAVE2: ior(0xcf, S.xsave),
   SET_XSAVE: iow(0xa5, S.xsave),
   GET_XCRS: ior(0xa6, S.xcrs),
   SET_XCRS: iow(0xa7, S.xcrs),
@@ -128,6 +130,8 @@ export const KVM_CAP = {
   ADJUST_CLOCK: 39,
   VCPU_EVENTS: 41,
   PIT_STATE2: 35,
+  DEBUGREGS: 50,
+  KVMCLOCK_CTRL: 76,
   XSAVE: 55,
   XCRS: 56,
   TSC_DEADLINE_TIMER: 72,
@@ -137,6 +141,7 @@ export const KVM_CAP = {
   SPLIT_IRQCHIP: 121,
   X2APIC_API: 129,
   EXIT_ON_EMULATION_FAILURE: 204,
+  XSAVE2: 208,
 } as const;
 
 /** The only KVM API version there has ever been. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { KVM } from "./ioctls.ts";
+import { KVM, KVM_CAP } from "./ioctls.ts";
 
 Deno.test("KVM ioctl numbers match the values <linux/kvm.h> produces", () => {
   // Values as the kernel headers compute them on x86-64.
@@ -45,8 +45,30 @@ Deno.test("KVM ioctl numbers match the values <linux/kvm.h> produces", () => {
     ENABLE_CAP: 0x4068aea3n,
     GET_XSAVE: 0x9000aea4n,
     KVMCLOCK_CTRL: 0xaeadn,
+    // The state a save/restore moves (printed by a C program from the same header).
+    GET_MSR_INDEX_LIST: 0xc004ae02n,
+    SET_XSAVE: 0x5000aea5n,
+    GET_XSAVE2: 0x9000aecfn,
+    GET_XCRS: 0x8188aea6n,
+    SET_XCRS: 0x4188aea7n,
+    GET_DEBUGREGS: 0x8080aea1n,
+    SET_DEBUGREGS: 0x4080aea2n,
+    GET_CPUID2: 0xc008ae91n,
+    GET_TSC_KHZ: 0xaea3n,
   };
   for (const [name, value] of Object.entries(expected)) {
     assert.equal(KVM[name as keyof typeof KVM], value, name);
   }
+});
+
+Deno.test("KVM capability numbers match <linux/kvm.h>", () => {
+  assert.deepEqual(
+    [KVM_CAP.XSAVE, KVM_CAP.XCRS, KVM_CAP.DEBUGREGS, KVM_CAP.KVMCLOCK_CTRL, KVM_CAP.XSAVE2],
+    [0x37, 0x38, 0x32, 0x4c, 0xd0],
+  );
+  assert.deepEqual([KVM_CAP.ADJUST_CLOCK, KVM_CAP.VCPU_EVENTS, KVM_CAP.PIT_STATE2], [
+    0x27,
+    0x29,
+    0x23,
+  ]);
 });

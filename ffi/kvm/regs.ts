@@ -173,7 +173,8 @@ export interface Fpu {
 }
 
 const FPU_FCW_OFFSET = 128;
-const FPU_MXCSR_OFFSET = 400;
+// After fpr[8][16], fcw, fsw, ftwx, pad, last_opcode, last_ip, last_dp and xmm[16][16].
+const FPU_MXCSR_OFFSET = 408;
 
 export function encodeFpu(fpu: Fpu): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(KVM_STRUCT_SIZE.fpu);

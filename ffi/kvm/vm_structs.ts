@@ -135,20 +135,32 @@ export function encodePitConfig(flags = KVM_PIT_SPEAKER_DUMMY): Uint8Array<Array
   return bytes;
 }
 
-/** struct kvm_clock_data (the parts a VMM sets). */
+/** struct kvm_clock_data (the parts a VMM reads and sets). */
 export interface ClockData {
+  /** kvmclock nanoseconds. */
   clock: bigint;
+  /** KVM_CLOCK_* flags: which of the other fields are valid. */
   flags: number;
+  /** Host CLOCK_REALTIME nanoseconds at `clock`, when flags has KVM_CLOCK_REALTIME. */
+  realtime?: bigint;
 }
+/** kvm_clock_data.flags */
+export const KVM_CLOCK_TSC_STABLE = 2;
+export const KVM_CLOCK_REALTIME = 4;
+export const KVM_CLOCK_HOST_TSC = 8;
+
 export function encodeClock(c: ClockData): Uint8Array<ArrayBuffer> {
   const [bytes, view] = struct(KVM_STRUCT_SIZE.clock);
   view.setBigUint64(0, c.clock, true);
   view.setUint32(8, c.flags, true);
+  view.setBigUint64(16, c.realtime ?? 0n, true);
   return bytes;
 }
 export function decodeClock(bytes: Uint8Array): ClockData {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return { clock: view.getBigUint64(0, true), flags: view.getUint32(8, true) };
+  const flags = view.getUint32(8, true);
+  const clock = { clock: view.getBigUint64(0, true), flags };
+  return flags & KVM_CLOCK_REALTIME ? { ...clock, realtime: view.getBigUint64(16, true) } : clock;
 }
 
 /** struct kvm_irqchip: chip id, then 512 bytes of PIC or IOAPIC state kept raw. */
