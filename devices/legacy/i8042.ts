@@ -18,6 +18,16 @@
  */
 
 import type { BusDevice, InterruptTrigger } from "../bus_device.ts";
+import type { Persistable } from "../../common/persist.ts";
+import {
+  CONTROLLER_RAM_SIZE,
+  type I8042State,
+  i8042State,
+  OUTPUT_BUFFER_SIZE,
+  parseI8042State,
+} from "./i8042_state.ts";
+
+export type { I8042State } from "./i8042_state.ts";
 
 /** Offset of the data port (0x60) when the device covers 0x60..0x64. */
 export const I8042_DATA_OFFSET = 0;
@@ -86,7 +96,6 @@ const CTRL_ALT_DEL_SET1 = [0x1d, 0x38, 0xe0, 0x53];
 const KBD_COMMANDS_WITH_PARAMETER = new Set([KBD_SET_LEDS, KBD_SCAN_SET, KBD_SET_TYPEMATIC]);
 
 /** The controller's output buffer: Linux's flush reads up to 16 bytes before giving up. */
-const OUTPUT_BUFFER_SIZE = 16;
 
 interface OutputByte {
   value: number;
@@ -104,7 +113,7 @@ export interface I8042Options {
 }
 
 /** An i8042 PS/2 controller with an idle keyboard and an empty AUX port. */
-export class I8042 implements BusDevice {
+export class I8042 implements BusDevice, Persistable<I8042State> {
   /** A one-port view of the data port, for registering at 0x60 on its own. */
   readonly dataPort: BusDevice;
   /** A one-port view of the command/status port, for registering at 0x64 on its own. */
@@ -112,7 +121,7 @@ export class I8042 implements BusDevice {
 
   #options: I8042Options;
   #output: OutputByte[] = [];
-  #ram = new Uint8Array(32); // controller RAM; byte 0 is the command byte (CTR)
+  #ram = new Uint8Array(CONTROLLER_RAM_SIZE); // controller RAM; byte 0 is the command byte (CTR)
   #outputPort = OUTPUT_PORT_RESET | OUTPUT_PORT_A20;
   #lastWriteWasCommand = false;
   #pendingControllerCommand: number | undefined;
@@ -133,6 +142,43 @@ export class I8042 implements BusDevice {
   /** The controller command byte (CTR), for tests and diagnostics. */
   get commandByte(): number {
     return this.#ram[0];
+  }
+
+  /** Controller RAM, output buffer, pending commands and line levels as plain JSON. */
+  save(): I8042State {
+    return i8042State(
+      {
+        outputPort: this.#outputPort,
+        lastWriteWasCommand: this.#lastWriteWasCommand,
+        pendingControllerCommand: this.#pendingControllerCommand ?? null,
+        pendingKeyboardCommand: this.#pendingKeyboardCommand ?? null,
+        scanSet: this.#scanSet,
+        kbdLineHigh: this.#kbdLineHigh,
+        auxLineHigh: this.#auxLineHigh,
+        resets: this.#resets,
+      },
+      this.#ram,
+      this.#output,
+    );
+  }
+
+  /**
+   * Replaces the controller state with a saved one (untrusted: checked first, a bad one
+   * throws `StateError` and changes nothing). Raises no interrupt: the saved line levels
+   * are taken as they are.
+   */
+  restore(state: unknown, path = "state"): void {
+    const { state: s, ram } = parseI8042State(state, path);
+    this.#ram.set(ram);
+    this.#output = s.output.map(({ value, fromAux }) => ({ value, fromAux }));
+    this.#outputPort = s.outputPort;
+    this.#lastWriteWasCommand = s.lastWriteWasCommand;
+    this.#pendingControllerCommand = s.pendingControllerCommand ?? undefined;
+    this.#pendingKeyboardCommand = s.pendingKeyboardCommand ?? undefined;
+    this.#scanSet = s.scanSet;
+    this.#kbdLineHigh = s.kbdLineHigh;
+    this.#auxLineHigh = s.auxLineHigh;
+    this.#resets = s.resets;
   }
 
   /** How many times the guest asked for a reset. */

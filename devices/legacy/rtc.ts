@@ -13,6 +13,13 @@
 
 import type { BusDevice } from "../bus_device.ts";
 import { MMIO_HOLE_START } from "../../core/layout.ts";
+import {
+  encodeBase64,
+  type Persistable,
+  StateReader,
+  type VersionedState,
+} from "../../common/persist.ts";
+import { readNullable } from "../state_fields.ts";
 
 /** Offset of the index port (0x70). Bit 7 of an index write is the NMI mask: ignored. */
 export const RTC_INDEX_OFFSET = 0;
@@ -72,6 +79,26 @@ export class RtcConfigError extends Error {
   }
 }
 
+/** Milliseconds a JS Date can hold either side of the epoch. */
+const MAX_TIME_MS = 8.64e15;
+
+/**
+ * The RTC as plain JSON. The clock is saved as the guest's offset from host time, not as
+ * a wall-clock value: a machine restored later reads host time plus the same offset, so
+ * its clock has moved on by the time it spent saved, as a battery-backed RTC would.
+ */
+export interface CmosRtcState extends VersionedState {
+  readonly version: 1;
+  /** The 128 CMOS bytes, base64 (registers A-D and the NVRAM). */
+  readonly nvram: string;
+  /** The index register (0-127). */
+  readonly index: number;
+  /** Guest time minus host time, in milliseconds. */
+  readonly offsetMs: number;
+  /** While register B's SET bit holds the clock: the held guest time (ms since 1970), else null. */
+  readonly heldTimeMs: number | null;
+}
+
 /** What the RTC needs to know about the machine. */
 export interface RtcOptions {
   /** Bytes of guest RAM below 4 GiB (starting at 0; capped at the MMIO hole). */
@@ -83,7 +110,7 @@ export interface RtcOptions {
 }
 
 /** An MC146818 RTC with CMOS NVRAM; a `BusDevice` for ports 0x70..0x71. */
-export class CmosRtc implements BusDevice {
+export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
   #clock: () => Date;
   #nvram = new Uint8Array(128);
   #index = 0;
@@ -112,6 +139,35 @@ export class CmosRtc implements BusDevice {
   /** The guest's current idea of the time (host time plus the offset it set). */
   get guestTime(): Date {
     return this.#heldTime ?? new Date(this.#clock().getTime() + this.#offsetMs);
+  }
+
+  /** CMOS bytes, index and the guest's offset from host time as plain JSON. */
+  save(): CmosRtcState {
+    return {
+      version: 1,
+      nvram: encodeBase64(this.#nvram),
+      index: this.#index,
+      offsetMs: this.#offsetMs,
+      heldTimeMs: this.#heldTime?.getTime() ?? null,
+    };
+  }
+
+  /** Replaces the RTC state (untrusted: checked first, a bad one throws `StateError`). */
+  restore(state: unknown, path = "state"): void {
+    const r = new StateReader(state, path);
+    r.version([1]);
+    const nvram = r.bytes("nvram", { exact: this.#nvram.length });
+    const index = r.integer("index", 0, 0x7f);
+    const offsetMs = r.integer("offsetMs", -2 * MAX_TIME_MS, 2 * MAX_TIME_MS);
+    const heldTimeMs = readNullable(
+      r,
+      "heldTimeMs",
+      (name) => r.integer(name, -MAX_TIME_MS, MAX_TIME_MS),
+    );
+    this.#nvram.set(nvram);
+    this.#index = index;
+    this.#offsetMs = offsetMs;
+    this.#heldTime = heldTimeMs === undefined ? undefined : new Date(heldTimeMs);
   }
 
   /** Byte-wide ports: a wider read returns the value in byte 0, zeros above. */
