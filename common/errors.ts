@@ -9,6 +9,7 @@
 /** What kind of failure an error is, independent of how it is reported. */
 export type ErrorCode =
   | "invalid"
+  | "usage"
   | "not_found"
   | "conflict"
   | "busy"
@@ -21,6 +22,7 @@ export type ErrorCode =
 /** Every code, for validation of codes that arrive over the wire. */
 export const ERROR_CODES: readonly ErrorCode[] = [
   "invalid",
+  "usage",
   "not_found",
   "conflict",
   "busy",
@@ -46,6 +48,7 @@ export class DenovisorError extends Error {
 /** The HTTP status for each code: the only place it is decided. */
 export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   invalid: 400,
+  usage: 400,
   forbidden: 403,
   not_found: 404,
   conflict: 409,
@@ -56,18 +59,26 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   timeout: 504,
 };
 
-/** The CLI's exit status for each code: the only place it is decided (see the README). */
+/**
+ * The CLI's exit status for each code: the only place it is decided. The README and
+ * `denovisor help` document them: 0 ok, 1 failure, 2 usage, 3 daemon unreachable, 4 not
+ * found, 5 conflict (wrong state or in use), 6 invalid definition or request.
+ */
 export const EXIT_STATUS: Readonly<Record<ErrorCode, number>> = {
   internal: 1,
   timeout: 1,
-  too_large: 6,
   forbidden: 1,
+  usage: 2,
   unavailable: 3,
   not_found: 4,
   conflict: 5,
   busy: 5,
   invalid: 6,
+  too_large: 6,
 };
+
+/** The exit status of a command that succeeded. */
+export const EXIT_OK = 0;
 
 /** The code of any thrown value: coded errors keep theirs, anything else is internal. */
 export function errorCode(error: unknown): ErrorCode {
