@@ -6,6 +6,14 @@
  * @module
  */
 
+import {
+  type Persistable,
+  StateError,
+  StateReader,
+  type VersionedState,
+} from "../../common/persist.ts";
+import { MAX_COUNTER, readNullable, readNumber } from "../state_fields.ts";
+
 /** Milliseconds from an arbitrary origin; injectable so tests control time. */
 export type Clock = () => number;
 
@@ -28,6 +36,24 @@ export class RateLimiterConfigError extends Error {
 }
 
 /**
+ * One bucket's level as plain JSON. Time is saved relative to the moment of saving (how
+ * long ago the bucket was last refilled), never as a clock reading: a bucket restored
+ * later, or on another host whose clock has another origin, refills from where it was
+ * instead of granting the time it spent saved as a burst.
+ */
+export interface TokenBucketState {
+  /** Tokens in the bucket at the last refill (negative while in debt). */
+  readonly budget: number;
+  /** What is left of the one-time burst. */
+  readonly burst: number;
+  /** Milliseconds between the last refill and the save. */
+  readonly sinceRefillMs: number;
+}
+
+/** Largest debt a bucket may be in: one request can cost up to 2^32 bytes (a chain's limit). */
+const MAX_DEBT = 2 ** 33;
+
+/**
  * A token bucket refilled continuously at `size / refillTimeMs` tokens per millisecond.
  * A request larger than the bucket is allowed when the bucket is full and leaves it in debt,
  * so oversized requests are slowed to the configured rate rather than refused forever.
@@ -39,6 +65,7 @@ export class TokenBucket {
   #budget: number;
   #burst: number;
   #lastRefill: number;
+  readonly #initialBurst: number;
 
   constructor(config: TokenBucketConfig, clock: Clock = () => performance.now()) {
     const { size, refillTimeMs } = config;
@@ -59,7 +86,30 @@ export class TokenBucket {
     this.#clock = clock;
     this.#budget = size;
     this.#burst = burst;
+    this.#initialBurst = burst;
     this.#lastRefill = clock();
+  }
+
+  /** The bucket's level, with time relative to now (see `TokenBucketState`). */
+  save(): TokenBucketState {
+    return {
+      budget: this.#budget,
+      burst: this.#burst,
+      sinceRefillMs: Math.max(0, this.#clock() - this.#lastRefill),
+    };
+  }
+
+  /** Checks a saved level against this bucket's configuration; returns the commit. */
+  prepareRestore(state: unknown, path: string): () => void {
+    const r = new StateReader(state, path);
+    const budget = readNumber(r, "budget", -MAX_DEBT, this.size);
+    const burst = readNumber(r, "burst", 0, this.#initialBurst);
+    const sinceRefillMs = readNumber(r, "sinceRefillMs", 0, Number.MAX_SAFE_INTEGER);
+    return () => {
+      this.#budget = budget;
+      this.#burst = burst;
+      this.#lastRefill = this.#clock() - sinceRefillMs;
+    };
   }
 
   /** Tokens available now (burst plus budget; negative while in debt). */
@@ -124,8 +174,21 @@ export interface DeviceRateLimiter {
   retryDelayMs(): number;
 }
 
+/** A rate limiter's buckets and throttling counters as plain JSON. */
+export interface RateLimiterState extends VersionedState {
+  readonly version: 1;
+  /** The bandwidth bucket, null when bandwidth is unlimited. */
+  readonly bandwidth: TokenBucketState | null;
+  /** The operations bucket, null when operations are unlimited. */
+  readonly ops: TokenBucketState | null;
+  /** The delay the last refusal asked for, in milliseconds. */
+  readonly retryDelayMs: number;
+  /** Refusals so far. */
+  readonly throttled: number;
+}
+
 /** Limits a device's bytes and operations; see `parseRateLimit()` for the CLI syntax. */
-export class RateLimiter implements DeviceRateLimiter {
+export class RateLimiter implements DeviceRateLimiter, Persistable<RateLimiterState> {
   readonly bandwidth?: TokenBucket;
   readonly ops?: TokenBucket;
   #retryDelay = 0;
@@ -161,6 +224,51 @@ export class RateLimiter implements DeviceRateLimiter {
   /** How many times `consume` refused. */
   get throttledCount(): number {
     return this.#throttled;
+  }
+
+  /** Both buckets' levels (relative to now) and the counters. */
+  save(): RateLimiterState {
+    return {
+      version: 1,
+      bandwidth: this.bandwidth?.save() ?? null,
+      ops: this.ops?.save() ?? null,
+      retryDelayMs: this.#retryDelay,
+      throttled: this.#throttled,
+    };
+  }
+
+  /**
+   * Restores a saved state into a limiter built with the same buckets (untrusted: checked
+   * first, a bad one throws `StateError` and changes nothing).
+   */
+  restore(state: unknown, path = "state"): void {
+    this.prepareRestore(state, path)();
+  }
+
+  /** Validates `state` and returns the function that applies it. */
+  prepareRestore(state: unknown, path: string): () => void {
+    const r = new StateReader(state, path);
+    r.version([1]);
+    const buckets = (["bandwidth", "ops"] as const).map((name) => {
+      const bucket = this[name];
+      const saved = readNullable(r, name, (field) => r.raw(field));
+      if ((saved === undefined) !== (bucket === undefined)) {
+        throw new StateError(
+          r.fieldPath(name),
+          bucket === undefined
+            ? "this limiter has no such bucket; restore into one built with the same limits"
+            : "is null but this limiter has the bucket; restore into one built with the same limits",
+        );
+      }
+      return bucket?.prepareRestore(saved, r.fieldPath(name));
+    });
+    const retryDelay = readNumber(r, "retryDelayMs", 0, Number.MAX_SAFE_INTEGER);
+    const throttled = r.integer("throttled", 0, MAX_COUNTER);
+    return () => {
+      for (const commit of buckets) commit?.();
+      this.#retryDelay = retryDelay;
+      this.#throttled = throttled;
+    };
   }
 
   #refuse(bytes: number): void {
