@@ -2,7 +2,10 @@
  * The xl.cfg(5) file syntax, as libxlu reads it: `KEY = VALUE` settings ended by a newline
  * or ';', values that are strings ('...' or "..." with C escapes), numbers (decimal or
  * 0x hex) or lists `[ v, v, ]` (trailing comma allowed, may span lines), `KEY += [...]`
- * appending to a list, and `#` comments. Errors carry the line number.
+ * appending to a list, and `#` comments. Errors carry the line number and show the
+ * characters they quote escaped (a NUL or a byte-order mark must not reach the terminal raw).
+ * Lines are limited to {@linkcode XL_MAX_LINE_LENGTH} characters: a real xl.cfg line is a
+ * few hundred, and a 50 MB one must not cost gigabytes to refuse.
  *
  * @module
  */
@@ -33,7 +36,43 @@ export class XlCfgError extends DefinitionError {
     super(path, problem);
     this.name = "XlCfgError";
     this.line = line;
-    this.message = `xl.cfg line ${line}: ${path === "" ? "" : `${path}: `}${problem}`;
+    // One funnel for every message, which may quote the file's characters.
+    this.message = visibleText(`xl.cfg line ${line}: ${path === "" ? "" : `${path}: `}${problem}`);
+  }
+}
+
+/** The longest line an xl.cfg file may have (Linux's own command line is at most 2 KiB). */
+export const XL_MAX_LINE_LENGTH = 65_536;
+
+/**
+ * `text` with control, invisible and direction-changing characters escaped (`\x00`,
+ * `\ufeff`), so that a message quoting a file's bytes shows them and cannot drive the terminal.
+ */
+export function visibleText(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
+}
+
+/** Refuses a file with a line longer than {@linkcode XL_MAX_LINE_LENGTH}, before parsing it. */
+function checkLineLengths(text: string): void {
+  let start = 0;
+  for (let line = 1; start <= text.length; line++) {
+    const end = text.indexOf("\n", start);
+    const stop = end < 0 ? text.length : end;
+    if (stop - start > XL_MAX_LINE_LENGTH) {
+      throw new XlCfgError(
+        line,
+        `the line is ${stop - start} characters long; xl.cfg lines are limited to ` +
+          `${XL_MAX_LINE_LENGTH}`,
+      );
+    }
+    if (end < 0) return;
+    start = end + 1;
   }
 }
 
@@ -58,6 +97,8 @@ class Scanner {
 
   constructor(text: string) {
     this.#text = text;
+    // A byte-order mark some editors put first is not part of the settings.
+    if (text.startsWith("\ufeff")) this.#pos = 1;
   }
 
   peek(): string {
@@ -173,6 +214,7 @@ function readList(scanner: Scanner): XlAtom[] {
 
 /** Reads every setting of an xl.cfg file, in order; duplicate keys are refused. */
 export function readXlSettings(text: string): XlSetting[] {
+  checkLineLengths(text);
   const scanner = new Scanner(text);
   const settings = new Map<string, XlSetting>();
   for (;;) {
