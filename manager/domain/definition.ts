@@ -12,9 +12,10 @@
  * @module
  */
 
-import type { BootDefinition, DomainDefinition, LifecycleAction } from "../api_types.ts";
-import { parseSize } from "../../cli/units.ts";
-import { UsageError } from "../../cli/usage_error.ts";
+import type { BootDefinition, DomainDefinition } from "../api_types.ts";
+import { CONSOLE_KINDS, LIFECYCLE_ACTIONS } from "../../common/enums.ts";
+import { parseSize, SizeError } from "../../common/units.ts";
+import { isUuid, OBJECT_NAME_PATTERN, OBJECT_NAME_RULE } from "../../common/validators.ts";
 import { VIRTIO_MMIO_IRQS } from "../../core/layout.ts";
 import {
   DefinitionError,
@@ -38,7 +39,7 @@ export { DefinitionError, DomainConflictError } from "./definition_error.ts";
 export { checkConflicts } from "./conflicts.ts";
 
 /** Domain names: also directory names under the state and runtime directories. */
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export const NAME_PATTERN = OBJECT_NAME_PATTERN;
 export const MAX_VCPUS = 254;
 export const MIN_MEMORY_MIB = 16;
 export const DEFAULT_MEMORY_MIB = 256;
@@ -49,16 +50,8 @@ export const DEFAULT_CMDLINE = "console=ttyS0 reboot=k panic=1";
 export const MAX_PCI_DEVICES = 31;
 /** Each virtio-mmio device needs an interrupt line of its own. */
 export const MAX_MMIO_DEVICES = VIRTIO_MMIO_IRQS.length;
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MIB = 1024 * 1024;
 
-const LIFECYCLE_ACTIONS: readonly LifecycleAction[] = [
-  "destroy",
-  "restart",
-  "preserve",
-  "rename-restart",
-];
-const CONSOLE_KINDS = ["serial", "virtio"] as const;
 const DOMAIN_FIELDS = [
   "name",
   "uuid",
@@ -106,9 +99,7 @@ export function validateDefinition(
   if (!NAME_PATTERN.test(name)) {
     throw new DefinitionError(
       "name",
-      `${
-        describeValue(name)
-      } is not a valid name; use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit`,
+      `${describeValue(name)} is not a valid name; use ${OBJECT_NAME_RULE}`,
     );
   }
   const uuid = readUuid(object);
@@ -156,7 +147,7 @@ function hostMemoryBytes(): number {
 function readUuid(object: Record<string, unknown>): string {
   const uuid = readString(object, "uuid", "");
   if (uuid === undefined) return crypto.randomUUID();
-  if (!UUID_PATTERN.test(uuid)) {
+  if (!isUuid(uuid)) {
     throw new DefinitionError(
       "uuid",
       `${
@@ -195,8 +186,8 @@ function readMemory(object: Record<string, unknown>, hostBytes: number): number 
     try {
       bytes = parseSize(memory, "memory", "m");
     } catch (error) {
-      if (!(error instanceof UsageError)) throw error;
-      throw new DefinitionError("memory", error.message.replace(/^memory: /, ""));
+      if (!(error instanceof SizeError)) throw error;
+      throw new DefinitionError("memory", error.reason);
     }
   } else {
     throw new DefinitionError(

@@ -6,7 +6,14 @@
  */
 
 import { isAbsolute, resolve } from "node:path";
-import type { DiskDefinition, DomainDefinition, NicDefinition, Transport } from "../api_types.ts";
+import type { DiskDefinition, DomainDefinition, NicDefinition } from "../api_types.ts";
+import { IMAGE_FORMATS, TRANSPORTS } from "../../common/enums.ts";
+import {
+  DISK_SERIAL_RULE,
+  INTERFACE_NAME_RULE,
+  isDiskSerial,
+  isInterfaceName,
+} from "../../common/validators.ts";
 import { parseRateLimit } from "../../devices/virtio/rate_limit_spec.ts";
 import { RateLimiterConfigError } from "../../devices/virtio/rate_limiter.ts";
 import {
@@ -21,10 +28,6 @@ import {
 } from "./definition_error.ts";
 import { generateMac, macProblem } from "./mac.ts";
 
-/** virtio-blk serials are 20 bytes. */
-const MAX_SERIAL_LENGTH = 20;
-const INTERFACE_PATTERN = /^[A-Za-z0-9_.-]{1,15}$/;
-const TRANSPORTS: readonly Transport[] = ["pci", "mmio"];
 const DISK_FIELDS = [
   "pool",
   "volume",
@@ -96,15 +99,15 @@ export function readDisk(
   const disk: DiskDefinition = volume !== undefined
     ? { pool: pool ?? "default", volume }
     : { path: readPath(file!, fieldPath(path, "path"), baseDir) };
-  const format = readChoice(object, "format", path, ["raw", "qcow2"] as const);
+  const format = readChoice(object, "format", path, IMAGE_FORMATS);
   if (format !== undefined) disk.format = format;
   disk.readOnly = readBoolean(object, "readOnly", path) ?? false;
   const serial = readString(object, "serial", path);
   if (serial !== undefined) {
-    if (serial.length > MAX_SERIAL_LENGTH || !/^[\x20-\x7e]*$/.test(serial)) {
+    if (!isDiskSerial(serial)) {
       throw new DefinitionError(
         fieldPath(path, "serial"),
-        `${describeValue(serial)} must be at most ${MAX_SERIAL_LENGTH} printable ASCII characters`,
+        `${describeValue(serial)} must be ${DISK_SERIAL_RULE}`,
       );
     }
     disk.serial = serial;
@@ -134,21 +137,19 @@ function readNic(value: unknown, path: string): NicDefinition {
   const object = readObject(value, path, NIC_FIELDS);
   const nic: NicDefinition = {};
   const tap = readString(object, "tap", path) ?? "auto";
-  if (tap !== "auto" && (!INTERFACE_PATTERN.test(tap) || tap === "." || tap === "..")) {
+  if (tap !== "auto" && !isInterfaceName(tap)) {
     throw new DefinitionError(
       fieldPath(path, "tap"),
-      `${
-        describeValue(tap)
-      } is not an interface name (1-15 letters, digits, '_', '.', '-') or "auto"`,
+      `${describeValue(tap)} is not an interface name (${INTERFACE_NAME_RULE}) or "auto"`,
     );
   }
   nic.tap = tap;
   const bridge = readString(object, "bridge", path);
   if (bridge !== undefined) {
-    if (!INTERFACE_PATTERN.test(bridge)) {
+    if (!isInterfaceName(bridge)) {
       throw new DefinitionError(
         fieldPath(path, "bridge"),
-        `${describeValue(bridge)} is not an interface name (1-15 letters, digits, '_', '.', '-')`,
+        `${describeValue(bridge)} is not an interface name (${INTERFACE_NAME_RULE})`,
       );
     }
     nic.bridge = bridge;

@@ -5,22 +5,10 @@
  * @module
  */
 
-const MAC_PATTERN = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
+export { macProblem } from "../../common/validators.ts";
 
 /** The prefix of generated MACs, as QEMU and libvirt use for KVM guests. */
 export const GENERATED_MAC_PREFIX = "52:54:00";
-
-/** Why `mac` cannot be a NIC's address, or `undefined` when it can. */
-export function macProblem(mac: string): string | undefined {
-  if (!MAC_PATTERN.test(mac)) {
-    return `"${mac}" is not a MAC address; write six hex pairs like 52:54:00:12:34:56`;
-  }
-  if ((parseInt(mac.slice(0, 2), 16) & 1) === 1) {
-    return `${mac} is a multicast address; use a unicast one (even first byte), e.g. 52:54:00:12:34:56`;
-  }
-  if (/^(00:){5}00$/.test(mac)) return `${mac} is the zero address; use e.g. 52:54:00:12:34:56`;
-  return undefined;
-}
 
 /** 32-bit FNV-1a: tiny, synchronous and stable across runs and hosts. */
 function fnv1a(text: string): number {
