@@ -6,15 +6,16 @@
  * @module
  */
 
-import type { ApiErrorBody, ApiErrorCode } from "./api_types.ts";
+import type { ErrorCode } from "../common/errors.ts";
+import type { ErrorBody } from "../common/http/mod.ts";
 
 /** A failed API call: the daemon's error, or the reason the daemon could not be reached. */
 export class ApiClientError extends Error {
   /** The daemon's error code; "unreachable" when no daemon answered. */
-  readonly code: ApiErrorCode | "unreachable";
+  readonly code: ErrorCode | "unreachable";
   readonly status?: number;
 
-  constructor(code: ApiErrorCode | "unreachable", message: string, status?: number) {
+  constructor(code: ErrorCode | "unreachable", message: string, status?: number) {
     super(message);
     this.name = "ApiClientError";
     this.code = code;
@@ -47,7 +48,7 @@ export class ApiClient {
     }
     if (response.ok) return response;
     const text = await response.text();
-    let parsed: ApiErrorBody | undefined;
+    let parsed: ErrorBody | undefined;
     try {
       parsed = JSON.parse(text);
     } catch {

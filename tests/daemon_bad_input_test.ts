@@ -15,7 +15,8 @@ import type { DomainInfo, DomainSummary } from "../manager/api_types.ts";
 async function send(daemon: TestDaemon, method: string, path: string, body?: string) {
   const client = Deno.createHttpClient({ proxy: { transport: "unix", path: daemon.socket } });
   try {
-    const response = await fetch(`http://denovisor${path}`, { method, body, client });
+    const headers = body === undefined ? undefined : { "content-type": "application/json" };
+    const response = await fetch(`http://denovisor${path}`, { method, body, client, headers });
     const text = await response.text();
     let message = text;
     try {

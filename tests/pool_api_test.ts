@@ -26,7 +26,11 @@ Deno.test("pool routes answer precise 400, 404 and 409 errors", async () => {
     await withPoolApi(dir, {}, async (_socket, router) => {
       const call = async (method: string, path: string, body?: string) => {
         const response = await router.handle(
-          new Request(`http://x${path}`, { method, body }),
+          new Request(`http://x${path}`, {
+            method,
+            body,
+            headers: { "content-type": "application/json" },
+          }),
         );
         return { status: response.status, body: await response.json().catch(() => null) };
       };

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { addPoolRoutes } from "../manager/daemon/pool_routes.ts";
-import { Router } from "../manager/daemon/router.ts";
+import { Router } from "../common/http/mod.ts";
 import { PoolManager } from "../storage/pool/mod.ts";
 
 /** Runs a tool; returns stdout, throws with stderr on failure. */

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { jsonResponse, readJsonBody, Router } from "../manager/daemon/router.ts";
-import { ApiError } from "../manager/daemon/router.ts";
+import { jsonResponse, readJsonBody, Router } from "../common/http/mod.ts";
+import { ApiError } from "../common/http/mod.ts";
 import type { VmmDomain } from "./vmm_domain.ts";
 import type { VmmStatus } from "./vmm_config.ts";
 

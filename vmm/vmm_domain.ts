@@ -9,14 +9,11 @@
 
 import type { Kvm } from "../core/kvm.ts";
 import { describeEnd, type VmEndReason } from "../core/vm_end.ts";
-import {
-  buildMachineWithDevices,
-  type BuiltMachine,
-  type MachineSetup,
-} from "../cli/run_machine.ts";
+import { type BootImage, build } from "./builder.ts";
+import type { Machine } from "./machine.ts";
 import { BalloonError } from "../devices/virtio/balloon.ts";
 import type { DomainState, DomainStats } from "../manager/api_types.ts";
-import { ApiError } from "../manager/daemon/router.ts";
+import { ApiError } from "../common/http/mod.ts";
 import type { ConsoleHub } from "./console_hub.ts";
 import { DeviceCounters } from "./device_counters.ts";
 import { residentBytes, threadCpuTimeNs } from "./proc_stats.ts";
@@ -31,11 +28,11 @@ type HostStop = { kind: "reboot" } | { kind: "destroy"; source: string };
 export class VmmDomain {
   readonly #config: VmmConfig;
   readonly #kvm: Kvm;
-  readonly #setup: MachineSetup;
+  readonly #boot: BootImage;
   readonly #hub: ConsoleHub;
   readonly #startedAt = new Date().toISOString();
   readonly #counters: DeviceCounters;
-  #built: BuiltMachine | undefined;
+  #machine: Machine | undefined;
   #boots = 0;
   #paused = false;
   #shutdownRequested = false;
@@ -47,10 +44,10 @@ export class VmmDomain {
   #queue: Promise<unknown> = Promise.resolve();
   #bootWaiters: Array<() => void> = [];
 
-  constructor(options: { config: VmmConfig; kvm: Kvm; setup: MachineSetup; hub: ConsoleHub }) {
+  constructor(options: { config: VmmConfig; kvm: Kvm; boot: BootImage; hub: ConsoleHub }) {
     this.#config = options.config;
     this.#kvm = options.kvm;
-    this.#setup = options.setup;
+    this.#boot = options.boot;
     this.#hub = options.hub;
     this.#counters = new DeviceCounters(options.config);
     this.#cpuCarryNs = new Array(options.config.vcpus).fill(0);
@@ -61,40 +58,39 @@ export class VmmDomain {
    * (a locked disk, a missing tap) fails the VMM before it announces itself.
    */
   prepare(): void {
-    this.#built = this.#build();
+    this.#machine = this.#build();
   }
 
   /** Runs machines until the VM ends for good; never throws. */
   async run(): Promise<VmmEndRecord> {
     for (;;) {
-      let built = this.#built;
-      this.#built = undefined;
+      let machine = this.#machine;
+      this.#machine = undefined;
       if (this.#destroySource !== undefined) {
-        await built?.machine.close();
+        await machine?.close();
         return record("destroyed", `destroyed (${this.#destroySource})`);
       }
-      if (built === undefined) {
+      if (machine === undefined) {
         try {
-          built = this.#build();
+          machine = this.#build();
         } catch (error) {
           return record("crash", `cannot rebuild the VM: ${message(error)}`);
         }
       }
-      const end = await this.#runOne(built);
+      const end = await this.#runOne(machine);
       if (end !== undefined) return end;
     }
   }
 
   /** Runs one machine; undefined when the VM goes on with a new machine. */
-  async #runOne(built: BuiltMachine): Promise<VmmEndRecord | undefined> {
-    const { machine } = built;
-    this.#built = built;
+  async #runOne(machine: Machine): Promise<VmmEndRecord | undefined> {
+    this.#machine = machine;
     this.#boots++;
     this.#paused = false;
     this.#shutdownRequested = false;
     this.#hostStop = undefined;
-    this.#counters.attach(built.devices);
-    this.#hub.setInput(built.input);
+    this.#counters.attach(machine.devices);
+    this.#hub.setInput((bytes) => machine.consoleInput(bytes));
     machine.start();
     this.#hub.log(
       `boot ${this.#boots}: ${this.#config.vcpus} vCPUs, ${this.#config.memoryBytes} bytes`,
@@ -106,7 +102,7 @@ export class VmmDomain {
     this.#hub.setInput(() => {});
     await machine.close();
     this.#counters.detach();
-    this.#built = undefined;
+    this.#machine = undefined;
     return this.#decide(reason);
   }
 
@@ -141,8 +137,8 @@ export class VmmDomain {
     }
   }
 
-  #build(): BuiltMachine {
-    return buildMachineWithDevices(this.#kvm, this.#setup, this.#hub);
+  #build(): Machine {
+    return build(this.#config, { kvm: this.#kvm, console: this.#hub, boot: this.#boot });
   }
 
   /** The current state as the control API reports it. */
@@ -222,13 +218,13 @@ export class VmmDomain {
   destroy(source: string): void {
     this.#destroySource ??= source;
     this.#hostStop = { kind: "destroy", source };
-    this.#built?.machine.stop(source);
+    this.#machine?.stop(source);
   }
 
   /** Sets the balloon size (`targetBytes` of guest RAM taken back from the guest). */
   setBalloon(targetBytes: unknown): Promise<VmmStatus> {
     return this.#serialized(() => {
-      const balloon = this.#requireMachine("set the balloon") && this.#built?.devices.balloon;
+      const balloon = this.#requireMachine("set the balloon").devices.balloon;
       if (!balloon) {
         throw new ApiError("conflict", "this domain has no balloon; define it with balloon: true");
       }
@@ -253,7 +249,7 @@ export class VmmDomain {
   }
 
   stats(): DomainStats {
-    const balloon = this.#built?.devices.balloon;
+    const balloon = this.#machine?.devices.balloon;
     const balloonBytes = (balloon?.inflatedPages ?? 0) * PAGE_SIZE;
     return {
       name: this.#config.name,
@@ -272,7 +268,7 @@ export class VmmDomain {
 
   /** CPU time per vCPU over every machine of this process. */
   #cpuTimes(): number[] {
-    const live = this.#built?.machine.vcpuStats ?? [];
+    const live = this.#machine?.vcpuStats ?? [];
     return this.#cpuCarryNs.map((carry, index) => {
       const tid = live.find((v) => v.id === index)?.tid ?? 0;
       return carry + (threadCpuTimeNs(tid) ?? 0);
@@ -280,7 +276,7 @@ export class VmmDomain {
   }
 
   #requireMachine(what: string) {
-    const machine = this.#built?.machine;
+    const machine = this.#machine;
     if (machine === undefined || this.#ended || this.#hostStop !== undefined) {
       throw new ApiError("conflict", `Cannot ${what}: the VM is stopping or restarting; retry`);
     }

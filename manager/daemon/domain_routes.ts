@@ -7,8 +7,8 @@
 
 import type { ActionRequest, HostInfo } from "../api_types.ts";
 import type { DenovisorPaths } from "../paths.ts";
-import { VERSION } from "../../cli/version.ts";
-import { ApiError, jsonResponse, readJsonBody, type Router } from "./router.ts";
+import { VERSION } from "../../common/version.ts";
+import { ApiError, jsonResponse, readJsonBody, type Router } from "../../common/http/mod.ts";
 import type { DomainManager } from "./domains.ts";
 import type { EventHub } from "./events.ts";
 import { logTail } from "./vmm_run.ts";

@@ -15,7 +15,7 @@ import {
   validateDefinition,
 } from "../domain/definition.ts";
 import type { OtherDomain } from "../domain/conflicts.ts";
-import { ApiError } from "./router.ts";
+import { ApiError } from "../../common/http/mod.ts";
 import { describe, type DomainEntry, summarize } from "./domain_entry.ts";
 import { Lifecycle, type LifecycleContext } from "./lifecycle.ts";
 import { KeyedMutex } from "./keyed_mutex.ts";

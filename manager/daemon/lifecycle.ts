@@ -19,7 +19,7 @@ import type { VmmConfig, VmmStatus } from "../../vmm/vmm_config.ts";
 import { DefinitionError, validateDefinition } from "../domain/definition.ts";
 import { resolveVmmConfig, type VolumeLookup } from "../domain/resolve.ts";
 import type { DomainStore } from "../store/domain_store.ts";
-import { ApiError } from "./router.ts";
+import { ApiError } from "../../common/http/mod.ts";
 import type { DomainEntry } from "./domain_entry.ts";
 import type { EventHub } from "./events.ts";
 import type { KeyedMutex } from "./keyed_mutex.ts";

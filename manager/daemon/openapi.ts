@@ -6,7 +6,7 @@
  * @module
  */
 
-import { VERSION } from "../../cli/version.ts";
+import { VERSION } from "../../common/version.ts";
 import { ref, SCHEMAS } from "./openapi_schemas.ts";
 
 type Schema = Record<string, unknown>;

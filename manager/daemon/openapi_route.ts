@@ -4,7 +4,7 @@
  * @module
  */
 
-import { jsonResponse, type Router } from "./router.ts";
+import { jsonResponse, type Router } from "../../common/http/mod.ts";
 import { OPENAPI_DOCUMENT } from "./openapi.ts";
 
 /** Adds the OpenAPI route to `router`. */

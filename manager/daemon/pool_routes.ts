@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ApiError, jsonResponse, readJsonBody, type Router } from "./router.ts";
+import { ApiError, jsonResponse, readJsonBody, type Router } from "../../common/http/mod.ts";
 import { PoolError, type PoolManager } from "../../storage/pool/mod.ts";
 import { ImageError } from "../../storage/image.ts";
 import { DiskError } from "../../storage/disk.ts";

@@ -17,7 +17,7 @@ import { addPoolRoutes } from "./pool_routes.ts";
 import { DomainManager } from "./domains.ts";
 import { addDomainRoutes } from "./domain_routes.ts";
 import { EventHub } from "./events.ts";
-import { Router } from "./router.ts";
+import { Router } from "../../common/http/mod.ts";
 import { addOpenApiRoute } from "./openapi_route.ts";
 import { listenPrivately, resolveGroup } from "./socket.ts";
 import { notifyReady, notifyStopping } from "../systemd/notify.ts";

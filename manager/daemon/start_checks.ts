@@ -15,7 +15,7 @@ import { checkConflicts, DefinitionError } from "../domain/definition.ts";
 import type { DiskPathResolver, OtherDomain } from "../domain/conflicts.ts";
 import type { VolumeLookup } from "../domain/resolve.ts";
 import type { DomainEntry } from "./domain_entry.ts";
-import { ApiError } from "./router.ts";
+import { ApiError } from "../../common/http/mod.ts";
 
 /** checkConflicts with its errors as 400s. */
 export function conflicts(

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { API_ERROR_STATUS, type ApiErrorCode } from "../api_types.ts";
-import { ApiError } from "./router.ts";
+import { type ErrorCode, isErrorCode } from "../../common/errors.ts";
+import { ApiError } from "../../common/http/mod.ts";
 
 /** Default bound on one control call. */
 export const VMM_CALL_TIMEOUT_MS = 5000;
@@ -75,12 +75,12 @@ export class VmmControl {
 
 /** The VMM's error, with its code when it used the daemon's error body. */
 function vmmError(domain: string, method: string, path: string, status: number, text: string) {
-  let code: ApiErrorCode = status === 409 ? "conflict" : status === 400 ? "invalid" : "internal";
+  let code: ErrorCode = status === 409 ? "conflict" : status === 400 ? "invalid" : "internal";
   let message = text.trim();
   try {
     const parsed = JSON.parse(text);
     if (typeof parsed?.error?.message === "string") message = parsed.error.message;
-    if (parsed?.error?.code in API_ERROR_STATUS) code = parsed.error.code;
+    if (isErrorCode(parsed?.error?.code)) code = parsed.error.code;
   } catch {
     // Plain text: keep it.
   }

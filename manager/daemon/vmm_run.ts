@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { DomainDefinition, DomainState } from "../api_types.ts";
 import type { VmmConfig, VmmEndRecord, VmmStatus } from "../../vmm/vmm_config.ts";
 import { writeFileAtomic } from "../store/atomic_file.ts";
-import { ApiError } from "./router.ts";
+import { ApiError } from "../../common/http/mod.ts";
 import { VmmControl } from "./vmm_control.ts";
 import {
   describeExit,
