@@ -6,12 +6,24 @@
  */
 
 import { UsageError } from "./usage_error.ts";
-import type { ImageFormat } from "../storage/image.ts";
+import {
+  IMAGE_FORMATS,
+  type ImageFormat,
+  isOneOf,
+  type Transport,
+  TRANSPORTS,
+} from "../common/enums.ts";
+import {
+  DISK_SERIAL_RULE,
+  INTERFACE_NAME_RULE,
+  isDiskSerial,
+  isInterfaceName,
+  macProblem,
+} from "../common/validators.ts";
 import { parseRateLimit } from "../devices/virtio/rate_limit_spec.ts";
 import { type RateLimiterConfig, RateLimiterConfigError } from "../devices/virtio/rate_limiter.ts";
 
-/** Where a virtio device sits. */
-export type Transport = "pci" | "mmio";
+export type { Transport };
 
 export interface DiskSpec {
   path: string;
@@ -54,8 +66,8 @@ function takeString(items: Map<string, string | true>, key: string, what: string
 
 function takeTransport(items: Map<string, string | true>, what: string, fallback: Transport) {
   const value = takeString(items, "transport", what) ?? fallback;
-  if (value !== "pci" && value !== "mmio") {
-    throw new UsageError(`${what}: transport=${value} is not one of pci, mmio`);
+  if (!isOneOf(value, TRANSPORTS)) {
+    throw new UsageError(`${what}: transport=${value} is not one of ${TRANSPORTS.join(", ")}`);
   }
   return value;
 }
@@ -103,12 +115,12 @@ export function parseDiskSpec(text: string, fallback: Transport = "pci"): DiskSp
   }
   items.delete("readonly");
   const serial = takeString(items, "serial", what);
-  if (serial !== undefined && (serial.length > 20 || !/^[\x20-\x7e]*$/.test(serial))) {
-    throw new UsageError(`${what}: serial=${serial} must be at most 20 printable ASCII characters`);
+  if (serial !== undefined && !isDiskSerial(serial)) {
+    throw new UsageError(`${what}: serial=${serial} must be ${DISK_SERIAL_RULE}`);
   }
   const format = takeString(items, "format", what);
-  if (format !== undefined && format !== "raw" && format !== "qcow2") {
-    throw new UsageError(`${what}: format=${format} is not one of raw, qcow2`);
+  if (format !== undefined && !isOneOf(format, IMAGE_FORMATS)) {
+    throw new UsageError(`${what}: format=${format} is not one of ${IMAGE_FORMATS.join(", ")}`);
   }
   const spec: DiskSpec = {
     path,
@@ -126,6 +138,16 @@ export function parseDiskSpec(text: string, fallback: Transport = "pci"): DiskSp
   return spec;
 }
 
+function takeBridge(items: Map<string, string | true>, what: string): string | undefined {
+  const bridge = takeString(items, "bridge", what);
+  if (bridge !== undefined && !isInterfaceName(bridge)) {
+    throw new UsageError(
+      `${what}: bridge=${bridge} is not a valid interface name (${INTERFACE_NAME_RULE})`,
+    );
+  }
+  return bridge;
+}
+
 /** Parses `tap=NAME|auto[,mac=MAC][,bridge=BR][,transport=pci|mmio][,bw=RATE][,ops=RATE]`. */
 export function parseNicSpec(text: string, fallback: Transport = "pci"): NicSpec {
   const what = "--nic";
@@ -134,20 +156,18 @@ export function parseNicSpec(text: string, fallback: Transport = "pci"): NicSpec
     throw new UsageError(`${what}: start with tap=NAME or tap=auto`);
   }
   const tap = first.slice(4);
-  if (tap !== "auto" && !/^[a-zA-Z0-9_.-]{1,15}$/.test(tap)) {
-    throw new UsageError(`${what}: tap=${tap} is not a valid interface name (1-15 characters)`);
+  if (tap !== "auto" && !isInterfaceName(tap)) {
+    throw new UsageError(
+      `${what}: tap=${tap} is not a valid interface name (${INTERFACE_NAME_RULE})`,
+    );
   }
   const mac = takeString(items, "mac", what);
-  if (mac !== undefined && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) {
-    throw new UsageError(`${what}: mac=${mac} is not a MAC address like 52:54:00:12:34:56`);
-  }
-  if (mac !== undefined && (parseInt(mac.slice(0, 2), 16) & 1) === 1) {
-    throw new UsageError(`${what}: mac=${mac} is a multicast address; use a unicast one`);
-  }
+  const problem = mac === undefined ? undefined : macProblem(mac);
+  if (problem !== undefined) throw new UsageError(`${what}: mac=${mac}: ${problem}`);
   const spec: NicSpec = {
     tap,
     mac: mac?.toLowerCase(),
-    bridge: takeString(items, "bridge", what),
+    bridge: takeBridge(items, what),
     transport: takeTransport(items, what, fallback),
     rateLimit: takeRateLimit(items, what),
   };

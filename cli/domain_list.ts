@@ -7,7 +7,7 @@
 import type { DomainInfo, DomainSummary } from "../manager/api_types.ts";
 import { domainPath, type DomainVerb } from "./domain_verb.ts";
 import { CLIENT_EXIT, formatFields, formatJson, formatTable, printable } from "./output.ts";
-import { formatSize } from "./units.ts";
+import { formatSize } from "../common/units.ts";
 import { UsageError } from "./usage_error.ts";
 
 const list: DomainVerb = {

@@ -7,7 +7,7 @@
 import type { DomainInfo, DomainStats, DomainSummary } from "../manager/api_types.ts";
 import { domainPath, type DomainVerb, stringOption, type VerbContext } from "./domain_verb.ts";
 import { CLIENT_EXIT, formatFields, formatJson, formatSeconds, formatTable } from "./output.ts";
-import { formatSize } from "./units.ts";
+import { formatSize } from "../common/units.ts";
 import { UsageError } from "./usage_error.ts";
 
 /** How often `logs --follow` looks for new output. */

@@ -8,8 +8,8 @@
 import type { DomainInfo } from "../manager/api_types.ts";
 import { domainPath, type DomainVerb, reportDomain, type VerbContext } from "./domain_verb.ts";
 import { CLIENT_EXIT, formatJson, printable } from "./output.ts";
-import { formatSize, parseSize } from "./units.ts";
-import { UsageError } from "./usage_error.ts";
+import { formatSize } from "../common/units.ts";
+import { parseSizeArgument, UsageError } from "./usage_error.ts";
 
 function report(context: VerbContext, info: DomainInfo, json: boolean, done: string): number {
   reportDomain(context, info, json, done);
@@ -32,7 +32,7 @@ Options:
   args: ["domain", "size"],
   completes: ["running", "paused"],
   async run(context, values, [name, sizeText]) {
-    const targetBytes = parseSize(sizeText, "mem-set SIZE", "m");
+    const targetBytes = parseSizeArgument(sizeText, "mem-set SIZE", "m");
     const info = await context.client.put<DomainInfo>(domainPath(name, "/memory"), {
       targetBytes,
     });

@@ -5,27 +5,34 @@
  * @module
  */
 
+import {
+  DenovisorError,
+  type ErrorCode,
+  errorCode,
+  EXIT_OK,
+  EXIT_STATUS,
+  isErrorCode,
+} from "../common/errors.ts";
 import { ApiClientError } from "../manager/api_client.ts";
-import { UsageError } from "./usage_error.ts";
 
 /**
  * Exit statuses of the client commands (documented in `denovisor help`). Scripts can tell
  * "the daemon is down" from "no such domain" from "wrong state" without parsing messages.
  */
 export const CLIENT_EXIT = {
-  OK: 0,
+  OK: EXIT_OK,
   /** Anything else that went wrong. */
-  FAILURE: 1,
+  FAILURE: EXIT_STATUS.internal,
   /** Unknown flags, missing or malformed arguments. */
-  USAGE: 2,
+  USAGE: EXIT_STATUS.usage,
   /** No daemon answered on the socket (or the socket refused us). */
-  UNREACHABLE: 3,
+  UNREACHABLE: EXIT_STATUS.unavailable,
   /** No such domain, pool or volume. */
-  NOT_FOUND: 4,
+  NOT_FOUND: EXIT_STATUS.not_found,
   /** The object is in the wrong state or in use (HTTP 409). */
-  CONFLICT: 5,
+  CONFLICT: EXIT_STATUS.conflict,
   /** The definition or request was refused as invalid (HTTP 400, or a bad file). */
-  INVALID: 6,
+  INVALID: EXIT_STATUS.invalid,
   /** Stopped by Ctrl-C (128 + SIGINT, as shells report it). */
   INTERRUPTED: 130,
 } as const;
@@ -35,11 +42,10 @@ export const EXIT_STATUS_HELP = `Exit status (client commands):
   0 ok, 1 failure, 2 usage error, 3 daemon unreachable, 4 not found,
   5 conflict (wrong state or in use), 6 invalid definition or request`;
 
-/** A definition file that could not be read as JSON or xl.cfg (exit status 6). */
-export class InvalidInputError extends Error {
+/** A definition file that could not be read as JSON or xl.cfg (code `invalid`, exit 6). */
+export class InvalidInputError extends DenovisorError {
   constructor(message: string) {
-    super(message);
-    this.name = "InvalidInputError";
+    super("invalid", message);
   }
 }
 
@@ -57,26 +63,22 @@ export const consoleIo: CommandIo = {
   err: (text) => console.error(text),
 };
 
-/** The exit status for an error thrown by a client command. */
-export function exitStatusForError(error: unknown): number {
-  if (error instanceof UsageError) return CLIENT_EXIT.USAGE;
-  if (error instanceof InvalidInputError) return CLIENT_EXIT.INVALID;
+/**
+ * The code of an error thrown by a client command: the daemon's code for a refused
+ * request (`unavailable` when no daemon answered), the code of a local coded error
+ * (`usage`, `invalid` for a bad definition file...), `internal` for anything else.
+ */
+export function clientErrorCode(error: unknown): ErrorCode {
   if (error instanceof ApiClientError) {
-    switch (error.code) {
-      case "unreachable":
-        return CLIENT_EXIT.UNREACHABLE;
-      case "not_found":
-        return CLIENT_EXIT.NOT_FOUND;
-      case "conflict":
-        return CLIENT_EXIT.CONFLICT;
-      case "invalid":
-        return CLIENT_EXIT.INVALID;
-      default:
-        return CLIENT_EXIT.FAILURE;
-    }
+    if (error.code === "unreachable") return "unavailable";
+    return isErrorCode(error.code) ? error.code : "internal";
   }
-  if (error instanceof Error && error.name === "DefinitionError") return CLIENT_EXIT.INVALID;
-  return CLIENT_EXIT.FAILURE;
+  return errorCode(error);
+}
+
+/** The exit status for an error thrown by a client command: EXIT_STATUS of its code. */
+export function exitStatusForError(error: unknown): number {
+  return EXIT_STATUS[clientErrorCode(error)];
 }
 
 /** Reports `error` on `io` with the command's name; returns the exit status. */

@@ -22,7 +22,7 @@ import {
   formatTable,
   reportError,
 } from "./output.ts";
-import { formatSize } from "./units.ts";
+import { formatSize } from "../common/units.ts";
 import { parseCommandArgs, UsageError } from "./usage_error.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;

@@ -6,12 +6,26 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { DenovisorError } from "../common/errors.ts";
+import { parseSize, SizeError } from "../common/units.ts";
 
-/** A command called wrongly: unknown flag, missing or malformed value. */
-export class UsageError extends Error {
+/** A command called wrongly: unknown flag, missing or malformed value (code `usage`). */
+export class UsageError extends DenovisorError {
   constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
+    super("usage", message);
+  }
+}
+
+/**
+ * `parseSize` for a command-line argument: a size that cannot be read is a usage error
+ * (exit status 2), named by `what` (the flag or argument).
+ */
+export function parseSizeArgument(text: string, what: string, bareUnit?: string): number {
+  try {
+    return parseSize(text, what, bareUnit);
+  } catch (error) {
+    if (error instanceof SizeError) throw new UsageError(error.message);
+    throw error;
   }
 }
 

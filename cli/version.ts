@@ -4,11 +4,8 @@
  * @module
  */
 
-import denoJson from "../deno.json" with { type: "json" };
+import { VERSION } from "../common/version.ts";
 import { parseCommandArgs } from "./usage_error.ts";
-
-/** Denovisor's version, from deno.json. */
-export const VERSION: string = denoJson.version;
 
 export const VERSION_HELP = `Usage: denovisor version [--json]
 

@@ -25,8 +25,8 @@ import {
   volumeTable,
   withProgress,
 } from "./pool_output.ts";
-import { UsageError } from "./usage_error.ts";
-import { formatSize, parseSize } from "./units.ts";
+import { parseSizeArgument, UsageError } from "./usage_error.ts";
+import { formatSize } from "../common/units.ts";
 
 const INTRO = `Volumes are the disk images of a pool. Name one as VOL --pool POOL, or POOL/VOL
 (the pool defaults to "default").
@@ -141,7 +141,7 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
       }
       const body: VolumeCreateRequest = {
         name,
-        ...(size === undefined ? {} : { size: parseSize(size, "SIZE") }),
+        ...(size === undefined ? {} : { size: parseSizeArgument(size, "SIZE") }),
         ...(formatOption(ctx) ? { format: formatOption(ctx) } : {}),
         ...(backing ? { backingVolume: backing } : {}),
       };
@@ -245,7 +245,7 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
     max: 2,
     run: async (ctx) => {
       const text = ctx.positionals[1];
-      let size = parseSize(text.replace(/^\+/, ""), "SIZE");
+      let size = parseSizeArgument(text.replace(/^\+/, ""), "SIZE");
       if (text.startsWith("+") || ctx.values.delta) {
         const [pool, volume] = target(ctx);
         size += (await ctx.client.get<VolumeInfo>(poolPath(pool, volume))).virtualSize;

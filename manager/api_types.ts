@@ -41,10 +41,21 @@
  * @module
  */
 
-/** xl's actions when the guest powers off, reboots or crashes (xl.cfg(5)). */
-export type LifecycleAction = "destroy" | "restart" | "preserve" | "rename-restart";
-
-export type Transport = "pci" | "mmio";
+export type {
+  ConsoleKind,
+  DomainAction,
+  DomainState,
+  ImageFormat,
+  LifecycleAction,
+  Transport,
+} from "../common/enums.ts";
+import type {
+  ConsoleKind,
+  DomainState,
+  ImageFormat,
+  LifecycleAction,
+  Transport,
+} from "../common/enums.ts";
 
 /** A token-bucket limit in the `--disk`/`--nic` syntax: "bw=10M,ops=1000". */
 export type RateLimitSpec = string;
@@ -56,7 +67,7 @@ export interface DiskDefinition {
   volume?: string;
   path?: string;
   /** "raw" or "qcow2"; probed from the image when omitted (a probed raw stays raw). */
-  format?: "raw" | "qcow2";
+  format?: ImageFormat;
   readOnly?: boolean;
   serial?: string;
   transport?: Transport;
@@ -98,24 +109,12 @@ export interface DomainDefinition {
    * console (hvc0) that takes the console input, beside the serial port, whose output is
    * logged too.
    */
-  console?: "serial" | "virtio";
+  console?: ConsoleKind;
   onPoweroff?: LifecycleAction;
   onReboot?: LifecycleAction;
   onCrash?: LifecycleAction;
   autostart?: boolean;
 }
-
-/**
- * Where a domain is. "crashed" is a preserved crash (on_crash=preserve); "shutoff" a
- * defined domain that is not running.
- */
-export type DomainState =
-  | "shutoff"
-  | "starting"
-  | "running"
-  | "paused"
-  | "shutting-down"
-  | "crashed";
 
 export interface DomainSummary {
   name: string;
@@ -256,7 +255,7 @@ export interface VolumeInfo {
   pool: string;
   name: string;
   path: string;
-  format: "raw" | "qcow2";
+  format: ImageFormat;
   virtualSize: number;
   allocatedSize: number;
   /** Backing chain, nearest first (paths), for an overlay. */
@@ -269,7 +268,7 @@ export interface VolumeInfo {
 
 export interface VolumeCreateRequest {
   name: string;
-  format?: "raw" | "qcow2";
+  format?: ImageFormat;
   /** Bytes or a string with units ("10G"). */
   size?: number | string;
   preallocation?: "off" | "metadata" | "full";
@@ -288,7 +287,7 @@ export interface VolumeActionRequest {
   /** clone: "full" (reflink where possible) or "linked" (qcow2 overlay). */
   mode?: "full" | "linked";
   /** convert, export: the format to write. */
-  format?: "raw" | "qcow2";
+  format?: ImageFormat;
   /** rollback, delete-snapshot: which snapshot. */
   snapshot?: string;
 }
@@ -302,22 +301,10 @@ export interface VolumeProgress {
   totalBytes?: number;
 }
 
-/** Error codes and the HTTP status each comes with. */
-export const API_ERROR_STATUS = {
-  invalid: 400,
-  forbidden: 403,
-  not_found: 404,
-  conflict: 409,
-  timeout: 504,
-  internal: 500,
-} as const;
-
-export type ApiErrorCode = keyof typeof API_ERROR_STATUS;
-
-export interface ApiErrorBody {
-  error: {
-    code: ApiErrorCode;
-    /** What was wrong and what to do, e.g. "disks[1].volume: no volume 'web' in pool 'default'". */
-    message: string;
-  };
-}
+/**
+ * Error codes and the HTTP status each comes with: common/errors.ts's one table, under
+ * the API's names.
+ */
+export { HTTP_STATUS as API_ERROR_STATUS } from "../common/errors.ts";
+export type { ErrorCode as ApiErrorCode } from "../common/errors.ts";
+export type { ErrorBody as ApiErrorBody } from "../common/http/mod.ts";
