@@ -11,8 +11,14 @@
 import { dirname, resolve } from "node:path";
 import type { DomainDefinition } from "../manager/api_types.ts";
 import { validateDefinition } from "../manager/domain/definition.ts";
+import { findDuplicateKey } from "../manager/domain/json_duplicates.ts";
 import { looksLikeXlCfg, parseXlCfg } from "../manager/domain/xl_cfg.ts";
+import { visibleText } from "../manager/domain/xl_cfg_syntax.ts";
 import { InvalidInputError } from "./output.ts";
+import { readTextInput } from "./text_input.ts";
+
+/** The largest definition file read: a real one is a few KiB. */
+export const MAX_DEFINITION_BYTES = 1024 * 1024;
 
 /** A definition read from a file, and what kind of file it was. */
 export interface DefinitionFile {
@@ -27,13 +33,11 @@ export async function readDefinitionFile(
 ): Promise<DefinitionFile> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readTextInput(path, MAX_DEFINITION_BYTES);
   } catch (error) {
-    const reason = error instanceof Deno.errors.NotFound
-      ? "no such file"
-      : (error as Error).message;
     throw new InvalidInputError(
-      `Cannot read ${path}: ${reason}; give the path of a JSON or xl.cfg definition`,
+      `Cannot read ${path}: ${(error as Error).message}; give the path of a JSON or xl.cfg ` +
+        `definition`,
     );
   }
   return parseDefinitionText(text, path, onWarning);
@@ -54,8 +58,16 @@ export function parseDefinitionText(
       input = JSON.parse(text);
     } catch (error) {
       throw new InvalidInputError(
-        `${path}: not valid JSON (${(error as Error).message}) nor an xl.cfg file; ` +
-          `see docs/domain.md for the format`,
+        `${path}: not valid JSON (${visibleText((error as Error).message)}) nor an xl.cfg ` +
+          `file; see docs/domain.md for the format`,
+      );
+    }
+    // JSON.parse keeps the last of two equal keys; the file's reader may see the first.
+    const duplicate = findDuplicateKey(text);
+    if (duplicate) {
+      const where = duplicate.path === "" ? "" : ` in ${duplicate.path}`;
+      throw new InvalidInputError(
+        `${path}: "${visibleText(duplicate.key)}" is given twice${where}; give each key once`,
       );
     }
   } else {

@@ -181,6 +181,36 @@ Deno.test("a bad definition file exits 6 naming the file and the field", async (
   });
 });
 
+Deno.test("define refuses duplicate JSON keys, escapes NUL and BOM, and refuses huge files", async () => {
+  await withDaemon(async (daemon) => {
+    const twice = await writeDefinition(
+      daemon.dir,
+      "twice.json",
+      `{"name": "t", "boot": {"demo": true}, "memory": 32, "memory": 4096}`,
+    );
+    const duplicate = await run(daemon, ["define", twice]);
+    assert.equal(duplicate.code, CLIENT_EXIT.INVALID);
+    assert.match(duplicate.err, /twice\.json: "memory" is given twice; give each key once/);
+    const nul = await writeDefinition(daemon.dir, "nul.json", `{"name": \0}`);
+    const withNul = await run(daemon, ["define", nul]);
+    assert.equal(withNul.code, CLIENT_EXIT.INVALID);
+    assert.match(withNul.err, /nul\.json: not valid JSON \(.*\\x00.*\)/);
+    assert.ok(!withNul.err.includes("\0"), JSON.stringify(withNul.err));
+    const bom = await writeDefinition(daemon.dir, "bom.json", `\ufeff\ufeff{"name": "t"}`);
+    const withBom = await run(daemon, ["define", bom]);
+    assert.equal(withBom.code, CLIENT_EXIT.INVALID);
+    assert.match(withBom.err, /\\ufeff/);
+    assert.ok(!withBom.err.includes("\ufeff"), JSON.stringify(withBom.err));
+    // A 50 MB line: refused by its size, not read into gigabytes.
+    const huge = join(daemon.dir, "huge.cfg");
+    await Deno.writeTextFile(huge, `name = "t"\nextra = "${"a".repeat(50_000_000)}"\n`);
+    const tooLarge = await run(daemon, ["define", huge]);
+    assert.equal(tooLarge.code, CLIENT_EXIT.INVALID);
+    assert.match(tooLarge.err, /huge\.cfg: larger than 1048576 bytes/);
+    assert.equal(daemon.requests.filter((r) => r.line.startsWith("POST")).length, 0);
+  });
+});
+
 Deno.test("exit statuses: 4 for an unknown domain, 5 for a wrong state, 2 for usage", async () => {
   await withDaemon(async (daemon) => {
     const notFound = await run(daemon, ["start", "ghost"]);
