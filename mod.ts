@@ -3,10 +3,10 @@
  *
  * @example Boot a guest and wait for it to end
  * ```ts
- * import { Kvm, Machine } from "./mod.ts";
+ * import { buildMachine, Kvm } from "./mod.ts";
  *
  * using kvm = Kvm.open();
- * const machine = Machine.build(kvm, {
+ * const machine = buildMachine(kvm, {
  *   kernel: await Deno.readFile("guests/build/hello.elf"),
  *   cmdline: "",
  *   memoryBytes: 64 << 20,
@@ -31,8 +31,11 @@ export { Bus, BusOverlapError } from "./core/bus.ts";
 export { decodeExit } from "./core/vcpu_exit.ts";
 export type { VcpuExit } from "./core/vcpu_exit.ts";
 export { handleExit } from "./core/exit_handler.ts";
-export { Machine, MachineConfigError } from "./core/machine.ts";
-export type { MachineConfig } from "./core/machine.ts";
+export { MachineConfigError } from "./core/machine.ts";
+export { Machine } from "./vmm/machine.ts";
+export { build, buildMachine, loadBootImage } from "./vmm/builder.ts";
+export type { BootImage, BuildContext, MachineConfig } from "./vmm/builder.ts";
+export type { VmmMachineConfig } from "./vmm/vmm_config.ts";
 export { describeEnd, EXIT_STATUS, exitStatusFor } from "./core/vm_end.ts";
 export type { FaultReport, VmEndReason } from "./core/vm_end.ts";
 export { configureBoot } from "./core/boot/linux_boot.ts";

@@ -9,7 +9,7 @@
 import process from "node:process";
 import { NullConsole } from "../devices/console/null_console.ts";
 import type { Kvm } from "../core/kvm.ts";
-import { Machine } from "../core/machine.ts";
+import { buildMachine } from "../vmm/builder.ts";
 import { describeEnd } from "../core/vm_end.ts";
 import type { TracePoint } from "./_exit_trace.ts";
 import { CouldNotMeasureError, runQuiet } from "./_support.ts";
@@ -64,12 +64,12 @@ function processCpuSeconds(): number {
 }
 
 /**
- * Denovisor: `Machine.build` as `denovisor run` does it, timed from `start()` (which
+ * Denovisor: `buildMachine` as `denovisor run` builds it, timed from `start()` (which
  * starts the vCPU Worker) to the end of the VM; the trace polls the vCPU's exit counter.
  */
 export function denovisorRunner(kvm: Kvm, kernel: Uint8Array, kernelPath: string): LoopRunner {
   return async (count) => {
-    const machine = Machine.build(kvm, {
+    const machine = buildMachine(kvm, {
       kernel,
       kernelPath,
       cmdline: `count=${count}`,

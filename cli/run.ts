@@ -13,15 +13,23 @@ import {
 } from "../devices/console/console_spec.ts";
 import type { ConsoleBackend } from "../devices/console/console.ts";
 import { Kvm } from "../core/kvm.ts";
-import type { Machine } from "../core/machine.ts";
 import { describeEnd, EXIT_STATUS, exitStatusFor, type VmEndReason } from "../core/vm_end.ts";
-import { DEMO_GUEST_ELF } from "../guests/embedded/demo_guest.ts";
-import { parseCommandArgs, UsageError } from "./usage_error.ts";
-import { parseSize } from "./units.ts";
-import { readInputFile } from "./files.ts";
-import { parseDiskSpec, parseLimit, parseNicSpec } from "./device_specs.ts";
-import type { RunDeviceOptions } from "./run_devices.ts";
-import { buildMachineWithDevices } from "./run_machine.ts";
+import { type BootImage, build, loadBootImage } from "../vmm/builder.ts";
+import type { Machine } from "../vmm/machine.ts";
+import type {
+  VmmBootConfig,
+  VmmDiskConfig,
+  VmmMachineConfig,
+  VmmNicConfig,
+} from "../vmm/vmm_config.ts";
+import { parseCommandArgs, parseSizeArgument, UsageError } from "./usage_error.ts";
+import {
+  type DiskSpec,
+  type NicSpec,
+  parseDiskSpec,
+  parseLimit,
+  parseNicSpec,
+} from "./device_specs.ts";
 
 export const RUN_HELP = `Usage: denovisor run [options]
 
@@ -59,15 +67,11 @@ Exit status: the guest's debug-exit status (0-119), 0 after a reset or power-off
 
 const DEFAULT_CMDLINE = "console=ttyS0 reboot=k panic=1";
 
-/** The `run` options after validation. */
+/** The `run` options after validation: the machine as a VMM config, and the console. */
 interface RunOptions {
-  devices: RunDeviceOptions;
-  kernel: Uint8Array;
-  kernelPath: string;
-  initrd?: Uint8Array;
-  cmdline: string;
-  memoryBytes: number;
-  cpus: number;
+  config: VmmMachineConfig;
+  /** The boot files of `config.boot`, read before KVM is opened. */
+  boot: BootImage;
   consoleSpec: ConsoleSpec;
   restartOnReboot: boolean;
 }
@@ -105,32 +109,59 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
   if (values["rng-limit"] !== undefined && !values.rng) {
     throw new UsageError("--rng-limit: add --rng for the device it limits");
   }
-  const devices: RunDeviceOptions = {
-    disks: values.disk.map((spec) => parseDiskSpec(spec, transport)),
-    nics: values.nic.map((spec) => parseNicSpec(spec, transport)),
-    rng: values.rng
-      ? {
-        transport,
-        rateLimit: values["rng-limit"] === undefined
-          ? undefined
-          : parseLimit(values["rng-limit"], "--rng-limit"),
-      }
-      : undefined,
-    balloon: values.balloon ? { transport } : undefined,
-    virtioConsole: values["virtio-console"] ? { transport } : undefined,
+  const disks = values.disk.map((spec) => diskConfig(parseDiskSpec(spec, transport)));
+  const nics = values.nic.map((spec) => nicConfig(parseNicSpec(spec, transport)));
+  const rngLimit = values["rng-limit"] === undefined
+    ? undefined
+    : parseLimit(values["rng-limit"], "--rng-limit");
+  const boot: VmmBootConfig = values.kernel === undefined
+    ? { kind: "demo", cmdline: values.cmdline, initrd: values.initrd }
+    : {
+      kind: "linux",
+      kernel: values.kernel,
+      initrd: values.initrd,
+      cmdline: values.cmdline ?? DEFAULT_CMDLINE,
+    };
+  // Read here, before KVM is opened: a missing kernel is named even on a host without KVM.
+  const bootImage = await loadBootImage(boot);
+  const config: VmmMachineConfig = {
+    vcpus: Number(values.cpus),
+    memoryBytes: parseSizeArgument(values.memory, "--memory", "m"),
+    boot,
+    disks,
+    nics,
+    rng: values.rng ? { rateLimit: rngLimit } : undefined,
+    balloon: values.balloon ?? false,
+    virtioConsole: values["virtio-console"] ?? false,
+    transport,
   };
   return {
-    devices,
-    kernel: values.kernel === undefined
-      ? DEMO_GUEST_ELF
-      : await readInputFile(values.kernel, "kernel"),
-    kernelPath: values.kernel ?? "the embedded demo guest",
-    initrd: values.initrd === undefined ? undefined : await readInputFile(values.initrd, "initrd"),
-    cmdline: values.cmdline ?? (values.kernel === undefined ? "" : DEFAULT_CMDLINE),
-    memoryBytes: parseSize(values.memory, "--memory", "m"),
-    cpus: Number(values.cpus),
+    config,
+    boot: bootImage,
     consoleSpec: parseConsole(values.console),
     restartOnReboot: onReboot === "restart",
+  };
+}
+
+/** A `--disk` as the VMM config says it (paths stay as typed: `run` runs where it was called). */
+function diskConfig(spec: DiskSpec): VmmDiskConfig {
+  return {
+    path: spec.path,
+    format: spec.format,
+    readOnly: spec.readOnly,
+    transport: spec.transport,
+    serial: spec.serial,
+    rateLimit: spec.rateLimit,
+  };
+}
+
+function nicConfig(spec: NicSpec): VmmNicConfig {
+  return {
+    tap: spec.tap,
+    mac: spec.mac,
+    bridge: spec.bridge,
+    transport: spec.transport,
+    rateLimit: spec.rateLimit,
   };
 }
 
@@ -167,9 +198,9 @@ export async function runCommand(args: string[]): Promise<number> {
   try {
     let reason: VmEndReason = { kind: "stopped", source: "start" };
     while (stopSource === undefined) {
-      const built = buildMachineWithDevices(kvm, options, console_);
-      machine = built.machine;
-      input = built.input;
+      const built = build(options.config, { kvm, console: console_, boot: options.boot });
+      machine = built;
+      input = (bytes) => built.consoleInput(bytes);
       startInputOnce(console_, (bytes) => input(bytes));
       machine.start();
       reason = await machine.ended;

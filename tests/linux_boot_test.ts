@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { kvmTest } from "./kvm_support.ts";
 import { Kvm } from "../core/kvm.ts";
-import { Machine } from "../core/machine.ts";
+import { buildMachine } from "../vmm/builder.ts";
 import { TextSink } from "./text_sink.ts";
 import { denovisor } from "./cli_support.ts";
 
@@ -38,7 +38,7 @@ async function bootUntil(
 ): Promise<string> {
   const sink = new TextSink();
   using kvm = Kvm.open();
-  const machine = Machine.build(kvm, {
+  const machine = buildMachine(kvm, {
     kernel: image,
     initrd: options.initrd,
     cmdline: options.cmdline,

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { kvmTest } from "./kvm_support.ts";
 import { guest } from "./cli_support.ts";
 import { Kvm } from "../core/kvm.ts";
-import { Machine } from "../core/machine.ts";
+import { buildMachine } from "../vmm/builder.ts";
+import type { Machine } from "../vmm/machine.ts";
 import { TextSink } from "./text_sink.ts";
 
 const GUEST_RAM = 48 << 20;
@@ -36,7 +37,7 @@ function vmMappings(): { runAreas: number; guestRam: number } {
 }
 
 function build(kvm: Kvm, kernel: Uint8Array): Machine {
-  return Machine.build(kvm, {
+  return buildMachine(kvm, {
     kernel,
     cmdline: "",
     memoryBytes: GUEST_RAM,

@@ -3,13 +3,13 @@ import assert from "node:assert/strict";
 import { kvmTest } from "./kvm_support.ts";
 import { guest } from "./cli_support.ts";
 import { Kvm } from "../core/kvm.ts";
-import { Machine } from "../core/machine.ts";
+import { buildMachine } from "../vmm/builder.ts";
 import { TextSink } from "./text_sink.ts";
 
 kvmTest("pause stops a running guest and resume lets its tick count go on", async () => {
   const sink = new TextSink();
   using kvm = Kvm.open();
-  const machine = Machine.build(kvm, {
+  const machine = buildMachine(kvm, {
     kernel: await Deno.readFile(guest("ticks")),
     cmdline: "",
     memoryBytes: 64 * 1024 * 1024,
@@ -43,7 +43,7 @@ kvmTest("pause stops a running guest and resume lets its tick count go on", asyn
 kvmTest("stop ends a guest that never exits on its own, and close releases it", async () => {
   const sink = new TextSink();
   using kvm = Kvm.open();
-  const machine = Machine.build(kvm, {
+  const machine = buildMachine(kvm, {
     kernel: await Deno.readFile(guest("ticks")),
     cmdline: "",
     memoryBytes: 32 * 1024 * 1024,

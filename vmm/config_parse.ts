@@ -17,6 +17,8 @@ import {
   type TokenBucketConfig,
 } from "../devices/virtio/rate_limiter.ts";
 import type { LifecycleAction, Transport } from "../manager/api_types.ts";
+import { DEVICE_ID_PATTERN, FIXED_DEVICE_IDS } from "./device_names.ts";
+import { diskId, nicId } from "./device_plan.ts";
 import type { VmmConfig, VmmDiskConfig, VmmNicConfig } from "./vmm_config.ts";
 
 /** A config file that cannot be used; the message names the file and the field. */
@@ -151,6 +153,7 @@ export function validateVmmConfig(value: unknown): VmmConfig {
     "rng",
     "balloon",
     "virtioConsole",
+    "transport",
     "onReboot",
     "logFile",
     "runDir",
@@ -173,6 +176,7 @@ export function validateVmmConfig(value: unknown): VmmConfig {
   const taps = nics.map((n) => n.tap).filter((t) => t !== "auto");
   const twice = taps.find((t, i) => taps.indexOf(t) !== i);
   if (twice) throw fail(`nics[${taps.lastIndexOf(twice)}].tap`, `'${twice}' is used by two NICs`);
+  refuseSameId(disks, nics);
   const config: VmmConfig = {
     name,
     uuid,
@@ -187,6 +191,7 @@ export function validateVmmConfig(value: unknown): VmmConfig {
     runDir: f.path("runDir"),
   };
   if (f.has("virtioConsole")) config.virtioConsole = f.boolean("virtioConsole");
+  if (f.has("transport")) config.transport = f.oneOf("transport", TRANSPORTS);
   if (f.has("rng")) {
     const rng = new Fields(f.raw("rng"), "rng", ["rateLimit"]);
     config.rng = rng.has("rateLimit") ? { rateLimit: parseLimit(rng, "rateLimit") } : {};
@@ -200,8 +205,15 @@ function parseBoot(value: unknown): VmmConfig["boot"] {
     "linux",
   ]);
   if (kind === "demo") {
-    new Fields(value, "boot", ["kind"]);
-    return { kind };
+    // The demo guest takes a command line and an initrd as `denovisor run` gives them.
+    const demo = new Fields(value, "boot", ["kind", "cmdline", "initrd"]);
+    const cmdline = demo.string("cmdline", { optional: true });
+    const initrd = demo.path("initrd", { optional: true });
+    return {
+      kind,
+      ...(cmdline === undefined ? {} : { cmdline }),
+      ...(initrd === undefined ? {} : { initrd }),
+    };
   }
   const f = new Fields(value, "boot", ["kind", "kernel", "initrd", "cmdline"]);
   const initrd = f.path("initrd", { optional: true });
@@ -215,6 +227,7 @@ function parseBoot(value: unknown): VmmConfig["boot"] {
 
 function parseDisk(value: unknown, path: string): VmmDiskConfig {
   const f = new Fields(value, path, [
+    "id",
     "path",
     "format",
     "readOnly",
@@ -224,10 +237,11 @@ function parseDisk(value: unknown, path: string): VmmDiskConfig {
   ]);
   const disk: VmmDiskConfig = {
     path: f.path("path"),
-    format: f.oneOf("format", ["raw", "qcow2"]),
+    format: f.oneOf<"raw" | "qcow2">("format", ["raw", "qcow2"]),
     readOnly: f.boolean("readOnly"),
     transport: f.oneOf("transport", TRANSPORTS),
   };
+  if (f.has("id")) disk.id = deviceId(f);
   const serial = f.string("serial", { optional: true });
   if (serial !== undefined) {
     if (new TextEncoder().encode(serial).length > MAX_SERIAL_BYTES) {
@@ -240,7 +254,7 @@ function parseDisk(value: unknown, path: string): VmmDiskConfig {
 }
 
 function parseNic(value: unknown, path: string): VmmNicConfig {
-  const f = new Fields(value, path, ["tap", "mac", "bridge", "transport", "rateLimit"]);
+  const f = new Fields(value, path, ["id", "tap", "mac", "bridge", "transport", "rateLimit"]);
   const tap = ifname(f, "tap");
   const mac = f.string("mac");
   try {
@@ -249,9 +263,40 @@ function parseNic(value: unknown, path: string): VmmNicConfig {
     throw fail(f.at("mac"), error instanceof Error ? error.message : String(error));
   }
   const nic: VmmNicConfig = { tap, mac, transport: f.oneOf("transport", TRANSPORTS) };
+  if (f.has("id")) nic.id = deviceId(f);
   if (f.has("bridge")) nic.bridge = ifname(f, "bridge");
   if (f.has("rateLimit")) nic.rateLimit = parseLimit(f, "rateLimit");
   return nic;
+}
+
+function deviceId(f: Fields): string {
+  const id = f.string("id");
+  if (!DEVICE_ID_PATTERN.test(id)) {
+    throw fail(
+      f.at("id"),
+      `'${id}' must be 1-32 letters, digits, '.', '_' or '-', not starting with a symbol`,
+    );
+  }
+  if (FIXED_DEVICE_IDS.includes(id)) {
+    throw fail(f.at("id"), `'${id}' is the id of a built-in device; choose another`);
+  }
+  return id;
+}
+
+/** Disks and NICs share one id space (given ids, and the vda.../net0... of the others). */
+function refuseSameId(disks: VmmDiskConfig[], nics: VmmNicConfig[]): void {
+  const seen = new Map<string, string>();
+  const check = (id: string, path: string) => {
+    const earlier = seen.get(id);
+    if (earlier !== undefined) throw fail(path, `'${id}' is already the id of ${earlier}`);
+    seen.set(id, path);
+  };
+  disks.forEach((disk, i) =>
+    check(diskId(disk, i), disk.id === undefined ? `disks[${i}]` : `disks[${i}].id`)
+  );
+  nics.forEach((nic, i) =>
+    check(nicId(nic, i), nic.id === undefined ? `nics[${i}]` : `nics[${i}].id`)
+  );
 }
 
 function ifname(f: Fields, key: string): string {

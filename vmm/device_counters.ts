@@ -7,9 +7,8 @@
  */
 
 import type { DiskStats, NicStats } from "../manager/api_types.ts";
-import { VirtioBlock } from "../devices/virtio/block.ts";
-import { VirtioNet } from "../devices/virtio/net.ts";
-import type { RunDevices } from "../cli/run_devices.ts";
+import type { DeviceManager } from "./device_manager.ts";
+import { diskId, nicId } from "./device_plan.ts";
 import type { VmmConfig } from "./vmm_config.ts";
 
 type DiskCounts = Omit<DiskStats, "name" | "path">;
@@ -31,61 +30,57 @@ function add<T extends Record<string, number>>(a: T, b: T): T {
   return sum;
 }
 
-/** Disk names as Linux calls them: vda, vdb... */
-export const diskName = (index: number) =>
-  index < 26 ? `vd${String.fromCharCode(0x61 + index)}` : `disk${index}`;
-
-/** Counters over every machine this process built. */
+/** Counters over every machine this process built, by device id. */
 export class DeviceCounters {
-  readonly #config: VmmConfig;
-  #diskCarry: DiskCounts[];
-  #nicCarry: NicCounts[];
-  #blocks: VirtioBlock[] = [];
-  #nets: VirtioNet[] = [];
+  readonly #disks: Array<{ id: string; path: string }>;
+  readonly #nics: Array<{ id: string; tap: string; mac?: string }>;
+  readonly #diskCarry = new Map<string, DiskCounts>();
+  readonly #nicCarry = new Map<string, NicCounts>();
+  #devices: DeviceManager | undefined;
 
   constructor(config: VmmConfig) {
-    this.#config = config;
-    this.#diskCarry = config.disks.map(() => ({ ...ZERO_DISK }));
-    this.#nicCarry = config.nics.map(() => ({ ...ZERO_NIC }));
+    this.#disks = config.disks.map((disk, i) => ({ id: diskId(disk, i), path: disk.path }));
+    this.#nics = config.nics.map((nic, i) => ({ id: nicId(nic, i), tap: nic.tap, mac: nic.mac }));
+    for (const { id } of this.#disks) this.#diskCarry.set(id, { ...ZERO_DISK });
+    for (const { id } of this.#nics) this.#nicCarry.set(id, { ...ZERO_NIC });
   }
 
-  /** Follows the devices of a new machine (in config order, as buildRunDevices adds them). */
-  attach(devices: RunDevices): void {
-    this.#blocks = devices.attachments.flatMap(({ device }) =>
-      device instanceof VirtioBlock ? [device] : []
-    );
-    this.#nets = devices.attachments.flatMap(({ device }) =>
-      device instanceof VirtioNet ? [device] : []
-    );
+  /** Follows the devices of a new machine. */
+  attach(devices: DeviceManager): void {
+    this.#devices = devices;
   }
 
   /** Adds the current machine's counts to the carried ones and stops following it. */
   detach(): void {
-    this.#diskCarry = this.#diskCarry.map((carry, i) => add(carry, this.#diskLive(i)));
-    this.#nicCarry = this.#nicCarry.map((carry, i) => add(carry, this.#nicLive(i)));
-    this.#blocks = [];
-    this.#nets = [];
+    for (const [id, carry] of this.#diskCarry) {
+      this.#diskCarry.set(id, add(carry, this.#diskLive(id)));
+    }
+    for (const [id, carry] of this.#nicCarry) this.#nicCarry.set(id, add(carry, this.#nicLive(id)));
+    this.#devices = undefined;
   }
 
   disks(): DiskStats[] {
-    return this.#config.disks.map((disk, i) => ({
-      name: diskName(i),
-      path: disk.path,
-      ...add(this.#diskCarry[i], this.#diskLive(i)),
+    return this.#disks.map(({ id, path }) => ({
+      name: id,
+      path,
+      ...add(this.#diskCarry.get(id)!, this.#diskLive(id)),
     }));
   }
 
   nics(): NicStats[] {
-    return this.#config.nics.map((nic, i) => ({
-      name: `net${i}`,
-      tap: this.#nets[i]?.tapName ?? nic.tap,
-      mac: nic.mac,
-      ...add(this.#nicCarry[i], this.#nicLive(i)),
-    }));
+    return this.#nics.map(({ id, tap, mac }) => {
+      const net = this.#devices?.nic(id);
+      return {
+        name: id,
+        tap: net?.tapName ?? tap,
+        mac: mac ?? net?.mac ?? "",
+        ...add(this.#nicCarry.get(id)!, this.#nicLive(id)),
+      };
+    });
   }
 
-  #diskLive(index: number): DiskCounts {
-    const block = this.#blocks[index];
+  #diskLive(id: string): DiskCounts {
+    const block = this.#devices?.disk(id);
     if (block === undefined) return ZERO_DISK;
     const s = block.stats;
     return {
@@ -98,8 +93,8 @@ export class DeviceCounters {
     };
   }
 
-  #nicLive(index: number): NicCounts {
-    const net = this.#nets[index];
+  #nicLive(id: string): NicCounts {
+    const net = this.#devices?.nic(id);
     if (net === undefined) return ZERO_NIC;
     const c = net.counters;
     return {

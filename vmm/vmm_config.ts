@@ -39,9 +39,19 @@ import type { DomainState, LifecycleAction, Transport } from "../manager/api_typ
 import type { RateLimiterConfig } from "../devices/virtio/rate_limiter.ts";
 
 export interface VmmDiskConfig {
+  /**
+   * The disk's stable id: stats, logs and saved state key by it. Omitted: its Linux name
+   * by position (`diskName()` in vmm/device_names.ts: vda, vdb... vdz, vdaa...).
+   */
+  id?: string;
   /** Absolute path of the image (the top of a qcow2 chain). */
   path: string;
-  format: "raw" | "qcow2";
+  /**
+   * The daemon always gives it (it probed the image when it resolved the domain). Omitted
+   * (`denovisor run` without format=): probed when the image is opened, and a probed raw
+   * image refuses a qcow2 header written by its guest.
+   */
+  format?: "raw" | "qcow2";
   readOnly: boolean;
   serial?: string;
   transport: Transport;
@@ -49,28 +59,51 @@ export interface VmmDiskConfig {
 }
 
 export interface VmmNicConfig {
+  /** The NIC's stable id. Omitted: `nicName()` by position (net0, net1...). */
+  id?: string;
   /** A tap name, or "auto" for one the VMM creates and removes. */
   tap: string;
-  mac: string;
+  /**
+   * The daemon always gives it. Omitted (`denovisor run` without mac=): a random locally
+   * administered unicast MAC, new at each boot.
+   */
+  mac?: string;
   bridge?: string;
   transport: Transport;
   rateLimit?: RateLimiterConfig;
 }
 
-export interface VmmConfig {
-  name: string;
-  uuid: string;
+/**
+ * What to boot: a kernel, or the embedded demo guest (which `denovisor run` may also give
+ * a command line and an initrd).
+ */
+export type VmmBootConfig =
+  | { kind: "demo"; cmdline?: string; initrd?: string }
+  | { kind: "linux"; kernel: string; initrd?: string; cmdline: string };
+
+/**
+ * The machine itself: everything the builder (vmm/builder.ts) reads, and what `denovisor
+ * run` fills from its flags. Device ids: disks and NICs carry theirs (`id`), the others
+ * have fixed ones (vmm/device_names.ts: serial0, i8042, rtc, pci-host, rng0, balloon0,
+ * console0).
+ */
+export interface VmmMachineConfig {
   vcpus: number;
   memoryBytes: number;
-  boot:
-    | { kind: "demo" }
-    | { kind: "linux"; kernel: string; initrd?: string; cmdline: string };
+  boot: VmmBootConfig;
   disks: VmmDiskConfig[];
   nics: VmmNicConfig[];
   rng?: { rateLimit?: RateLimiterConfig };
   balloon: boolean;
-  /** A virtio console (on pci) that takes the console input; the serial port stays. */
+  /** A virtio console that takes the console input; the serial port stays. */
   virtioConsole?: boolean;
+  /** Where the rng, balloon and virtio console sit (disks and NICs say their own); default pci. */
+  transport?: Transport;
+}
+
+export interface VmmConfig extends VmmMachineConfig {
+  name: string;
+  uuid: string;
   /** What the VMM does itself when the guest resets: "restart" rebuilds the VM in-process. */
   onReboot: LifecycleAction;
   /** Absolute path; the VMM appends to it. */

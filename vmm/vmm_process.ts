@@ -17,7 +17,7 @@ import { SyscallError } from "../ffi/errno.ts";
 import { O_CLOEXEC, O_CREAT } from "../ffi/libc_symbols.ts";
 import { ConsoleHub, removeIfExists } from "./console_hub.ts";
 import { controlRouter, serveControl } from "./control_api.ts";
-import { machineSetupFor } from "./machine_setup.ts";
+import { loadBootImage } from "./builder.ts";
 import { VmmDomain } from "./vmm_domain.ts";
 import type { VmmConfig, VmmEndRecord, VmmStatus } from "./vmm_config.ts";
 import { runFiles } from "./run_files.ts";
@@ -107,8 +107,8 @@ export async function runVmm(config: VmmConfig): Promise<number> {
   using kvm = Kvm.open();
   let domain: VmmDomain;
   try {
-    const setup = await machineSetupFor(config);
-    domain = new VmmDomain({ config, kvm, setup, hub });
+    const boot = await loadBootImage(config.boot);
+    domain = new VmmDomain({ config, kvm, boot, hub });
     domain.prepare();
   } catch (error) {
     hub.log(`cannot start: ${error instanceof Error ? error.message : String(error)}`);

@@ -1,0 +1,204 @@
+/**
+ * The VMM builder: the machine config (vmm/vmm_config.ts) in, a built machine out. The
+ * daemon's VMM (`denovisor vmm`) and `denovisor run` both come here, with the same config
+ * shape.
+ *
+ * A build has two halves, kept apart so that a restore can share the first:
+ *   1. construction: plan the devices (ids, addresses, interrupts), open their host
+ *      resources (images, taps), create the VM and its RAM, and put every device on the
+ *      machine (`constructMachine`);
+ *   2. boot-time set-up: load the kernel, initrd and command line into guest RAM, create
+ *      the vCPUs with their CPUID and MSRs and point vCPU 0 at the entry (`bootSetUp`).
+ * `restore(config, state)` (the next step) will run the same construction, then load the
+ * saved state into the vCPUs and devices (`machine.devices.entries()`, by id) instead of
+ * booting.
+ *
+ * @module
+ */
+
+import { guestRamRegions } from "../core/boot/e820.ts";
+import { configureBoot } from "../core/boot/linux_boot.ts";
+import { Bus } from "../core/bus.ts";
+import { EventLoop } from "../core/event_loop.ts";
+import type { Kvm } from "../core/kvm.ts";
+import { checkVcpuCount, initVm, VmEndSignal } from "../core/machine.ts";
+import { GuestRam } from "../core/memory.ts";
+import type { Vcpu } from "../core/vcpu.ts";
+import type { Vm } from "../core/vm.ts";
+import { configureBootVcpu, configureVcpu } from "../core/vcpu_setup.ts";
+import type { ConsoleOutput } from "../devices/console/console.ts";
+import { createSplitQueue as createQueue } from "../devices/virtio/queue.ts";
+import { DEMO_GUEST_ELF } from "../guests/embedded/demo_guest.ts";
+import { DeviceManager } from "./device_manager.ts";
+import { planDevices } from "./device_plan.ts";
+import { readInputFile } from "./input_files.ts";
+import { Machine } from "./machine.ts";
+import { closeVirtioDevices, openVirtioDevices } from "./virtio_devices.ts";
+import type { VmmBootConfig, VmmMachineConfig } from "./vmm_config.ts";
+
+/** The boot files of a config, read: what the guest boots. */
+export interface BootImage {
+  kernel: Uint8Array;
+  /** Names the kernel in errors (its path, or "the embedded demo guest"). */
+  kernelPath?: string;
+  initrd?: Uint8Array;
+  cmdline: string;
+}
+
+/** What a build needs besides the config. */
+export interface BuildContext {
+  kvm: Kvm;
+  /** Where the serial port's (and the virtio console's) output goes. */
+  console: ConsoleOutput;
+  /**
+   * The config's boot files as `loadBootImage(config.boot)` read them: read once per
+   * process, before KVM is opened, and reused by every reboot.
+   */
+  boot: BootImage;
+}
+
+/** Reads the kernel and initrd `boot` names (the embedded demo guest for `kind: "demo"`). */
+export async function loadBootImage(boot: VmmBootConfig): Promise<BootImage> {
+  const linux = boot.kind === "linux" ? boot : undefined;
+  return {
+    kernel: linux ? await readInputFile(linux.kernel, "kernel") : DEMO_GUEST_ELF,
+    kernelPath: linux?.kernel ?? "the embedded demo guest",
+    initrd: boot.initrd === undefined ? undefined : await readInputFile(boot.initrd, "initrd"),
+    cmdline: boot.cmdline ?? "",
+  };
+}
+
+/**
+ * Builds a machine for `config`, ready to `start()`. The machine owns its devices (its
+ * `close()` closes them); on failure everything opened or created so far is released.
+ */
+export function build(config: VmmMachineConfig, context: BuildContext): Machine {
+  return constructMachine(config, context, (parts) => bootSetUp(config, context, parts));
+}
+
+/** A machine with no virtio devices, from an in-memory kernel (library users, tests). */
+export interface MachineConfig {
+  kernel: Uint8Array;
+  /** How to name the kernel in errors (its path). */
+  kernelPath?: string;
+  initrd?: Uint8Array;
+  cmdline: string;
+  memoryBytes: number;
+  cpus: number;
+  /** Where the serial port's output goes (the caller feeds input to `machine.serial`). */
+  console: ConsoleOutput;
+}
+
+/** `build()` for a kernel already in memory: the same machine, legacy devices only. */
+export function buildMachine(kvm: Kvm, config: MachineConfig): Machine {
+  const machine: VmmMachineConfig = {
+    vcpus: config.cpus,
+    memoryBytes: config.memoryBytes,
+    boot: { kind: "linux", kernel: config.kernelPath ?? "", cmdline: config.cmdline },
+    disks: [],
+    nics: [],
+    balloon: false,
+  };
+  const boot: BootImage = {
+    kernel: config.kernel,
+    kernelPath: config.kernelPath,
+    initrd: config.initrd,
+    cmdline: config.cmdline,
+  };
+  return build(machine, { kvm, console: config.console, boot });
+}
+
+/** The built pieces that the second half of a build (boot, or a restore) works on. */
+interface ConstructedParts {
+  vm: Vm;
+  ram: GuestRam;
+  devices: DeviceManager;
+  /** Empty; the second half creates the vCPUs into it (so that a failure closes them). */
+  vcpus: Vcpu[];
+}
+
+/**
+ * Construction: devices opened, VM, RAM and every device in place; then `setUp` (boot
+ * or, later, restore) creates and prepares the vCPUs.
+ */
+function constructMachine(
+  config: VmmMachineConfig,
+  context: BuildContext,
+  setUp: (parts: ConstructedParts) => void,
+): Machine {
+  const plan = planDevices(config);
+  // Host resources first (a locked disk, a missing tap): nothing of KVM exists yet.
+  const virtio = openVirtioDevices(plan.virtio, {
+    memoryBytes: config.memoryBytes,
+    console: context.console,
+  });
+  try {
+    const { kvm } = context;
+    checkVcpuCount(kvm, config.vcpus);
+    const regions = guestRamRegions(config.memoryBytes);
+    const vm = kvm.createVm();
+    const pio = new Bus();
+    const mmio = new Bus();
+    const loop = new EventLoop();
+    const end = new VmEndSignal();
+    let ram: GuestRam | undefined;
+    let devices: DeviceManager | undefined;
+    const vcpus: Vcpu[] = [];
+    try {
+      initVm(vm);
+      ram = GuestRam.allocate(vm, regions);
+      devices = new DeviceManager({
+        vm,
+        memory: ram.memory,
+        mmio,
+        pio,
+        loop,
+        createQueue,
+        plan,
+        virtio,
+        console: context.console,
+        onReset: () => end.end({ kind: "reset", source: "i8042" }),
+      });
+      setUp({ vm, ram, devices, vcpus });
+      return new Machine({ vm, ram, vcpus, pio, mmio, loop, devices, end });
+    } catch (error) {
+      // The same order as Machine.close(): the VM lets go of guest RAM before it is unmapped.
+      devices?.close();
+      void loop.stop();
+      vcpus.forEach((vcpu) => vcpu.close());
+      vm.close();
+      ram?.close();
+      throw error;
+    }
+  } catch (error) {
+    closeVirtioDevices(virtio);
+    throw error;
+  }
+}
+
+/**
+ * Boot-time set-up: the kernel, initrd, command line (with the virtio-mmio devices
+ * announced on it) and MP table in guest RAM, then the vCPUs, vCPU 0 at the entry point.
+ */
+function bootSetUp(
+  config: VmmMachineConfig,
+  context: BuildContext,
+  parts: ConstructedParts,
+): void {
+  const { boot, kvm } = context;
+  const { vm, ram, devices, vcpus } = parts;
+  const entry = configureBoot(ram.memory, {
+    kernel: boot.kernel,
+    kernelPath: boot.kernelPath,
+    initrd: boot.initrd,
+    cmdline: [boot.cmdline, ...devices.cmdline].filter((part) => part !== "").join(" "),
+    cpus: config.vcpus,
+    mpTable: { pciIntx: devices.pciIntxSources() },
+  });
+  const supportedCpuid = kvm.supportedCpuid();
+  for (let id = 0; id < config.vcpus; id++) {
+    vcpus.push(vm.createVcpu(id));
+    configureVcpu(vcpus[id], supportedCpuid, config.vcpus);
+  }
+  configureBootVcpu(vcpus[0], entry);
+}

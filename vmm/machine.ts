@@ -1,0 +1,122 @@
+/**
+ * A built machine (vmm/builder.ts makes one): `start()` runs it, `ended` settles with the
+ * reason it stopped, `close()` tears it down.
+ *
+ * @module
+ */
+
+import type { Bus } from "../core/bus.ts";
+import type { EventLoop } from "../core/event_loop.ts";
+import { installKickSignalHandler } from "../core/kick_signal.ts";
+import { busAccess, type VmEndSignal } from "../core/machine.ts";
+import type { GuestRam } from "../core/memory.ts";
+import type { Vcpu } from "../core/vcpu.ts";
+import { VcpuThread } from "../core/vcpu_thread.ts";
+import type { VmEndReason } from "../core/vm_end.ts";
+import type { Vm } from "../core/vm.ts";
+import type { I8042 } from "../devices/legacy/i8042.ts";
+import type { Serial16550 } from "../devices/legacy/serial.ts";
+import type { DeviceManager } from "./device_manager.ts";
+
+/** The pieces the builder assembles. */
+export interface MachineParts {
+  vm: Vm;
+  ram: GuestRam;
+  vcpus: Vcpu[];
+  pio: Bus;
+  mmio: Bus;
+  loop: EventLoop;
+  devices: DeviceManager;
+  end: VmEndSignal;
+}
+
+/** A built VM. `start()` runs it; `ended` settles with the reason it stopped. */
+export class Machine {
+  readonly vm: Vm;
+  readonly ram: GuestRam;
+  readonly vcpus: readonly Vcpu[];
+  readonly pio: Bus;
+  readonly mmio: Bus;
+  /** Every device, by id. */
+  readonly devices: DeviceManager;
+  readonly ended: Promise<VmEndReason>;
+  readonly #loop: EventLoop;
+  readonly #end: VmEndSignal;
+  #threads: VcpuThread[] = [];
+  #closed = false;
+
+  constructor(parts: MachineParts) {
+    this.vm = parts.vm;
+    this.ram = parts.ram;
+    this.vcpus = parts.vcpus;
+    this.pio = parts.pio;
+    this.mmio = parts.mmio;
+    this.devices = parts.devices;
+    this.#loop = parts.loop;
+    this.#end = parts.end;
+    this.ended = parts.end.ended;
+  }
+
+  /** The 16550 on COM1 (the caller feeds console input to it, or to `consoleInput`). */
+  get serial(): Serial16550 {
+    return this.devices.serial;
+  }
+
+  /** The keyboard controller, for host-side key presses (Ctrl-Alt-Del). */
+  get i8042(): I8042 {
+    return this.devices.i8042;
+  }
+
+  /** Hands typed bytes to the virtio console when there is one, else to the UART. */
+  consoleInput(bytes: Uint8Array): void {
+    (this.devices.virtioConsole ?? this.devices.serial).receive(bytes);
+  }
+
+  /** Starts every vCPU and the device event loop. */
+  start(): void {
+    installKickSignalHandler();
+    void this.#loop.start();
+    const serve = busAccess(this.pio, this.mmio);
+    this.#threads = this.vcpus.map((vcpu) => {
+      const thread = new VcpuThread(vcpu, this.ram.ranges, serve);
+      thread.done.then((reason) => reason && this.#end.end(reason));
+      return thread;
+    });
+  }
+
+  /** Ends the VM from the host side (a user's stop, a console escape). */
+  stop(source: string): void {
+    this.#end.end({ kind: "stopped", source });
+  }
+
+  /** Pauses every vCPU; resolves once none runs guest code. */
+  async pause(): Promise<void> {
+    await Promise.all(this.#threads.map((t) => t.pause()));
+  }
+
+  resume(): void {
+    this.#threads.forEach((t) => t.resume());
+  }
+
+  /** vCPU run state and exit counts, per vCPU. */
+  get vcpuStats(): Array<{ id: number; state: string; exits: number; tid: number }> {
+    return this.#threads.map((t) => ({
+      id: t.vcpu.id,
+      state: t.state,
+      exits: t.exits,
+      tid: t.tid,
+    }));
+  }
+
+  /** Stops all vCPUs and releases the VM, its devices and its memory; idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(this.#threads.map((t) => t.stop()));
+    this.devices.close();
+    await this.#loop.stop();
+    this.vcpus.forEach((v) => v.close());
+    this.vm.close();
+    this.ram.close();
+  }
+}
