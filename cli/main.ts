@@ -10,6 +10,7 @@
 
 import { domainCommands, domainHelpLines } from "./domain_commands.ts";
 import { EXIT_STATUS_HELP } from "./output.ts";
+import { didYouMean } from "./suggest.ts";
 import { UsageError } from "./usage_error.ts";
 import { versionCommand } from "./version.ts";
 import { EXIT_STATUS } from "../core/vm_end.ts";
@@ -28,6 +29,7 @@ Host:
   daemon     Run the service: the API socket and one VMM per running domain
   repl       Interactive shell: every client command, Tab completion, live events
   install    Install the systemd unit denovisor.service and its directories
+  completion Print a completion script for bash, zsh or fish
   run        Boot a VM in the foreground (no options: the embedded demo guest)
   check      Check that this host can run VMs
   version    Print the version
@@ -56,7 +58,21 @@ const COMMANDS: Record<string, Command> = {
   vmm: lazy(async () => (await import("./vmm.ts")).vmmCommand),
   img: lazy(async () => (await import("./img.ts")).imgCommand),
   install: lazy(async () => (await import("./install.ts")).installCommand),
+  completion: lazy(async () => (await import("./completion_command.ts")).completionCommand),
+  // Hidden: what the completion scripts call.
+  __complete: lazy(async () => (await import("./completion_command.ts")).completeCommand),
 };
+
+/** Every verb a user may type, for "did you mean ...?". */
+async function knownVerbs(): Promise<string[]> {
+  const [pool, vol] = await Promise.all([import("./pool.ts"), import("./vol.ts")]);
+  return [
+    ...Object.keys(COMMANDS).filter((verb) => !verb.startsWith("__")),
+    ...pool.POOL_ALIASES,
+    ...vol.VOL_ALIASES,
+    "help",
+  ];
+}
 
 /** The command for `verb`, virsh's pool-* and vol-* names included; undefined if none. */
 async function findCommand(verb: string): Promise<Command | undefined> {
@@ -79,13 +95,22 @@ export async function main(args: string[]): Promise<number> {
     if (verb === undefined || verb === "help" || verb === "--help" || verb === "-h") {
       const helped = rest[0] === undefined ? undefined : await findCommand(rest[0]);
       if (helped) return await helped(["--help"]);
+      if (rest[0] !== undefined) {
+        throw new UsageError(
+          `help: no command '${rest[0]}'${didYouMean(rest[0], await knownVerbs())}` +
+            `; run 'denovisor help' for the list`,
+        );
+      }
       console.log(MAIN_HELP);
       return verb === undefined ? EXIT_STATUS.USAGE : EXIT_STATUS.OK;
     }
     if (verb === "--version") return versionCommand([]);
     const command = await findCommand(verb);
     if (command === undefined) {
-      throw new UsageError(`Unknown command '${verb}'; run 'denovisor help' for the list`);
+      throw new UsageError(
+        `Unknown command '${verb}'${didYouMean(verb, await knownVerbs())}` +
+          `; run 'denovisor help' for the list`,
+      );
     }
     return await command(rest);
   } catch (error) {

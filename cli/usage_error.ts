@@ -7,6 +7,7 @@
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { DenovisorError } from "../common/errors.ts";
+import { didYouMean } from "./suggest.ts";
 import { parseSize, SizeError } from "../common/units.ts";
 
 /** A command called wrongly: unknown flag, missing or malformed value (code `usage`). */
@@ -42,6 +43,12 @@ export function parseCommandArgs<T extends Options>(
     return parseArgs({ args, options, strict: true, allowPositionals });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    throw new UsageError(`${command}: ${message.replace(/\. To specify.*$/s, "")}; see --help`);
+    const unknown = /^Unknown option '(--?[^']+)'/.exec(message)?.[1];
+    const hint = unknown === undefined
+      ? ""
+      : didYouMean(unknown, Object.keys(options).map((name) => `--${name}`));
+    throw new UsageError(
+      `${command}: ${message.replace(/\. To specify.*$/s, "")}${hint}; see --help`,
+    );
   }
 }

@@ -26,3 +26,16 @@ Deno.test("version prints Denovisor's and Deno's versions", async () => {
   assert.match(version, /^\d+\.\d+\.\d+$/);
   assert.equal(deno, Deno.version.deno);
 });
+
+Deno.test("a mistyped verb, help topic or option exits 2 and suggests the closest", async () => {
+  const verb = await denovisor(["strat", "web"]);
+  assert.equal(verb.code, 2);
+  assert.match(verb.stderr, /Unknown command 'strat' \(did you mean 'start'\?\)/);
+  const topic = await denovisor(["help", "shutdwon"]);
+  assert.equal(topic.code, 2);
+  assert.match(topic.stderr, /help: no command 'shutdwon' \(did you mean 'shutdown'\?\)/);
+  const option = await denovisor(["list", "--jsno"]);
+  assert.equal(option.code, 2);
+  assert.match(option.stderr, /Unknown option '--jsno' \(did you mean '--json'\?\)/);
+  assert.equal((await denovisor(["help", "xyzzy"])).code, 2);
+});
