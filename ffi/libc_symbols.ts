@@ -53,6 +53,12 @@ export const LIBC_SYMBOLS = {
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   /** int fcntl(int fd, int cmd, void *arg): the struct flock form for OFD locks */
   fcntl_lock: { name: "fcntl", parameters: ["i32", "i32", "buffer"], result: "i32" },
+  /** int fstat(int fd, struct stat *buf) */
+  fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  /** int fstatfs(int fd, struct statfs *buf) */
+  fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
+  /** int renameat2(int olddirfd, const char *old, int newdirfd, const char *new, unsigned int flags) */
+  renameat2: { parameters: ["i32", "buffer", "i32", "buffer", "u32"], result: "i32" },
   /** ssize_t getrandom(void *buf, size_t buflen, unsigned int flags) */
   getrandom: { parameters: ["buffer", "usize", "u32"], result: "isize" },
   /** int socket(int domain, int type, int protocol) */

@@ -36,3 +36,49 @@ export function tryOfdLock(fd: number, mode: OfdLockMode): number {
   if (code === EAGAIN || code === EACCES) return code;
   throw new SyscallError("fcntl", code);
 }
+
+/** fcntl(2) command: which OFD lock would conflict with the one described. */
+export const F_OFD_GETLK = 36;
+/** struct flock l_type: no lock (to release one, or GETLK's "nothing in the way"). */
+export const F_UNLCK = 2;
+
+function flockOf(type: number, offset: number, length: number): Uint8Array<ArrayBuffer> {
+  const flock = new Uint8Array(32);
+  const view = new DataView(flock.buffer);
+  view.setInt16(0, type, true);
+  view.setBigInt64(8, BigInt(offset), true);
+  view.setBigInt64(16, BigInt(length), true);
+  return flock;
+}
+
+/**
+ * Takes (`shared` or `exclusive`) or releases (`unlock`) an OFD lock on `length` bytes at
+ * `offset` of `fd`'s file, without waiting: 0, or the errno (EAGAIN or EACCES) of a
+ * conflict. Byte-range locks are how QEMU publishes which permissions an image's users
+ * hold and refuse to share (see storage/image_lock.ts).
+ */
+export function tryOfdRangeLock(
+  fd: number,
+  mode: OfdLockMode | "unlock",
+  offset: number,
+  length: number,
+): number {
+  const type = mode === "unlock" ? F_UNLCK : mode === "shared" ? F_RDLCK : F_WRLCK;
+  if (libc().fcntl_lock(fd, F_OFD_SETLK, flockOf(type, offset, length)) === 0) return 0;
+  const code = errno();
+  if (code === EAGAIN || code === EACCES) return code;
+  throw new SyscallError("fcntl", code);
+}
+
+/**
+ * Whether another open file description holds a lock on `length` bytes at `offset` that
+ * conflicts with an exclusive lock there, i.e. any lock at all (F_OFD_GETLK). Locks of
+ * `fd`'s own description never count.
+ */
+export function ofdRangeLocked(fd: number, offset: number, length: number): boolean {
+  const flock = flockOf(F_WRLCK, offset, length);
+  if (libc().fcntl_lock(fd, F_OFD_GETLK, flock) !== 0) {
+    throw new SyscallError("fcntl(F_OFD_GETLK)", errno());
+  }
+  return new DataView(flock.buffer).getInt16(0, true) !== F_UNLCK;
+}

@@ -6,14 +6,24 @@
  * @module
  */
 
+import { DenovisorError, type ErrorCode } from "../common/errors.ts";
+
+/** Options of `DiskError`. */
+export interface DiskErrorOptions {
+  /** errno of the failed system call, when there was one. */
+  errno?: number;
+  cause?: unknown;
+  /** Default `internal` (an I/O failure); `busy` for a locked disk, `not_found`... */
+  code?: ErrorCode;
+}
+
 /** A disk operation that failed; the device answers the request with an I/O error. */
-export class DiskError extends Error {
+export class DiskError extends DenovisorError {
   /** errno of the failed system call, when there was one. */
   readonly errno?: number;
 
-  constructor(message: string, options: { errno?: number; cause?: unknown } = {}) {
-    super(message, { cause: options.cause });
-    this.name = "DiskError";
+  constructor(message: string, options: DiskErrorOptions = {}) {
+    super(options.code ?? "internal", message, { cause: options.cause });
     this.errno = options.errno;
   }
 }

@@ -9,9 +9,10 @@
  */
 
 import { EINTR, SyscallError } from "../ffi/errno.ts";
-import { errno, libc, pointerOf } from "../ffi/libc.ts";
+import { errno } from "../ffi/libc.ts";
+import { fallocate, pread, pwrite } from "../ffi/fs.ts";
+import { IovecArray, preadv, pwritev } from "../ffi/iovec.ts";
 import { DiskError } from "./disk.ts";
-import { IovecArray } from "./iovec.ts";
 
 export type TransferKind = "read" | "write";
 
@@ -48,7 +49,7 @@ export class FileIo {
   /** fallocate(mode); false when the file system does not support `mode`. */
   fallocate(fd: number, mode: number, offset: number, length: number): boolean {
     for (;;) {
-      if (libc().fallocate(fd, mode, BigInt(offset), BigInt(length)) === 0) return true;
+      if (fallocate(fd, mode, offset, length) === 0) return true;
       const code = errno();
       if (code === EOPNOTSUPP) return false;
       if (code !== EINTR) throw this.#error("fallocate", code);
@@ -73,9 +74,9 @@ export class FileIo {
 
   /** One preadv/pwritev of the current iovec array; EINTR is retried. */
   #vector(fd: number, kind: TransferKind, position: number): number {
-    const call = kind === "read" ? libc().preadv : libc().pwritev;
+    const call = kind === "read" ? preadv : pwritev;
     for (;;) {
-      const result = Number(call(fd, this.#iov.bytes, this.#iov.count, BigInt(position)));
+      const result = call(fd, this.#iov, position);
       if (result >= 0) return result;
       const code = errno();
       if (code !== EINTR) throw this.#error(kind === "read" ? "preadv" : "pwritev", code);
@@ -123,9 +124,9 @@ export class FileIo {
   }
 
   #single(fd: number, kind: TransferKind, piece: Uint8Array, at: number): number {
-    const call = kind === "read" ? libc().pread : libc().pwrite;
+    const call = kind === "read" ? pread : pwrite;
     for (;;) {
-      const result = Number(call(fd, pointerOf(piece), BigInt(piece.length), BigInt(at)));
+      const result = call(fd, piece, at);
       if (result >= 0) return result;
       const code = errno();
       if (code !== EINTR) throw this.#error(kind === "read" ? "pread" : "pwrite", code);

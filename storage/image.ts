@@ -20,6 +20,9 @@ import { Qcow2Disk } from "./qcow2/qcow2_disk.ts";
 import { createQcow2 } from "./qcow2/create.ts";
 import {
   backingPath,
+  type BackingPolicy,
+  BackingRefused,
+  checkBackingAllowed,
   checkBackingFormat,
   enterChain,
   type ImageFormat,
@@ -27,7 +30,8 @@ import {
 } from "./image_probe.ts";
 
 export { ImageError };
-export { backingPath, type ImageFormat, probeFormat };
+export { backingPath, type BackingPolicy, BackingRefused, type ImageFormat, probeFormat };
+export { fileIdentity } from "./image_file.ts";
 export { checkImage, type CheckResult, type ImageInfo, imageInfo } from "./image_info.ts";
 
 /** One run of bytes with the same status, as qemu-img map reports it. */
@@ -61,6 +65,11 @@ export interface OpenImageOptions {
   format?: ImageFormat;
   /** O_DIRECT where the format supports it (raw). */
   direct?: boolean;
+  /**
+   * Where backing files may live, at every depth of the chain (images that enter through
+   * the daemon); default: anywhere, as qemu-img.
+   */
+  backingPolicy?: BackingPolicy;
 }
 
 /**
@@ -84,12 +93,24 @@ function openInChain(path: string, options: OpenImageOptions, chain: string[]): 
   return Qcow2Disk.open(path, {
     readOnly: options.readOnly,
     openBacking: (name, backingFormat) =>
-      openInChain(
-        backingPath(path, name),
-        { readOnly: true, format: checkBackingFormat(backingFormat, path) },
-        [...chain, real],
-      ),
+      openBacking(path, name, checkBackingFormat(backingFormat, path), options, [...chain, real]),
   });
+}
+
+function openBacking(
+  path: string,
+  name: string,
+  format: ImageFormat | undefined,
+  options: OpenImageOptions,
+  chain: string[],
+): Image {
+  const backing = backingPath(path, name);
+  if (options.backingPolicy) checkBackingAllowed(path, backing, options.backingPolicy);
+  return openInChain(
+    backing,
+    { readOnly: true, format, backingPolicy: options.backingPolicy },
+    chain,
+  );
 }
 
 /**

@@ -6,12 +6,16 @@
  * @module
  */
 
-import { RawDisk } from "./raw_disk.ts";
+import { closeFd } from "../ffi/libc.ts";
+import { pread } from "../ffi/fs.ts";
+import { openImageFile } from "./image_file.ts";
 import { parseHeader } from "./qcow2/format.ts";
 import { checkQcow2, type Qcow2CheckResult } from "./qcow2/check.ts";
 import { readSnapshotTable } from "./qcow2/snapshot_table.ts";
 import {
   backingPath,
+  type BackingPolicy,
+  checkBackingAllowed,
   checkBackingFormat,
   enterChain,
   type ImageFormat,
@@ -39,29 +43,36 @@ export interface ImageInfo {
   backing?: ImageInfo;
 }
 
-/** Describes the image at `path` and its backing chain, without locking it. */
-export function imageInfo(path: string, options: { format?: ImageFormat } = {}): ImageInfo {
-  return infoInChain(path, options.format, []);
+/** Options of `imageInfo`. */
+export interface ImageInfoOptions {
+  format?: ImageFormat;
+  /** Where backing files may live (storage/image_probe.ts); default: anywhere. */
+  backingPolicy?: BackingPolicy;
 }
 
-function infoInChain(path: string, format: ImageFormat | undefined, chain: string[]): ImageInfo {
+/** Describes the image at `path` and its backing chain, without locking it. */
+export function imageInfo(path: string, options: ImageInfoOptions = {}): ImageInfo {
+  return infoInChain(path, options.format, [], options.backingPolicy);
+}
+
+function infoInChain(
+  path: string,
+  format: ImageFormat | undefined,
+  chain: string[],
+  policy: BackingPolicy | undefined,
+): ImageInfo {
   const real = enterChain(path, chain);
-  const stat = Deno.statSync(path);
-  const actualSize = (stat.blocks ?? 0) * 512;
   const kind = format ?? probeFormat(path);
+  const file = openImageFile(path, { readOnly: true, lock: false });
+  const actualSize = file.blocks * 512;
   if (kind === "raw") {
-    let virtualSize = stat.size;
-    if (stat.isBlockDevice) {
-      const disk = RawDisk.open(path, { readOnly: true });
-      virtualSize = disk.size;
-      disk.close();
-    }
-    return { path, format: "raw", virtualSize, actualSize };
+    closeFd(file.fd);
+    return { path, format: "raw", virtualSize: file.size, actualSize };
   }
-  const file = Deno.openSync(path, { read: true });
+  const size = file.size;
   try {
-    const bytes = readAt(file, 0, Math.min(stat.size, 2 * 1024 * 1024));
-    const header = parseHeader(bytes, stat.size, path);
+    const bytes = readAt(file.fd, 0, Math.min(size, 2 * 1024 * 1024));
+    const header = parseHeader(bytes, size, path);
     const dirty = (header.incompatible & 1) !== 0;
     const corrupt = (header.incompatible & 2) !== 0;
     const info: ImageInfo = {
@@ -73,9 +84,9 @@ function infoInChain(path: string, format: ImageFormat | undefined, chain: strin
       dirty,
       corrupt,
       snapshots: readSnapshotTable(
-        (offset, length) => readAt(file, offset, length),
+        (offset, length) => readAt(file.fd, offset, length),
         header,
-        stat.size,
+        size,
         path,
       ).map((s) => ({
         id: s.id,
@@ -88,21 +99,26 @@ function infoInChain(path: string, format: ImageFormat | undefined, chain: strin
       info.backingFile = header.backingFile;
       info.backingFormat = checkBackingFormat(header.backingFormat, path);
       info.fullBackingFilename = backingPath(path, header.backingFile);
-      info.backing = infoInChain(info.fullBackingFilename, info.backingFormat, [...chain, real]);
+      if (policy) checkBackingAllowed(path, info.fullBackingFilename, policy);
+      info.backing = infoInChain(
+        info.fullBackingFilename,
+        info.backingFormat,
+        [...chain, real],
+        policy,
+      );
     }
     return info;
   } finally {
-    file.close();
+    closeFd(file.fd);
   }
 }
 
-function readAt(file: Deno.FsFile, offset: number, length: number): Uint8Array {
+function readAt(fd: number, offset: number, length: number): Uint8Array {
   const bytes = new Uint8Array(length);
-  file.seekSync(offset, Deno.SeekMode.Start);
   let done = 0;
   while (done < length) {
-    const n = file.readSync(bytes.subarray(done));
-    if (n === null || n === 0) break;
+    const n = pread(fd, bytes.subarray(done), offset + done);
+    if (n <= 0) break;
     done += n;
   }
   return bytes;
@@ -120,7 +136,9 @@ export interface CheckResult extends Qcow2CheckResult {
  */
 export function checkImage(path: string, options: { repair?: "leaks" | "all" } = {}): CheckResult {
   if (probeFormat(path) === "raw") {
-    const size = Deno.statSync(path).size;
+    const file = openImageFile(path, { readOnly: true, lock: false });
+    closeFd(file.fd);
+    const size = file.size;
     return {
       format: "raw",
       errors: [],

@@ -6,9 +6,12 @@
  * @module
  */
 
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
+import { closeFd } from "../ffi/libc.ts";
+import { pread } from "../ffi/fs.ts";
 import { ImageError } from "./qcow2/errors.ts";
 import { QCOW2_MAGIC } from "./qcow2/format.ts";
+import { openImageFile } from "./image_file.ts";
 
 /** The image formats Denovisor reads and writes. */
 export type ImageFormat = "raw" | "qcow2";
@@ -59,22 +62,60 @@ export function checkBackingFormat(
   throw new ImageError(`Image ${path} names backing format "${format}"; only raw and qcow2 work`);
 }
 
-/** The format of the image at `path` by its magic: qcow2 or raw. */
+/** The format of the image at `path` by its magic: qcow2 or raw. Never blocks (FIFOs and
+ *  devices other than block devices are refused) and takes no lock. */
 export function probeFormat(path: string): ImageFormat {
-  let file: Deno.FsFile;
-  try {
-    file = Deno.openSync(path, { read: true });
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new ImageError(`Cannot open image ${path}: no such file`);
-    }
-    throw new ImageError(`Cannot open image ${path}: ${(error as Error).message}`);
-  }
+  const file = openImageFile(path, { readOnly: true, lock: false });
   try {
     const magic = new Uint8Array(4);
-    const n = file.readSync(magic);
+    const n = pread(file.fd, magic, 0);
     return n === 4 && new DataView(magic.buffer).getUint32(0) === QCOW2_MAGIC ? "qcow2" : "raw";
   } finally {
-    file.close();
+    closeFd(file.fd);
   }
+}
+
+/**
+ * Where the backing files of an image that entered through the daemon (an import, a
+ * domain's disk) may live. `img` passes none: it keeps qemu-img's semantics.
+ */
+export interface BackingPolicy {
+  /** A backing file's real path must lie under one of these directories. */
+  allowedDirectories: readonly string[];
+}
+
+/**
+ * Throws `ImageError` (code `forbidden`) unless the backing file `backing` of the image
+ * `path` lies, symlinks resolved, under one of the policy's directories and is a regular
+ * file (a block device as a backing file would hand a host disk to a guest).
+ */
+export function checkBackingAllowed(path: string, backing: string, policy: BackingPolicy): void {
+  const real = realPath(backing);
+  const inside = policy.allowedDirectories.some((directory) => {
+    let root: string;
+    try {
+      root = Deno.realPathSync(directory);
+    } catch {
+      return false;
+    }
+    const rest = relative(root, real);
+    return rest !== "" && !rest.startsWith("..") && !isAbsolute(rest);
+  });
+  if (!inside) {
+    throw new BackingRefused(
+      `Image ${path} has backing file ${backing}, outside the allowed directories (${
+        policy.allowedDirectories.join(", ") || "none"
+      }); flatten it with 'denovisor img convert' or move its backing file into the pool`,
+    );
+  }
+  if (!Deno.statSync(real).isFile) {
+    throw new BackingRefused(
+      `Image ${path} has backing file ${backing}, which is not a regular file; only image files may be backing files here`,
+    );
+  }
+}
+
+/** A backing file the policy refuses. */
+export class BackingRefused extends ImageError {
+  override readonly code = "forbidden" as const;
 }

@@ -7,33 +7,21 @@
  * @module
  */
 
-import { errno, libc, pointerOf } from "../ffi/libc.ts";
+import { addressOf, closeFd, errno } from "../ffi/libc.ts";
+import { fdatasync, ftruncate, lseek } from "../ffi/fs.ts";
 import {
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
   FALLOC_FL_ZERO_RANGE,
-  O_CLOEXEC,
-  O_DIRECT,
-  O_RDONLY,
-  O_RDWR,
   SEEK_DATA,
   SEEK_HOLE,
 } from "../ffi/libc_symbols.ts";
-import { EACCES, EAGAIN, ENOENT, SyscallError } from "../ffi/errno.ts";
+import { ENXIO } from "../ffi/errno.ts";
 import { checkDiskRange, type Disk, DiskError, type WriteZeroesOptions } from "./disk.ts";
-import { addressOf } from "./iovec.ts";
 import { FileIo } from "./file_io.ts";
+import { openImageFile } from "./image_file.ts";
 import type { BlockExtent } from "./image.ts";
 
-/** fcntl(2) open file description locks (Linux >= 3.15). */
-const F_OFD_SETLK = 37;
-const F_RDLCK = 0;
-const F_WRLCK = 1;
-/** ioctl(BLKGETSIZE64): the size of a block device in bytes. */
-const BLKGETSIZE64 = 0x80081272n;
-const EISDIR = 21;
-const ENXIO = 6;
-const EROFS = 30;
 /** O_DIRECT wants offsets, lengths and addresses aligned to the logical block size. */
 const DIRECT_ALIGNMENT = 512;
 /** Bounce buffers are page aligned, which satisfies any logical block size up to 4 KiB. */
@@ -73,27 +61,13 @@ export class RawDisk implements Disk {
   }
 
   /**
-   * Opens the image at `path` and locks it: a write lock for read-write opens, a read lock
-   * for read-only ones, so a second writer fails with a `DiskError` saying the disk is in use.
+   * Opens the image at `path` (a regular file or block device, storage/image_file.ts) and
+   * locks it as QEMU does (storage/image_lock.ts): a writer is alone, readers share, and
+   * a conflict is a `DiskError` saying the disk is in use.
    */
   static open(path: string, options: RawDiskOptions = {}): RawDisk {
-    const readOnly = options.readOnly ?? false;
-    const flags = (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (options.direct ? O_DIRECT : 0);
-    const fd = libc().open(new TextEncoder().encode(path + "\0"), flags, 0);
-    if (fd < 0) throw openError(path, errno(), readOnly);
-    try {
-      lock(path, fd, readOnly);
-      const info = Deno.statSync(path);
-      if (!info.isFile && !info.isBlockDevice) {
-        throw new DiskError(`Cannot open disk ${path}: not a regular file or block device`);
-      }
-      const size = info.isBlockDevice ? blockDeviceSize(path, fd) : info.size;
-      const id = `${(info.dev ?? 0).toString(16)}-${(info.ino ?? 0).toString(16)}`.slice(0, 20);
-      return new RawDisk(path, fd, size, id, options);
-    } catch (error) {
-      libc().close(fd);
-      throw error;
-    }
+    const file = openImageFile(path, { readOnly: options.readOnly, direct: options.direct });
+    return new RawDisk(path, file.fd, file.size, file.id, options);
   }
 
   get size(): number {
@@ -111,7 +85,7 @@ export class RawDisk implements Disk {
 
   flush(): void {
     if (this.readOnly) return;
-    this.#io.retry("fdatasync", () => libc().fdatasync(this.#fd));
+    this.#io.retry("fdatasync", () => fdatasync(this.#fd));
   }
 
   discard(offset: number, length: number): void {
@@ -139,7 +113,7 @@ export class RawDisk implements Disk {
     if (!Number.isSafeInteger(newSize) || newSize < 0) {
       throw new DiskError(`Cannot resize disk ${this.path} to ${newSize} bytes: not a size`);
     }
-    this.#io.retry("ftruncate", () => libc().ftruncate(this.#fd, BigInt(newSize)));
+    this.#io.retry("ftruncate", () => ftruncate(this.#fd, newSize));
     this.#size = newSize;
   }
 
@@ -157,16 +131,16 @@ export class RawDisk implements Disk {
       depth: 0,
     });
     if (this.#fd < 0) throw new DiskError(`Cannot query disk ${this.path}: it is closed`);
-    const data = Number(libc().lseek(this.#fd, BigInt(offset), SEEK_DATA));
+    const data = lseek(this.#fd, offset, SEEK_DATA);
     if (data < 0) return extent(length, errno() === ENXIO);
     if (data > offset) return extent(data - offset, true);
-    const hole = Number(libc().lseek(this.#fd, BigInt(offset), SEEK_HOLE));
+    const hole = lseek(this.#fd, offset, SEEK_HOLE);
     return extent(hole < 0 ? length : hole - offset, false);
   }
 
   close(): void {
     if (this.#fd < 0) return;
-    libc().close(this.#fd); // closing the last descriptor releases the OFD lock
+    closeFd(this.#fd); // closing the last descriptor releases the OFD lock
     this.#fd = -1;
   }
 
@@ -219,7 +193,7 @@ export class RawDisk implements Disk {
   #bounceOf(length: number): Uint8Array {
     if (this.#bounce === undefined || this.#bounce.length < length) {
       const raw = new Uint8Array(length + BOUNCE_ALIGNMENT);
-      const address = Number(Deno.UnsafePointer.value(pointerOf(raw)));
+      const address = addressOf(raw);
       const skip = (BOUNCE_ALIGNMENT - (address % BOUNCE_ALIGNMENT)) % BOUNCE_ALIGNMENT;
       this.#bounce = raw.subarray(skip, skip + length);
     }
@@ -251,51 +225,4 @@ function directAligned(offset: number, buffers: readonly Uint8Array[]): boolean 
     if (addressOf(buffer) % DIRECT_ALIGNMENT !== 0) return false;
   }
   return true;
-}
-
-/** The `DiskError` for a failed open(2) of a disk image. */
-export function openError(path: string, code: number, readOnly: boolean): DiskError {
-  const reasons: Record<number, string> = {
-    [ENOENT]: "no such file",
-    [EACCES]: readOnly
-      ? "permission denied"
-      : "permission denied; open it read-only or fix its mode",
-    [EISDIR]: "it is a directory",
-    [EROFS]: "read-only file system; open it read-only",
-  };
-  const reason = reasons[code] ?? new SyscallError("open", code).message;
-  return new DiskError(`Cannot open disk ${path}: ${reason}`, { errno: code });
-}
-
-/** Takes the OFD lock on the whole file: shared for readers, exclusive for a writer. */
-export function lock(path: string, fd: number, readOnly: boolean): void {
-  // struct flock: l_type i16, l_whence i16, (pad), l_start i64, l_len i64, l_pid i32, (pad)
-  const flock = new Uint8Array(32);
-  const view = new DataView(flock.buffer);
-  view.setInt16(0, readOnly ? F_RDLCK : F_WRLCK, true);
-  view.setInt16(2, 0, true); // SEEK_SET; l_start 0 and l_len 0 cover the whole file
-  if (libc().fcntl_lock(fd, F_OFD_SETLK, flock) === 0) return;
-  const code = errno();
-  if (code === EAGAIN || code === EACCES) {
-    throw new DiskError(
-      `Cannot open disk ${path}: disk ${path} is in use by another process (locked)${
-        readOnly ? "" : "; stop the other user or open it read-only"
-      }`,
-      { errno: code },
-    );
-  }
-  throw new DiskError(`Cannot lock disk ${path}: ${new SyscallError("fcntl", code).message}`, {
-    errno: code,
-  });
-}
-
-function blockDeviceSize(path: string, fd: number): number {
-  const out = new BigUint64Array(1);
-  const result = libc().ioctl(fd, BLKGETSIZE64, Deno.UnsafePointer.of(out));
-  if (result < 0) {
-    throw new DiskError(
-      `Cannot size disk ${path}: ${new SyscallError("BLKGETSIZE64", errno()).message}`,
-    );
-  }
-  return Number(out[0]);
 }

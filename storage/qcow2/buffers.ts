@@ -40,16 +40,22 @@ export class CompressedClusters {
     const stored = this.#file.readBytes(offset, end - offset);
     let data: Uint8Array;
     try {
-      data = inflateRawSync(stored, { finishFlush: constants.Z_SYNC_FLUSH });
+      // At most one byte more than a cluster is ever inflated: a crafted stream that would
+      // inflate to gigabytes stops there (a decompression bomb).
+      data = inflateRawSync(stored, {
+        finishFlush: constants.Z_SYNC_FLUSH,
+        maxOutputLength: this.#clusterSize + 1,
+      });
     } catch (error) {
+      const tooLarge = (error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE";
       throw new ImageError(
-        `Image ${path} is malformed: the compressed cluster at 0x${
-          offset.toString(16)
-        } does not inflate`,
+        `Image ${path} is malformed: the compressed cluster at 0x${offset.toString(16)} ${
+          tooLarge ? `inflates to more than ${this.#clusterSize} bytes` : "does not inflate"
+        }`,
         { cause: error },
       );
     }
-    if (data.length < this.#clusterSize) {
+    if (data.length !== this.#clusterSize) {
       throw new ImageError(
         `Image ${path} is malformed: the compressed cluster at 0x${
           offset.toString(16)

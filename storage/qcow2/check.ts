@@ -85,7 +85,14 @@ function check(file: HostFile, repair: "leaks" | "all" | undefined): Qcow2CheckR
     for (let i = 0; i < l1Size; i++) {
       const hi = l1.getUint32(i * 8);
       const l2 = entryOffset(hi, l1.getUint32(i * 8 + 4));
-      if (l2 === 0) continue;
+      if (l2 === 0) {
+        // COPIED says "refcount 1", which an unallocated table cannot have (qemu-img
+        // check reports it too).
+        if (active && (hi & HI_COPIED) !== 0) {
+          errors.push(`L1 entry ${i} has the COPIED flag set but no L2 table (offset 0)`);
+        }
+        continue;
+      }
       const before = errors.length;
       count(l2, cs, `the L2 table of L1 entry ${i}`);
       if (errors.length > before) continue;

@@ -13,7 +13,6 @@ import { DiskError } from "../disk.ts";
  */
 export class ImageError extends DiskError {
   constructor(message: string, options: { cause?: unknown } = {}) {
-    super(message, options);
-    this.name = "ImageError";
+    super(message, { cause: options.cause, code: "invalid" });
   }
 }

@@ -6,17 +6,12 @@
  * @module
  */
 
-import { errno, libc } from "../../ffi/libc.ts";
-import {
-  FALLOC_FL_KEEP_SIZE,
-  FALLOC_FL_PUNCH_HOLE,
-  O_CLOEXEC,
-  O_RDONLY,
-  O_RDWR,
-} from "../../ffi/libc_symbols.ts";
+import { closeFd } from "../../ffi/libc.ts";
+import { fdatasync, ftruncate } from "../../ffi/fs.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from "../../ffi/libc_symbols.ts";
 import { DiskError } from "../disk.ts";
 import { FileIo } from "../file_io.ts";
-import { lock, openError } from "../raw_disk.ts";
+import { openImageFile } from "../image_file.ts";
 
 /** An open, locked image file. */
 export class HostFile {
@@ -37,24 +32,17 @@ export class HostFile {
     this.readOnly = readOnly;
   }
 
-  /** Opens and locks `path` (shared lock read-only, exclusive lock read-write). */
+  /**
+   * Opens and locks `path` (storage/image_lock.ts: readers share, a writer is alone); only
+   * a regular file holds a qcow2 image here.
+   */
   static open(path: string, readOnly: boolean): HostFile {
-    const fd = libc().open(
-      new TextEncoder().encode(path + "\0"),
-      (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC,
-      0,
-    );
-    if (fd < 0) throw openError(path, errno(), readOnly);
-    try {
-      lock(path, fd, readOnly);
-      const info = Deno.statSync(path);
-      if (!info.isFile) throw new DiskError(`Cannot open disk ${path}: not a regular file`);
-      const id = `${(info.dev ?? 0).toString(16)}-${(info.ino ?? 0).toString(16)}`.slice(0, 20);
-      return new HostFile(path, fd, info.size, id, readOnly);
-    } catch (error) {
-      libc().close(fd);
-      throw error;
+    const file = openImageFile(path, { readOnly });
+    if (file.kind !== "file") {
+      closeFd(file.fd);
+      throw new DiskError(`Cannot open disk ${path}: a qcow2 image must be a regular file`);
     }
+    return new HostFile(path, file.fd, file.size, file.id, readOnly);
   }
 
   /** The file size in bytes, as this process has made it. */
@@ -93,19 +81,19 @@ export class HostFile {
 
   /** fdatasync. */
   sync(): void {
-    this.#retry(() => libc().fdatasync(this.#fd), "fdatasync");
+    this.#retry(() => fdatasync(this.#fd), "fdatasync");
   }
 
   /** Makes the file at least `size` bytes long (sparse). */
   grow(size: number): void {
     if (size <= this.#size) return;
-    this.#retry(() => libc().ftruncate(this.#fd, BigInt(size)), "ftruncate");
+    this.#retry(() => ftruncate(this.#fd, size), "ftruncate");
     this.#size = size;
   }
 
   /** Sets the file size. */
   truncate(size: number): void {
-    this.#retry(() => libc().ftruncate(this.#fd, BigInt(size)), "ftruncate");
+    this.#retry(() => ftruncate(this.#fd, size), "ftruncate");
     this.#size = size;
   }
 
@@ -126,7 +114,7 @@ export class HostFile {
   /** Closes the file, releasing its lock. Idempotent. */
   close(): void {
     if (this.#fd < 0) return;
-    libc().close(this.#fd);
+    closeFd(this.#fd);
     this.#fd = -1;
   }
 
