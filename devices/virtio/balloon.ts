@@ -157,6 +157,7 @@ export class VirtioBalloon implements VirtioDevice {
 
   activate(context: ActivateContext): void {
     this.#context = context;
+    if (context.restoring) return; // served from the resume kick
     for (let q = 0; q < 3; q++) this.notify(q);
   }
 

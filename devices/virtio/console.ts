@@ -95,6 +95,7 @@ export class VirtioConsole implements VirtioDevice {
   activate(context: ActivateContext): void {
     this.#context = context;
     this.#broken = false;
+    if (context.restoring) return; // served from the resume kick
     this.#transmit();
     this.#deliverInput();
   }

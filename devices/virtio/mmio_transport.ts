@@ -17,6 +17,8 @@ import {
   TransportState,
 } from "./transport_state.ts";
 import { OnceLog } from "./once_log.ts";
+import { type Persistable, StateReader, type VersionedState } from "../../common/persist.ts";
+import type { VirtioTransportState } from "./transport_persist.ts";
 import type { VirtioDevice } from "./virtio_device.ts";
 
 /** Size of one virtio-mmio device window. */
@@ -82,8 +84,16 @@ const QUEUE_ADDRESS_REGISTERS = new Map<number, [QueueAddressField, 0 | 1]>([
   [VIRTIO_MMIO.QUEUE_DEVICE_HIGH, ["usedRing", 1]],
 ]);
 
+/** A virtio-mmio device as plain JSON: its registers, queues and the device's own state. */
+export interface VirtioMmioState extends VersionedState {
+  readonly version: 1;
+  /** InterruptStatus bits not yet acknowledged. */
+  readonly interruptStatus: number;
+  readonly transport: VirtioTransportState;
+}
+
 /** One virtio device behind a virtio-mmio v2 register window. */
-export class MmioTransport implements BusDevice {
+export class MmioTransport implements BusDevice, Persistable<VirtioMmioState> {
   readonly state: TransportState;
   readonly base: GuestAddress;
   readonly #irq: InterruptTrigger;
@@ -118,6 +128,34 @@ export class MmioTransport implements BusDevice {
    */
   notify(queue: number): void {
     this.state.notify(queue);
+  }
+
+  /** The whole device (registers, queues, device state) as plain JSON; machine paused. */
+  save(): VirtioMmioState {
+    return { version: 1, interruptStatus: this.#interruptStatus, transport: this.state.save() };
+  }
+
+  /**
+   * Restores a saved device (untrusted: checked in full first, a bad one throws
+   * `StateError` and changes nothing). A running device is activated again but serves
+   * nothing until `kick()`, which the VMM calls when it resumes the vCPUs.
+   */
+  restore(state: unknown, path = "state"): void {
+    const r = new StateReader(state, path);
+    r.version([1]);
+    const interruptStatus = r.integer(
+      "interruptStatus",
+      0,
+      VIRTIO_MMIO_INT.VRING | VIRTIO_MMIO_INT.CONFIG,
+    );
+    const commit = this.state.prepareRestore(r.raw("transport"), r.fieldPath("transport"));
+    commit();
+    this.#interruptStatus = interruptStatus;
+  }
+
+  /** Serves what the driver queued before the snapshot; call when the vCPUs resume. */
+  kick(): void {
+    this.state.kick();
   }
 
   /** QueueNotify writes to register as ioeventfds: 32-bit writes of the queue index. */

@@ -196,6 +196,7 @@ export class VirtioNet implements VirtioDevice {
       context.fail(`${this.name}: cannot set tap offloads: ${(error as Error).message}`);
       return;
     }
+    if (context.restoring) return; // served from the resume kick
     this.#processRx();
     this.#processTx();
   }

@@ -147,12 +147,41 @@ export class SplitQueue implements VirtQueue {
     options: SplitQueueOptions = {},
   ): SplitQueue {
     const queue = new SplitQueue(memory, config, options);
-    const parsed = parseQueueState(state, queue.size, queue.#maxChainBytes);
-    queue.#nextAvail = parsed.nextAvail;
-    queue.#nextUsed = parsed.nextUsed;
-    queue.#unsignalled = parsed.usedSinceInterruptCheck;
-    for (const { head, writableLength } of parsed.inFlight) queue.#inFlight[head] = writableLength;
+    queue.restoreState(state);
     return queue;
+  }
+
+  /** Replaces the device-side indices and in-flight chains with a checked saved state. */
+  restoreState(state: unknown): void {
+    const parsed = parseQueueState(state, this.size, this.#maxChainBytes);
+    this.#nextAvail = parsed.nextAvail;
+    this.#nextUsed = parsed.nextUsed;
+    this.#unsignalled = parsed.usedSinceInterruptCheck;
+    this.#inFlight.fill(-1);
+    for (const { head, writableLength } of parsed.inFlight) this.#inFlight[head] = writableLength;
+  }
+
+  /**
+   * The state a snapshot keeps (see `VirtQueue.saveState`): `queueState()` with the chains
+   * in flight handed back by rewinding nextAvail over them. That is only right when they
+   * are exactly the last chains popped, which the avail ring still says: the driver cannot
+   * have reused those slots, since reusing one needs a descriptor of a chain not yet used.
+   */
+  saveState(): SplitQueueState {
+    const state = this.queueState();
+    const held = new Set(state.inFlight.map((chain) => chain.head));
+    const nextAvail = (this.#nextAvail - held.size) & 0xffff;
+    for (let i = 0; i < held.size; i++) {
+      const slot = (nextAvail + i) & (this.size - 1);
+      const head = this.#avail.view.getUint16(RING_ENTRIES + 2 * slot, true);
+      if (!held.delete(head)) {
+        throw new VirtQueueError(
+          `Cannot save the queue: the device holds chain ${[...held][0]}, which is not among ` +
+            `the last ones it popped; complete its requests before saving`,
+        );
+      }
+    }
+    return { ...state, nextAvail, inFlight: [] };
   }
 
   /** The device-side indices and in-flight chains as plain JSON, for snapshots. */

@@ -7,6 +7,7 @@
  */
 
 import type { GuestAddress } from "../../core/guest_memory.ts";
+import type { SplitQueueState } from "./queue_state.ts";
 
 /** One buffer of a descriptor chain: a bounds-checked, live view of guest memory. */
 export interface GuestBuffer {
@@ -54,4 +55,17 @@ export interface VirtQueue {
    * (VIRTQ_AVAIL_F_NO_INTERRUPT, or the used_event index with VIRTIO_F_RING_EVENT_IDX).
    */
   needsInterrupt(): boolean;
+  /**
+   * The device-side state for a snapshot, taken while the machine is paused. Chains the
+   * device still holds (throttled, or waiting for a packet) are handed back: the saved
+   * next-available index is rewound over them, so the restored device pops and serves them
+   * again. Throws `VirtQueueError` when the held chains are not the last ones popped (a
+   * device that completes out of order must finish its requests before saving).
+   */
+  saveState(): SplitQueueState;
+  /**
+   * Continues from a saved state (untrusted: checked, a bad one throws `VirtQueueError`
+   * and changes nothing). Restore guest memory first.
+   */
+  restoreState(state: unknown): void;
 }

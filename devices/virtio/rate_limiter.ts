@@ -172,6 +172,10 @@ export interface DeviceRateLimiter {
   consume(bytes: number): boolean;
   /** Milliseconds after which `consume` may succeed again. */
   retryDelayMs(): number;
+  /** The limiter's state for a snapshot (`RateLimiter` has one; fakes may not). */
+  save?(): RateLimiterState;
+  /** Checks a saved state and returns the function that applies it (see `RateLimiter`). */
+  prepareRestore?(state: unknown, path: string): () => void;
 }
 
 /** A rate limiter's buckets and throttling counters as plain JSON. */

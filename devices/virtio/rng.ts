@@ -11,6 +11,19 @@ import type { DescriptorChain } from "./queue_types.ts";
 import { ThrottledQueue } from "./throttled_queue.ts";
 import { type DeviceRateLimiter, retryWithTimeout, type ScheduleRetry } from "./rate_limiter.ts";
 import { type ActivateContext, VIRTIO_F, VIRTIO_ID, type VirtioDevice } from "./virtio_device.ts";
+import { StateReader, type VersionedState } from "../../common/persist.ts";
+import { MAX_COUNTER } from "../state_fields.ts";
+import { limiterState, prepareLimiter } from "./device_persist.ts";
+import type { RateLimiterState } from "./rate_limiter.ts";
+
+/** virtio-rng's own state (its queue is the transport's). */
+export interface VirtioRngState extends VersionedState {
+  readonly version: 1;
+  /** Random bytes handed to the guest so far. */
+  readonly bytesServed: number;
+  /** The rate limiter's buckets, null without one. */
+  readonly rateLimiter: RateLimiterState | null;
+}
 
 /** What virtio-rng needs of a rate limiter. */
 export type RngRateLimiter = DeviceRateLimiter;
@@ -50,11 +63,13 @@ export class VirtioRng implements VirtioDevice {
   readonly configSize = 0;
   readonly #fill: (bytes: Uint8Array) => void;
   readonly #queue: ThrottledQueue;
+  readonly #limiter?: RngRateLimiter;
   #bytesServed = 0;
 
   constructor(options: VirtioRngOptions = {}) {
     this.queueSizes = [options.queueSize ?? 256];
     this.#fill = options.fill ?? fillRandom;
+    this.#limiter = options.rateLimiter;
     this.#queue = new ThrottledQueue({
       name: this.name,
       limiter: options.rateLimiter,
@@ -67,6 +82,23 @@ export class VirtioRng implements VirtioDevice {
   /** Random bytes handed to the guest so far. */
   get bytesServed(): number {
     return this.#bytesServed;
+  }
+
+  /** The counter and the rate limiter, for the transport's state. */
+  save(): VirtioRngState {
+    return { version: 1, bytesServed: this.#bytesServed, rateLimiter: limiterState(this.#limiter) };
+  }
+
+  /** Checks a saved state (untrusted) and returns the function that applies it. */
+  prepareRestore(state: unknown, path: string): () => void {
+    const r = new StateReader(state, path);
+    r.version([1]);
+    const bytesServed = r.integer("bytesServed", 0, MAX_COUNTER);
+    const commitLimiter = prepareLimiter(r, "rateLimiter", this.#limiter);
+    return () => {
+      this.#bytesServed = bytesServed;
+      commitLimiter();
+    };
   }
 
   readConfig(_offset: number, data: Uint8Array): void {

@@ -47,7 +47,7 @@ export class ThrottledQueue {
     this.#context = context;
     this.#queue = context.queues[0];
     this.#broken = false;
-    this.serve();
+    if (!context.restoring) this.serve(); // a restored device waits for the resume kick
   }
 
   /** Drops the queue, a held chain and a pending retry. */

@@ -91,6 +91,21 @@ export class FeatureNegotiation {
     return true;
   }
 
+  /** Whether the accepted set is locked (FEATURES_OK was accepted). */
+  get locked(): boolean {
+    return this.#locked;
+  }
+
+  /** Sets every field from a checked saved state (see transport_persist.ts). */
+  load(
+    saved: { deviceSelect: number; driverSelect: number; accepted: bigint; locked: boolean },
+  ): void {
+    this.#deviceSelect = saved.deviceSelect;
+    this.#driverSelect = saved.driverSelect;
+    this.#accepted = saved.accepted;
+    this.#locked = saved.locked;
+  }
+
   /** Back to the state after a device reset. */
   reset(): void {
     this.#deviceSelect = 0;

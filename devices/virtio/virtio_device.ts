@@ -8,6 +8,7 @@
  */
 
 import type { GuestMemory } from "../../core/guest_memory.ts";
+import type { VersionedState } from "../../common/persist.ts";
 import type { VirtQueue } from "./queue_types.ts";
 
 /** Virtio device IDs (virtio 1.2, section 5). */
@@ -63,6 +64,12 @@ export interface ActivateContext {
   readonly queues: ReadonlyArray<VirtQueue | undefined>;
   readonly interrupt: VirtioInterrupt;
   /**
+   * Set when the device continues from a snapshot: set up (host-side state such as tap
+   * offloads) but do not serve the queues yet. The machine is still being assembled; the
+   * VMM kicks every queue (the transport's `kick()`) when it resumes the vCPUs.
+   */
+  readonly restoring?: boolean;
+  /**
    * Declares the device broken (hostile or buggy driver): the transport sets
    * DEVICE_NEEDS_RESET, notifies the driver and stops calling `notify()` until reset.
    * The reason is logged once.
@@ -95,6 +102,20 @@ export interface VirtioDevice {
   notify(queueIndex: number): void;
   /** The driver reset the device (status 0): drop queues and in-flight state. */
   reset(): void;
+  /**
+   * The device's own state for a snapshot (configuration that can change, counters,
+   * its rate limiters), without its id: the transport nests it in its own state. Queues
+   * are the transport's. Taken while the machine is paused; a device must hold no chain
+   * it has started to serve (held chains are handed back by the queue, see
+   * `VirtQueue.saveState`). Stateless devices leave both methods out.
+   */
+  save?(): VersionedState;
+  /**
+   * Checks a saved device state (untrusted) and returns the function that applies it;
+   * throws `StateError` naming `path` and changes nothing when it is bad. The transport
+   * calls the returned function after `reset()` and before `activate()`.
+   */
+  prepareRestore?(state: unknown, path: string): () => void;
   /** Host fds to watch while active (e.g. the tap fd of virtio-net). */
   eventSources?(): EventSource[];
   /** Releases host resources (files, taps). */

@@ -6,6 +6,7 @@
  */
 
 import type { DescriptorChain, GuestBuffer, VirtQueue } from "../queue_types.ts";
+import { parseQueueState, type SplitQueueState } from "../queue_state.ts";
 
 /** A fake queue whose chains are built from plain byte arrays. */
 export class FakeQueue implements VirtQueue {
@@ -14,6 +15,7 @@ export class FakeQueue implements VirtQueue {
   readonly #pending: DescriptorChain[] = [];
   #nextHead = 0;
   #interrupts = 0;
+  #popped = 0;
 
   constructor(size = 256) {
     this.size = size;
@@ -34,7 +36,25 @@ export class FakeQueue implements VirtQueue {
   }
 
   pop(): DescriptorChain | undefined {
-    return this.#pending.shift();
+    const chain = this.#pending.shift();
+    if (chain) this.#popped++;
+    return chain;
+  }
+
+  /** Indices only: the fake keeps no ring, and chains it hands out are never taken back. */
+  saveState(): SplitQueueState {
+    return {
+      nextAvail: this.#popped & 0xffff,
+      nextUsed: this.used.length & 0xffff,
+      usedSinceInterruptCheck: this.#interrupts,
+      inFlight: [],
+    };
+  }
+
+  restoreState(state: unknown): void {
+    const parsed = parseQueueState(state, this.size, 2 ** 32);
+    this.#popped = parsed.nextAvail;
+    this.#interrupts = parsed.usedSinceInterruptCheck;
   }
 
   push(head: number, written: number): void {
