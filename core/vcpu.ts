@@ -38,6 +38,16 @@ import {
   type MsrEntry,
 } from "../ffi/kvm/cpuid.ts";
 import { RUN } from "../ffi/kvm/run.ts";
+import {
+  type DebugRegs,
+  decodeDebugRegs,
+  decodeXcrs,
+  encodeDebugRegs,
+  encodeXcrs,
+  type Xcr,
+} from "../ffi/kvm/vcpu_state_structs.ts";
+import type { VcpuState, VcpuStateSupport } from "./vcpu_state.ts";
+import { restoreVcpu, saveVcpu } from "./vcpu_persist.ts";
 
 /** One virtual CPU. */
 export class Vcpu implements Disposable {
@@ -129,6 +139,10 @@ export class Vcpu implements Disposable {
     const read = ioctlBytes(this.#fd, KVM.GET_MSRS, bytes, "ioctl(KVM_GET_MSRS)");
     return decodeMsrs(bytes, read);
   }
+  /** Writes MSRs in order until KVM refuses one; returns how many it accepted. */
+  trySetMsrs(entries: MsrEntry[]): number {
+    return ioctlBytes(this.#fd, KVM.SET_MSRS, encodeMsrs(entries), "ioctl(KVM_SET_MSRS)");
+  }
   /** Writes MSRs; throws if KVM accepted fewer than all of them. */
   setMsrs(entries: MsrEntry[]): void {
     const written = ioctlBytes(this.#fd, KVM.SET_MSRS, encodeMsrs(entries), "ioctl(KVM_SET_MSRS)");
@@ -165,6 +179,53 @@ export class Vcpu implements Disposable {
     ioctlBytes(this.#fd, KVM.SET_VCPU_EVENTS, events.slice(), "ioctl(KVM_SET_VCPU_EVENTS)");
   }
 
+  /**
+   * The XSAVE area, `size` bytes (KVM_CAP_XSAVE2's answer): areas above 4 KiB (AMX)
+   * only come out of KVM_GET_XSAVE2.
+   */
+  getXsave(size: number): Uint8Array {
+    if (size > KVM_STRUCT_SIZE.xsave) return this.#get(KVM.GET_XSAVE2, size, "KVM_GET_XSAVE2");
+    return this.#get(KVM.GET_XSAVE, KVM_STRUCT_SIZE.xsave, "KVM_GET_XSAVE");
+  }
+  /** Loads an XSAVE area of the host's size (KVM reads that many bytes). */
+  setXsave(area: Uint8Array): void {
+    ioctlBytes(this.#fd, KVM.SET_XSAVE, area.slice(), "ioctl(KVM_SET_XSAVE)");
+  }
+
+  getXcrs(): Xcr[] {
+    return decodeXcrs(this.#get(KVM.GET_XCRS, KVM_STRUCT_SIZE.xcrs, "KVM_GET_XCRS"));
+  }
+  setXcrs(xcrs: Xcr[]): void {
+    ioctlBytes(this.#fd, KVM.SET_XCRS, encodeXcrs(xcrs), "ioctl(KVM_SET_XCRS)");
+  }
+
+  getDebugRegs(): DebugRegs {
+    return decodeDebugRegs(
+      this.#get(KVM.GET_DEBUGREGS, KVM_STRUCT_SIZE.debugregs, "KVM_GET_DEBUGREGS"),
+    );
+  }
+  setDebugRegs(regs: DebugRegs): void {
+    ioctlBytes(this.#fd, KVM.SET_DEBUGREGS, encodeDebugRegs(regs), "ioctl(KVM_SET_DEBUGREGS)");
+  }
+
+  /**
+   * This vCPU's KVM state (core/vcpu_state.ts). It must not be running: paused (its
+   * Worker parked, see VcpuThread.save) or not started. `support` comes from
+   * `vcpuStateSupport(kvm)`.
+   */
+  save(support: VcpuStateSupport): VcpuState {
+    return saveVcpu(this, support);
+  }
+
+  /**
+   * Loads a saved state into this vCPU, which has not run yet (a VM built for a
+   * restore). The state is untrusted: it is checked whole first and a bad one throws
+   * `StateError` before any ioctl; see core/vcpu_persist.ts for the order.
+   */
+  restore(state: unknown, support: VcpuStateSupport): void {
+    restoreVcpu(this, state, support);
+  }
+
   /** Translates a guest virtual address with the vCPU's current page tables. */
   translate(linear: bigint): { physical: bigint; valid: boolean } {
     const bytes = new Uint8Array(KVM_STRUCT_SIZE.translation);
@@ -174,7 +235,10 @@ export class Vcpu implements Disposable {
     return { physical: view.getBigUint64(8, true), valid: view.getUint8(16) !== 0 };
   }
 
-  /** Tells KVM the guest was paused, so its soft-lockup detector does not fire. */
+  /**
+   * Tells KVM the guest was stopped (KVM_KVMCLOCK_CTRL), so the guest's soft-lockup and
+   * RCU-stall detectors forgive the gap in its clock. Call it before the vCPU runs again.
+   */
   notifyPaused(): void {
     try {
       ioctlValue(this.#fd, KVM.KVMCLOCK_CTRL, 0, "ioctl(KVM_KVMCLOCK_CTRL)");

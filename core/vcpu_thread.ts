@@ -11,6 +11,8 @@ import { SIGUSR2 } from "../ffi/libc_symbols.ts";
 import type { Space } from "./exit_handler.ts";
 import type { MappedRange } from "./memory.ts";
 import type { Vcpu } from "./vcpu.ts";
+import type { VcpuState, VcpuStateSupport } from "./vcpu_state.ts";
+import { DenovisorError } from "../common/errors.ts";
 import { MAILBOX, RUN_REQUEST, SLOT, SPACE, VcpuChannel, WORKER_STATE } from "./vcpu_channel.ts";
 import type { VcpuWorkerDone, VcpuWorkerInit } from "./vcpu_worker.ts";
 import type { VmEndReason } from "./vm_end.ts";
@@ -24,6 +26,13 @@ export type AccessHandler = (
 ) => void;
 
 const WORKER_URL = new URL("./vcpu_worker.ts", import.meta.url);
+
+/** A vCPU's state was asked for (or given) while it runs. */
+export class VcpuNotPausedError extends DenovisorError {
+  constructor(message: string) {
+    super("conflict", message);
+  }
+}
 
 /** One running vCPU Worker. */
 export class VcpuThread {
@@ -86,6 +95,31 @@ export class VcpuThread {
   /** Lets a paused vCPU run again. */
   resume(): void {
     this.#channel.setRequest(RUN_REQUEST.RUN);
+  }
+
+  /**
+   * The state of the paused vCPU. The ioctls run on this thread: the Worker is parked in
+   * Atomics.wait until `resume()`, which only this thread can call, so nothing else
+   * touches the vCPU fd meanwhile (KVM allows any thread's ioctls on a vCPU that is not
+   * in KVM_RUN, and Cloud Hypervisor saves its vCPUs the same way).
+   */
+  save(support: VcpuStateSupport): VcpuState {
+    this.#requirePaused("save");
+    return this.vcpu.save(support);
+  }
+
+  /** Loads a saved state into the paused vCPU (see `save` for why on this thread). */
+  restore(state: unknown, support: VcpuStateSupport): void {
+    this.#requirePaused("restore");
+    this.vcpu.restore(state, support);
+  }
+
+  #requirePaused(what: string): void {
+    if (this.#channel.state !== WORKER_STATE.PAUSED) {
+      throw new VcpuNotPausedError(
+        `Cannot ${what} the state of vCPU ${this.vcpu.id}: it is ${this.state}; pause the machine first`,
+      );
+    }
   }
 
   /** Stops the vCPU and its Worker; idempotent. */

@@ -89,11 +89,16 @@ function waitWhilePaused(channel: VcpuChannel, vcpu: Vcpu, run: Uint8Array): voi
   // (KVM API, "immediate_exit"), so a paused vCPU's state is consistent (and can be saved).
   run[RUN.IMMEDIATE_EXIT] = 1;
   libc().ioctl_value(vcpu.fd, KVM.RUN, 0n);
-  vcpu.notifyPaused();
   channel.setState(WORKER_STATE.PAUSED);
+  // While PAUSED this thread touches neither the vCPU fd nor kvm_run: the main thread
+  // may save or load the vCPU's state (VcpuThread.save/restore) until it resumes us.
   while (channel.request === RUN_REQUEST.PAUSE) {
     Atomics.wait(channel.slots, SLOT.REQUEST, RUN_REQUEST.PAUSE);
   }
+  // KVM_KVMCLOCK_CTRL when the guest is about to run again, not when it stops: it
+  // marks the time spent paused as such for the guest (Firecracker PR #5494 moved it
+  // there after guests still saw soft lockups).
+  vcpu.notifyPaused();
   // Cleared only here: a kick that raced with this resume set it again after the store,
   // and the request check before KVM_RUN sees that kick's request.
   run[RUN.IMMEDIATE_EXIT] = 0;

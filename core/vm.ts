@@ -1,6 +1,7 @@
 /**
  * A KVM virtual machine: memory slots, the in-kernel interrupt controllers and timer,
- * interrupt lines and routing, irqfd/ioeventfd registration, and vCPU creation.
+ * interrupt lines and routing, irqfd/ioeventfd registration, vCPU creation, and the
+ * save/restore of the VM-level KVM state (clock, PIT, PICs, IOAPIC; see core/vm_state.ts).
  *
  * @module
  */
@@ -28,15 +29,35 @@ import {
   type UserMemoryRegion,
 } from "../ffi/kvm/vm_structs.ts";
 import { KVM_STRUCT_SIZE } from "../ffi/kvm/ioctls.ts";
+import {
+  decodeIoapic,
+  decodePic,
+  decodePitState,
+  encodeIoapic,
+  encodePic,
+  encodePitState,
+} from "../ffi/kvm/irqchip_structs.ts";
+import { DenovisorError } from "../common/errors.ts";
+import type { Persistable } from "../common/persist.ts";
 import { Vcpu } from "./vcpu.ts";
+import { parseVmState, type VmState, vmStateFrom } from "./vm_state.ts";
 
 /** Number of IOAPIC pins KVM's in-kernel IOAPIC has. */
 export const IOAPIC_PINS = 24;
 
+/** The VM lacks a piece its state needs (the in-kernel irqchip or PIT). */
+export class VmStateUnavailableError extends DenovisorError {
+  constructor(message: string) {
+    super("internal", message);
+  }
+}
+
 /** A VM file descriptor and what hangs off it. */
-export class Vm implements Disposable {
+export class Vm implements Disposable, Persistable<VmState> {
   #fd: number;
   readonly #runSize: number;
+  #hasIrqchip = false;
+  #hasPit = false;
 
   constructor(fd: number, vcpuRunSize: number) {
     this.#fd = fd;
@@ -65,11 +86,13 @@ export class Vm implements Disposable {
   /** Creates the in-kernel PIC pair, IOAPIC and per-vCPU local APICs. */
   createIrqchip(): void {
     ioctlValue(this.#fd, KVM.CREATE_IRQCHIP, 0, "ioctl(KVM_CREATE_IRQCHIP)");
+    this.#hasIrqchip = true;
   }
 
   /** Creates the in-kernel i8254 PIT. */
   createPit(): void {
     ioctlBytes(this.#fd, KVM.CREATE_PIT2, encodePitConfig(), "ioctl(KVM_CREATE_PIT2)");
+    this.#hasPit = true;
   }
 
   /** Maps (or with size 0 removes) a guest memory slot. */
@@ -184,6 +207,49 @@ export class Vm implements Disposable {
 
   setPit(state: Uint8Array): void {
     ioctlBytes(this.#fd, KVM.SET_PIT2, state.slice(), "ioctl(KVM_SET_PIT2)");
+  }
+
+  /**
+   * The VM-level KVM state. Every vCPU must be paused (or never started): the PIT and
+   * irqchips must not change under the reads.
+   */
+  save(): VmState {
+    this.#requireStatePieces("save");
+    return vmStateFrom({
+      clock: this.getClock(),
+      pit: decodePitState(this.getPit()),
+      pics: [KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE].map((id) =>
+        decodePic(this.getIrqchip(id))
+      ),
+      ioapic: decodeIoapic(this.getIrqchip(KVM_IRQCHIP_IOAPIC)),
+    });
+  }
+
+  /**
+   * Loads a saved VM-level state into this VM, before its vCPUs' states (their local
+   * APICs deliver into these irqchips) and before any vCPU runs. The state is untrusted:
+   * it is checked whole first (StateError), so a bad one changes nothing. The order is
+   * the one a C program moved a running guest with on this project's hosts: clock, PIT,
+   * then the PICs and the IOAPIC.
+   */
+  restore(state: unknown): void {
+    const parts = parseVmState(state);
+    this.#requireStatePieces("restore");
+    this.setClock(parts.clock);
+    this.setPit(encodePitState(parts.pit));
+    this.setIrqchip(KVM_IRQCHIP_PIC_MASTER, encodePic(parts.pics[0]));
+    this.setIrqchip(KVM_IRQCHIP_PIC_SLAVE, encodePic(parts.pics[1]));
+    this.setIrqchip(KVM_IRQCHIP_IOAPIC, encodeIoapic(parts.ioapic));
+  }
+
+  #requireStatePieces(what: "save" | "restore"): void {
+    if (!this.#hasIrqchip || !this.#hasPit) {
+      throw new VmStateUnavailableError(
+        `Cannot ${what} the VM state: the VM has no in-kernel ${
+          this.#hasIrqchip ? "PIT" : "irqchip"
+        }; create it (createIrqchip, createPit) first`,
+      );
+    }
   }
 
   /** Creates vCPU `id` (its APIC ID) and maps its kvm_run area. */
