@@ -79,6 +79,10 @@ export class DeviceManager {
   readonly #watched: number[] = [];
   readonly #toClose: VirtioDevice[] = [];
   #pci!: PciBus;
+  #serial!: Serial16550;
+  #i8042!: I8042;
+  #balloon: VirtioBalloon | undefined;
+  #virtioConsole: VirtioConsole | undefined;
 
   constructor(options: DeviceManagerOptions) {
     const { vm, memory, mmio, pio, loop, createQueue } = options;
@@ -115,12 +119,12 @@ export class DeviceManager {
 
   /** The 16550 on COM1. */
   get serial(): Serial16550 {
-    return this.#legacy("serial").device;
+    return this.#serial;
   }
 
   /** The keyboard controller, for host-side key presses (Ctrl-Alt-Del). */
   get i8042(): I8042 {
-    return this.#legacy("i8042").device;
+    return this.#i8042;
   }
 
   /** The virtio-blk device with `id`. */
@@ -137,18 +141,12 @@ export class DeviceManager {
 
   /** The balloon, when the machine has one. */
   get balloon(): VirtioBalloon | undefined {
-    for (const entry of this.#devices.values()) {
-      if (entry.kind === "balloon") return entry.device;
-    }
-    return undefined;
+    return this.#balloon;
   }
 
   /** The virtio console, when the machine has one (it takes the console input). */
   get virtioConsole(): VirtioConsole | undefined {
-    for (const entry of this.#devices.values()) {
-      if (entry.kind === "console") return entry.device;
-    }
-    return undefined;
+    return this.#virtioConsole;
   }
 
   /** The PCI interrupt pins in use, for the MP table. */
@@ -168,18 +166,16 @@ export class DeviceManager {
     for (const device of this.#toClose.splice(0)) closeVirtioDevice(device);
   }
 
-  #legacy<K extends "serial" | "i8042">(kind: K): ManagedDevice & { kind: K } {
-    for (const entry of this.#devices.values()) {
-      if (entry.kind === kind) return entry as ManagedDevice & { kind: K };
-    }
-    throw new DeviceManagerError(`This machine has no ${kind}`);
-  }
-
   #add(entry: ManagedDevice): void {
     if (this.#devices.has(entry.id)) {
       throw new DeviceManagerError(`Device id '${entry.id}' is used twice in the plan`);
     }
     this.#devices.set(entry.id, entry);
+    // The devices the machine reaches often (console input, Ctrl-Alt-Del, the balloon API).
+    if (entry.kind === "serial") this.#serial = entry.device;
+    if (entry.kind === "i8042") this.#i8042 = entry.device;
+    if (entry.kind === "balloon") this.#balloon = entry.device;
+    if (entry.kind === "console") this.#virtioConsole = entry.device;
   }
 
   #addPciHost(plan: LegacyDevicePlan, vm: Vm, mmio: Bus, pio: Bus): void {

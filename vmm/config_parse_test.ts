@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { validateVmmConfig, VmmConfigError } from "./config_parse.ts";
+import type { VmmConfig } from "./vmm_config.ts";
+
+function config(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const base: VmmConfig = {
+    name: "t",
+    uuid: "0b6f2a5e-6c1d-4a57-9d43-3f1c2b7a9e10",
+    vcpus: 1,
+    memoryBytes: 64 * 1024 * 1024,
+    boot: { kind: "demo" },
+    disks: [],
+    nics: [],
+    balloon: false,
+    onReboot: "destroy",
+    logFile: "/run/t/console.log",
+    runDir: "/run/t",
+  };
+  return { ...base, ...overrides };
+}
+
+const disk = (extra: Record<string, unknown> = {}) => ({
+  path: "/images/a.raw",
+  format: "raw",
+  readOnly: false,
+  transport: "pci",
+  ...extra,
+});
+const nic = (extra: Record<string, unknown> = {}) => ({
+  tap: "auto",
+  mac: "52:54:00:00:00:01",
+  transport: "pci",
+  ...extra,
+});
+
+function refused(value: Record<string, unknown>, message: RegExp): void {
+  assert.throws(() => validateVmmConfig(value), (e) => {
+    assert.ok(e instanceof VmmConfigError, String(e));
+    assert.match(e.message, message);
+    return true;
+  });
+}
+
+Deno.test("validateVmmConfig() keeps device ids, the device transport and a demo command line", () => {
+  const value = config({
+    boot: { kind: "demo", cmdline: "ticks=3", initrd: "/boot/initrd" },
+    disks: [disk({ id: "root" }), disk()],
+    nics: [nic({ id: "uplink" })],
+    transport: "mmio",
+  });
+  assert.deepEqual(validateVmmConfig(value), value);
+});
+
+Deno.test("validateVmmConfig() refuses malformed, built-in and repeated device ids", () => {
+  refused(config({ disks: [disk({ id: "-x" })] }), /^disks\[0\].id: '-x' must be 1-32 letters/);
+  refused(config({ disks: [disk({ id: "a/b" })] }), /^disks\[0\].id: 'a\/b' must be/);
+  refused(config({ nics: [nic({ id: "x".repeat(33) })] }), /^nics\[0\].id: .* must be 1-32/);
+  refused(config({ nics: [nic({ id: "rng0" })] }), /^nics\[0\].id: 'rng0' is the id of a built-in/);
+  refused(
+    config({ disks: [disk(), disk({ id: "vda" })] }),
+    /^disks\[1\].id: 'vda' is already the id of disks\[0\]/,
+  );
+  refused(
+    config({ disks: [disk({ id: "net0" })], nics: [nic()] }),
+    /^nics\[0\]: 'net0' is already the id of disks\[0\].id/,
+  );
+});
+
+Deno.test("validateVmmConfig() refuses a bad device transport and a demo boot's kernel", () => {
+  refused(config({ transport: "isa" }), /^transport: 'isa' is not one of pci, mmio/);
+  refused(config({ boot: { kind: "demo", initrd: "initrd" } }), /^boot.initrd: .* absolute path/);
+  refused(config({ boot: { kind: "demo", kernel: "/k" } }), /^boot.kernel: unknown field/);
+});
