@@ -5,6 +5,7 @@
  * @module
  */
 
+import { FileConsole } from "../devices/console/file_console.ts";
 import { openConsole } from "../devices/console/open_console.ts";
 import {
   type ConsoleSpec,
@@ -211,6 +212,15 @@ export async function runCommand(args: string[]): Promise<number> {
     await console_.flush();
     const status = exitStatusFor(reason);
     reportEnd(reason, status);
+    // The guest's output went nowhere (a full disk, /dev/full): say so, and fail.
+    if (console_ instanceof FileConsole && console_.writeError) {
+      console.error(
+        `denovisor: cannot write the console file ${console_.path}: ` +
+          `${console_.writeError.message}; ${console_.stats.bytesDropped} bytes of guest ` +
+          `output were lost`,
+      );
+      return status === EXIT_STATUS.OK ? EXIT_STATUS.ERROR : status;
+    }
     return status;
   } finally {
     Deno.removeSignalListener("SIGTERM", onTerm);

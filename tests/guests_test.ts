@@ -86,6 +86,34 @@ kvmTest("the console can go to a file", async () => {
 });
 
 kvmTest(
+  "a console file that cannot be written (/dev/full) is reported and fails the run",
+  async () => {
+    const r = await denovisor(["run", "--kernel", guest("hello"), "--console", "file:/dev/full"]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(
+      r.stderr,
+      /cannot write the console file \/dev\/full: No space left on device.*; \d+ bytes of guest output were lost/,
+    );
+  },
+);
+
+kvmTest("a console FIFO is refused before boot instead of waiting for a reader", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const fifo = `${dir}/console.fifo`;
+    assert.equal((await new Deno.Command("mkfifo", { args: [fifo] }).output()).code, 0);
+    // Unfixed, the open waits for a reader forever: the timeout turns that into a failure.
+    const r = await denovisor(["run", "--kernel", guest("hello"), "--console", `file:${fifo}`], {
+      timeoutMs: 60_000,
+    });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /it is a FIFO \(opening it would wait for a reader\)/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+kvmTest(
   "each vCPU sees its own APIC ID, the CPU count and the KVM signature in CPUID",
   async () => {
     const r = await denovisor(["run", "--kernel", guest("cpuid"), "--cpus", "3"]);
