@@ -87,9 +87,9 @@ Deno.test("a command list or table outside RAM, or a bad FIS, fails the command"
   assertFailedAndRecovers(driver, { is: IS_TFES, tfd: 0x0451 });
 });
 
-Deno.test("slots issued together run in order; a failing slot stops the list there", () => {
+Deno.test("a failing slot stays issued in PxCI until the driver clears ST", () => {
   const { driver } = setup();
-  // Slot 3 is good, slot 5 reads off the disk, so slot 5 stays issued and 3 completes.
+  // Slot 3 completes; slot 5 reads off the disk and stays issued until recovery.
   driver.issue(0, {
     fis: ataFis(ATA_READ_DMA_EXT, 0, 1),
     prds: [{ address: DATA, length: 512 }],
