@@ -69,3 +69,13 @@ export function dup2(fd: number, target: number): number {
 export function getrandom(bytes: Uint8Array, flags = 0): number {
   return Number(libc().getrandom(bytes as Uint8Array<ArrayBuffer>, BigInt(bytes.length), flags));
 }
+
+/** ioctl(2) with a pointer to `bytes`: the call's result (>= 0), or -1. */
+export function ioctl(fd: number, request: bigint, bytes: Uint8Array): number {
+  return libc().ioctl(fd, request, pointerOf(bytes));
+}
+
+/** ioctl(2) with an integer argument: the call's result (>= 0), or -1. */
+export function ioctlWithValue(fd: number, request: bigint, value: number | bigint): number {
+  return libc().ioctl_value(fd, request, BigInt(value));
+}
