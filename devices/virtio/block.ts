@@ -24,6 +24,10 @@ import { ThrottledQueue } from "./throttled_queue.ts";
 import type { DescriptorChain } from "./queue_types.ts";
 import { type DeviceRateLimiter, retryWithTimeout, type ScheduleRetry } from "./rate_limiter.ts";
 import { type ActivateContext, VIRTIO_F, VIRTIO_ID, type VirtioDevice } from "./virtio_device.ts";
+import { formatU64, StateError, StateReader, type VersionedState } from "../../common/persist.ts";
+import { readCounters } from "../state_fields.ts";
+import { limiterState, prepareLimiter } from "./device_persist.ts";
+import type { RateLimiterState } from "./rate_limiter.ts";
 
 /** virtio-blk feature bits (virtio 1.2, 5.2.3). */
 export const VIRTIO_BLK_F = {
@@ -77,6 +81,38 @@ export interface BlockStats {
   throttled: number;
 }
 
+const STAT_KEYS = [
+  "reads",
+  "writes",
+  "bytesRead",
+  "bytesWritten",
+  "flushes",
+  "discards",
+  "writeZeroes",
+  "errors",
+  "unsupported",
+  "throttled",
+] as const;
+
+/**
+ * virtio-blk's own state (its queue is the transport's). The configuration the guest
+ * read (capacity, read-only, serial) comes from the disk, which is not saved: it is kept
+ * to check that the restoring device has the same disk, as the guest's view would
+ * otherwise change under it. No request is in flight at a snapshot: requests are served
+ * to completion synchronously, and one held back by the rate limiter is handed back to
+ * the queue (see transport_persist.ts).
+ */
+export interface VirtioBlockState extends VersionedState {
+  readonly version: 1;
+  /** Capacity in 512-byte sectors, a u64 string. */
+  readonly capacity: string;
+  readonly readOnly: boolean;
+  /** The GET_ID answer without its NUL padding. */
+  readonly serial: string;
+  readonly stats: BlockStats;
+  readonly rateLimiter: RateLimiterState | null;
+}
+
 /** Thrown for options that make no sense (a long serial, a bad queue size). */
 export class BlockConfigError extends Error {
   constructor(message: string) {
@@ -109,6 +145,7 @@ export class VirtioBlock implements VirtioDevice {
     throttled: 0,
   };
   readonly #queue: ThrottledQueue;
+  readonly #limiter?: BlockRateLimiter;
 
   constructor(options: VirtioBlockOptions) {
     const queueSize = options.queueSize ?? 256;
@@ -123,6 +160,7 @@ export class VirtioBlock implements VirtioDevice {
     this.queueSizes = [queueSize];
     this.#serial = serialBytes(options.serial ?? options.disk.id);
     this.#log = new OnceLog(options.log);
+    this.#limiter = options.rateLimiter;
     this.#queue = new ThrottledQueue({
       name: this.name,
       limiter: options.rateLimiter,
@@ -152,6 +190,57 @@ export class VirtioBlock implements VirtioDevice {
   /** A snapshot of the counters. */
   get stats(): BlockStats {
     return { ...this.#stats };
+  }
+
+  /** The configuration the guest saw, the counters and the rate limiter. */
+  save(): VirtioBlockState {
+    return {
+      version: 1,
+      capacity: formatU64(BigInt(this.capacity)),
+      readOnly: this.#disk.readOnly,
+      serial: this.#serialText(),
+      stats: this.stats,
+      rateLimiter: limiterState(this.#limiter),
+    };
+  }
+
+  /**
+   * Checks a saved state (untrusted, and it must describe this device's disk) and returns
+   * the function that applies it.
+   */
+  prepareRestore(state: unknown, path: string): () => void {
+    const r = new StateReader(state, path);
+    r.version([1]);
+    const capacity = r.u64("capacity");
+    if (capacity !== BigInt(this.capacity)) {
+      throw new StateError(
+        r.fieldPath("capacity"),
+        `the saved disk had ${capacity} sectors but ${this.#disk.path} has ${this.capacity}; restore with the same disk`,
+      );
+    }
+    if (r.boolean("readOnly") !== this.#disk.readOnly) {
+      throw new StateError(
+        r.fieldPath("readOnly"),
+        `the saved disk was ${
+          this.#disk.readOnly ? "writable" : "read-only"
+        }; open it the same way`,
+      );
+    }
+    const serial = r.string("serial", BLOCK_ID_BYTES);
+    if (serial !== this.#serialText()) {
+      throw new StateError(
+        r.fieldPath("serial"),
+        `the saved serial ${JSON.stringify(serial)} differs from ${
+          JSON.stringify(this.#serialText())
+        }`,
+      );
+    }
+    const stats = readCounters(r, "stats", STAT_KEYS);
+    const commitLimiter = prepareLimiter(r, "rateLimiter", this.#limiter);
+    return () => {
+      Object.assign(this.#stats, stats);
+      commitLimiter();
+    };
   }
 
   readConfig(offset: number, data: Uint8Array): void {
@@ -334,6 +423,11 @@ export class VirtioBlock implements VirtioDevice {
   #validSegment(segment: BlockSegment): boolean {
     return segment.sectors <= MAX_DISCARD_SECTORS &&
       this.#inCapacity(segment.sector, segment.sectors);
+  }
+
+  #serialText(): string {
+    const end = this.#serial.indexOf(0);
+    return new TextDecoder().decode(this.#serial.subarray(0, end < 0 ? this.#serial.length : end));
   }
 
   #negotiated(feature: bigint): boolean {

@@ -140,7 +140,9 @@ export function parseTransportState(
   if (locked && ((accepted & ~device.features) !== 0n || (accepted & VIRTIO_F.VERSION_1) === 0n)) {
     throw new StateError(
       r.fieldPath("driverFeatures"),
-      "FEATURES_OK is set but the features are not a subset of the offered ones with VERSION_1",
+      `the accepted features ${formatU64(accepted)} are not all offered by this device ` +
+        `(${formatU64(device.features)}) or lack VERSION_1; restore into a device built ` +
+        `with the same configuration`,
     );
   }
   const running = (status & VIRTIO_STATUS.DRIVER_OK) !== 0 && !needsReset;
