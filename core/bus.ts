@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { BusDevice } from "../devices/bus_device.ts";
+import type { BusDevice } from "./bus_device.ts";
 
 /** A range that would overlap another on the same bus. */
 export class BusOverlapError extends Error {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Bus, BusOverlapError } from "./bus.ts";
-import type { BusDevice } from "../devices/bus_device.ts";
+import type { BusDevice } from "./bus_device.ts";
 
 function recorder(log: string[], name: string): BusDevice {
   return {

@@ -6,13 +6,29 @@
  * @module
  */
 
-import type { MsiController, MsiRoute } from "../devices/pci/pci_device.ts";
 import { EventFd } from "../ffi/eventfd.ts";
 import type { IrqRoute } from "../ffi/kvm/vm_structs.ts";
 import { MSI_FIRST_GSI } from "./layout.ts";
 import { Vm } from "./vm.ts";
 
 type Message = { addressLo: number; addressHi: number; data: number };
+
+/**
+ * MSI delivery as devices see it (PCI MSI-X tables program it): one route per vector.
+ * Core owns the contract; `KvmMsiController` is KVM's implementation.
+ */
+export interface MsiController {
+  allocate(): MsiRoute;
+}
+
+/** One MSI route: the message the guest programmed, and a way to fire it. */
+export interface MsiRoute {
+  /** Programs (or with undefined, disables) the message. */
+  setMessage(message: Message | undefined): void;
+  /** Fires the message (an irqfd write: no ioctl, no exit). */
+  trigger(): void;
+  release(): void;
+}
 
 /** Hands out MSI routes on one VM. */
 export class KvmMsiController implements MsiController {
