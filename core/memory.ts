@@ -5,16 +5,7 @@
  * @module
  */
 
-import { bytesAt, libc, mmap, munmap, pointerValue } from "../ffi/libc.ts";
-import {
-  MADV_DONTDUMP,
-  MADV_MERGEABLE,
-  MAP_ANONYMOUS,
-  MAP_NORESERVE,
-  MAP_PRIVATE,
-  PROT_READ,
-  PROT_WRITE,
-} from "../ffi/libc_symbols.ts";
+import { bytesAtAddress, HostMapping } from "../ffi/mman.ts";
 import { type GuestAddress, GuestMemory } from "./guest_memory.ts";
 import type { Vm } from "./vm.ts";
 
@@ -33,12 +24,12 @@ export interface MappedRange extends RamRange {
 export class GuestRam implements Disposable {
   readonly memory: GuestMemory;
   readonly ranges: readonly MappedRange[];
-  #pointers: Deno.PointerObject[];
+  #mappings: HostMapping[];
 
-  private constructor(memory: GuestMemory, ranges: MappedRange[], pointers: Deno.PointerObject[]) {
+  private constructor(memory: GuestMemory, ranges: MappedRange[], mappings: HostMapping[]) {
     this.memory = memory;
     this.ranges = ranges;
-    this.#pointers = pointers;
+    this.#mappings = mappings;
   }
 
   /**
@@ -46,20 +37,14 @@ export class GuestRam implements Disposable {
    * cost nothing) and registers each as a KVM memory slot.
    */
   static allocate(vm: Vm, ranges: RamRange[]): GuestRam {
-    const pointers: Deno.PointerObject[] = [];
+    const mappings: HostMapping[] = [];
     const mapped: MappedRange[] = [];
     try {
       for (const range of ranges) {
-        const pointer = mmap(
-          range.size,
-          PROT_READ | PROT_WRITE,
-          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-        );
-        pointers.push(pointer);
-        // Guest RAM is the guest's business: keep it out of VMM core dumps, and let KSM merge it.
-        libc().madvise(pointer, BigInt(range.size), MADV_DONTDUMP);
-        libc().madvise(pointer, BigInt(range.size), MADV_MERGEABLE);
-        const hostAddress = pointerValue(pointer);
+        // Guest RAM is the guest's business: kept out of VMM core dumps, merged by KSM.
+        const mapping = HostMapping.anonymous(range.size, { guestRam: true });
+        mappings.push(mapping);
+        const hostAddress = mapping.address;
         vm.setUserMemoryRegion({
           slot: mapped.length,
           flags: 0,
@@ -70,24 +55,24 @@ export class GuestRam implements Disposable {
         mapped.push({ ...range, hostAddress });
       }
     } catch (error) {
-      pointers.forEach((p, i) => munmap(p, ranges[i].size));
+      mappings.forEach((mapping) => mapping.unmap());
       throw error;
     }
-    return new GuestRam(GuestRam.view(mapped), mapped, pointers);
+    return new GuestRam(GuestRam.view(mapped), mapped, mappings);
   }
 
   /** A `GuestMemory` over ranges mapped by another thread (the vCPU Workers use this). */
   static view(ranges: readonly MappedRange[]): GuestMemory {
     return new GuestMemory(ranges.map((r) => ({
       start: r.start,
-      bytes: bytesAt(Deno.UnsafePointer.create(r.hostAddress)!, r.size),
+      bytes: bytesAtAddress(r.hostAddress, r.size),
     })));
   }
 
   /** Unmaps the host memory; the VM must be closed (or its slots removed) first. */
   close(): void {
-    this.#pointers.forEach((p, i) => munmap(p, this.ranges[i].size));
-    this.#pointers = [];
+    this.#mappings.forEach((mapping) => mapping.unmap());
+    this.#mappings = [];
   }
 
   [Symbol.dispose](): void {

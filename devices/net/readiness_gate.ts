@@ -8,28 +8,21 @@
  * @module
  */
 
-import { closeFd, libc, unwrap } from "../../ffi/libc.ts";
-import { EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLLIN } from "../../ffi/libc_symbols.ts";
-
-/** struct epoll_event (packed on x86-64): u32 events, u64 data. */
-const EVENT_SIZE = 12;
+import { Epoll } from "../../ffi/epoll.ts";
 
 /** Gates the readability of `target` behind an epoll fd. Starts closed. */
 export class ReadinessGate {
   readonly #target: number;
-  readonly #event = new Uint8Array(EVENT_SIZE);
-  #epfd: number;
+  readonly #epoll = new Epoll(1);
   #open = false;
 
   constructor(target: number) {
     this.#target = target;
-    this.#epfd = unwrap(libc().epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
-    new DataView(this.#event.buffer).setUint32(0, EPOLLIN, true);
   }
 
   /** The fd to watch: readable while the gate is open and the target is readable. */
   get fd(): number {
-    return this.#epfd;
+    return this.#epoll.fd;
   }
 
   /** Whether the target's readability is forwarded. */
@@ -39,28 +32,21 @@ export class ReadinessGate {
 
   /** Forwards the target's readability (idempotent). */
   open(): void {
-    if (this.#open || this.#epfd < 0) return;
-    unwrap(
-      libc().epoll_ctl(this.#epfd, EPOLL_CTL_ADD, this.#target, this.#event),
-      "epoll_ctl(ADD)",
-    );
+    if (this.#open || this.#epoll.fd < 0) return;
+    this.#epoll.add(this.#target);
     this.#open = true;
   }
 
   /** Stops forwarding until `open()` (idempotent). */
   close(): void {
-    if (!this.#open || this.#epfd < 0) return;
-    unwrap(
-      libc().epoll_ctl(this.#epfd, EPOLL_CTL_DEL, this.#target, this.#event),
-      "epoll_ctl(DEL)",
-    );
+    if (!this.#open || this.#epoll.fd < 0) return;
+    this.#epoll.delete(this.#target);
     this.#open = false;
   }
 
   /** Releases the epoll fd; idempotent. */
   dispose(): void {
-    closeFd(this.#epfd);
-    this.#epfd = -1;
+    this.#epoll.close();
     this.#open = false;
   }
 }

@@ -7,19 +7,12 @@
  * @module
  */
 
-import {
-  closeFd,
-  cString,
-  errno,
-  ioctlBytes,
-  ioctlValue,
-  libc,
-  openFile,
-  pointerOf,
-} from "../../ffi/libc.ts";
+import { closeFd, errno, ioctlBytes, ioctlValue, openFile } from "../../ffi/libc.ts";
+import { ioctl, ioctlWithValue } from "../../ffi/fs.ts";
 import { O_CLOEXEC, O_NONBLOCK, O_RDWR } from "../../ffi/libc_symbols.ts";
 import { SyscallError } from "../../ffi/errno.ts";
-import { AF_INET, SOCK_CLOEXEC, SOCK_DGRAM, socketCalls } from "./_socket_ffi.ts";
+import { AF_INET, interfaceIndex, SOCK_CLOEXEC, SOCK_DGRAM, socket } from "../../ffi/socket.ts";
+import { INTERFACE_NAME_RULE, isInterfaceName } from "../../common/validators.ts";
 
 const TUNSETIFF = 0x400454can;
 const TUNSETPERSIST = 0x400454cbn;
@@ -100,7 +93,7 @@ export class Tap {
     }
     const requested = options.name ?? "auto";
     const pattern = requested === "auto" ? "dv%d" : requested;
-    validateName(pattern);
+    if (requested !== "auto") validateName(requested);
     if (options.bridge !== undefined) requireBridge(options.bridge);
     const exists = requested !== "auto" && interfaceExists(requested);
     if (options.create && exists) {
@@ -180,23 +173,13 @@ export class Tap {
   }
 }
 
-/** The ifindex of interface `name`, or 0 when there is none. */
-export function interfaceIndex(name: string): number {
-  return socketCalls().if_nametoindex(cString(name));
-}
-
 function interfaceExists(name: string): boolean {
   return interfaceIndex(name) !== 0;
 }
 
 function validateName(name: string): void {
-  if (
-    name.length === 0 || name.length >= IFNAMSIZ || /[\s/:]/.test(name) || name === "." ||
-    name === ".."
-  ) {
-    throw new TapError(
-      `Invalid tap name "${name}": use 1 to 15 characters without spaces, "/" or ":"`,
-    );
+  if (!isInterfaceName(name)) {
+    throw new TapError(`Invalid interface name "${name}": use ${INTERFACE_NAME_RULE}`);
   }
 }
 
@@ -244,7 +227,7 @@ function nameOf(request: Uint8Array): string {
 function setInterface(fd: number, pattern: string): string {
   const request = ifreq(pattern);
   new DataView(request.buffer).setUint16(IFNAMSIZ, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, true);
-  if (libc().ioctl(fd, TUNSETIFF, pointerOf(request)) < 0) {
+  if (ioctl(fd, TUNSETIFF, request) < 0) {
     const code = errno();
     const hint = code === 16
       ? `${pattern} is busy (another process holds it, or it is not a tap)`
@@ -260,7 +243,7 @@ function setInterface(fd: number, pattern: string): string {
 
 function probeOffloads(fd: number): number {
   for (const flags of OFFLOAD_PROBES) {
-    if (libc().ioctl_value(fd, TUNSETOFFLOAD, BigInt(flags)) === 0) {
+    if (ioctlWithValue(fd, TUNSETOFFLOAD, flags) === 0) {
       // Nothing is offloaded until the driver negotiates it.
       ioctlValue(fd, TUNSETOFFLOAD, 0, "ioctl(TUNSETOFFLOAD)");
       return flags;
@@ -271,12 +254,12 @@ function probeOffloads(fd: number): number {
 
 /** Runs `body` with a throwaway AF_INET socket, the handle interface ioctls need. */
 function withControlSocket<T>(body: (socket: number) => T): T {
-  const socket = socketCalls().socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (socket < 0) throw new SyscallError("socket(AF_INET)", errno());
+  const fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC);
+  if (fd < 0) throw new SyscallError("socket(AF_INET)", errno());
   try {
-    return body(socket);
+    return body(fd);
   } finally {
-    closeFd(socket);
+    closeFd(fd);
   }
 }
 
@@ -295,7 +278,7 @@ function attachToBridge(name: string, bridge: string): void {
   withControlSocket((socket) => {
     const request = ifreq(bridge);
     new DataView(request.buffer).setInt32(IFNAMSIZ, index, true);
-    if (libc().ioctl(socket, SIOCBRADDIF, pointerOf(request)) < 0) {
+    if (ioctl(socket, SIOCBRADDIF, request) < 0) {
       const error = new SyscallError(`ioctl(SIOCBRADDIF, ${bridge})`, errno());
       throw new TapError(`Cannot attach tap ${name} to bridge ${bridge}: ${error.message}`);
     }

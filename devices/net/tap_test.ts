@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Tap, TapError, TUN_F, VNET_HEADER_SIZE } from "./tap.ts";
 import { PacketSocket } from "./testing/packet_socket.ts";
-import { libc } from "../../ffi/libc.ts";
+import { read, write } from "../../ffi/fs.ts";
 
 let counter = 0;
 /** A name no other test run uses at the same time. */
@@ -125,7 +125,7 @@ Deno.test("Tap carries frames with the virtio-net header both ways", async () =>
   frame.set(new TextEncoder().encode("tap-to-host"), 14);
   const out = new Uint8Array(VNET_HEADER_SIZE + frame.length);
   out.set(frame, VNET_HEADER_SIZE);
-  assert.equal(Number(libc().write(tap.fd, out, BigInt(out.length))), out.length);
+  assert.equal(write(tap.fd, out), out.length);
   const seen = await host.receiveMatching((f) => f[12] === 0x88 && f[13] === 0xb5);
   assert.deepEqual(seen, frame);
 
@@ -135,7 +135,7 @@ Deno.test("Tap carries frames with the virtio-net header both ways", async () =>
   const buffer = new Uint8Array(2048);
   let received: Uint8Array | undefined;
   for (let i = 0; i < 2000 && received === undefined; i++) {
-    const n = Number(libc().read(tap.fd, buffer, BigInt(buffer.length)));
+    const n = read(tap.fd, buffer);
     if (n > 0 && buffer[VNET_HEADER_SIZE + 12] === 0x88) {
       received = buffer.slice(VNET_HEADER_SIZE, n);
     } else await new Promise((resolve) => setTimeout(resolve, 1));

@@ -6,18 +6,20 @@
  * @module
  */
 
-import { closeFd, errno, libc } from "../../../ffi/libc.ts";
+import { closeFd, errno } from "../../../ffi/libc.ts";
+import { read, write } from "../../../ffi/fs.ts";
 import { EAGAIN } from "../../../ffi/errno.ts";
 import { SyscallError } from "../../../ffi/errno.ts";
 import {
   AF_PACKET,
+  bind,
   ETH_P_ALL_BE,
+  interfaceIndex,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_RAW,
-  socketCalls,
-} from "../_socket_ffi.ts";
-import { interfaceIndex } from "../tap.ts";
+  socket,
+} from "../../../ffi/socket.ts";
 
 const SOCKADDR_LL_SIZE = 20;
 
@@ -29,7 +31,7 @@ export class PacketSocket {
   constructor(interfaceName: string) {
     const index = interfaceIndex(interfaceName);
     if (index === 0) throw new Error(`Interface ${interfaceName} does not exist; create it first`);
-    const fd = socketCalls().socket(
+    const fd = socket(
       AF_PACKET,
       SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
       ETH_P_ALL_BE,
@@ -40,7 +42,7 @@ export class PacketSocket {
     view.setUint16(0, AF_PACKET, true);
     view.setUint16(2, ETH_P_ALL_BE, true);
     view.setInt32(4, index, true);
-    if (socketCalls().bind(fd, address, SOCKADDR_LL_SIZE) < 0) {
+    if (bind(fd, address, SOCKADDR_LL_SIZE) < 0) {
       const code = errno();
       closeFd(fd);
       throw new SyscallError(`bind(AF_PACKET, ${interfaceName})`, code);
@@ -55,13 +57,13 @@ export class PacketSocket {
 
   /** Sends one Ethernet frame out of the interface (into the tap's fd). */
   send(frame: Uint8Array): void {
-    const sent = libc().write(this.#fd, frame as Uint8Array<ArrayBuffer>, BigInt(frame.length));
+    const sent = write(this.#fd, frame);
     if (sent < 0) throw new SyscallError("write(AF_PACKET)", errno());
   }
 
   /** The next frame seen on the interface (a copy), or undefined when none is queued. */
   receive(): Uint8Array | undefined {
-    const length = libc().read(this.#fd, this.#buffer, BigInt(this.#buffer.length));
+    const length = read(this.#fd, this.#buffer);
     if (length < 0) {
       const code = errno();
       if (code === EAGAIN) return undefined;
