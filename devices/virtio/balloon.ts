@@ -13,6 +13,29 @@ import type { GuestMemory } from "../../core/guest_memory.ts";
 import type { ActivateContext, VirtioDevice } from "./virtio_device.ts";
 import { VIRTIO_F, VIRTIO_ID } from "./virtio_device.ts";
 import type { DescriptorChain, VirtQueue } from "./queue_types.ts";
+import { formatU64, StateError, StateReader, type VersionedState } from "../../common/persist.ts";
+import { MAX_COUNTER, readNullable } from "../state_fields.ts";
+
+/**
+ * virtio-balloon's own state: the target the host set, the size the guest reported, the
+ * pages given back so far and the guest's last statistics. The stats buffer the device
+ * holds between requests is handed back to the queue at a snapshot, and the restored
+ * device takes it again (re-reading the same statistics) on the resume kick.
+ */
+export interface VirtioBalloonState extends VersionedState {
+  readonly version: 1;
+  readonly targetPages: number;
+  readonly actualPages: number;
+  readonly inflatedPages: number;
+  readonly discardFailures: number;
+  /** The last statistics: when (ms since 1970) and [tag, u64 string] pairs; null if none. */
+  readonly stats:
+    | { readonly receivedAt: number; readonly values: ReadonlyArray<[number, string]> }
+    | null;
+}
+
+/** Most statistics entries a stats buffer carries (see parseStats). */
+const MAX_STAT_ENTRIES = 64;
 
 /** virtio-balloon feature bits. */
 export const BALLOON_F = {
@@ -139,6 +162,53 @@ export class VirtioBalloon implements VirtioDevice {
     queue.push(chain.head, 0);
     if (queue.needsInterrupt()) context.interrupt.usedBuffer(STATS_QUEUE);
     return true;
+  }
+
+  /** Target, actual and inflated pages and the last statistics, for the transport's state. */
+  save(): VirtioBalloonState {
+    const stats = this.#stats;
+    return {
+      version: 1,
+      targetPages: this.targetPages,
+      actualPages: this.actualPages,
+      inflatedPages: this.#inflatedPages,
+      discardFailures: this.#discardFailures,
+      stats: stats === undefined ? null : {
+        receivedAt: stats.receivedAt,
+        values: [...stats.values].map(([tag, value]) => [tag, formatU64(value)]),
+      },
+    };
+  }
+
+  /** Checks a saved state (untrusted) and returns the function that applies it. */
+  prepareRestore(state: unknown, path: string): () => void {
+    const r = new StateReader(state, path);
+    r.version([1]);
+    const targetPages = r.integer("targetPages", 0, this.#maxPages);
+    const actualPages = r.integer("actualPages", 0, 0xffff_ffff);
+    const inflatedPages = r.integer("inflatedPages", 0, MAX_COUNTER);
+    const discardFailures = r.integer("discardFailures", 0, MAX_COUNTER);
+    const stats = readNullable(r, "stats", (name) => {
+      const s = r.object(name);
+      const values = new Map<number, bigint>();
+      s.array("values", MAX_STAT_ENTRIES, (entry, entryPath) => {
+        if (!Array.isArray(entry) || entry.length !== 2) {
+          throw new StateError(entryPath, "expected a [tag, value] pair");
+        }
+        const pair = new StateReader({ tag: entry[0], value: entry[1] }, entryPath);
+        const tag = pair.integer("tag", 0, 0xffff);
+        if (values.has(tag)) throw new StateError(entryPath, `tag ${tag} appears twice`);
+        values.set(tag, pair.u64("value"));
+      });
+      return { receivedAt: s.integer("receivedAt", 0, Number.MAX_SAFE_INTEGER), values };
+    });
+    return () => {
+      this.#configView.setUint32(0, targetPages, true);
+      this.#configView.setUint32(4, actualPages, true);
+      this.#inflatedPages = inflatedPages;
+      this.#discardFailures = discardFailures;
+      this.#stats = stats;
+    };
   }
 
   readConfig(offset: number, data: Uint8Array): void {

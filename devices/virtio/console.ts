@@ -9,6 +9,19 @@
 import type { ConsoleOutput } from "../console/console.ts";
 import type { VirtQueue } from "./queue_types.ts";
 import { type ActivateContext, VIRTIO_F, VIRTIO_ID, type VirtioDevice } from "./virtio_device.ts";
+import { encodeBase64, StateReader, type VersionedState } from "../../common/persist.ts";
+import { readCounters } from "../state_fields.ts";
+
+/**
+ * virtio-console's own state: host input the guest has not taken yet, and the counters.
+ * Output needs nothing: transmit chains are written out as they are popped.
+ */
+export interface VirtioConsoleState extends VersionedState {
+  readonly version: 1;
+  /** Pending host input, oldest first, base64. */
+  readonly input: string;
+  readonly stats: VirtioConsoleStats;
+}
 
 /** Queue indexes of the single port. */
 export const CONSOLE_RECEIVE_QUEUE = 0;
@@ -67,6 +80,33 @@ export class VirtioConsole implements VirtioDevice {
   /** Input bytes waiting for receive buffers. */
   get pendingInput(): number {
     return this.#backlogBytes;
+  }
+
+  /** Pending input and counters, for the transport's state. */
+  save(): VirtioConsoleState {
+    const input = new Uint8Array(this.#backlogBytes);
+    let at = 0;
+    this.#backlog.forEach((chunk, i) => {
+      const rest = i === 0 ? chunk.subarray(this.#consumed) : chunk;
+      input.set(rest, at);
+      at += rest.length;
+    });
+    return { version: 1, input: encodeBase64(input), stats: this.stats };
+  }
+
+  /** Checks a saved state (untrusted) and returns the function that applies it. */
+  prepareRestore(state: unknown, path: string): () => void {
+    const r = new StateReader(state, path);
+    r.version([1]);
+    const input = r.bytes("input", { max: this.#limit });
+    const stats = readCounters(r, "stats", ["bytesTransmitted", "bytesReceived", "bytesDropped"]);
+    return () => {
+      this.#backlog.length = 0;
+      if (input.length > 0) this.#backlog.push(input);
+      this.#backlogBytes = input.length;
+      this.#consumed = 0;
+      Object.assign(this.#stats, stats);
+    };
   }
 
   readConfig(_offset: number, data: Uint8Array): void {
