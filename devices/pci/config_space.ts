@@ -194,7 +194,9 @@ export class ConfigSpace {
       return this.bars.read((aligned - PCI_BASE_ADDRESS_0) / 4);
     }
     const cap = this.#capabilityAt(aligned);
-    if (cap === undefined) return 0;
+    if (cap === undefined) {
+      return aligned >= PCI_CAPABILITIES_START ? (fn.readConfig?.(aligned) ?? 0) >>> 0 : 0;
+    }
     if (cap.capability === undefined) return this.#readMsixDword(cap, aligned - cap.start);
     let value = 0;
     for (let b = 3; b >= 0; b--) value = (value << 8) | this.#capabilityByte(cap, aligned + b);
@@ -219,6 +221,7 @@ export class ConfigSpace {
     } else {
       const cap = this.#capabilityAt(aligned);
       if (cap !== undefined) this.#writeCapability(cap, aligned, value, mask);
+      else if (aligned >= PCI_CAPABILITIES_START) this.fn.writeConfig?.(aligned, value, mask);
     }
   }
 

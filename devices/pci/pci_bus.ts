@@ -36,6 +36,8 @@ export interface PciBusOptions {
   readonly mmioWindow?: { readonly start: number; readonly size: number };
   /** Guest mistakes go here, each distinct message once; defaults to console.warn. */
   readonly log?: (message: string) => void;
+  /** The function in slot 0; defaults to `hostBridge()` (firmware boot uses an i440FX). */
+  readonly hostBridge?: PciFunction;
 }
 
 /** A slot's interrupt pin as the MP table lists it. */
@@ -65,7 +67,7 @@ export class PciBus implements PciConfigAccess {
       { start: PCI_MMIO_WINDOW_START, size: PCI_MMIO_WINDOW_SIZE };
     this.#nextMmio = window.start;
     this.#windowEnd = window.start + window.size;
-    this.#place(0, hostBridge());
+    this.#place(0, options.hostBridge ?? hostBridge());
   }
 
   /**

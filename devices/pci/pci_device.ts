@@ -73,6 +73,13 @@ export interface PciFunction {
   attach(interrupts: PciInterrupts): void;
   /** A memory BAR was (re)programmed by the guest: `address` is its new base, 0 if disabled. */
   barMoved?(index: number, address: number): void;
+  /**
+   * Device-specific registers at 0x40-0xff outside the capability list (a chipset's PAM
+   * or PIRQ registers): the dword at aligned `offset`. Unset reads as zero.
+   */
+  readConfig?(offset: number): number;
+  /** A guest write of the bytes `mask` selects from `value` into the dword at `offset`. */
+  writeConfig?(offset: number, value: number, mask: number): void;
 }
 
 /** MSI delivery provided by the VMM: one KVM GSI with an MSI route and an irqfd per vector. */
