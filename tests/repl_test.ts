@@ -225,7 +225,13 @@ Deno.test("repl: Ctrl-C stops logs --follow and gives the prompt back from a wai
     await repl.expect(/denovisor> $/);
     await repl.send("shutdown web1 --timeout 999\r");
     await repl.waitFor(/shutdown web1 --timeout 999\n/);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Ctrl-C once the request is at the daemon: the command is then surely waiting on it.
+    const deadline = Date.now() + 30_000;
+    const sent = () => daemon.requests.some((r) => r.line === "POST /v1/domains/web1/shutdown");
+    while (!sent()) {
+      assert.ok(Date.now() < deadline, "the shutdown request never reached the daemon");
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
     await repl.send("\x03");
     await repl.expect(/Interrupted; the daemon may still complete the request\ndenovisor> $/);
     await repl.send("list --name\r");
@@ -283,6 +289,41 @@ Deno.test("repl keeps history across sessions", async () => {
     }, history);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Runs one `list --name` in a terminal REPL started with `args` (no --history). */
+async function oneCommand(daemon: FakeDaemon, args: string[], env: Record<string, string>) {
+  const repl = new PtySession(["--socket", daemon.socket, ...args], env);
+  try {
+    await repl.expect(/Type 'help' for commands.*\ndenovisor> /);
+    await repl.send("list --name\r");
+    await repl.expect(/denovisor> $/);
+    await repl.send("exit\r");
+    assert.equal(await repl.close(), 0);
+  } catch (error) {
+    await repl.close();
+    throw error;
+  }
+}
+
+Deno.test("repl keeps history in <state-dir>/repl_history by default, else in ~", async () => {
+  const daemon = await startFakeDaemon();
+  const home = await Deno.makeTempDir();
+  try {
+    const stateDir = join(daemon.dir, "state");
+    await Deno.mkdir(stateDir);
+    await oneCommand(daemon, ["--state-dir", stateDir], { HOME: home });
+    assert.equal(await Deno.readTextFile(join(stateDir, "repl_history")), "list --name\nexit\n");
+    await assert.rejects(Deno.stat(join(home, ".denovisor_history")), Deno.errors.NotFound);
+    // A state directory that cannot hold the file (here: not a directory at all).
+    const notADir = join(daemon.dir, "web1.json");
+    await Deno.writeTextFile(notADir, "{}");
+    await oneCommand(daemon, ["--state-dir", notADir], { HOME: home });
+    assert.equal(await Deno.readTextFile(join(home, ".denovisor_history")), "list --name\nexit\n");
+  } finally {
+    await daemon.close();
+    await Deno.remove(home, { recursive: true });
   }
 });
 
