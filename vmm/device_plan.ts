@@ -189,3 +189,13 @@ export function planDevices(config: VmmMachineConfig): DevicePlan {
   });
   return { legacy: legacyDevicePlan(), virtio };
 }
+
+/** The virtio devices of a plan in words, for the VMM's log: "vda (pci 00:01.0), rng0 (mmio 0xd0000000 irq 5)". */
+export function describeVirtioPlan(plan: DevicePlan): string {
+  if (plan.virtio.length === 0) return "no virtio devices";
+  return plan.virtio.map(({ id, transport }) =>
+    transport.kind === "pci"
+      ? `${id} (pci 00:${transport.slot.toString(16).padStart(2, "0")}.0)`
+      : `${id} (mmio 0x${transport.base.toString(16)} irq ${transport.irq})`
+  ).join(", ");
+}

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DenovisorError } from "../common/errors.ts";
-import { DevicePlanError, planDevices } from "./device_plan.ts";
+import { describeVirtioPlan, DevicePlanError, planDevices } from "./device_plan.ts";
 import type { VmmDiskConfig, VmmMachineConfig, VmmNicConfig } from "./vmm_config.ts";
 
 const disk = (transport: "pci" | "mmio", id?: string): VmmDiskConfig => ({
@@ -142,5 +142,14 @@ Deno.test("planDevices() refuses an id twice, or a built-in device's id", () => 
   assert.throws(
     () => planDevices(machine({ nics: [nic("pci", "serial0")] })),
     /Device id 'serial0' is taken/,
+  );
+});
+
+Deno.test("describeVirtioPlan() names each device by id with its slot or window", () => {
+  assert.equal(describeVirtioPlan(planDevices(machine())), "no virtio devices");
+  const plan = planDevices(machine({ disks: [disk("pci"), disk("mmio", "data")], rng: {} }));
+  assert.equal(
+    describeVirtioPlan(plan),
+    "vda (pci 00:01.0), data (mmio 0xd0000000 irq 5), rng0 (pci 00:02.0)",
   );
 });

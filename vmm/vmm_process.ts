@@ -12,12 +12,15 @@
 
 import { join } from "node:path";
 import { Kvm } from "../core/kvm.ts";
-import { errno, libc } from "../ffi/libc.ts";
+import { closeFd, errno, openFile } from "../ffi/libc.ts";
+import { dup2 } from "../ffi/fs.ts";
+import { DenovisorError, type ErrorCode } from "../common/errors.ts";
 import { SyscallError } from "../ffi/errno.ts";
 import { O_CLOEXEC, O_CREAT } from "../ffi/libc_symbols.ts";
 import { ConsoleHub, removeIfExists } from "./console_hub.ts";
 import { controlRouter, serveControl } from "./control_api.ts";
 import { loadBootImage } from "./builder.ts";
+import { describeVirtioPlan, planDevices } from "./device_plan.ts";
 import { VmmDomain } from "./vmm_domain.ts";
 import type { VmmConfig, VmmEndRecord, VmmStatus } from "./vmm_config.ts";
 import { runFiles } from "./run_files.ts";
@@ -32,27 +35,20 @@ const O_APPEND = 0o2000;
  * one) inside a device's warning.
  */
 function redirectStdioTo(logFile: string): void {
-  const sys = libc();
-  const fd = sys.open(
-    new TextEncoder().encode(`${logFile}\0`),
-    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-    0o600,
-  );
-  if (fd < 0) throw new SyscallError(`open(${logFile})`, errno());
+  const fd = openFile(logFile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600);
   try {
     for (const target of [1, 2]) {
-      if (sys.dup2(fd, target) < 0) throw new SyscallError("dup2", errno());
+      if (dup2(fd, target) < 0) throw new SyscallError("dup2", errno());
     }
   } finally {
-    sys.close(fd);
+    closeFd(fd);
   }
 }
 
-/** A VMM that cannot start (another VMM serves the directory, a missing run dir...). */
-export class VmmStartError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "VmmStartError";
+/** A VMM that cannot start: another VMM serves the directory (`busy`), a missing run dir... */
+export class VmmStartError extends DenovisorError {
+  constructor(message: string, code: ErrorCode = "invalid") {
+    super(code, message);
   }
 }
 
@@ -88,6 +84,7 @@ async function refuseIfServed(socket: string): Promise<void> {
   }
   throw new VmmStartError(
     `Another VMM serves ${socket}; destroy that domain first or use another run directory`,
+    "busy",
   );
 }
 
@@ -110,6 +107,7 @@ export async function runVmm(config: VmmConfig): Promise<number> {
     const boot = await loadBootImage(config.boot);
     domain = new VmmDomain({ config, kvm, boot, hub });
     domain.prepare();
+    hub.log(`devices: ${describeVirtioPlan(planDevices(config))}`);
   } catch (error) {
     hub.log(`cannot start: ${error instanceof Error ? error.message : String(error)}`);
     await hub.close();
