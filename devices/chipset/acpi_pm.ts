@@ -11,7 +11,7 @@
  */
 
 import { type Persistable, StateReader } from "../../common/persist.ts";
-import type { BusDevice } from "../bus_device.ts";
+import type { BusDevice } from "../../core/bus_device.ts";
 import { S5_SLEEP_TYPE } from "../firmware/acpi/dsdt.ts";
 import {
   GPE0_OFFSET,

@@ -11,7 +11,7 @@
  */
 
 import { type Persistable, StateReader } from "../../common/persist.ts";
-import type { BusDevice } from "../bus_device.ts";
+import type { BusDevice } from "../../core/bus_device.ts";
 
 /** The reset control port. */
 export const RESET_CONTROL_PORT = 0xcf9;

@@ -19,7 +19,7 @@
 import type { GuestMemory } from "../../core/guest_memory.ts";
 import { DenovisorError } from "../../common/errors.ts";
 import { type Persistable, StateError, StateReader } from "../../common/persist.ts";
-import type { BusDevice } from "../bus_device.ts";
+import type { BusDevice } from "../../core/bus_device.ts";
 
 /** First port of the device (the selector). */
 export const FW_CFG_PORT_BASE = 0x510;

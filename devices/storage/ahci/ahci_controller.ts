@@ -14,7 +14,7 @@ import {
   StateReader,
   type VersionedState,
 } from "../../../common/persist.ts";
-import type { BusDevice } from "../../bus_device.ts";
+import type { BusDevice } from "../../../core/bus_device.ts";
 import type { PciBar, PciCapability, PciFunction, PciInterrupts } from "../../pci/pci_device.ts";
 import { AhciPort, type AhciPortState, COMMAND_SLOTS } from "./ahci_port.ts";
 import type { SataDevice } from "./sata_device.ts";
