@@ -22,16 +22,10 @@
 
 import { parseArgs } from "node:util";
 import { GuestMemory } from "../core/guest_memory.ts";
-import { bytesAt, libc, mmap, munmap, pointerOf } from "../ffi/libc.ts";
-import {
-  MAP_ANONYMOUS,
-  MAP_PRIVATE,
-  O_CLOEXEC,
-  O_DIRECT,
-  O_RDWR,
-  PROT_READ,
-  PROT_WRITE,
-} from "../ffi/libc_symbols.ts";
+import { closeFd } from "../ffi/libc.ts";
+import { PinnedBuffer, tryOpen } from "../ffi/fs.ts";
+import { HostMapping } from "../ffi/mman.ts";
+import { O_CLOEXEC, O_DIRECT, O_RDWR } from "../ffi/libc_symbols.ts";
 import { RawDisk } from "../storage/raw_disk.ts";
 import { VIRTIO_BLK_F, VirtioBlock } from "../devices/virtio/block.ts";
 import { VIRTIO_BLK_S, VIRTIO_BLK_T } from "../devices/virtio/block_request.ts";
@@ -124,16 +118,19 @@ class DeviceRig {
 /** The baseline: pread/pwrite on the same file into the same memory. */
 function hostRun(fd: number, memory: Uint8Array, workload: Workload, depth: number): number {
   const { blockSize, offsets } = workload;
-  const call = workload.type === "read" ? libc().pread : libc().pwrite;
-  const pointers = Array.from(
+  const read = workload.type === "read";
+  const buffers = Array.from(
     { length: depth },
-    (_, slot) => pointerOf(memory.subarray(DATA_AT + slot * blockSize)),
+    (_, slot) =>
+      new PinnedBuffer(
+        memory.subarray(DATA_AT + slot * blockSize, DATA_AT + (slot + 1) * blockSize),
+      ),
   );
-  const length = BigInt(blockSize);
   const start = performance.now();
   for (let i = 0; i < offsets.length; i++) {
-    const done = call(fd, pointers[i % depth], length, BigInt(offsets[i]));
-    if (Number(done) !== blockSize) {
+    const buffer = buffers[i % depth];
+    const done = read ? buffer.pread(fd, offsets[i]) : buffer.pwrite(fd, offsets[i]);
+    if (done !== blockSize) {
       throw new CouldNotMeasureError(`host ${workload.type} at ${offsets[i]} returned ${done}`);
     }
   }
@@ -193,15 +190,15 @@ async function main(): Promise<void> {
   );
   await createImage(path, size);
   const ramSize = DATA_AT + depth * 64 * KIB;
-  const pointer = mmap(ramSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-  const ram = bytesAt(pointer, ramSize);
+  const mapping = HostMapping.anonymous(ramSize);
+  const ram = mapping.bytes();
   const memory = new GuestMemory([{ start: 0, bytes: ram }]);
   let hostFd = -1;
   let rig: DeviceRig | undefined;
   try {
     const flags = O_RDWR | O_CLOEXEC | (direct ? O_DIRECT : 0);
     // The baseline fd is opened first and without the OFD lock, so RawDisk's lock succeeds.
-    hostFd = libc().open(new TextEncoder().encode(path + "\0"), flags, 0);
+    hostFd = tryOpen(path, flags);
     if (hostFd < 0) {
       throw new CouldNotMeasureError(`cannot open ${path}${direct ? " with O_DIRECT" : ""}`);
     }
@@ -261,8 +258,8 @@ async function main(): Promise<void> {
     console.log(missed === 0 ? "all targets met" : `${missed} target(s) missed`);
   } finally {
     rig?.close();
-    if (hostFd >= 0) libc().close(hostFd);
-    munmap(pointer, ramSize);
+    closeFd(hostFd);
+    mapping.unmap();
     await Deno.remove(path).catch(() => {});
   }
 }

@@ -17,7 +17,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { libc } from "../ffi/libc.ts";
+import { read, write } from "../ffi/fs.ts";
 import { GuestMemory } from "../core/guest_memory.ts";
 import { VNET_HEADER_SIZE } from "../devices/net/tap.ts";
 import {
@@ -59,7 +59,7 @@ function rawTx(fd: number, frame: Uint8Array, count: number): Figures {
   const start = performance.now();
   let sent = 0;
   for (let i = 0; i < count; i++) {
-    if (libc().write(fd, packet, BigInt(packet.length)) > 0) sent++;
+    if (write(fd, packet) > 0) sent++;
   }
   return { frames: sent, seconds: (performance.now() - start) / 1000 };
 }
@@ -98,7 +98,7 @@ function rawRx(fd: number, host: PacketSocket, frame: Uint8Array, count: number)
     const n = Math.min(BATCH, count - done);
     for (let i = 0; i < n; i++) host.send(frame);
     const start = performance.now();
-    while (libc().read(fd, buffer, BigInt(buffer.length)) > 0) received++;
+    while (read(fd, buffer) > 0) received++;
     seconds += (performance.now() - start) / 1000;
   }
   return { frames: received, seconds };

@@ -79,3 +79,31 @@ export function ioctl(fd: number, request: bigint, bytes: Uint8Array): number {
 export function ioctlWithValue(fd: number, request: bigint, value: number | bigint): number {
   return libc().ioctl_value(fd, request, BigInt(value));
 }
+
+/**
+ * A byte view whose host pointer is taken once, for loops of pread/pwrite into the same
+ * buffer at many offsets (the block benchmark's host baseline measures the bare system
+ * call this way). The view's memory must stay mapped while the buffer is used.
+ */
+export class PinnedBuffer {
+  /** The view transfers go to and from. */
+  readonly bytes: Uint8Array;
+  readonly #pointer: Deno.PointerValue;
+  readonly #length: bigint;
+
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes;
+    this.#pointer = pointerOf(bytes);
+    this.#length = BigInt(bytes.length);
+  }
+
+  /** pread(2) of the whole buffer at `offset`: bytes read, or -1. */
+  pread(fd: number, offset: number): number {
+    return Number(libc().pread(fd, this.#pointer, this.#length, BigInt(offset)));
+  }
+
+  /** pwrite(2) of the whole buffer at `offset`: bytes written, or -1. */
+  pwrite(fd: number, offset: number): number {
+    return Number(libc().pwrite(fd, this.#pointer, this.#length, BigInt(offset)));
+  }
+}

@@ -9,6 +9,7 @@ import {
   ftruncate,
   getrandom,
   lseek,
+  PinnedBuffer,
   pread,
   pwrite,
   read,
@@ -50,4 +51,20 @@ Deno.test("getrandom() fills the buffer", () => {
   const bytes = new Uint8Array(64);
   assert.equal(getrandom(bytes), 64);
   assert.ok(bytes.some((byte) => byte !== 0));
+});
+
+Deno.test("PinnedBuffer moves its whole view at any offset", () => {
+  const path = Deno.makeTempFileSync();
+  const fd = tryOpen(path, O_RDWR | O_CLOEXEC);
+  try {
+    const buffer = new PinnedBuffer(new Uint8Array(4).fill(7));
+    assert.equal(buffer.pwrite(fd, 8192), 4);
+    buffer.bytes.fill(0);
+    assert.equal(buffer.pread(fd, 8190), 4);
+    assert.deepEqual([...buffer.bytes], [0, 0, 7, 7]);
+    assert.equal(buffer.pread(-1, 0), -1);
+  } finally {
+    closeFd(fd);
+    Deno.removeSync(path);
+  }
 });

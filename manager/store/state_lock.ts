@@ -8,18 +8,17 @@
  */
 
 import { join } from "node:path";
-import { closeFd, cString, errno, libc } from "../../ffi/libc.ts";
+import { closeFd, cString, errno } from "../../ffi/libc.ts";
+import { ftruncate, pwrite, tryOpen } from "../../ffi/fs.ts";
+import { tryOfdLock } from "../../ffi/ofd_lock.ts";
 import { O_CLOEXEC, O_CREAT, O_RDWR } from "../../ffi/libc_symbols.ts";
-import { EACCES, EAGAIN, SyscallError } from "../../ffi/errno.ts";
+import { SyscallError } from "../../ffi/errno.ts";
+import { DenovisorError, type ErrorCode } from "../../common/errors.ts";
 
-const F_OFD_SETLK = 37;
-const F_WRLCK = 1;
-
-/** Another process holds the state directory. */
-export class StateLockError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "StateLockError";
+/** Another process holds the state directory (`busy`), or its lock file is unusable. */
+export class StateLockError extends DenovisorError {
+  constructor(message: string, code: ErrorCode = "busy") {
+    super(code, message);
   }
 }
 
@@ -37,33 +36,31 @@ export class StateLock {
   static acquire(stateDir: string): StateLock {
     const path = join(stateDir, "daemon.lock");
     // O_CLOEXEC: the VMMs this daemon spawns must not inherit (and so keep) the lock.
-    const fd = libc().open(cString(path), O_RDWR | O_CREAT | O_CLOEXEC, 0o600);
+    const fd = tryOpen(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600);
     if (fd < 0) {
       throw new StateLockError(
         `Cannot open ${path}: ${new SyscallError("open", errno()).message}`,
+        "internal",
       );
     }
-    // struct flock: l_type i16, l_whence i16, pad, l_start i64, l_len i64, l_pid i32, pad.
-    // l_start = l_len = 0 covers the whole file.
-    const flock = new Uint8Array(32);
-    new DataView(flock.buffer).setInt16(0, F_WRLCK, true);
-    if (libc().fcntl_lock(fd, F_OFD_SETLK, flock) !== 0) {
-      const code = errno();
+    let held: number;
+    try {
+      held = tryOfdLock(fd, "exclusive");
+    } catch (error) {
       closeFd(fd);
-      if (code === EAGAIN || code === EACCES) {
-        const owner = readOwner(path);
-        throw new StateLockError(
-          `Another daemon${owner ? ` (pid ${owner})` : ""} owns ${stateDir}; stop it ` +
-            `first (systemctl stop denovisor) or give this one another --state-dir`,
-        );
-      }
+      throw new StateLockError(`Cannot lock ${path}: ${(error as Error).message}`, "internal");
+    }
+    if (held !== 0) {
+      closeFd(fd);
+      const owner = readOwner(path);
       throw new StateLockError(
-        `Cannot lock ${path}: ${new SyscallError("fcntl", code).message}`,
+        `Another daemon${owner ? ` (pid ${owner})` : ""} owns ${stateDir}; stop it ` +
+          `first (systemctl stop denovisor) or give this one another --state-dir`,
       );
     }
     const text = cString(`${Deno.pid}\n`).subarray(0, -1);
-    libc().ftruncate(fd, 0n);
-    libc().pwrite(fd, Deno.UnsafePointer.of(text), BigInt(text.length), 0n);
+    ftruncate(fd, 0);
+    pwrite(fd, text, 0);
     return new StateLock(path, fd);
   }
 

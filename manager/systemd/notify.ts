@@ -2,7 +2,7 @@
  * sd_notify(3) for `denovisor daemon` under systemd (Type=notify): one datagram per state
  * change to the unix socket named by NOTIFY_SOCKET, a path or an abstract name ('@'
  * prefix). Deno's datagram unix sockets are behind --unstable-net and know no abstract
- * names, so this sends with socket(2)/sendto(2) through the libc table in ffi/.
+ * names, so this sends with socket(2)/sendto(2) through ffi/socket.ts.
  *
  * Every function is a no-op returning false when NOTIFY_SOCKET is unset (not under
  * systemd). Processes the daemon spawns (the VMMs) should not inherit NOTIFY_SOCKET:
@@ -11,9 +11,16 @@
  * @module
  */
 
-import { closeFd, errno, libc } from "../../ffi/libc.ts";
-import { AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM } from "../../ffi/libc_symbols.ts";
+import { closeFd, errno } from "../../ffi/libc.ts";
+import {
+  AF_UNIX,
+  sendto,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  socket as openSocket,
+} from "../../ffi/socket.ts";
 import { SyscallError } from "../../ffi/errno.ts";
+import { DenovisorError } from "../../common/errors.ts";
 
 /** The environment variable systemd names its notification socket in. */
 export const NOTIFY_SOCKET_ENV = "NOTIFY_SOCKET";
@@ -21,11 +28,10 @@ export const NOTIFY_SOCKET_ENV = "NOTIFY_SOCKET";
 /** sizeof(sun_path) in struct sockaddr_un. */
 const SUN_PATH_SIZE = 108;
 
-/** A NOTIFY_SOCKET value that cannot be used. */
-export class NotifyError extends Error {
+/** A NOTIFY_SOCKET value that cannot be used, or a socket that refused the message. */
+export class NotifyError extends DenovisorError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "NotifyError";
+    super("unavailable", message, options);
   }
 }
 
@@ -57,8 +63,7 @@ export function unixAddress(address: string): { bytes: Uint8Array<ArrayBuffer>; 
 export function sdNotify(state: string, socket = Deno.env.get(NOTIFY_SOCKET_ENV)): boolean {
   if (socket === undefined || socket === "") return false;
   const { bytes, length } = unixAddress(socket);
-  const c = libc();
-  const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const fd = openSocket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC);
   if (fd < 0) {
     throw new NotifyError("Cannot create a socket to notify systemd", {
       cause: new SyscallError("socket(AF_UNIX)", errno()),
@@ -66,7 +71,7 @@ export function sdNotify(state: string, socket = Deno.env.get(NOTIFY_SOCKET_ENV)
   }
   try {
     const message = new TextEncoder().encode(state);
-    const sent = c.sendto(fd, message, BigInt(message.length), 0, bytes, length);
+    const sent = sendto(fd, message, bytes, length);
     if (sent < 0) {
       const error = new SyscallError(`sendto(${socket})`, errno());
       throw new NotifyError(`Cannot notify systemd at ${socket}: ${error.message}`, {

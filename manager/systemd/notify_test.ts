@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { closeFd, libc, unwrap } from "../../ffi/libc.ts";
-import { AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK } from "../../ffi/libc_symbols.ts";
+import { closeFd, unwrap } from "../../ffi/libc.ts";
+import { read } from "../../ffi/fs.ts";
+import {
+  AF_UNIX,
+  bind,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+  socket,
+} from "../../ffi/socket.ts";
 import {
   NotifyError,
   notifyReady,
@@ -13,17 +21,13 @@ import {
 
 /** A datagram socket bound at `address`, as systemd binds its notify socket. */
 function bindListener(address: string): { receive(): string | undefined; close(): void } {
-  const c = libc();
-  const fd = unwrap(
-    c.socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
-    "socket",
-  );
+  const fd = unwrap(socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC), "socket");
   const { bytes, length } = unixAddress(address);
-  unwrap(c.bind(fd, bytes, length), `bind(${address})`);
+  unwrap(bind(fd, bytes, length), `bind(${address})`);
   return {
     receive() {
       const buffer = new Uint8Array(4096);
-      const count = Number(c.read(fd, buffer, BigInt(buffer.length)));
+      const count = read(fd, buffer);
       return count < 0 ? undefined : new TextDecoder().decode(buffer.subarray(0, count));
     },
     close: () => closeFd(fd),
