@@ -5,7 +5,7 @@ import { Kvm } from "./kvm.ts";
 import { GuestRam } from "./memory.ts";
 import { decodeExit } from "./vcpu_exit.ts";
 import { EventFd } from "../ffi/eventfd.ts";
-import { libc } from "../ffi/libc.ts";
+import { ioctlWithValue } from "../ffi/fs.ts";
 import { KVM } from "../ffi/kvm/ioctls.ts";
 import { emptyRegs } from "../ffi/kvm/regs.ts";
 
@@ -46,7 +46,7 @@ kvmTest("a guest write caught by an ioeventfd signals it without a user-space ex
   vcpu.setRegs(regs);
   const ports: number[] = [];
   for (let i = 0; i < 2; i++) {
-    assert.equal(libc().ioctl_value(vcpu.fd, KVM.RUN, 0n), 0);
+    assert.equal(ioctlWithValue(vcpu.fd, KVM.RUN, 0n), 0);
     const exit = decodeExit(vcpu.runBytes());
     if (exit.kind === "io") ports.push(exit.port);
   }
