@@ -43,6 +43,8 @@ export function bootMsrs(): MsrEntry[] {
   ];
 }
 
+/** kvmclock's wall-clock MSRs, old and new interface. */
+const KVM_WALL_CLOCK_MSRS: readonly number[] = [0x11, 0x4b56_4d00];
 /** Async PF's interrupt vector: KVM checks it when the guest's enable MSR is written. */
 const MSR_KVM_ASYNC_PF_INT = 0x4b56_4d06;
 /** IA32_TSC_DEADLINE: the local APIC timer's deadline in TSC-deadline mode. */
@@ -118,13 +120,18 @@ export function rearmedTscDeadline(msrs: MsrEntry[], lapicLvtTimer: number): Msr
  * Saved MSRs in the order KVM_SET_MSRS must see them, as two calls: IA32_TSC first,
  * async PF's interrupt vector before its enable (KVM checks the vector when enabling),
  * and IA32_TSC_DEADLINE alone in a second call after everything else, because KVM arms
- * the deadline timer against the guest TSC set just before (Firecracker PR #4666).
+ * the deadline timer against the guest TSC set just before (Firecracker PR #4666). A
+ * zero wall-clock MSR is left out (see below).
  */
 export function msrRestoreBatches(msrs: readonly MsrEntry[]): MsrEntry[][] {
   const rank = (index: number) =>
     index === MSR.IA32_TSC ? 0 : index === MSR_KVM_ASYNC_PF_INT ? 1 : 2;
   const first = msrs
     .filter((m) => m.index !== MSR_IA32_TSC_DEADLINE)
+    // Writing a kvmclock wall-clock MSR makes KVM write the wall clock into guest memory
+    // at that address; 0 (the guest never asked) would scribble over guest page 0, and a
+    // fresh vCPU holds 0 already.
+    .filter((m) => !(KVM_WALL_CLOCK_MSRS.includes(m.index) && m.data === 0n))
     .map((m, position) => ({ m, position }))
     .sort((a, b) => rank(a.m.index) - rank(b.m.index) || a.position - b.position)
     .map(({ m }) => m);

@@ -63,6 +63,18 @@ Deno.test("msrRestoreBatches() writes IA32_TSC first and IA32_TSC_DEADLINE alone
   assert.deepEqual(msrRestoreBatches([{ index: 0x174, data: 1n }]).length, 1);
 });
 
+Deno.test("msrRestoreBatches() leaves out a zero wall-clock MSR (KVM would write guest page 0)", () => {
+  const msrs = [
+    { index: 0x11, data: 0n },
+    { index: 0x4b564d00, data: 0n },
+    { index: 0x4b564d01, data: 0n },
+    { index: 0x12, data: 0x9001n },
+  ];
+  assert.deepEqual(msrRestoreBatches(msrs), [[msrs[2], msrs[3]]]);
+  const set = [{ index: 0x4b564d00, data: 0x7000n }];
+  assert.deepEqual(msrRestoreBatches(set), [set]);
+});
+
 Deno.test("isKvmParavirtualMsr() covers both kvmclock interfaces and the 0x4b564dxx range", () => {
   assert.ok([0x11, 0x12, 0x4b564d00, 0x4b564d03, 0x4b564dff].every(isKvmParavirtualMsr));
   assert.ok(![0x10, 0x13, 0x4b564e00, 0x277].some(isKvmParavirtualMsr));

@@ -123,6 +123,9 @@ function parsePic(value: unknown, path: string): PicState {
   ) as PicState;
 }
 
+/** The mode KVM gives a PIT channel no guest has programmed yet. */
+const PIT_MODE_UNSET = 0xff;
+
 /** Upper bounds of the PIT channel fields (from KVM's i8254.c). */
 const PIT_CHANNEL_MAX: Record<typeof PIT_CHANNEL_U8_FIELDS[number], number> = {
   countLatched: 0xff,
@@ -132,7 +135,8 @@ const PIT_CHANNEL_MAX: Record<typeof PIT_CHANNEL_U8_FIELDS[number], number> = {
   writeState: 4,
   writeLatch: 0xff,
   rwMode: 3,
-  mode: 5,
+  // 0-5, or 0xff: KVM's "never programmed" (kvm_pit_reset), checked below.
+  mode: 0xff,
   bcd: 1,
   gate: 1,
 };
@@ -150,6 +154,14 @@ function parsePit(pit: StateReader): PitState {
         ) => [name, channel.integer(name, 0, PIT_CHANNEL_MAX[name])]),
       ) as Record<typeof PIT_CHANNEL_U8_FIELDS[number], number>,
     };
+  });
+  channels.forEach((channel, i) => {
+    if (channel.mode > 5 && channel.mode !== PIT_MODE_UNSET) {
+      throw new StateError(
+        `${pit.fieldPath("channels")}[${i}].mode`,
+        `expected a PIT mode 0..5 or 255 (never programmed), got ${channel.mode}`,
+      );
+    }
   });
   if (channels.length !== 3) {
     throw new StateError(pit.fieldPath("channels"), `expected 3 channels, got ${channels.length}`);

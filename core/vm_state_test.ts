@@ -14,6 +14,12 @@ Deno.test("a VM state round-trips: parse(JSON(state)) gives back the same state"
   assert.deepEqual(vmStateFrom(parts), state);
 });
 
+Deno.test("a PIT channel no guest programmed (KVM's mode 0xff) round-trips", () => {
+  const state = sampleVmState();
+  state.pit.channels[1].mode = 0xff;
+  assert.deepEqual(vmStateFrom(parseVmState(viaJson(state))), state);
+});
+
 Deno.test("a VM state without KVM's realtime reads back with realtime null", () => {
   const state = { ...sampleVmState(), clock: { clock: "0x10", realtime: null } };
   assert.deepEqual(vmStateFrom(parseVmState(viaJson(state))).clock, state.clock);
@@ -35,7 +41,8 @@ Deno.test("parseVmState() refuses states KVM could never have produced, naming t
   refuses((s) => s.pics.pop(), "state.pics", /expected 2 PICs/);
   refuses((s) => s.pics[1].initState = 4, "state.pics[1].initState", /0\.\.3/);
   refuses((s) => s.pics[0].imr = 256, "state.pics[0].imr", /0\.\.255/);
-  refuses((s) => s.pit.channels[2].mode = 6, "state.pit.channels[2].mode", /0\.\.5/);
+  refuses((s) => s.pit.channels[2].mode = 6, "state.pit.channels[2].mode", /0\.\.5 or 255/);
+  refuses((s) => s.pit.channels[2].mode = 256, "state.pit.channels[2].mode", /0\.\.255/);
   refuses((s) => s.pit.channels[0].count = 0x10001, "state.pit.channels[0].count", /65536/);
   refuses((s) => s.pit.channels.push(s.pit.channels[0]), "state.pit.channels", /at most 3/);
   refuses((s) => s.pit.flags = 4, "state.pit.flags", /0\.\.3/);
