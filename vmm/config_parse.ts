@@ -16,7 +16,7 @@ import {
   type RateLimiterConfig,
   type TokenBucketConfig,
 } from "../devices/virtio/rate_limiter.ts";
-import type { LifecycleAction, Transport } from "../manager/api_types.ts";
+import { IMAGE_FORMATS, LIFECYCLE_ACTIONS, TRANSPORTS } from "../common/enums.ts";
 import { DEVICE_ID_PATTERN, FIXED_DEVICE_IDS } from "./device_names.ts";
 import { diskId, nicId } from "./device_plan.ts";
 import type { VmmConfig, VmmDiskConfig, VmmNicConfig } from "./vmm_config.ts";
@@ -29,8 +29,6 @@ export class VmmConfigError extends Error {
   }
 }
 
-const ACTIONS: readonly LifecycleAction[] = ["destroy", "restart", "preserve", "rename-restart"];
-const TRANSPORTS: readonly Transport[] = ["pci", "mmio"];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A virtio-blk serial (GET_ID) holds at most 20 bytes. */
 const MAX_SERIAL_BYTES = 20;
@@ -186,7 +184,7 @@ export function validateVmmConfig(value: unknown): VmmConfig {
     disks,
     nics,
     balloon: f.boolean("balloon"),
-    onReboot: f.oneOf("onReboot", ACTIONS),
+    onReboot: f.oneOf("onReboot", LIFECYCLE_ACTIONS),
     logFile: f.path("logFile"),
     runDir: f.path("runDir"),
   };
@@ -237,7 +235,7 @@ function parseDisk(value: unknown, path: string): VmmDiskConfig {
   ]);
   const disk: VmmDiskConfig = {
     path: f.path("path"),
-    format: f.oneOf<"raw" | "qcow2">("format", ["raw", "qcow2"]),
+    format: f.oneOf("format", IMAGE_FORMATS),
     readOnly: f.boolean("readOnly"),
     transport: f.oneOf("transport", TRANSPORTS),
   };

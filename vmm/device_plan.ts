@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { Transport } from "../common/enums.ts";
 import { DenovisorError } from "../common/errors.ts";
 import {
   COM1_IRQ,
@@ -40,9 +41,6 @@ import {
   SERIAL_ID,
 } from "./device_names.ts";
 import type { VmmDiskConfig, VmmMachineConfig, VmmNicConfig } from "./vmm_config.ts";
-
-/** Where a virtio device sits. */
-export type VirtioTransportKind = "pci" | "mmio";
 
 /** PCI bus 0 has 32 slots; the host bridge holds slot 0. */
 const PCI_DEVICE_SLOTS = 31;
@@ -133,7 +131,7 @@ export function nicId(nic: VmmNicConfig, index: number): string {
  */
 export function planDevices(config: VmmMachineConfig): DevicePlan {
   const other = config.transport ?? "pci";
-  const specs: Array<{ id: string; transport: VirtioTransportKind; spec: VirtioDeviceSpec }> = [
+  const specs: Array<{ id: string; transport: Transport; spec: VirtioDeviceSpec }> = [
     ...config.disks.map((disk, index) => ({
       id: diskId(disk, index),
       transport: disk.transport,

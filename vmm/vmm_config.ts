@@ -35,7 +35,7 @@
  * @module
  */
 
-import type { DomainState, LifecycleAction, Transport } from "../manager/api_types.ts";
+import type { DomainState, ImageFormat, LifecycleAction, Transport } from "../common/enums.ts";
 import type { RateLimiterConfig } from "../devices/virtio/rate_limiter.ts";
 
 export interface VmmDiskConfig {
@@ -51,7 +51,7 @@ export interface VmmDiskConfig {
    * (`denovisor run` without format=): probed when the image is opened, and a probed raw
    * image refuses a qcow2 header written by its guest.
    */
-  format?: "raw" | "qcow2";
+  format?: ImageFormat;
   readOnly: boolean;
   serial?: string;
   transport: Transport;
