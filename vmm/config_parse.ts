@@ -10,13 +10,22 @@
 import { isAbsolute } from "node:path";
 import { MIN_GUEST_RAM } from "../core/boot/e820.ts";
 import { MPTABLE_MAX_CPUS } from "../core/boot/mptable.ts";
-import { parseMac } from "../devices/virtio/net.ts";
 import {
   RateLimiter,
   type RateLimiterConfig,
   type TokenBucketConfig,
 } from "../devices/virtio/rate_limiter.ts";
 import { IMAGE_FORMATS, LIFECYCLE_ACTIONS, TRANSPORTS } from "../common/enums.ts";
+import {
+  DISK_SERIAL_RULE,
+  INTERFACE_NAME_RULE,
+  isDiskSerial,
+  isInterfaceName,
+  isObjectName,
+  isUuid,
+  macProblem,
+  MAX_DISK_SERIAL_LENGTH,
+} from "../common/validators.ts";
 import { DEVICE_ID_PATTERN, FIXED_DEVICE_IDS } from "./device_names.ts";
 import { diskId, nicId } from "./device_plan.ts";
 import type { VmmConfig, VmmDiskConfig, VmmNicConfig } from "./vmm_config.ts";
@@ -28,12 +37,6 @@ export class VmmConfigError extends Error {
     this.name = "VmmConfigError";
   }
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** A virtio-blk serial (GET_ID) holds at most 20 bytes. */
-const MAX_SERIAL_BYTES = 20;
-/** Linux interface names are at most 15 bytes (IFNAMSIZ - 1). */
-const MAX_IFNAME = 15;
 
 type Json = Record<string, unknown>;
 
@@ -157,14 +160,14 @@ export function validateVmmConfig(value: unknown): VmmConfig {
     "runDir",
   ]);
   const name = f.string("name");
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
+  if (!isObjectName(name)) {
     throw fail(
       "name",
       `'${name}' must be 1-64 letters, digits, '.', '_' or '-', not starting with a symbol`,
     );
   }
   const uuid = f.string("uuid");
-  if (!UUID.test(uuid)) throw fail("uuid", `'${uuid}' is not a UUID (8-4-4-4-12 hex digits)`);
+  if (!isUuid(uuid)) throw fail("uuid", `'${uuid}' is not a UUID (8-4-4-4-12 hex digits)`);
   const memoryBytes = f.integer("memoryBytes", MIN_GUEST_RAM, Number.MAX_SAFE_INTEGER);
   if (memoryBytes % 4096 !== 0) {
     throw fail("memoryBytes", `${memoryBytes} is not a multiple of 4096`);
@@ -242,8 +245,11 @@ function parseDisk(value: unknown, path: string): VmmDiskConfig {
   if (f.has("id")) disk.id = deviceId(f);
   const serial = f.string("serial", { optional: true });
   if (serial !== undefined) {
-    if (new TextEncoder().encode(serial).length > MAX_SERIAL_BYTES) {
-      throw fail(f.at("serial"), `'${serial}' is longer than ${MAX_SERIAL_BYTES} bytes`);
+    if (new TextEncoder().encode(serial).length > MAX_DISK_SERIAL_LENGTH) {
+      throw fail(f.at("serial"), `'${serial}' is longer than ${MAX_DISK_SERIAL_LENGTH} bytes`);
+    }
+    if (!isDiskSerial(serial)) {
+      throw fail(f.at("serial"), `'${serial}' must be ${DISK_SERIAL_RULE}`);
     }
     disk.serial = serial;
   }
@@ -255,11 +261,8 @@ function parseNic(value: unknown, path: string): VmmNicConfig {
   const f = new Fields(value, path, ["id", "tap", "mac", "bridge", "transport", "rateLimit"]);
   const tap = ifname(f, "tap");
   const mac = f.string("mac");
-  try {
-    parseMac(mac);
-  } catch (error) {
-    throw fail(f.at("mac"), error instanceof Error ? error.message : String(error));
-  }
+  const problem = macProblem(mac);
+  if (problem !== undefined) throw fail(f.at("mac"), problem);
   const nic: VmmNicConfig = { tap, mac, transport: f.oneOf("transport", TRANSPORTS) };
   if (f.has("id")) nic.id = deviceId(f);
   if (f.has("bridge")) nic.bridge = ifname(f, "bridge");
@@ -299,13 +302,8 @@ function refuseSameId(disks: VmmDiskConfig[], nics: VmmNicConfig[]): void {
 
 function ifname(f: Fields, key: string): string {
   const name = f.string(key);
-  if (
-    !/^[A-Za-z0-9_.-]+$/.test(name) || name.length > MAX_IFNAME || name === "." || name === ".."
-  ) {
-    throw fail(
-      f.at(key),
-      `'${name}' is not an interface name (1-${MAX_IFNAME} letters, digits, '_', '.', '-')`,
-    );
+  if (!isInterfaceName(name)) {
+    throw fail(f.at(key), `'${name}' is not an interface name (${INTERFACE_NAME_RULE})`);
   }
   return name;
 }

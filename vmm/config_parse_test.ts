@@ -71,3 +71,18 @@ Deno.test("validateVmmConfig() refuses a bad device transport and a demo boot's 
   refused(config({ boot: { kind: "demo", initrd: "initrd" } }), /^boot.initrd: .* absolute path/);
   refused(config({ boot: { kind: "demo", kernel: "/k" } }), /^boot.kernel: unknown field/);
 });
+
+Deno.test("validateVmmConfig() applies the common MAC, interface-name and serial rules", () => {
+  refused(config({ nics: [nic({ mac: "00:00:00:00:00:00" })] }), /^nics\[0\].mac: .*zero address/);
+  refused(config({ nics: [nic({ mac: "01:00:5e:00:00:01" })] }), /^nics\[0\].mac: .*multicast/);
+  refused(config({ nics: [nic({ bridge: ".." })] }), /^nics\[0\].bridge: '..' is not an interface/);
+  refused(
+    config({ disks: [disk({ serial: "caf\u00e9" })] }),
+    /^disks\[0\].serial: .* printable ASCII/,
+  );
+  assert.equal(
+    (validateVmmConfig(config({ disks: [disk({ serial: "x".repeat(20) })] })) as VmmConfig)
+      .disks[0].serial,
+    "x".repeat(20),
+  );
+});
