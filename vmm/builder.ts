@@ -9,9 +9,10 @@
  *      machine (`constructMachine`);
  *   2. boot-time set-up: load the kernel, initrd and command line into guest RAM, create
  *      the vCPUs with their CPUID and MSRs and point vCPU 0 at the entry (`bootSetUp`).
- * `restore(config, state)` (the next step) will run the same construction, then load the
- * saved state into the vCPUs and devices (`machine.devices.entries()`, by id) instead of
- * booting.
+ * `restore(config, state)` (the next step) will run the same construction (with guest RAM
+ * mapped from the memory file rather than allocated), then create the vCPUs and load the
+ * saved state into them and into the devices (`DeviceManager.entries()`, by id) instead of
+ * booting: `constructMachine` takes that second half as its `setUp` argument.
  *
  * @module
  */
