@@ -9,6 +9,19 @@
  */
 
 import type { BusDevice } from "../bus_device.ts";
+import {
+  type Persistable,
+  StateError,
+  StateReader,
+  type VersionedState,
+} from "../../common/persist.ts";
+
+/** The configuration mechanism's latch as plain JSON. */
+export interface PciConfigMechanismState extends VersionedState {
+  readonly version: 1;
+  /** The 0xcf8 address register as the guest last wrote it. */
+  readonly address: number;
+}
 
 /** Configuration reads and writes addressed by bus, device, function and register. */
 export interface PciConfigAccess {
@@ -26,7 +39,7 @@ const DATA_OFFSET = 4;
 const PORT_COUNT = 8;
 
 /** The 0xcf8-0xcff ports, offsets 0-7 of this device. */
-export class PciConfigMechanism implements BusDevice {
+export class PciConfigMechanism implements BusDevice, Persistable<PciConfigMechanismState> {
   readonly #access: PciConfigAccess;
   #address = 0;
 
@@ -37,6 +50,26 @@ export class PciConfigMechanism implements BusDevice {
   /** The address register as the guest last wrote it (with the bits that hold state). */
   get address(): number {
     return this.#address;
+  }
+
+  /** The address latch. */
+  save(): PciConfigMechanismState {
+    return { version: 1, address: this.#address };
+  }
+
+  /** Restores the latch; a value with bits the register cannot hold is refused. */
+  restore(state: unknown, path = "state"): void {
+    const r = new StateReader(state, path);
+    r.version([1]);
+    const address = r.integer("address", 0, 0xffff_ffff);
+    const extra = (address & ~(ADDRESS_MASK | EXTENDED_REGISTER)) >>> 0;
+    if (extra !== 0) {
+      throw new StateError(
+        r.fieldPath("address"),
+        `bits 0x${extra.toString(16)} do not exist in the register`,
+      );
+    }
+    this.#address = address;
   }
 
   read(offset: number, data: Uint8Array): void {

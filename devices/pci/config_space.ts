@@ -11,6 +11,9 @@
 import type { Bus } from "../../core/bus.ts";
 import type { MsiController, PciCapability, PciFunction, PciInterrupts } from "./pci_device.ts";
 import { Msix } from "./msix.ts";
+import { encodeBase64, type Persistable, StateError, StateReader } from "../../common/persist.ts";
+import { readNullable } from "../state_fields.ts";
+import type { PciConfigPersist, PciConfigSpaceState } from "./config_space_state.ts";
 import { PciBars } from "./pci_bars.ts";
 import {
   PCI_BASE_ADDRESS_0,
@@ -64,7 +67,7 @@ interface PlacedCapability {
 const INTERRUPT_LINE_NONE = 0xff;
 
 /** Configuration space and interrupt state of one function on the bus. */
-export class ConfigSpace {
+export class ConfigSpace implements Persistable<PciConfigSpaceState>, PciConfigPersist {
   readonly fn: PciFunction;
   readonly bars: PciBars;
   readonly msix?: Msix;
@@ -141,6 +144,99 @@ export class ConfigSpace {
   get intxAsserted(): boolean {
     return this.#intxLevel && this.fn.interruptPin !== 0 &&
       (this.#command & PCI_COMMAND_INTX_DISABLE) === 0 && !(this.msix?.enabled ?? false);
+  }
+
+  /** What the guest can change in this config space, as plain JSON. */
+  save(): PciConfigSpaceState {
+    return {
+      version: 1,
+      command: this.#command,
+      cacheLineSize: this.#cacheLineSize,
+      latencyTimer: this.#latencyTimer,
+      interruptLine: this.#interruptLine,
+      intxLevel: this.#intxLevel,
+      bars: this.bars.save(),
+      capabilities: this.fn.capabilities.map((cap) =>
+        cap.onWrite === undefined ? null : encodeBase64(cap.body)
+      ),
+      msix: this.msix?.save() ?? null,
+    };
+  }
+
+  /** Restores a saved state; a bad one throws `StateError` and changes nothing. */
+  restore(state: unknown, path = "state"): void {
+    this.prepareRestore(state, path)();
+  }
+
+  /**
+   * Checks a saved state (untrusted) and returns the function that applies it: BARs are
+   * reprogrammed and remapped, MSI-X routes follow the table, and the INTx line is driven
+   * to the saved level (restore the interrupt controller first).
+   */
+  prepareRestore(state: unknown, path: string): () => void {
+    const r = new StateReader(state, path);
+    r.version([1]);
+    const command = r.integer("command", 0, 0xffff);
+    if ((command & ~PCI_COMMAND_WRITABLE) !== 0) {
+      throw new StateError(
+        r.fieldPath("command"),
+        `bits 0x${(command & ~PCI_COMMAND_WRITABLE).toString(16)} are read-only`,
+      );
+    }
+    const cacheLineSize = r.integer("cacheLineSize", 0, 0xff);
+    const latencyTimer = r.integer("latencyTimer", 0, 0xff);
+    const interruptLine = r.integer("interruptLine", 0, 0xff);
+    const intxLevel = r.boolean("intxLevel");
+    if (intxLevel && this.fn.interruptPin === 0) {
+      throw new StateError(r.fieldPath("intxLevel"), "the function has no interrupt pin");
+    }
+    const commitBars = this.bars.prepareRestore(r.raw("bars"), r.fieldPath("bars"));
+    const capabilities = this.fn.capabilities;
+    const bodies = r.array("capabilities", capabilities.length, (entry) => entry);
+    if (bodies.length !== capabilities.length) {
+      throw new StateError(
+        r.fieldPath("capabilities"),
+        `expected ${capabilities.length} entries, got ${bodies.length}`,
+      );
+    }
+    const writes = capabilities.map((cap, i) => {
+      const entryPath = `${r.fieldPath("capabilities")}[${i}]`;
+      if (cap.onWrite === undefined) {
+        if (bodies[i] !== null) {
+          throw new StateError(entryPath, "the capability is read-only; expected null");
+        }
+        return undefined;
+      }
+      return new StateReader({ body: bodies[i] }, entryPath).bytes("body", {
+        exact: cap.body.length,
+      });
+    });
+    const msix = this.msix;
+    const commitMsix = readNullable(r, "msix", (name) => {
+      if (msix === undefined) {
+        throw new StateError(r.fieldPath(name), "the function has no MSI-X; expected null");
+      }
+      return msix.prepareRestore(r.raw(name), r.fieldPath(name));
+    });
+    if (msix !== undefined && commitMsix === undefined) {
+      throw new StateError(r.fieldPath("msix"), "is null but the function has MSI-X");
+    }
+    return () => {
+      commitBars();
+      this.#setCommand(command);
+      this.#cacheLineSize = cacheLineSize;
+      this.#latencyTimer = latencyTimer;
+      this.#interruptLine = interruptLine;
+      writes.forEach((body, i) => {
+        if (body === undefined) return;
+        const cap = capabilities[i];
+        cap.body.set(body);
+        cap.onWrite!.call(cap, 0, body);
+      });
+      commitMsix?.();
+      this.#intxLevel = intxLevel;
+      this.#options.onIntxChange();
+    };
   }
 
   /** Bytes at `offset` of config space into `data`; bytes past 0xff read as all ones. */

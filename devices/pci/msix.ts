@@ -9,6 +9,7 @@
  */
 
 import type { BusDevice } from "../bus_device.ts";
+import { encodeBase64, StateError, StateReader } from "../../common/persist.ts";
 import type { MsiController, MsiRoute, PciMsixLayout } from "./pci_device.ts";
 import {
   hex,
@@ -23,6 +24,16 @@ import {
   PCI_MSIX_MAX_VECTORS,
   PciConfigError,
 } from "./pci_registers.ts";
+
+/** MSI-X of one function as plain JSON: control bits, the vector table and the PBA. */
+export interface MsixState {
+  readonly enabled: boolean;
+  readonly functionMasked: boolean;
+  /** The vector table, 16 bytes per vector, base64. */
+  readonly table: string;
+  /** The pending-bit array, base64. */
+  readonly pba: string;
+}
 
 /** The message a vector sends, as the guest wrote it into its table entry. */
 export interface MsiMessage {
@@ -184,6 +195,60 @@ export class Msix {
           device.write(offset, data);
         }
       },
+    };
+  }
+
+  /** Control bits, table and pending bits as plain JSON. */
+  save(): MsixState {
+    return {
+      enabled: this.#enabled,
+      functionMasked: this.#functionMasked,
+      table: encodeBase64(this.#table),
+      pba: encodeBase64(this.#pending),
+    };
+  }
+
+  /**
+   * Checks a saved state (untrusted) against this function's vector count and returns the
+   * function that applies it, which reprograms every route to match. A vector that is
+   * pending while it could fire is refused: the device would have sent it already.
+   */
+  prepareRestore(state: unknown, path: string): () => void {
+    const r = new StateReader(state, path);
+    const enabled = r.boolean("enabled");
+    const functionMasked = r.boolean("functionMasked");
+    const table = r.bytes("table", { exact: this.#table.length });
+    const pending = r.bytes("pba", { exact: this.#pending.length });
+    const view = new DataView(table.buffer, table.byteOffset, table.byteLength);
+    const vectors = this.layout.vectors;
+    for (let v = 0; v < vectors; v++) {
+      const control = view.getUint32(v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL, true);
+      if ((control & ~PCI_MSIX_ENTRY_CTRL_MASKBIT) !== 0) {
+        throw new StateError(
+          r.fieldPath("table"),
+          `vector ${v} has control bits 0x${control.toString(16)} besides the mask bit`,
+        );
+      }
+      const isPending = (pending[v >> 3] & (1 << (v & 7))) !== 0;
+      const live = enabled && !functionMasked && (control & PCI_MSIX_ENTRY_CTRL_MASKBIT) === 0;
+      if (isPending && live) {
+        throw new StateError(r.fieldPath("pba"), `vector ${v} is pending but unmasked`);
+      }
+    }
+    for (let v = vectors; v < pending.length * 8; v++) {
+      if ((pending[v >> 3] & (1 << (v & 7))) !== 0) {
+        throw new StateError(
+          r.fieldPath("pba"),
+          `bit ${v} is set but the function has ${vectors} vectors`,
+        );
+      }
+    }
+    return () => {
+      this.#table.set(table);
+      this.#pending.set(pending);
+      this.#enabled = enabled;
+      this.#functionMasked = functionMasked;
+      for (let v = 0; v < vectors; v++) this.#sync(v);
     };
   }
 

@@ -12,6 +12,7 @@
 import { type Bus, BusOverlapError } from "../../core/bus.ts";
 import type { BusDevice } from "../bus_device.ts";
 import type { PciBar } from "./pci_device.ts";
+import { formatU64, StateError, StateReader } from "../../common/persist.ts";
 import {
   hex,
   PCI_BAR_COUNT,
@@ -20,6 +21,13 @@ import {
   PCI_BASE_ADDRESS_SPACE_IO,
   PciConfigError,
 } from "./pci_registers.ts";
+
+/** One BAR as plain JSON: its number and the address bits its registers hold. */
+export interface PciBarState {
+  readonly index: number;
+  /** The register contents without flag bits (high dword << 32 | low), a u64 string. */
+  readonly address: string;
+}
 
 /** Where a function's BARs are mapped and who hears about moves. */
 export interface PciBarsOptions {
@@ -133,6 +141,51 @@ export class PciBars {
     state.low = (address % TWO_32) >>> 0;
     state.high = Math.floor(address / TWO_32) >>> 0;
     this.#remap(state);
+  }
+
+  /** Every BAR's register contents, in the order the function lists them. */
+  save(): PciBarState[] {
+    return this.#states.map((state) => ({
+      index: state.bar.index,
+      address: formatU64((BigInt(state.high) << 32n) | BigInt(state.low)),
+    }));
+  }
+
+  /**
+   * Checks saved BARs (untrusted: the same BARs, each value one the register can hold)
+   * and returns the function that programs them and remaps what decodes.
+   */
+  prepareRestore(value: unknown, path: string): () => void {
+    if (!Array.isArray(value)) throw new StateError(path, "expected an array of BARs");
+    if (value.length !== this.#states.length) {
+      throw new StateError(path, `expected ${this.#states.length} BARs, got ${value.length}`);
+    }
+    const saved = value.map((entry, i) => {
+      const state = this.#states[i];
+      const r = new StateReader(entry, `${path}[${i}]`);
+      const index = r.integer("index", 0, PCI_BAR_COUNT - 1);
+      if (index !== state.bar.index) {
+        throw new StateError(r.fieldPath("index"), `expected BAR ${state.bar.index}, got ${index}`);
+      }
+      const max = state.bar.kind === "mem64" ? 0xffff_ffff_ffff_ffffn : 0xffff_ffffn;
+      const address = r.u64("address", max);
+      const low = Number(address & 0xffff_ffffn);
+      const flagBits = state.bar.kind === "io" ? 0x3 : 0xf;
+      if ((low & ((state.bar.size - 1) | flagBits)) !== 0) {
+        throw new StateError(
+          r.fieldPath("address"),
+          `${formatU64(address)} is not aligned to the BAR's ${hex(state.bar.size)} bytes`,
+        );
+      }
+      return { state, low, high: Number(address >> 32n) };
+    });
+    return () => {
+      for (const { state, low, high } of saved) {
+        state.low = low;
+        state.high = high;
+        this.#remap(state);
+      }
+    };
   }
 
   /** Follows the command register's Memory Space and I/O Space enables. */

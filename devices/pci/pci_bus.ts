@@ -19,6 +19,9 @@ import {
 import { ConfigSpace } from "./config_space.ts";
 import type { PciConfigAccess } from "./config_mechanism.ts";
 import { hostBridge } from "./host_bridge.ts";
+import type { Persistable, VersionedState } from "../../common/persist.ts";
+import { StateReader } from "../../common/persist.ts";
+import type { PciConfigSpaceState } from "./config_space_state.ts";
 import type { MsiController, PciFunction } from "./pci_device.ts";
 import { hex, PCI_SLOT_COUNT, PciConfigError } from "./pci_registers.ts";
 
@@ -52,8 +55,17 @@ export function pciIntxGsi(slot: number, pin: number): number {
   return PCI_INTX_FIRST_GSI + ((slot + pin - 1) % 4);
 }
 
+/**
+ * The bus's own state: the host bridge's configuration space. Each function's space is
+ * saved with the function (e.g. `PciTransport.save`), keyed by that device's id.
+ */
+export interface PciBusState extends VersionedState {
+  readonly version: 1;
+  readonly hostBridge: PciConfigSpaceState;
+}
+
 /** PCI bus 0 with its host bridge. */
-export class PciBus implements PciConfigAccess {
+export class PciBus implements PciConfigAccess, Persistable<PciBusState> {
   readonly #options: PciBusOptions;
   readonly #slots: (ConfigSpace | undefined)[] = new Array(PCI_SLOT_COUNT).fill(undefined);
   readonly #lineLevels = new Map<number, boolean>();
@@ -90,6 +102,18 @@ export class PciBus implements PciConfigAccess {
   /** The function in `slot`, for inspection (tests, the monitor). */
   slot(slot: number): ConfigSpace | undefined {
     return this.#slots[slot];
+  }
+
+  /** The host bridge's configuration space (what the guest may have written there). */
+  save(): PciBusState {
+    return { version: 1, hostBridge: this.#slots[0]!.save() };
+  }
+
+  /** Restores the host bridge's space; a bad state throws `StateError`, changing nothing. */
+  restore(state: unknown, path = "state"): void {
+    const r = new StateReader(state, path);
+    r.version([1]);
+    this.#slots[0]!.prepareRestore(r.raw("hostBridge"), r.fieldPath("hostBridge"))();
   }
 
   /** Every slot's used interrupt pin, for the MP table. */
@@ -142,7 +166,7 @@ export class PciBus implements PciConfigAccess {
     });
     this.#nextMmio = next;
     this.#slots[slot] = space;
-    fn.attach(space.interrupts);
+    fn.attach(space.interrupts, space);
     for (const { index, address } of addresses) space.bars.assign(index, address);
     space.enableDecoding();
   }

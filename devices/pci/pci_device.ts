@@ -7,6 +7,7 @@
  */
 
 import type { BusDevice } from "../bus_device.ts";
+import type { PciConfigPersist } from "./config_space_state.ts";
 
 /** One base address register of a function. */
 export interface PciBar {
@@ -69,8 +70,11 @@ export interface PciFunction {
   readonly msix?: PciMsixLayout;
   /** 1 (INTA#) .. 4 (INTD#), or 0 for none. */
   readonly interruptPin: number;
-  /** Called once the function is on the bus. */
-  attach(interrupts: PciInterrupts): void;
+  /**
+   * Called once the function is on the bus, with its interrupts and its configuration
+   * space as a persistable piece (so the function's saved state can include it).
+   */
+  attach(interrupts: PciInterrupts, config?: PciConfigPersist): void;
   /** A memory BAR was (re)programmed by the guest: `address` is its new base, 0 if disabled. */
   barMoved?(index: number, address: number): void;
   /**

@@ -39,6 +39,15 @@ import {
   VIRTIO_MSI_NO_VECTOR,
 } from "./transport_state.ts";
 import { OnceLog } from "./once_log.ts";
+import type { PciConfigPersist, PciConfigSpaceState } from "../pci/config_space_state.ts";
+import {
+  type Persistable,
+  StateError,
+  StateReader,
+  type VersionedState,
+} from "../../common/persist.ts";
+import type { VirtioTransportState } from "./transport_persist.ts";
+import { readNullable } from "../state_fields.ts";
 import { VIRTIO_ID, type VirtioDevice } from "./virtio_device.ts";
 
 /** Red Hat's virtio vendor ID. */
@@ -108,8 +117,21 @@ export type NotifyRegionsListener = (
   previous: NotifyRegion[],
 ) => void;
 
+/**
+ * A virtio-pci device as plain JSON: its PCI configuration space (command, BARs, MSI-X
+ * table and PBA, INTx level), the ISR byte, and the transport state with the device's own.
+ */
+export interface VirtioPciState extends VersionedState {
+  readonly version: 1;
+  /** The ISR status byte (bits 0-1). */
+  readonly isr: number;
+  /** The function's configuration space; null if it was never put on a bus. */
+  readonly config: PciConfigSpaceState | null;
+  readonly transport: VirtioTransportState;
+}
+
 /** One virtio device as a modern virtio-pci function. */
-export class PciTransport implements PciFunction {
+export class PciTransport implements PciFunction, Persistable<VirtioPciState> {
   readonly state: TransportState;
   readonly vendorId = VIRTIO_PCI_VENDOR_ID;
   readonly deviceId: number;
@@ -126,6 +148,7 @@ export class PciTransport implements PciFunction {
   readonly #listeners = new Set<NotifyRegionsListener>();
   readonly #log: OnceLog;
   #interrupts?: PciInterrupts;
+  #config?: PciConfigPersist;
   #isr = 0;
   #barAddress: GuestAddress = 0;
 
@@ -182,8 +205,50 @@ export class PciTransport implements PciFunction {
     return this.#isr;
   }
 
-  attach(interrupts: PciInterrupts): void {
+  attach(interrupts: PciInterrupts, config?: PciConfigPersist): void {
     this.#interrupts = interrupts;
+    this.#config = config;
+  }
+
+  /** The whole function (config space, ISR, transport, device state); machine paused. */
+  save(): VirtioPciState {
+    return {
+      version: 1,
+      isr: this.#isr,
+      config: this.#config?.save() ?? null,
+      transport: this.state.save(),
+    };
+  }
+
+  /**
+   * Restores a saved function (untrusted: every part is checked before any changes; a bad
+   * state throws `StateError`). The config space goes first, so BARs are in place (the
+   * notify regions move with BAR 0) and MSI-X routes are programmed before the device is
+   * activated again. The device serves nothing until `kick()`, on resume.
+   */
+  restore(state: unknown, path = "state"): void {
+    const r = new StateReader(state, path);
+    r.version([1]);
+    const isr = r.integer("isr", 0, 3);
+    const config = this.#config;
+    const commitConfig = readNullable(r, "config", (name) => {
+      if (config === undefined) {
+        throw new StateError(r.fieldPath(name), "this function is on no bus; expected null");
+      }
+      return config.prepareRestore(r.raw(name), r.fieldPath(name));
+    });
+    if (config !== undefined && commitConfig === undefined) {
+      throw new StateError(r.fieldPath("config"), "is null but the function is on a bus");
+    }
+    const commitTransport = this.state.prepareRestore(r.raw("transport"), r.fieldPath("transport"));
+    commitConfig?.();
+    commitTransport();
+    this.#isr = isr;
+  }
+
+  /** Serves what the driver queued before the snapshot; call when the vCPUs resume. */
+  kick(): void {
+    this.state.kick();
   }
 
   barMoved(index: number, address: number): void {
