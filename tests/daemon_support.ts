@@ -1,7 +1,8 @@
 /**
  * A real `denovisor daemon` for the API tests: a child process on a private state
  * directory and socket, with a client, helpers to wait for states and events, and a
- * clean-up that destroys whatever VMMs the test left running.
+ * clean-up that destroys whatever VMMs the test left running and fails the test when the
+ * daemon or a VMM logged an uncaught error.
  *
  * @module
  */
@@ -9,6 +10,7 @@
 import { ApiClient } from "../manager/api_client.ts";
 import type { DomainDefinition, DomainEvent, DomainInfo } from "../manager/api_types.ts";
 import { guest } from "./cli_support.ts";
+import { logFiles, type LoggedText, uncaughtErrors } from "./log_scan.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -22,8 +24,12 @@ export class TestDaemon {
   readonly dir: string;
   readonly socket: string;
   child?: Deno.ChildProcess;
+  /** Set by a test that makes the daemon or a VMM fail with an uncaught error on purpose. */
+  allowUncaughtErrors = false;
   #client?: ApiClient;
   #output: Promise<string> = Promise.resolve("");
+  /** Every daemon process this test started, for the scan at clean-up. */
+  readonly #processes: { child: Deno.ChildProcess; output: Promise<string> }[] = [];
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -65,6 +71,7 @@ export class TestDaemon {
       env,
     }).spawn();
     this.#output = collect(this.child);
+    this.#processes.push({ child: this.child, output: this.#output });
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       const probe = new ApiClient(this.socket);
@@ -136,9 +143,20 @@ export class TestDaemon {
     throw new Error(`'${text}' never appeared in the log of ${name}:\n${log}`);
   }
 
-  /** Kills the daemon and every VMM it left, and removes the directory. */
+  /**
+   * Kills the daemon and every VMM it left, and removes the directory. Throws when the
+   * daemon's output or a domain's log (where its VMM's stderr goes) holds an uncaught error,
+   * unless `allowUncaughtErrors` is set.
+   */
   async cleanup(): Promise<void> {
     await this.kill("SIGKILL");
+    for (const { child } of this.#processes) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Exited already.
+      }
+    }
     for (const pid of vmmPids(this.dir)) {
       try {
         Deno.kill(pid, "SIGKILL");
@@ -147,7 +165,14 @@ export class TestDaemon {
       }
     }
     await sleep(200);
+    const logs: LoggedText[] = [];
+    for (const [index, { output }] of this.#processes.entries()) {
+      logs.push({ source: `daemon process ${index + 1}`, text: await output });
+    }
+    logs.push(...await logFiles(`${this.dir}/logs`));
+    const found = this.allowUncaughtErrors ? undefined : uncaughtErrors(logs);
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    if (found) throw new Error(found);
   }
 }
 

@@ -11,6 +11,7 @@ import { guest } from "./cli_support.ts";
 import type { VmmConfig } from "../vmm/vmm_config.ts";
 import { VmmClient } from "../vmm/vmm_client.ts";
 import { runFiles } from "../vmm/run_files.ts";
+import { uncaughtErrors } from "./log_scan.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -26,8 +27,13 @@ export interface VmmChild {
   log(): string;
   /** Waits until the log matches `pattern` (after `from` characters); returns the log. */
   waitLog(pattern: RegExp, options?: { from?: number; timeoutMs?: number }): Promise<string>;
-  /** Kills the process if it still runs and removes the directory. */
+  /**
+   * Kills the process if it still runs and removes the directory; throws when its stderr or
+   * log holds an uncaught error, unless `allowUncaughtErrors` is set.
+   */
   cleanup(): Promise<void>;
+  /** Set by a test that makes the VMM fail with an uncaught error on purpose. */
+  allowUncaughtErrors: boolean;
 }
 
 /** A config for the `domain` test guest in `dir`, with `overrides` applied. */
@@ -91,6 +97,7 @@ export async function startVmm(
     child,
     exited,
     log,
+    allowUncaughtErrors: false,
     async waitLog(pattern, options = {}) {
       const deadline = Date.now() + (options.timeoutMs ?? 60_000);
       for (;;) {
@@ -110,8 +117,13 @@ export async function startVmm(
           // Already gone.
         }
       }
-      await exited;
+      const { stderr } = await exited;
+      const found = vmm.allowUncaughtErrors ? undefined : uncaughtErrors([
+        { source: "the VMM's stderr", text: stderr },
+        { source: config.logFile, text: log() },
+      ]);
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+      if (found) throw new Error(found);
     },
   };
   const deadline = Date.now() + 60_000;
