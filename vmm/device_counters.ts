@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { DiskStats, NicStats } from "../manager/api_types.ts";
+import type { DiskStats, NicStats } from "./domain_stats.ts";
 import type { DeviceManager } from "./device_manager.ts";
 import { diskId, nicId } from "./device_plan.ts";
 import type { VmmConfig } from "./vmm_config.ts";

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { ApiClient } from "../manager/api_client.ts";
-import type { DomainStats } from "../manager/api_types.ts";
+import { ApiClient } from "../common/http/client.ts";
+import type { DomainStats } from "./domain_stats.ts";
 import type { VmmEndRecord, VmmStatus } from "./vmm_config.ts";
 import { runFiles } from "./run_files.ts";
 

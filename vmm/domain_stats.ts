@@ -1,0 +1,59 @@
+/**
+ * What a VMM reports about its running machine (GET /vm/stats on its control socket):
+ * CPU time per vCPU, memory, and counters per disk and NIC, keyed by device name. The
+ * daemon passes it on unchanged (GET /v1/domains/{name}/stats), so the API types
+ * re-export these.
+ *
+ * @module
+ */
+
+import type { DomainState } from "../common/enums.ts";
+
+/** One vCPU's CPU time. */
+export interface VcpuStats {
+  index: number;
+  /** User plus system CPU time of the vCPU thread, nanoseconds. */
+  cpuTimeNs: number;
+}
+
+/** One disk's counters since the machine was built. */
+export interface DiskStats {
+  name: string;
+  path: string;
+  readRequests: number;
+  writeRequests: number;
+  readBytes: number;
+  writeBytes: number;
+  flushes: number;
+  errors: number;
+}
+
+/** One NIC's counters since the machine was built. */
+export interface NicStats {
+  name: string;
+  tap: string;
+  mac: string;
+  rxFrames: number;
+  txFrames: number;
+  rxBytes: number;
+  txBytes: number;
+  rxDropped: number;
+}
+
+/** A running domain's figures. */
+export interface DomainStats {
+  name: string;
+  state: DomainState;
+  vcpus: VcpuStats[];
+  memory: {
+    /** Guest RAM as configured. */
+    guestBytes: number;
+    /** Guest RAM minus what the balloon holds. */
+    availableBytes: number;
+    balloonBytes: number;
+    /** Resident set of the VMM process. */
+    rssBytes: number;
+  };
+  disks: DiskStats[];
+  nics: NicStats[];
+}
