@@ -3,8 +3,7 @@ import { kvmTest } from "../tests/kvm_support.ts";
 import { Kvm } from "./kvm.ts";
 import { GuestRam } from "./memory.ts";
 import { decodeExit, type VcpuExit } from "./vcpu_exit.ts";
-import { libc } from "../ffi/libc.ts";
-import { KVM } from "../ffi/kvm/ioctls.ts";
+import { kvmRun } from "../ffi/kvm/vcpu_run.ts";
 import { KVM_EXIT, KVM_INTERNAL_ERROR, RUN } from "../ffi/kvm/run.ts";
 import { emptyRegs } from "../ffi/kvm/regs.ts";
 
@@ -28,7 +27,7 @@ function runRealMode(code: number[], exits: number, irqchip = true): VcpuExit[] 
   vcpu.setRegs(regs);
   const seen: VcpuExit[] = [];
   for (let i = 0; i < exits; i++) {
-    assert.equal(libc().ioctl_value(vcpu.fd, KVM.RUN, 0n), 0);
+    assert.equal(kvmRun(vcpu.fd), 0);
     const exit = decodeExit(vcpu.runBytes());
     // Copy the data out: the run page is reused by the next KVM_RUN.
     seen.push("data" in exit ? { ...exit, data: exit.data.slice() } as VcpuExit : exit);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { libc } from "../ffi/libc.ts";
+import { signalThread } from "../ffi/thread.ts";
 import { SIGUSR2 } from "../ffi/libc_symbols.ts";
 import type { Space } from "./exit_handler.ts";
 import type { MappedRange } from "./memory.ts";
@@ -140,7 +140,7 @@ export class VcpuThread {
       const state = this.#channel.state;
       this.vcpu.setImmediateExit(true);
       const tid = Atomics.load(slots, SLOT.TID);
-      if (tid !== 0) libc().tgkill(libc().getpid(), tid, SIGUSR2);
+      if (tid !== 0) signalThread(tid, SIGUSR2);
       // A kick can land just before the vCPU blocks again; re-kick after a short wait.
       const wait = Atomics.waitAsync(slots, SLOT.STATE, state, 20);
       if (wait.async) await wait.value;

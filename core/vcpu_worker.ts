@@ -7,9 +7,10 @@
  * @module
  */
 
-import { errno, libc } from "../ffi/libc.ts";
+import { errno } from "../ffi/libc.ts";
+import { currentThreadId } from "../ffi/thread.ts";
+import { kvmRun } from "../ffi/kvm/vcpu_run.ts";
 import { EAGAIN, EINTR, SyscallError } from "../ffi/errno.ts";
-import { KVM } from "../ffi/kvm/ioctls.ts";
 import { RUN } from "../ffi/kvm/run.ts";
 import { decodeExit } from "./vcpu_exit.ts";
 import { type ExitContext, handleExit, type Space } from "./exit_handler.ts";
@@ -60,8 +61,7 @@ function runVcpu(init: VcpuWorkerInit): VmEndReason | undefined {
     forward: (space, isWrite, address, data) => forward(channel, space, isWrite, address, data),
     fault: (instruction) => faultReport(vcpu, memory, instruction),
   };
-  const sys = libc();
-  Atomics.store(channel.slots, SLOT.TID, sys.gettid());
+  Atomics.store(channel.slots, SLOT.TID, currentThreadId());
   channel.setState(WORKER_STATE.RUNNING);
 
   for (;;) {
@@ -71,7 +71,7 @@ function runVcpu(init: VcpuWorkerInit): VmEndReason | undefined {
       waitWhilePaused(channel, vcpu, run);
       continue;
     }
-    if (sys.ioctl_value(init.fd, KVM.RUN, 0n) < 0) {
+    if (kvmRun(init.fd) < 0) {
       const code = errno();
       if (code === EINTR || code === EAGAIN) continue;
       const message = new SyscallError("ioctl(KVM_RUN)", code).message;
@@ -88,7 +88,7 @@ function waitWhilePaused(channel: VcpuChannel, vcpu: Vcpu, run: Uint8Array): voi
   // finishes pending port/MMIO operations and returns EINTR without running the guest
   // (KVM API, "immediate_exit"), so a paused vCPU's state is consistent (and can be saved).
   run[RUN.IMMEDIATE_EXIT] = 1;
-  libc().ioctl_value(vcpu.fd, KVM.RUN, 0n);
+  kvmRun(vcpu.fd);
   channel.setState(WORKER_STATE.PAUSED);
   // While PAUSED this thread touches neither the vCPU fd nor kvm_run: the main thread
   // may save or load the vCPU's state (VcpuThread.save/restore) until it resumes us.

@@ -17,8 +17,7 @@ import { vcpuStateSupport } from "../core/vcpu_state_support.ts";
 import { decodeExit } from "../core/vcpu_exit.ts";
 import { Vm } from "../core/vm.ts";
 import type { VmState } from "../core/vm_state.ts";
-import { ioctlWithValue } from "../ffi/fs.ts";
-import { KVM } from "../ffi/kvm/ioctls.ts";
+import { kvmRun } from "../ffi/kvm/vcpu_run.ts";
 import { emptyRegs } from "../ffi/kvm/regs.ts";
 
 const RAM_SIZE = 0x10000;
@@ -59,7 +58,7 @@ function buildVm(kvm: Kvm) {
 
 /** Runs until the guest's next `out`; returns the port. */
 function runToExit(vcpu: { fd: number; runBytes(): Uint8Array }): number {
-  assert.equal(ioctlWithValue(vcpu.fd, KVM.RUN, 0n), 0, "KVM_RUN");
+  assert.equal(kvmRun(vcpu.fd), 0, "KVM_RUN");
   const exit = decodeExit(vcpu.runBytes());
   assert.equal(exit.kind, "io", JSON.stringify(exit));
   return exit.kind === "io" ? exit.port : -1;
@@ -88,7 +87,7 @@ kvmTest("a running guest's VM and vCPU state moves to a second VM and the guest 
   for (let i = 0; i < 5; i++) assert.equal(runToExit(one.vcpu), PORT);
   // Complete the last `out` without running the guest, as a pausing vCPU Worker does.
   one.vcpu.setImmediateExit(true);
-  assert.equal(ioctlWithValue(one.vcpu.fd, KVM.RUN, 0n), -1, "KVM_RUN returns EINTR");
+  assert.equal(kvmRun(one.vcpu.fd), -1, "KVM_RUN returns EINTR");
   one.vcpu.setImmediateExit(false);
 
   const vmState: VmState = viaJson(one.vm.save());
