@@ -41,7 +41,7 @@ function refused(value: Record<string, unknown>, message: RegExp): void {
   });
 }
 
-Deno.test("validateVmmConfig() keeps device ids, the device transport and a demo command line", () => {
+Deno.test("validateVmmConfig() keeps device ids, the transport and a demo command line", () => {
   const value = config({
     boot: { kind: "demo", cmdline: "ticks=3", initrd: "/boot/initrd" },
     disks: [disk({ id: "root" }), disk()],

@@ -33,7 +33,7 @@ export const FIXED_DEVICE_IDS: readonly string[] = [
   CONSOLE_ID,
 ];
 
-/** What a device id may look like: 1-32 letters, digits, '.', '_' or '-', not starting with a symbol. */
+/** A device id: 1-32 letters, digits, '.', '_' or '-', not starting with a symbol. */
 export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
 
 /**

@@ -188,7 +188,10 @@ export function planDevices(config: VmmMachineConfig): DevicePlan {
   return { legacy: legacyDevicePlan(), virtio };
 }
 
-/** The virtio devices of a plan in words, for the VMM's log: "vda (pci 00:01.0), rng0 (mmio 0xd0000000 irq 5)". */
+/**
+ * The virtio devices of a plan in words, for the VMM's log:
+ * "vda (pci 00:01.0), rng0 (mmio 0xd0000000 irq 5)".
+ */
 export function describeVirtioPlan(plan: DevicePlan): string {
   if (plan.virtio.length === 0) return "no virtio devices";
   return plan.virtio.map(({ id, transport }) =>
