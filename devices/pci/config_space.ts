@@ -11,9 +11,12 @@
 import type { Bus } from "../../core/bus.ts";
 import type { MsiController, PciCapability, PciFunction, PciInterrupts } from "./pci_device.ts";
 import { Msix } from "./msix.ts";
-import { encodeBase64, type Persistable, StateError, StateReader } from "../../common/persist.ts";
-import { readNullable } from "../state_fields.ts";
-import type { PciConfigPersist, PciConfigSpaceState } from "./config_space_state.ts";
+import { encodeBase64, type Persistable } from "../../common/persist.ts";
+import {
+  parseConfigSpaceState,
+  type PciConfigPersist,
+  type PciConfigSpaceState,
+} from "./config_space_state.ts";
 import { PciBars } from "./pci_bars.ts";
 import {
   PCI_BASE_ADDRESS_0,
@@ -174,67 +177,16 @@ export class ConfigSpace implements Persistable<PciConfigSpaceState>, PciConfigP
    * to the saved level (restore the interrupt controller first).
    */
   prepareRestore(state: unknown, path: string): () => void {
-    const r = new StateReader(state, path);
-    r.version([1]);
-    const command = r.integer("command", 0, 0xffff);
-    if ((command & ~PCI_COMMAND_WRITABLE) !== 0) {
-      throw new StateError(
-        r.fieldPath("command"),
-        `bits 0x${(command & ~PCI_COMMAND_WRITABLE).toString(16)} are read-only`,
-      );
-    }
-    const cacheLineSize = r.integer("cacheLineSize", 0, 0xff);
-    const latencyTimer = r.integer("latencyTimer", 0, 0xff);
-    const interruptLine = r.integer("interruptLine", 0, 0xff);
-    const intxLevel = r.boolean("intxLevel");
-    if (intxLevel && this.fn.interruptPin === 0) {
-      throw new StateError(r.fieldPath("intxLevel"), "the function has no interrupt pin");
-    }
-    const commitBars = this.bars.prepareRestore(r.raw("bars"), r.fieldPath("bars"));
-    const capabilities = this.fn.capabilities;
-    const bodies = r.array("capabilities", capabilities.length, (entry) => entry);
-    if (bodies.length !== capabilities.length) {
-      throw new StateError(
-        r.fieldPath("capabilities"),
-        `expected ${capabilities.length} entries, got ${bodies.length}`,
-      );
-    }
-    const writes = capabilities.map((cap, i) => {
-      const entryPath = `${r.fieldPath("capabilities")}[${i}]`;
-      if (cap.onWrite === undefined) {
-        if (bodies[i] !== null) {
-          throw new StateError(entryPath, "the capability is read-only; expected null");
-        }
-        return undefined;
-      }
-      return new StateReader({ body: bodies[i] }, entryPath).bytes("body", {
-        exact: cap.body.length,
-      });
-    });
-    const msix = this.msix;
-    const commitMsix = readNullable(r, "msix", (name) => {
-      if (msix === undefined) {
-        throw new StateError(r.fieldPath(name), "the function has no MSI-X; expected null");
-      }
-      return msix.prepareRestore(r.raw(name), r.fieldPath(name));
-    });
-    if (msix !== undefined && commitMsix === undefined) {
-      throw new StateError(r.fieldPath("msix"), "is null but the function has MSI-X");
-    }
+    const parsed = parseConfigSpaceState(state, path, this);
     return () => {
-      commitBars();
-      this.#setCommand(command);
-      this.#cacheLineSize = cacheLineSize;
-      this.#latencyTimer = latencyTimer;
-      this.#interruptLine = interruptLine;
-      writes.forEach((body, i) => {
-        if (body === undefined) return;
-        const cap = capabilities[i];
-        cap.body.set(body);
-        cap.onWrite!.call(cap, 0, body);
-      });
-      commitMsix?.();
-      this.#intxLevel = intxLevel;
+      parsed.commitBars();
+      this.#setCommand(parsed.command);
+      this.#cacheLineSize = parsed.cacheLineSize;
+      this.#latencyTimer = parsed.latencyTimer;
+      this.#interruptLine = parsed.interruptLine;
+      parsed.commitCapabilities();
+      parsed.commitMsix?.();
+      this.#intxLevel = parsed.intxLevel;
       this.#options.onIntxChange();
     };
   }
