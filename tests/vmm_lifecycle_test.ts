@@ -40,7 +40,9 @@ kvmTest("the VMM answers status, and pause stops the guest's heartbeat until res
     await vmm.waitLog(/tick 2/);
     assert.equal((await vmm.client.pause()).state, "paused");
     assert.equal((await vmm.client.status()).state, "paused");
-    await delay(300); // output the guest wrote before the pause reaches the log file
+    // The VMM logs "paused" after the vCPUs stopped, through the same ordered queue as the
+    // guest's output: once it is in the file, so is everything the guest wrote before.
+    await vmm.waitLog(/denovisor vmm: paused\n/);
     const frozen = countTicks(vmm.log());
     await delay(1500); // three heartbeats' worth
     assert.equal(countTicks(vmm.log()), frozen, "no heartbeat while paused");
