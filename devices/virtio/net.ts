@@ -17,10 +17,10 @@ import { ReadinessGate } from "../net/readiness_gate.ts";
 import type { ActivateContext, EventSource, VirtioDevice } from "./virtio_device.ts";
 import { VIRTIO_F, VIRTIO_ID } from "./virtio_device.ts";
 import type { DescriptorChain, VirtQueue } from "./queue_types.ts";
-import { StateError, StateReader, type VersionedState } from "../../common/persist.ts";
-import { readCounters } from "../state_fields.ts";
-import { limiterState, prepareLimiter } from "./device_persist.ts";
-import type { RateLimiterState } from "./rate_limiter.ts";
+import { limiterState } from "./device_persist.ts";
+import { parseNetState, type VirtioNetState } from "./net_state.ts";
+
+export type { VirtioNetState } from "./net_state.ts";
 import {
   gather,
   MAX_FRAME,
@@ -82,33 +82,6 @@ export interface NetCounters {
 }
 
 /** Parses "aa:bb:cc:dd:ee:ff" into 6 bytes, or throws a RangeError saying what is wrong. */
-/**
- * virtio-net's own state. The MAC is restored, not checked: a NIC configured without one
- * got a random MAC the guest already uses. Receive buffers and a transmit chain the device
- * holds are handed back to their queues at a snapshot (see transport_persist.ts), and the
- * mergeable-buffers mode follows from the features, restored with the transport. The tap
- * is the restoring host's, found by name from the configuration.
- */
-export interface VirtioNetState extends VersionedState {
-  readonly version: 1;
-  /** "52:54:00:12:34:56". */
-  readonly mac: string;
-  /** VIRTIO_NET_S_LINK_UP as the guest reads it. */
-  readonly linkUp: boolean;
-  readonly counters: NetCounters;
-  readonly rxRateLimiter: RateLimiterState | null;
-  readonly txRateLimiter: RateLimiterState | null;
-}
-
-const COUNTER_KEYS = [
-  "rxFrames",
-  "rxBytes",
-  "rxDropped",
-  "txFrames",
-  "txBytes",
-  "txDropped",
-] as const;
-
 export function parseMac(text: string): Uint8Array {
   const parts = text.split(":");
   if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) {
@@ -219,25 +192,12 @@ export class VirtioNet implements VirtioDevice {
 
   /** Checks a saved state (untrusted) and returns the function that applies it. */
   prepareRestore(state: unknown, path: string): () => void {
-    const r = new StateReader(state, path);
-    r.version([1]);
-    let mac: Uint8Array;
-    try {
-      mac = parseMac(r.string("mac", 17));
-    } catch (error) {
-      if (error instanceof StateError) throw error;
-      throw new StateError(r.fieldPath("mac"), (error as Error).message);
-    }
-    const linkUp = r.boolean("linkUp");
-    const counters = readCounters(r, "counters", COUNTER_KEYS);
-    const commitRx = prepareLimiter(r, "rxRateLimiter", this.#rxLimiter);
-    const commitTx = prepareLimiter(r, "txRateLimiter", this.#txLimiter);
+    const saved = parseNetState(state, path, this.#rxLimiter, this.#txLimiter);
     return () => {
-      this.#config.set(mac);
-      this.#setStatus(linkUp ? VIRTIO_NET_S_LINK_UP : 0);
-      Object.assign(this.#counters, counters);
-      commitRx();
-      commitTx();
+      this.#config.set(saved.mac);
+      this.#setStatus(saved.linkUp ? VIRTIO_NET_S_LINK_UP : 0);
+      Object.assign(this.#counters, saved.counters);
+      saved.commitLimiters();
     };
   }
 
