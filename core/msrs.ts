@@ -68,7 +68,10 @@ const PERSISTED_MSR_RANGES: ReadonlyArray<readonly [number, number]> = [
   [0xda0, 0xda0], // IA32_XSS: without it XRSTORS faults after a restore
   [0xc000_0080, 0xc000_0084], // EFER, STAR, LSTAR, CSTAR, SFMASK
   [0xc000_0100, 0xc000_0103], // FS_BASE, GS_BASE, KERNEL_GS_BASE, TSC_AUX
-  [0x4b56_4d00, 0x4b56_4dff], // KVM paravirtual: kvmclock, async PF, steal time, PV EOI
+  // KVM paravirtual: kvmclock, async PF (enable, interrupt, ack), steal time, PV EOI,
+  // poll control. Not the rest of 0x4b564dxx: the PVM backend of this project's hosts
+  // keeps its own MSRs from 0x4b564df0, which only PVM-aware guests use (ours are not).
+  [0x4b56_4d00, 0x4b56_4d07],
 ];
 
 /**
@@ -140,10 +143,11 @@ export function msrRestoreBatches(msrs: readonly MsrEntry[]): MsrEntry[][] {
 }
 
 /**
- * KVM's paravirtual MSRs (kvmclock old and new, async PF, steal time, PV EOI...). A
+ * KVM's paravirtual MSRs (kvmclock old and new, async PF, steal time, PV EOI...) that
+ * a saved vCPU carries. A
  * fresh vCPU holds 0 in each, so a saved 0 that KVM refuses to write (steal time on a
  * host without schedstats refuses even 0) can be skipped without losing anything.
  */
 export function isKvmParavirtualMsr(index: number): boolean {
-  return index === 0x11 || index === 0x12 || (index >= 0x4b56_4d00 && index <= 0x4b56_4dff);
+  return index === 0x11 || index === 0x12 || (index >= 0x4b56_4d00 && index <= 0x4b56_4d07);
 }

@@ -33,6 +33,8 @@ Deno.test("isPersistedMsr() refuses MSRs outside the allowlist", () => {
   assert.ok(!isPersistedMsr(0x1b), "APIC_BASE");
   assert.ok(!isPersistedMsr(0x480), "VMX capabilities");
   assert.ok(!isPersistedMsr(0xffffffff));
+  assert.ok(isPersistedMsr(0x4b564d07), "async PF ack");
+  assert.ok(!isPersistedMsr(0x4b564df0), "PVM's own MSRs stay");
 });
 
 Deno.test("rearmedTscDeadline() replaces a zero deadline by the TSC only in TSC-deadline mode", () => {
@@ -75,7 +77,7 @@ Deno.test("msrRestoreBatches() leaves out a zero wall-clock MSR (KVM would write
   assert.deepEqual(msrRestoreBatches(set), [set]);
 });
 
-Deno.test("isKvmParavirtualMsr() covers both kvmclock interfaces and the 0x4b564dxx range", () => {
-  assert.ok([0x11, 0x12, 0x4b564d00, 0x4b564d03, 0x4b564dff].every(isKvmParavirtualMsr));
-  assert.ok(![0x10, 0x13, 0x4b564e00, 0x277].some(isKvmParavirtualMsr));
+Deno.test("isKvmParavirtualMsr() covers both kvmclock interfaces, async PF, steal time, PV EOI, poll control", () => {
+  assert.ok([0x11, 0x12, 0x4b564d00, 0x4b564d03, 0x4b564d07].every(isKvmParavirtualMsr));
+  assert.ok(![0x10, 0x13, 0x4b564df0, 0x4b564e00, 0x277].some(isKvmParavirtualMsr));
 });
