@@ -269,14 +269,15 @@ kvmTest("inflating the balloon gives the guest's pages back to the host (RSS dro
       text += new TextDecoder().decode(value);
     }
   };
-  const settle = () => new Promise((resolve) => setTimeout(resolve, 500));
   const watchdog = setTimeout(() => child.kill("SIGKILL"), 60_000);
   try {
+    // Each line is the signal: the guest prints it after touching its pages (faulted in as
+    // it wrote them), or after the device returned its inflate buffers (madvised before
+    // they were returned). smaps walks the page tables, so Rss is exact at once; reading
+    // at once also keeps the read inside the 1.5 s the guest holds each state.
     await readUntil(/holding \d+ touched pages/);
-    await settle();
     const touched = await guestRamRssKiB(child.pid, memory);
     await readUntil(/holding \d+ inflated pages/);
-    await settle();
     const inflated = await guestRamRssKiB(child.pid, memory);
     // The guest's 16 MiB left the host's memory (allow for pages the guest touched meanwhile).
     assert.ok(touched - inflated >= (pages * 4 * 9) / 10, `RSS ${touched} KiB -> ${inflated} KiB`);
