@@ -1,16 +1,15 @@
 /**
  * The /v1/pools routes of manager/api_types.ts on top of a PoolManager: pools, their
- * lifecycle and their volumes. PoolErrors keep their code (invalid 400, not_found 404,
- * conflict 409); image-layer refusals (a bad size, a corrupt image) become 400.
+ * lifecycle and their volumes. The storage layer's errors are coded (PoolError, and the
+ * image, disk and GPT errors: a corrupt image is `invalid`, a disk locked by another
+ * process `busy`), so they answer with their code's status; no message is read.
  *
  * @module
  */
 
 import { ApiError, jsonResponse, readJsonBody, type Router } from "../../common/http/mod.ts";
-import { PoolError, type PoolManager } from "../../storage/pool/mod.ts";
-import { ImageError } from "../../storage/image.ts";
-import { DiskError } from "../../storage/disk.ts";
-import { GptError } from "../../storage/pool/gpt.ts";
+import { DenovisorError } from "../../common/errors.ts";
+import type { PoolManager } from "../../storage/pool/mod.ts";
 
 const POOL_ACTIONS = ["build", "start", "stop", "refresh", "snapshot", "rollback"] as const;
 
@@ -111,17 +110,13 @@ function flag(url: URL, name: string): boolean {
   return value !== null && value !== "0" && value !== "false";
 }
 
-/** The API error for a failure of the pool layer. */
+/**
+ * The API error for a failure of the pool layer: a coded error as it is (the router
+ * answers with its code's status), a missing file `not_found`, anything else unchanged
+ * (a 500).
+ */
 export function toApiError(error: unknown): unknown {
-  if (error instanceof ApiError) return error;
-  if (error instanceof PoolError) return new ApiError(error.code, error.message, { cause: error });
-  if (error instanceof ImageError || error instanceof GptError) {
-    return new ApiError("invalid", error.message, { cause: error });
-  }
-  if (error instanceof DiskError && /in use|locked/i.test(error.message)) {
-    // Another process (a VMM not known to the daemon, a qemu) holds the image's lock.
-    return new ApiError("conflict", error.message, { cause: error });
-  }
+  if (error instanceof DenovisorError) return error;
   if (error instanceof Deno.errors.NotFound) {
     return new ApiError("not_found", (error as Error).message, { cause: error });
   }
