@@ -238,6 +238,41 @@ async function guestRamRssKiB(pid: number, bytes: number): Promise<number> {
   throw new Error(`no ${bytes}-byte mapping in /proc/${pid}/smaps`);
 }
 
+Deno.test("run refuses --rng-limit without --rng, and a malformed one, with status 2", async () => {
+  const without = await denovisor(["run", "--kernel", guest("virtio_rng"), "--rng-limit", "ops=1"]);
+  assert.equal(without.code, 2, without.stderr);
+  assert.match(without.stderr, /--rng-limit: add --rng for the device it limits/);
+  const malformed = await denovisor([
+    "run",
+    "--kernel",
+    guest("virtio_rng"),
+    "--rng",
+    "--rng-limit",
+    "ops=x",
+  ]);
+  assert.equal(malformed.code, 2, malformed.stderr);
+  assert.match(malformed.stderr, /--rng-limit: Rate limit "ops=x": ops=x is not a positive amount/);
+});
+
+kvmTest("virtio-rng under --rng-limit holds a request until the limiter refills", async () => {
+  // One operation per 4 s: the guest's first read is served at once, its second waits for
+  // the refill (well within the guest's 10 s timeout per read) and is then served in full.
+  const limit = JSON.stringify({ ops: { size: 1, refill_time: 4000 } });
+  const started = performance.now();
+  const r = await denovisor([
+    "run",
+    "--kernel",
+    guest("virtio_rng"),
+    "--rng",
+    "--rng-limit",
+    limit,
+  ]);
+  const seconds = (performance.now() - started) / 1000;
+  assertGuestPassed(r, "virtio_rng");
+  // A lower bound only: a busy host makes the run longer, never shorter.
+  assert.ok(seconds >= 3.5, `the run took ${seconds.toFixed(1)} s; the limit was not applied`);
+});
+
 kvmTest("inflating the balloon gives the guest's pages back to the host (RSS drops)", async () => {
   const memory = 128 * 1024 * 1024;
   const pages = 4096; // 16 MiB
