@@ -152,50 +152,7 @@ export interface ActionRequest {
   wait?: boolean;
 }
 
-export interface VcpuStats {
-  index: number;
-  /** User plus system CPU time of the vCPU thread, nanoseconds. */
-  cpuTimeNs: number;
-}
-
-export interface DiskStats {
-  name: string;
-  path: string;
-  readRequests: number;
-  writeRequests: number;
-  readBytes: number;
-  writeBytes: number;
-  flushes: number;
-  errors: number;
-}
-
-export interface NicStats {
-  name: string;
-  tap: string;
-  mac: string;
-  rxFrames: number;
-  txFrames: number;
-  rxBytes: number;
-  txBytes: number;
-  rxDropped: number;
-}
-
-export interface DomainStats {
-  name: string;
-  state: DomainState;
-  vcpus: VcpuStats[];
-  memory: {
-    /** Guest RAM as configured. */
-    guestBytes: number;
-    /** Guest RAM minus what the balloon holds. */
-    availableBytes: number;
-    balloonBytes: number;
-    /** Resident set of the VMM process. */
-    rssBytes: number;
-  };
-  disks: DiskStats[];
-  nics: NicStats[];
-}
+export type { DiskStats, DomainStats, NicStats, VcpuStats } from "../vmm/domain_stats.ts";
 
 export type DomainEventKind =
   | "defined"
@@ -230,76 +187,16 @@ export interface HostInfo {
   socket: string;
 }
 
-/** Storage pools (storage/pool/): where volumes live. */
-export type PoolType = "dir" | "btrfs" | "block" | "shared";
-
-export interface PoolDefinition {
-  name: string;
-  type: PoolType;
-  /** dir, btrfs, shared: a directory; block: a block device (a disk whose partitions are volumes). */
-  path: string;
-  autostart?: boolean;
-}
-
-export interface PoolInfo extends PoolDefinition {
-  state: "inactive" | "active" | "building";
-  /** Set for storage every host of a cluster mounts (type "shared"): migration needs no copy. */
-  shared?: boolean;
-  capacityBytes?: number;
-  allocationBytes?: number;
-  availableBytes?: number;
-  volumes: number;
-}
-
-export interface VolumeInfo {
-  pool: string;
-  name: string;
-  path: string;
-  format: ImageFormat;
-  virtualSize: number;
-  allocatedSize: number;
-  /** Backing chain, nearest first (paths), for an overlay. */
-  backingChain: string[];
-  /** External snapshots of this volume, oldest first. */
-  snapshots: string[];
-  /** The domain using the volume, if any. */
-  usedBy?: string;
-}
-
-export interface VolumeCreateRequest {
-  name: string;
-  format?: ImageFormat;
-  /** Bytes or a string with units ("10G"). */
-  size?: number | string;
-  preallocation?: "off" | "metadata" | "full";
-  /** Make a linked clone: a qcow2 overlay on this volume of the same pool. */
-  backingVolume?: string;
-  /** Import: copy this host file into the pool (converting to `format`). */
-  import?: string;
-}
-
-export interface VolumeActionRequest {
-  /** resize: new size; shrinking needs `force`. */
-  size?: number | string;
-  force?: boolean;
-  /** clone, snapshot, convert, export: the new volume's or snapshot's name, or the export path. */
-  target?: string;
-  /** clone: "full" (reflink where possible) or "linked" (qcow2 overlay). */
-  mode?: "full" | "linked";
-  /** convert, export: the format to write. */
-  format?: ImageFormat;
-  /** rollback, delete-snapshot: which snapshot. */
-  snapshot?: string;
-}
-
-/** What runs on a volume now; for copies (clone, import, convert, export), how far it is. */
-export interface VolumeProgress {
-  busy: boolean;
-  /** The operation: "clone", "create", "convert"... */
-  operation?: string;
-  doneBytes?: number;
-  totalBytes?: number;
-}
+/** Storage pools and volumes: storage defines them (storage/pool/pool_types.ts). */
+export type {
+  PoolDefinition,
+  PoolInfo,
+  PoolType,
+  VolumeActionRequest,
+  VolumeCreateRequest,
+  VolumeInfo,
+  VolumeProgress,
+} from "../storage/pool/pool_types.ts";
 
 /**
  * Error codes and the HTTP status each comes with: common/errors.ts's one table, under

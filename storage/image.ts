@@ -251,7 +251,8 @@ function requireSize(path: string, size: number | undefined): number {
 function createRaw(path: string, size: number, full: boolean): void {
   let file: Deno.FsFile;
   try {
-    file = Deno.openSync(path, { write: true, createNew: true });
+    file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
+    Deno.chmodSync(path, 0o600); // images are private whatever the umask
   } catch (error) {
     if (error instanceof Deno.errors.AlreadyExists) {
       throw new ImageError(

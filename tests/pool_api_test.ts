@@ -103,7 +103,7 @@ poolTest("ApiClient drives pools and volumes over the daemon socket", QEMU, asyn
       users[linked.path] = "web1";
       await expectApiError(
         client.post("/v1/pools/default/volumes/web-1/rollback", { snapshot: "s1" }),
-        "conflict",
+        "busy",
         /in use by domain 'web1'; shut it down first/,
       );
       delete users[linked.path];

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { BackingPolicy } from "../image_probe.ts";
 import {
   createImage,
   type Image,
@@ -31,6 +32,8 @@ export interface ConvertOptions {
   format: ImageFormat;
   /** Format of the source; probed when omitted. */
   sourceFormat?: ImageFormat;
+  /** Where the source's backing files may live (images entering through the daemon). */
+  sourceBackingPolicy?: BackingPolicy;
   /** qcow2 cluster size of the new image. */
   clusterSize?: number;
   /**
@@ -74,7 +77,11 @@ export interface CopyResult {
  */
 export function convertImage(src: string, dst: string, options: ConvertOptions): CopyResult {
   refuseSameFile(src, dst);
-  const source = openImage(src, { readOnly: true, format: options.sourceFormat });
+  const source = openImage(src, {
+    readOnly: true,
+    format: options.sourceFormat,
+    backingPolicy: options.sourceBackingPolicy,
+  });
   try {
     if (options.existingTarget) return convertInto(source, dst, options);
     return buildThenReplace(dst, "convert to", options.overwrite ?? false, (temporary) => {

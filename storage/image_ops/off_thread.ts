@@ -7,8 +7,10 @@
  * @module
  */
 
+import type { ErrorCode } from "../../common/errors.ts";
 import { DiskError } from "../disk.ts";
 import { ImageError } from "../qcow2/errors.ts";
+import { BackingRefused } from "../image_probe.ts";
 import type { CommitOptions } from "./commit.ts";
 import type { ConvertOptions } from "./convert.ts";
 import type { ProgressCallback } from "./scan.ts";
@@ -22,7 +24,7 @@ export type OffThreadRequest =
 export type OffThreadMessage =
   | { kind: "progress"; done: number; total: number }
   | { kind: "done" }
-  | { kind: "failed"; name: string; message: string; errno?: number };
+  | { kind: "failed"; name: string; message: string; errno?: number; code?: ErrorCode };
 
 const WORKER_URL = new URL("./off_thread_worker.ts", import.meta.url);
 
@@ -54,7 +56,10 @@ export function runOffThread(
 
 function rebuildError(failure: Extract<OffThreadMessage, { kind: "failed" }>): Error {
   if (failure.name === "ImageError") return new ImageError(failure.message);
-  if (failure.name === "DiskError") return new DiskError(failure.message, { errno: failure.errno });
+  if (failure.name === "BackingRefused") return new BackingRefused(failure.message);
+  if (failure.name === "DiskError") {
+    return new DiskError(failure.message, { errno: failure.errno, code: failure.code });
+  }
   const error = new Error(failure.message);
   error.name = failure.name;
   return error;

@@ -37,6 +37,7 @@ self.onmessage = (event: MessageEvent<OffThreadRequest>) => {
       name: failure.name,
       message: failure.message,
       errno: error instanceof DiskError ? error.errno : undefined,
+      code: error instanceof DiskError ? error.code : undefined,
     });
   }
 };

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { PoolType } from "../../manager/api_types.ts";
+import type { PoolType } from "./pool_types.ts";
 import type { ImageFormat } from "./volume_image.ts";
 
 /** Capacity figures of a pool, in bytes. */
@@ -33,6 +33,8 @@ export interface PoolBackend {
   capacity(): PoolCapacity;
   /** Names of the volumes present, sorted. */
   listVolumes(): string[];
+  /** Entries of the pool that are not volumes (bad names, FIFOs, directories), skipped. */
+  skippedEntries?(): string[];
   /** Where volume `name` is (or will be) accessed. */
   volumePath(name: string): string;
   /**

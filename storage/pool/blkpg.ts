@@ -7,7 +7,7 @@
  */
 
 import { basename } from "node:path";
-import { closeFd, ioctlBytes, openFile, pointerOf } from "../../ffi/libc.ts";
+import { addressOf, closeFd, ioctlBytes, openFile } from "../../ffi/libc.ts";
 import { O_CLOEXEC, O_RDONLY } from "../../ffi/libc_symbols.ts";
 import { type GptTable, SECTOR } from "./gpt.ts";
 
@@ -81,7 +81,7 @@ function blkpg(fd: number, disk: string, op: number, number: number, start: numb
   const av = new DataView(arg.buffer);
   av.setInt32(0, op, true);
   av.setInt32(8, PARTITION_SIZE, true);
-  av.setBigUint64(16, BigInt(Deno.UnsafePointer.value(pointerOf(partition))), true);
+  av.setBigUint64(16, BigInt(addressOf(partition)), true); // `partition` outlives the ioctl
   const what = ["", "add", "delete", "resize"][op];
   ioctlBytes(fd, BLKPG, arg, `ioctl(BLKPG ${what} partition ${number} of ${disk})`);
 }

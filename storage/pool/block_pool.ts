@@ -9,7 +9,7 @@
  */
 
 import { basename } from "node:path";
-import type { PoolType } from "../../manager/api_types.ts";
+import type { PoolType } from "./pool_types.ts";
 import { closeFd, openFile } from "../../ffi/libc.ts";
 import { O_CLOEXEC, O_RDWR } from "../../ffi/libc_symbols.ts";
 import type { PoolBackend, PoolCapacity } from "./backend.ts";

@@ -8,9 +8,15 @@
  */
 
 import { join } from "node:path";
-import type { PoolType } from "../../manager/api_types.ts";
+import type { PoolType } from "./pool_types.ts";
 import type { NativeSnapshots, PoolBackend, PoolCapacity } from "./backend.ts";
-import { directoryCapacity, removePoolDirectory, SNAPSHOT_DIR } from "./dir_pool.ts";
+import {
+  directoryCapacity,
+  makePrivateDirectory,
+  removePoolDirectory,
+  SNAPSHOT_DIR,
+} from "./dir_pool.ts";
+import { isVolumeName } from "./volume_name.ts";
 import { pathExists, PoolError, runTool } from "./pool_error.ts";
 
 /** The inode number of every btrfs subvolume's root directory. */
@@ -33,7 +39,7 @@ export class BtrfsPool implements PoolBackend, NativeSnapshots {
   }
 
   build(): void {
-    Deno.mkdirSync(this.path, { recursive: true, mode: 0o711 });
+    makePrivateDirectory(this.path);
     this.#requireBtrfs();
   }
 
@@ -68,7 +74,7 @@ export class BtrfsPool implements PoolBackend, NativeSnapshots {
   listVolumes(): string[] {
     const names: string[] = [];
     for (const entry of Deno.readDirSync(this.path)) {
-      if (!entry.isDirectory || entry.name.startsWith(".")) continue;
+      if (!entry.isDirectory || entry.name.startsWith(".") || !isVolumeName(entry.name)) continue;
       const dir = join(this.path, entry.name);
       if (Deno.statSync(dir).ino === SUBVOLUME_ROOT_INODE && pathExists(join(dir, "disk"))) {
         names.push(entry.name);
@@ -103,7 +109,8 @@ export class BtrfsPool implements PoolBackend, NativeSnapshots {
   }
 
   create(volume: string, snapshot: string): void {
-    Deno.mkdirSync(join(this.path, SNAPSHOT_DIR, volume), { recursive: true, mode: 0o700 });
+    makePrivateDirectory(join(this.path, SNAPSHOT_DIR));
+    makePrivateDirectory(join(this.path, SNAPSHOT_DIR, volume));
     runTool("btrfs", [
       "subvolume",
       "snapshot",

@@ -8,9 +8,10 @@
  */
 
 import { dirname, join, resolve } from "node:path";
-import type { PoolType } from "../../manager/api_types.ts";
+import type { PoolType } from "./pool_types.ts";
 import type { PoolBackend, PoolCapacity } from "./backend.ts";
 import { filesystemUsage, pathExists, PoolError } from "./pool_error.ts";
+import { isVolumeName } from "./volume_name.ts";
 
 /** Hidden directory of a file pool holding external snapshot images, one folder per volume. */
 export const SNAPSHOT_DIR = ".snapshots";
@@ -28,7 +29,7 @@ export class DirPool implements PoolBackend {
   }
 
   build(): void {
-    Deno.mkdirSync(this.path, { recursive: true, mode: 0o711 });
+    makePrivateDirectory(this.path);
   }
 
   start(): void {
@@ -53,11 +54,23 @@ export class DirPool implements PoolBackend {
   }
 
   listVolumes(): string[] {
-    const names: string[] = [];
+    return this.#entries().volumes;
+  }
+
+  /** Entries that are not volumes: not regular files (FIFOs, directories...) or not named as one. */
+  skippedEntries(): string[] {
+    return this.#entries().skipped;
+  }
+
+  #entries(): { volumes: string[]; skipped: string[] } {
+    const volumes: string[] = [];
+    const skipped: string[] = [];
     for (const entry of Deno.readDirSync(this.path)) {
-      if (entry.isFile && !entry.name.startsWith(".")) names.push(entry.name);
+      if (entry.name.startsWith(".")) continue;
+      if (entry.isFile && isVolumeName(entry.name)) volumes.push(entry.name);
+      else skipped.push(entry.name);
     }
-    return names.sort();
+    return { volumes: volumes.sort(), skipped: skipped.sort() };
   }
 
   volumePath(name: string): string {
@@ -101,6 +114,16 @@ export class SharedPool extends DirPool {
       );
     }
   }
+}
+
+/**
+ * Creates `path` (and missing parents) mode 0700 whatever the umask: volumes are private.
+ * An existing directory keeps its mode (an administrator chose it).
+ */
+export function makePrivateDirectory(path: string): void {
+  if (pathExists(path)) return;
+  Deno.mkdirSync(path, { recursive: true, mode: 0o700 });
+  Deno.chmodSync(path, 0o700);
 }
 
 /** Whether `path` is the root of a mounted filesystem (per /proc/self/mountinfo). */

@@ -6,9 +6,11 @@
  * @module
  */
 
-import { closeFd, errno, libc, openFile } from "../../ffi/libc.ts";
-import { O_CLOEXEC, O_CREAT, O_RDONLY } from "../../ffi/libc_symbols.ts";
+import { closeFd, errno, ioctlBytes, ioctlValue, openFile } from "../../ffi/libc.ts";
+import { fsync } from "../../ffi/fs.ts";
+import { O_CLOEXEC, O_CREAT } from "../../ffi/libc_symbols.ts";
 import { EINVAL, SyscallError } from "../../ffi/errno.ts";
+import { openImageFile } from "../image_file.ts";
 
 /** ioctl(FICLONE) = _IOW(0x94, 9, int): make the destination share all the source's extents. */
 const FICLONE = 0x40049409n;
@@ -47,15 +49,20 @@ export async function cloneFile(
 
 /** FICLONE `source` into a new `target`; false (and no target left) when not supported. */
 function tryReflink(source: string, target: string): boolean {
-  const from = openFile(source, O_RDONLY | O_CLOEXEC);
+  // Never blocks: a FIFO or device swapped in for the source is refused (image_file.ts).
+  const from = openImageFile(source, { readOnly: true, lock: false }).fd;
   let to = -1;
   try {
     to = openFile(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600);
-    if (libc().ioctl_value(to, FICLONE, BigInt(from)) === 0) {
+    let code = 0;
+    try {
+      ioctlValue(to, FICLONE, from, "FICLONE");
       unwrapSync(to, target);
       return true;
+    } catch (error) {
+      if (!(error instanceof SyscallError) || error.call !== "FICLONE") throw error;
+      code = error.errno;
     }
-    const code = errno();
     closeFd(to);
     to = -1;
     Deno.removeSync(target);
@@ -68,7 +75,7 @@ function tryReflink(source: string, target: string): boolean {
 }
 
 function unwrapSync(fd: number, path: string): void {
-  if (libc().fsync(fd) < 0) throw new SyscallError(`fsync(${path})`, errno());
+  if (fsync(fd) < 0) throw new SyscallError(`fsync(${path})`, errno());
 }
 
 /** Options of `copyBytes`. */
@@ -84,6 +91,7 @@ export interface CopyOptions {
 
 /** Copies the first `size` bytes of `source` to `target`, in 1 MiB chunks, then syncs. */
 export async function copyBytes(source: string, target: string, options: CopyOptions) {
+  closeFd(openImageFile(source, { readOnly: true, lock: false }).fd); // a file or a block device
   const input = await Deno.open(source, { read: true });
   let output: Deno.FsFile | undefined;
   try {
@@ -145,6 +153,5 @@ export function zeroOutDevice(fd: number, offset: number, length: number, path: 
   const range = new BigUint64Array([BigInt(offset), BigInt(length)]);
   // BLKZEROOUT = _IO(0x12, 127): the device writes zeroes (or unmaps with zeroing) itself.
   const BLKZEROOUT = 0x127fn;
-  const result = libc().ioctl(fd, BLKZEROOUT, Deno.UnsafePointer.of(range));
-  if (result < 0) throw new SyscallError(`ioctl(BLKZEROOUT, ${path})`, errno());
+  ioctlBytes(fd, BLKZEROOUT, new Uint8Array(range.buffer), `ioctl(BLKZEROOUT, ${path})`);
 }

@@ -10,6 +10,7 @@
 import { crc32 } from "node:zlib";
 import { closeFd, ioctlBytes, openFile } from "../../ffi/libc.ts";
 import { O_CLOEXEC, O_RDONLY } from "../../ffi/libc_symbols.ts";
+import { DenovisorError } from "../../common/errors.ts";
 
 export const SECTOR = 512;
 const ENTRY_COUNT = 128;
@@ -44,10 +45,9 @@ export interface GptTable {
 }
 
 /** An error in a partition table or a request to change one. */
-export class GptError extends Error {
+export class GptError extends DenovisorError {
   constructor(message: string) {
-    super(message);
-    this.name = "GptError";
+    super("invalid", message);
   }
 }
 

@@ -6,7 +6,7 @@
  */
 
 import { isAbsolute, resolve } from "node:path";
-import type { PoolDefinition, PoolType } from "../../manager/api_types.ts";
+import type { PoolDefinition, PoolType } from "./pool_types.ts";
 import type { PoolBackend } from "./backend.ts";
 import { BlockPool } from "./block_pool.ts";
 import { BtrfsPool } from "./btrfs_pool.ts";

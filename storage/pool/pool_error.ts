@@ -4,18 +4,20 @@
  * @module
  */
 
+import { DenovisorError } from "../../common/errors.ts";
+
 /** invalid: a bad request; not_found: no such pool, volume or snapshot; conflict: the
- *  state forbids it (in use, active, exists). */
-export type PoolErrorCode = "invalid" | "not_found" | "conflict";
+ *  state forbids it (active, exists, is the base of...); busy: in use by a domain or
+ *  another process, or another operation runs on the volume; forbidden: outside what
+ *  the daemon may touch. */
+export type PoolErrorCode = "invalid" | "not_found" | "conflict" | "busy" | "forbidden";
 
 /** A refused pool or volume operation, with a message that says what to do. */
-export class PoolError extends Error {
-  readonly code: PoolErrorCode;
+export class PoolError extends DenovisorError {
+  declare readonly code: PoolErrorCode;
 
-  constructor(code: PoolErrorCode, message: string) {
-    super(message);
-    this.name = "PoolError";
-    this.code = code;
+  constructor(code: PoolErrorCode, message: string, options?: ErrorOptions) {
+    super(code, message, options);
   }
 }
 

@@ -14,7 +14,7 @@ import type {
   VolumeActionRequest,
   VolumeInfo,
   VolumeProgress,
-} from "../../manager/api_types.ts";
+} from "./pool_types.ts";
 import { backendFor, checkDefinition } from "./pool_definition.ts";
 import { PoolError } from "./pool_error.ts";
 import { VolumeBusy } from "./volume_busy.ts";
@@ -29,6 +29,8 @@ import {
   type VolumeUser,
 } from "./volume_context.ts";
 import { VolumeMetaStore } from "./volume_meta.ts";
+import { recoverIntents } from "./journal.ts";
+import { removeTemporaries } from "./temporaries.ts";
 import {
   cloneVolume,
   convertVolume,
@@ -45,6 +47,11 @@ export interface PoolManagerOptions {
   stateDir: string;
   /** Names the domain using the image at a path (the daemon knows); default: none. */
   volumeUser?: VolumeUser;
+  /**
+   * Directories beyond each pool's own where backing files of imported images may live;
+   * default none (storage/image_probe.ts BackingPolicy).
+   */
+  allowedBackingDirectories?: readonly string[];
 }
 
 /** The volume actions of POST /v1/pools/{pool}/volumes/{vol}/{action}. */
@@ -72,11 +79,13 @@ export class PoolManager {
   readonly #dir: string;
   readonly #volumeUser: VolumeUser;
   readonly #busy = new VolumeBusy();
+  readonly #allowedBacking: readonly string[];
 
   constructor(options: PoolManagerOptions) {
     this.stateDir = options.stateDir;
     this.#dir = join(options.stateDir, "pools");
     this.#volumeUser = options.volumeUser ?? (() => undefined);
+    this.#allowedBacking = options.allowedBackingDirectories ?? [];
     Deno.mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
   }
 
@@ -127,6 +136,8 @@ export class PoolManager {
         info.allocationBytes = capacity.allocation;
         info.availableBytes = capacity.available;
         info.volumes = backend.listVolumes().length;
+        const skipped = backend.skippedEntries?.() ?? [];
+        if (skipped.length > 0) info.skipped = skipped;
       } catch {
         // The storage vanished under an active pool: report what is known; refresh says why.
       }
@@ -164,12 +175,32 @@ export class PoolManager {
     return this.info(name);
   }
 
-  /** Checks the storage and makes the pool active. */
+  /**
+   * Checks the storage and makes the pool active. Operations a crash interrupted are
+   * completed or undone first (journal.ts) and their temporary files removed.
+   */
   start(name: string): PoolInfo {
     const record = this.#record(name);
     backendFor(record).start();
-    if (!record.active) this.#save({ ...record, active: true });
+    if (!record.active) {
+      this.#recover(record);
+      this.#save({ ...record, active: true });
+    }
     return this.info(name);
+  }
+
+  /** Lines saying what the last starts recovered (for the daemon's log). */
+  readonly recovered: string[] = [];
+
+  #recover(record: PoolRecord): void {
+    this.recovered.push(...recoverIntents(new VolumeMetaStore(this.#metaDir(record.name))));
+    if (backendFor(record).fileBased) {
+      for (const file of removeTemporaries(record.path)) {
+        this.recovered.push(
+          `pool '${record.name}': removed ${file}, left by an interrupted operation`,
+        );
+      }
+    }
   }
 
   /** Makes the pool inactive; refused while a domain uses one of its volumes. */
@@ -193,6 +224,7 @@ export class PoolManager {
     try {
       for (const entry of Deno.readDirSync(meta.dir)) {
         const volume = entry.name.replace(/\.json$/, "");
+        if (entry.name.endsWith(".intent.json")) continue; // an operation in progress
         if (entry.name.endsWith(".json") && !present.has(volume)) meta.remove(volume);
       }
     } catch (error) {
@@ -220,6 +252,7 @@ export class PoolManager {
       if (record.active) {
         try {
           backendFor(record).start();
+          this.#recover(record);
         } catch (error) {
           this.#save({ ...record, active: false });
           failures.push(`pool '${name}' stopped: ${(error as Error).message}`);
@@ -274,6 +307,7 @@ export class PoolManager {
       backend: backendFor(record),
       meta: new VolumeMetaStore(this.#metaDir(record.name)),
       volumeUser: this.#volumeUser,
+      backingPolicy: { allowedDirectories: [record.path, ...this.#allowedBacking] },
     };
   }
 

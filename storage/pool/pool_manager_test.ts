@@ -195,17 +195,17 @@ poolTest(
       ) {
         await rejects(
           () => pools.volumeAction("default", "base", action as string, body),
-          "conflict",
+          "busy",
           /Volume 'base' is in use by domain 'web1'; shut it down first/,
         );
       }
       await rejects(
         () => pools.deleteVolume("default", "base"),
-        "conflict",
+        "busy",
         /in use by domain 'web1'/,
       );
       assert.equal(pools.volumeInfo("default", "base").usedBy, "web1");
-      await rejects(() => pools.stop("default"), "conflict", /web1/);
+      await rejects(() => pools.stop("default"), "busy", /web1/);
       delete users[base.path];
 
       const clone = await pools.volumeAction("default", "base", "clone", {

@@ -15,8 +15,12 @@
  * @module
  */
 
-import { dirname, join } from "node:path";
-import type { VolumeActionRequest, VolumeInfo } from "../../manager/api_types.ts";
+import { basename, dirname, join } from "node:path";
+import { renameNoReplace } from "../../ffi/rename.ts";
+import { faultPoint } from "./fault.ts";
+import { beginIntent, endIntent } from "./journal.ts";
+import type { VolumeActionRequest, VolumeInfo } from "./pool_types.ts";
+import { makePrivateDirectory } from "./dir_pool.ts";
 import { pathExists, PoolError } from "./pool_error.ts";
 import { syncDirectory } from "./state_file.ts";
 import {
@@ -25,6 +29,7 @@ import {
   refuseChange,
   requireVolume,
   type VolumeContext,
+  withImageLock,
 } from "./volume_context.ts";
 import type { SnapshotRecord } from "./volume_meta.ts";
 import {
@@ -52,34 +57,78 @@ export function snapshotVolume(
   if (native) {
     native.create(name, snapshot);
   } else if (ctx.backend.fileBased) {
-    const snapshotPath = join(ctx.poolPath, ".snapshots", name, snapshot);
-    Deno.mkdirSync(dirname(snapshotPath), { recursive: true, mode: 0o700 });
-    const info = volumeImageInfo(path);
-    Deno.renameSync(path, snapshotPath);
-    try {
-      createVolumeImage(path, {
-        format: "qcow2",
-        size: info.virtualSize,
-        backingFile: snapshotPath,
-        backingFormat: info.format,
-      });
-    } catch (error) {
-      Deno.renameSync(snapshotPath, path);
-      throw error;
-    }
-    Deno.chmodSync(snapshotPath, 0o400);
-    syncDirectory(dirname(snapshotPath));
-    syncDirectory(dirname(path));
-    record.path = snapshotPath;
+    record.path = takeExternalSnapshot(ctx, name, snapshot, path, record.createdAt);
   } else {
     throw new PoolError(
       "invalid",
       `A ${ctx.backend.type} pool cannot take snapshots; clone the volume instead`,
     );
   }
-  meta.snapshots.push(record);
-  ctx.meta.set(name, meta);
+  if (native) {
+    meta.snapshots.push(record);
+    ctx.meta.set(name, meta);
+  }
   return describeVolume(ctx, name);
+}
+
+/**
+ * The volume's image moves (never over an existing file) to the snapshot folder and a new
+ * overlay on it takes its place, under the volume's image lock and an intent record
+ * (journal.ts) that the next pool start completes or undoes after a crash.
+ */
+function takeExternalSnapshot(
+  ctx: VolumeContext,
+  name: string,
+  snapshot: string,
+  path: string,
+  createdAt: string,
+): string {
+  const snapshotPath = join(ctx.poolPath, ".snapshots", name, snapshot);
+  makePrivateDirectory(dirname(dirname(snapshotPath)));
+  makePrivateDirectory(dirname(snapshotPath));
+  if (pathExists(snapshotPath)) {
+    throw new PoolError(
+      "conflict",
+      `${snapshotPath} exists but is no snapshot of volume '${name}'; move it away first`,
+    );
+  }
+  return withImageLock(ctx, name, "write", () => {
+    const info = volumeImageInfo(path);
+    const overlay = join(dirname(path), `.${basename(path)}.snapshot`);
+    if (pathExists(overlay)) Deno.removeSync(overlay);
+    beginIntent(ctx.meta, {
+      op: "snapshot",
+      volume: name,
+      snapshot,
+      path,
+      snapshotPath,
+      overlay,
+      createdAt,
+    });
+    try {
+      createVolumeImage(overlay, {
+        format: "qcow2",
+        size: info.virtualSize,
+        backingFile: snapshotPath,
+        backingFormat: info.format,
+      });
+      renameNoReplace(path, snapshotPath);
+    } catch (error) {
+      if (pathExists(overlay)) Deno.removeSync(overlay);
+      endIntent(ctx.meta, name);
+      throw error;
+    }
+    faultPoint("snapshot-after-rename");
+    renameNoReplace(overlay, path);
+    Deno.chmodSync(snapshotPath, 0o400);
+    syncDirectory(dirname(snapshotPath));
+    syncDirectory(dirname(path));
+    const meta = ctx.meta.get(name);
+    meta.snapshots.push({ name: snapshot, path: snapshotPath, createdAt });
+    ctx.meta.set(name, meta);
+    endIntent(ctx.meta, name);
+    return snapshotPath;
+  });
 }
 
 function findSnapshot(ctx: VolumeContext, name: string, snapshot: unknown) {
@@ -113,14 +162,17 @@ export function rollbackVolume(
   const info = volumeImageInfo(snapshot.path!);
   const fresh = join(dirname(path), `.${name}.rollback`);
   if (pathExists(fresh)) Deno.removeSync(fresh);
-  createVolumeImage(fresh, {
-    format: "qcow2",
-    size: info.virtualSize,
-    backingFile: snapshot.path,
-    backingFormat: info.format,
+  // A VM writing the volume keeps it: replacing the file under it would lose its writes.
+  withImageLock(ctx, name, "write", () => {
+    createVolumeImage(fresh, {
+      format: "qcow2",
+      size: info.virtualSize,
+      backingFile: snapshot.path,
+      backingFormat: info.format,
+    });
+    Deno.renameSync(fresh, path);
+    syncDirectory(dirname(path));
   });
-  Deno.renameSync(fresh, path);
-  syncDirectory(dirname(path));
   const newer = meta.snapshots.splice(index + 1);
   ctx.meta.set(name, meta);
   for (const dropped of newer) Deno.removeSync(dropped.path!);
@@ -147,13 +199,15 @@ export async function deleteSnapshot(
     if (!childIsVolume && volumeImageInfo(own).format !== "qcow2") {
       // The child's child names the child's format (qcow2) in its header, so a raw image
       // cannot take the child's place: flatten the child into a standalone qcow2 instead.
-      const temp = `${child}.flatten`;
+      const temp = join(dirname(child), `.${basename(child)}.flatten`);
       if (pathExists(temp)) Deno.removeSync(temp);
       await convertVolumeImage(child, temp, { format: "qcow2" });
       Deno.chmodSync(temp, 0o400);
       Deno.renameSync(temp, child);
       Deno.removeSync(own);
     } else {
+      // The commit opens `child` itself (locked); check first for a clear refusal.
+      if (childIsVolume) withImageLock(ctx, name, "write", () => {});
       Deno.chmodSync(own, 0o600);
       await commitVolumeImage(child);
       if (!childIsVolume) Deno.chmodSync(own, 0o400);

@@ -36,7 +36,9 @@ export function removeDurably(path: string): void {
   try {
     Deno.removeSync(path, { recursive: true });
   } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    // Nothing to remove, so nothing to make durable (its directory may not exist either).
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
   }
   syncDirectory(dirname(path));
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { VolumeProgress } from "../../manager/api_types.ts";
+import type { VolumeProgress } from "./pool_types.ts";
 import { PoolError } from "./pool_error.ts";
 import type { ProgressOptions } from "./volume_context.ts";
 
@@ -31,7 +31,7 @@ export class VolumeBusy {
     const current = this.#operations.get(key);
     if (current !== undefined) {
       throw new PoolError(
-        "conflict",
+        "busy",
         `Volume '${volume}' is busy (${current}); try again when it is done`,
       );
     }

@@ -5,11 +5,16 @@
  * @module
  */
 
-import type { VolumeInfo } from "../../manager/api_types.ts";
-import { parseSize } from "../../cli/units.ts";
+import type { VolumeInfo } from "./pool_types.ts";
+import { parseSize } from "../../common/units.ts";
+import { closeFd } from "../../ffi/libc.ts";
+import { DiskError } from "../disk.ts";
+import { openImageFile } from "../image_file.ts";
+import type { BackingPolicy } from "../image_probe.ts";
 import type { PoolBackend } from "./backend.ts";
 import { PoolError } from "./pool_error.ts";
 import type { VolumeMetaStore } from "./volume_meta.ts";
+import { isVolumeName } from "./volume_name.ts";
 import { volumeImageInfo } from "./volume_image.ts";
 import type { ProgressCallback } from "./file_clone.ts";
 
@@ -28,15 +33,19 @@ export interface VolumeContext {
   backend: PoolBackend;
   meta: VolumeMetaStore;
   volumeUser: VolumeUser;
+  /**
+   * Where backing files of images entering the pool (imports, copies) may live: the
+   * pool's directory and the directories the daemon allows.
+   */
+  backingPolicy: BackingPolicy;
 }
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
 /** Larger sizes are typos (qcow2 itself stops at 2^61 bytes; nothing here needs more). */
 const MAX_SIZE = 2 ** 50;
 
 /** Throws `invalid` unless `name` is a safe volume or snapshot name. */
 export function checkName(name: unknown, what: string): string {
-  if (typeof name !== "string" || !NAME.test(name)) {
+  if (typeof name !== "string" || !isVolumeName(name)) {
     throw new PoolError(
       "invalid",
       `${what}: ${
@@ -89,10 +98,48 @@ export function refuseInUse(ctx: VolumeContext, name: string): void {
   const user = ctx.volumeUser(ctx.backend.volumePath(name));
   if (user !== undefined) {
     throw new PoolError(
-      "conflict",
+      "busy",
       `Volume '${name}' is in use by domain '${user}'; shut it down first`,
     );
   }
+}
+
+/**
+ * Runs `fn` holding the image lock of volume `name` (storage/image_lock.ts, QEMU's
+ * layout): `write` excludes every other user, `read` every writer. The lock belongs to the
+ * file, not its name, so a VM using the volume through a hardlink or another path, or
+ * QEMU, is seen too. Throws `busy` when the image is in use.
+ */
+export function withImageLock<T>(
+  ctx: VolumeContext,
+  name: string,
+  mode: "write" | "read",
+  fn: () => T,
+): T {
+  const path = ctx.backend.volumePath(name);
+  let fd: number;
+  try {
+    fd = openImageFile(path, { readOnly: mode === "read" }).fd;
+  } catch (error) {
+    if (error instanceof DiskError && error.code === "busy") {
+      throw new PoolError(
+        "busy",
+        `Volume '${name}' is in use by another process (a running VM or QEMU); shut it down first`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  let result: T;
+  try {
+    result = fn();
+  } catch (error) {
+    closeFd(fd);
+    throw error;
+  }
+  if (result instanceof Promise) return result.finally(() => closeFd(fd)) as T;
+  closeFd(fd);
+  return result;
 }
 
 /** The volumes of the pool whose backing chain runs through `name` (its image or snapshots). */

@@ -6,7 +6,14 @@
  * @module
  */
 
-import { createImage, ImageError, type ImageInfo, imageInfo, probeFormat } from "../image.ts";
+import {
+  type BackingPolicy,
+  createImage,
+  ImageError,
+  type ImageInfo,
+  imageInfo,
+  probeFormat,
+} from "../image.ts";
 import { runOffThread } from "../image_ops/off_thread.ts";
 import { resizeImage } from "../image_ops/resize.ts";
 import { DiskError } from "../disk.ts";
@@ -49,14 +56,17 @@ export function createVolumeImage(path: string, options: CreateOptions): void {
   });
 }
 
-/** Format, sizes and backing chain of the image (or block device) at `path`. */
-export function volumeImageInfo(path: string): VolumeImageInfo {
+/**
+ * Format, sizes and backing chain of the image (or block device) at `path`; with a
+ * policy, backing files outside its directories are refused (`forbidden`).
+ */
+export function volumeImageInfo(path: string, backingPolicy?: BackingPolicy): VolumeImageInfo {
   const stat = Deno.statSync(path);
   if (stat.isBlockDevice && probeFormat(path) === "raw") {
     const size = deviceSize(path);
     return { format: "raw", virtualSize: size, actualSize: size, backingChain: [] };
   }
-  const info = imageInfo(path);
+  const info = imageInfo(path, { backingPolicy });
   const backingChain: string[] = [];
   for (let link: ImageInfo | undefined = info; link?.fullBackingFilename; link = link.backing) {
     backingChain.push(link.fullBackingFilename);
@@ -76,12 +86,10 @@ export function volumeImageInfo(path: string): VolumeImageInfo {
 export async function convertVolumeImage(
   source: string,
   target: string,
-  options: { format: ImageFormat; onProgress?: ProgressCallback },
+  options: { format: ImageFormat; onProgress?: ProgressCallback; backingPolicy?: BackingPolicy },
 ): Promise<void> {
-  await runOffThread(
-    { op: "convert", source, target, options: { format: options.format } },
-    options.onProgress,
-  );
+  const convert = { format: options.format, sourceBackingPolicy: options.backingPolicy };
+  await runOffThread({ op: "convert", source, target, options: convert }, options.onProgress);
 }
 
 /** Merges the qcow2 overlay `overlay` into its backing file, then empties it (on a Worker). */

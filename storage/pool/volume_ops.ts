@@ -6,12 +6,11 @@
  * @module
  */
 
-import { dirname, isAbsolute, join } from "node:path";
-import type {
-  VolumeActionRequest,
-  VolumeCreateRequest,
-  VolumeInfo,
-} from "../../manager/api_types.ts";
+import { basename, dirname, isAbsolute, join } from "node:path";
+import { renameNoReplace } from "../../ffi/rename.ts";
+import { faultPoint } from "./fault.ts";
+import { BackingRefused } from "../image_probe.ts";
+import type { VolumeActionRequest, VolumeCreateRequest, VolumeInfo } from "./pool_types.ts";
 import { closeFd, openFile } from "../../ffi/libc.ts";
 import { O_CLOEXEC, O_RDWR } from "../../ffi/libc_symbols.ts";
 import { cloneFile, type CloneMethod, copyBytes, zeroOutDevice } from "./file_clone.ts";
@@ -28,6 +27,7 @@ import {
   requireVolume,
   sizeOf,
   type VolumeContext,
+  withImageLock,
 } from "./volume_context.ts";
 import {
   convertVolumeImage,
@@ -134,7 +134,12 @@ function requireFormat(ctx: VolumeContext, format: ImageFormat): void {
   }
 }
 
-/** Allocates storage for `name`, fills it, and releases it again if filling fails. */
+/**
+ * Allocates storage for `name`, fills it, and releases it again if filling fails. In a
+ * file pool the image is built under a temporary name (`.<name>.create`, removed by the
+ * next pool start if a crash interrupts the copy), synced, and renamed into place (never
+ * over an existing file): a volume is listed only once it is whole.
+ */
 async function allocateAndFill(
   ctx: VolumeContext,
   name: string,
@@ -142,15 +147,37 @@ async function allocateAndFill(
   fill: (path: string) => void | Promise<unknown>,
 ): Promise<VolumeInfo> {
   const path = ctx.backend.allocate(name, size);
+  const building = ctx.backend.fileBased ? temporaryOf(path, "create") : path;
   try {
-    await fill(path);
-    if (ctx.backend.fileBased) syncDirectory(dirname(path));
+    if (building !== path && pathExists(building)) Deno.removeSync(building);
+    await fill(building);
+    if (building !== path) {
+      syncFile(building);
+      faultPoint("clone-before-rename");
+      renameNoReplace(building, path);
+      syncDirectory(dirname(path));
+    }
   } catch (error) {
+    if (building !== path && pathExists(building)) Deno.removeSync(building);
     ctx.backend.release(name);
     throw error;
   }
   ctx.meta.set(name, { snapshots: [] });
   return describeVolume(ctx, name);
+}
+
+/** The temporary name beside `path` that an operation builds its new image under. */
+export function temporaryOf(path: string, purpose: string): string {
+  return join(dirname(path), `.${basename(path)}.${purpose}`);
+}
+
+function syncFile(path: string): void {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    file.syncSync();
+  } finally {
+    file.close();
+  }
 }
 
 async function importVolume(
@@ -160,8 +187,25 @@ async function importVolume(
   format: ImageFormat,
   options: ProgressOptions,
 ): Promise<VolumeInfo> {
+  try {
+    return await importImage(ctx, name, source, format, options);
+  } catch (error) {
+    if (error instanceof BackingRefused) {
+      throw new PoolError("forbidden", `import: ${error.message}`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+async function importImage(
+  ctx: VolumeContext,
+  name: string,
+  source: string,
+  format: ImageFormat,
+  options: ProgressOptions,
+): Promise<VolumeInfo> {
   if (!pathExists(source)) throw new PoolError("not_found", `import: ${source} does not exist`);
-  const info = volumeImageInfo(source);
+  const info = volumeImageInfo(source, ctx.backingPolicy);
   return await allocateAndFill(ctx, name, info.virtualSize, async (path) => {
     await copyImage(ctx, source, info.format, info.backingChain.length > 0, path, format, options);
   });
@@ -206,7 +250,11 @@ async function copyImage(
     });
     return "copy";
   }
-  await convertVolumeImage(source, target, { format, onProgress: options.onProgress });
+  await convertVolumeImage(source, target, {
+    format,
+    onProgress: options.onProgress,
+    backingPolicy: ctx.backingPolicy,
+  });
   return "convert";
 }
 
@@ -214,6 +262,16 @@ async function copyImage(
 export function deleteVolume(ctx: VolumeContext, name: string): void {
   requireVolume(ctx, name);
   refuseChange(ctx, name, "delete");
+  if (ctx.backend.fileBased) {
+    withImageLock(ctx, name, "write", () => removeVolume(ctx, name));
+  } else {
+    // The kernel refuses to delete a partition that is open: check the lock, then delete.
+    withImageLock(ctx, name, "write", () => {});
+    removeVolume(ctx, name);
+  }
+}
+
+function removeVolume(ctx: VolumeContext, name: string): void {
   for (const snapshot of ctx.meta.get(name).snapshots) {
     if (snapshot.path) Deno.removeSync(snapshot.path);
   }
@@ -233,6 +291,16 @@ export function wipeVolume(ctx: VolumeContext, name: string): VolumeInfo {
   const path = requireVolume(ctx, name);
   refuseChange(ctx, name, "wipe");
   const info = volumeImageInfo(path);
+  withImageLock(ctx, name, "write", () => wipeImage(ctx, name, path, info));
+  return describeVolume(ctx, name);
+}
+
+function wipeImage(
+  ctx: VolumeContext,
+  name: string,
+  path: string,
+  info: ReturnType<typeof volumeImageInfo>,
+): void {
   if (!ctx.backend.fileBased) {
     const fd = openFile(path, O_RDWR | O_CLOEXEC);
     try {
@@ -255,7 +323,6 @@ export function wipeVolume(ctx: VolumeContext, name: string): VolumeInfo {
     Deno.renameSync(fresh, path);
     syncDirectory(dirname(path));
   }
-  return describeVolume(ctx, name);
 }
 
 /** Grows a volume; shrinking needs `force`. */
@@ -275,8 +342,11 @@ export function resizeVolume(
       `Shrinking volume '${name}' from ${current} to ${size} bytes destroys the data past the new end; pass force (--shrink) if you mean it`,
     );
   }
-  if (ctx.backend.resizeStorage) ctx.backend.resizeStorage(name, size);
-  else resizeVolumeImage(path, size, { shrink: request.force === true });
+  // The image layer's resize takes the image's lock itself; a partition is locked here.
+  if (ctx.backend.resizeStorage) {
+    withImageLock(ctx, name, "write", () => {}); // an open partition cannot be resized
+    ctx.backend.resizeStorage(name, size);
+  } else resizeVolumeImage(path, size, { shrink: request.force === true });
   return describeVolume(ctx, name);
 }
 
@@ -340,9 +410,12 @@ export async function convertVolume(
   const temp = join(dirname(path), `.${name}.convert`);
   if (pathExists(temp)) Deno.removeSync(temp);
   try {
-    await convertVolumeImage(path, temp, { format, onProgress: options.onProgress });
-    Deno.renameSync(temp, path);
-    syncDirectory(dirname(path));
+    // Readers (the conversion itself) share the lock; no VM may write meanwhile.
+    await withImageLock(ctx, name, "read", async () => {
+      await convertVolumeImage(path, temp, { format, onProgress: options.onProgress });
+      Deno.renameSync(temp, path);
+      syncDirectory(dirname(path));
+    });
   } finally {
     if (pathExists(temp)) Deno.removeSync(temp);
   }

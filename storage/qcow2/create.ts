@@ -110,7 +110,8 @@ export function createQcow2(path: string, options: Qcow2CreateOptions): void {
   for (let i = 0; i < used; i++) block[i * 2 + 1] = 1;
   let file: Deno.FsFile;
   try {
-    file = Deno.openSync(path, { write: true, createNew: true });
+    file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
+    Deno.chmodSync(path, 0o600); // images are private whatever the umask
   } catch (error) {
     if (error instanceof Deno.errors.AlreadyExists) {
       throw new ImageError(
