@@ -7,7 +7,7 @@
  * @module
  */
 
-import { libc, pointerOf } from "../../ffi/libc.ts";
+import { isPageAligned, madviseBytes } from "../../ffi/mman.ts";
 import { MADV_DONTNEED } from "../../ffi/libc_symbols.ts";
 import type { GuestMemory } from "../../core/guest_memory.ts";
 import type { ActivateContext, VirtioDevice } from "./virtio_device.ts";
@@ -320,13 +320,12 @@ export class VirtioBalloon implements VirtioDevice {
 
   #discard(memory: GuestMemory, firstPfn: number, pages: number): void {
     const bytes = memory.slice(firstPfn * PAGE_SIZE, pages * PAGE_SIZE);
-    const pointer = pointerOf(bytes);
     // Plain-array guest memory (tests, tools) is not page-aligned host memory: skip it.
-    if (Number(Deno.UnsafePointer.value(pointer)) % PAGE_SIZE !== 0) {
+    if (!isPageAligned(bytes)) {
       this.#logOnce(`${this.name}: guest RAM is not page-aligned host memory; pages not returned`);
       return;
     }
-    if (libc().madvise(pointer, BigInt(bytes.length), MADV_DONTNEED) !== 0) {
+    if (madviseBytes(bytes, MADV_DONTNEED) !== 0) {
       this.#discardFailures++;
       this.#logOnce(`${this.name}: madvise(MADV_DONTNEED) failed; pages not returned to the host`);
     }

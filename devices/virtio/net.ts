@@ -10,9 +10,10 @@
  */
 
 import type { DeviceRateLimiter } from "./rate_limiter.ts";
-import { errno, libc } from "../../ffi/libc.ts";
+import { errno } from "../../ffi/libc.ts";
 import { EAGAIN } from "../../ffi/errno.ts";
-import { IovecList } from "../net/iovec.ts";
+import { IovecArray, readv, writev } from "../../ffi/iovec.ts";
+import { parseMac } from "../../common/validators.ts";
 import { ReadinessGate } from "../net/readiness_gate.ts";
 import type { ActivateContext, EventSource, VirtioDevice } from "./virtio_device.ts";
 import { VIRTIO_F, VIRTIO_ID } from "./virtio_device.ts";
@@ -81,16 +82,8 @@ export interface NetCounters {
   txDropped: number;
 }
 
-/** Parses "aa:bb:cc:dd:ee:ff" into 6 bytes, or throws a RangeError saying what is wrong. */
-export function parseMac(text: string): Uint8Array {
-  const parts = text.split(":");
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) {
-    throw new RangeError(`Invalid MAC address "${text}": use six hex pairs like 52:54:00:12:34:56`);
-  }
-  const mac = new Uint8Array(parts.map((p) => parseInt(p, 16)));
-  if (mac[0] & 1) throw new RangeError(`Invalid MAC address "${text}": it is a multicast address`);
-  return mac;
-}
+/** Parses "aa:bb:cc:dd:ee:ff" into 6 bytes (common/validators.ts: unicast, not zero). */
+export { parseMac };
 
 function randomMac(): Uint8Array {
   const mac = crypto.getRandomValues(new Uint8Array(6));
@@ -109,7 +102,8 @@ export class VirtioNet implements VirtioDevice {
   readonly #tap: NetTap;
   readonly #config = new Uint8Array(CONFIG_SIZE);
   readonly #gate: ReadinessGate;
-  readonly #iovecs = new IovecList();
+  /** One entry stays free for the receive overflow detector. */
+  readonly #iovecs = new IovecArray();
   readonly #header = new Uint8Array(NET_HEADER_SIZE);
   /**
    * Catches the part of a frame that does not fit the guest's buffers: the tap reports
@@ -278,7 +272,7 @@ export class VirtioNet implements VirtioDevice {
       }
       this.#gate.open();
       const capacity = this.#rxIovecs();
-      const length = Number(libc().readv(this.#tap.fd, this.#iovecs.bytes, this.#iovecs.count));
+      const length = readv(this.#tap.fd, this.#iovecs);
       if (length < 0) {
         const code = errno();
         if (code !== EAGAIN) {
@@ -330,11 +324,11 @@ export class VirtioNet implements VirtioDevice {
     const chains = this.#mergeable ? this.#rxChains : this.#rxChains.slice(0, 1);
     fill: for (const chain of chains) {
       for (const buffer of chain.writable) {
-        if (!this.#iovecs.add(buffer.bytes)) break fill;
+        if (!this.#iovecs.tryAdd(buffer.bytes, 1)) break fill;
         capacity += buffer.bytes.length;
       }
     }
-    this.#iovecs.addLast(this.#overflow);
+    this.#iovecs.tryAdd(this.#overflow);
     return capacity;
   }
 
@@ -393,13 +387,13 @@ export class VirtioNet implements VirtioDevice {
     }
     this.#iovecs.clear();
     for (const buffer of chain.readable) {
-      if (!this.#iovecs.add(buffer.bytes)) {
+      if (!this.#iovecs.tryAdd(buffer.bytes, 1)) {
         this.#logOnce(`${this.name}: transmit frame dropped: too many buffers`);
         this.#counters.txDropped++;
         return;
       }
     }
-    const written = Number(libc().writev(this.#tap.fd, this.#iovecs.bytes, this.#iovecs.count));
+    const written = writev(this.#tap.fd, this.#iovecs);
     if (written < 0) {
       // EAGAIN (tap queue full) and EINVAL (the kernel refused the header) both drop.
       this.#counters.txDropped++;

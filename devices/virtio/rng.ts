@@ -5,7 +5,8 @@
  * @module
  */
 
-import { errno, libc } from "../../ffi/libc.ts";
+import { errno } from "../../ffi/libc.ts";
+import { getrandom } from "../../ffi/fs.ts";
 import { EINTR, SyscallError } from "../../ffi/errno.ts";
 import type { DescriptorChain } from "./queue_types.ts";
 import { ThrottledQueue } from "./throttled_queue.ts";
@@ -44,7 +45,7 @@ export function fillRandom(bytes: Uint8Array): void {
   let done = 0;
   while (done < bytes.length) {
     const rest = bytes.subarray(done);
-    const n = Number(libc().getrandom(rest as Uint8Array<ArrayBuffer>, BigInt(rest.length), 0));
+    const n = getrandom(rest);
     if (n > 0) {
       done += n;
       continue;
