@@ -31,20 +31,10 @@ const DATA = ["deno.json", "guests/embedded/"];
  * Import edges allowed to point up for now: `from-file -> to-file` and why. Keep this to
  * a few justified lines; every one is a debt with an owner.
  */
-const EXCEPTIONS: Record<string, string> = {
-  "core/local_ports.ts -> devices/legacy/debug_exit.ts":
-    "being moved: the builder (vmm/) wires the legacy devices, core imports none",
-  "core/local_ports.ts -> devices/legacy/post_code.ts":
-    "being moved: the builder (vmm/) wires the legacy devices, core imports none",
-};
+const EXCEPTIONS: Record<string, string> = {};
 
 /** Files outside ffi/ allowed to hold raw pointers or libc calls for now, and why. */
-const FFI_EXCEPTIONS: Record<string, string> = {
-  "devices/virtio/balloon.ts": "being moved to ffi/mman.ts with the device persist work",
-  "devices/virtio/net.ts": "being moved to ffi/iovec.ts with the device persist work",
-  "devices/virtio/net_test.ts": "being moved to ffi/socket.ts with the device persist work",
-  "devices/virtio/rng.ts": "being moved to ffi/fs.ts with the device persist work",
-};
+const FFI_EXCEPTIONS: Record<string, string> = {};
 
 type Layer = string;
 
