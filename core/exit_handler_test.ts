@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ExitContext, handleExit, type Space } from "./exit_handler.ts";
-import { localPortBus } from "./local_ports.ts";
+import { Bus } from "./bus.ts";
 import type { VcpuExit } from "./vcpu_exit.ts";
 import type { FaultReport, VmEndReason } from "./vm_end.ts";
 import { KVM_SYSTEM_EVENT } from "../ffi/kvm/run.ts";
@@ -13,11 +13,25 @@ const FAULT: FaultReport = {
   instruction: new Uint8Array([0x0f, 0x0b]),
 };
 
+/**
+ * Ports served on the vCPU thread, as the VMM's (vmm/local_ports.ts) behave: 0x80 reads all
+ * ones and swallows writes; a write to 0xf4 ends the VM with the byte written.
+ */
+function localPorts(onEnd: (reason: VmEndReason) => void): Bus {
+  const bus = new Bus();
+  bus.insert(0x80, 1, "post-code", { read: (_, data) => data.fill(0xff), write: () => {} });
+  bus.insert(0xf4, 4, "debug-exit", {
+    read: (_, data) => data.fill(0xff),
+    write: (_, data) => onEnd({ kind: "debugExit", status: data[0] }),
+  });
+  return bus;
+}
+
 function context() {
   const forwarded: Array<[Space, boolean, number, number[]]> = [];
   const ctx: ExitContext = {
     vcpu: 1,
-    localPorts: localPortBus((end: VmEndReason) => ctx.pendingEnd = end),
+    localPorts: localPorts((end: VmEndReason) => ctx.pendingEnd = end),
     forward(space, isWrite, address, data) {
       forwarded.push([space, isWrite, address, [...data]]);
       if (!isWrite) data.fill(0x42);

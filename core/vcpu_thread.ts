@@ -25,8 +25,6 @@ export type AccessHandler = (
   data: Uint8Array,
 ) => void;
 
-const WORKER_URL = new URL("./vcpu_worker.ts", import.meta.url);
-
 /** A vCPU's state was asked for (or given) while it runs. */
 export class VcpuNotPausedError extends DenovisorError {
   constructor(message: string) {
@@ -42,9 +40,13 @@ export class VcpuThread {
   readonly #done: Promise<VmEndReason | undefined>;
   #closed = false;
 
-  constructor(vcpu: Vcpu, ram: readonly MappedRange[], handler: AccessHandler) {
+  /**
+   * Starts a Worker from `workerUrl`, a module that calls `serveVcpuWorker()` of
+   * core/vcpu_worker.ts (the VMM's is vmm/vcpu_worker_main.ts), and runs `vcpu` on it.
+   */
+  constructor(vcpu: Vcpu, ram: readonly MappedRange[], handler: AccessHandler, workerUrl: URL) {
     this.vcpu = vcpu;
-    this.#worker = new Worker(WORKER_URL, { type: "module", name: `vcpu${vcpu.id}` });
+    this.#worker = new Worker(workerUrl, { type: "module", name: `vcpu${vcpu.id}` });
     this.#done = new Promise((resolve) => {
       this.#worker.onmessage = (event: MessageEvent<VcpuWorkerDone>) => {
         this.#closeMailbox();

@@ -2,7 +2,9 @@
 /**
  * The body of one vCPU thread: calls KVM_RUN synchronously, handles each exit on this
  * thread, hands device accesses it cannot serve to the main thread through the channel,
- * and obeys pause/resume/stop requests. Started by `VcpuThread`.
+ * and obeys pause/resume/stop requests. Started by `VcpuThread`; the Worker's entry module
+ * (vmm/vcpu_worker_main.ts) calls `serveVcpuWorker` with the ports this thread serves
+ * itself, so that core names no device.
  *
  * @module
  */
@@ -18,7 +20,7 @@ import { MAILBOX, RUN_REQUEST, SLOT, SPACE, VcpuChannel, WORKER_STATE } from "./
 import { GuestRam, type MappedRange } from "./memory.ts";
 import { Vcpu } from "./vcpu.ts";
 import { faultReport } from "./fault_report.ts";
-import { localPortBus } from "./local_ports.ts";
+import type { Bus } from "./bus.ts";
 import type { VmEndReason } from "./vm_end.ts";
 
 /** The message that starts a vCPU Worker. */
@@ -37,19 +39,28 @@ export interface VcpuWorkerDone {
   reason?: VmEndReason;
 }
 
-self.onmessage = (event: MessageEvent<VcpuWorkerInit>) => {
-  self.onmessage = null;
-  let reason: VmEndReason | undefined;
-  try {
-    reason = runVcpu(event.data);
-  } catch (error) {
-    reason = { kind: "vcpuError", vcpu: event.data.id, message: String(error) };
-  }
-  new VcpuChannel(event.data.channel).setState(WORKER_STATE.STOPPED);
-  self.postMessage({ type: "done", reason } satisfies VcpuWorkerDone);
-};
+/**
+ * The port-I/O devices a vCPU thread serves itself (POST code, debug exit); `onEnd` is how
+ * one of them ends the VM.
+ */
+export type LocalPortBusFactory = (onEnd: (reason: VmEndReason) => void) => Bus;
 
-function runVcpu(init: VcpuWorkerInit): VmEndReason | undefined {
+/** Makes this Worker a vCPU thread: it runs the vCPU its first message names. */
+export function serveVcpuWorker(localPortBus: LocalPortBusFactory): void {
+  self.onmessage = (event: MessageEvent<VcpuWorkerInit>) => {
+    self.onmessage = null;
+    let reason: VmEndReason | undefined;
+    try {
+      reason = runVcpu(event.data, localPortBus);
+    } catch (error) {
+      reason = { kind: "vcpuError", vcpu: event.data.id, message: String(error) };
+    }
+    new VcpuChannel(event.data.channel).setState(WORKER_STATE.STOPPED);
+    self.postMessage({ type: "done", reason } satisfies VcpuWorkerDone);
+  };
+}
+
+function runVcpu(init: VcpuWorkerInit, localPortBus: LocalPortBusFactory): VmEndReason | undefined {
   const channel = new VcpuChannel(init.channel);
   const vcpu = Vcpu.attach(init.id, init.fd, init.run);
   const run = vcpu.runBytes();

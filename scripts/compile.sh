@@ -14,7 +14,7 @@ if [ -n "${DENORT_BIN:-}" ] && [ ! -x "$DENORT_BIN" ]; then
   exit 1
 fi
 # The vCPU Worker module is loaded by URL at run time, so it must be named explicitly.
-if ! deno compile --allow-all --include core/vcpu_worker.ts --output "$out" main.ts; then
+if ! deno compile --allow-all --include vmm/vcpu_worker_main.ts --output "$out" main.ts; then
   echo "compile: deno compile failed; if it could not download denort, set DENORT_BIN to" \
     "the denort binary of Deno $(deno --version | head -1 | cut -d' ' -f2)" >&2
   exit 1

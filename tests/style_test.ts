@@ -21,6 +21,6 @@ Deno.test("the tree is lint-free (deno lint)", async () => {
 });
 
 Deno.test("the executable and the library type-check (deno check)", async () => {
-  const { code, output } = await deno("check", "main.ts", "mod.ts", "core/vcpu_worker.ts");
+  const { code, output } = await deno("check", "main.ts", "mod.ts", "vmm/vcpu_worker_main.ts");
   assert.equal(code, 0, output);
 });

@@ -18,6 +18,9 @@ import type { I8042 } from "../devices/legacy/i8042.ts";
 import type { Serial16550 } from "../devices/legacy/serial.ts";
 import type { DeviceManager } from "./device_manager.ts";
 
+/** The vCPU Workers' entry module (scripts/compile.sh includes it in the executable). */
+export const VCPU_WORKER_URL = new URL("./vcpu_worker_main.ts", import.meta.url);
+
 /** The pieces the builder assembles. */
 export interface MachineParts {
   vm: Vm;
@@ -78,7 +81,7 @@ export class Machine {
     void this.#loop.start();
     const serve = busAccess(this.pio, this.mmio);
     this.#threads = this.vcpus.map((vcpu) => {
-      const thread = new VcpuThread(vcpu, this.ram.ranges, serve);
+      const thread = new VcpuThread(vcpu, this.ram.ranges, serve, VCPU_WORKER_URL);
       thread.done.then((reason) => reason && this.#end.end(reason));
       return thread;
     });

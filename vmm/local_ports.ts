@@ -1,14 +1,15 @@
 /**
  * The port-I/O devices that each vCPU thread serves itself, without a hand-off to the
  * main thread: they are hot (Linux writes port 0x80 as an I/O delay) or end the VM, and
- * they keep no state that vCPUs would have to share.
+ * they keep no state that vCPUs would have to share. The vCPU Worker's entry module
+ * (vcpu_worker_main.ts) hands `localPortBus` to core's worker body.
  *
  * @module
  */
 
-import { Bus } from "./bus.ts";
-import { DEBUG_EXIT_PORT, POST_CODE_PORT } from "./layout.ts";
-import type { VmEndReason } from "./vm_end.ts";
+import { Bus } from "../core/bus.ts";
+import { DEBUG_EXIT_PORT, POST_CODE_PORT } from "../core/layout.ts";
+import type { VmEndReason } from "../core/vm_end.ts";
 import { DebugExit } from "../devices/legacy/debug_exit.ts";
 import { PostCode } from "../devices/legacy/post_code.ts";
 
