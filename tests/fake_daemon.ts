@@ -336,6 +336,7 @@ function fakeStats(info: DomainInfo): DomainStats {
       writeBytes: 8192,
       flushes: 1,
       errors: 0,
+      throttled: 0,
     }],
     nics: [],
   };

@@ -327,22 +327,3 @@ kvmTest("inflating the balloon gives the guest's pages back to the host (RSS dro
   assert.match(text, /virtio_balloon: all passed/);
   assert.equal(status.code, 0);
 });
-
-kvmTest("a disk's ops rate limit slows the guest's requests down", async () => {
-  await withDisk(16, async (path) => {
-    const run = async (limit: string) => {
-      const started = performance.now();
-      const r = await denovisor(["run", "--kernel", guest("virtio_blk"), "--disk", path + limit]);
-      assertGuestPassed(r, "virtio_blk");
-      return { seconds: (performance.now() - started) / 1000, requests: r.stdout };
-    };
-    const free = await run("");
-    // 2 requests per second with a bucket of 2: the guest's ~17 requests need about 7.5 s
-    // more than without a limit, however busy the host is.
-    const limited = await run(",ops=2");
-    assert.ok(
-      limited.seconds > free.seconds + 4,
-      `limited run took ${limited.seconds.toFixed(1)} s, unlimited ${free.seconds.toFixed(1)} s`,
-    );
-  });
-});

@@ -47,6 +47,7 @@ kvmTest(
       assert.equal(disk.writeRequests, 1);
       assert.equal(disk.writeBytes, 512);
       assert.equal(disk.errors, 0);
+      assert.equal(disk.throttled, 0); // no rate limit
       const [nic] = stats.nics;
       assert.equal(nic.name, "net0");
       assert.equal(nic.mac, MAC);
@@ -58,6 +59,43 @@ kvmTest(
       const after = await vmm.client.stats();
       assert.equal(after.disks[0].readRequests, 1);
       assert.ok(after.vcpus[0].cpuTimeNs >= stats.vcpus[0].cpuTimeNs);
+    });
+  },
+  120_000,
+);
+
+kvmTest(
+  "stats: a disk's ops rate limit holds the guest's second request back and counts it",
+  async () => {
+    await withVmm((dir) => {
+      const image = join(dir, "disk.img");
+      Deno.writeFileSync(image, new Uint8Array(1024 * 1024));
+      // One operation, refilled over 4 s: the guest's read takes it, its write (sent right
+      // after the read completes) must wait for the refill, well within the guest's 10 s.
+      return {
+        disks: [{
+          path: image,
+          format: "raw",
+          readOnly: false,
+          transport: "pci",
+          rateLimit: { ops: { size: 1, refillTimeMs: 4000 } },
+        }],
+      };
+    }, async (vmm) => {
+      await vmm.waitLog(/domain guest up/);
+      const { conn } = await attachConsole(vmm.dir, "rw");
+      try {
+        await conn.write(new TextEncoder().encode("disk\n"));
+        await vmm.waitLog(/disk: (ok|failed.*)/, { timeoutMs: 60_000 });
+      } finally {
+        conn.close();
+      }
+      assert.match(vmm.log(), /disk: ok/);
+      const [disk] = (await vmm.client.stats()).disks;
+      assert.equal(disk.readRequests, 1);
+      assert.equal(disk.writeRequests, 1);
+      assert.ok(disk.throttled >= 1, `throttled ${disk.throttled}: the limit held nothing back`);
+      assert.equal(disk.errors, 0);
     });
   },
   120_000,

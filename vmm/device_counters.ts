@@ -21,6 +21,7 @@ const ZERO_DISK: DiskCounts = {
   writeBytes: 0,
   flushes: 0,
   errors: 0,
+  throttled: 0,
 };
 const ZERO_NIC: NicCounts = { rxFrames: 0, txFrames: 0, rxBytes: 0, txBytes: 0, rxDropped: 0 };
 
@@ -90,6 +91,7 @@ export class DeviceCounters {
       writeBytes: s.bytesWritten,
       flushes: s.flushes,
       errors: s.errors,
+      throttled: s.throttled,
     };
   }
 

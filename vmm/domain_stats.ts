@@ -26,6 +26,8 @@ export interface DiskStats {
   writeBytes: number;
   flushes: number;
   errors: number;
+  /** Times the disk's rate limiter held a request back (0 without a limit). */
+  throttled: number;
 }
 
 /** One NIC's counters since the machine was built. */

@@ -149,6 +149,7 @@ export const SCHEMAS: Record<string, Schema> = {
     writeBytes: integer,
     flushes: integer,
     errors: integer,
+    throttled: integer,
   }, [
     "name",
     "path",
@@ -158,6 +159,7 @@ export const SCHEMAS: Record<string, Schema> = {
     "writeBytes",
     "flushes",
     "errors",
+    "throttled",
   ]),
   NicStats: object({
     name: string,
