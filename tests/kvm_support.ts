@@ -42,14 +42,23 @@ export function kvmTest(
   fn: () => void | Promise<void>,
   timeoutMs = KVM_TEST_TIMEOUT_MS,
 ): void {
+  Deno.test(kvmTestDefinition(name, fn, timeoutMs));
+}
+
+/** The test `kvmTest` registers (exported for its own test). */
+export function kvmTestDefinition(
+  name: string,
+  fn: () => void | Promise<void>,
+  timeoutMs = KVM_TEST_TIMEOUT_MS,
+): Deno.TestDefinition & { fn: () => Promise<void> } {
   if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
     throw new RangeError(`kvmTest ${name}: the timeout must be a positive number of ms`);
   }
-  Deno.test({
+  return {
     name: kvmUnavailable ? `${name} [SKIPPED: no KVM]` : name,
     ignore: kvmUnavailable !== undefined,
     fn: () => withTimeout(fn, timeoutMs, name),
-  });
+  };
 }
 
 async function withTimeout(fn: () => void | Promise<void>, ms: number, name: string) {
