@@ -6,7 +6,7 @@
  *
  * Restore (the order a C program moved a running guest between two VMs with on this
  * project's hosts, which also satisfies every pitfall in ROUND2-ANCHORS.md): CPUID, then
- * sregs (they carry the APIC base), regs, FPU and XSAVE, XCRs, the local APIC (after
+ * sregs (they carry the APIC base), regs, the FPU then XSAVE, XCRs, the local APIC (after
  * sregs, and before the MSRs: KVM only arms a TSC deadline once the APIC is in
  * TSC-deadline mode), the MSRs with IA32_TSC first and IA32_TSC_DEADLINE in a call of
  * its own after it, the vCPU events (after regs: KVM_SET_REGS drops a pending
@@ -87,6 +87,9 @@ export function restoreVcpu(vcpu: Vcpu, state: unknown, support: VcpuStateSuppor
   vcpu.setCpuid(p.cpuid);
   vcpu.setSregs(p.sregs);
   vcpu.setRegs(p.regs);
+  // The FPU struct first, then the XSAVE area over it: XSAVE only loads the components
+  // its header marks in use, and the FPU struct fills the legacy area's other bytes as
+  // they were, so both read back exactly as saved.
   vcpu.setFpu(decodeFpu(p.fpu));
   if (p.xsave !== null) vcpu.setXsave(p.xsave);
   if (p.xcrs !== null) vcpu.setXcrs(p.xcrs);
