@@ -8,7 +8,7 @@ import { StateError, StateReader, type VersionedState } from "../../common/persi
 import { readCounters } from "../state_fields.ts";
 import { prepareLimiter } from "./device_persist.ts";
 import type { NetCounters } from "./net.ts";
-import { parseMac } from "./net.ts";
+import { parseMac } from "../../common/validators.ts";
 import type { DeviceRateLimiter, RateLimiterState } from "./rate_limiter.ts";
 
 /**
