@@ -27,6 +27,7 @@ import {
 } from "./pool_output.ts";
 import { parseSizeArgument, UsageError } from "./usage_error.ts";
 import { formatSize } from "../common/units.ts";
+import { IMAGE_FORMATS, type ImageFormat, isOneOf } from "../common/enums.ts";
 
 const INTRO = `Volumes are the disk images of a pool. Name one as VOL --pool POOL, or POOL/VOL
 (the pool defaults to "default").
@@ -61,9 +62,9 @@ async function volumeAction(
   return emit(ctx, info, () => message(info));
 }
 
-function formatOption(ctx: SubcommandContext): "raw" | "qcow2" | undefined {
+function formatOption(ctx: SubcommandContext): ImageFormat | undefined {
   const format = ctx.values.format as string | undefined;
-  if (format !== undefined && format !== "raw" && format !== "qcow2") {
+  if (format !== undefined && !isOneOf(format, IMAGE_FORMATS)) {
     throw new UsageError(`--format: '${format}' is not raw or qcow2`);
   }
   return format;

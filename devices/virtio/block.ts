@@ -25,6 +25,8 @@ import type { DescriptorChain } from "./queue_types.ts";
 import { type DeviceRateLimiter, retryWithTimeout, type ScheduleRetry } from "./rate_limiter.ts";
 import { type ActivateContext, VIRTIO_F, VIRTIO_ID, type VirtioDevice } from "./virtio_device.ts";
 import { formatU64, StateError, StateReader, type VersionedState } from "../../common/persist.ts";
+import { DISK_SERIAL_RULE, isDiskSerial } from "../../common/validators.ts";
+import { DenovisorError } from "../../common/errors.ts";
 import { readCounters } from "../state_fields.ts";
 import { limiterState, prepareLimiter } from "./device_persist.ts";
 import type { RateLimiterState } from "./rate_limiter.ts";
@@ -114,10 +116,9 @@ export interface VirtioBlockState extends VersionedState {
 }
 
 /** Thrown for options that make no sense (a long serial, a bad queue size). */
-export class BlockConfigError extends Error {
+export class BlockConfigError extends DenovisorError {
   constructor(message: string) {
-    super(message);
-    this.name = "BlockConfigError";
+    super("invalid", message);
   }
 }
 
@@ -445,12 +446,10 @@ function dataBytes(chain: DescriptorChain): number {
 }
 
 function serialBytes(serial: string): Uint8Array {
-  const bytes = new TextEncoder().encode(serial);
-  if (bytes.length > BLOCK_ID_BYTES || /[^\x20-\x7e]/.test(serial)) {
-    throw new BlockConfigError(
-      `Disk serial "${serial}" must be at most ${BLOCK_ID_BYTES} printable ASCII characters`,
-    );
+  if (!isDiskSerial(serial)) {
+    throw new BlockConfigError(`Disk serial "${serial}" must be ${DISK_SERIAL_RULE}`);
   }
+  const bytes = new TextEncoder().encode(serial);
   const padded = new Uint8Array(BLOCK_ID_BYTES);
   padded.set(bytes);
   return padded;

@@ -6,6 +6,16 @@
  * @module
  */
 
+import {
+  CONSOLE_KINDS,
+  DOMAIN_STATES,
+  IMAGE_FORMATS,
+  LIFECYCLE_ACTIONS,
+  TRANSPORTS,
+} from "../../common/enums.ts";
+import { ERROR_CODES } from "../../common/errors.ts";
+import { MAX_DISK_SERIAL_LENGTH, OBJECT_NAME_PATTERN } from "../../common/validators.ts";
+
 type Schema = Record<string, unknown>;
 
 const string: Schema = { type: "string" };
@@ -52,18 +62,16 @@ const poolDefinition = {
 
 /** Every schema of the API, by type name. */
 export const SCHEMAS: Record<string, Schema> = {
-  LifecycleAction: { enum: ["destroy", "restart", "preserve", "rename-restart"] },
-  Transport: { enum: ["pci", "mmio"] },
-  DomainState: {
-    enum: ["shutoff", "starting", "running", "paused", "shutting-down", "crashed"],
-  },
+  LifecycleAction: { enum: [...LIFECYCLE_ACTIONS] },
+  Transport: { enum: [...TRANSPORTS] },
+  DomainState: { enum: [...DOMAIN_STATES] },
   DiskDefinition: object({
     pool: { type: "string", description: 'Defaults to "default" when volume is given' },
     volume: string,
     path: { type: "string", description: "Absolute host path; exclusive with volume" },
-    format: { enum: ["raw", "qcow2"], description: "Probed from the image when omitted" },
+    format: { enum: [...IMAGE_FORMATS], description: "Probed from the image when omitted" },
     readOnly: boolean,
-    serial: { type: "string", maxLength: 20 },
+    serial: { type: "string", maxLength: MAX_DISK_SERIAL_LENGTH },
     transport: ref("Transport"),
     rateLimit,
   }),
@@ -86,7 +94,7 @@ export const SCHEMAS: Record<string, Schema> = {
   },
   DomainDefinition: object(
     {
-      name: { type: "string", pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$" },
+      name: { type: "string", pattern: OBJECT_NAME_PATTERN.source },
       uuid: { type: "string", format: "uuid" },
       vcpus: { type: "integer", minimum: 1, maximum: 254 },
       memory: {
@@ -98,7 +106,7 @@ export const SCHEMAS: Record<string, Schema> = {
       nics: { type: "array", items: ref("NicDefinition") },
       rng: { oneOf: [boolean, object({ rateLimit })] },
       balloon: boolean,
-      console: { enum: ["serial", "virtio"] },
+      console: { enum: [...CONSOLE_KINDS] },
       onPoweroff: ref("LifecycleAction"),
       onReboot: ref("LifecycleAction"),
       onCrash: ref("LifecycleAction"),
@@ -229,6 +237,11 @@ export const SCHEMAS: Record<string, Schema> = {
     allocationBytes: integer,
     availableBytes: integer,
     volumes: integer,
+    skipped: {
+      type: "array",
+      items: string,
+      description: "Entries of the pool that are not volumes (bad names, FIFOs, directories)",
+    },
   }, ["name", "type", "path", "state", "volumes"]),
   VolumeProgress: object({
     busy: boolean,
@@ -240,7 +253,7 @@ export const SCHEMAS: Record<string, Schema> = {
     pool: string,
     name: string,
     path: string,
-    format: { enum: ["raw", "qcow2"] },
+    format: { enum: [...IMAGE_FORMATS] },
     virtualSize: integer,
     allocatedSize: integer,
     backingChain: { type: "array", items: string },
@@ -258,7 +271,7 @@ export const SCHEMAS: Record<string, Schema> = {
   ]),
   VolumeCreateRequest: object({
     name: string,
-    format: { enum: ["raw", "qcow2"] },
+    format: { enum: [...IMAGE_FORMATS] },
     size,
     preallocation: { enum: ["off", "metadata", "full"] },
     backingVolume: string,
@@ -269,12 +282,12 @@ export const SCHEMAS: Record<string, Schema> = {
     force: boolean,
     target: string,
     mode: { enum: ["full", "linked"] },
-    format: { enum: ["raw", "qcow2"] },
+    format: { enum: [...IMAGE_FORMATS] },
     snapshot: string,
   }),
   ApiErrorBody: object({
     error: object({
-      code: { enum: ["invalid", "forbidden", "not_found", "conflict", "timeout", "internal"] },
+      code: { enum: [...ERROR_CODES] },
       message: {
         type: "string",
         examples: ["disks[1].volume: no volume 'web' in pool 'default'"],

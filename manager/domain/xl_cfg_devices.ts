@@ -9,6 +9,7 @@
 import { resolve } from "node:path";
 import type { DiskDefinition, NicDefinition } from "../api_types.ts";
 import { XlCfgError } from "./xl_cfg_syntax.ts";
+import { IMAGE_FORMATS, type ImageFormat, isOneOf } from "../../common/enums.ts";
 
 /** Where a spec came from, for messages. */
 export interface SpecContext {
@@ -27,12 +28,14 @@ const PREFIX = /^(phy|file|tap|tap2|aio|raw|qcow|qcow2|vhd|qed):/;
 const HARMLESS_DISK_FLAGS = ["direct-io-safe", "discard", "no-discard", "trusted", "untrusted"];
 const HARMLESS_DISK_KEYS = ["backendtype", "specification", "vdev"];
 
-function readFormat(format: string, context: SpecContext): "raw" | "qcow2" | undefined {
+function readFormat(format: string, context: SpecContext): ImageFormat | undefined {
   if (format === "") return undefined;
-  if (format === "raw" || format === "qcow2") return format;
+  if (isOneOf(format, IMAGE_FORMATS)) return format;
   throw new XlCfgError(
     context.line,
-    `format ${format} is not one Denovisor reads (raw, qcow2); convert the image with qemu-img convert -O qcow2`,
+    `format ${format} is not one Denovisor reads (${
+      IMAGE_FORMATS.join(", ")
+    }); convert the image with qemu-img convert -O qcow2`,
     context.path,
   );
 }

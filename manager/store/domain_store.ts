@@ -10,9 +10,9 @@
 import { join } from "node:path";
 import type { DomainDefinition } from "../api_types.ts";
 import { removeFileDurably, writeFileAtomic } from "./atomic_file.ts";
+import { isObjectName, OBJECT_NAME_RULE } from "../../common/validators.ts";
 
 /** Names that are safe as file names; the definition validator enforces the same rule. */
-const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** A definition file that could not be read back, with the reason. */
 export interface UnreadableDefinition {
@@ -92,10 +92,7 @@ export class DomainStore {
 
 /** Refuses names that would escape the state directory; the validator says it better first. */
 function checkName(name: string): void {
-  if (!SAFE_NAME.test(name)) {
-    throw new Error(
-      `Domain name '${name}' is not allowed: use 1-64 letters, digits, '.', '_' or '-', ` +
-        `starting with a letter or digit`,
-    );
+  if (!isObjectName(name)) {
+    throw new Error(`Domain name '${name}' is not allowed: use ${OBJECT_NAME_RULE}`);
   }
 }
