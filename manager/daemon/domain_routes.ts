@@ -25,14 +25,22 @@ export function addDomainRoutes(
   paths: DenovisorPaths,
 ): void {
   router.add("GET", "/v1/host", () => jsonResponse(hostInfo(domains, paths)));
-  router.add("GET", "/v1/domains", () => jsonResponse(domains.list()));
+  // Listings wait for the start-up re-attach, so that they never show a running domain
+  // as shut off (a request for one domain waits on that domain's lock instead).
+  router.add("GET", "/v1/domains", async () => {
+    await domains.settled();
+    return jsonResponse(domains.list());
+  });
   router.add("POST", "/v1/domains", async ({ request, url }) => {
     const body = await readJsonBody(request);
     const transient = flag(url, "transient");
     const info = await domains.define(body, { start: flag(url, "start") || transient, transient });
     return jsonResponse(info, 201);
   });
-  router.add("GET", "/v1/domains/:name", ({ params }) => jsonResponse(domains.info(params.name)));
+  router.add("GET", "/v1/domains/:name", async ({ params }) => {
+    await domains.settled();
+    return jsonResponse(domains.info(params.name));
+  });
   router.add("PUT", "/v1/domains/:name", async ({ request, params }) => {
     return jsonResponse(await domains.edit(params.name, await readJsonBody(request)));
   });

@@ -26,6 +26,7 @@ import { conflicts } from "./start_checks.ts";
 export class DomainManager {
   readonly #entries = new Map<string, DomainEntry>();
   readonly #mutex = new KeyedMutex();
+  #reattached: Promise<void> = Promise.resolve();
   readonly #context: LifecycleContext;
   readonly lifecycle: Lifecycle;
 
@@ -52,9 +53,18 @@ export class DomainManager {
     }
   }
 
-  /** Takes over the VMMs a previous daemon left running (at start, before serving). */
+  /**
+   * Takes over the VMMs a previous daemon left running. Call it before serving: every
+   * domain it concerns is locked on return, so serving may begin while it runs.
+   */
   reattach(): Promise<void> {
-    return reattachAll(this.#context, this.lifecycle);
+    this.#reattached = reattachAll(this.#context, this.lifecycle);
+    return this.#reattached;
+  }
+
+  /** Resolves once the start-up re-attach is over (for listings, which take no lock). */
+  settled(): Promise<void> {
+    return this.#reattached;
   }
 
   /** Starts the autostart domains that are not running. */

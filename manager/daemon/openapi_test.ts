@@ -192,6 +192,7 @@ const SAMPLES: Record<string, Json> = {
     allocationBytes: 0,
     availableBytes: 0,
     volumes: 0,
+    skipped: [""],
   } satisfies Required<PoolInfo>,
   VolumeInfo: {
     pool: "",

@@ -20,7 +20,7 @@ import { EventHub } from "./events.ts";
 import { Router } from "../../common/http/mod.ts";
 import { addOpenApiRoute } from "./openapi_route.ts";
 import { listenPrivately, resolveGroup } from "./socket.ts";
-import { notifyReady, notifyStopping } from "../systemd/notify.ts";
+import { notifyReady, notifyStatus, notifyStopping } from "../systemd/notify.ts";
 
 /** Options of `runDaemon`. */
 export interface DaemonOptions {
@@ -71,13 +71,16 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       volumeUser: (path) => domains.userOfPath(path),
     });
     await domains.load();
-    await domains.reattach();
+    // Listen first: hung VMMs must not hold the socket back (systemd's start timeout).
+    const reattached = domains.reattach();
 
     const router = new Router();
     addDomainRoutes(router, domains, events, paths);
     addPoolRoutes(router, pools);
     addOpenApiRoute(router);
-    const server = await listenPrivately(paths.socket, gid, (request) => router.handle(request));
+    const server = await listenPrivately(paths.socket, gid, (request) => router.handle(request), {
+      log,
+    });
     log(`listening on ${paths.socket} (state ${paths.stateDir})`);
     try {
       notifyReady(`${domains.counts().running} domains running`);
@@ -86,7 +89,14 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     }
 
     for (const failure of pools.startAutostart()) log(`pool autostart: ${failure}`);
-    domains.autostart().catch((error) => log(`autostart: ${error.message}`));
+    reattached.then(() => {
+      try {
+        notifyStatus(`${domains.counts().running} domains running`);
+      } catch {
+        // Not under systemd: nothing to tell.
+      }
+      return domains.autostart();
+    }).catch((error) => log(`autostart: ${error.message}`));
 
     let stopping: Promise<void> | undefined;
     let finish!: () => void;

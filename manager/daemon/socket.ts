@@ -7,32 +7,34 @@
  */
 
 import { dirname, join } from "node:path";
+import {
+  serveUnix,
+  type UnixHttpServer,
+  type UnixServerOptions,
+} from "../../common/http/server.ts";
 
 /** Serves `handler` on the unix socket `path`; resolves once it is in place. */
 export async function listenPrivately(
   path: string,
   gid: number | undefined,
   handler: (request: Request) => Response | Promise<Response>,
-): Promise<Deno.HttpServer> {
+  options: Omit<UnixServerOptions, "path"> = {},
+): Promise<UnixHttpServer> {
   const staging = await Deno.makeTempDir({ dir: dirname(path), prefix: ".api-socket-" });
   const temp = join(staging, "api.sock");
   try {
-    let listening!: () => void;
-    const ready = new Promise<void>((resolve) => listening = resolve);
-    const server = Deno.serve({
-      path: temp,
-      onListen: () => listening(),
-      onError: (error) =>
-        new Response(
-          JSON.stringify({ error: { code: "internal", message: String(error) } }),
-          { status: 500, headers: { "content-type": "application/json" } },
-        ),
-    }, handler);
-    await ready;
-    await Deno.chmod(temp, gid === undefined ? 0o600 : 0o660);
-    if (gid !== undefined) await Deno.chown(temp, null, gid);
-    // The lock is ours, so a socket left at `path` is a dead daemon's: replace it.
-    await Deno.rename(temp, path);
+    // Our own accept loop (common/http/server.ts): header and idle timeouts, a connection
+    // cap and EMFILE as back-pressure, none of which Deno.serve offers.
+    const server = serveUnix({ ...options, path: temp }, handler);
+    try {
+      await Deno.chmod(temp, gid === undefined ? 0o600 : 0o660);
+      if (gid !== undefined) await Deno.chown(temp, null, gid);
+      // The lock is ours, so a socket left at `path` is a dead daemon's: replace it.
+      await Deno.rename(temp, path);
+    } catch (error) {
+      await server.shutdown();
+      throw error;
+    }
     return server;
   } finally {
     await Deno.remove(staging, { recursive: true }).catch(() => {});

@@ -1,5 +1,5 @@
 /**
- * What the daemon does once at start, before and after it serves: take over the VMMs a
+ * What the daemon does once at start, while it already serves: take over the VMMs a
  * previous daemon left running (`<runDir>/domains/<name>/domain.json`), then start the
  * autostart domains.
  *
@@ -13,23 +13,28 @@ import { VmmRun } from "./vmm_run.ts";
 /**
  * Re-attaches every VMM recorded in the run directory; a record whose VMM has gone is
  * handled as that run's end (its on_* action applies). Damaged records are removed.
+ *
+ * Every domain's lock is taken before this returns its promise (synchronously), so the
+ * daemon can listen at once: a request for a domain being re-attached waits for it
+ * instead of, say, starting a second VMM. The VMMs are asked in parallel, so hung
+ * (stopped) VMMs cost one control timeout in all, not one each.
  */
-export async function reattachAll(context: LifecycleContext, lifecycle: Lifecycle): Promise<void> {
+export function reattachAll(context: LifecycleContext, lifecycle: Lifecycle): Promise<void> {
   const domainsDir = join(context.paths.runDir, "domains");
   let names: string[] = [];
   try {
     names = [...Deno.readDirSync(domainsDir)].filter((e) => e.isDirectory).map((e) => e.name);
   } catch {
-    return; // No run directory yet: nothing ran.
+    return Promise.resolve(); // No run directory yet: nothing ran.
   }
-  for (const name of names) {
-    const runDir = join(domainsDir, name);
-    const record = await VmmRun.readRecord(runDir);
-    if (record === undefined || record.definition.name !== name) {
-      await Deno.remove(runDir, { recursive: true }).catch(() => {});
-      continue;
-    }
-    await context.mutex.run(name, async () => {
+  const runs = names.map((name) =>
+    context.mutex.run(name, async () => {
+      const runDir = join(domainsDir, name);
+      const record = await VmmRun.readRecord(runDir);
+      if (record === undefined || record.definition.name !== name) {
+        await Deno.remove(runDir, { recursive: true }).catch(() => {});
+        return;
+      }
       let entry = context.entries.get(name);
       if (entry === undefined) {
         // A transient domain (or one undefined by hand while it ran): known from its record.
@@ -43,8 +48,9 @@ export async function reattachAll(context: LifecycleContext, lifecycle: Lifecycl
         context.entries.set(name, entry);
       }
       await lifecycle.adopt(entry, VmmRun.attach(name, runDir, record));
-    });
-  }
+    }).catch((error) => context.log(`cannot re-attach '${name}': ${(error as Error).message}`))
+  );
+  return Promise.all(runs).then(() => {});
 }
 
 /** Starts every persistent domain with autostart that is not running. */
