@@ -20,8 +20,8 @@ if [ -z "$summary" ]; then
   [ "$status" -ne 0 ] || status=1
 fi
 # One line per ignored test or step: "name ... ignored (0ms)".
-ignored=$(grep -E ' \.\.\. ignored \([0-9.]+m?s\)$' <<<"$text" |
-  sed -E 's/^ +//; s/ \.\.\. ignored \([0-9.]+m?s\)$//' || true)
+ignored=$(grep -E ' \.\.\. ignored \([^)]*\)$' <<<"$text" |
+  sed -E 's/^ +//; s/ \.\.\. ignored \([^)]*\)$//' || true)
 if [ -n "$ignored" ]; then
   # Deno's count leaves out ignored steps; they were skipped all the same.
   listed=$(wc -l <<<"$ignored")
