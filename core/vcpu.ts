@@ -179,6 +179,15 @@ export class Vcpu implements Disposable {
     ioctlBytes(this.#fd, KVM.SET_VCPU_EVENTS, events.slice(), "ioctl(KVM_SET_VCPU_EVENTS)");
   }
 
+  /** The guest TSC frequency in kHz (0 when KVM does not know it). */
+  getTscKhz(): number {
+    return ioctlValue(this.#fd, KVM.GET_TSC_KHZ, 0, "ioctl(KVM_GET_TSC_KHZ)");
+  }
+  /** Sets the guest TSC frequency (KVM scales the TSC; needs KVM_CAP_TSC_CONTROL). */
+  setTscKhz(khz: number): void {
+    ioctlValue(this.#fd, KVM.SET_TSC_KHZ, khz, "ioctl(KVM_SET_TSC_KHZ)");
+  }
+
   /**
    * The XSAVE area, `size` bytes (KVM_CAP_XSAVE2's answer): areas above 4 KiB (AMX)
    * only come out of KVM_GET_XSAVE2.

@@ -5,8 +5,8 @@
  * pending INIT/SIPI and that changes the registers read next; the vCPU events last.
  *
  * Restore (the order a C program moved a running guest between two VMs with on this
- * project's hosts, which also satisfies every pitfall in ROUND2-ANCHORS.md): CPUID, then
- * sregs (they carry the APIC base), regs, the FPU then XSAVE, XCRs, the local APIC (after
+ * project's hosts, which also satisfies every pitfall in ROUND2-ANCHORS.md): CPUID, the
+ * TSC frequency when the saving host's differed (KVM_SET_TSC_KHZ), then sregs (they carry the APIC base), regs, the FPU then XSAVE, XCRs, the local APIC (after
  * sregs, and before the MSRs: KVM only arms a TSC deadline once the APIC is in
  * TSC-deadline mode), the MSRs with IA32_TSC first and IA32_TSC_DEADLINE in a call of
  * its own after it, the vCPU events (after regs: KVM_SET_REGS drops a pending
@@ -34,6 +34,7 @@ import {
 import type { Vcpu } from "./vcpu.ts";
 import {
   parseVcpuState,
+  tscNeedsRescaling,
   type VcpuState,
   vcpuStateFrom,
   type VcpuStateSupport,
@@ -64,6 +65,7 @@ export function saveVcpu(vcpu: Vcpu, support: VcpuStateSupport): VcpuState {
     readMsrs(vcpu, support.msrIndices),
     lapicRegister(lapic, LAPIC_LVT_TIMER_OFFSET),
   );
+  const tscKhz = vcpu.getTscKhz();
   const events = decodeVcpuEvents(vcpu.getVcpuEvents());
   return vcpuStateFrom({
     id: vcpu.id,
@@ -78,6 +80,7 @@ export function saveVcpu(vcpu: Vcpu, support: VcpuStateSupport): VcpuState {
     events,
     debugregs,
     mpState,
+    tscKhz,
   });
 }
 
@@ -85,6 +88,7 @@ export function saveVcpu(vcpu: Vcpu, support: VcpuStateSupport): VcpuState {
 export function restoreVcpu(vcpu: Vcpu, state: unknown, support: VcpuStateSupport): void {
   const p = parseVcpuState(state, vcpu.id, support);
   vcpu.setCpuid(p.cpuid);
+  matchTscFrequency(vcpu, p.tscKhz);
   vcpu.setSregs(p.sregs);
   vcpu.setRegs(p.regs);
   // The FPU struct first, then the XSAVE area over it: XSAVE only loads the components
@@ -107,6 +111,21 @@ export function vcpuPersistable(vcpu: Vcpu, support: VcpuStateSupport): Persista
     save: () => saveVcpu(vcpu, support),
     restore: (state) => restoreVcpu(vcpu, state, support),
   };
+}
+
+/** Before the TSC is written: a guest TSC saved on a host with another frequency keeps its rate. */
+function matchTscFrequency(vcpu: Vcpu, savedKhz: number): void {
+  const hereKhz = vcpu.getTscKhz();
+  if (!tscNeedsRescaling(savedKhz, hereKhz)) return;
+  try {
+    vcpu.setTscKhz(savedKhz);
+  } catch (error) {
+    throw new VcpuRestoreError(
+      `The saved guest TSC ran at ${savedKhz} kHz, this host's at ${hereKhz} kHz, and KVM cannot rescale it (${
+        error instanceof Error ? error.message : error
+      }); restore on a host with the same TSC frequency or with TSC scaling`,
+    );
+  }
 }
 
 /**

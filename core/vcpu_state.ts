@@ -94,6 +94,8 @@ export interface VcpuState {
   debugregs: { db: string[]; dr6: string; dr7: string } | null;
   /** KVM_MP_STATE_*: runnable, uninitialized (an AP before INIT/SIPI), halted... */
   mpState: number;
+  /** The guest TSC's frequency in kHz (KVM_GET_TSC_KHZ; 0 when KVM did not know it). */
+  tscKhz: number;
 }
 
 /** The decoded KVM structs of a `VcpuState` (what `Vcpu` reads and writes). */
@@ -110,6 +112,7 @@ export interface VcpuStateParts {
   events: VcpuEvents;
   debugregs: DebugRegs | null;
   mpState: number;
+  tscKhz: number;
 }
 
 /** Builds the JSON state from what KVM returned. */
@@ -159,6 +162,7 @@ export function vcpuStateFrom(p: VcpuStateParts): VcpuState {
       dr7: formatU64(p.debugregs.dr7),
     },
     mpState: p.mpState,
+    tscKhz: p.tscKhz,
   };
 }
 
@@ -202,6 +206,7 @@ export function parseVcpuState(
     events: parseEvents(state.object("events")),
     debugregs: parseDebugRegs(state, support),
     mpState: state.integer("mpState", KVM_MP_STATE.RUNNABLE, KVM_MP_STATE.SIPI_RECEIVED),
+    tscKhz: state.integer("tscKhz", 0, 0x7fff_ffff),
   };
 }
 
@@ -374,4 +379,17 @@ function parseDebugRegs(state: StateReader, support: VcpuStateSupport): DebugReg
   }
   // DR6 and DR7 are 32-bit registers; KVM refuses upper bits.
   return { db, dr6: regs.u64("dr6", 0xffff_ffffn), dr7: regs.u64("dr7", 0xffff_ffffn) };
+}
+
+/** QEMU's and Firecracker's tolerance: a guest TSC this close in frequency is not rescaled. */
+export const TSC_KHZ_TOLERANCE_PPM = 250;
+
+/**
+ * Whether a guest TSC saved at `savedKhz` must be rescaled (KVM_SET_TSC_KHZ) on a vCPU
+ * whose TSC runs at `hereKhz`: when they differ by more than the tolerance, and both are
+ * known (KVM answers 0 when it does not know).
+ */
+export function tscNeedsRescaling(savedKhz: number, hereKhz: number): boolean {
+  if (savedKhz === 0 || hereKhz === 0) return false;
+  return Math.abs(hereKhz - savedKhz) * 1_000_000 > savedKhz * TSC_KHZ_TOLERANCE_PPM;
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { encodeBase64, StateError } from "../common/persist.ts";
 import { SAMPLE_SUPPORT, sampleVcpuState } from "./testing/kvm_state_samples.ts";
-import { parseVcpuState, type VcpuState, vcpuStateFrom } from "./vcpu_state.ts";
+import { parseVcpuState, tscNeedsRescaling, type VcpuState, vcpuStateFrom } from "./vcpu_state.ts";
 
 const viaJson = <T>(value: T): T => JSON.parse(JSON.stringify(value));
 
@@ -53,6 +53,7 @@ Deno.test("parseVcpuState() refuses a state for another vCPU and malformed field
   refuses((s) => s.fpu = s.fpu.slice(0, -8), "state.fpu", /416 bytes/);
   refuses((s) => s.lapic = "not base64!", "state.lapic", /base64/);
   refuses((s) => s.mpState = 5, "state.mpState", /0\.\.4/);
+  refuses((s) => s.tscKhz = -1, "state.tscKhz", /integer/);
   refuses((s) => s.xcrs = [{ xcr: 1, value: "0x1" }], "state.xcrs[0].xcr", /0\.\.0/);
   refuses((s) => s.debugregs!.dr7 = "0x100000000", "state.debugregs.dr7", /above/);
   refuses((s) => s.events.flags = 0x40, "state.events.flags", /unknown flag/);
@@ -76,4 +77,13 @@ Deno.test("parseVcpuState() refuses what this host cannot load, saying why", () 
     /4096 to 4096/,
   );
   refuses((s) => s.xsave = encodeBase64(new Uint8Array(64)), "state.xsave", /got 64/);
+});
+
+Deno.test("tscNeedsRescaling() rescales beyond 250 ppm, and never an unknown frequency", () => {
+  assert.equal(tscNeedsRescaling(2_600_000, 2_600_000), false);
+  assert.equal(tscNeedsRescaling(2_600_000, 2_600_650), false, "exactly 250 ppm");
+  assert.equal(tscNeedsRescaling(2_600_000, 2_600_651), true);
+  assert.equal(tscNeedsRescaling(2_600_000, 3_000_000), true);
+  assert.equal(tscNeedsRescaling(0, 3_000_000), false);
+  assert.equal(tscNeedsRescaling(2_600_000, 0), false);
 });

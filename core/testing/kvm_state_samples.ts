@@ -170,5 +170,6 @@ export function sampleVcpuState(id = 0): VcpuState {
     },
     debugregs: { db: [0n, 0n, 0n, 0n], dr6: 0xffff0ff0n, dr7: 0x400n },
     mpState: 3,
+    tscKhz: 2_600_000,
   });
 }

@@ -104,6 +104,7 @@ export const KVM = {
   GET_XCRS: ior(0xa6, S.xcrs),
   SET_XCRS: iow(0xa7, S.xcrs),
   KVMCLOCK_CTRL: io(0xad),
+  SET_TSC_KHZ: io(0xa2),
   GET_TSC_KHZ: io(0xa3),
 } as const;
 
@@ -136,6 +137,7 @@ export const KVM_CAP = {
   XCRS: 56,
   TSC_DEADLINE_TIMER: 72,
   MAX_VCPUS: 66,
+  TSC_CONTROL: 60,
   IMMEDIATE_EXIT: 136,
   MAX_VCPU_ID: 128,
   SPLIT_IRQCHIP: 121,

@@ -55,6 +55,7 @@ Deno.test("KVM ioctl numbers match the values <linux/kvm.h> produces", () => {
     SET_DEBUGREGS: 0x4080aea2n,
     GET_CPUID2: 0xc008ae91n,
     GET_TSC_KHZ: 0xaea3n,
+    SET_TSC_KHZ: 0xaea2n,
   };
   for (const [name, value] of Object.entries(expected)) {
     assert.equal(KVM[name as keyof typeof KVM], value, name);
@@ -66,9 +67,8 @@ Deno.test("KVM capability numbers match <linux/kvm.h>", () => {
     [KVM_CAP.XSAVE, KVM_CAP.XCRS, KVM_CAP.DEBUGREGS, KVM_CAP.KVMCLOCK_CTRL, KVM_CAP.XSAVE2],
     [0x37, 0x38, 0x32, 0x4c, 0xd0],
   );
-  assert.deepEqual([KVM_CAP.ADJUST_CLOCK, KVM_CAP.VCPU_EVENTS, KVM_CAP.PIT_STATE2], [
-    0x27,
-    0x29,
-    0x23,
-  ]);
+  assert.deepEqual(
+    [KVM_CAP.ADJUST_CLOCK, KVM_CAP.VCPU_EVENTS, KVM_CAP.PIT_STATE2, KVM_CAP.TSC_CONTROL],
+    [0x27, 0x29, 0x23, 60],
+  );
 });
