@@ -24,12 +24,13 @@ import { ThrottledQueue } from "./throttled_queue.ts";
 import type { DescriptorChain } from "./queue_types.ts";
 import { type DeviceRateLimiter, retryWithTimeout, type ScheduleRetry } from "./rate_limiter.ts";
 import { type ActivateContext, VIRTIO_F, VIRTIO_ID, type VirtioDevice } from "./virtio_device.ts";
-import { formatU64, StateError, StateReader, type VersionedState } from "../../common/persist.ts";
+import { formatU64 } from "../../common/persist.ts";
 import { DISK_SERIAL_RULE, isDiskSerial } from "../../common/validators.ts";
 import { DenovisorError } from "../../common/errors.ts";
-import { readCounters } from "../state_fields.ts";
-import { limiterState, prepareLimiter } from "./device_persist.ts";
-import type { RateLimiterState } from "./rate_limiter.ts";
+import { limiterState } from "./device_persist.ts";
+import { parseBlockState, type VirtioBlockState } from "./block_state.ts";
+
+export type { VirtioBlockState } from "./block_state.ts";
 
 /** virtio-blk feature bits (virtio 1.2, 5.2.3). */
 export const VIRTIO_BLK_F = {
@@ -81,38 +82,6 @@ export interface BlockStats {
   errors: number;
   unsupported: number;
   throttled: number;
-}
-
-const STAT_KEYS = [
-  "reads",
-  "writes",
-  "bytesRead",
-  "bytesWritten",
-  "flushes",
-  "discards",
-  "writeZeroes",
-  "errors",
-  "unsupported",
-  "throttled",
-] as const;
-
-/**
- * virtio-blk's own state (its queue is the transport's). The configuration the guest
- * read (capacity, read-only, serial) comes from the disk, which is not saved: it is kept
- * to check that the restoring device has the same disk, as the guest's view would
- * otherwise change under it. No request is in flight at a snapshot: requests are served
- * to completion synchronously, and one held back by the rate limiter is handed back to
- * the queue (see transport_persist.ts).
- */
-export interface VirtioBlockState extends VersionedState {
-  readonly version: 1;
-  /** Capacity in 512-byte sectors, a u64 string. */
-  readonly capacity: string;
-  readonly readOnly: boolean;
-  /** The GET_ID answer without its NUL padding. */
-  readonly serial: string;
-  readonly stats: BlockStats;
-  readonly rateLimiter: RateLimiterState | null;
 }
 
 /** Thrown for options that make no sense (a long serial, a bad queue size). */
@@ -210,37 +179,16 @@ export class VirtioBlock implements VirtioDevice {
    * the function that applies it.
    */
   prepareRestore(state: unknown, path: string): () => void {
-    const r = new StateReader(state, path);
-    r.version([1]);
-    const capacity = r.u64("capacity");
-    if (capacity !== BigInt(this.capacity)) {
-      throw new StateError(
-        r.fieldPath("capacity"),
-        `the saved disk had ${capacity} sectors but ${this.#disk.path} has ${this.capacity}; restore with the same disk`,
-      );
-    }
-    if (r.boolean("readOnly") !== this.#disk.readOnly) {
-      throw new StateError(
-        r.fieldPath("readOnly"),
-        `the saved disk was ${
-          this.#disk.readOnly ? "writable" : "read-only"
-        }; open it the same way`,
-      );
-    }
-    const serial = r.string("serial", BLOCK_ID_BYTES);
-    if (serial !== this.#serialText()) {
-      throw new StateError(
-        r.fieldPath("serial"),
-        `the saved serial ${JSON.stringify(serial)} differs from ${
-          JSON.stringify(this.#serialText())
-        }`,
-      );
-    }
-    const stats = readCounters(r, "stats", STAT_KEYS);
-    const commitLimiter = prepareLimiter(r, "rateLimiter", this.#limiter);
+    const saved = parseBlockState(state, path, {
+      path: this.#disk.path,
+      capacity: this.capacity,
+      readOnly: this.#disk.readOnly,
+      serial: this.#serialText(),
+      limiter: this.#limiter,
+    });
     return () => {
-      Object.assign(this.#stats, stats);
-      commitLimiter();
+      Object.assign(this.#stats, saved.stats);
+      saved.commitLimiter();
     };
   }
 
