@@ -13,6 +13,9 @@ import {
   INCOMPAT_EXTENDED_L2,
   parseHeader,
 } from "../qcow2/format.ts";
+import { closeFd } from "../../ffi/libc.ts";
+import { pread } from "../../ffi/fs.ts";
+import { openImageFile } from "../image_file.ts";
 import { ClusterKind } from "../qcow2/cluster_map.ts";
 import { readSnapshotTable } from "../qcow2/snapshot_table.ts";
 import { Qcow2Disk } from "../qcow2/qcow2_disk.ts";
@@ -98,19 +101,9 @@ export function readSnapshots(path: string): SnapshotRow[] {
   const { bytes, size } = readHead(path);
   const header = parseHeader(bytes, size, path);
   if (header.nbSnapshots === 0) return [];
-  const file = Deno.openSync(path, { read: true });
+  const file = openImageFile(path, { readOnly: true, lock: false });
   try {
-    const read = (offset: number, length: number) => {
-      const out = new Uint8Array(length);
-      file.seekSync(offset, Deno.SeekMode.Start);
-      let done = 0;
-      while (done < length) {
-        const n = file.readSync(out.subarray(done));
-        if (n === null || n === 0) break;
-        done += n;
-      }
-      return out;
-    };
+    const read = (offset: number, length: number) => readAt(file.fd, offset, length);
     return readSnapshotTable(read, header, size, path).map((s) => {
       // Extra data past vm_state_size and disk_size: the icount (qcow2 v3, QEMU >= 5.2).
       const icount = s.extra.length >= 8
@@ -127,24 +120,29 @@ export function readSnapshots(path: string): SnapshotRow[] {
       };
     });
   } finally {
-    file.close();
+    closeFd(file.fd);
   }
 }
 
 /** The first bytes of the file (enough for the header and its extensions) and its size. */
 function readHead(path: string): { bytes: Uint8Array; size: number } {
-  const file = Deno.openSync(path, { read: true });
+  const file = openImageFile(path, { readOnly: true, lock: false });
   try {
-    const size = file.statSync().size;
-    const bytes = new Uint8Array(Math.min(size, 2 * 1024 * 1024));
-    let done = 0;
-    while (done < bytes.length) {
-      const n = file.readSync(bytes.subarray(done));
-      if (n === null || n === 0) break;
-      done += n;
-    }
-    return { bytes: bytes.subarray(0, done), size };
+    const bytes = readAt(file.fd, 0, Math.min(file.size, 2 * 1024 * 1024));
+    return { bytes, size: file.size };
   } finally {
-    file.close();
+    closeFd(file.fd);
   }
+}
+
+/** `length` bytes at `offset`; past the end of the file they read as zeroes. */
+function readAt(fd: number, offset: number, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let done = 0;
+  while (done < length) {
+    const n = pread(fd, out.subarray(done), offset + done);
+    if (n <= 0) break;
+    done += n;
+  }
+  return out;
 }
