@@ -14,6 +14,7 @@ import {
 } from "../devices/console/console_spec.ts";
 import type { ConsoleBackend } from "../devices/console/console.ts";
 import { Kvm } from "../core/kvm.ts";
+import { DEFAULT_FIRMWARE } from "../core/boot/firmware_rom.ts";
 import { describeEnd, EXIT_STATUS, exitStatusFor, type VmEndReason } from "../core/vm_end.ts";
 import { type BootImage, build, loadBootImage } from "../vmm/builder.ts";
 import type { Machine } from "../vmm/machine.ts";
@@ -43,6 +44,12 @@ Options:
   --initrd PATH        Initial ramdisk
   --cmdline TEXT       Kernel command line
                        (default for --kernel: "${"console=ttyS0 reboot=k panic=1"}")
+  --firmware           Boot through Debian's SeaBIOS (${DEFAULT_FIRMWARE}) instead of a
+                       kernel: an unmodified boot sector or CD, text on the serial console
+  --firmware-file PATH Boot through another BIOS image (whole 64 KiB blocks, <= 256 KiB)
+  --cdrom PATH         An ISO image on an AHCI CD-ROM drive, read-only (repeatable;
+                       firmware boot only)
+  --boot-order LIST    Firmware boot order: disk,cdrom (default) or cdrom,disk
   --memory SIZE        Guest RAM, e.g. 512M or 2G; a bare number is MiB (default 256M)
   --cpus N             Number of vCPUs (default 1)
   --console SPEC       stdio (default), file:PATH or null
@@ -80,6 +87,10 @@ interface RunOptions {
 async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> {
   const { values } = parseCommandArgs("run", args, {
     kernel: { type: "string" },
+    firmware: { type: "boolean" },
+    "firmware-file": { type: "string" },
+    cdrom: { type: "string", multiple: true, default: [] },
+    "boot-order": { type: "string" },
     initrd: { type: "string" },
     cmdline: { type: "string" },
     memory: { type: "string", default: "256M" },
@@ -115,14 +126,16 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
   const rngLimit = values["rng-limit"] === undefined
     ? undefined
     : parseLimit(values["rng-limit"], "--rng-limit");
-  const boot: VmmBootConfig = values.kernel === undefined
-    ? { kind: "demo", cmdline: values.cmdline, initrd: values.initrd }
-    : {
-      kind: "linux",
-      kernel: values.kernel,
-      initrd: values.initrd,
-      cmdline: values.cmdline ?? DEFAULT_CMDLINE,
-    };
+  const firmware = firmwareBoot(values);
+  const boot: VmmBootConfig = firmware ??
+    (values.kernel === undefined
+      ? { kind: "demo", cmdline: values.cmdline, initrd: values.initrd }
+      : {
+        kind: "linux",
+        kernel: values.kernel,
+        initrd: values.initrd,
+        cmdline: values.cmdline ?? DEFAULT_CMDLINE,
+      });
   // Read here, before KVM is opened: a missing kernel is named even on a host without KVM.
   const bootImage = await loadBootImage(boot);
   const config: VmmMachineConfig = {
@@ -135,12 +148,53 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
     balloon: values.balloon ?? false,
     virtioConsole: values["virtio-console"] ?? false,
     transport,
+    cdroms: values.cdrom,
   };
   return {
     config,
     boot: bootImage,
     consoleSpec: parseConsole(values.console),
     restartOnReboot: onReboot === "restart",
+  };
+}
+
+/** The firmware boot `--firmware`, `--firmware-file` and `--boot-order` ask for, if any. */
+function firmwareBoot(values: {
+  firmware?: boolean;
+  "firmware-file"?: string;
+  "boot-order"?: string;
+  cdrom: string[];
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+}): VmmBootConfig | undefined {
+  const file = values["firmware-file"];
+  if (values.firmware && file !== undefined) {
+    throw new UsageError("--firmware-file: give either --firmware or --firmware-file, not both");
+  }
+  if (!values.firmware && file === undefined) {
+    if (values.cdrom.length > 0) throw new UsageError("--cdrom: CD-ROMs need --firmware");
+    if (values["boot-order"] !== undefined) throw new UsageError("--boot-order: add --firmware");
+    return undefined;
+  }
+  for (const flag of ["kernel", "initrd", "cmdline"] as const) {
+    if (values[flag] !== undefined) {
+      throw new UsageError(
+        `--${flag}: a firmware boot loads no kernel; drop --${flag} or --firmware`,
+      );
+    }
+  }
+  const order = values["boot-order"]?.split(",");
+  if (
+    order !== undefined &&
+    (order.some((o) => o !== "disk" && o !== "cdrom") || new Set(order).size !== order.length)
+  ) {
+    throw new UsageError(`--boot-order: '${values["boot-order"]}' is not disk,cdrom or cdrom,disk`);
+  }
+  return {
+    kind: "firmware",
+    firmware: file ?? DEFAULT_FIRMWARE,
+    ...(order === undefined ? {} : { order: order as ("disk" | "cdrom")[] }),
   };
 }
 

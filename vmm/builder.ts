@@ -18,6 +18,7 @@
  */
 
 import { guestRamRegions } from "../core/boot/e820.ts";
+import { checkFirmwareImage, mapFirmware } from "../core/boot/firmware_rom.ts";
 import { configureBoot } from "../core/boot/linux_boot.ts";
 import { Bus } from "../core/bus.ts";
 import { EventLoop } from "../core/event_loop.ts";
@@ -29,6 +30,10 @@ import type { Vm } from "../core/vm.ts";
 import { configureBootVcpu, configureVcpu } from "../core/vcpu_setup.ts";
 import type { ConsoleOutput } from "../devices/console/console.ts";
 import { createSplitQueue as createQueue } from "../devices/virtio/queue.ts";
+import { FirmwarePlatform } from "../devices/firmware/firmware_platform.ts";
+import type { HostMapping } from "../ffi/mman.ts";
+import type { Disk } from "../storage/disk.ts";
+import { RawDisk } from "../storage/raw_disk.ts";
 import { DEMO_GUEST_ELF } from "../guests/embedded/demo_guest.ts";
 import { DeviceManager } from "./device_manager.ts";
 import { planDevices } from "./device_plan.ts";
@@ -44,6 +49,8 @@ export interface BootImage {
   kernelPath?: string;
   initrd?: Uint8Array;
   cmdline: string;
+  /** A firmware boot's BIOS image (`kernel` is then empty): vCPUs start at its reset vector. */
+  firmware?: { image: Uint8Array; path: string; order?: ("disk" | "cdrom")[] };
 }
 
 /** What a build needs besides the config. */
@@ -60,6 +67,16 @@ export interface BuildContext {
 
 /** Reads the kernel and initrd `boot` names (the embedded demo guest for `kind: "demo"`). */
 export async function loadBootImage(boot: VmmBootConfig): Promise<BootImage> {
+  if (boot.kind === "firmware") {
+    const image = await readInputFile(boot.firmware, "firmware");
+    checkFirmwareImage(image, boot.firmware);
+    return {
+      kernel: new Uint8Array(0),
+      kernelPath: boot.firmware,
+      cmdline: "",
+      firmware: { image, path: boot.firmware, order: boot.order },
+    };
+  }
   const linux = boot.kind === "linux" ? boot : undefined;
   return {
     kernel: linux ? await readInputFile(linux.kernel, "kernel") : DEMO_GUEST_ELF,
@@ -133,7 +150,9 @@ function constructMachine(
     memoryBytes: config.memoryBytes,
     console: context.console,
   });
+  const cdroms: Disk[] = [];
   try {
+    for (const path of config.cdroms ?? []) cdroms.push(RawDisk.open(path, { readOnly: true }));
     const { kvm } = context;
     checkVcpuCount(kvm, config.vcpus);
     const regions = guestRamRegions(config.memoryBytes);
@@ -144,10 +163,25 @@ function constructMachine(
     const end = new VmEndSignal();
     let ram: GuestRam | undefined;
     let devices: DeviceManager | undefined;
+    let firmware: FirmwarePlatform | undefined;
+    let rom: HostMapping | undefined;
     const vcpus: Vcpu[] = [];
     try {
       initVm(vm);
       ram = GuestRam.allocate(vm, regions);
+      const bios = context.boot.firmware;
+      if (bios) {
+        firmware = new FirmwarePlatform({
+          memory: ram.memory,
+          cpus: config.vcpus,
+          ram: regions,
+          setIrqLine: (gsi, high) => vm.setIrqLine(gsi, high),
+          onReset: () => end.end({ kind: "reset", source: "reset register" }),
+          onPowerOff: () => end.end({ kind: "poweroff", source: "ACPI S5" }),
+          cdroms: cdroms.splice(0), // the platform closes them from now on
+        });
+      }
+      const platform = firmware;
       devices = new DeviceManager({
         vm,
         memory: ram.memory,
@@ -159,12 +193,27 @@ function constructMachine(
         virtio,
         console: context.console,
         onReset: () => end.end({ kind: "reset", source: "i8042" }),
+        pciHostBridge: platform?.hostBridge,
+        configPorts: platform && ((mechanism) => platform.configPorts(mechanism)),
+        // After the vCPUs stopped and before the VM closes: the CD-ROMs, then the ROM.
+        onClose: () => {
+          platform?.close();
+          rom?.unmap();
+        },
       });
+      if (platform && bios) {
+        const diskSlots = plan.virtio.flatMap((d) =>
+          d.kind === "disk" && d.transport.kind === "pci" ? [d.transport.slot] : []
+        );
+        platform.install({ pio, pci: devices.pciBus, diskSlots, order: bios.order });
+        rom = mapFirmware(vm, ram.memory, bios.image, bios.path);
+      }
       setUp({ vm, ram, devices, vcpus });
       return new Machine({ vm, ram, vcpus, pio, mmio, loop, devices, end });
     } catch (error) {
       // The same order as Machine.close(): the VM lets go of guest RAM before it is unmapped.
-      devices?.close();
+      if (devices) devices.close();
+      else firmware?.close();
       void loop.stop();
       vcpus.forEach((vcpu) => vcpu.close());
       vm.close();
@@ -173,6 +222,7 @@ function constructMachine(
     }
   } catch (error) {
     closeVirtioDevices(virtio);
+    cdroms.forEach((cdrom) => cdrom.close());
     throw error;
   }
 }
@@ -188,6 +238,17 @@ function bootSetUp(
 ): void {
   const { boot, kvm } = context;
   const { vm, ram, devices, vcpus } = parts;
+  const supportedCpuid = kvm.supportedCpuid();
+  if (boot.firmware) {
+    // The firmware boots the machine: every vCPU stays in KVM's reset state, vCPU 0 at
+    // the reset vector (0xFFFFFFF0, the ROM mapped below 4 GiB), the others waiting for
+    // the firmware's INIT and SIPI.
+    for (let id = 0; id < config.vcpus; id++) {
+      vcpus.push(vm.createVcpu(id));
+      configureVcpu(vcpus[id], supportedCpuid, config.vcpus);
+    }
+    return;
+  }
   const entry = configureBoot(ram.memory, {
     kernel: boot.kernel,
     kernelPath: boot.kernelPath,
@@ -196,7 +257,6 @@ function bootSetUp(
     cpus: config.vcpus,
     mpTable: { pciIntx: devices.pciIntxSources() },
   });
-  const supportedCpuid = kvm.supportedCpuid();
   for (let id = 0; id < config.vcpus; id++) {
     vcpus.push(vm.createVcpu(id));
     configureVcpu(vcpus[id], supportedCpuid, config.vcpus);

@@ -10,6 +10,7 @@
 import { isAbsolute } from "node:path";
 import { MIN_GUEST_RAM } from "../core/boot/e820.ts";
 import { MPTABLE_MAX_CPUS } from "../core/boot/mptable.ts";
+import { AHCI_MAX_PORTS } from "../devices/storage/ahci/ahci_controller.ts";
 import {
   RateLimiter,
   type RateLimiterConfig,
@@ -154,6 +155,7 @@ export function validateVmmConfig(value: unknown): VmmConfig {
     "rng",
     "balloon",
     "virtioConsole",
+    "cdroms",
     "transport",
     "onReboot",
     "logFile",
@@ -192,6 +194,7 @@ export function validateVmmConfig(value: unknown): VmmConfig {
     runDir: f.path("runDir"),
   };
   if (f.has("virtioConsole")) config.virtioConsole = f.boolean("virtioConsole");
+  if (f.has("cdroms")) config.cdroms = parseCdroms(f, config.boot);
   if (f.has("transport")) config.transport = f.oneOf("transport", TRANSPORTS);
   if (f.has("rng")) {
     const rng = new Fields(f.raw("rng"), "rng", ["rateLimit"]);
@@ -201,10 +204,22 @@ export function validateVmmConfig(value: unknown): VmmConfig {
 }
 
 function parseBoot(value: unknown): VmmConfig["boot"] {
-  const kind = new Fields(value, "boot", ["kind", "kernel", "initrd", "cmdline"]).oneOf("kind", [
-    "demo",
-    "linux",
-  ]);
+  const known = ["kind", "kernel", "initrd", "cmdline", "firmware", "order"];
+  const kind = new Fields(value, "boot", known).oneOf("kind", ["demo", "linux", "firmware"]);
+  if (kind === "firmware") {
+    const firmware = new Fields(value, "boot", ["kind", "firmware", "order"]);
+    if (!firmware.has("order")) return { kind, firmware: firmware.path("firmware") };
+    const order = firmware.array("order").map((entry, i) => {
+      if (entry !== "disk" && entry !== "cdrom") {
+        throw fail(`boot.order[${i}]`, `'${String(entry)}' is not one of disk, cdrom`);
+      }
+      return entry;
+    });
+    if (new Set(order).size !== order.length) {
+      throw fail("boot.order", "names a device class twice");
+    }
+    return { kind, firmware: firmware.path("firmware"), order };
+  }
   if (kind === "demo") {
     // The demo guest takes a command line and an initrd as `denovisor run` gives them.
     const demo = new Fields(value, "boot", ["kind", "cmdline", "initrd"]);
@@ -224,6 +239,24 @@ function parseBoot(value: unknown): VmmConfig["boot"] {
     ...(initrd === undefined ? {} : { initrd }),
     cmdline: f.string("cmdline"),
   };
+}
+
+/** CD-ROM images: absolute paths, on the AHCI controller of a firmware boot. */
+function parseCdroms(f: Fields, boot: VmmConfig["boot"]): string[] {
+  const cdroms = f.array("cdroms").map((entry, i) => {
+    if (typeof entry !== "string" || !isAbsolute(entry)) {
+      throw fail(
+        `cdroms[${i}]`,
+        `must be the absolute path of an ISO image, not ${describe(entry)}`,
+      );
+    }
+    return entry;
+  });
+  if (cdroms.length > 0 && boot.kind !== "firmware") {
+    throw fail("cdroms", "CD-ROMs need a firmware boot (boot.kind firmware)");
+  }
+  if (cdroms.length > AHCI_MAX_PORTS) throw fail("cdroms", `at most ${AHCI_MAX_PORTS} CD-ROMs`);
+  return cdroms;
 }
 
 function parseDisk(value: unknown, path: string): VmmDiskConfig {

@@ -86,3 +86,18 @@ Deno.test("validateVmmConfig() applies the common MAC, interface-name and serial
     "x".repeat(20),
   );
 });
+
+Deno.test("validateVmmConfig() takes a firmware boot with its order and CD-ROMs", () => {
+  const value = config({
+    boot: { kind: "firmware", firmware: "/usr/share/seabios/bios.bin", order: ["cdrom", "disk"] },
+    cdroms: ["/images/install.iso"],
+  });
+  assert.deepEqual(validateVmmConfig(value), value);
+  const firmware = { kind: "firmware", firmware: "/bios.bin" };
+  refused(config({ boot: { ...firmware, order: ["floppy"] } }), /^boot.order\[0\]: 'floppy'/);
+  refused(config({ boot: { ...firmware, order: ["disk", "disk"] } }), /^boot.order: names a/);
+  refused(config({ boot: { ...firmware, kernel: "/k" } }), /^boot.kernel: unknown field/);
+  refused(config({ boot: { kind: "firmware", firmware: "bios.bin" } }), /absolute path/);
+  refused(config({ cdroms: ["/a.iso"] }), /^cdroms: CD-ROMs need a firmware boot/);
+  refused(config({ boot: firmware, cdroms: ["a.iso"] }), /^cdroms\[0\]: must be the absolute/);
+});

@@ -15,6 +15,8 @@ import { CmosRtc } from "../devices/legacy/rtc.ts";
 import { Serial16550 } from "../devices/legacy/serial.ts";
 import { PciConfigMechanism } from "../devices/pci/config_mechanism.ts";
 import { PciBus, type PciIntxSource } from "../devices/pci/pci_bus.ts";
+import type { PciFunction } from "../devices/pci/pci_device.ts";
+import type { BusDevice } from "../core/bus_device.ts";
 import { mmioCmdlineFragment, MmioTransport } from "../devices/virtio/mmio_transport.ts";
 import { PciTransport } from "../devices/virtio/pci_transport.ts";
 import type { CreateQueue } from "../devices/virtio/transport_state.ts";
@@ -65,6 +67,12 @@ export interface DeviceManagerOptions {
   console: ConsoleOutput;
   /** The guest asked the i8042 to reset the CPU. */
   onReset: () => void;
+  /** Firmware boot: the PCI bus's slot 0 (an i440FX) instead of the generic host bridge. */
+  pciHostBridge?: PciFunction;
+  /** Firmware boot: wraps the 0xcf8-0xcff ports (to put the reset register at 0xcf9). */
+  configPorts?: (mechanism: BusDevice) => BusDevice;
+  /** Called by `close()`, for what the builder added beside the planned devices. */
+  onClose?: () => void;
 }
 
 /** Every device of one machine, wired, by id; `close()` undoes it all. */
@@ -78,6 +86,8 @@ export class DeviceManager {
   readonly #irqfds: Array<{ eventFd: EventFd; gsi: number }> = [];
   readonly #watched: number[] = [];
   readonly #toClose: VirtioDevice[] = [];
+  readonly #onClose: (() => void) | undefined;
+  #closed = false;
   #pci!: PciBus;
   #serial!: Serial16550;
   #i8042!: I8042;
@@ -85,10 +95,11 @@ export class DeviceManager {
   #virtioConsole: VirtioConsole | undefined;
 
   constructor(options: DeviceManagerOptions) {
-    const { vm, memory, mmio, pio, loop, createQueue } = options;
+    const { vm, memory, mmio, loop, createQueue } = options;
     this.#vm = vm;
     this.#loop = loop;
     this.#notify = new NotifyWiring(vm, loop);
+    this.#onClose = options.onClose;
     const legacy = new Map(options.plan.legacy.map((plan) => [plan.kind, plan]));
     const plannedLegacy = (kind: LegacyDevicePlan["kind"]) => {
       const plan = legacy.get(kind);
@@ -96,7 +107,7 @@ export class DeviceManager {
       return plan;
     };
     try {
-      this.#addPciHost(plannedLegacy("pci-host"), vm, mmio, pio);
+      this.#addPciHost(plannedLegacy("pci-host"), options);
       for (const opened of options.virtio) {
         this.#addVirtio(opened, { memory, mmio, createQueue });
       }
@@ -164,6 +175,13 @@ export class DeviceManager {
     }
     // Closed devices stay listed (stats read their final counters) but close only once.
     for (const device of this.#toClose.splice(0)) closeVirtioDevice(device);
+    if (!this.#closed) this.#onClose?.();
+    this.#closed = true;
+  }
+
+  /** PCI bus 0, for devices the builder adds beside the plan (the firmware platform). */
+  get pciBus(): PciBus {
+    return this.#pci;
   }
 
   #add(entry: ManagedDevice): void {
@@ -178,16 +196,23 @@ export class DeviceManager {
     if (entry.kind === "console") this.#virtioConsole = entry.device;
   }
 
-  #addPciHost(plan: LegacyDevicePlan, vm: Vm, mmio: Bus, pio: Bus): void {
+  #addPciHost(plan: LegacyDevicePlan, options: DeviceManagerOptions): void {
+    const { vm, mmio, pio } = options;
     const pci = this.#pci = new PciBus({
       mmio,
       pio,
       msi: new KvmMsiController(vm),
       setIrqLevel: (gsi, high) => vm.setIrqLine(gsi, high),
+      hostBridge: options.pciHostBridge,
     });
     const mechanism = new PciConfigMechanism(pci);
     const [ports] = plan.ports;
-    pio.insert(ports.base, ports.count, "pci-config", mechanism);
+    pio.insert(
+      ports.base,
+      ports.count,
+      "pci-config",
+      options.configPorts?.(mechanism) ?? mechanism,
+    );
     this.#add({ id: plan.id, kind: "pci-host", device: pci, mechanism });
   }
 

@@ -79,7 +79,13 @@ export interface VmmNicConfig {
  */
 export type VmmBootConfig =
   | { kind: "demo"; cmdline?: string; initrd?: string }
-  | { kind: "linux"; kernel: string; initrd?: string; cmdline: string };
+  | { kind: "linux"; kernel: string; initrd?: string; cmdline: string }
+  /**
+   * A PC BIOS image (Debian's SeaBIOS: /usr/share/seabios/bios.bin) on an i440FX
+   * platform with fw_cfg and ACPI; `order` says which boot devices it tries first
+   * (default disk, then cdrom).
+   */
+  | { kind: "firmware"; firmware: string; order?: ("disk" | "cdrom")[] };
 
 /**
  * The machine itself: everything the builder (vmm/builder.ts) reads, and what `denovisor
@@ -97,6 +103,8 @@ export interface VmmMachineConfig {
   balloon: boolean;
   /** A virtio console that takes the console input; the serial port stays. */
   virtioConsole?: boolean;
+  /** ISO images (absolute paths) on ATAPI CD-ROM drives of an AHCI controller; firmware boot only. */
+  cdroms?: string[];
   /** Where the rng, balloon and virtio console sit (disks and NICs say their own); default pci. */
   transport?: Transport;
 }

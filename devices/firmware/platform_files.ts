@@ -88,7 +88,6 @@ export function installPlatformFiles(fwCfg: FwCfg, platform: PlatformDescription
   fwCfg.setItem(FW_CFG_IRQ0_OVERRIDE, le(1, 1));
   fwCfg.addFile("etc/e820", e820File(platform.e820));
   fwCfg.addFile("bootorder", bootOrderFile(platform.bootOrder));
-  fwCfg.addFile("etc/show-boot-menu", le(0, 2));
   fwCfg.addFile("etc/boot-fail-wait", le(platform.bootFailWaitMs ?? 5000, 4));
   if (platform.serconPort !== undefined) {
     fwCfg.addFile("etc/sercon-port", le(platform.serconPort, 2));
