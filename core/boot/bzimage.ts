@@ -180,7 +180,8 @@ export function loadBzImage(mem: GuestMemory, bytes: Uint8Array): BzImageLoadRes
     throw new BootImageError(
       `bzImage kernel needs guest RAM up to ${mib(kernelEnd)} MiB (init_size ${
         mib(header.initSize)
-      } MiB at ${mib(runtimeStart)} MiB) but the guest has ${mib(mem.size)} MiB; raise --memory`,
+      } MiB at ${mib(runtimeStart)} MiB) but the guest has ${mib(mem.size)} MiB`,
+      "raise",
     );
   }
   mem.write(loadAddress, bytes.subarray(image.kernelOffset));

@@ -7,7 +7,7 @@
  */
 
 import type { GuestMemory } from "../guest_memory.ts";
-import { BootImageError, hex } from "./boot_error.ts";
+import { BootImageError, hex, type MemoryRemedy } from "./boot_error.ts";
 import { overlappingBootArea } from "./boot_areas.ts";
 
 const ELF_HEADER_SIZE = 64;
@@ -141,7 +141,8 @@ export function loadElf(mem: GuestMemory, bytes: Uint8Array): ElfLoadResult {
       throw elfError(
         `segment ${i} [${hex(s.paddr)}, ${hex(end)}) is outside guest RAM (${
           mem.size / 0x100000
-        } MiB); raise --memory or check the kernel's load address`,
+        } MiB)`,
+        "raise-or-check-load-address",
       );
     }
     mem.write(s.paddr, bytes.subarray(s.fileOffset, s.fileOffset + s.fileSize));
@@ -189,6 +190,6 @@ function toNumber(value: bigint, field: string): number {
   return Number(value);
 }
 
-function elfError(problem: string): BootImageError {
-  return new BootImageError(`ELF kernel: ${problem}`);
+function elfError(problem: string, memoryRemedy?: MemoryRemedy): BootImageError {
+  return new BootImageError(`ELF kernel: ${problem}`, memoryRemedy);
 }

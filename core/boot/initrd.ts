@@ -41,6 +41,7 @@ export function placeInitrd(placement: InitrdPlacement): number {
     );
   }
   throw new BootImageError(
-    `${sizes} do not fit in ${mib(guestRamSize)} MiB of guest memory; raise --memory`,
+    `${sizes} do not fit in ${mib(guestRamSize)} MiB of guest memory`,
+    "raise",
   );
 }

@@ -178,8 +178,8 @@ function withPath<T>(path: string, load: () => T): T {
   try {
     return load();
   } catch (error) {
-    if (error instanceof BootImageError && !error.message.startsWith(path)) {
-      throw new BootImageError(`${path}: ${error.message}`);
+    if (error instanceof BootImageError && !error.problem.startsWith(path)) {
+      throw error.about(path);
     }
     throw error;
   }

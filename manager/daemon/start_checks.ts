@@ -7,6 +7,8 @@
  */
 
 import { realpathSync } from "node:fs";
+import { dirname } from "node:path";
+import { BackingRefused, imageInfo } from "../../storage/image.ts";
 import { checkBootFits } from "../../core/boot/boot_check.ts";
 import { BootImageError } from "../../core/boot/boot_error.ts";
 import type { VmmConfig } from "../../vmm/vmm_config.ts";
@@ -89,9 +91,29 @@ export async function bootFits(config: VmmConfig): Promise<void> {
   } catch (error) {
     if (!(error instanceof BootImageError)) throw error;
     // The boot code speaks to `denovisor run` users; a definition's field is `memory`.
-    throw new ApiError(
-      "invalid",
-      `boot: ${error.message.replace("raise --memory", "raise memory")}`,
-    );
+    throw new ApiError("invalid", `boot: ${error.messageFor("memory")}`);
+  }
+}
+
+/**
+ * Throws a 403 when a qcow2 disk's backing chain leaves the places a backing file may be:
+ * the directory of the disk's own image, the pools, and the directories the daemon was
+ * told to allow (`--backing-dir`). A crafted image whose backing file is /etc/shadow or a
+ * host block device must never become a guest's disk through the daemon.
+ */
+export function backingConfined(config: VmmConfig, directories: readonly string[]): void {
+  for (const [index, disk] of config.disks.entries()) {
+    if (disk.format === "raw") continue;
+    try {
+      imageInfo(disk.path, {
+        format: disk.format,
+        backingPolicy: {
+          allowedDirectories: [dirname(realpathSync(disk.path)), ...directories],
+        },
+      });
+    } catch (error) {
+      if (!(error instanceof BackingRefused)) throw error;
+      throw new ApiError("forbidden", `disks[${index}]: ${error.message}`, { cause: error });
+    }
   }
 }
