@@ -205,6 +205,8 @@ export function poolFields(p: PoolInfo): string {
     ["Capacity", p.capacityBytes === undefined ? undefined : formatSize(p.capacityBytes)],
     ["Allocation", p.allocationBytes === undefined ? undefined : formatSize(p.allocationBytes)],
     ["Available", p.availableBytes === undefined ? undefined : formatSize(p.availableBytes)],
+    // Files in the pool that are not volumes (bad names, FIFOs, folders): listed, not used.
+    ["Skipped", p.skipped?.length ? p.skipped.join(", ") : undefined],
   ]);
 }
 

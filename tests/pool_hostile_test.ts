@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { PoolError, PoolManager } from "../storage/pool/mod.ts";
-import { openImage } from "../storage/image.ts";
+import { createImage, openImage } from "../storage/image.ts";
 import { hasPattern, judgeImage, withTempDir, writePattern } from "./pool_support.ts";
 
 const MiB = 1024 * 1024;
@@ -260,5 +260,19 @@ Deno.test("volumes, clones, converted images and pool directories are private wh
     } finally {
       Deno.umask(previous);
     }
+  });
+});
+
+Deno.test("a volume is the base of a clone that names it through a symlink", async () => {
+  await withTempDir(async (dir) => {
+    const pools = dirPool(dir);
+    const base = await pools.createVolume("default", { name: "base", size: "1M", format: "raw" });
+    Deno.symlinkSync(base.path, `${dir}/alias.raw`);
+    createImage(`${dir}/images/clone`, {
+      format: "qcow2",
+      backingFile: `${dir}/alias.raw`,
+      backingFormat: "raw",
+    });
+    await rejects(() => pools.deleteVolume("default", "base"), "conflict", /base of 'clone'/);
   });
 });

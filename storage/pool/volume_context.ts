@@ -9,7 +9,7 @@ import type { VolumeInfo } from "./pool_types.ts";
 import { parseSize } from "../../common/units.ts";
 import { closeFd } from "../../ffi/libc.ts";
 import { DiskError } from "../disk.ts";
-import { openImageFile } from "../image_file.ts";
+import { fileIdentity, openImageFile } from "../image_file.ts";
 import type { BackingPolicy } from "../image_probe.ts";
 import type { PoolBackend } from "./backend.ts";
 import { PoolError } from "./pool_error.ts";
@@ -142,20 +142,35 @@ export function withImageLock<T>(
   return result;
 }
 
-/** The volumes of the pool whose backing chain runs through `name` (its image or snapshots). */
+/**
+ * The volumes of the pool whose backing chain runs through `name` (its image or
+ * snapshots), by file identity: a chain that names the base by another path (a symlink, a
+ * hardlink) depends on it all the same.
+ */
 export function dependentsOf(ctx: VolumeContext, name: string): string[] {
   if (!ctx.backend.fileBased) return [];
-  const files = new Set([
-    ctx.backend.volumePath(name),
-    ...ctx.meta.get(name).snapshots.flatMap((s) => (s.path ? [s.path] : [])),
-  ]);
+  const files = new Set(
+    [
+      ctx.backend.volumePath(name),
+      ...ctx.meta.get(name).snapshots.flatMap((s) => (s.path ? [s.path] : [])),
+    ].map(identityOf),
+  );
+  files.delete(undefined);
   const dependents: string[] = [];
   for (const other of ctx.backend.listVolumes()) {
     if (other === name) continue;
     const chain = safeChain(ctx.backend.volumePath(other));
-    if (chain.some((path) => files.has(path))) dependents.push(other);
+    if (chain.some((path) => files.has(identityOf(path)))) dependents.push(other);
   }
   return dependents;
+}
+
+function identityOf(path: string): string | undefined {
+  try {
+    return fileIdentity(path);
+  } catch {
+    return undefined; // gone: nothing depends on it through this name
+  }
 }
 
 function safeChain(path: string): string[] {
