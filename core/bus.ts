@@ -5,16 +5,17 @@
  * @module
  */
 
+import { DenovisorError } from "../common/errors.ts";
 import type { BusDevice } from "./bus_device.ts";
 
 /** A range that would overlap another on the same bus. */
-export class BusOverlapError extends Error {
+export class BusOverlapError extends DenovisorError {
   constructor(name: string, base: number, length: number, other: BusRange) {
     super(
+      "conflict",
       `Cannot place ${name} at 0x${base.toString(16)} (+0x${length.toString(16)}): it ` +
         `overlaps ${other.name} at 0x${other.base.toString(16)} (+0x${other.length.toString(16)})`,
     );
-    this.name = "BusOverlapError";
   }
 }
 

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { DenovisorError } from "../common/errors.ts";
+
 /** A guest physical address. Guest RAM stays below 2^52, so a number holds it exactly. */
 export type GuestAddress = number;
 
@@ -17,12 +19,12 @@ export interface GuestMemoryRegion {
 }
 
 /** Thrown when an access falls outside guest RAM or straddles two regions. */
-export class GuestMemoryError extends Error {
+export class GuestMemoryError extends DenovisorError {
   constructor(readonly address: GuestAddress, readonly length: number) {
     super(
+      "invalid",
       `Guest memory access of ${length} bytes at 0x${address.toString(16)} is outside guest RAM`,
     );
-    this.name = "GuestMemoryError";
   }
 }
 

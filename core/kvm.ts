@@ -5,6 +5,7 @@
  * @module
  */
 
+import { DenovisorError } from "../common/errors.ts";
 import { closeFd, ioctlBytes, ioctlValue, openFile } from "../ffi/libc.ts";
 import { O_CLOEXEC, O_RDWR } from "../ffi/libc_symbols.ts";
 import { EACCES, ENODEV, ENOENT, ENXIO, EPERM, SyscallError } from "../ffi/errno.ts";
@@ -37,10 +38,9 @@ export const REQUIRED_CAPABILITIES: ReadonlyArray<[keyof typeof KVM_CAP, string]
 ];
 
 /** The host cannot run VMs: no KVM, no permission, or a KVM that lacks something. */
-export class KvmUnavailableError extends Error {
+export class KvmUnavailableError extends DenovisorError {
   constructor(message: string) {
-    super(message);
-    this.name = "KvmUnavailableError";
+    super("unavailable", message);
   }
 }
 

@@ -4,11 +4,12 @@
  * @module
  */
 
+import { DenovisorError } from "../common/errors.ts";
+
 /** A file named on the command line could not be read. */
-export class InputFileError extends Error {
+export class InputFileError extends DenovisorError {
   constructor(message: string) {
-    super(message);
-    this.name = "InputFileError";
+    super("invalid", message);
   }
 }
 

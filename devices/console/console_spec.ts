@@ -4,6 +4,8 @@
  * @module
  */
 
+import { DenovisorError } from "../../common/errors.ts";
+
 /** A validated console specification. */
 export type ConsoleSpec =
   | { readonly kind: "stdio" }
@@ -11,10 +13,9 @@ export type ConsoleSpec =
   | { readonly kind: "null" };
 
 /** Thrown for a console specification that is not one of the accepted forms. */
-export class ConsoleSpecError extends Error {
+export class ConsoleSpecError extends DenovisorError {
   constructor(message: string) {
-    super(message);
-    this.name = "ConsoleSpecError";
+    super("invalid", message);
   }
 }
 

@@ -8,14 +8,14 @@
  * @module
  */
 
+import { DenovisorError } from "../../common/errors.ts";
 import type { ConsoleBackend, ConsoleStats } from "./console.ts";
 import { OutputQueue } from "./output_queue.ts";
 
 /** Thrown when a console's file or terminal cannot be opened. */
-export class ConsoleOpenError extends Error {
+export class ConsoleOpenError extends DenovisorError {
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ConsoleOpenError";
+    super("unavailable", message, options);
   }
 }
 

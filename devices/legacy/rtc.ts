@@ -11,6 +11,7 @@
  * @module
  */
 
+import { DenovisorError } from "../../common/errors.ts";
 import type { BusDevice } from "../bus_device.ts";
 import { MMIO_HOLE_START } from "../../core/layout.ts";
 import {
@@ -72,10 +73,9 @@ const MIB = 1024 * KIB;
 const BASE_MEMORY_KIB = 640;
 
 /** Thrown when the RTC is given a memory size it cannot describe. */
-export class RtcConfigError extends Error {
+export class RtcConfigError extends DenovisorError {
   constructor(message: string) {
-    super(message);
-    this.name = "RtcConfigError";
+    super("invalid", message);
   }
 }
 

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { DenovisorError } from "../../common/errors.ts";
 import { closeFd, errno, ioctlBytes, ioctlValue, openFile } from "../../ffi/libc.ts";
 import { ioctl, ioctlWithValue } from "../../ffi/fs.ts";
 import { O_CLOEXEC, O_NONBLOCK, O_RDWR } from "../../ffi/libc_symbols.ts";
@@ -65,10 +66,9 @@ export interface TapOptions {
 }
 
 /** A tap could not be opened or configured; the message says what to do. */
-export class TapError extends Error {
+export class TapError extends DenovisorError {
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "TapError";
+    super("unavailable", message, options);
   }
 }
 

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { DenovisorError } from "../../common/errors.ts";
+
 /** Bytes of configuration space per function (conventional PCI, no extended space). */
 export const PCI_CONFIG_SPACE_SIZE = 256;
 /** Devices (slots) on one bus. */
@@ -74,10 +76,9 @@ export const PCI_MSIX_ENTRY_CTRL_MASKBIT = 0x1;
 export const PCI_MSIX_MAX_VECTORS = 2048;
 
 /** A PCI function description the bus cannot honour (a configuration error, not a guest one). */
-export class PciConfigError extends Error {
+export class PciConfigError extends DenovisorError {
   constructor(message: string) {
-    super(message);
-    this.name = "PciConfigError";
+    super("invalid", message);
   }
 }
 

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { DenovisorError } from "../../common/errors.ts";
 import { isPageAligned, madviseBytes } from "../../ffi/mman.ts";
 import { MADV_DONTNEED } from "../../ffi/libc_symbols.ts";
 import type { GuestMemory } from "../../core/guest_memory.ts";
@@ -84,10 +85,9 @@ export interface BalloonStats {
 }
 
 /** A bad host-side balloon request (the target). */
-export class BalloonError extends Error {
+export class BalloonError extends DenovisorError {
   constructor(message: string) {
-    super(message);
-    this.name = "BalloonError";
+    super("invalid", message);
   }
 }
 

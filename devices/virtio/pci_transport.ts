@@ -22,6 +22,7 @@
  * @module
  */
 
+import { DenovisorError } from "../../common/errors.ts";
 import type { GuestAddress, GuestMemory } from "../../core/guest_memory.ts";
 import type { BusDevice } from "../bus_device.ts";
 import type {
@@ -96,10 +97,9 @@ const CLASS_CODES: Record<number, number> = {
 const CLASS_OTHER = 0x00ff00; // what QEMU gives rng, balloon and the rest
 
 /** Thrown when a device cannot be put behind this transport. */
-export class VirtioPciError extends Error {
+export class VirtioPciError extends DenovisorError {
   constructor(message: string) {
-    super(message);
-    this.name = "VirtioPciError";
+    super("invalid", message);
   }
 }
 

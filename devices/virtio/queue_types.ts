@@ -6,6 +6,7 @@
  * @module
  */
 
+import { DenovisorError } from "../../common/errors.ts";
 import type { GuestAddress } from "../../core/guest_memory.ts";
 import type { SplitQueueState } from "./queue_state.ts";
 
@@ -31,10 +32,9 @@ export interface DescriptorChain {
 }
 
 /** A malformed queue or chain from the driver: fail the request or the device, never the VMM. */
-export class VirtQueueError extends Error {
+export class VirtQueueError extends DenovisorError {
   constructor(message: string) {
-    super(message);
-    this.name = "VirtQueueError";
+    super("invalid", message);
   }
 }
 

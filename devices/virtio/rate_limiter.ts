@@ -6,6 +6,7 @@
  * @module
  */
 
+import { DenovisorError } from "../../common/errors.ts";
 import {
   type Persistable,
   StateError,
@@ -28,10 +29,9 @@ export interface TokenBucketConfig {
 }
 
 /** Thrown for a bucket or limiter specification that makes no sense. */
-export class RateLimiterConfigError extends Error {
+export class RateLimiterConfigError extends DenovisorError {
   constructor(message: string) {
-    super(message);
-    this.name = "RateLimiterConfigError";
+    super("invalid", message);
   }
 }
 
