@@ -27,6 +27,9 @@ Options:
   --socket-group GROUP  Let members of GROUP use the API (socket 0660, directory
                         0750), as the docker and libvirt groups do; without it
                         only root can (socket 0600, directory 0700)
+  --backing-dir DIR     Also allow backing files of imported images and of domain
+                        disks under DIR (repeatable); by default a backing file must
+                        lie in a pool or beside the disk's own image
   -h, --help            Show this help
 
 Stops on SIGTERM or SIGINT (the socket is removed; the VMMs keep running).`;
@@ -36,6 +39,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
   const { values } = parseCommandArgs("daemon", args, {
     ...PATH_OPTIONS,
     "socket-group": { type: "string" },
+    "backing-dir": { type: "string", multiple: true },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -46,6 +50,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
     stateDir: values["state-dir"],
     socket: values.socket,
     socketGroup: values["socket-group"],
+    backingDirectories: values["backing-dir"],
   });
   await daemon.finished;
   return 0;

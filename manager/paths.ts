@@ -38,6 +38,30 @@ export function domainRunDir(paths: DenovisorPaths, name: string): string {
   return join(paths.runDir, "domains", name);
 }
 
+/** The longest path a unix socket may have (sun_path holds 108 bytes with its NUL). */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+/** The longest socket file name in a domain's run directory. */
+const LONGEST_DOMAIN_SOCKET = "console.sock";
+
+/**
+ * Why domain `name` could not run under `paths` (its VMM's sockets would have paths too
+ * long for a unix socket), or undefined when it can. Checked when a domain is defined, so
+ * that a name that cannot start is refused then rather than at its first start.
+ */
+export function domainNameTooLong(paths: DenovisorPaths, name: string): string | undefined {
+  const encoder = new TextEncoder();
+  const socket = join(domainRunDir(paths, name), LONGEST_DOMAIN_SOCKET);
+  const bytes = encoder.encode(socket).byteLength;
+  if (bytes <= MAX_SOCKET_PATH_BYTES) return undefined;
+  const room = MAX_SOCKET_PATH_BYTES - (bytes - encoder.encode(name).byteLength);
+  return `name: '${name}' is too long for this daemon: its console socket ${socket} would ` +
+    `be ${bytes} bytes, over the ${MAX_SOCKET_PATH_BYTES} a unix socket path may have; ` +
+    (room > 0
+      ? `choose a name of at most ${room} bytes`
+      : `give the daemon a shorter --socket path`);
+}
+
 /** The options every command accepts for `resolvePaths`, in parseArgs form. */
 export const PATH_OPTIONS = {
   "state-dir": { type: "string" },

@@ -63,7 +63,7 @@ Deno.test("daemon: bad definitions get 400 with the precise message and leave no
     assert.deepEqual(
       await define(JSON.stringify({ name: "first", boot: { demo: true } })),
       {
-        status: 400,
+        status: 409,
         message:
           "name: a domain named 'first' already exists; choose another name or edit that one",
       },

@@ -8,6 +8,7 @@
 import type { DomainDefinition, DomainInfo, DomainState, DomainSummary } from "../api_types.ts";
 import { definitionMemoryBytes } from "../domain/definition.ts";
 import type { VmmRun } from "./vmm_run.ts";
+import { fileIdentity } from "../../storage/image.ts";
 
 /** One domain known to the daemon. */
 export interface DomainEntry {
@@ -56,4 +57,29 @@ export function describe(entry: DomainEntry, note?: string): DomainInfo {
   if (entry.lastEnd !== undefined) info.lastEnd = entry.lastEnd;
   if (note !== undefined) info.note = note;
   return info;
+}
+
+/**
+ * The domain whose VMM has the image at `path` open, compared by device and inode: a
+ * hardlink (or any other name) of a disk in use is in use too.
+ */
+export function diskUser(entries: Iterable<DomainEntry>, path: string): string | undefined {
+  const wanted = identity(path);
+  for (const entry of entries) {
+    const paths = entry.run?.diskPaths ?? [];
+    if (paths.includes(path)) return entry.definition.name;
+    if (wanted !== undefined && paths.some((p) => identity(p) === wanted)) {
+      return entry.definition.name;
+    }
+  }
+  return undefined;
+}
+
+/** The device and inode of `path`, or undefined when it cannot be stat'ed. */
+function identity(path: string): string | undefined {
+  try {
+    return fileIdentity(path);
+  } catch {
+    return undefined;
+  }
 }

@@ -16,10 +16,11 @@ import {
 } from "../domain/definition.ts";
 import type { OtherDomain } from "../domain/conflicts.ts";
 import { ApiError } from "../../common/http/mod.ts";
-import { describe, type DomainEntry, summarize } from "./domain_entry.ts";
+import { describe, diskUser, type DomainEntry, summarize } from "./domain_entry.ts";
 import { Lifecycle, type LifecycleContext } from "./lifecycle.ts";
 import { KeyedMutex } from "./keyed_mutex.ts";
 import { autostartAll, reattachAll } from "./takeover.ts";
+import { domainNameTooLong } from "../paths.ts";
 import { conflicts } from "./start_checks.ts";
 
 /** The domains of one daemon. */
@@ -105,10 +106,7 @@ export class DomainManager {
    * which refuses to delete, wipe or roll back such a volume).
    */
   userOfPath(path: string): string | undefined {
-    for (const entry of this.#entries.values()) {
-      if (entry.run?.diskPaths.includes(path)) return entry.definition.name;
-    }
-    return undefined;
+    return diskUser(this.#entries.values(), path);
   }
 
   /**
@@ -118,10 +116,12 @@ export class DomainManager {
   async define(input: unknown, options: { start?: boolean; transient?: boolean } = {}) {
     const definition = validate(input);
     const name = definition.name;
+    const tooLong = domainNameTooLong(this.#context.paths, name);
+    if (tooLong !== undefined) throw new ApiError("invalid", tooLong);
     return await this.#mutex.run(name, async () => {
       if (this.#entries.has(name)) {
         throw new ApiError(
-          "invalid",
+          "conflict",
           `name: a domain named '${name}' already exists; choose another name or edit that one`,
         );
       }

@@ -25,7 +25,7 @@ import type { EventHub } from "./events.ts";
 import type { KeyedMutex } from "./keyed_mutex.ts";
 import { allowRestart, decideEnd, MAX_RESTARTS, RESTART_WINDOW_MS } from "./end_policy.ts";
 import { type RunEnd, VmmRun } from "./vmm_run.ts";
-import { bootFits, conflictsWithRunning } from "./start_checks.ts";
+import { backingConfined, bootFits, conflictsWithRunning } from "./start_checks.ts";
 
 /** Default seconds a guest gets to power off before `shutdown` destroys it. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_S = 60;
@@ -39,6 +39,8 @@ export interface LifecycleContext {
   paths: DenovisorPaths;
   /** Resolves pool volumes to images (the pool manager). */
   volumes: VolumeLookup;
+  /** Where backing files of domain disks may live besides their image's own directory. */
+  backingDirectories?: () => readonly string[];
   log: (line: string) => void;
 }
 
@@ -97,6 +99,7 @@ export class Lifecycle {
       if (error instanceof DefinitionError) throw new ApiError("invalid", error.message);
       throw error;
     }
+    backingConfined(config, this.#context.backingDirectories?.() ?? []);
     await bootFits(config);
     return config;
   }

@@ -28,6 +28,11 @@ export interface DaemonOptions {
   socket?: string;
   /** A group whose members may use the API (socket 0660); default: root only (0600). */
   socketGroup?: string;
+  /**
+   * Directories beyond the pools where backing files of imported images and of domain
+   * disks may live (`--backing-dir`); default none.
+   */
+  backingDirectories?: readonly string[];
   /** Where log lines go (default: stderr, which systemd sends to the journal). */
   log?: (line: string) => void;
 }
@@ -58,17 +63,20 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     events.listen((event) =>
       log(`domain '${event.domain}' ${event.kind}${event.detail ? `: ${event.detail}` : ""}`)
     );
+    const backingDirectories = options.backingDirectories ?? [];
     // Each needs the other, through closures called only once both exist.
     const domains: DomainManager = new DomainManager({
       store,
       events,
       paths,
       volumes: (pool, volume) => pools.resolveVolume(pool, volume),
+      backingDirectories: () => [...pools.list().map((pool) => pool.path), ...backingDirectories],
       log,
     });
     const pools = new PoolManager({
       stateDir: paths.stateDir,
       volumeUser: (path) => domains.userOfPath(path),
+      allowedBackingDirectories: backingDirectories,
     });
     await domains.load();
     // Listen first: hung VMMs must not hold the socket back (systemd's start timeout).

@@ -1,0 +1,119 @@
+/**
+ * The daemon API against hostile or careless clients (issue 17), with requests that
+ * never start a VMM, so no KVM is needed: protocol answers (405, 409, 413, 415), names
+ * that could not start, and disks whose backing files reach out of the pools.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { TestDaemon } from "./daemon_support.ts";
+import { createImage } from "../storage/image.ts";
+
+/** One raw request on the daemon's socket: status, Allow and the error message. */
+async function send(
+  daemon: TestDaemon,
+  method: string,
+  path: string,
+  body?: string,
+  type = "application/json",
+) {
+  const client = Deno.createHttpClient({ proxy: { transport: "unix", path: daemon.socket } });
+  try {
+    const response = await fetch(`http://denovisor${path}`, {
+      method,
+      body,
+      client,
+      headers: body === undefined ? {} : { "content-type": type },
+    });
+    const text = await response.text();
+    let message = text;
+    try {
+      message = JSON.parse(text).error?.message ?? text;
+    } catch {
+      // Not JSON.
+    }
+    return { status: response.status, allow: response.headers.get("allow"), message };
+  } finally {
+    client.close();
+  }
+}
+
+Deno.test("daemon: wrong methods get 405, text bodies 415, huge bodies 413, a taken name 409", async () => {
+  const daemon = await TestDaemon.start();
+  try {
+    const method = await send(daemon, "PATCH", "/v1/domains");
+    assert.equal(method.status, 405);
+    assert.equal(method.allow, "GET, POST");
+    const definition = JSON.stringify({ name: "web", boot: { demo: true } });
+    const text = await send(daemon, "POST", "/v1/domains", definition, "text/plain");
+    assert.equal(text.status, 415, text.message);
+    const huge = await send(
+      daemon,
+      "POST",
+      "/v1/domains",
+      JSON.stringify({ name: "web", boot: { demo: true }, padding: "x".repeat(2 << 20) }),
+    );
+    assert.equal(huge.status, 413, huge.message);
+    const twice = await send(
+      daemon,
+      "POST",
+      "/v1/domains",
+      '{"name":"web","boot":{"demo":true},"name":"other"}',
+    );
+    assert.equal(twice.status, 400);
+    assert.match(twice.message, /^name: the key appears twice/);
+    assert.equal((await send(daemon, "POST", "/v1/domains", definition)).status, 201);
+    const again = await send(daemon, "POST", "/v1/domains", definition);
+    assert.equal(again.status, 409);
+    assert.match(again.message, /already exists/);
+  } finally {
+    await daemon.cleanup();
+  }
+});
+
+Deno.test("daemon: a name whose sockets would not fit a unix socket path is refused at define", async () => {
+  const daemon = await TestDaemon.start();
+  try {
+    const name = "n".repeat(64);
+    const result = await send(
+      daemon,
+      "POST",
+      "/v1/domains",
+      JSON.stringify({ name, boot: { demo: true } }),
+    );
+    assert.equal(result.status, 400, result.message);
+    assert.match(result.message, /^name: '.*' is too long for this daemon: its console socket /);
+    assert.equal((await send(daemon, "GET", `/v1/domains/${name}`)).status, 404);
+  } finally {
+    await daemon.cleanup();
+  }
+});
+
+Deno.test("daemon: a disk whose backing file is outside the pools and its own directory does not start", async () => {
+  const daemon = await TestDaemon.start();
+  const elsewhere = await Deno.makeTempDir({ prefix: "denovisor-host-file-" });
+  try {
+    // A "host file" (as /etc/shadow would be) and a crafted overlay pointing at it.
+    createImage(`${elsewhere}/secret.raw`, { format: "raw", size: 1 << 20 });
+    const images = `${daemon.dir}/images`;
+    await Deno.mkdir(images);
+    createImage(`${images}/evil.qcow2`, {
+      format: "qcow2",
+      backingFile: `${elsewhere}/secret.raw`,
+      backingFormat: "raw",
+    });
+    await daemon.client.post("/v1/domains", {
+      name: "evil",
+      boot: { demo: true },
+      disks: [{ path: `${images}/evil.qcow2` }],
+    });
+    const start = await send(daemon, "POST", "/v1/domains/evil/start", "{}");
+    assert.equal(start.status, 403, start.message);
+    assert.match(start.message, /^disks\[0\]: .*outside the allowed directories/);
+    assert.equal((await daemon.info("evil")).state, "shutoff");
+  } finally {
+    await daemon.cleanup();
+    await Deno.remove(elsewhere, { recursive: true });
+  }
+});
