@@ -9,8 +9,16 @@ import { DenovisorError } from "../../common/errors.ts";
 /** invalid: a bad request; not_found: no such pool, volume or snapshot; conflict: the
  *  state forbids it (active, exists, is the base of...); busy: in use by a domain or
  *  another process, or another operation runs on the volume; forbidden: outside what
- *  the daemon may touch. */
-export type PoolErrorCode = "invalid" | "not_found" | "conflict" | "busy" | "forbidden";
+ *  the daemon may touch; unavailable: a host tool is missing; internal: a host tool
+ *  failed. */
+export type PoolErrorCode =
+  | "invalid"
+  | "not_found"
+  | "conflict"
+  | "busy"
+  | "forbidden"
+  | "unavailable"
+  | "internal";
 
 /** A refused pool or volume operation, with a message that says what to do. */
 export class PoolError extends DenovisorError {
@@ -27,11 +35,18 @@ export function runTool(command: string, args: string[]): string {
   try {
     output = new Deno.Command(command, { args, stdout: "piped", stderr: "piped" }).outputSync();
   } catch (error) {
-    throw new Error(`Cannot run ${command} (${(error as Error).message}); install it`);
+    throw new PoolError(
+      "unavailable",
+      `Cannot run ${command} (${(error as Error).message}); install it`,
+      { cause: error },
+    );
   }
   if (!output.success) {
     const text = new TextDecoder().decode(output.stderr).trim();
-    throw new Error(`${command} ${args.join(" ")} failed: ${text || `exit ${output.code}`}`);
+    throw new PoolError(
+      "internal",
+      `${command} ${args.join(" ")} failed: ${text || `exit ${output.code}`}`,
+    );
   }
   return new TextDecoder().decode(output.stdout);
 }
