@@ -4,6 +4,8 @@
  * @module
  */
 
+import { EXIT_OK, EXIT_STATUS as COMMON_EXIT_STATUS } from "../common/errors.ts";
+
 /** What a vCPU saw when the guest died: enough to debug it from a log line. */
 export interface FaultReport {
   vcpu: number;
@@ -31,11 +33,11 @@ export type VmEndReason =
  * through unchanged; the VMM's own outcomes use codes above that range.
  */
 export const EXIT_STATUS = {
-  OK: 0,
+  OK: EXIT_OK,
   /** Bad input, missing files, host problems: nothing ran. */
-  ERROR: 1,
+  ERROR: COMMON_EXIT_STATUS.internal,
   /** Unknown flags or malformed arguments. */
-  USAGE: 2,
+  USAGE: COMMON_EXIT_STATUS.usage,
   /** Debug-exit statuses above this are clamped to it. */
   GUEST_MAX: 119,
   TRIPLE_FAULT: 120,
