@@ -14,6 +14,8 @@ import type { VmmConfig, VmmDiskConfig, VmmNicConfig } from "../../vmm/vmm_confi
 import { parseRateLimit } from "../../devices/virtio/rate_limit_spec.ts";
 import type { RateLimiterConfig } from "../../devices/virtio/rate_limiter.ts";
 import { DefinitionError, fieldPath } from "./definition_error.ts";
+import { QCOW2_MAGIC } from "../../storage/qcow2/format.ts";
+import type { ImageFormat } from "../../common/enums.ts";
 import { definitionMemoryBytes, validateDefinition } from "./definition.ts";
 
 /** A pool volume's image, as the pool manager reports it. */
@@ -42,9 +44,6 @@ export interface ResolveOptions {
   /** Passed on to the re-validation (default: this host's RAM). */
   hostMemoryBytes?: number;
 }
-
-/** The four bytes a qcow2 image starts with: "QFI\xfb". */
-const QCOW2_MAGIC = [0x51, 0x46, 0x49, 0xfb];
 
 function describeFileError(error: unknown): string {
   if (error instanceof Deno.errors.NotFound) return "does not exist";
@@ -87,9 +86,15 @@ async function checkFile(
   }
 }
 
-/** "qcow2" when `head` carries the qcow2 magic, else "raw" (a raw image stays raw). */
-export function probeFormat(head: Uint8Array): "raw" | "qcow2" {
-  return QCOW2_MAGIC.every((byte, i) => head[i] === byte) ? "qcow2" : "raw";
+/**
+ * "qcow2" when `head` starts with the qcow2 magic (storage's one constant), else "raw":
+ * a raw image stays raw, whatever its guest writes at its start later.
+ */
+export function probeFormat(head: Uint8Array): ImageFormat {
+  if (head.length < 4) return "raw";
+  return new DataView(head.buffer, head.byteOffset, 4).getUint32(0) === QCOW2_MAGIC
+    ? "qcow2"
+    : "raw";
 }
 
 function parseLimit(spec: string | undefined, field: string): RateLimiterConfig | undefined {
