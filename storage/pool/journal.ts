@@ -1,11 +1,12 @@
 /**
  * The intent journal of multi-step volume operations. Before the first step that can
- * leave a volume half-changed, the operation writes an intent record
- * (`<stateDir>/pools/<pool>.volumes/<volume>.intent.json`, atomically); it removes it
- * when done. When the pool starts (or the daemon starts with the pool active), every
- * record left by a crash is rolled forward or back from what is on disk, so no volume
- * vanishes and no snapshot is lost. Only external snapshots need it today: their rename
- * and the overlay's creation are two steps.
+ * leave a volume half-changed, the operation writes an intent record, JSON written
+ * atomically to `<stateDir>/pools/<pool>.volumes/<volume>.intent` (not `.json`, which
+ * would collide with the record of a volume named `<volume>.intent`); it removes it when
+ * done. When the pool starts (or the daemon starts with the pool active), every record
+ * left by a crash is rolled forward or back from what is on disk, so no volume vanishes
+ * and no snapshot is lost. Only external snapshots need it today: their rename and the
+ * overlay's placement are two steps.
  *
  * @module
  */
@@ -30,9 +31,11 @@ export interface SnapshotIntent {
   createdAt: string;
 }
 
+const INTENT = ".intent";
+
 /** The intent file of `volume`. */
 function intentPath(meta: VolumeMetaStore, volume: string): string {
-  return join(meta.dir, `${volume}.intent.json`);
+  return join(meta.dir, `${volume}${INTENT}`);
 }
 
 /** Records `intent` durably before its first step. */
@@ -59,7 +62,7 @@ export function recoverIntents(meta: VolumeMetaStore): string[] {
     throw error;
   }
   for (const entry of entries) {
-    if (!entry.isFile || !entry.name.endsWith(".intent.json")) continue;
+    if (!entry.isFile || !entry.name.endsWith(INTENT)) continue;
     const intent = readJsonFile<SnapshotIntent>(join(meta.dir, entry.name));
     if (intent?.op !== "snapshot" || typeof intent.volume !== "string") continue;
     done.push(recoverSnapshot(meta, intent));

@@ -224,7 +224,6 @@ export class PoolManager {
     try {
       for (const entry of Deno.readDirSync(meta.dir)) {
         const volume = entry.name.replace(/\.json$/, "");
-        if (entry.name.endsWith(".intent.json")) continue; // an operation in progress
         if (entry.name.endsWith(".json") && !present.has(volume)) meta.remove(volume);
       }
     } catch (error) {
