@@ -46,6 +46,10 @@ export async function daemonCommand(args: string[]): Promise<number> {
     console.log(DAEMON_HELP);
     return 0;
   }
+  // Everything the daemon creates (logs, definitions, run files; and its VMMs, which
+  // inherit this) is private whatever umask it was started with; modes that must be
+  // wider (the socket for a --socket-group) are set explicitly.
+  Deno.umask(0o077);
   const daemon = await startDaemon({
     stateDir: values["state-dir"],
     socket: values.socket,

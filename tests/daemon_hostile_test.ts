@@ -117,3 +117,21 @@ Deno.test("daemon: a disk whose backing file is outside the pools and its own di
     await Deno.remove(elsewhere, { recursive: true });
   }
 });
+
+Deno.test("daemon: undefine removes the domain's log; a new domain of that name starts clean", async () => {
+  const daemon = await TestDaemon.start();
+  try {
+    const log = `${daemon.dir}/logs/web.log`;
+    await daemon.client.post("/v1/domains", { name: "web", boot: { demo: true } });
+    await Deno.writeTextFile(log, "the old guest's secrets\n", { mode: 0o600 });
+    await daemon.client.delete("/v1/domains/web");
+    assert.equal(await Deno.stat(log).then(() => true, () => false), false);
+    // A log left behind (a transient domain, an older daemon) is not shown either.
+    await Deno.writeTextFile(log, "the old guest's secrets\n", { mode: 0o600 });
+    await daemon.client.post("/v1/domains", { name: "web", boot: { demo: true } });
+    const logs = await daemon.client.request("GET", "/v1/domains/web/logs");
+    assert.equal(await logs.text(), "");
+  } finally {
+    await daemon.cleanup();
+  }
+});

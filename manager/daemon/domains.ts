@@ -21,6 +21,7 @@ import { Lifecycle, type LifecycleContext } from "./lifecycle.ts";
 import { KeyedMutex } from "./keyed_mutex.ts";
 import { autostartAll, reattachAll } from "./takeover.ts";
 import { domainNameTooLong } from "../paths.ts";
+import { removeLog } from "./console_log.ts";
 import { conflicts } from "./start_checks.ts";
 
 /** The domains of one daemon. */
@@ -130,6 +131,8 @@ export class DomainManager {
       const entry = this.#newEntry(definition, persistent);
       // A definition that could not start is refused before anything is stored.
       if (options.start) await this.lifecycle.preflight(definition, entry.logFile);
+      // A new domain starts with a clean log, not a former same-named domain's output.
+      await removeLog(entry.logFile);
       if (!persistent) {
         // Nothing is stored for a transient domain: it exists once its VMM runs.
         this.#entries.set(name, entry);
@@ -187,6 +190,7 @@ export class DomainManager {
       }
       await this.#context.store.remove(name);
       this.#entries.delete(name);
+      await removeLog(entry.logFile);
       this.#context.events.emit(name, "undefined");
     });
   }

@@ -12,6 +12,7 @@ import type { VmmConfig, VmmEndRecord, VmmStatus } from "../../vmm/vmm_config.ts
 import { writeFileAtomic } from "../store/atomic_file.ts";
 import { ApiError } from "../../common/http/mod.ts";
 import { VmmControl } from "./vmm_control.ts";
+import { prepareLog } from "./console_log.ts";
 import {
   describeExit,
   processStartTime,
@@ -103,6 +104,7 @@ export class VmmRun {
     await Deno.mkdir(runDir, { recursive: true, mode: 0o700 });
     const configPath = join(runDir, "config.json");
     await writeFileAtomic(configPath, JSON.stringify(config, null, 2) + "\n");
+    await prepareLog(config.logFile);
     const spawned = spawnVmm(configPath, config.logFile);
     const record: RuntimeRecord = {
       definition,

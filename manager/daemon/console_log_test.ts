@@ -1,0 +1,24 @@
+import assert from "node:assert/strict";
+import { prepareLog, removeLog } from "./console_log.ts";
+
+Deno.test("prepareLog() makes the log 0600 whatever the umask, and rotates a large one", async () => {
+  const dir = await Deno.makeTempDir();
+  const old = Deno.umask(0o022);
+  try {
+    const log = `${dir}/web.log`;
+    await prepareLog(log);
+    assert.equal((await Deno.stat(log)).mode! & 0o777, 0o600);
+    await Deno.writeTextFile(log, "x".repeat(2000));
+    await Deno.chmod(log, 0o644);
+    await prepareLog(log, 1000);
+    assert.equal((await Deno.stat(log)).size, 0);
+    assert.equal((await Deno.stat(log)).mode! & 0o777, 0o600);
+    assert.equal((await Deno.stat(`${log}.1`)).size, 2000);
+    await removeLog(log);
+    await removeLog(log);
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  } finally {
+    Deno.umask(old);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
