@@ -21,7 +21,7 @@ import { definitionMemoryBytes, validateDefinition } from "./definition.ts";
 /** A pool volume's image, as the pool manager reports it. */
 export interface ResolvedVolume {
   path: string;
-  format: "raw" | "qcow2";
+  format: ImageFormat;
 }
 
 /**
