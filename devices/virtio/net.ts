@@ -130,6 +130,8 @@ export class VirtioNet implements VirtioDevice {
   /** A transmit chain held back by the rate limiter. */
   #txHeld?: DescriptorChain;
   #rxTimer?: ReturnType<typeof setTimeout>;
+  /** Length of a frame read into the held chains that the rx limiter has not admitted yet. */
+  #heldRxLength: number | undefined;
   #txTimer?: ReturnType<typeof setTimeout>;
 
   constructor(options: VirtioNetOptions) {
@@ -231,6 +233,7 @@ export class VirtioNet implements VirtioDevice {
   reset(): void {
     this.#context = undefined;
     this.#rxChains = [];
+    this.#heldRxLength = undefined;
     this.#txHeld = undefined;
     clearTimeout(this.#rxTimer);
     clearTimeout(this.#txTimer);
@@ -265,7 +268,14 @@ export class VirtioNet implements VirtioDevice {
       return;
     }
     let delivered = false;
-    for (let frames = 0; frames < RX_BUDGET; frames++) {
+    // A frame the limiter refused waits in the held chains, unpublished, until it admits it.
+    const held = this.#heldRxLength;
+    if (held !== undefined && this.#admitRx(held)) {
+      this.#heldRxLength = undefined;
+      this.#deliverRx(queue, held);
+      delivered = true;
+    }
+    for (let frames = 0; frames < RX_BUDGET && this.#heldRxLength === undefined; frames++) {
       if (!this.#gatherRxChains(queue, context)) {
         this.#gate.close();
         break;
@@ -284,18 +294,31 @@ export class VirtioNet implements VirtioDevice {
         this.#counters.rxDropped++;
         continue;
       }
-      this.#deliverRx(queue, length);
-      delivered = true;
-      if (this.#rxLimiter !== undefined && !this.#rxLimiter.consume(length - NET_HEADER_SIZE)) {
-        this.#gate.close();
-        this.#rxTimer = setTimeout(() => {
-          this.#rxTimer = undefined;
-          this.#processRx();
-        }, this.#rxLimiter.retryDelayMs());
+      if (!this.#admitRx(length)) {
+        this.#heldRxLength = length;
         break;
       }
+      this.#deliverRx(queue, length);
+      delivered = true;
     }
     if (delivered && queue.needsInterrupt()) context.interrupt.usedBuffer(RX_QUEUE);
+  }
+
+  /**
+   * Whether the receive limiter lets a `length`-byte frame (header included) through; if
+   * not, reception stops (the tap's readability no longer wakes it) and the limiter's retry
+   * timer alone resumes it.
+   */
+  #admitRx(length: number): boolean {
+    if (this.#rxLimiter === undefined || this.#rxLimiter.consume(length - NET_HEADER_SIZE)) {
+      return true;
+    }
+    this.#gate.close();
+    this.#rxTimer = setTimeout(() => {
+      this.#rxTimer = undefined;
+      this.#processRx();
+    }, this.#rxLimiter.retryDelayMs());
+    return false;
   }
 
   /** Pops receive chains until a frame can land; false when the driver must post more. */
