@@ -33,6 +33,8 @@ export interface DiskSpec {
   transport: Transport;
   serial?: string;
   rateLimit?: RateLimiterConfig;
+  /** virtio (default) or sata: a disk on the AHCI controller of a firmware boot. */
+  bus: "virtio" | "sata";
 }
 
 export interface NicSpec {
@@ -103,7 +105,7 @@ function refuseLeftovers(items: Map<string, string | true>, what: string, known:
 }
 
 /**
- * Parses `PATH[,readonly][,format=raw|qcow2][,transport=pci|mmio][,serial=ID][,bw=RATE][,ops=RATE]`; rates
+ * Parses `PATH[,readonly][,format=raw|qcow2][,transport=pci|mmio][,serial=ID][,bus=virtio|sata][,bw=RATE][,ops=RATE]`; rates
  * as in devices/virtio/rate_limit_spec.ts (`bw=10M` is 10 MiB/s).
  */
 export function parseDiskSpec(text: string, fallback: Transport = "pci"): DiskSpec {
@@ -122,6 +124,10 @@ export function parseDiskSpec(text: string, fallback: Transport = "pci"): DiskSp
   if (format !== undefined && !isOneOf(format, IMAGE_FORMATS)) {
     throw new UsageError(`${what}: format=${format} is not one of ${IMAGE_FORMATS.join(", ")}`);
   }
+  const bus = takeString(items, "bus", what) ?? "virtio";
+  if (bus !== "virtio" && bus !== "sata") {
+    throw new UsageError(`${what}: bus=${bus} is not one of virtio, sata`);
+  }
   const spec: DiskSpec = {
     path,
     format,
@@ -129,12 +135,16 @@ export function parseDiskSpec(text: string, fallback: Transport = "pci"): DiskSp
     transport: takeTransport(items, what, fallback),
     serial,
     rateLimit: takeRateLimit(items, what),
+    bus,
   };
   refuseLeftovers(
     items,
     what,
-    "readonly, format, transport, serial, bw, ops, bw_burst, ops_burst",
+    "readonly, format, transport, serial, bus, bw, ops, bw_burst, ops_burst",
   );
+  if (bus === "sata" && (spec.rateLimit !== undefined || serial !== undefined)) {
+    throw new UsageError(`${what}: bus=sata takes no serial or rate limit yet; drop them`);
+  }
   return spec;
 }
 

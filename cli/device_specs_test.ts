@@ -10,6 +10,7 @@ Deno.test("parseDiskSpec() reads path, flags, transport, serial and rate limits"
     transport: "pci",
     serial: undefined,
     rateLimit: undefined,
+    bus: "virtio",
   });
   assert.deepEqual(parseDiskSpec("b.img,readonly,transport=mmio,serial=DISK1,bw=50M,ops=1k"), {
     path: "b.img",
@@ -21,6 +22,7 @@ Deno.test("parseDiskSpec() reads path, flags, transport, serial and rate limits"
       bandwidth: { size: 50 * 1024 ** 2, refillTimeMs: 1000 },
       ops: { size: 1024, refillTimeMs: 1000 },
     },
+    bus: "virtio",
   });
 });
 
@@ -75,4 +77,14 @@ Deno.test("parseDiskSpec() takes format=raw|qcow2 and refuses other formats", ()
   assert.equal(parseDiskSpec("/d.img,format=qcow2").format, "qcow2");
   assert.equal(parseDiskSpec("/d.img").format, undefined);
   assert.throws(() => parseDiskSpec("/d.img,format=vmdk"), /format=vmdk is not one of raw, qcow2/);
+});
+
+Deno.test("parseDiskSpec() takes bus=sata and refuses other buses and SATA rate limits", () => {
+  assert.equal(parseDiskSpec("/a.img").bus, "virtio");
+  assert.equal(parseDiskSpec("/a.img,bus=sata,readonly").bus, "sata");
+  assert.throws(() => parseDiskSpec("/a.img,bus=ide"), /bus=ide is not one of virtio, sata/);
+  assert.throws(
+    () => parseDiskSpec("/a.img,bus=sata,bw=1M"),
+    /bus=sata takes no serial or rate limit/,
+  );
 });

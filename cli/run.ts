@@ -57,6 +57,7 @@ Options:
   --disk SPEC          A virtio-blk disk (repeatable):
                        PATH[,readonly][,format=raw|qcow2][,transport=pci|mmio][,serial=ID]
                        [,bw=RATE][,ops=RATE]  (format: probed when omitted)
+                       [,bus=sata]: on the AHCI controller instead (with --firmware)
   --nic SPEC           A virtio-net NIC on a tap (repeatable): tap=NAME|auto[,mac=MAC]
                        [,bridge=BR][,transport=pci|mmio][,bw=RATE][,ops=RATE]
   --rng                A virtio-rng device fed by getrandom(2)
@@ -121,12 +122,20 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
   if (values["rng-limit"] !== undefined && !values.rng) {
     throw new UsageError("--rng-limit: add --rng for the device it limits");
   }
-  const disks = values.disk.map((spec) => diskConfig(parseDiskSpec(spec, transport)));
+  const diskSpecs = values.disk.map((spec) => parseDiskSpec(spec, transport));
+  const disks = diskSpecs.filter((spec) => spec.bus === "virtio").map(diskConfig);
+  const sataDisks = diskSpecs.filter((spec) => spec.bus === "sata")
+    .map(({ path, format, readOnly }) => ({ path, format, readOnly }));
   const nics = values.nic.map((spec) => nicConfig(parseNicSpec(spec, transport)));
   const rngLimit = values["rng-limit"] === undefined
     ? undefined
     : parseLimit(values["rng-limit"], "--rng-limit");
   const firmware = firmwareBoot(values);
+  if (sataDisks.length > 0 && firmware === undefined) {
+    throw new UsageError(
+      "--disk: bus=sata disks need --firmware (the AHCI controller comes with it)",
+    );
+  }
   const boot: VmmBootConfig = firmware ??
     (values.kernel === undefined
       ? { kind: "demo", cmdline: values.cmdline, initrd: values.initrd }
@@ -149,6 +158,7 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
     virtioConsole: values["virtio-console"] ?? false,
     transport,
     cdroms: values.cdrom,
+    sataDisks,
   };
   return {
     config,

@@ -34,6 +34,7 @@ import { FirmwarePlatform } from "../devices/firmware/firmware_platform.ts";
 import type { HostMapping } from "../ffi/mman.ts";
 import type { Disk } from "../storage/disk.ts";
 import { RawDisk } from "../storage/raw_disk.ts";
+import { openImage } from "../storage/image.ts";
 import { DEMO_GUEST_ELF } from "../guests/embedded/demo_guest.ts";
 import { DeviceManager } from "./device_manager.ts";
 import { planDevices } from "./device_plan.ts";
@@ -151,8 +152,12 @@ function constructMachine(
     console: context.console,
   });
   const cdroms: Disk[] = [];
+  const sataDisks: Disk[] = [];
   try {
     for (const path of config.cdroms ?? []) cdroms.push(RawDisk.open(path, { readOnly: true }));
+    for (const disk of config.sataDisks ?? []) {
+      sataDisks.push(openImage(disk.path, { readOnly: disk.readOnly, format: disk.format }));
+    }
     const { kvm } = context;
     checkVcpuCount(kvm, config.vcpus);
     const regions = guestRamRegions(config.memoryBytes);
@@ -179,6 +184,7 @@ function constructMachine(
           onReset: () => end.end({ kind: "reset", source: "reset register" }),
           onPowerOff: () => end.end({ kind: "poweroff", source: "ACPI S5" }),
           cdroms: cdroms.splice(0), // the platform closes them from now on
+          disks: sataDisks.splice(0),
         });
       }
       const platform = firmware;
@@ -222,7 +228,7 @@ function constructMachine(
     }
   } catch (error) {
     closeVirtioDevices(virtio);
-    cdroms.forEach((cdrom) => cdrom.close());
+    [...cdroms, ...sataDisks].forEach((disk) => disk.close());
     throw error;
   }
 }

@@ -29,7 +29,7 @@ import {
 } from "../common/validators.ts";
 import { DEVICE_ID_PATTERN, FIXED_DEVICE_IDS } from "./device_names.ts";
 import { diskId, nicId } from "./device_plan.ts";
-import type { VmmConfig, VmmDiskConfig, VmmNicConfig } from "./vmm_config.ts";
+import type { VmmConfig, VmmDiskConfig, VmmNicConfig, VmmSataDiskConfig } from "./vmm_config.ts";
 
 /** A config file that cannot be used; the message names the file and the field. */
 export class VmmConfigError extends Error {
@@ -156,6 +156,7 @@ export function validateVmmConfig(value: unknown): VmmConfig {
     "balloon",
     "virtioConsole",
     "cdroms",
+    "sataDisks",
     "transport",
     "onReboot",
     "logFile",
@@ -195,6 +196,7 @@ export function validateVmmConfig(value: unknown): VmmConfig {
   };
   if (f.has("virtioConsole")) config.virtioConsole = f.boolean("virtioConsole");
   if (f.has("cdroms")) config.cdroms = parseCdroms(f, config.boot);
+  if (f.has("sataDisks")) config.sataDisks = parseSataDisks(f, config);
   if (f.has("transport")) config.transport = f.oneOf("transport", TRANSPORTS);
   if (f.has("rng")) {
     const rng = new Fields(f.raw("rng"), "rng", ["rateLimit"]);
@@ -257,6 +259,23 @@ function parseCdroms(f: Fields, boot: VmmConfig["boot"]): string[] {
   }
   if (cdroms.length > AHCI_MAX_PORTS) throw fail("cdroms", `at most ${AHCI_MAX_PORTS} CD-ROMs`);
   return cdroms;
+}
+
+/** Disks on the AHCI controller: firmware boot only, sharing its ports with the CD-ROMs. */
+function parseSataDisks(f: Fields, config: VmmConfig): VmmSataDiskConfig[] {
+  const disks = f.array("sataDisks").map((value, i) => {
+    const d = new Fields(value, `sataDisks[${i}]`, ["path", "format", "readOnly"]);
+    const disk: VmmSataDiskConfig = { path: d.path("path"), readOnly: d.boolean("readOnly") };
+    if (d.has("format")) disk.format = d.oneOf("format", IMAGE_FORMATS);
+    return disk;
+  });
+  if (disks.length > 0 && config.boot.kind !== "firmware") {
+    throw fail("sataDisks", "SATA disks need a firmware boot (boot.kind firmware)");
+  }
+  if (disks.length + (config.cdroms?.length ?? 0) > AHCI_MAX_PORTS) {
+    throw fail("sataDisks", `SATA disks and CD-ROMs share ${AHCI_MAX_PORTS} ports`);
+  }
+  return disks;
 }
 
 function parseDisk(value: unknown, path: string): VmmDiskConfig {

@@ -101,3 +101,23 @@ Deno.test("validateVmmConfig() takes a firmware boot with its order and CD-ROMs"
   refused(config({ cdroms: ["/a.iso"] }), /^cdroms: CD-ROMs need a firmware boot/);
   refused(config({ boot: firmware, cdroms: ["a.iso"] }), /^cdroms\[0\]: must be the absolute/);
 });
+
+Deno.test("validateVmmConfig() takes SATA disks on a firmware boot, six AHCI ports in all", () => {
+  const firmware = { kind: "firmware", firmware: "/bios.bin" };
+  const sata = { path: "/images/w.qcow2", format: "qcow2", readOnly: false };
+  const value = config({ boot: firmware, sataDisks: [sata], cdroms: ["/a.iso"] });
+  assert.deepEqual(validateVmmConfig(value), value);
+  refused(config({ sataDisks: [sata] }), /^sataDisks: SATA disks need a firmware boot/);
+  refused(
+    config({
+      boot: firmware,
+      sataDisks: [sata, sata, sata, sata],
+      cdroms: ["/a.iso", "/b.iso", "/c.iso"],
+    }),
+    /^sataDisks: SATA disks and CD-ROMs share 6 ports/,
+  );
+  refused(
+    config({ boot: firmware, sataDisks: [{ ...sata, bus: "x" }] }),
+    /^sataDisks\[0\].bus: unknown/,
+  );
+});

@@ -58,6 +58,15 @@ export interface VmmDiskConfig {
   rateLimit?: RateLimiterConfig;
 }
 
+/** A disk on the AHCI (SATA) controller of a firmware boot, through the same image layer. */
+export interface VmmSataDiskConfig {
+  /** Absolute path of the image (the top of a qcow2 chain). */
+  path: string;
+  /** Probed when the image is opened if omitted, as for virtio disks. */
+  format?: "raw" | "qcow2";
+  readOnly: boolean;
+}
+
 export interface VmmNicConfig {
   /** The NIC's stable id. Omitted: `nicName()` by position (net0, net1...). */
   id?: string;
@@ -105,6 +114,8 @@ export interface VmmMachineConfig {
   virtioConsole?: boolean;
   /** ISO images (absolute paths) on ATAPI CD-ROM drives of an AHCI controller; firmware boot only. */
   cdroms?: string[];
+  /** Disks on the AHCI controller's first ports (before the CD-ROMs); firmware boot only. */
+  sataDisks?: VmmSataDiskConfig[];
   /** Where the rng, balloon and virtio console sit (disks and NICs say their own); default pci. */
   transport?: Transport;
 }

@@ -29,6 +29,7 @@ import {
 import type { PciBus } from "../pci/pci_bus.ts";
 import { pciIntxGsi } from "../pci/pci_bus.ts";
 import { AhciController } from "../storage/ahci/ahci_controller.ts";
+import { AtaDisk } from "../storage/ahci/ata_disk.ts";
 import { AtapiCdrom } from "../storage/ahci/atapi_cdrom.ts";
 import { buildAcpi, installAcpiFiles } from "./acpi/acpi_tables.ts";
 import { FW_CFG_PORT_BASE, FW_CFG_PORT_COUNT, FwCfg } from "./fw_cfg.ts";
@@ -59,8 +60,10 @@ export interface FirmwarePlatformOptions {
   readonly setIrqLine: (gsi: number, high: boolean) => void;
   readonly onReset: () => void;
   readonly onPowerOff: () => void;
-  /** The CD-ROM images (opened read-only), on the AHCI ports in order. */
+  /** The CD-ROM images (opened read-only), on the AHCI ports after the disks. */
   readonly cdroms: readonly Disk[];
+  /** SATA disks (opened images), on the first AHCI ports in order. */
+  readonly disks?: readonly Disk[];
   readonly log?: (message: string) => void;
 }
 
@@ -110,13 +113,16 @@ export class FirmwarePlatform {
       onPowerOff: options.onPowerOff,
     });
     this.reset = new ResetControl(options.onReset);
-    this.ahci = options.cdroms.length === 0 ? undefined : new AhciController(
-      options.memory,
-      options.cdroms.map((media, i) =>
+    const disks = options.disks ?? [];
+    const drives = [
+      ...disks.map((disk, i) =>
+        new AtaDisk(disk, { serial: `DNVHD${i}`, model: "Denovisor SATA disk" }, log)
+      ),
+      ...options.cdroms.map((media, i) =>
         new AtapiCdrom(media, { serial: `DNVCD${i}`, model: "Denovisor DVD-ROM" }, log)
       ),
-      log,
-    );
+    ];
+    this.ahci = drives.length === 0 ? undefined : new AhciController(options.memory, drives, log);
   }
 
   /** The PCI configuration ports with the reset register at 0xcf9 among them. */
@@ -173,8 +179,9 @@ export class FirmwarePlatform {
     return enabled;
   }
 
-  /** Closes the CD-ROM images. */
+  /** Closes the SATA disk and CD-ROM images. */
   close(): void {
+    this.#options.disks?.forEach((disk) => disk.close());
     for (const port of this.ahci?.ports ?? []) {
       const device = port.device;
       if (device instanceof AtapiCdrom) device.media?.close();
@@ -184,11 +191,16 @@ export class FirmwarePlatform {
   #bootDevices(options: FirmwareInstallOptions): BootDevice[] {
     const devices: BootDevice[] = [];
     for (const kind of options.order ?? ["disk", "cdrom"]) {
+      const slot = this.#ahciSlot;
+      const sataDisks = this.#options.disks?.length ?? 0;
       if (kind === "disk") {
         devices.push(...options.diskSlots.map((slot): BootDevice => ({ kind: "pci", slot })));
-      } else if (this.#ahciSlot !== undefined) {
-        this.#options.cdroms.forEach((_, port) =>
-          devices.push({ kind: "ahci", slot: this.#ahciSlot!, port })
+        for (let port = 0; slot !== undefined && port < sataDisks; port++) {
+          devices.push({ kind: "ahci", slot, port });
+        }
+      } else if (slot !== undefined) {
+        this.#options.cdroms.forEach((_, i) =>
+          devices.push({ kind: "ahci", slot, port: sataDisks + i })
         );
       }
     }

@@ -9,7 +9,7 @@ import { MemoryDisk } from "../storage/ahci/_test_support.ts";
 import { parseTableLoader } from "./acpi/table_loader.ts";
 import { ACPI_PM_BASE, FirmwarePlatform } from "./firmware_platform.ts";
 
-function machine(cdroms: number) {
+function machine(cdroms: number, disks = 0) {
   const memory = GuestMemory.ofSize(16 << 20);
   const pio = new Bus();
   const lines: [number, boolean][] = [];
@@ -22,6 +22,7 @@ function machine(cdroms: number) {
     onReset: () => events.push("reset"),
     onPowerOff: () => events.push("poweroff"),
     cdroms: Array.from({ length: cdroms }, () => new MemoryDisk(new Uint8Array(8 * 2048), true)),
+    disks: Array.from({ length: disks }, () => new MemoryDisk(new Uint8Array(1 << 20))),
     log: () => {},
   });
   const pci = new PciBus({
@@ -91,5 +92,16 @@ Deno.test("without CD-ROMs there is no AHCI controller and disks boot first", ()
   assert.equal(
     new TextDecoder().decode(platform.fwCfg.file("bootorder")),
     "/pci@i0cf8/*@2\n/pci@i0cf8/*@3\nHALT\n",
+  );
+});
+
+Deno.test("SATA disks take the first AHCI ports and boot with the disks", () => {
+  const { pio, pci, platform } = machine(1, 2);
+  platform.install({ pio, pci, diskSlots: [5], order: ["disk", "cdrom"] });
+  assert.equal(platform.ahci?.ports.length, 3);
+  assert.equal(
+    new TextDecoder().decode(platform.fwCfg.file("bootorder")),
+    "/pci@i0cf8/*@5\n/pci@i0cf8/*@2/drive@0/disk@0\n/pci@i0cf8/*@2/drive@1/disk@0\n" +
+      "/pci@i0cf8/*@2/drive@2/disk@0\nHALT\n",
   );
 });
