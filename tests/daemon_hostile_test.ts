@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { TestDaemon } from "./daemon_support.ts";
 import { createImage } from "../storage/image.ts";
+import { denovisor } from "./cli_support.ts";
 
 /** One raw request on the daemon's socket: status, Allow and the error message. */
 async function send(
@@ -134,4 +135,31 @@ Deno.test("daemon: undefine removes the domain's log; a new domain of that name 
   } finally {
     await daemon.cleanup();
   }
+});
+
+Deno.test({
+  name: "daemon: a socket or state directory owned by another user is refused",
+  ignore: Deno.uid() !== 0, // Giving a directory away (chown) needs root.
+  fn: async () => {
+    const root = await Deno.makeTempDir({ prefix: "denovisor-owner-test-" });
+    try {
+      for (const which of ["socket", "state"] as const) {
+        const run = `${root}/${which}-case/run`;
+        const state = `${root}/${which}-case/state`;
+        const theirs = which === "socket" ? run : state;
+        await Deno.mkdir(theirs, { recursive: true, mode: 0o700 });
+        await Deno.chown(theirs, 65534, 65534);
+        const r = await denovisor(
+          ["daemon", "--state-dir", state, "--socket", `${run}/api.sock`],
+          { timeoutMs: 60_000 },
+        );
+        assert.notEqual(r.code, 0, `the daemon started:\n${r.stdout}${r.stderr}`);
+        assert.ok(r.code !== 137, "the daemon ran until the test killed it");
+        assert.match(r.stderr, new RegExp(`${theirs} is owned by uid 65534`), r.stderr);
+        await assert.rejects(Deno.lstat(`${run}/api.sock`), Deno.errors.NotFound);
+      }
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
 });

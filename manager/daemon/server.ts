@@ -20,6 +20,7 @@ import { EventHub } from "./events.ts";
 import { Router } from "../../common/http/mod.ts";
 import { addOpenApiRoute } from "./openapi_route.ts";
 import { listenPrivately, resolveGroup } from "./socket.ts";
+import { checkTrustedDirectory } from "./dir_safety.ts";
 import { notifyReady, notifyStatus, notifyStopping } from "../systemd/notify.ts";
 
 /** Options of `runDaemon`. */
@@ -56,6 +57,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     : await resolveGroup(options.socketGroup);
   const store = new DomainStore(paths.stateDir);
   await store.init();
+  checkTrustedDirectory(paths.stateDir, "The state directory");
   const lock = StateLock.acquire(paths.stateDir);
   try {
     await prepareRunDir(paths, gid);
@@ -137,7 +139,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
 
 /**
  * The runtime directory beside the socket: created 0700 (0750 for a socket group) when
- * missing. A directory everyone may write to (such as /tmp) is refused: the domains'
+ * missing. A directory the daemon cannot trust (dir_safety.ts) is refused: the domains'
  * control sockets live there.
  */
 async function prepareRunDir(paths: DenovisorPaths, gid: number | undefined): Promise<void> {
@@ -146,17 +148,14 @@ async function prepareRunDir(paths: DenovisorPaths, gid: number | undefined): Pr
   try {
     const info = await Deno.stat(dir);
     if (!info.isDirectory) throw new Error(`${dir} is not a directory; choose another --socket`);
-    if ((info.mode! & 0o002) !== 0) {
-      throw new Error(
-        `The socket's directory ${dir} is writable by everyone; give the socket a directory ` +
-          `of its own, e.g. --socket /run/denovisor/api.sock`,
-      );
-    }
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
     created = true;
   }
+  // Another user's directory, or one others may write to (such as /tmp itself), would let
+  // them swap api.sock or a domain's control socket.
+  checkTrustedDirectory(dir, "The socket's directory");
   if (created || dir === dirname(resolvePaths({}).socket)) {
     await Deno.chmod(dir, gid === undefined ? 0o700 : 0o750);
     if (gid !== undefined) await Deno.chown(dir, null, gid);
