@@ -5,15 +5,7 @@
  * @module
  */
 
-import {
-  DenovisorError,
-  type ErrorCode,
-  errorCode,
-  EXIT_OK,
-  EXIT_STATUS,
-  isErrorCode,
-} from "../common/errors.ts";
-import { ApiClientError } from "../manager/api_client.ts";
+import { DenovisorError, errorCode, EXIT_OK, EXIT_STATUS } from "../common/errors.ts";
 
 /**
  * Exit statuses of the client commands (documented in `denovisor help`). Scripts can tell
@@ -64,21 +56,12 @@ export const consoleIo: CommandIo = {
 };
 
 /**
- * The code of an error thrown by a client command: the daemon's code for a refused
- * request (`unavailable` when no daemon answered), the code of a local coded error
- * (`usage`, `invalid` for a bad definition file...), `internal` for anything else.
+ * The exit status for an error thrown by a client command: EXIT_STATUS of its code (the
+ * daemon's code for a refused request, `unavailable` when no daemon answered, `usage` or
+ * `invalid` for local refusals, `internal` for anything uncoded).
  */
-export function clientErrorCode(error: unknown): ErrorCode {
-  if (error instanceof ApiClientError) {
-    if (error.code === "unreachable") return "unavailable";
-    return isErrorCode(error.code) ? error.code : "internal";
-  }
-  return errorCode(error);
-}
-
-/** The exit status for an error thrown by a client command: EXIT_STATUS of its code. */
 export function exitStatusForError(error: unknown): number {
-  return EXIT_STATUS[clientErrorCode(error)];
+  return EXIT_STATUS[errorCode(error)];
 }
 
 /** Reports `error` on `io` with the command's name; returns the exit status. */

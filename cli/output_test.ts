@@ -23,6 +23,10 @@ Deno.test("exitStatusForError() maps every error by its code, as the README docu
   for (const [error, status] of cases) {
     assert.equal(exitStatusForError(error), status, String(error));
   }
+  const unreachable = new ApiClientError("unreachable", "no daemon");
+  assert.equal(unreachable.code, "unavailable");
+  assert.equal(unreachable.unreachable, true);
+  assert.equal(new ApiClientError("unavailable", "daemon busy", 503).unreachable, false);
   assert.deepEqual(
     [CLIENT_EXIT.OK, CLIENT_EXIT.FAILURE, CLIENT_EXIT.USAGE, CLIENT_EXIT.UNREACHABLE],
     [0, 1, 2, 3],

@@ -6,19 +6,22 @@
  * @module
  */
 
-import type { ErrorCode } from "../errors.ts";
+import { DenovisorError, type ErrorCode, isErrorCode } from "../errors.ts";
 import type { ErrorBody } from "./api_error.ts";
 
-/** A failed API call: the daemon's error, or the reason the daemon could not be reached. */
-export class ApiClientError extends Error {
-  /** The daemon's error code; "unreachable" when no daemon answered. */
-  readonly code: ErrorCode | "unreachable";
+/**
+ * A failed API call: the server's coded error, or the reason no server answered (code
+ * `unavailable`, `unreachable` set), so callers map it like any `DenovisorError`.
+ */
+export class ApiClientError extends DenovisorError {
+  /** True when no server answered on the socket (as opposed to a server's 503). */
+  readonly unreachable: boolean;
+  /** The HTTP status of the answer, when there was one. */
   readonly status?: number;
 
   constructor(code: ErrorCode | "unreachable", message: string, status?: number) {
-    super(message);
-    this.name = "ApiClientError";
-    this.code = code;
+    super(code === "unreachable" ? "unavailable" : code, message);
+    this.unreachable = code === "unreachable";
     this.status = status;
   }
 }
@@ -55,7 +58,7 @@ export class ApiClient {
       // Not our JSON error body: report the text as it is.
     }
     throw new ApiClientError(
-      parsed?.error?.code ?? "internal",
+      isErrorCode(parsed?.error?.code) ? parsed.error.code : "internal",
       parsed?.error?.message ?? `HTTP ${response.status}: ${text.trim()}`,
       response.status,
     );
