@@ -108,6 +108,17 @@ firmwareTest("run --firmware boots a boot sector from a virtio-blk disk", async 
   });
 });
 
+firmwareTest("run --firmware boots the same boot sector from an AHCI (SATA) disk", async () => {
+  await withImages(async ({ disk }) => {
+    const result = await denovisor(["run", "--firmware", "--disk", `${disk},format=raw,bus=sata`], {
+      timeoutMs: TIMEOUT_MS,
+    });
+    assert.match(result.stdout, /boot sector: hello on COM1/);
+    assert.match(result.stdout, new RegExp(SECTOR_ONE), "int 13h read through AHCI");
+    assert.equal(result.code, 7, result.stdout + result.stderr);
+  });
+});
+
 firmwareTest("run --firmware --cdrom boots an El Torito CD from the AHCI CD-ROM", async () => {
   await withImages(async ({ iso }) => {
     const result = await denovisor(["run", "--firmware", "--cdrom", iso], {

@@ -206,6 +206,7 @@ function constructMachine(
           platform?.close();
           rom?.unmap();
         },
+        powerButton: platform && (() => platform.pressPowerButton()),
       });
       if (platform && bios) {
         const diskSlots = plan.virtio.flatMap((d) =>

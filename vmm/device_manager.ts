@@ -73,6 +73,8 @@ export interface DeviceManagerOptions {
   configPorts?: (mechanism: BusDevice) => BusDevice;
   /** Called by `close()`, for what the builder added beside the planned devices. */
   onClose?: () => void;
+  /** Presses the ACPI power button; false when the guest does not listen for it. */
+  powerButton?: () => boolean;
 }
 
 /** Every device of one machine, wired, by id; `close()` undoes it all. */
@@ -87,6 +89,7 @@ export class DeviceManager {
   readonly #watched: number[] = [];
   readonly #toClose: VirtioDevice[] = [];
   readonly #onClose: (() => void) | undefined;
+  readonly #powerButton: (() => boolean) | undefined;
   #closed = false;
   #pci!: PciBus;
   #serial!: Serial16550;
@@ -100,6 +103,7 @@ export class DeviceManager {
     this.#loop = loop;
     this.#notify = new NotifyWiring(vm, loop);
     this.#onClose = options.onClose;
+    this.#powerButton = options.powerButton;
     const legacy = new Map(options.plan.legacy.map((plan) => [plan.kind, plan]));
     const plannedLegacy = (kind: LegacyDevicePlan["kind"]) => {
       const plan = legacy.get(kind);
@@ -177,6 +181,14 @@ export class DeviceManager {
     for (const device of this.#toClose.splice(0)) closeVirtioDevice(device);
     if (!this.#closed) this.#onClose?.();
     this.#closed = true;
+  }
+
+  /**
+   * Presses the ACPI power button (machines with the firmware platform); false when there
+   * is none or the guest has not enabled its event, so the caller falls back to Ctrl-Alt-Del.
+   */
+  pressPowerButton(): boolean {
+    return this.#powerButton?.() ?? false;
   }
 
   /** PCI bus 0, for devices the builder adds beside the plan (the firmware platform). */

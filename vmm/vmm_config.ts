@@ -16,8 +16,10 @@
  *   GET  /vm           -> VmmStatus
  *   POST /vm/pause     -> VmmStatus
  *   POST /vm/resume    -> VmmStatus
- *   POST /vm/shutdown  -> VmmStatus  (Ctrl-Alt-Del through the i8042, as Firecracker; a
- *                                      guest reset after it counts as power-off)
+ *   POST /vm/shutdown  -> VmmStatus  (the ACPI power button when the guest listens for
+ *                                      it (firmware boot), else Ctrl-Alt-Del through the
+ *                                      i8042, as Firecracker; a guest reset after it counts
+ *                                      as power-off)
  *   POST /vm/reboot    -> VmmStatus  (hard reset: the machine is rebuilt in this process)
  *   POST /vm/destroy   -> VmmStatus  (stops the VM now; the process then exits)
  *   GET  /vm/stats     -> DomainStats (manager/api_types.ts)

@@ -187,11 +187,18 @@ export class VmmDomain {
     });
   }
 
-  /** Presses Ctrl-Alt-Del; a guest reset that follows ends the VM as a power-off. */
+  /**
+   * Presses the ACPI power button when the guest listens for it (firmware boot), else
+   * Ctrl-Alt-Del; a guest reset that follows ends the VM as a power-off.
+   */
   shutdown(): Promise<VmmStatus> {
     return this.#serialized(() => {
       const machine = this.#requireMachine("shut down");
       this.#shutdownRequested = true;
+      if (machine.devices.pressPowerButton()) {
+        this.#hub.log("shutdown requested: ACPI power button pressed");
+        return;
+      }
       const sent = machine.i8042.sendCtrlAltDel();
       this.#hub.log(
         sent

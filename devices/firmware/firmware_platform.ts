@@ -172,11 +172,15 @@ export class FirmwarePlatform {
     options.pio.insert(ACPI_PM_BASE, PM_BLOCK_SIZE, "acpi-pm", this.pm);
   }
 
-  /** Presses the ACPI power button; false when the guest has not enabled it (no ACPI OS). */
+  /**
+   * Presses the ACPI power button if the guest listens for it (an ACPI OS enabled the
+   * event); returns false, pressing nothing, otherwise: a press latched now would shut
+   * down an OS that enables the event later.
+   */
   pressPowerButton(): boolean {
-    const enabled = this.pm.powerButtonEnabled;
+    if (!this.pm.powerButtonEnabled) return false;
     this.pm.pressPowerButton();
-    return enabled;
+    return true;
   }
 
   /** Closes the SATA disk and CD-ROM images. */
