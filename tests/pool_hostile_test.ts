@@ -276,3 +276,40 @@ Deno.test("a volume is the base of a clone that names it through a symlink", asy
     await rejects(() => pools.deleteVolume("default", "base"), "conflict", /base of 'clone'/);
   });
 });
+
+Deno.test("a snapshot deletion killed after its copy is finished at the next start, with every later state intact", async () => {
+  await withTempDir(async (dir) => {
+    const pools = dirPool(dir);
+    const volume = await pools.createVolume("default", { name: "disk", size: "4M", format: "raw" });
+    writePattern(volume.path, 0, MiB, 0x41);
+    await pools.volumeAction("default", "disk", "snapshot", { target: "s1" }); // raw: flattened
+    writePattern(volume.path, MiB, MiB, 0x42);
+    await pools.volumeAction("default", "disk", "snapshot", { target: "s2" });
+    writePattern(volume.path, 2 * MiB, MiB, 0x43);
+    for (const snapshot of ["s1", "s2"]) { // s1: the flatten path; s2: the commit path
+      await killedAt(
+        dir,
+        "delete-snapshot-after-copy",
+        `pools.volumeAction("default", "disk", "delete-snapshot", { snapshot: "${snapshot}" })`,
+      );
+      await rejects(
+        () => pools.volumeAction("default", "disk", "snapshot", { target: "s9" }),
+        "conflict",
+        /unfinished delete-snapshot/,
+      );
+      const next = manager(dir);
+      next.startAutostart();
+      assert.match(
+        next.recovered.join("\n"),
+        new RegExp(`'${snapshot}' deleted after an interruption`),
+      );
+      const info = next.volumeInfo("default", "disk");
+      assert.ok(!info.snapshots.includes(snapshot), info.snapshots.join());
+      judgeImage(info.path);
+      assert.ok(hasPattern(info.path, 0, MiB, 0x41), `${snapshot}: first state`);
+      assert.ok(hasPattern(info.path, MiB, MiB, 0x42), `${snapshot}: second state`);
+      assert.ok(hasPattern(info.path, 2 * MiB, MiB, 0x43), `${snapshot}: the volume's own writes`);
+    }
+    assert.deepEqual(manager(dir).volumeInfo("default", "disk").snapshots, []);
+  });
+});

@@ -4,7 +4,8 @@
  * stop a multi-step pool operation exactly in its dangerous window (as kill -9 would) and
  * check what the next start recovers. Points: `snapshot-after-rename` (the volume moved
  * to its snapshot, the overlay not yet in place), `clone-before-rename` (a full copy
- * written under its temporary name).
+ * written under its temporary name), `delete-snapshot-after-copy` (a snapshot's child
+ * committed into it, or flattened, but not yet renamed into place).
  *
  * @module
  */

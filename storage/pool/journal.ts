@@ -5,15 +5,17 @@
  * would collide with the record of a volume named `<volume>.intent`); it removes it when
  * done. When the pool starts (or the daemon starts with the pool active), every record
  * left by a crash is rolled forward or back from what is on disk, so no volume vanishes
- * and no snapshot is lost. Only external snapshots need it today: their rename and the
- * overlay's placement are two steps.
+ * and no snapshot is lost. External snapshots need it: taking one is a rename and an
+ * overlay's placement; deleting one is a commit (or a flattening) and a rename.
  *
  * @module
  */
 
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { commitImage } from "../image_ops/commit.ts";
+import { imageInfo } from "../image.ts";
 import { readJsonFile, removeDurably, syncDirectory, writeJsonAtomic } from "./state_file.ts";
-import { pathExists } from "./pool_error.ts";
+import { pathExists, PoolError } from "./pool_error.ts";
 import { renameNoReplace } from "../../ffi/rename.ts";
 import type { VolumeMetaStore } from "./volume_meta.ts";
 
@@ -33,14 +35,45 @@ export interface SnapshotIntent {
 
 const INTENT = ".intent";
 
+/**
+ * An external snapshot being deleted: `child` (the next snapshot or the volume) is
+ * committed into `own`, which then takes `child`'s path; or, when `flatten`, `child` is
+ * rewritten standalone (under `.<child>.flatten`) and `own` removed.
+ */
+export interface DeleteSnapshotIntent {
+  op: "delete-snapshot";
+  volume: string;
+  snapshot: string;
+  own: string;
+  child: string;
+  childIsVolume: boolean;
+  flatten: boolean;
+}
+
+/** Any recorded intent. */
+export type Intent = SnapshotIntent | DeleteSnapshotIntent;
+
+/** Where a flattened snapshot image is built before it takes `child`'s place. */
+export function flattenTemporary(child: string): string {
+  return join(dirname(child), `.${basename(child)}.flatten`);
+}
+
 /** The intent file of `volume`. */
 function intentPath(meta: VolumeMetaStore, volume: string): string {
   return join(meta.dir, `${volume}${INTENT}`);
 }
 
 /** Records `intent` durably before its first step. */
-export function beginIntent(meta: VolumeMetaStore, intent: SnapshotIntent): void {
-  writeJsonAtomic(intentPath(meta, intent.volume), intent);
+export function beginIntent(meta: VolumeMetaStore, intent: Intent): void {
+  const path = intentPath(meta, intent.volume);
+  const pending = readJsonFile<Intent>(path);
+  if (pending !== undefined) {
+    throw new PoolError(
+      "conflict",
+      `Volume '${intent.volume}' has an unfinished ${pending.op} (of '${pending.snapshot}'); stop and start the pool to finish it first`,
+    );
+  }
+  writeJsonAtomic(path, intent);
 }
 
 /** Forgets the intent of `volume`: the operation is complete (or undone). */
@@ -63,9 +96,21 @@ export function recoverIntents(meta: VolumeMetaStore): string[] {
   }
   for (const entry of entries) {
     if (!entry.isFile || !entry.name.endsWith(INTENT)) continue;
-    const intent = readJsonFile<SnapshotIntent>(join(meta.dir, entry.name));
-    if (intent?.op !== "snapshot" || typeof intent.volume !== "string") continue;
-    done.push(recoverSnapshot(meta, intent));
+    const intent = readJsonFile<Intent>(join(meta.dir, entry.name));
+    if (typeof intent?.volume !== "string") continue;
+    try {
+      if (intent.op === "snapshot") done.push(recoverSnapshot(meta, intent));
+      else if (intent.op === "delete-snapshot") done.push(recoverSnapshotDeletion(meta, intent));
+      else continue;
+    } catch (error) {
+      // Kept for the next start (e.g. a running VM holds the image now).
+      done.push(
+        `volume '${intent.volume}': an interrupted ${intent.op} could not be finished yet: ${
+          (error as Error).message
+        }`,
+      );
+      continue;
+    }
     endIntent(meta, intent.volume);
   }
   return done;
@@ -98,4 +143,35 @@ function recoverSnapshot(meta: VolumeMetaStore, intent: SnapshotIntent): string 
     meta.set(volume, record);
   }
   return `volume '${volume}': snapshot '${snapshot}' completed after an interruption`;
+}
+
+/**
+ * Finishes deleting a snapshot: every crash point rolls forward (the user asked for the
+ * deletion, and committing again is idempotent: what is still in `child` is copied once
+ * more, what was already copied is in `own`).
+ */
+function recoverSnapshotDeletion(meta: VolumeMetaStore, intent: DeleteSnapshotIntent): string {
+  const { own, child, volume, snapshot } = intent;
+  if (intent.flatten) {
+    const temp = flattenTemporary(child);
+    if (pathExists(temp)) {
+      Deno.chmodSync(temp, 0o400);
+      Deno.renameSync(temp, child);
+    } else if (imageInfo(child).backingFile !== undefined) {
+      // The flattened image never replaced the child: nothing changed.
+      return `volume '${volume}': snapshot '${snapshot}' was not deleted (rolled back)`;
+    }
+    if (pathExists(own)) Deno.removeSync(own);
+  } else if (pathExists(own)) {
+    Deno.chmodSync(own, 0o600);
+    commitImage(child);
+    if (!intent.childIsVolume) Deno.chmodSync(own, 0o400);
+    Deno.renameSync(own, child);
+  }
+  syncDirectory(dirname(own));
+  syncDirectory(dirname(child));
+  const record = meta.get(volume);
+  const kept = record.snapshots.filter((s) => s.name !== snapshot);
+  if (kept.length !== record.snapshots.length) meta.set(volume, { ...record, snapshots: kept });
+  return `volume '${volume}': snapshot '${snapshot}' deleted after an interruption`;
 }

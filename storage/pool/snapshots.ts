@@ -18,7 +18,7 @@
 import { basename, dirname, join } from "node:path";
 import { renameNoReplace } from "../../ffi/rename.ts";
 import { faultPoint } from "./fault.ts";
-import { beginIntent, endIntent } from "./journal.ts";
+import { beginIntent, endIntent, flattenTemporary } from "./journal.ts";
 import type { VolumeActionRequest, VolumeInfo } from "./pool_types.ts";
 import { makePrivateDirectory } from "./dir_pool.ts";
 import { pathExists, PoolError } from "./pool_error.ts";
@@ -196,20 +196,44 @@ export async function deleteSnapshot(
     const childIsVolume = index === meta.snapshots.length - 1;
     const child = childIsVolume ? path : meta.snapshots[index + 1].path!;
     const own = snapshot.path!;
-    if (!childIsVolume && volumeImageInfo(own).format !== "qcow2") {
-      // The child's child names the child's format (qcow2) in its header, so a raw image
-      // cannot take the child's place: flatten the child into a standalone qcow2 instead.
-      const temp = join(dirname(child), `.${basename(child)}.flatten`);
+    // The child's child names the child's format (qcow2) in its header, so a raw image
+    // cannot take the child's place: flatten the child into a standalone qcow2 instead.
+    const flatten = !childIsVolume && volumeImageInfo(own).format !== "qcow2";
+    // The commit opens `child` itself (locked); check first for a clear refusal.
+    if (childIsVolume) withImageLock(ctx, name, "write", () => {});
+    beginIntent(ctx.meta, {
+      op: "delete-snapshot",
+      volume: name,
+      snapshot: snapshot.name,
+      own,
+      child,
+      childIsVolume,
+      flatten,
+    });
+    if (flatten) {
+      const temp = flattenTemporary(child);
       if (pathExists(temp)) Deno.removeSync(temp);
-      await convertVolumeImage(child, temp, { format: "qcow2" });
+      try {
+        await convertVolumeImage(child, temp, { format: "qcow2" });
+      } catch (error) {
+        endIntent(ctx.meta, name); // nothing changed
+        throw error;
+      }
+      faultPoint("delete-snapshot-after-copy");
       Deno.chmodSync(temp, 0o400);
       Deno.renameSync(temp, child);
       Deno.removeSync(own);
     } else {
-      // The commit opens `child` itself (locked); check first for a clear refusal.
-      if (childIsVolume) withImageLock(ctx, name, "write", () => {});
       Deno.chmodSync(own, 0o600);
-      await commitVolumeImage(child);
+      try {
+        await commitVolumeImage(child);
+      } catch (error) {
+        // Committed in part or not at all: the chain still reads as before; retry later.
+        Deno.chmodSync(own, 0o400);
+        endIntent(ctx.meta, name);
+        throw error;
+      }
+      faultPoint("delete-snapshot-after-copy");
       if (!childIsVolume) Deno.chmodSync(own, 0o400);
       Deno.renameSync(own, child);
     }
@@ -218,6 +242,7 @@ export async function deleteSnapshot(
   }
   meta.snapshots.splice(index, 1);
   ctx.meta.set(name, meta);
+  if (!native) endIntent(ctx.meta, name);
   return describeVolume(ctx, name);
 }
 
