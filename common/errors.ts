@@ -6,7 +6,19 @@
  * @module
  */
 
-/** What kind of failure an error is, independent of how it is reported. */
+/**
+ * What kind of failure an error is, independent of how it is reported:
+ * - `invalid`: the input (a definition, a request, a file, a saved state) is malformed;
+ * - `usage`: a command was called wrongly (flags, arguments);
+ * - `not_found`: no such domain, pool, volume or file;
+ * - `conflict`: the object is in the wrong state for this (running, exists, active);
+ * - `busy`: the object is in use by someone else right now (a lock, another operation);
+ * - `unavailable`: a service or host resource is not there (no daemon, no KVM, no tap);
+ * - `too_large`: a request or file is above its limit;
+ * - `forbidden`: outside what this caller may touch;
+ * - `timeout`: the work did not finish in time;
+ * - `internal`: anything else (a bug, an I/O error).
+ */
 export type ErrorCode =
   | "invalid"
   | "usage"
