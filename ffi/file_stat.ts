@@ -1,7 +1,8 @@
 /**
  * fstat(2) and fstatfs(2) on an open descriptor, decoded: what kind of file a descriptor
  * really refers to (a path can be swapped between a stat and an open), its identity
- * (device and inode) and the file system it lives on. Layouts are x86_64's.
+ * (device and inode) and the file system it lives on; and clearing O_NONBLOCK once a
+ * non-blocking open has shown what it opened. Layouts are x86_64's.
  *
  * @module
  */
@@ -85,3 +86,22 @@ export const PSEUDO_FILESYSTEMS: ReadonlyMap<number, string> = new Map([
   [0xde5e81e4, "efivarfs"],
   [0xcafe4a11, "bpf"],
 ]);
+
+const F_GETFL = 3;
+const F_SETFL = 4;
+const O_NONBLOCK = 0o4000;
+
+/** The file status flags of `fd` (F_GETFL: O_NONBLOCK, O_DIRECT, the access mode...). */
+export function statusFlags(fd: number): number {
+  const flags = libc().fcntl_int(fd, F_GETFL, 0n);
+  if (flags < 0) throw new SyscallError("fcntl(F_GETFL)", errno());
+  return flags;
+}
+
+/** Clears O_NONBLOCK on `fd` (opened non-blocking so that a FIFO could not block the open). */
+export function clearNonBlocking(fd: number): void {
+  const flags = statusFlags(fd);
+  if (libc().fcntl_int(fd, F_SETFL, BigInt(flags & ~O_NONBLOCK)) < 0) {
+    throw new SyscallError("fcntl(F_SETFL)", errno());
+  }
+}

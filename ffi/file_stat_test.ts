@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { closeFd, openFile } from "./libc.ts";
 import { O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR } from "./libc_symbols.ts";
-import { fstat, fstatfsType, PSEUDO_FILESYSTEMS } from "./file_stat.ts";
+import {
+  clearNonBlocking,
+  fstat,
+  fstatfsType,
+  PSEUDO_FILESYSTEMS,
+  statusFlags,
+} from "./file_stat.ts";
 import { renameNoReplace } from "./rename.ts";
 import { EEXIST, SyscallError } from "./errno.ts";
 import { ofdRangeLocked, tryOfdRangeLock } from "./ofd_lock.ts";
@@ -80,5 +86,20 @@ Deno.test("byte-range OFD locks: shared locks coexist, GETLK sees other descript
     closeFd(one);
     closeFd(two);
     Deno.removeSync(file);
+  }
+});
+
+Deno.test("clearNonBlocking() leaves a FIFO opened non-blocking in blocking mode", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    new Deno.Command("mkfifo", { args: [`${dir}/p`] }).outputSync();
+    opened(`${dir}/p`, (fd) => {
+      assert.equal(statusFlags(fd) & O_NONBLOCK, O_NONBLOCK);
+      clearNonBlocking(fd);
+      assert.equal(statusFlags(fd) & O_NONBLOCK, 0);
+      assert.equal(fstat(fd).kind, "fifo");
+    });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });

@@ -53,6 +53,8 @@ export const LIBC_SYMBOLS = {
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   /** int fcntl(int fd, int cmd, void *arg): the struct flock form for OFD locks */
   fcntl_lock: { name: "fcntl", parameters: ["i32", "i32", "buffer"], result: "i32" },
+  /** int fcntl(int fd, int cmd, long arg): the integer form (F_GETFL, F_SETFL) */
+  fcntl_int: { name: "fcntl", parameters: ["i32", "i32", "i64"], result: "i32" },
   /** int fstat(int fd, struct stat *buf) */
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   /** int fstatfs(int fd, struct statfs *buf) */

@@ -12,7 +12,13 @@
 
 import { closeFd, errno, ioctlBytes } from "../ffi/libc.ts";
 import { tryOpen } from "../ffi/fs.ts";
-import { type FileKind, fstat, fstatfsType, PSEUDO_FILESYSTEMS } from "../ffi/file_stat.ts";
+import {
+  clearNonBlocking,
+  type FileKind,
+  fstat,
+  fstatfsType,
+  PSEUDO_FILESYSTEMS,
+} from "../ffi/file_stat.ts";
 import { O_CLOEXEC, O_DIRECT, O_NONBLOCK, O_RDONLY, O_RDWR } from "../ffi/libc_symbols.ts";
 import { EACCES, ENOENT, SyscallError } from "../ffi/errno.ts";
 import { DiskError } from "./disk.ts";
@@ -64,8 +70,9 @@ export function openImageFile(path: string, options: ImageFileOptions = {}): Ima
   refuseKind(path, kindOf(info), options);
   const flags = (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK |
     (options.direct ? O_DIRECT : 0);
-  // O_NONBLOCK has no effect on I/O to regular files and block devices; it only keeps a
-  // FIFO swapped in after the stat from blocking this open.
+  // O_NONBLOCK only keeps a FIFO swapped in after the stat from blocking this open; it is
+  // cleared once fstat has shown a file or a block device (where some file systems, FUSE,
+  // would otherwise honour it).
   const fd = tryOpen(path, flags);
   if (fd < 0) throw openError(path, errno(), readOnly);
   try {
@@ -77,6 +84,7 @@ export function openImageFile(path: string, options: ImageFileOptions = {}): Ima
         `Cannot open image ${path}: it is a ${filesystem} kernel file, not a disk image`,
       );
     }
+    clearNonBlocking(fd);
     if (options.lock ?? true) lockImage(path, fd, readOnly);
     const size = kind === "block device" ? blockDeviceSize(path, fd) : stat.size;
     const id = `${stat.dev.toString(16)}-${stat.ino.toString(16)}`.slice(0, 20);
