@@ -14,6 +14,14 @@
  *   POST   /v1/domains/{name}/{action}           ActionRequest -> DomainInfo
  *            action: start | shutdown | destroy | reboot | pause | resume
  *   GET    /v1/domains/{name}/stats              -> DomainStats
+ *   POST   /v1/domains/{name}/save               SaveRequest -> SaveResult       (xl save)
+ *   POST   /v1/restore                           RestoreRequest -> DomainInfo    (xl restore)
+ *   GET    /v1/domains/{name}/snapshots          -> SnapshotInfo[]
+ *   POST   /v1/domains/{name}/snapshots          SnapshotCreateRequest -> SnapshotInfo (201)
+ *   GET    /v1/domains/{name}/snapshots/{snapshot}        -> SnapshotInfo
+ *   DELETE /v1/domains/{name}/snapshots/{snapshot}        -> 204 (disk state merged)
+ *   POST   /v1/domains/{name}/snapshots/{snapshot}/revert -> DomainInfo
+ *   POST   /v1/domains/{name}/clone              CloneRequest -> DomainInfo[] (201)
  *   GET    /v1/domains/{name}/logs[?lines=N]     -> text/plain
  *   PUT    /v1/domains/{name}/memory             { targetBytes } -> DomainInfo   (mem-set)
  *   PUT    /v1/domains/{name}/vcpus              { count } -> DomainInfo         (vcpu-set)
@@ -153,6 +161,90 @@ export interface ActionRequest {
 }
 
 export type { DiskStats, DomainStats, NicStats, VcpuStats } from "../vmm/domain_stats.ts";
+
+/** POST /v1/domains/{name}/save: the domain's state to a file (docs/state-format.md). */
+export interface SaveRequest {
+  /** Absolute path of the state file; guest RAM goes to `<file>.mem` and the definition
+   *  to `<file>.domain.json`, beside it. */
+  file: string;
+  /** Leave the domain running afterwards (a checkpoint); default: destroy it (xl save). */
+  keep?: boolean;
+}
+
+/** What a save wrote. */
+export interface SaveResult {
+  domain: string;
+  stateFile: string;
+  memoryFile: string;
+  /** The definition saved beside the state file, which restore reads. */
+  definitionFile: string;
+  stateBytes: number;
+  /** Guest RAM bytes actually written (zero pages are holes). */
+  memoryDataBytes: number;
+  /** How long the guest was paused for the save. */
+  pausedMs: number;
+  /** Whether the domain still runs (keep). */
+  kept: boolean;
+}
+
+/** POST /v1/restore: a new VMM from a saved state. */
+export interface RestoreRequest {
+  /** Absolute path of a state file written by save. */
+  file: string;
+  /** Leave the restored domain paused. */
+  paused?: boolean;
+  /** Restore under a new name, with a new uuid and new MACs. */
+  name?: string;
+  /** Restore although the disks changed since the save (size or identity). */
+  force?: boolean;
+}
+
+/** One disk captured by a domain snapshot: a pool volume with a snapshot of the same name. */
+export interface SnapshotDisk {
+  /** The disk's name in the guest's order (vda, vdb...). */
+  id: string;
+  pool: string;
+  volume: string;
+}
+
+/** A domain snapshot (stored under `<stateDir>/snapshots/<domain>/<name>/`). */
+export interface SnapshotInfo {
+  name: string;
+  domain: string;
+  /** ISO 8601. */
+  createdAt: string;
+  description?: string;
+  /** The domain's state when it was taken: running and paused ones carry memory. */
+  domainState: DomainState;
+  /** Whether the snapshot holds the guest's memory and devices (not disk-only, not offline). */
+  memory: boolean;
+  disks: SnapshotDisk[];
+  /** The snapshot the domain was at when this one was taken. */
+  parent?: string;
+  /** Whether the domain was last taken at or reverted to this snapshot. */
+  current?: boolean;
+  stateBytes?: number;
+  memoryDataBytes?: number;
+}
+
+/** POST /v1/domains/{name}/snapshots. */
+export interface SnapshotCreateRequest {
+  name: string;
+  /** Disks only: the guest's memory is not saved (a revert leaves the domain shut off). */
+  diskOnly?: boolean;
+  description?: string;
+}
+
+/** POST /v1/domains/{name}/clone. */
+export interface CloneRequest {
+  /** The clone's name; with `count`, clones are `<name>-1`..`<name>-<count>`. */
+  name: string;
+  count?: number;
+  /** Clone this snapshot (disks and memory); default: the domain as it is now. */
+  snapshot?: string;
+  /** Run the clones (default: paused when they carry memory, shut off when not). */
+  start?: boolean;
+}
 
 export type DomainEventKind =
   | "defined"

@@ -23,6 +23,7 @@ import { autostartAll, reattachAll } from "./takeover.ts";
 import { domainNameTooLong } from "../paths.ts";
 import { removeLog } from "./console_log.ts";
 import { conflicts } from "./start_checks.ts";
+import type { VmmRestore } from "./save_restore.ts";
 
 /** The domains of one daemon. */
 export class DomainManager {
@@ -114,7 +115,10 @@ export class DomainManager {
    * Defines a domain (POST /v1/domains): persistent unless `transient`; started at once
    * when `start` (a transient domain always starts: it exists only while it runs).
    */
-  async define(input: unknown, options: { start?: boolean; transient?: boolean } = {}) {
+  async define(
+    input: unknown,
+    options: { start?: boolean; transient?: boolean; restore?: VmmRestore } = {},
+  ) {
     const definition = validate(input);
     const name = definition.name;
     const tooLong = domainNameTooLong(this.#context.paths, name);
@@ -137,7 +141,7 @@ export class DomainManager {
         // Nothing is stored for a transient domain: it exists once its VMM runs.
         this.#entries.set(name, entry);
         try {
-          await this.lifecycle.start(entry);
+          await this.lifecycle.start(entry, options.restore);
         } catch (error) {
           if (this.#entries.get(name) === entry && entry.run === undefined) {
             this.#entries.delete(name);
@@ -149,7 +153,7 @@ export class DomainManager {
       await this.#context.store.save(definition);
       this.#entries.set(name, entry);
       this.#context.events.emit(name, "defined");
-      if (options.start) await this.lifecycle.start(entry);
+      if (options.start) await this.lifecycle.start(entry, options.restore);
       return describe(entry);
     });
   }

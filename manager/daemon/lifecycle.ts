@@ -26,6 +26,7 @@ import type { KeyedMutex } from "./keyed_mutex.ts";
 import { allowRestart, decideEnd, MAX_RESTARTS, RESTART_WINDOW_MS } from "./end_policy.ts";
 import { type RunEnd, VmmRun } from "./vmm_run.ts";
 import { backingConfined, bootFits, conflictsWithRunning } from "./start_checks.ts";
+import type { VmmRestore } from "./save_restore.ts";
 
 /** Default seconds a guest gets to power off before `shutdown` destroys it. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_S = 60;
@@ -53,8 +54,11 @@ export class Lifecycle {
     this.#context = context;
   }
 
-  /** Starts the domain's VMM and waits until it answers. */
-  async start(entry: DomainEntry): Promise<void> {
+  /**
+   * Starts the domain's VMM and waits until it answers; with `restore`, the VMM restores
+   * that saved state instead of booting (manager/daemon/save_restore.ts).
+   */
+  async start(entry: DomainEntry, restore?: VmmRestore): Promise<void> {
     const name = entry.definition.name;
     if (entry.state !== "shutoff") {
       throw new ApiError(
@@ -65,7 +69,8 @@ export class Lifecycle {
       );
     }
     const definition = entry.definition;
-    const config = await this.preflight(definition, entry.logFile);
+    const resolved = await this.preflight(definition, entry.logFile);
+    const config: VmmConfig = restore ? Object.assign({}, resolved, { restore }) : resolved;
     entry.state = "starting";
     let run: VmmRun;
     try {
@@ -76,8 +81,9 @@ export class Lifecycle {
       throw error;
     }
     entry.run = run;
-    entry.state = "running";
-    this.#context.events.emit(name, "started", `VMM pid ${run.pid}`);
+    entry.state = restore?.paused ? "paused" : "running";
+    const from = restore ? `, restored from ${restore.stateFile}` : "";
+    this.#context.events.emit(name, "started", `VMM pid ${run.pid}${from}`);
     this.#watch(entry, run);
   }
 

@@ -8,6 +8,7 @@
 
 import { VERSION } from "../../common/version.ts";
 import { ref, SCHEMAS } from "./openapi_schemas.ts";
+import { SAVE_SCHEMAS, savePaths } from "./openapi_save.ts";
 
 type Schema = Record<string, unknown>;
 
@@ -289,9 +290,9 @@ export const OPENAPI_DOCUMENT: Readonly<Record<string, unknown>> = {
       "documented in docs/domain.md.",
   },
   servers: [{ url: "http://localhost", description: "Over the unix socket" }],
-  paths: PATHS,
+  paths: { ...PATHS, ...savePaths(operation) },
   components: {
-    schemas: SCHEMAS,
+    schemas: { ...SCHEMAS, ...SAVE_SCHEMAS },
     responses: {
       Invalid: errorResponse("Malformed JSON, unknown fields, wrong types or impossible values"),
       Forbidden: errorResponse("The client may not use this socket"),

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type {
   ActionRequest,
+  CloneRequest,
   DiskDefinition,
   DomainDefinition,
   DomainEvent,
@@ -9,6 +10,11 @@ import type {
   HostInfo,
   NicDefinition,
   PoolInfo,
+  RestoreRequest,
+  SaveRequest,
+  SaveResult,
+  SnapshotCreateRequest,
+  SnapshotInfo,
   VolumeActionRequest,
   VolumeCreateRequest,
   VolumeInfo,
@@ -119,6 +125,7 @@ const SAMPLES: Record<string, Json> = {
     serial: "",
     transport: "pci",
     rateLimit: "",
+    bus: "sata",
   } satisfies Required<DiskDefinition>,
   NicDefinition: {
     tap: "",
@@ -134,6 +141,7 @@ const SAMPLES: Record<string, Json> = {
     memory: 1,
     boot: { demo: true },
     disks: [],
+    cdroms: [],
     nics: [],
     rng: false,
     balloon: false,
@@ -221,6 +229,39 @@ const SAMPLES: Record<string, Json> = {
     format: "raw",
     snapshot: "",
   } satisfies Required<VolumeActionRequest>,
+  SaveRequest: { file: "", keep: false } satisfies Required<SaveRequest>,
+  SaveResult: {
+    domain: "",
+    stateFile: "",
+    memoryFile: "",
+    definitionFile: "",
+    stateBytes: 0,
+    memoryDataBytes: 0,
+    pausedMs: 0,
+    kept: false,
+  } satisfies Required<SaveResult>,
+  RestoreRequest: { file: "", paused: false, name: "", force: false } satisfies Required<
+    RestoreRequest
+  >,
+  SnapshotInfo: {
+    name: "",
+    domain: "",
+    createdAt: "",
+    description: "",
+    domainState: "running",
+    memory: true,
+    disks: [],
+    parent: "",
+    current: false,
+    stateBytes: 0,
+    memoryDataBytes: 0,
+  } satisfies Required<SnapshotInfo>,
+  SnapshotCreateRequest: { name: "", diskOnly: false, description: "" } satisfies Required<
+    SnapshotCreateRequest
+  >,
+  CloneRequest: { name: "", count: 1, snapshot: "", start: false } satisfies Required<
+    CloneRequest
+  >,
 };
 
 Deno.test("OPENAPI_DOCUMENT schemas have exactly the fields of the TypeScript types", () => {

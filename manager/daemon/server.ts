@@ -16,6 +16,8 @@ import { PoolManager } from "../../storage/pool/mod.ts";
 import { addPoolRoutes } from "./pool_routes.ts";
 import { DomainManager } from "./domains.ts";
 import { addDomainRoutes } from "./domain_routes.ts";
+import { addSaveRoutes } from "./save_routes.ts";
+import { SnapshotStore } from "../snapshots/snapshot_store.ts";
 import { EventHub } from "./events.ts";
 import { Router } from "../../common/http/mod.ts";
 import { addOpenApiRoute } from "./openapi_route.ts";
@@ -85,6 +87,13 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     const reattached = domains.reattach();
 
     const router = new Router();
+    // Before the domain routes: their POST /v1/domains/{name}/{action} would take these.
+    addSaveRoutes(router, {
+      domains,
+      pools,
+      store: new SnapshotStore(paths.stateDir),
+      stateDir: paths.stateDir,
+    });
     addDomainRoutes(router, domains, events, paths);
     addPoolRoutes(router, pools);
     addOpenApiRoute(router);

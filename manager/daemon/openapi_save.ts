@@ -1,0 +1,155 @@
+/**
+ * The OpenAPI paths and schemas of save, restore, domain snapshots and clones
+ * (manager/daemon/save_routes.ts), merged into the document by openapi.ts.
+ *
+ * @module
+ */
+
+import { ref } from "./openapi_schemas.ts";
+
+type Schema = Record<string, unknown>;
+type Operation = (
+  operationId: string,
+  summary: string,
+  options: { ok: [number, Schema]; body?: Schema; parameters?: Schema[] },
+) => Schema;
+
+const string: Schema = { type: "string" };
+const boolean: Schema = { type: "boolean" };
+const integer: Schema = { type: "integer", minimum: 0 };
+
+function object(properties: Record<string, Schema>, required: string[] = []): Schema {
+  return { type: "object", properties, required, additionalProperties: false };
+}
+
+function json(schema: Schema, description: string): Schema {
+  return { description, content: { "application/json": { schema } } };
+}
+
+const NAME: Schema = {
+  name: "name",
+  in: "path",
+  required: true,
+  description: "Domain name",
+  schema: string,
+};
+const SNAPSHOT: Schema = {
+  name: "snapshot",
+  in: "path",
+  required: true,
+  description: "Snapshot name",
+  schema: string,
+};
+
+/** The schemas of the types these routes use. */
+export const SAVE_SCHEMAS: Record<string, Schema> = {
+  SaveRequest: object({
+    file: { type: "string", description: "Absolute path of the state file to write" },
+    keep: { type: "boolean", description: "Leave the domain running (a checkpoint)" },
+  }, ["file"]),
+  SaveResult: object({
+    domain: string,
+    stateFile: string,
+    memoryFile: string,
+    definitionFile: string,
+    stateBytes: integer,
+    memoryDataBytes: integer,
+    pausedMs: { type: "number", minimum: 0 },
+    kept: boolean,
+  }, [
+    "domain",
+    "stateFile",
+    "memoryFile",
+    "definitionFile",
+    "stateBytes",
+    "memoryDataBytes",
+    "pausedMs",
+    "kept",
+  ]),
+  RestoreRequest: object({
+    file: { type: "string", description: "Absolute path of a state file written by save" },
+    paused: boolean,
+    name: { type: "string", description: "Restore as a new domain (new uuid and MACs)" },
+    force: { type: "boolean", description: "Restore although the disks changed" },
+  }, ["file"]),
+  SnapshotDisk: object({ id: string, pool: string, volume: string }, ["id", "pool", "volume"]),
+  SnapshotInfo: object({
+    name: string,
+    domain: string,
+    createdAt: { type: "string", format: "date-time" },
+    description: string,
+    domainState: ref("DomainState"),
+    memory: boolean,
+    disks: { type: "array", items: ref("SnapshotDisk") },
+    parent: string,
+    current: boolean,
+    stateBytes: integer,
+    memoryDataBytes: integer,
+  }, ["name", "domain", "createdAt", "domainState", "memory", "disks"]),
+  SnapshotCreateRequest: object({
+    name: string,
+    diskOnly: { type: "boolean", description: "Disks only, not the guest's memory" },
+    description: string,
+  }, ["name"]),
+  CloneRequest: object({
+    name: string,
+    count: { type: "integer", minimum: 1, maximum: 100 },
+    snapshot: string,
+    start: { type: "boolean", description: "Run the clones (default: paused)" },
+  }, ["name"]),
+};
+
+/** The paths, built with openapi.ts's `operation` (its error responses). */
+export function savePaths(operation: Operation): Record<string, Record<string, Schema>> {
+  const domainInfo: [number, Schema] = [200, json(ref("DomainInfo"), "The domain")];
+  const snapshotInfo: [number, Schema] = [200, json(ref("SnapshotInfo"), "The snapshot")];
+  return {
+    "/v1/domains/{name}/save": {
+      post: operation("saveDomain", "Save the domain's state and memory to a file (xl save)", {
+        ok: [200, json(ref("SaveResult"), "What was written")],
+        body: ref("SaveRequest"),
+        parameters: [NAME],
+      }),
+    },
+    "/v1/restore": {
+      post: operation("restoreDomain", "Start a domain from a saved state (xl restore)", {
+        ok: domainInfo,
+        body: ref("RestoreRequest"),
+      }),
+    },
+    "/v1/domains/{name}/snapshots": {
+      get: operation("listSnapshots", "The domain's snapshots, oldest first", {
+        ok: [200, json({ type: "array", items: ref("SnapshotInfo") }, "The snapshots")],
+        parameters: [NAME],
+      }),
+      post: operation("createSnapshot", "Snapshot the disks, and the memory of a running domain", {
+        ok: [201, json(ref("SnapshotInfo"), "The new snapshot")],
+        body: ref("SnapshotCreateRequest"),
+        parameters: [NAME],
+      }),
+    },
+    "/v1/domains/{name}/snapshots/{snapshot}": {
+      get: operation("getSnapshot", "One snapshot", {
+        ok: snapshotInfo,
+        parameters: [NAME, SNAPSHOT],
+      }),
+      delete: operation("deleteSnapshot", "Delete a snapshot, merging its disk state", {
+        ok: [204, { description: "Done; no body" }],
+        parameters: [NAME, SNAPSHOT],
+      }),
+    },
+    "/v1/domains/{name}/snapshots/{snapshot}/revert": {
+      post: operation("revertSnapshot", "Roll the domain back to a snapshot: disks and memory", {
+        ok: domainInfo,
+        parameters: [NAME, SNAPSHOT],
+      }),
+    },
+    "/v1/domains/{name}/clone": {
+      post: operation("cloneDomain", "New domains from this one or one of its snapshots", {
+        ok: [201, json({ type: "array", items: ref("DomainInfo") }, "The clones")],
+        body: ref("CloneRequest"),
+        parameters: [NAME],
+      }),
+    },
+  };
+}
