@@ -25,8 +25,13 @@ Options:
   --socket PATH         API socket (default ${DEFAULT_SOCKET}, or DENOVISOR_SOCKET);
                         the VMMs' run directories go beside it
   --socket-group GROUP  Let members of GROUP use the API (socket 0660, directory
-                        0750), as the docker and libvirt groups do; without it
-                        only root can (socket 0600, directory 0700)
+                        0750), confined: they may read, run the lifecycle verbs,
+                        define domains on pool volumes and manage pools under
+                        --pool-root; root's clients use admin.sock (0600) beside
+                        the socket. Without it only root can (socket 0600,
+                        directory 0700)
+  --pool-root DIR       Where socket-group members may put pools, and import from
+                        and export into (repeatable); default none
   --backing-dir DIR     Also allow backing files of imported images and of domain
                         disks under DIR (repeatable); by default a backing file must
                         lie in a pool or beside the disk's own image
@@ -40,6 +45,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
     ...PATH_OPTIONS,
     "socket-group": { type: "string" },
     "backing-dir": { type: "string", multiple: true },
+    "pool-root": { type: "string", multiple: true },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -55,6 +61,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
     socket: values.socket,
     socketGroup: values["socket-group"],
     backingDirectories: values["backing-dir"],
+    poolRoots: values["pool-root"],
   });
   await daemon.finished;
   return 0;

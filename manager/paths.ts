@@ -8,6 +8,7 @@
  */
 
 import { dirname, join, resolve } from "node:path";
+import { adminSocketOf } from "../common/http/admin_socket.ts";
 
 export const DEFAULT_STATE_DIR = "/var/lib/denovisor";
 export const DEFAULT_SOCKET = "/run/denovisor/api.sock";
@@ -36,6 +37,11 @@ export function resolvePaths(
 /** The runtime directory of one running domain (vmm.sock, console.sock, vmm.pid, end.json). */
 export function domainRunDir(paths: DenovisorPaths, name: string): string {
   return join(paths.runDir, "domains", name);
+}
+
+/** Root's socket when the daemon serves a socket group (common/http/admin_socket.ts). */
+export function adminSocket(paths: Pick<DenovisorPaths, "socket">): string {
+  return adminSocketOf(paths.socket);
 }
 
 /** The longest path a unix socket may have (sun_path holds 108 bytes with its NUL). */

@@ -163,3 +163,24 @@ Deno.test({
     }
   },
 });
+
+Deno.test("daemon: an export into a missing directory is a 400 that says so", async () => {
+  const daemon = await TestDaemon.start();
+  try {
+    const client = daemon.client;
+    await client.post("/v1/pools", { name: "p", type: "dir", path: `${daemon.dir}/pool` });
+    await client.post("/v1/pools/p/build");
+    await client.post("/v1/pools/p/start");
+    await client.post("/v1/pools/p/volumes", { name: "v", size: "1M", format: "raw" });
+    const result = await send(
+      daemon,
+      "POST",
+      "/v1/pools/p/volumes/v/export",
+      JSON.stringify({ target: `${daemon.dir}/missing/v.raw` }),
+    );
+    assert.equal(result.status, 400, result.message);
+    assert.match(result.message, /^target: .*missing is not an existing directory/);
+  } finally {
+    await daemon.cleanup();
+  }
+});

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { clientSocket } from "./admin_socket.ts";
 import { DenovisorError, type ErrorCode, isErrorCode } from "../errors.ts";
 import type { ErrorBody } from "./api_error.ts";
 
@@ -33,7 +34,10 @@ export class ApiClient {
 
   constructor(socket: string) {
     this.socket = socket;
-    this.#client = Deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
+    // Root goes through root's own socket when the daemon has one (--socket-group).
+    this.#client = Deno.createHttpClient({
+      proxy: { transport: "unix", path: clientSocket(socket) },
+    });
   }
 
   /** Sends one request; returns the raw response when it succeeded (2xx). */

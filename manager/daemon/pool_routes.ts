@@ -7,6 +7,7 @@
  * @module
  */
 
+import { dirname, isAbsolute } from "node:path";
 import { ApiError, jsonResponse, readJsonBody, type Router } from "../../common/http/mod.ts";
 import { DenovisorError } from "../../common/errors.ts";
 import type { PoolManager } from "../../storage/pool/mod.ts";
@@ -73,6 +74,7 @@ export function addPoolRoutes(router: Router, pools: PoolManager): Router {
   );
   router.add("POST", "/v1/pools/:pool/volumes/:vol/:action", async ({ params, request }) => {
     const body = await readJsonBody(request);
+    if (params.action === "export") exportTargetDirectory(body);
     const info = await guardAsync(() =>
       pools.volumeAction(params.pool, params.vol, params.action, body)
     );
@@ -103,6 +105,25 @@ export function addPoolRoutes(router: Router, pools: PoolManager): Router {
   });
 
   return router;
+}
+
+/** An export's target must be a new file in an existing directory: 400 otherwise, not 500. */
+function exportTargetDirectory(body: unknown): void {
+  const target = (body as { target?: unknown } | null)?.target;
+  if (typeof target !== "string" || !isAbsolute(target)) return; // The pool layer says why.
+  const directory = dirname(target);
+  let isDirectory = false;
+  try {
+    isDirectory = Deno.statSync(directory).isDirectory;
+  } catch {
+    // Missing or unreachable: said below.
+  }
+  if (!isDirectory) {
+    throw new ApiError(
+      "invalid",
+      `target: ${directory} is not an existing directory; create it first or pick another path`,
+    );
+  }
 }
 
 function flag(url: URL, name: string): boolean {

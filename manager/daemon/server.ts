@@ -23,6 +23,10 @@ import { Router } from "../../common/http/mod.ts";
 import { addOpenApiRoute } from "./openapi_route.ts";
 import { listenPrivately, resolveGroup } from "./socket.ts";
 import { checkTrustedDirectory } from "./dir_safety.ts";
+import { confineGroupRequest } from "./group_policy.ts";
+import { errorResponse } from "../../common/http/mod.ts";
+import type { UnixHttpServer } from "../../common/http/server.ts";
+import { adminSocket } from "../paths.ts";
 import { notifyReady, notifyStatus, notifyStopping } from "../systemd/notify.ts";
 
 /** Options of `runDaemon`. */
@@ -36,6 +40,11 @@ export interface DaemonOptions {
    * disks may live (`--backing-dir`); default none.
    */
   backingDirectories?: readonly string[];
+  /**
+   * Directories under which members of the socket group may put pools, and from and into
+   * which they may import and export (`--pool-root`); default none.
+   */
+  poolRoots?: readonly string[];
   /** Where log lines go (default: stderr, which systemd sends to the journal). */
   log?: (line: string) => void;
 }
@@ -97,9 +106,30 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     addDomainRoutes(router, domains, events, paths);
     addPoolRoutes(router, pools);
     addOpenApiRoute(router);
-    const server = await listenPrivately(paths.socket, gid, (request) => router.handle(request), {
-      log,
-    });
+    const servers: UnixHttpServer[] = [];
+    if (gid === undefined) {
+      servers.push(
+        await listenPrivately(paths.socket, undefined, (request) => router.handle(request), {
+          log,
+        }),
+      );
+    } else {
+      // Two doors: root's (admin.sock, 0600) and the group's (api.sock, 0660), where
+      // group_policy.ts confines what members may ask.
+      const policy = { poolRoots: options.poolRoots ?? [], pools };
+      servers.push(
+        await listenPrivately(adminSocket(paths), undefined, (request) => router.handle(request), {
+          log,
+        }),
+        await listenPrivately(paths.socket, gid, async (request) => {
+          try {
+            return await router.handle(await confineGroupRequest(request, policy));
+          } catch (error) {
+            return errorResponse(error);
+          }
+        }, { log }),
+      );
+    }
     log(`listening on ${paths.socket} (state ${paths.stateDir})`);
     try {
       notifyReady(`${domains.counts().running} domains running`);
@@ -130,8 +160,12 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
         }
         events.closeAll();
         // Requests still running (a shutdown waiting for its guest) get a few seconds.
-        await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 3000))]);
+        await Promise.race([
+          Promise.all(servers.map((server) => server.shutdown())),
+          new Promise((r) => setTimeout(r, 3000)),
+        ]);
         await Deno.remove(paths.socket).catch(() => {});
+        if (gid !== undefined) await Deno.remove(adminSocket(paths)).catch(() => {});
         lock.release();
         for (const signal of ["SIGTERM", "SIGINT"] as const) {
           Deno.removeSignalListener(signal, stop);
