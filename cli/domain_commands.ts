@@ -13,6 +13,9 @@ import { LIST_VERBS } from "./domain_list.ts";
 import { STATS_VERBS } from "./domain_stats.ts";
 import { TUNE_VERBS } from "./domain_tune.ts";
 import { type DomainVerb, runVerbCli } from "./domain_verb.ts";
+import { SAVE_VERBS } from "./domain_save.ts";
+import { runSnapshotGroup, SNAPSHOT_VERBS } from "./snapshot.ts";
+import { CLONE_VERBS } from "./clone.ts";
 
 /** Every domain verb, in the order `denovisor help` lists them. */
 export const DOMAIN_VERBS: DomainVerb[] = [
@@ -24,6 +27,9 @@ export const DOMAIN_VERBS: DomainVerb[] = [
   ...CONSOLE_VERBS,
   ...STATS_VERBS,
   ...TUNE_VERBS,
+  ...SAVE_VERBS,
+  ...SNAPSHOT_VERBS,
+  ...CLONE_VERBS,
 ];
 
 /** A verb by name or alias. */
@@ -39,13 +45,18 @@ export function domainCommands(): Record<string, (args: string[]) => Promise<num
       commands[name] = (args) => runVerbCli(verb, args);
     }
   }
+  // `snapshot create ...`: the same verbs under one word.
+  commands.snapshot = (args) => runSnapshotGroup(args, runVerbCli, console.log);
   return commands;
 }
 
 /** The "Domains" section of `denovisor help`. */
 export function domainHelpLines(): string {
-  return DOMAIN_VERBS.map((verb) => {
-    const names = [verb.name, ...verb.aliases ?? []].join(", ");
-    return `  ${names.padEnd(21)} ${verb.summary}`;
-  }).join("\n");
+  return [
+    ...DOMAIN_VERBS.map((verb) => {
+      const names = [verb.name, ...verb.aliases ?? []].join(", ");
+      return `  ${names.padEnd(21)} ${verb.summary}`;
+    }),
+    `  ${"snapshot".padEnd(21)} create, list, info, revert, delete: the snapshot-* verbs`,
+  ].join("\n");
 }

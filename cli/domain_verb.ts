@@ -23,7 +23,16 @@ import { parseCommandArgs, UsageError } from "./usage_error.ts";
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
 /** What a positional argument is, for checking its count and for Tab completion. */
-export type ArgKind = "domain" | "file" | "size" | "count" | "onoff" | "seconds" | "verb";
+export type ArgKind =
+  | "domain"
+  | "file"
+  | "size"
+  | "count"
+  | "onoff"
+  | "seconds"
+  | "verb"
+  | "name"
+  | "snapshot";
 
 /** A source of stdin bytes that the CLI and the REPL share (null at end of input). */
 export type ByteReader = (signal?: AbortSignal) => Promise<Uint8Array | null>;
@@ -105,6 +114,8 @@ function describeArg(kind: ArgKind): string {
     onoff: "on or off",
     seconds: "the seconds",
     verb: "the command",
+    name: "the new name",
+    snapshot: "the snapshot name",
   }[kind];
 }
 

@@ -8,7 +8,13 @@
 
 import { DOMAIN_VERBS, domainHelpLines, findDomainVerb } from "../domain_commands.ts";
 import { type ArgKind, runVerbWith, type VerbContext, verbOptions } from "../domain_verb.ts";
-import { CLIENT_EXIT, EXIT_STATUS_HELP } from "../output.ts";
+import { CLIENT_EXIT, EXIT_STATUS_HELP, reportError } from "../output.ts";
+import {
+  runSnapshotGroup,
+  SNAPSHOT_HELP,
+  SNAPSHOT_SUBCOMMANDS,
+  snapshotSubcommand,
+} from "../snapshot.ts";
 import { POOL_ALIASES, POOL_SUBCOMMANDS, poolCommand } from "../pool.ts";
 import { findSubcommand, runSubcommandWith, type Subcommand } from "../pool_output.ts";
 import { VOL_ALIASES, VOL_SUBCOMMANDS, volCommand } from "../vol.ts";
@@ -45,6 +51,8 @@ const ARG_COMPLETIONS: Record<ArgKind, ArgCompletion> = {
   onoff: "onoff",
   seconds: "none",
   verb: "command",
+  name: "none",
+  snapshot: "snapshot",
 };
 
 function optionKind(name: string, type: string): ArgCompletion | "flag" {
@@ -99,8 +107,18 @@ export function completionSpecs(): CompletionSpec[] {
     args: [],
     subcommands: subs.map(subcommandSpec),
   });
+  const snapshots: CompletionSpec = {
+    names: ["snapshot"],
+    options: {},
+    args: [],
+    subcommands: SNAPSHOT_SUBCOMMANDS.map((word) => {
+      const verb = snapshotSubcommand(word);
+      return { ...domain.find((spec) => spec.names[0] === verb.name)!, names: [word] };
+    }),
+  };
   return [
     ...domain,
+    snapshots,
     group("pool", POOL_SUBCOMMANDS),
     group("vol", VOL_SUBCOMMANDS),
     { names: ["help"], options: {}, args: ["command"] },
@@ -119,6 +137,17 @@ export async function runReplCommand(
   const [name, ...args] = words;
   const verb = findDomainVerb(name);
   if (verb) return await runVerbWith(verb, args, context);
+  if (name === "snapshot") {
+    try {
+      return await runSnapshotGroup(
+        args,
+        (sub, rest) => runVerbWith(sub, rest, context),
+        context.io.out,
+      );
+    } catch (error) {
+      return reportError(context.io, "error", error);
+    }
+  }
   const io = { client: context.client, io: context.io };
   for (
     const [group, subs, aliases, help] of [
@@ -145,6 +174,10 @@ export async function showHelp(name: string, context: VerbContext): Promise<bool
   const verb = findDomainVerb(name);
   if (verb) {
     context.io.out(verb.help);
+    return true;
+  }
+  if (name === "snapshot") {
+    context.io.out(SNAPSHOT_HELP);
     return true;
   }
   if (name === "pool" || name === "vol") {

@@ -10,7 +10,15 @@ import type { Completion } from "./line_editor.ts";
 import { wordsAtCursor } from "./words.ts";
 
 /** What a positional argument completes to. */
-export type ArgCompletion = "domain" | "pool" | "volume" | "file" | "onoff" | "command" | "none";
+export type ArgCompletion =
+  | "domain"
+  | "pool"
+  | "volume"
+  | "file"
+  | "onoff"
+  | "command"
+  | "snapshot"
+  | "none";
 
 /** A command (or subcommand) as completion sees it. */
 export interface CompletionSpec {
@@ -29,6 +37,8 @@ export interface NameSource {
   domains(states?: string[]): Promise<string[]>;
   pools(): Promise<string[]>;
   volumes(pool: string): Promise<string[]>;
+  /** The snapshot names of `domain` (for snapshot revert, info, delete). */
+  snapshots?(domain: string): Promise<string[]>;
 }
 
 /** Completes `line` at `cursor` against `specs`. */
@@ -97,6 +107,12 @@ async function values(
       return await volumes(word, rest, source);
     case "file":
       return await files(word);
+    case "snapshot": {
+      // The domain is the first positional argument before it.
+      const domain = rest.find((each) => !each.startsWith("-"));
+      if (domain === undefined || source.snapshots === undefined) return [];
+      return await source.snapshots(domain).catch(() => []);
+    }
     case "onoff":
       return ["on", "off"];
     case "command":
@@ -168,6 +184,10 @@ export class CachedNames implements NameSource {
 
   async pools(): Promise<string[]> {
     return names(await this.#get("/v1/pools"));
+  }
+
+  async snapshots(domain: string): Promise<string[]> {
+    return names(await this.#get(`/v1/domains/${encodeURIComponent(domain)}/snapshots`));
   }
 
   async volumes(pool: string): Promise<string[]> {
