@@ -49,6 +49,9 @@ import {
 import type { VcpuState, VcpuStateSupport } from "./vcpu_state.ts";
 import { restoreVcpu, saveVcpu } from "./vcpu_persist.ts";
 
+/** The buffer KVM_GET_XSAVE2 gets: above every XSAVE area size (AMX's is about 11 KiB). */
+const XSAVE2_BUFFER = 64 * 1024;
+
 /** One virtual CPU. */
 export class Vcpu implements Disposable {
   readonly id: number;
@@ -193,8 +196,13 @@ export class Vcpu implements Disposable {
    * only come out of KVM_GET_XSAVE2.
    */
   getXsave(size: number): Uint8Array {
-    if (size > KVM_STRUCT_SIZE.xsave) return this.#get(KVM.GET_XSAVE2, size, "KVM_GET_XSAVE2");
-    return this.#get(KVM.GET_XSAVE, KVM_STRUCT_SIZE.xsave, "KVM_GET_XSAVE");
+    if (size <= KVM_STRUCT_SIZE.xsave) {
+      return this.#get(KVM.GET_XSAVE, KVM_STRUCT_SIZE.xsave, "KVM_GET_XSAVE");
+    }
+    // KVM_GET_XSAVE2 writes as many bytes as the vCPU's area has, whatever the buffer:
+    // room for the largest area there is, so a size that grew since can never overrun.
+    const area = this.#get(KVM.GET_XSAVE2, Math.max(size, XSAVE2_BUFFER), "KVM_GET_XSAVE2");
+    return area.slice(0, size);
   }
   /** Loads an XSAVE area of the host's size (KVM reads that many bytes). */
   setXsave(area: Uint8Array): void {
