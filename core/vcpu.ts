@@ -204,9 +204,15 @@ export class Vcpu implements Disposable {
     const area = this.#get(KVM.GET_XSAVE2, Math.max(size, XSAVE2_BUFFER), "KVM_GET_XSAVE2");
     return area.slice(0, size);
   }
-  /** Loads an XSAVE area of the host's size (KVM reads that many bytes). */
+  /**
+   * Loads an XSAVE area. KVM reads as many bytes as the vCPU's area has, whatever was
+   * passed: the area goes in a zero-padded buffer as large as KVM_GET_XSAVE2's (zeros past
+   * the saved components are what the XSAVE header says they are: not in use).
+   */
   setXsave(area: Uint8Array): void {
-    ioctlBytes(this.#fd, KVM.SET_XSAVE, area.slice(), "ioctl(KVM_SET_XSAVE)");
+    const buffer = new Uint8Array(Math.max(area.length, XSAVE2_BUFFER));
+    buffer.set(area);
+    ioctlBytes(this.#fd, KVM.SET_XSAVE, buffer, "ioctl(KVM_SET_XSAVE)");
   }
 
   getXcrs(): Xcr[] {
