@@ -11,6 +11,7 @@ import { ApiClientError } from "../manager/api_client.ts";
 import type { DomainInfo } from "../manager/api_types.ts";
 import { abortable, domainPath, type DomainVerb, type VerbContext } from "./domain_verb.ts";
 import { CLIENT_EXIT, printable } from "./output.ts";
+import { consoleViaDaemon } from "./console_relay.ts";
 
 /** Ctrl-], the detach key of virsh console. */
 export const DETACH_KEY = 0x1d;
@@ -35,18 +36,10 @@ export async function attachConsole(
       409,
     );
   }
-  let connection: Deno.UnixConn;
-  try {
-    connection = await Deno.connect({ transport: "unix", path: info.consoleSocket });
-  } catch (error) {
-    throw new Error(
-      `Cannot open the console socket ${info.consoleSocket}: ${(error as Error).message}; ` +
-        `check that the domain is still running and that you are root`,
-    );
-  }
+  const { connection, early } = await openConsole(context, info.name, info.consoleSocket);
   try {
     await connection.write(new TextEncoder().encode(options.readOnly ? "ro\n" : "rw\n"));
-    const { mode, rest } = await readGreeting(connection);
+    const { mode, rest } = await readGreeting(connection, early);
     const note = mode === "ro"
       ? options.readOnly ? " (read-only)" : " (read-only: another viewer is typing)"
       : "";
@@ -56,6 +49,8 @@ export async function attachConsole(
     if (rest.length > 0) await writeAll(Deno.stdout, rest);
     const ended = await pump(connection, context, mode === "rw");
     const raw = Deno.stdin.isTerminal();
+    // Whoever read our output has gone (console NAME | head): nothing more to say.
+    if (ended === "output-gone") return CLIENT_EXIT.OK;
     if (ended === "closed") {
       context.io.out(`${raw ? "\r\n" : "\n"}Console of domain '${printable(info.name)}' closed`);
     } else {
@@ -71,11 +66,37 @@ export async function attachConsole(
   }
 }
 
+/**
+ * The console connection: the VMM's console socket when this user may open it (root),
+ * else the daemon's relay (members of the socket group).
+ */
+async function openConsole(
+  context: VerbContext,
+  name: string,
+  consoleSocket: string,
+): Promise<{ connection: Deno.UnixConn; early: Uint8Array }> {
+  try {
+    return {
+      connection: await Deno.connect({ transport: "unix", path: consoleSocket }),
+      early: new Uint8Array(0),
+    };
+  } catch (error) {
+    if (!(error instanceof Deno.errors.PermissionDenied)) {
+      throw new Error(
+        `Cannot open the console socket ${consoleSocket}: ${(error as Error).message}; ` +
+          `check that the domain is still running`,
+      );
+    }
+  }
+  return await consoleViaDaemon(context.client.socket, name);
+}
+
 /** Reads the VMM's "ok rw" / "ok ro" line; returns the mode and any console bytes after it. */
 async function readGreeting(
   connection: Deno.UnixConn,
+  early: Uint8Array,
 ): Promise<{ mode: "rw" | "ro"; rest: Uint8Array }> {
-  let received = new Uint8Array(0);
+  let received: Uint8Array = early;
   const chunk = new Uint8Array(4096);
   while (true) {
     const newline = received.indexOf(0x0a);
@@ -102,18 +123,24 @@ async function pump(
   connection: Deno.UnixConn,
   context: VerbContext,
   writable: boolean,
-): Promise<"detached" | "closed"> {
+): Promise<"detached" | "closed" | "output-gone"> {
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   context.signal.addEventListener("abort", onAbort, { once: true });
   const raw = Deno.stdin.isTerminal();
   if (raw) Deno.stdin.setRaw(true);
-  const output = (async (): Promise<"closed" | "detached"> => {
+  const output = (async (): Promise<"closed" | "detached" | "output-gone"> => {
     const buffer = new Uint8Array(16384);
     while (!stop.signal.aborted) {
       const count = await abortable(connection.read(buffer), stop.signal).catch(() => null);
       if (count === null) break;
-      await writeAll(Deno.stdout, buffer.subarray(0, count));
+      try {
+        await writeAll(Deno.stdout, buffer.subarray(0, count));
+      } catch (error) {
+        // The reader of a pipe left (console NAME | head): a normal end, not an error.
+        if (error instanceof Deno.errors.BrokenPipe) return "output-gone";
+        throw error;
+      }
     }
     return stop.signal.aborted ? "detached" : "closed";
   })();
@@ -138,7 +165,8 @@ async function pump(
   try {
     const first = await Promise.race([output, input]);
     stop.abort();
-    await output;
+    const last = await output;
+    if (last === "output-gone") return last;
     return first === "detached" ? "detached" : "closed";
   } finally {
     context.signal.removeEventListener("abort", onAbort);

@@ -23,6 +23,7 @@
  *   POST   /v1/domains/{name}/snapshots/{snapshot}/revert -> DomainInfo
  *   POST   /v1/domains/{name}/clone              CloneRequest -> DomainInfo[] (201)
  *   GET    /v1/domains/{name}/logs[?lines=N]     -> text/plain
+ *   GET    /v1/domains/{name}/console            Upgrade: denovisor-console -> 101, then the console
  *   PUT    /v1/domains/{name}/memory             { targetBytes } -> DomainInfo   (mem-set)
  *   PUT    /v1/domains/{name}/vcpus              { count } -> DomainInfo         (vcpu-set)
  *   PUT    /v1/domains/{name}/autostart          { enabled } -> DomainInfo

@@ -22,6 +22,7 @@ import {
 } from "./http1.ts";
 import { ApiError } from "./api_error.ts";
 import { errorResponse } from "./router.ts";
+import { upgradeOf } from "./upgrade.ts";
 
 /** The timeouts of a connection, in milliseconds. */
 export interface ConnectionTimeouts {
@@ -134,6 +135,19 @@ export class Connection {
         response = await this.#handler(request);
       } catch (error) {
         response = errorResponse(error);
+      }
+      const upgrade = upgradeOf(response);
+      if (upgrade !== undefined) {
+        await this.#write(
+          new TextEncoder().encode(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n" +
+              `Upgrade: ${upgrade.protocol}\r\n\r\n`,
+          ),
+        );
+        const early = this.#buffer;
+        this.#buffer = new Uint8Array(0);
+        await upgrade.take(this.#conn, early);
+        return false;
       }
       // A body the handler left unread would be taken for the next request: close instead.
       if (body !== undefined && !body.finished()) keep = false;

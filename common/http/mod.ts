@@ -26,3 +26,10 @@ export {
   type RouteHandler,
   Router,
 } from "./router.ts";
+export {
+  CONSOLE_PROTOCOL,
+  relay,
+  type UpgradeHandler,
+  upgradeOf,
+  upgradeResponse,
+} from "./upgrade.ts";

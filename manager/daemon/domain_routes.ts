@@ -8,7 +8,15 @@
 import type { ActionRequest, HostInfo } from "../api_types.ts";
 import type { DenovisorPaths } from "../paths.ts";
 import { VERSION } from "../../common/version.ts";
-import { ApiError, jsonResponse, readJsonBody, type Router } from "../../common/http/mod.ts";
+import {
+  ApiError,
+  CONSOLE_PROTOCOL,
+  jsonResponse,
+  readJsonBody,
+  relay,
+  type Router,
+  upgradeResponse,
+} from "../../common/http/mod.ts";
 import type { DomainManager } from "./domains.ts";
 import type { EventHub } from "./events.ts";
 import { logTail } from "./vmm_run.ts";
@@ -57,6 +65,45 @@ export function addDomainRoutes(
     const text = await logTail(entry.logFile, lines, "");
     return new Response(text === "" ? "" : text + "\n", {
       headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  });
+  router.add("GET", "/v1/domains/:name/console", async ({ params, request }) => {
+    if ((request.headers.get("upgrade") ?? "").toLowerCase() !== CONSOLE_PROTOCOL) {
+      throw new ApiError(
+        "invalid",
+        `This is a domain's console: ask with 'Connection: Upgrade' and 'Upgrade: ` +
+          `${CONSOLE_PROTOCOL}' (as 'denovisor console' does)`,
+      );
+    }
+    const run = domains.get(params.name).run;
+    if (run === undefined) {
+      throw new ApiError(
+        "conflict",
+        `Domain '${params.name}' is not running, so it has no console; start it with ` +
+          `'denovisor start ${params.name}'`,
+      );
+    }
+    // Connected before answering, so that a failure is an error answer, not a cut.
+    let vmm: Deno.UnixConn;
+    try {
+      vmm = await Deno.connect({ transport: "unix", path: run.consoleSocket });
+    } catch (error) {
+      throw new ApiError(
+        "unavailable",
+        `Cannot reach the console of domain '${params.name}': ${(error as Error).message}`,
+      );
+    }
+    return upgradeResponse(CONSOLE_PROTOCOL, async (client, early) => {
+      try {
+        if (early.length > 0) await vmm.write(early);
+        await Promise.race([relay(client, vmm), relay(vmm, client)]);
+      } finally {
+        try {
+          vmm.close();
+        } catch {
+          // Closed by the VMM.
+        }
+      }
     });
   });
   router.add("PUT", "/v1/domains/:name/memory", async ({ request, params }) => {

@@ -145,6 +145,13 @@ const PATHS: Record<string, Record<string, Schema>> = {
       ],
     }),
   },
+  "/v1/domains/{name}/console": {
+    get: operation(
+      "domainConsole",
+      "The serial console, relayed: with 'Connection: Upgrade' and 'Upgrade: denovisor-console' the connection becomes the VMM's console protocol (vmm/vmm_config.ts)",
+      { ok: [101, { description: "Switched to the console protocol" }], parameters: [NAME] },
+    ),
+  },
   "/v1/domains/{name}/memory": {
     put: operation("setMemory", "Set the balloon target (mem-set)", {
       ok: DOMAIN_INFO,
