@@ -26,6 +26,7 @@ export class EventLoop {
   #nextToken = WAKE_TOKEN + 1;
   #running: Promise<void> | undefined;
   #stopping = false;
+  #held: Promise<void> | undefined;
 
   constructor() {
     this.#epoll.add(this.#wake.fd, WAKE_TOKEN);
@@ -65,10 +66,26 @@ export class EventLoop {
     this.#wake.close();
   }
 
+  /**
+   * Defers every callback until the returned function is called: a machine save holds
+   * the loop so that no device touches guest RAM while its state and RAM are written.
+   * Readiness is level-triggered, so nothing is lost; the callbacks run after release.
+   */
+  hold(): () => void {
+    if (this.#held) throw new Error("The event loop is already held");
+    let release!: () => void;
+    this.#held = new Promise((resolve) => release = resolve);
+    return () => {
+      this.#held = undefined;
+      release();
+    };
+  }
+
   async #loop(): Promise<void> {
     while (!this.#stopping) {
       // -1: a failed wait (EINTR is the only one expected); wait again.
       const count = await this.#epoll.wait();
+      while (this.#held) await this.#held;
       for (let i = 0; i < count; i++) {
         const token = this.#epoll.token(i);
         if (token === WAKE_TOKEN) {

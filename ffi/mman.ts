@@ -58,6 +58,26 @@ export class HostMapping implements Disposable {
     return new HostMapping(pointer, size);
   }
 
+  /**
+   * Maps `size` bytes of the open file `fd` from `offset` (page aligned) copy-on-write
+   * (MAP_PRIVATE): reads come from the file's pages, writes stay in this process and
+   * never reach the file, so several machines can map one memory file. Restore maps a
+   * memory file this way instead of reading it. The mapping holds its own reference to
+   * the file: `fd` may be closed afterwards. Throws a `SyscallError` naming mmap.
+   */
+  static privateFile(
+    fd: number,
+    size: number,
+    offset: number,
+    options: { guestRam?: boolean } = {},
+  ): HostMapping {
+    if (offset % HOST_PAGE_SIZE !== 0) throw new RangeError("mmap offset must be page aligned");
+    const pointer = mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, offset);
+    // KSM merges only anonymous pages, so a file mapping gets no MADV_MERGEABLE.
+    if (options.guestRam) libc().madvise(pointer, BigInt(size), MADV_DONTDUMP);
+    return new HostMapping(pointer, size);
+  }
+
   /** A byte view of the whole mapping. */
   bytes(): Uint8Array {
     if (this.#pointer === undefined) throw new Error("The host mapping is unmapped");

@@ -9,10 +9,11 @@
  *      machine (`constructMachine`);
  *   2. boot-time set-up: load the kernel, initrd and command line into guest RAM, create
  *      the vCPUs with their CPUID and MSRs and point vCPU 0 at the entry (`bootSetUp`).
- * `restore(config, state)` (the next step) will run the same construction (with guest RAM
- * mapped from the memory file rather than allocated), then create the vCPUs and load the
- * saved state into them and into the devices (`DeviceManager.entries()`, by id) instead of
- * booting: `constructMachine` takes that second half as its `setUp` argument.
+ * `restore(config, source, context)` runs the same construction with guest RAM mapped from
+ * the memory file rather than allocated, then creates the vCPUs and loads the saved state
+ * into them and into the devices (`DeviceManager.entries()`, by id) instead of booting
+ * (vmm/snapshot/restore_machine.ts): `constructMachine` takes that second half as its
+ * `setUp` argument.
  *
  * @module
  */
@@ -40,6 +41,7 @@ import { DeviceManager } from "./device_manager.ts";
 import { planDevices } from "./device_plan.ts";
 import { readInputFile } from "./input_files.ts";
 import { Machine } from "./machine.ts";
+import { loadMachineState, restoreSetUp } from "./snapshot/restore_machine.ts";
 import { closeVirtioDevices, openVirtioDevices } from "./virtio_devices.ts";
 import type { VmmBootConfig, VmmMachineConfig } from "./vmm_config.ts";
 
@@ -95,6 +97,42 @@ export function build(config: VmmMachineConfig, context: BuildContext): Machine 
   return constructMachine(config, context, (parts) => bootSetUp(config, context, parts));
 }
 
+/** Where a restore takes the machine's state from. */
+export interface RestoreSource {
+  /** The state file (its memory file, if any, is beside it). */
+  stateFile: string;
+  /** Restore even if a disk is not the image it was at the save. */
+  force?: boolean;
+}
+
+/**
+ * Builds a machine for `config` in the state saved in `source` instead of booting it:
+ * ready to `start()` (its virtio devices are kicked when its vCPUs first run). The state
+ * is checked whole against `config` and this host before anything is built; a failure
+ * leaves nothing behind.
+ */
+export async function restore(
+  config: VmmMachineConfig,
+  source: RestoreSource,
+  context: BuildContext,
+): Promise<Machine> {
+  const loaded = await loadMachineState(config, source.stateFile, context.kvm);
+  try {
+    const machine = constructMachine(
+      config,
+      context,
+      (parts) => restoreSetUp(config, context.kvm, parts, loaded, { force: source.force }),
+      loaded.mappings,
+    );
+    machine.markRestored();
+    return machine;
+  } catch (error) {
+    // Idempotent: mappings guest RAM took over are unmapped already.
+    loaded.mappings.forEach((mapping) => mapping.unmap());
+    throw error;
+  }
+}
+
 /** A machine with no virtio devices, from an in-memory kernel (library users, tests). */
 export interface MachineConfig {
   kernel: Uint8Array;
@@ -137,13 +175,14 @@ interface ConstructedParts {
 }
 
 /**
- * Construction: devices opened, VM, RAM and every device in place; then `setUp` (boot
- * or, later, restore) creates and prepares the vCPUs.
+ * Construction: devices opened, VM, RAM (`ramMappings` when given: a restore's) and every
+ * device in place; then `setUp` (boot or restore) creates and prepares the vCPUs.
  */
 function constructMachine(
   config: VmmMachineConfig,
   context: BuildContext,
   setUp: (parts: ConstructedParts) => void,
+  ramMappings?: HostMapping[],
 ): Machine {
   const plan = planDevices(config);
   // Host resources first (a locked disk, a missing tap): nothing of KVM exists yet.
@@ -173,7 +212,7 @@ function constructMachine(
     const vcpus: Vcpu[] = [];
     try {
       initVm(vm);
-      ram = GuestRam.allocate(vm, regions);
+      ram = GuestRam.allocate(vm, regions, ramMappings);
       const bios = context.boot.firmware;
       if (bios) {
         firmware = new FirmwarePlatform({

@@ -29,7 +29,13 @@ import {
 } from "../common/validators.ts";
 import { DEVICE_ID_PATTERN, FIXED_DEVICE_IDS } from "./device_names.ts";
 import { diskId, nicId } from "./device_plan.ts";
-import type { VmmConfig, VmmDiskConfig, VmmNicConfig, VmmSataDiskConfig } from "./vmm_config.ts";
+import type {
+  VmmConfig,
+  VmmDiskConfig,
+  VmmNicConfig,
+  VmmRestoreConfig,
+  VmmSataDiskConfig,
+} from "./vmm_config.ts";
 
 /** A config file that cannot be used; the message names the file and the field. */
 export class VmmConfigError extends Error {
@@ -161,6 +167,7 @@ export function validateVmmConfig(value: unknown): VmmConfig {
     "onReboot",
     "logFile",
     "runDir",
+    "restore",
   ]);
   const name = f.string("name");
   if (!isObjectName(name)) {
@@ -198,11 +205,20 @@ export function validateVmmConfig(value: unknown): VmmConfig {
   if (f.has("cdroms")) config.cdroms = parseCdroms(f, config.boot);
   if (f.has("sataDisks")) config.sataDisks = parseSataDisks(f, config);
   if (f.has("transport")) config.transport = f.oneOf("transport", TRANSPORTS);
+  if (f.has("restore")) config.restore = parseRestore(f.raw("restore"));
   if (f.has("rng")) {
     const rng = new Fields(f.raw("rng"), "rng", ["rateLimit"]);
     config.rng = rng.has("rateLimit") ? { rateLimit: parseLimit(rng, "rateLimit") } : {};
   }
   return config;
+}
+
+/** `restore`: { stateFile (absolute), paused, force? }. */
+function parseRestore(value: unknown): VmmRestoreConfig {
+  const f = new Fields(value, "restore", ["stateFile", "paused", "force"]);
+  const restore: VmmRestoreConfig = { stateFile: f.path("stateFile"), paused: f.boolean("paused") };
+  if (f.has("force")) restore.force = f.boolean("force");
+  return restore;
 }
 
 function parseBoot(value: unknown): VmmConfig["boot"] {

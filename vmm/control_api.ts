@@ -7,8 +7,9 @@
 
 import { jsonResponse, readJsonBody, Router } from "../common/http/mod.ts";
 import { ApiError } from "../common/http/mod.ts";
+import { resolveSaveTarget } from "./snapshot/save_machine.ts";
 import type { VmmDomain } from "./vmm_domain.ts";
-import type { VmmStatus } from "./vmm_config.ts";
+import type { VmmSaveRequest, VmmStatus } from "./vmm_config.ts";
 
 /** What the API needs besides the domain: how destroy waits for the end. */
 export interface ControlHooks {
@@ -26,6 +27,10 @@ export function controlRouter(domain: VmmDomain, hooks: ControlHooks): Router {
     .add("POST", "/vm/reboot", async () => jsonResponse(await domain.reboot()))
     .add("POST", "/vm/destroy", async () => jsonResponse(await hooks.destroy("destroy request")))
     .add("GET", "/vm/stats", () => jsonResponse(domain.stats()))
+    .add("POST", "/vm/save", async ({ request }) => {
+      const body = parseSaveRequest(await readJsonBody(request));
+      return jsonResponse(await domain.save(body));
+    })
     .add("PUT", "/vm/balloon", async ({ request }) => {
       const body = await readJsonBody(request);
       if (typeof body !== "object" || body === null || Array.isArray(body)) {
@@ -40,6 +45,45 @@ export function controlRouter(domain: VmmDomain, hooks: ControlHooks): Router {
       }
       return jsonResponse(await domain.setBalloon((body as { targetBytes?: unknown }).targetBytes));
     });
+}
+
+const SAVE_FIELDS = ["stateFile", "memoryFile", "inline", "resume"];
+const SAVE_SHAPE =
+  '{ "stateFile": ABS_PATH, "memoryFile"?: ABS_PATH, "inline"?: boolean, "resume"?: boolean }';
+
+/**
+ * Checks POST /vm/save's body (untrusted): known fields of the right types, absolute
+ * paths, the memory file beside the state file, no memory file for an inline save.
+ */
+export function parseSaveRequest(body: unknown): VmmSaveRequest {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new ApiError("invalid", `The body must be an object: ${SAVE_SHAPE}`);
+  }
+  const fields = body as Record<string, unknown>;
+  const unknown = Object.keys(fields).find((key) => !SAVE_FIELDS.includes(key));
+  if (unknown !== undefined) {
+    throw new ApiError("invalid", `${unknown}: unknown field; the body is ${SAVE_SHAPE}`);
+  }
+  const { stateFile, memoryFile, inline, resume } = fields;
+  if (typeof stateFile !== "string" || stateFile === "") {
+    throw new ApiError("invalid", "stateFile: must be the absolute path of the state file");
+  }
+  if (memoryFile !== undefined && typeof memoryFile !== "string") {
+    throw new ApiError("invalid", "memoryFile: must be an absolute path");
+  }
+  for (const [name, value] of [["inline", inline], ["resume", resume]] as const) {
+    if (value !== undefined && typeof value !== "boolean") {
+      throw new ApiError("invalid", `${name}: must be true or false`);
+    }
+  }
+  const request: VmmSaveRequest = {
+    stateFile,
+    ...(memoryFile === undefined ? {} : { memoryFile: memoryFile as string }),
+    ...(inline === undefined ? {} : { inline: inline as boolean }),
+    ...(resume === undefined ? {} : { resume: resume as boolean }),
+  };
+  resolveSaveTarget(request); // paths: absolute, the memory file beside the state file
+  return request;
 }
 
 /**

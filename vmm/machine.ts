@@ -47,6 +47,10 @@ export class Machine {
   readonly #end: VmEndSignal;
   #threads: VcpuThread[] = [];
   #closed = false;
+  /** Started paused: the vCPU Workers start at the first `resume()`. */
+  #startPending = false;
+  /** Restored from a state: the virtio transports are kicked when the vCPUs first run. */
+  #kickOnRun = false;
 
   constructor(parts: MachineParts) {
     this.vm = parts.vm;
@@ -75,10 +79,49 @@ export class Machine {
     (this.devices.virtioConsole ?? this.devices.serial).receive(bytes);
   }
 
-  /** Starts every vCPU and the device event loop. */
-  start(): void {
+  /**
+   * Starts the device event loop and every vCPU; with `paused`, the vCPUs wait for the
+   * first `resume()` (a restore that starts paused: its vCPUs have not run at all).
+   */
+  start(options: { paused?: boolean } = {}): void {
     installKickSignalHandler();
     void this.#loop.start();
+    if (options.paused) {
+      this.#startPending = true;
+      return;
+    }
+    this.#runVcpus();
+  }
+
+  /**
+   * Marks a machine whose devices were restored from a state: a restored virtio device
+   * serves nothing until kicked (the driver kicked before the save), so every transport
+   * is kicked just before the vCPUs first run.
+   */
+  markRestored(): void {
+    this.#kickOnRun = true;
+  }
+
+  /** Whether no vCPU runs guest code: paused, started paused, or not started. */
+  get isPaused(): boolean {
+    return this.#threads.every((t) => t.state === "paused");
+  }
+
+  /**
+   * Holds the device event loop (no device serves a queue or receives a frame) until
+   * the returned function is called: a save takes device state and RAM at one instant.
+   */
+  holdDevices(): () => void {
+    return this.#loop.hold();
+  }
+
+  #runVcpus(): void {
+    if (this.#kickOnRun) {
+      this.#kickOnRun = false;
+      for (const [, entry] of this.devices.entries()) {
+        if ("transport" in entry) entry.transport.kick();
+      }
+    }
     const serve = busAccess(this.pio, this.mmio);
     this.#threads = this.vcpus.map((vcpu) => {
       const thread = new VcpuThread(vcpu, this.ram.ranges, serve, VCPU_WORKER_URL);
@@ -98,6 +141,11 @@ export class Machine {
   }
 
   resume(): void {
+    if (this.#startPending) {
+      this.#startPending = false;
+      this.#runVcpus();
+      return;
+    }
     this.#threads.forEach((t) => t.resume());
   }
 

@@ -26,6 +26,28 @@
  *   PUT  /vm/balloon   { targetBytes } -> VmmStatus   (needs `balloon: true`; targetBytes
  *                                      is the balloon's size, the RAM taken from the guest:
  *                                      mem-set M sends memoryBytes - M)
+ *   POST /vm/save      VmmSaveRequest -> VmmSaveResult  (below)
+ *
+ * Save (`POST /vm/save`, body `VmmSaveRequest`): the VMM pauses the machine if it runs,
+ * holds its device event loop, and writes the memory file (sparse: zero pages are holes)
+ * then the state file that names it by basename, each atomically (temporary name, fsync,
+ * rename); a state file already at `stateFile` is removed first. The memory file must be
+ * in the state file's directory (400 otherwise); `inline: true` puts RAM in the state
+ * file and writes no memory file (`memoryFile` must then be absent). Afterwards the
+ * machine runs again if `resume` is true (a checkpoint), else it stays paused (the
+ * daemon then destroys it: `xl save`). A failed save (ENOSPC...) leaves neither file and
+ * the machine as it was, running or paused; its error is coded (400 invalid request, 409
+ * conflict: no machine, a firmware-booted one, 500/503 an I/O failure). Formats:
+ * docs/state-format.md. A save may take long: give it minutes, not seconds.
+ *
+ * Restore: a config with `restore` (`VmmRestoreConfig`) makes the VMM build its first
+ * machine from the state file instead of booting: the state is checked whole against
+ * this config (same vCPUs, RAM and devices by id, kind and place; disks the same images
+ * unless `force`) and against this host's CPU features before anything is built, guest
+ * RAM maps the memory file copy-on-write, and the vCPUs start running, or paused when
+ * `paused` (POST /vm/resume runs them). A state that cannot be restored fails the start
+ * (exit 1, no vmm.pid, `cannot start: ...` in the log), as any failed build. A reboot
+ * later boots afresh.
  *
  * Console protocol (unix stream socket): the client sends one line, "rw\n" or "ro\n".
  * The VMM answers one line, "ok rw\n" or "ok ro\n" ("ok ro" also when rw was asked
@@ -122,6 +144,41 @@ export interface VmmMachineConfig {
   transport?: Transport;
 }
 
+/** `VmmConfig.restore`: build the first machine from a saved state instead of booting. */
+export interface VmmRestoreConfig {
+  /** Absolute path of the state file; its memory file (if any) is beside it. */
+  stateFile: string;
+  /** Leave the vCPUs paused after the restore (POST /vm/resume runs them). */
+  paused: boolean;
+  /** Restore although a disk is not the image (file identity, size) it was at the save. */
+  force?: boolean;
+}
+
+/** POST /vm/save's body. */
+export interface VmmSaveRequest {
+  /** Absolute path of the state file to write. */
+  stateFile: string;
+  /** Absolute path of the memory file, in the state file's directory; default stateFile + ".mem". */
+  memoryFile?: string;
+  /** Guest RAM inside the state file; no memory file (then `memoryFile` must be absent). */
+  inline?: boolean;
+  /** Run the machine again after the save (a checkpoint); default false: it stays paused. */
+  resume?: boolean;
+}
+
+/** POST /vm/save's answer. */
+export interface VmmSaveResult {
+  stateFile: string;
+  /** Absent for an inline save. */
+  memoryFile?: string;
+  /** The state file's size in bytes. */
+  stateBytes: number;
+  /** Guest RAM bytes written (non-zero pages; the rest are holes or left out). */
+  memoryDataBytes: number;
+  /** How long the vCPUs were paused for the save (0 when the machine was paused already). */
+  pausedMs: number;
+}
+
 export interface VmmConfig extends VmmMachineConfig {
   name: string;
   uuid: string;
@@ -131,6 +188,8 @@ export interface VmmConfig extends VmmMachineConfig {
   logFile: string;
   /** The directory holding vmm.sock, console.sock, vmm.pid and end.json. */
   runDir: string;
+  /** Build the first machine from this saved state instead of booting it. */
+  restore?: VmmRestoreConfig;
 }
 
 export interface VmmStatus {

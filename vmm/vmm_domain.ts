@@ -9,7 +9,7 @@
 
 import type { Kvm } from "../core/kvm.ts";
 import { describeEnd, type VmEndReason } from "../core/vm_end.ts";
-import { type BootImage, build } from "./builder.ts";
+import { type BootImage, build, restore } from "./builder.ts";
 import type { Machine } from "./machine.ts";
 import { BalloonError } from "../devices/virtio/balloon.ts";
 import type { DomainState } from "../common/enums.ts";
@@ -18,7 +18,14 @@ import { ApiError } from "../common/http/mod.ts";
 import type { ConsoleHub } from "./console_hub.ts";
 import { DeviceCounters } from "./device_counters.ts";
 import { residentBytes, threadCpuTimeNs } from "./proc_stats.ts";
-import type { VmmConfig, VmmEndRecord, VmmStatus } from "./vmm_config.ts";
+import { saveMachine } from "./snapshot/save_machine.ts";
+import type {
+  VmmConfig,
+  VmmEndRecord,
+  VmmSaveRequest,
+  VmmSaveResult,
+  VmmStatus,
+} from "./vmm_config.ts";
 
 const PAGE_SIZE = 4096;
 
@@ -44,6 +51,8 @@ export class VmmDomain {
   /** Control requests run one at a time (a pause must not race a reboot). */
   #queue: Promise<unknown> = Promise.resolve();
   #bootWaiters: Array<() => void> = [];
+  /** The first machine was restored with `restore.paused`: its vCPUs wait for a resume. */
+  #startPaused = false;
 
   constructor(options: { config: VmmConfig; kvm: Kvm; boot: BootImage; hub: ConsoleHub }) {
     this.#config = options.config;
@@ -56,10 +65,26 @@ export class VmmDomain {
 
   /**
    * Builds the first machine without starting it, so that a VM that cannot be built
-   * (a locked disk, a missing tap) fails the VMM before it announces itself.
+   * (a locked disk, a missing tap, a state that does not fit) fails the VMM before it
+   * announces itself. With `config.restore`, the machine comes from the saved state.
    */
-  prepare(): void {
-    this.#machine = this.#build();
+  async prepare(): Promise<void> {
+    const saved = this.#config.restore;
+    if (saved === undefined) {
+      this.#machine = this.#build();
+      return;
+    }
+    const started = performance.now();
+    this.#machine = await restore(
+      this.#config,
+      { stateFile: saved.stateFile, force: saved.force },
+      { kvm: this.#kvm, console: this.#hub, boot: this.#boot },
+    );
+    this.#startPaused = saved.paused;
+    this.#hub.log(
+      `restored from ${saved.stateFile} in ${(performance.now() - started).toFixed(1)} ms` +
+        (saved.paused ? ", paused" : ""),
+    );
   }
 
   /** Runs machines until the VM ends for good; never throws. */
@@ -87,12 +112,13 @@ export class VmmDomain {
   async #runOne(machine: Machine): Promise<VmmEndRecord | undefined> {
     this.#machine = machine;
     this.#boots++;
-    this.#paused = false;
+    this.#paused = this.#startPaused;
     this.#shutdownRequested = false;
     this.#hostStop = undefined;
     this.#counters.attach(machine.devices);
     this.#hub.setInput((bytes) => machine.consoleInput(bytes));
-    machine.start();
+    machine.start({ paused: this.#startPaused });
+    this.#startPaused = false; // a later machine (a reboot) boots and runs
     this.#hub.log(
       `boot ${this.#boots}: ${this.#config.vcpus} vCPUs, ${this.#config.memoryBytes} bytes`,
     );
@@ -184,6 +210,47 @@ export class VmmDomain {
         this.#paused = false;
         this.#hub.log("resumed");
       }
+    });
+  }
+
+  /**
+   * Saves the machine to a state file and a memory file (POST /vm/save): pauses it if it
+   * runs, writes both files, then runs it again if `resume`, else leaves it paused. A
+   * failed save leaves the machine as it was.
+   */
+  save(request: VmmSaveRequest): Promise<VmmSaveResult> {
+    return this.#serializedValue(async () => {
+      const machine = this.#requireMachine("save");
+      const wasPaused = this.#paused;
+      const pausedAt = performance.now();
+      if (!wasPaused) await machine.pause();
+      this.#paused = true;
+      let saved;
+      try {
+        saved = await saveMachine(machine, this.#config, this.#kvm, {
+          stateFile: request.stateFile,
+          memoryFile: request.memoryFile,
+          inline: request.inline,
+          purpose: "save",
+        });
+      } catch (error) {
+        if (!wasPaused) {
+          machine.resume();
+          this.#paused = false;
+        }
+        this.#hub.log(`save to ${request.stateFile} failed: ${message(error)}`);
+        throw error;
+      }
+      if (request.resume) {
+        machine.resume();
+        this.#paused = false;
+      }
+      const pausedMs = wasPaused ? 0 : Math.round(performance.now() - pausedAt);
+      this.#hub.log(
+        `saved to ${saved.stateFile} (${saved.memoryDataBytes} bytes of RAM, ` +
+          `${pausedMs} ms paused)${request.resume ? "; running" : "; paused"}`,
+      );
+      return { ...saved, pausedMs };
     });
   }
 
@@ -292,7 +359,14 @@ export class VmmDomain {
   }
 
   #serialized(action: () => void | Promise<void>): Promise<VmmStatus> {
-    const next = this.#queue.then(action).then(() => this.status());
+    return this.#serializedValue(async () => {
+      await action();
+      return this.status();
+    });
+  }
+
+  #serializedValue<T>(action: () => T | Promise<T>): Promise<T> {
+    const next = this.#queue.then(action);
     this.#queue = next.catch(() => {});
     return next;
   }

@@ -106,7 +106,7 @@ export async function runVmm(config: VmmConfig): Promise<number> {
   try {
     const boot = await loadBootImage(config.boot);
     domain = new VmmDomain({ config, kvm, boot, hub });
-    domain.prepare();
+    await domain.prepare();
     hub.log(`devices: ${describeVirtioPlan(planDevices(config))}`);
   } catch (error) {
     hub.log(`cannot start: ${error instanceof Error ? error.message : String(error)}`);
