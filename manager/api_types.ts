@@ -123,6 +123,10 @@ export interface DomainDefinition {
   onReboot?: LifecycleAction;
   onCrash?: LifecycleAction;
   autostart?: boolean;
+  /** In a farm: restart the domain on another host when its host is lost (docs/farm.md). */
+  ha?: boolean;
+  /** In a farm: where `start` may place the domain. */
+  placement?: { host?: string; labels?: Record<string, string>; antiAffinity?: string };
 }
 
 export interface DomainSummary {

@@ -111,6 +111,12 @@ export const SCHEMAS: Record<string, Schema> = {
       onReboot: ref("LifecycleAction"),
       onCrash: ref("LifecycleAction"),
       autostart: boolean,
+      ha: { type: "boolean", description: "In a farm: restart elsewhere when the host is lost" },
+      placement: object({
+        host: string,
+        labels: { type: "object", additionalProperties: string },
+        antiAffinity: string,
+      }),
     },
     ["name", "boot"],
     { description: "Documented in docs/domain.md; unknown fields are refused" },

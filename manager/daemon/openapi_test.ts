@@ -150,6 +150,8 @@ const SAMPLES: Record<string, Json> = {
     onReboot: "destroy",
     onCrash: "destroy",
     autostart: false,
+    ha: false,
+    placement: {},
   } satisfies Required<DomainDefinition>,
   DomainInfo: {
     name: "",

@@ -16,6 +16,7 @@ import type { BootDefinition, DomainDefinition } from "../api_types.ts";
 import { CONSOLE_KINDS, LIFECYCLE_ACTIONS } from "../../common/enums.ts";
 import { parseSize, SizeError } from "../../common/units.ts";
 import { isUuid, OBJECT_NAME_PATTERN, OBJECT_NAME_RULE } from "../../common/validators.ts";
+import { readFarmFields } from "../farm/farm_fields.ts";
 import { VIRTIO_MMIO_IRQS } from "../../core/layout.ts";
 import {
   DefinitionError,
@@ -67,6 +68,8 @@ const DOMAIN_FIELDS = [
   "onReboot",
   "onCrash",
   "autostart",
+  "ha",
+  "placement",
 ] as const;
 /** Options of `validateDefinition`. */
 export interface ValidateOptions {
@@ -131,6 +134,7 @@ export function validateDefinition(
     onReboot: readChoice(object, "onReboot", "", LIFECYCLE_ACTIONS) ?? "restart",
     onCrash: readChoice(object, "onCrash", "", LIFECYCLE_ACTIONS) ?? "destroy",
     autostart: readBoolean(object, "autostart", "") ?? false,
+    ...readFarmFields(object),
   };
   checkDeviceCount(definition);
   return definition;
