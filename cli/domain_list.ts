@@ -100,6 +100,8 @@ export function describeDomain(domain: DomainInfo): string {
   const definition = domain.definition;
   const boot = "demo" in definition.boot
     ? "embedded demo guest"
+    : "firmware" in definition.boot
+    ? `firmware ${definition.boot.firmware}`
     : `kernel ${definition.boot.kernel}` +
       (definition.boot.initrd ? `, initrd ${definition.boot.initrd}` : "");
   const disks = (definition.disks ?? []).map((disk) =>

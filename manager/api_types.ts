@@ -81,6 +81,8 @@ export interface DiskDefinition {
   serial?: string;
   transport?: Transport;
   rateLimit?: RateLimitSpec;
+  /** "virtio" (default), or "sata": on the AHCI controller of a firmware boot. */
+  bus?: "virtio" | "sata";
 }
 
 export interface NicDefinition {
@@ -96,7 +98,12 @@ export interface NicDefinition {
 /** Boot either a kernel (bzImage, vmlinux or PVH ELF) or the embedded demo guest. */
 export type BootDefinition =
   | { kernel: string; initrd?: string; cmdline?: string }
-  | { demo: true };
+  | { demo: true }
+  /**
+   * Firmware boot: "seabios" (Debian's SeaBIOS) or the path of a BIOS image; `order`
+   * chooses which boot devices come first (default disk, then cdrom).
+   */
+  | { firmware: string; order?: ("disk" | "cdrom")[] };
 
 /**
  * A domain as the user writes it (the JSON file given to `define`/`create`, documented in
@@ -110,6 +117,8 @@ export interface DomainDefinition {
   memory?: number | string;
   boot: BootDefinition;
   disks?: DiskDefinition[];
+  /** ISO images on AHCI CD-ROM drives (read-only); firmware boot only. */
+  cdroms?: string[];
   nics?: NicDefinition[];
   rng?: boolean | { rateLimit?: RateLimitSpec };
   balloon?: boolean;

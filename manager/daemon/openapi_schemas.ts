@@ -74,6 +74,7 @@ export const SCHEMAS: Record<string, Schema> = {
     serial: { type: "string", maxLength: MAX_DISK_SERIAL_LENGTH },
     transport: ref("Transport"),
     rateLimit,
+    bus: { enum: ["virtio", "sata"], description: "sata: on the AHCI controller (firmware boot)" },
   }),
   NicDefinition: object({
     tap: { type: "string", description: 'A tap name, or "auto" (default)' },
@@ -90,6 +91,10 @@ export const SCHEMAS: Record<string, Schema> = {
     oneOf: [
       object({ kernel: string, initrd: string, cmdline: string }, ["kernel"]),
       object({ demo: { const: true } }, ["demo"]),
+      object({
+        firmware: { type: "string", description: '"seabios" or the path of a BIOS image' },
+        order: { type: "array", items: { enum: ["disk", "cdrom"] } },
+      }, ["firmware"]),
     ],
   },
   DomainDefinition: object(
@@ -103,6 +108,11 @@ export const SCHEMAS: Record<string, Schema> = {
       },
       boot: ref("BootDefinition"),
       disks: { type: "array", items: ref("DiskDefinition") },
+      cdroms: {
+        type: "array",
+        items: string,
+        description: "ISO images on AHCI CD-ROM drives; firmware boot only",
+      },
       nics: { type: "array", items: ref("NicDefinition") },
       rng: { oneOf: [boolean, object({ rateLimit })] },
       balloon: boolean,

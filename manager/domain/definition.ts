@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { BootDefinition, DomainDefinition } from "../api_types.ts";
+import type { BootDefinition, DiskDefinition, DomainDefinition } from "../api_types.ts";
 import { CONSOLE_KINDS, LIFECYCLE_ACTIONS } from "../../common/enums.ts";
 import { parseSize, SizeError } from "../../common/units.ts";
 import { isUuid, OBJECT_NAME_PATTERN, OBJECT_NAME_RULE } from "../../common/validators.ts";
@@ -60,6 +60,7 @@ const DOMAIN_FIELDS = [
   "memory",
   "boot",
   "disks",
+  "cdroms",
   "nics",
   "rng",
   "balloon",
@@ -116,6 +117,7 @@ export function validateDefinition(
     readDisk(disk, fieldPath("disks", index), options.baseDir)
   );
   refuseDuplicateImages(disks);
+  const cdroms = readCdroms(object.cdroms, boot, disks, options.baseDir);
   const nics = readNics(object.nics, uuid);
   const rng = readRng(object.rng);
   const balloon = readBoolean(object, "balloon", "") ?? false;
@@ -126,6 +128,7 @@ export function validateDefinition(
     memory,
     boot,
     disks,
+    ...(cdroms.length === 0 ? {} : { cdroms }),
     nics,
     rng,
     balloon,
@@ -220,8 +223,27 @@ function readMemory(object: Record<string, unknown>, hostBytes: number): number 
   return bytes / MIB;
 }
 
+/** The firmware `boot.firmware: "seabios"` names. */
+export const SEABIOS = "seabios";
+/** Most CD-ROMs and SATA disks: the AHCI controller's ports. */
+export const MAX_AHCI_DRIVES = 6;
+
 function readBoot(value: unknown, baseDir: string | undefined): BootDefinition {
-  const object = readObject(value, "boot", ["kernel", "initrd", "cmdline", "demo"]);
+  const object = readObject(value, "boot", [
+    "kernel",
+    "initrd",
+    "cmdline",
+    "demo",
+    "firmware",
+    "order",
+  ]);
+  if (object.firmware !== undefined) return readFirmwareBoot(object, baseDir);
+  if (object.order !== undefined) {
+    throw new DefinitionError(
+      "boot.order",
+      "only with boot.firmware: a kernel boot has no boot order",
+    );
+  }
   if (object.demo !== undefined) {
     if (object.demo !== true) {
       throw new DefinitionError(
@@ -258,8 +280,76 @@ function readBoot(value: unknown, baseDir: string | undefined): BootDefinition {
   };
 }
 
+/** `{"firmware": "seabios" | PATH, "order": ["disk", "cdrom"]}`. */
+function readFirmwareBoot(
+  object: Record<string, unknown>,
+  baseDir: string | undefined,
+): BootDefinition {
+  for (const key of ["kernel", "initrd", "cmdline", "demo"]) {
+    if (object[key] !== undefined) {
+      throw new DefinitionError(
+        fieldPath("boot", key),
+        "not with boot.firmware; the firmware loads the OS",
+      );
+    }
+  }
+  const firmware = readString(object, "firmware", "boot")!;
+  const boot: BootDefinition = {
+    firmware: firmware === SEABIOS ? SEABIOS : readPath(firmware, "boot.firmware", baseDir),
+  };
+  const order = readArray(object.order, "boot.order");
+  if (order !== undefined) {
+    const kinds = order.map((entry, index) => {
+      if (entry !== "disk" && entry !== "cdrom") {
+        throw new DefinitionError(
+          fieldPath("boot.order", index),
+          `${describeValue(entry)} is not "disk" or "cdrom"`,
+        );
+      }
+      return entry;
+    });
+    if (new Set(kinds).size !== kinds.length) {
+      throw new DefinitionError("boot.order", "names a device class twice");
+    }
+    boot.order = kinds;
+  }
+  return boot;
+}
+
+/** CD-ROM image paths; they and the SATA disks share the AHCI controller's ports. */
+function readCdroms(
+  value: unknown,
+  boot: BootDefinition,
+  disks: readonly DiskDefinition[],
+  baseDir: string | undefined,
+): string[] {
+  const cdroms = (readArray(value, "cdroms") ?? []).map((entry, index) => {
+    if (typeof entry !== "string") {
+      throw new DefinitionError(
+        fieldPath("cdroms", index),
+        `expected an ISO image path, got ${describeValue(entry)}`,
+      );
+    }
+    return readPath(entry, fieldPath("cdroms", index), baseDir);
+  });
+  const sata = disks.filter((disk) => disk.bus === "sata").length;
+  if ((cdroms.length > 0 || sata > 0) && !("firmware" in boot)) {
+    throw new DefinitionError(
+      cdroms.length > 0 ? "cdroms" : "disks",
+      'CD-ROMs and SATA disks need a firmware boot; give boot {"firmware": "seabios"}',
+    );
+  }
+  if (cdroms.length + sata > MAX_AHCI_DRIVES) {
+    throw new DefinitionError(
+      "cdroms",
+      `CD-ROMs and SATA disks share ${MAX_AHCI_DRIVES} AHCI ports`,
+    );
+  }
+  return cdroms;
+}
+
 function checkDeviceCount(definition: DomainDefinition): void {
-  const devices = [...definition.disks!, ...definition.nics!];
+  const devices = [...definition.disks!.filter((disk) => disk.bus !== "sata"), ...definition.nics!];
   const mmio = devices.filter((device) => device.transport === "mmio").length;
   const pci = devices.length - mmio + (definition.rng ? 1 : 0) + (definition.balloon ? 1 : 0) +
     (definition.console === "virtio" ? 1 : 0);

@@ -37,6 +37,7 @@ const DISK_FIELDS = [
   "serial",
   "transport",
   "rateLimit",
+  "bus",
 ] as const;
 const NIC_FIELDS = ["tap", "bridge", "mac", "transport", "rateLimit"] as const;
 
@@ -113,6 +114,16 @@ export function readDisk(
     disk.serial = serial;
   }
   disk.transport = readChoice(object, "transport", path, TRANSPORTS) ?? "pci";
+  const bus = readChoice(object, "bus", path, ["virtio", "sata"] as const);
+  if (bus === "sata") {
+    if (disk.rateLimit !== undefined || object.rateLimit !== undefined || serial !== undefined) {
+      throw new DefinitionError(
+        fieldPath(path, "bus"),
+        "a SATA disk takes no serial or rateLimit yet",
+      );
+    }
+    disk.bus = bus;
+  }
   const rateLimit = readRateLimit(object, path);
   if (rateLimit !== undefined) disk.rateLimit = rateLimit;
   return disk;

@@ -99,12 +99,12 @@ Deno.test("validateDefinition() refuses unknown fields", () => {
   refused(
     base({ memroy: 512 }),
     "memroy",
-    "memroy: unknown field; the known fields here are name, uuid, vcpus, memory, boot, disks, nics, rng, balloon, console, onPoweroff, onReboot, onCrash, autostart, ha, placement",
+    "memroy: unknown field; the known fields here are name, uuid, vcpus, memory, boot, disks, cdroms, nics, rng, balloon, console, onPoweroff, onReboot, onCrash, autostart, ha, placement",
   );
   refused(
     base({ disks: [{ path: "/a", size: 1 }] }),
     "disks[0].size",
-    "disks[0].size: unknown field; the known fields here are pool, volume, path, format, readOnly, serial, transport, rateLimit",
+    "disks[0].size: unknown field; the known fields here are pool, volume, path, format, readOnly, serial, transport, rateLimit, bus",
   );
 });
 
@@ -317,5 +317,44 @@ Deno.test("validateDefinition() refuses a bad rng", () => {
     base({ rng: "yes" }),
     "rng",
     'rng: expected true, false or {"rateLimit": SPEC}, got "yes"',
+  );
+});
+
+Deno.test("validateDefinition() takes a firmware boot, its order, CD-ROMs and SATA disks", () => {
+  const definition = validateDefinition(
+    base({
+      boot: { firmware: "seabios", order: ["cdrom", "disk"] },
+      disks: [{ path: "/images/w.raw", bus: "sata" }],
+      cdroms: ["/isos/install.iso"],
+    }),
+    OPTIONS,
+  );
+  assert.deepEqual(definition.boot, { firmware: "seabios", order: ["cdrom", "disk"] });
+  assert.equal(definition.disks![0].bus, "sata");
+  assert.deepEqual(definition.cdroms, ["/isos/install.iso"]);
+  refused(
+    base({ cdroms: ["/a.iso"] }),
+    "cdroms",
+    'cdroms: CD-ROMs and SATA disks need a firmware boot; give boot {"firmware": "seabios"}',
+  );
+  refused(
+    base({ boot: { firmware: "seabios", kernel: "/k" } }),
+    "boot.kernel",
+    "boot.kernel: not with boot.firmware; the firmware loads the OS",
+  );
+  refused(
+    base({ boot: { kernel: "/k", order: ["disk"] } }),
+    "boot.order",
+    "boot.order: only with boot.firmware: a kernel boot has no boot order",
+  );
+  refused(
+    base({ boot: { firmware: "seabios", order: ["floppy"] } }),
+    "boot.order[0]",
+    'boot.order[0]: "floppy" is not "disk" or "cdrom"',
+  );
+  refused(
+    base({ boot: { firmware: "seabios" }, cdroms: Array(7).fill("/a.iso") }),
+    "cdroms",
+    "cdroms: CD-ROMs and SATA disks share 6 AHCI ports",
   );
 });

@@ -10,13 +10,19 @@
 
 import { resolve } from "node:path";
 import type { DiskDefinition, DomainDefinition, NicDefinition } from "../api_types.ts";
-import type { VmmConfig, VmmDiskConfig, VmmNicConfig } from "../../vmm/vmm_config.ts";
+import type {
+  VmmConfig,
+  VmmDiskConfig,
+  VmmNicConfig,
+  VmmSataDiskConfig,
+} from "../../vmm/vmm_config.ts";
+import { DEFAULT_FIRMWARE } from "../../core/boot/firmware_rom.ts";
 import { parseRateLimit } from "../../devices/virtio/rate_limit_spec.ts";
 import type { RateLimiterConfig } from "../../devices/virtio/rate_limiter.ts";
 import { DefinitionError, fieldPath } from "./definition_error.ts";
 import { QCOW2_MAGIC } from "../../storage/qcow2/format.ts";
 import type { ImageFormat } from "../../common/enums.ts";
-import { definitionMemoryBytes, validateDefinition } from "./definition.ts";
+import { definitionMemoryBytes, SEABIOS, validateDefinition } from "./definition.ts";
 
 /** A pool volume's image, as the pool manager reports it. */
 export interface ResolvedVolume {
@@ -179,6 +185,11 @@ export async function resolveVmmConfig(
   let boot: VmmConfig["boot"];
   if ("demo" in definition.boot) {
     boot = { kind: "demo" };
+  } else if ("firmware" in definition.boot) {
+    const { firmware, order } = definition.boot;
+    const image = firmware === SEABIOS ? DEFAULT_FIRMWARE : firmware;
+    await checkFile(image, "boot.firmware");
+    boot = { kind: "firmware", firmware: image, ...(order === undefined ? {} : { order }) };
   } else {
     const { kernel, initrd, cmdline } = definition.boot;
     await checkFile(kernel, "boot.kernel");
@@ -186,11 +197,21 @@ export async function resolveVmmConfig(
     boot = { kind: "linux", kernel, cmdline: cmdline ?? "" };
     if (initrd !== undefined) boot.initrd = initrd;
   }
-  const disks: VmmDiskConfig[] = [];
+  const resolved: VmmDiskConfig[] = [];
   for (const [index, disk] of definition.disks!.entries()) {
-    disks.push(await resolveDisk(disk, fieldPath("disks", index), options.volumes));
+    resolved.push(await resolveDisk(disk, fieldPath("disks", index), options.volumes));
   }
-  refuseSameImage(disks);
+  refuseSameImage(resolved);
+  // SATA disks go on the AHCI controller of a firmware boot, the others are virtio-blk.
+  const disks = resolved.filter((_, index) => definition.disks![index].bus !== "sata");
+  const sataDisks: VmmSataDiskConfig[] = resolved
+    .filter((_, index) => definition.disks![index].bus === "sata")
+    .map(({ path, format, readOnly }) => ({ path, format, readOnly }));
+  const cdroms: string[] = [];
+  for (const [index, cdrom] of (definition.cdroms ?? []).entries()) {
+    await checkFile(cdrom, fieldPath("cdroms", index));
+    cdroms.push(resolve(cdrom));
+  }
   const config: VmmConfig = {
     name: definition.name,
     uuid: definition.uuid!,
@@ -205,6 +226,8 @@ export async function resolveVmmConfig(
     logFile: resolve(options.logFile),
     runDir: resolve(options.runDir),
   };
+  if (sataDisks.length > 0) config.sataDisks = sataDisks;
+  if (cdroms.length > 0) config.cdroms = cdroms;
   if (definition.rng) {
     const spec = typeof definition.rng === "object" ? definition.rng.rateLimit : undefined;
     const rateLimit = parseLimit(spec, "rng.rateLimit");

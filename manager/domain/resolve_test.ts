@@ -220,3 +220,44 @@ Deno.test("probeFormat() finds the qcow2 magic and calls everything else raw", (
   assert.equal(probeFormat(new Uint8Array([0x51, 0x46, 0x49])), "raw");
   assert.equal(probeFormat(new Uint8Array(0)), "raw");
 });
+
+Deno.test("resolveVmmConfig() gives a firmware boot its image, SATA disks and CD-ROMs", async () => {
+  await withFiles(async (dir) => {
+    const definition = validateDefinition({
+      name: "hvm",
+      boot: { firmware: join(dir, "vmlinux"), order: ["cdrom", "disk"] },
+      disks: [{ path: join(dir, "a.raw") }, { volume: "data", bus: "sata" }],
+      cdroms: [join(dir, "tiny")],
+    }, HOST);
+    const config = await resolveVmmConfig(definition, {
+      runDir: join(dir, "run"),
+      logFile: join(dir, "hvm.log"),
+      volumes: volumes(dir),
+      ...HOST,
+    });
+    assert.deepEqual(config.boot, {
+      kind: "firmware",
+      firmware: join(dir, "vmlinux"),
+      order: ["cdrom", "disk"],
+    });
+    assert.deepEqual(config.disks.map((d) => d.path), [join(dir, "a.raw")]);
+    assert.deepEqual(config.sataDisks, [
+      { path: join(dir, "b.qcow2"), format: "qcow2", readOnly: false },
+    ]);
+    assert.deepEqual(config.cdroms, [join(dir, "tiny")]);
+    const missing = validateDefinition({
+      name: "hvm",
+      boot: { firmware: "seabios" },
+      cdroms: [join(dir, "none.iso")],
+    }, HOST);
+    await assert.rejects(
+      resolveVmmConfig(missing, {
+        runDir: join(dir, "run"),
+        logFile: join(dir, "hvm.log"),
+        volumes: volumes(dir),
+        ...HOST,
+      }),
+      DefinitionError,
+    );
+  });
+});

@@ -30,6 +30,16 @@ export function formatXlCfg(definition: DomainDefinition): string {
   lines.push(`vcpus = ${definition.vcpus ?? 1}`);
   if ("demo" in definition.boot) {
     missing.push("boot from the embedded demo guest");
+  } else if ("firmware" in definition.boot) {
+    // xl's HVM guests: SeaBIOS is bios = "seabios"; boot = "cd" is disk, then CD-ROM.
+    lines.push(`type = "hvm"`);
+    if (definition.boot.firmware === "seabios") lines.push(`bios = "seabios"`);
+    else missing.push(`boot.firmware = ${definition.boot.firmware}`);
+    const order = definition.boot.order?.map((kind) => (kind === "disk" ? "c" : "d")).join("");
+    if (order) lines.push(`boot = ${quote(order)}`);
+    for (const [index, cdrom] of (definition.cdroms ?? []).entries()) {
+      missing.push(`cdroms[${index}] = ${cdrom}`);
+    }
   } else {
     lines.push(`kernel = ${quote(definition.boot.kernel)}`);
     if (definition.boot.initrd) lines.push(`ramdisk = ${quote(definition.boot.initrd)}`);
@@ -50,6 +60,7 @@ export function formatXlCfg(definition: DomainDefinition): string {
       if (disk[key] !== undefined) missing.push(`disks[${index}].${key} = ${disk[key]}`);
     }
     if (disk.transport === "mmio") missing.push(`disks[${index}].transport = mmio`);
+    if (disk.bus === "sata") missing.push(`disks[${index}].bus = sata`);
   }
   if (disks.length > 0) lines.push(`disk = ${listOf(disks)}`);
   const vifs: string[] = [];
