@@ -121,3 +121,21 @@ Deno.test("validateVmmConfig() takes SATA disks on a firmware boot, six AHCI por
     /^sataDisks\[0\].bus: unknown/,
   );
 });
+
+Deno.test("restore: a state file to restore instead of booting, paused or not, forced or not", () => {
+  const parsed = validateVmmConfig(
+    config({ restore: { stateFile: "/var/lib/d/web.state", paused: true, force: true } }),
+  );
+  assert.deepEqual(parsed.restore, {
+    stateFile: "/var/lib/d/web.state",
+    paused: true,
+    force: true,
+  });
+  assert.deepEqual(
+    validateVmmConfig(config({ restore: { stateFile: "/s", paused: false } })).restore,
+    { stateFile: "/s", paused: false },
+  );
+  refused(config({ restore: { stateFile: "web.state", paused: false } }), /restore\.stateFile/);
+  refused(config({ restore: { stateFile: "/s" } }), /restore\.paused/);
+  refused(config({ restore: { stateFile: "/s", paused: false, keep: 1 } }), /restore\.keep/);
+});
