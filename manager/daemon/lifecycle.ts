@@ -70,7 +70,7 @@ export class Lifecycle {
     }
     const definition = entry.definition;
     const resolved = await this.preflight(definition, entry.logFile);
-    const config: VmmConfig = restore ? Object.assign({}, resolved, { restore }) : resolved;
+    const config: VmmConfig = restore ? { ...resolved, restore } : resolved;
     entry.state = "starting";
     let run: VmmRun;
     try {

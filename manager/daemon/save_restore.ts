@@ -28,25 +28,10 @@ import {
 import type { DomainEntry } from "./domain_entry.ts";
 import type { DomainManager } from "./domains.ts";
 import type { VmmRun } from "./vmm_run.ts";
+import type { VmmRestoreConfig, VmmSaveResult } from "../../vmm/vmm_config.ts";
 
 /** What the VMM config's `restore` member holds: restore this state instead of booting. */
-export interface VmmRestore {
-  /** Absolute path of the state file (its memory file is named inside it). */
-  stateFile: string;
-  /** Leave the vCPUs paused after the restore. */
-  paused: boolean;
-  /** Restore although the disks differ from the saved config (the daemon checked them). */
-  force?: boolean;
-}
-
-/** The VMM's answer to POST /vm/save. */
-export interface VmmSaveResult {
-  stateFile: string;
-  memoryFile?: string;
-  stateBytes: number;
-  memoryDataBytes: number;
-  pausedMs: number;
-}
+export type VmmRestore = VmmRestoreConfig;
 
 /** A save writes all of guest RAM: give it minutes, not the 5 s of a control call. */
 export const SAVE_TIMEOUT_MS = 30 * 60_000;
@@ -96,6 +81,17 @@ export async function withVmmStopped<T>(
 ): Promise<{ result: T; saved: VmmSaveResult }> {
   const run = needRunning(entry, "take its disks away from");
   const wasPaused = entry.state === "paused";
+  // The machine in the state is the one that runs, not an edit pending for the next start.
+  const running = run.record.definition;
+  const restart = async () => {
+    const pending = entry.definition;
+    entry.definition = running;
+    try {
+      await domains.lifecycle.start(entry, { stateFile, paused: wasPaused, force: true });
+    } finally {
+      entry.definition = pending;
+    }
+  };
   const saved = await vmmSave(run, stateFile, false).catch(async (error) => {
     if (!wasPaused) await run.control.call("POST", "/vm/resume", {}).catch(() => {});
     throw error;
@@ -105,7 +101,7 @@ export async function withVmmStopped<T>(
   try {
     result = await change(saved);
   } catch (error) {
-    await domains.lifecycle.start(entry, { stateFile, paused: wasPaused, force: true })
+    await restart()
       .catch((startError) => {
         throw new ApiError(
           "internal",
@@ -116,7 +112,7 @@ export async function withVmmStopped<T>(
     throw error;
   }
   try {
-    await domains.lifecycle.start(entry, { stateFile, paused: wasPaused, force: true });
+    await restart();
   } catch (error) {
     throw new ApiError(
       "internal",
@@ -217,8 +213,11 @@ export async function saveDomain(
     });
     let definitionFile: string;
     try {
+      const written = await readStateFile(file);
+      written.close();
       definitionFile = await writeSavedDomain(file, {
         savedAt: new Date().toISOString(),
+        stateCreatedAt: written.document.createdAt,
         persistent: entry.persistent,
         definition: run.record.definition,
         disks,
@@ -272,12 +271,12 @@ export async function restoreDomain(domains: DomainManager, body: unknown): Prom
     }
   }
   const saved = await readSavedDomain(file);
-  const savedUuid = (state.document.config as { uuid?: unknown }).uuid;
-  if (savedUuid !== saved.definition.uuid) {
+  if (saved.stateCreatedAt !== state.document.createdAt) {
     throw new ApiError(
       "invalid",
-      `${savedDomainPath(file)} is the definition of another domain (uuid ` +
-        `${saved.definition.uuid}, the state's is ${JSON.stringify(savedUuid)})`,
+      `${savedDomainPath(file)} belongs to a state taken at ${saved.stateCreatedAt}, but ` +
+        `${file} was taken at ${state.document.createdAt}; keep each state file with the ` +
+        `definition file its save wrote`,
     );
   }
   const changes = diskChanges(saved.disks);

@@ -43,6 +43,8 @@ export interface SavedDomain {
   version: number;
   /** The state file this belongs to (its base name). */
   stateFile: string;
+  /** The state document's `createdAt`: pairs this file with that very state. */
+  stateCreatedAt: string;
   savedAt: string;
   persistent: boolean;
   definition: DomainDefinition;
@@ -122,6 +124,7 @@ export async function readSavedDomain(stateFile: string): Promise<SavedDomain> {
   }
   if (typeof value.persistent !== "boolean") throw refuse("persistent: expected true or false");
   if (typeof value.savedAt !== "string") throw refuse("savedAt: expected a date");
+  if (typeof value.stateCreatedAt !== "string") throw refuse("stateCreatedAt: expected a date");
   let definition: DomainDefinition;
   try {
     definition = validateDefinition(value.definition);
@@ -147,6 +150,7 @@ export async function readSavedDomain(stateFile: string): Promise<SavedDomain> {
     version: SAVED_DOMAIN_VERSION,
     stateFile: basename(stateFile),
     savedAt: value.savedAt,
+    stateCreatedAt: value.stateCreatedAt,
     persistent: value.persistent,
     definition,
     disks,

@@ -119,13 +119,12 @@ export class SnapshotStore {
    */
   async remove(domain: string, name: string): Promise<void> {
     const dir = this.dir(domain, name);
+    const wasCurrent = await this.current(domain) === name;
     await removeFileDurably(join(dir, "snapshot.json"));
     await Deno.remove(dir, { recursive: true }).catch((error) => {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     });
-    if (await this.current(domain) === name) {
-      await removeFileDurably(join(this.root, domain, "current"));
-    }
+    if (wasCurrent) await removeFileDurably(join(this.root, domain, "current"));
     await this.#dropEmptyDomainDir(domain);
   }
 
