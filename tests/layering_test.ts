@@ -15,7 +15,7 @@
  */
 import assert from "node:assert/strict";
 import { relative } from "node:path";
-import { fromFileUrl, toFileUrl } from "./layering_support.ts";
+import { fileURLToPath as fromFileUrl, pathToFileURL } from "node:url";
 
 const ROOT = fromFileUrl(new URL("..", import.meta.url));
 
@@ -89,7 +89,9 @@ async function importEdges(files: string[]): Promise<Map<string, Set<string>>> {
   try {
     await Deno.writeTextFile(
       entry,
-      files.map((file) => `import ${JSON.stringify(toFileUrl(`${ROOT}${file}`))};`).join("\n"),
+      files.map((file) => `import ${JSON.stringify(pathToFileURL(`${ROOT}${file}`).href)};`).join(
+        "\n",
+      ),
     );
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
       args: ["info", "--json", "--config", `${ROOT}deno.json`, entry],
