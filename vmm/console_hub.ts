@@ -83,7 +83,8 @@ export class ConsoleHub implements ConsoleOutput {
   /** Opens (creates, mode 0600) the log file for appending. */
   constructor(logFile: string) {
     this.#logFile = Deno.openSync(logFile, { append: true, create: true, mode: 0o600 });
-    this.#log = new OutputQueue(this.#logFile);
+    // A full disk loses the output of that moment only: the log resumes once there is room.
+    this.#log = new OutputQueue(this.#logFile, { transient: diskFull });
   }
 
   /** Where the read-write client's bytes go (the current machine's console input). */
@@ -260,4 +261,10 @@ export function removeIfExists(path: string): void {
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
+}
+
+/** Whether a write failed for want of space (ENOSPC, or EDQUOT for a user's quota). */
+function diskFull(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === "ENOSPC" || code === "EDQUOT";
 }

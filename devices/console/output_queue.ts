@@ -43,10 +43,20 @@ export class OutputQueue {
   #bytesDropped = 0;
   #error: Error | undefined;
 
-  /** Creates a queue in front of `writer`. */
-  constructor(writer: ByteWriter, options: { maxPendingBytes?: number } = {}) {
+  #transient: (error: Error) => boolean;
+
+  /**
+   * Creates a queue in front of `writer`. `transient` picks the write errors that lose only
+   * the output at hand (counted as dropped) instead of all output from then on, e.g. a
+   * full disk under a log file, which may have room again a moment later.
+   */
+  constructor(
+    writer: ByteWriter,
+    options: { maxPendingBytes?: number; transient?: (error: Error) => boolean } = {},
+  ) {
     this.#writer = writer;
     this.#maxPending = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
+    this.#transient = options.transient ?? (() => false);
   }
 
   /** Current counters. */
@@ -93,9 +103,14 @@ export class OutputQueue {
         try {
           while (offset < chunk.length) offset += await this.#writer.write(chunk.subarray(offset));
         } catch (error) {
-          this.#error = error instanceof Error ? error : new Error(String(error));
-          this.#bytesDropped += chunk.length - offset + this.#length;
-          this.#length = 0;
+          const failure = error instanceof Error ? error : new Error(String(error));
+          if (this.#transient(failure)) {
+            this.#bytesDropped += chunk.length - offset;
+          } else {
+            this.#error = failure;
+            this.#bytesDropped += chunk.length - offset + this.#length;
+            this.#length = 0;
+          }
         }
         this.#bytesWritten += offset;
       }
