@@ -23,6 +23,7 @@ import {
   type StatePiece,
 } from "./machine_sections.ts";
 import { checkRamLayout } from "./restore_machine.ts";
+import { parseStateDocument } from "./state_document.ts";
 import { checkSaveable, resolveSaveTarget, SaveError } from "./save_machine.ts";
 
 const MIB = 1024 * 1024;
@@ -244,5 +245,34 @@ Deno.test("checkSaveable() refuses a firmware-booted machine, whose chipset is n
   assert.throws(
     () => checkSaveable(machine({ boot: { kind: "firmware", firmware: "/bios.bin" } })),
     (e) => e instanceof SaveError && e.code === "conflict" && /firmware-booted/.test(e.message),
+  );
+});
+
+Deno.test("a device id the config allows (capitals, a leading digit) is a valid section id", () => {
+  const config = machine({
+    disks: [{ id: "Data1", path: "/d.raw", format: "raw", readOnly: false, transport: "pci" }],
+  });
+  const sections = expectedSections(config).map(({ id, kind }) => ({
+    id,
+    kind,
+    version: 1,
+    state: {},
+  }));
+  const document = parseStateDocument({
+    denovisorVersion: "0.2.0",
+    createdAt: new Date(0).toISOString(),
+    purpose: "save",
+    config: savedMachineConfig(config, noFacts),
+    memory: {
+      storage: "inline",
+      pageSize: 4096,
+      ranges: [{ guestAddress: 0, size: 64 * MIB, fileOffset: 0 }],
+      fileSize: 64 * MIB,
+    },
+    sections,
+  });
+  assert.equal(
+    matchSections(document.sections, expectedSections(config)).get("Data1")?.kind,
+    "virtio-blk/pci",
   );
 });

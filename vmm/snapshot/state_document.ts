@@ -68,7 +68,8 @@ const MAX_RANGES = 64;
 const MAX_SECTIONS = 4096;
 /** 52 bits of guest physical address space, as x86-64 allows. */
 const MAX_GUEST_ADDRESS = 2 ** 52;
-const ID = /^[a-z][a-z0-9_.:-]{0,63}$/;
+// Device ids are the config's (vmm/device_names.ts DEVICE_ID_PATTERN): letters of either case.
+const ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 const KIND = /^[a-z][a-z0-9_./-]{0,63}$/;
 const MEMORY_FILE_NAME = /^[A-Za-z0-9._-]{1,255}$/;
 
