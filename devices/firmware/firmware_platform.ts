@@ -17,6 +17,12 @@ import type { BusDevice } from "../../core/bus_device.ts";
 import type { GuestMemory } from "../../core/guest_memory.ts";
 import { COM1_PORT, HIGH_RAM_START } from "../../core/layout.ts";
 import type { Disk } from "../../storage/disk.ts";
+import {
+  type Persistable,
+  StateError,
+  StateReader,
+  type VersionedState,
+} from "../../common/persist.ts";
 import { AcpiPm, PM_BLOCK_SIZE } from "../chipset/acpi_pm.ts";
 import { I440fxHostBridge } from "../chipset/i440fx.ts";
 import { Piix3IsaBridge } from "../chipset/piix3.ts";
@@ -77,8 +83,19 @@ export interface FirmwareInstallOptions {
   readonly order?: readonly BootKind[];
 }
 
+/** Saved state of the platform's devices (their PCI config spaces are the PCI bus's). */
+export interface FirmwarePlatformState extends VersionedState {
+  readonly version: 1;
+  readonly hostBridge: VersionedState;
+  readonly isaBridge: VersionedState;
+  readonly pm: VersionedState;
+  readonly reset: VersionedState;
+  readonly fwCfg: VersionedState;
+  readonly ahci?: VersionedState;
+}
+
 /** The firmware platform of one machine. */
-export class FirmwarePlatform {
+export class FirmwarePlatform implements Persistable<FirmwarePlatformState> {
   /** The PCI bus's slot 0. */
   readonly hostBridge: I440fxHostBridge;
   readonly fwCfg: FwCfg;
@@ -181,6 +198,54 @@ export class FirmwarePlatform {
     if (!this.pm.powerButtonEnabled) return false;
     this.pm.pressPowerButton();
     return true;
+  }
+
+  save(): FirmwarePlatformState {
+    return {
+      version: 1,
+      hostBridge: this.hostBridge.save(),
+      isaBridge: this.isaBridge.save(),
+      pm: this.pm.save(),
+      reset: this.reset.save(),
+      fwCfg: this.fwCfg.save(),
+      ...(this.ahci ? { ahci: this.ahci.save() } : {}),
+    };
+  }
+
+  /**
+   * Restores every device, or none: each checks its own state before it changes, and a
+   * later refusal puts the earlier ones back as they were.
+   */
+  restore(state: unknown): void {
+    const reader = new StateReader(state);
+    reader.version([1]);
+    if (reader.has("ahci") !== (this.ahci !== undefined)) {
+      throw new StateError(
+        reader.fieldPath("ahci"),
+        this.ahci
+          ? "missing; this machine has an AHCI controller"
+          : "this machine has no AHCI controller",
+      );
+    }
+    const pieces: [string, Persistable][] = [
+      ["hostBridge", this.hostBridge],
+      ["isaBridge", this.isaBridge],
+      ["pm", this.pm],
+      ["reset", this.reset],
+      ["fwCfg", this.fwCfg],
+      ...(this.ahci ? [["ahci", this.ahci] as [string, Persistable]] : []),
+    ];
+    const before = pieces.map(([, piece]) => piece.save());
+    const done: number[] = [];
+    try {
+      pieces.forEach(([name, piece], index) => {
+        piece.restore(reader.raw(name));
+        done.push(index);
+      });
+    } catch (error) {
+      for (const index of done) pieces[index][1].restore(before[index]);
+      throw error;
+    }
   }
 
   /** Closes the SATA disk and CD-ROM images. */

@@ -107,3 +107,29 @@ Deno.test("SATA disks take the first AHCI ports and boot with the disks", () => 
       "/pci@i0cf8/*@2/drive@2/disk@0\nHALT\n",
   );
 });
+
+Deno.test("the platform saves and restores its devices as one state, or refuses it whole", () => {
+  const first = machine(1);
+  first.platform.install({ pio: first.pio, pci: first.pci, diskSlots: [] });
+  pioWrite(first.pio, 0x510, 2, 0x19); // select the file directory
+  pioRead(first.pio, 0x511, 1);
+  pioWrite(first.pio, ACPI_PM_BASE + 2, 2, 0x0100);
+  first.platform.hostBridge.writeConfig(0x58, 0x0000_1000, 0x0000_ff00); // PAM0 (0x59) read-only
+  const state = JSON.parse(JSON.stringify(first.platform.save()));
+  const second = machine(1);
+  second.platform.install({ pio: second.pio, pci: second.pci, diskSlots: [] });
+  second.platform.restore(state);
+  assert.equal(second.platform.pm.powerButtonEnabled, true);
+  assert.equal(second.platform.hostBridge.pam[0], 0x10);
+  assert.equal(pioRead(second.pio, 0x511, 1), 0, "the directory cursor moved on by one byte");
+  const bad = structuredClone(state);
+  bad.fwCfg.offset = -1;
+  const third = machine(1);
+  third.platform.install({ pio: third.pio, pci: third.pci, diskSlots: [] });
+  assert.throws(() => third.platform.restore(bad), /offset/);
+  assert.equal(third.platform.pm.powerButtonEnabled, false, "the PM block was put back");
+  assert.equal(third.platform.hostBridge.pam[0], 0x30);
+  const noAhci = machine(0);
+  noAhci.platform.install({ pio: noAhci.pio, pci: noAhci.pci, diskSlots: [] });
+  assert.throws(() => noAhci.platform.restore(state), /no AHCI controller/);
+});
