@@ -313,3 +313,39 @@ Deno.test("a snapshot deletion killed after its copy is finished at the next sta
     assert.deepEqual(manager(dir).volumeInfo("default", "disk").snapshots, []);
   });
 });
+
+Deno.test("a rollback killed after its rename drops the newer snapshots at the next start", async () => {
+  await withTempDir(async (dir) => {
+    const pools = dirPool(dir);
+    const volume = await pools.createVolume("default", {
+      name: "disk",
+      size: "4M",
+      format: "qcow2",
+    });
+    writePattern(volume.path, 0, MiB, 0x51);
+    await pools.volumeAction("default", "disk", "snapshot", { target: "s1" });
+    writePattern(volume.path, 0, MiB, 0x52);
+    await pools.volumeAction("default", "disk", "snapshot", { target: "s2" });
+    writePattern(volume.path, 0, MiB, 0x53);
+    await killedAt(
+      dir,
+      "rollback-after-rename",
+      `pools.volumeAction("default", "disk", "rollback", { snapshot: "s1" })`,
+    );
+    await rejects(
+      () => pools.volumeAction("default", "disk", "rollback", { snapshot: "s2" }),
+      "conflict",
+      /unfinished rollback/,
+    );
+    const next = manager(dir);
+    next.startAutostart();
+    assert.match(next.recovered.join("\n"), /rollback to 's1' completed after an interruption/);
+    const info = next.volumeInfo("default", "disk");
+    assert.deepEqual(info.snapshots, ["s1"]);
+    assert.ok(hasPattern(info.path, 0, MiB, 0x51), "the volume reads as s1");
+    assert.deepEqual([...Deno.readDirSync(`${dir}/images/.snapshots/disk`)].map((e) => e.name), [
+      "s1",
+    ]);
+    judgeImage(info.path);
+  });
+});

@@ -5,7 +5,8 @@
  * check what the next start recovers. Points: `snapshot-after-rename` (the volume moved
  * to its snapshot, the overlay not yet in place), `clone-before-rename` (a full copy
  * written under its temporary name), `delete-snapshot-after-copy` (a snapshot's child
- * committed into it, or flattened, but not yet renamed into place).
+ * committed into it, or flattened, but not yet renamed into place), `rollback-after-rename`
+ * (the fresh overlay in place, the newer snapshots still recorded).
  *
  * @module
  */

@@ -6,7 +6,8 @@
  * done. When the pool starts (or the daemon starts with the pool active), every record
  * left by a crash is rolled forward or back from what is on disk, so no volume vanishes
  * and no snapshot is lost. External snapshots need it: taking one is a rename and an
- * overlay's placement; deleting one is a commit (or a flattening) and a rename.
+ * overlay's placement; deleting one is a commit (or a flattening) and a rename; rolling
+ * back is a rename, then the newer snapshots go.
  *
  * @module
  */
@@ -50,8 +51,20 @@ export interface DeleteSnapshotIntent {
   flatten: boolean;
 }
 
+/**
+ * A rollback: the fresh overlay `fresh` (complete when the intent is written) replaces the
+ * volume's image, then the snapshots named in `dropped` (newer than the target) go.
+ */
+export interface RollbackIntent {
+  op: "rollback";
+  volume: string;
+  snapshot: string;
+  fresh: string;
+  dropped: { name: string; path: string }[];
+}
+
 /** Any recorded intent. */
-export type Intent = SnapshotIntent | DeleteSnapshotIntent;
+export type Intent = SnapshotIntent | DeleteSnapshotIntent | RollbackIntent;
 
 /** Where a flattened snapshot image is built before it takes `child`'s place. */
 export function flattenTemporary(child: string): string {
@@ -65,15 +78,22 @@ function intentPath(meta: VolumeMetaStore, volume: string): string {
 
 /** Records `intent` durably before its first step. */
 export function beginIntent(meta: VolumeMetaStore, intent: Intent): void {
-  const path = intentPath(meta, intent.volume);
-  const pending = readJsonFile<Intent>(path);
+  refusePending(meta, intent.volume);
+  writeJsonAtomic(intentPath(meta, intent.volume), intent);
+}
+
+/**
+ * Throws `conflict` when `volume` has an operation a crash interrupted: its temporaries
+ * are evidence the next start needs, so nothing may touch them first.
+ */
+export function refusePending(meta: VolumeMetaStore, volume: string): void {
+  const pending = readJsonFile<Intent>(intentPath(meta, volume));
   if (pending !== undefined) {
     throw new PoolError(
       "conflict",
-      `Volume '${intent.volume}' has an unfinished ${pending.op} (of '${pending.snapshot}'); stop and start the pool to finish it first`,
+      `Volume '${volume}' has an unfinished ${pending.op} (of '${pending.snapshot}'); stop and start the pool to finish it first`,
     );
   }
-  writeJsonAtomic(path, intent);
 }
 
 /** Forgets the intent of `volume`: the operation is complete (or undone). */
@@ -101,6 +121,7 @@ export function recoverIntents(meta: VolumeMetaStore): string[] {
     try {
       if (intent.op === "snapshot") done.push(recoverSnapshot(meta, intent));
       else if (intent.op === "delete-snapshot") done.push(recoverSnapshotDeletion(meta, intent));
+      else if (intent.op === "rollback") done.push(recoverRollback(meta, intent));
       else continue;
     } catch (error) {
       // Kept for the next start (e.g. a running VM holds the image now).
@@ -174,4 +195,22 @@ function recoverSnapshotDeletion(meta: VolumeMetaStore, intent: DeleteSnapshotIn
   const kept = record.snapshots.filter((s) => s.name !== snapshot);
   if (kept.length !== record.snapshots.length) meta.set(volume, { ...record, snapshots: kept });
   return `volume '${volume}': snapshot '${snapshot}' deleted after an interruption`;
+}
+
+/**
+ * A rollback whose fresh overlay still has its temporary name never replaced the volume:
+ * nothing changed (the temporary is removed). Otherwise it did: the newer snapshots go.
+ */
+function recoverRollback(meta: VolumeMetaStore, intent: RollbackIntent): string {
+  const { volume, snapshot } = intent;
+  if (pathExists(intent.fresh)) {
+    Deno.removeSync(intent.fresh);
+    return `volume '${volume}': the rollback to '${snapshot}' did not happen (rolled back)`;
+  }
+  const record = meta.get(volume);
+  const dropped = new Set(intent.dropped.map((d) => d.name));
+  const kept = record.snapshots.filter((s) => !dropped.has(s.name));
+  if (kept.length !== record.snapshots.length) meta.set(volume, { ...record, snapshots: kept });
+  for (const { path } of intent.dropped) if (pathExists(path)) Deno.removeSync(path);
+  return `volume '${volume}': the rollback to '${snapshot}' completed after an interruption`;
 }

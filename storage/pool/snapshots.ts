@@ -18,7 +18,7 @@
 import { basename, dirname, join } from "node:path";
 import { renameNoReplace } from "../../ffi/rename.ts";
 import { faultPoint } from "./fault.ts";
-import { beginIntent, endIntent, flattenTemporary } from "./journal.ts";
+import { beginIntent, endIntent, flattenTemporary, refusePending } from "./journal.ts";
 import type { VolumeActionRequest, VolumeInfo } from "./pool_types.ts";
 import { makePrivateDirectory } from "./dir_pool.ts";
 import { pathExists, PoolError } from "./pool_error.ts";
@@ -83,6 +83,7 @@ function takeExternalSnapshot(
   path: string,
   createdAt: string,
 ): string {
+  refusePending(ctx.meta, name);
   const snapshotPath = join(ctx.poolPath, ".snapshots", name, snapshot);
   makePrivateDirectory(dirname(dirname(snapshotPath)));
   makePrivateDirectory(dirname(snapshotPath));
@@ -159,6 +160,7 @@ export function rollbackVolume(
     native.rollback(name, snapshot.name);
     return describeVolume(ctx, name);
   }
+  refusePending(ctx.meta, name);
   const info = volumeImageInfo(snapshot.path!);
   const fresh = join(dirname(path), `.${name}.rollback`);
   if (pathExists(fresh)) Deno.removeSync(fresh);
@@ -170,12 +172,22 @@ export function rollbackVolume(
       backingFile: snapshot.path,
       backingFormat: info.format,
     });
+    const newer = meta.snapshots.slice(index + 1);
+    beginIntent(ctx.meta, {
+      op: "rollback",
+      volume: name,
+      snapshot: snapshot.name,
+      fresh,
+      dropped: newer.map((s) => ({ name: s.name, path: s.path! })),
+    });
     Deno.renameSync(fresh, path);
     syncDirectory(dirname(path));
+    faultPoint("rollback-after-rename");
+    meta.snapshots.splice(index + 1);
+    ctx.meta.set(name, meta);
+    for (const dropped of newer) Deno.removeSync(dropped.path!);
+    endIntent(ctx.meta, name);
   });
-  const newer = meta.snapshots.splice(index + 1);
-  ctx.meta.set(name, meta);
-  for (const dropped of newer) Deno.removeSync(dropped.path!);
   return describeVolume(ctx, name);
 }
 
