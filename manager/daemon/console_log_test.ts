@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { prepareLog, removeLog } from "./console_log.ts";
+import { prepareLog, removeLog, trimLog } from "./console_log.ts";
 
 Deno.test("prepareLog() makes the log 0600 whatever the umask, and rotates a large one", async () => {
   const dir = await Deno.makeTempDir();
@@ -19,6 +19,24 @@ Deno.test("prepareLog() makes the log 0600 whatever the umask, and rotates a lar
     assert.deepEqual([...Deno.readDirSync(dir)], []);
   } finally {
     Deno.umask(old);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("trimLog() keeps the tail in .1 and empties the log under a writer that appends", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = `${dir}/web.log`;
+    // The VMM's side: a descriptor in append mode, held across the trim.
+    const vmm = await Deno.open(log, { append: true, create: true, mode: 0o600 });
+    await vmm.write(new TextEncoder().encode("a".repeat(1500) + "b".repeat(500)));
+    assert.equal(await trimLog(log, 1000), true);
+    assert.equal(await Deno.readTextFile(`${log}.1`), "a".repeat(500) + "b".repeat(500));
+    await vmm.write(new TextEncoder().encode("after"));
+    vmm.close();
+    assert.equal(await Deno.readTextFile(log), "after");
+    assert.equal(await trimLog(log, 1000), false);
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -23,11 +23,14 @@ import { Router } from "../../common/http/mod.ts";
 import { addOpenApiRoute } from "./openapi_route.ts";
 import { listenPrivately, resolveGroup } from "./socket.ts";
 import { checkTrustedDirectory } from "./dir_safety.ts";
+import { LOG_TRIM_INTERVAL_MS, trimLog } from "./console_log.ts";
 import { confineGroupRequest } from "./group_policy.ts";
 import { errorResponse } from "../../common/http/mod.ts";
 import type { UnixHttpServer } from "../../common/http/server.ts";
 import { adminSocket } from "../paths.ts";
 import { notifyReady, notifyStatus, notifyStopping } from "../systemd/notify.ts";
+import { FarmMember, type FarmOptions } from "../farm/farm_member.ts";
+import { addFarmRoutes } from "../farm/farm_routes.ts";
 
 /** Options of `runDaemon`. */
 export interface DaemonOptions {
@@ -47,6 +50,8 @@ export interface DaemonOptions {
   poolRoots?: readonly string[];
   /** Where log lines go (default: stderr, which systemd sends to the journal). */
   log?: (line: string) => void;
+  /** Join this farm (manager/farm/); without it the daemon works alone. */
+  farm?: FarmOptions;
 }
 
 /** A running daemon. */
@@ -96,6 +101,10 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     const reattached = domains.reattach();
 
     const router = new Router();
+    // In a farm, the farm's routes come first: they replace define, edit, undefine and
+    // start with versions that go through etcd (the router takes the first match).
+    const farm = options.farm && new FarmMember(options.farm, domains, events, log);
+    if (farm) addFarmRoutes(router, farm);
     // Before the domain routes: their POST /v1/domains/{name}/{action} would take these.
     addSaveRoutes(router, {
       domains,
@@ -138,6 +147,9 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     }
 
     for (const failure of pools.startAutostart()) log(`pool autostart: ${failure}`);
+    // The farm is joined once the running domains are known (their owner keys are
+    // reconciled at join); while etcd is unreachable the daemon serves its local domains.
+    if (farm) reattached.then(() => joinFarm(farm, log));
     reattached.then(() => {
       try {
         notifyStatus(`${domains.counts().running} domains running`);
@@ -147,6 +159,20 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       return domains.autostart();
     }).catch((error) => log(`autostart: ${error.message}`));
 
+    // Logs of running domains stay bounded while they run (console_log.ts).
+    const trimmer = setInterval(() => {
+      for (const { name } of domains.list()) {
+        try {
+          const entry = domains.get(name);
+          if (entry.run === undefined) continue;
+          trimLog(entry.logFile).catch((error) =>
+            log(`cannot trim the log of '${name}': ${(error as Error).message}`)
+          );
+        } catch {
+          // Undefined meanwhile.
+        }
+      }
+    }, LOG_TRIM_INTERVAL_MS);
     let stopping: Promise<void> | undefined;
     let finish!: () => void;
     const finished = new Promise<void>((resolve) => finish = resolve);
@@ -158,7 +184,9 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
         } catch {
           // Not under systemd, or its socket is gone: nothing to tell.
         }
+        clearInterval(trimmer);
         events.closeAll();
+        await farm?.leave();
         // Requests still running (a shutdown waiting for its guest) get a few seconds.
         await Promise.race([
           Promise.all(servers.map((server) => server.shutdown())),
@@ -204,4 +232,17 @@ async function prepareRunDir(paths: DenovisorPaths, gid: number | undefined): Pr
     if (gid !== undefined) await Deno.chown(dir, null, gid);
   }
   await Deno.mkdir(join(dir, "domains"), { recursive: true, mode: 0o700 });
+}
+
+/** Joins the farm, retrying every 5 s while etcd cannot be reached. */
+async function joinFarm(farm: FarmMember, log: (line: string) => void): Promise<void> {
+  while (!farm.stopped) {
+    try {
+      await farm.join();
+      return;
+    } catch (error) {
+      log(`cannot join the farm: ${(error as Error).message}; retrying in 5 s`);
+      await new Promise((r) => setTimeout(r, 5000));
+    }
+  }
 }
