@@ -184,3 +184,35 @@ Deno.test("daemon: an export into a missing directory is a 400 that says so", as
     await daemon.cleanup();
   }
 });
+
+Deno.test("daemon: what it creates is private even when started with umask 022", async () => {
+  const previous = Deno.umask(0o022);
+  let daemon: TestDaemon;
+  try {
+    daemon = await TestDaemon.start();
+  } finally {
+    Deno.umask(previous);
+  }
+  try {
+    const client = daemon.client;
+    await client.post("/v1/domains", { name: "web", boot: { demo: true } });
+    await client.post("/v1/pools", { name: "p", type: "dir", path: `${daemon.dir}/pool` });
+    await client.post("/v1/pools/p/build");
+    await client.post("/v1/pools/p/start");
+    await client.post("/v1/pools/p/volumes", { name: "v", size: "1M", format: "raw" });
+    const open: string[] = [];
+    const visit = (dir: string) => {
+      for (const entry of Deno.readDirSync(dir)) {
+        const path = `${dir}/${entry.name}`;
+        const info = Deno.lstatSync(path);
+        if (info.isSocket || info.isSymlink) continue;
+        if ((info.mode! & 0o077) !== 0) open.push(`${path} ${(info.mode! & 0o777).toString(8)}`);
+        if (info.isDirectory) visit(path);
+      }
+    };
+    visit(daemon.dir);
+    assert.deepEqual(open, []);
+  } finally {
+    await daemon.cleanup();
+  }
+});
