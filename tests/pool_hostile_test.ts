@@ -349,3 +349,22 @@ Deno.test("a rollback killed after its rename drops the newer snapshots at the n
     judgeImage(info.path);
   });
 });
+
+Deno.test("an export into a missing directory is invalid, and a finished export leaves no temporary", async () => {
+  await withTempDir(async (dir) => {
+    const pools = dirPool(dir);
+    await pools.createVolume("default", { name: "disk", size: "1M", format: "qcow2" });
+    await rejects(
+      () => pools.volumeAction("default", "disk", "export", { target: `${dir}/nope/out.raw` }),
+      "invalid",
+      /is not a directory; create it first/,
+    );
+    Deno.mkdirSync(`${dir}/out`);
+    await pools.volumeAction("default", "disk", "export", {
+      target: `${dir}/out/disk.raw`,
+      format: "raw",
+    });
+    assert.deepEqual([...Deno.readDirSync(`${dir}/out`)].map((e) => e.name), ["disk.raw"]);
+    assert.equal(Deno.statSync(`${dir}/out/disk.raw`).mode! & 0o777, 0o600);
+  });
+});

@@ -171,6 +171,14 @@ export function temporaryOf(path: string, purpose: string): string {
   return join(dirname(path), `.${basename(path)}.${purpose}`);
 }
 
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
 function syncFile(path: string): void {
   const file = Deno.openSync(path, { read: true });
   try {
@@ -437,18 +445,41 @@ export async function exportVolume(
   if (pathExists(target)) {
     throw new PoolError("conflict", `${target} exists; remove it or pick another path`);
   }
+  if (!isDirectory(dirname(target))) {
+    throw new PoolError(
+      "invalid",
+      `target: ${dirname(target)} is not a directory; create it first`,
+    );
+  }
+  // Written under a temporary name, synced, then renamed (never over a file that appeared
+  // meanwhile): an interrupted export leaves no half-written target.
+  const building = temporaryOf(target, "export");
+  if (pathExists(building)) {
+    throw new PoolError("conflict", `${building} exists (an interrupted export?); remove it first`);
+  }
   refuseInUse(ctx, name);
   const info = volumeImageInfo(path);
   const format = request.format === undefined ? info.format : checkFormat(request.format, "format");
   const exportCtx = { ...ctx, backend: { ...ctx.backend, fileBased: true } };
-  await copyImage(
-    exportCtx,
-    path,
-    info.format,
-    info.backingChain.length > 0,
-    target,
-    format,
-    options,
-  );
+  // Read under the image lock: no VM writes while the copy is taken.
+  await withImageLock(ctx, name, "read", async () => {
+    try {
+      await copyImage(
+        exportCtx,
+        path,
+        info.format,
+        info.backingChain.length > 0,
+        building,
+        format,
+        options,
+      );
+      syncFile(building);
+      renameNoReplace(building, target);
+      syncDirectory(dirname(target));
+    } catch (error) {
+      if (pathExists(building)) Deno.removeSync(building);
+      throw error;
+    }
+  });
   return describeVolume(ctx, name);
 }
