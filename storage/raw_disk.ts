@@ -1,8 +1,9 @@
 /**
  * Raw disk images: the file's bytes are the disk's bytes. I/O goes straight between the
  * file and the caller's views (guest memory) with preadv/pwritev; flush is fdatasync;
- * discard and write-zeroes punch holes. An open file description lock keeps two
- * writers (two VMMs, or a VMM and a tool honouring the lock) off one image.
+ * discard and write-zeroes punch holes. Image locks in QEMU's byte layout
+ * (image_lock.ts) keep a writer alone on an image, whether the other user is a VMM,
+ * `img`, QEMU or qemu-img.
  *
  * @module
  */

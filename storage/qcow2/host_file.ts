@@ -1,7 +1,7 @@
 /**
  * The host file under a qcow2 image: positioned vector I/O between the file and caller
  * views (often guest memory), reads past the end of the file as zeroes, fdatasync, hole
- * punching, and the same OFD lock as raw disks.
+ * punching, and the same image lock as raw disks (QEMU's layout, ../image_lock.ts).
  *
  * @module
  */
