@@ -123,15 +123,22 @@ export class Connection {
     let keep = keepAlive(head);
     this.busy = true;
     try {
-      let response: Response;
+      let request: Request;
       try {
-        const request = new Request(`http://localhost${head.target}`, {
+        request = new Request(`http://localhost${head.target}`, {
           method: head.method,
           headers: head.headers,
           body: hasBodyMethod ? body?.stream : undefined,
           // @ts-ignore: `duplex` is required for a streamed body but missing in some typings.
           duplex: "half",
         });
+      } catch (error) {
+        // A method fetch forbids (CONNECT, TRACE) or a target it cannot take.
+        await this.#refuse(400, `The request cannot be served: ${(error as Error).message}`);
+        return false;
+      }
+      let response: Response;
+      try {
         response = await this.#handler(request);
       } catch (error) {
         response = errorResponse(error);
@@ -152,7 +159,9 @@ export class Connection {
       // A body the handler left unread would be taken for the next request: close instead.
       if (body !== undefined && !body.finished()) keep = false;
       if (this.draining) keep = false;
-      await this.#respond(response, head.method === "HEAD", keep);
+      // HTTP/1.0 knows no chunked encoding: its streamed bodies end with the connection.
+      if (head.version === "HTTP/1.0" && response.body !== null) keep = false;
+      await this.#respond(response, head.method === "HEAD", keep, head.version === "HTTP/1.1");
       return keep;
     } finally {
       this.busy = false;
@@ -160,7 +169,13 @@ export class Connection {
   }
 
   /** Writes `response`: Content-Length when the whole body is at hand, else chunked. */
-  async #respond(response: Response, headOnly: boolean, keep: boolean): Promise<void> {
+  async #respond(
+    response: Response,
+    headOnly: boolean,
+    keep: boolean,
+    chunked: boolean,
+  ): Promise<void> {
+    const frame = (data: Uint8Array) => chunked ? chunk(data) : data;
     const headers = new Headers(response.headers);
     for (const name of ["content-length", "transfer-encoding", "connection"]) headers.delete(name);
     if (!keep) headers.set("connection", "close");
@@ -183,14 +198,14 @@ export class Connection {
           await this.#write(concat(responseHead(status, headers), first.value));
           return;
         }
-        headers.set("transfer-encoding", "chunked");
-        await this.#write(concat(responseHead(status, headers), chunk(first.value)));
+        if (chunked) headers.set("transfer-encoding", "chunked");
+        await this.#write(concat(responseHead(status, headers), frame(first.value)));
       } else if (first !== TICK) {
         headers.set("content-length", "0");
         await this.#write(responseHead(status, headers));
         return;
       } else {
-        headers.set("transfer-encoding", "chunked");
+        if (chunked) headers.set("transfer-encoding", "chunked");
         await this.#write(responseHead(status, headers));
       }
       // A long stream (events) ends when the peer goes: watch for its end of file.
@@ -202,10 +217,10 @@ export class Connection {
           return;
         }
         if (result.done) break;
-        if (result.value.byteLength > 0) await this.#write(chunk(result.value));
+        if (result.value.byteLength > 0) await this.#write(frame(result.value));
         next = reader.read();
       }
-      await this.#write(LAST_CHUNK);
+      if (chunked) await this.#write(LAST_CHUNK);
     } finally {
       reader.cancel().catch(() => {});
     }

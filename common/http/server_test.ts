@@ -194,6 +194,7 @@ Deno.test("serveUnix() refuses malformed heads and ambiguous framing with 400", 
       "POST /echo HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}",
     );
     assert.match(smuggle.text, /^HTTP\/1.1 400 /);
+    assert.match((await raw(path, "TRACE /hello HTTP/1.1\r\n\r\n")).text, /^HTTP\/1.1 400 /);
     const huge = await raw(path, `GET /hello HTTP/1.1\r\nX: ${"a".repeat(20000)}\r\n\r\n`);
     assert.match(huge.text, /^HTTP\/1.1 431 /);
   });
@@ -221,4 +222,13 @@ Deno.test("serveUnix() ends a stream when its client goes away", async () => {
     conn.close();
     await wasCancelled;
   }, router);
+});
+
+Deno.test("serveUnix() streams to an HTTP/1.0 client without chunked encoding, then closes", async () => {
+  await withServer({}, async (path) => {
+    const answer = await raw(path, "GET /stream HTTP/1.0\r\n\r\n");
+    assert.equal(answer.closed, true);
+    assert.doesNotMatch(answer.text, /transfer-encoding/i);
+    assert.match(answer.text, /\r\n\r\nline 0\nline 1\nline 2\n$/);
+  });
 });
