@@ -16,7 +16,7 @@ import type { ConsoleBackend } from "../devices/console/console.ts";
 import { Kvm } from "../core/kvm.ts";
 import { DEFAULT_FIRMWARE } from "../core/boot/firmware_rom.ts";
 import { describeEnd, EXIT_STATUS, exitStatusFor, type VmEndReason } from "../core/vm_end.ts";
-import { type BootImage, build, loadBootImage } from "../vmm/builder.ts";
+import { type BootImage, build, loadBootImage, restore } from "../vmm/builder.ts";
 import type { Machine } from "../vmm/machine.ts";
 import type {
   VmmBootConfig,
@@ -32,6 +32,14 @@ import {
   parseLimit,
   parseNicSpec,
 } from "./device_specs.ts";
+import {
+  parseRunStateOptions,
+  restoredMachine,
+  RUN_STATE_FLAGS,
+  RUN_STATE_HELP,
+  type RunStateOptions,
+  SignalSaver,
+} from "./run_state.ts";
 
 export const RUN_HELP = `Usage: denovisor run [options]
 
@@ -65,6 +73,7 @@ Options:
   --balloon            A virtio-balloon device
   --virtio-console     A virtio console on the same console backend (it takes the input)
   --transport T        Default transport of virtio devices: pci (default) or mmio
+${RUN_STATE_HELP}
   -h, --help           Show this help
 
 Rates: bw=10M is 10 MiB/s, ops=1000 operations/s; bw_burst= and ops_burst= add a
@@ -83,6 +92,8 @@ interface RunOptions {
   boot: BootImage;
   consoleSpec: ConsoleSpec;
   restartOnReboot: boolean;
+  /** --restore, --paused, --force, --save-on-signal. */
+  state: RunStateOptions;
 }
 
 async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> {
@@ -106,14 +117,21 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
     "virtio-console": { type: "boolean" },
     transport: { type: "string", default: "pci" },
     help: { type: "boolean", short: "h" },
+    ...RUN_STATE_FLAGS,
   });
   if (values.help) return undefined;
+  const state = parseRunStateOptions(values, args);
   if (!/^\d+$/.test(values.cpus)) {
     throw new UsageError(`--cpus: '${values.cpus}' is not a whole number of vCPUs`);
   }
   const onReboot = values["on-reboot"];
   if (onReboot !== "exit" && onReboot !== "restart") {
     throw new UsageError(`--on-reboot: '${onReboot}' is not one of exit, restart`);
+  }
+  if (state.restore) {
+    const restartOnReboot = onReboot === "restart";
+    const restored = await restoredMachine(state.restore.stateFile, restartOnReboot);
+    return { ...restored, consoleSpec: parseConsole(values.console), restartOnReboot, state };
   }
   const transport = values.transport;
   if (transport !== "pci" && transport !== "mmio") {
@@ -165,6 +183,7 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
     boot: bootImage,
     consoleSpec: parseConsole(values.console),
     restartOnReboot: onReboot === "restart",
+    state,
   };
 }
 
@@ -256,19 +275,30 @@ export async function runCommand(args: string[]): Promise<number> {
     machine?.stop(source);
   };
   const console_ = openConsole(options.consoleSpec, { onEscape: () => stop("console escape") });
-  const onTerm = () => stop("SIGTERM");
+  const { restore: restoreFrom, saveOnSignal } = options.state;
+  const saver = saveOnSignal && new SignalSaver(saveOnSignal, options.config, kvm);
+  const onTerm = () => saver && machine ? saver.save(machine, stop) : stop("SIGTERM");
   const onInt = () => stop("SIGINT");
+  const onCont = () => machine?.resume(); // --paused: SIGCONT runs the vCPUs
   Deno.addSignalListener("SIGTERM", onTerm);
   Deno.addSignalListener("SIGINT", onInt);
+  if (restoreFrom?.paused) Deno.addSignalListener("SIGCONT", onCont);
   try {
     let reason: VmEndReason = { kind: "stopped", source: "start" };
+    let first = true;
     while (stopSource === undefined) {
-      const built = build(options.config, { kvm, console: console_, boot: options.boot });
+      const context = { kvm, console: console_, boot: options.boot };
+      // The first machine of --restore comes from the state; a reboot boots afresh.
+      const built = first && restoreFrom
+        ? await restore(options.config, restoreFrom, context)
+        : build(options.config, context);
       machine = built;
       input = (bytes) => built.consoleInput(bytes);
       startInputOnce(console_, (bytes) => input(bytes));
-      machine.start();
+      machine.start({ paused: first && restoreFrom?.paused });
+      first = false;
       reason = await machine.ended;
+      if (saver) await saver.idle; // the save reads the machine's RAM: close it after
       await machine.close();
       if (!(reason.kind === "reset" && options.restartOnReboot)) break;
     }
@@ -289,6 +319,8 @@ export async function runCommand(args: string[]): Promise<number> {
   } finally {
     Deno.removeSignalListener("SIGTERM", onTerm);
     Deno.removeSignalListener("SIGINT", onInt);
+    if (restoreFrom?.paused) Deno.removeSignalListener("SIGCONT", onCont);
+    if (saver) await saver.idle;
     await machine?.close();
     await console_.close();
   }

@@ -81,27 +81,31 @@ export function parseSavedConfig(value: unknown): VmmMachineConfig {
   const record = value as Record<string, unknown>;
   const unexpected = VMM_ONLY_FIELDS.find((field) => field in record);
   if (unexpected) throw new StateError(reader.fieldPath(unexpected), "not a machine field");
+  // Placeholders for the VMM-only fields the validator wants; dropped again below.
+  const placeholders = {
+    name: "saved",
+    uuid: "00000000-0000-4000-8000-000000000000",
+    onReboot: "destroy",
+    logFile: "/saved.log",
+    runDir: "/",
+  };
   let parsed: VmmConfig;
   try {
-    parsed = validateVmmConfig({
-      ...record,
-      // Placeholders for the VMM-only fields the validator wants; dropped again below.
-      boot: { kind: "demo" },
-      name: "saved",
-      uuid: "00000000-0000-4000-8000-000000000000",
-      onReboot: "destroy",
-      logFile: "/saved.log",
-      runDir: "/",
-    });
+    parsed = validateVmmConfig({ ...record, ...placeholders, boot: { kind: "demo" } });
   } catch (error) {
     if (error instanceof VmmConfigError) throw new StateError("document.config", error.message);
     throw error;
   }
   const machine = structuredClone(parsed) as unknown as VmmMachineConfig & Record<string, unknown>;
   for (const field of VMM_ONLY_FIELDS) delete machine[field];
-  machine.boot = kind === "firmware"
-    ? { kind, firmware: String((record.boot as Record<string, unknown>).firmware ?? "") }
-    : { kind: "demo" };
+  // The saved boot is kept when it is a valid one (a reboot of the restored VM boots it).
+  try {
+    machine.boot = validateVmmConfig({ ...record, ...placeholders }).boot;
+  } catch {
+    machine.boot = kind === "firmware"
+      ? { kind, firmware: String((record.boot as Record<string, unknown>).firmware ?? "") }
+      : { kind: "demo" };
+  }
   return machine;
 }
 

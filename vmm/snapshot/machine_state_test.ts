@@ -123,6 +123,9 @@ Deno.test("a saved config reads back as the same machine, VMM-only fields left o
   assert.equal("runDir" in saved, false);
   const parsed = parseSavedConfig(JSON.parse(JSON.stringify(saved)));
   assert.equal(parsed.nics[0].mac, "52:54:00:12:34:56", "the MAC the NIC had is recorded");
+  assert.deepEqual(parsed.boot, given.boot, "a valid boot is kept for a reboot");
+  const kernelless = { ...saved, boot: { kind: "linux", kernel: "", cmdline: "" } };
+  assert.deepEqual(parseSavedConfig(kernelless).boot, { kind: "demo" }, "an invalid boot is not");
   checkConfigMatch(parsed, given);
 });
 
