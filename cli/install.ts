@@ -32,7 +32,10 @@ Options:
   --state-dir DIR       State directory of the daemon (default /var/lib/denovisor)
   --socket PATH         API socket (default /run/denovisor/api.sock); its
                         directory is the runtime directory
-  --socket-group GROUP  Let members of GROUP use the API (daemon --socket-group)
+  --socket-group GROUP  Let members of GROUP use the API, confined (daemon
+                        --socket-group)
+  --pool-root DIR       Where members of that group may put pools (repeatable;
+                        daemon --pool-root)
   --executable PATH     The denovisor executable the unit runs (default: this one;
                         under 'deno run', deno with main.ts)
   --enable              Also enable the service at boot and start it now
@@ -114,6 +117,7 @@ export async function installCommand(args: string[]): Promise<number> {
     "unit-dir": { type: "string" },
     prefix: { type: "string" },
     "socket-group": { type: "string" },
+    "pool-root": { type: "string", multiple: true },
     executable: { type: "string" },
     enable: { type: "boolean" },
     force: { type: "boolean" },
@@ -169,6 +173,7 @@ export async function installCommand(args: string[]): Promise<number> {
     stateDir: paths.stateDir,
     socket: paths.socket,
     socketGroup: values["socket-group"],
+    poolRoots: values["pool-root"],
   });
   if (existing !== undefined && existing !== unit && !values.force) {
     throw new Error(

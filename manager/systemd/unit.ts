@@ -33,6 +33,8 @@ export interface UnitOptions {
   socket?: string;
   /** Passed to `denovisor daemon --socket-group`. */
   socketGroup?: string;
+  /** Each passed to `denovisor daemon --pool-root` (where socket-group members put pools). */
+  poolRoots?: readonly string[];
 }
 
 /**
@@ -69,6 +71,7 @@ export function denovisorUnit(options: UnitOptions = {}): string {
   const runDir = dirname(socket);
   const daemonArgs = ["daemon", "--state-dir", stateDir, "--socket", socket];
   if (options.socketGroup !== undefined) daemonArgs.push("--socket-group", options.socketGroup);
+  for (const root of options.poolRoots ?? []) daemonArgs.push("--pool-root", resolve(root));
   const isDeno = command.length > 1;
   const stateName = below("/var/lib", stateDir);
   const runName = below("/run", runDir);
