@@ -117,6 +117,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     addOpenApiRoute(router);
     const servers: UnixHttpServer[] = [];
     if (gid === undefined) {
+      // A dead daemon's root socket would draw root's clients to nothing (the lock is ours).
+      await Deno.remove(adminSocket(paths)).catch(() => {});
       servers.push(
         await listenPrivately(paths.socket, undefined, (request) => router.handle(request), {
           log,
