@@ -216,3 +216,31 @@ Deno.test("daemon: what it creates is private even when started with umask 022",
     await daemon.cleanup();
   }
 });
+
+Deno.test("daemon: an import whose backing file lies outside the pool is refused with 403", async () => {
+  const daemon = await TestDaemon.start();
+  const elsewhere = await Deno.makeTempDir({ prefix: "denovisor-import-src-" });
+  try {
+    createImage(`${elsewhere}/secret.raw`, { format: "raw", size: 1 << 20 });
+    createImage(`${elsewhere}/evil.qcow2`, {
+      format: "qcow2",
+      backingFile: `${elsewhere}/secret.raw`,
+      backingFormat: "raw",
+    });
+    const client = daemon.client;
+    await client.post("/v1/pools", { name: "p", type: "dir", path: `${daemon.dir}/pool` });
+    await client.post("/v1/pools/p/build");
+    await client.post("/v1/pools/p/start");
+    const result = await send(
+      daemon,
+      "POST",
+      "/v1/pools/p/volumes",
+      JSON.stringify({ name: "v", import: `${elsewhere}/evil.qcow2` }),
+    );
+    assert.equal(result.status, 403, result.message);
+    assert.match(result.message, /outside the allowed directories/);
+  } finally {
+    await daemon.cleanup();
+    await Deno.remove(elsewhere, { recursive: true });
+  }
+});
