@@ -49,7 +49,11 @@ Deno.test("test_summary.sh ends with 'N passed, N failed' alone and names the ig
 });
 
 Deno.test("test_summary.sh with DENOVISOR_FAIL_ON_SKIP=1 fails a run that skipped tests", async () => {
-  const r = await summarize(SKIPPING_RUN, 0, { DENOVISOR_FAIL_ON_SKIP: "1" });
+  // A host with a KVM device node: a "no KVM" skip means a broken host, not a missing one.
+  const r = await summarize(SKIPPING_RUN, 0, {
+    DENOVISOR_FAIL_ON_SKIP: "1",
+    DENOVISOR_KVM_DEVICE: "/",
+  });
   assert.equal(r.code, 1);
   assert.equal(r.lines.at(-1), "2 passed, 2 failed");
   assert.match(r.stderr, /2 tests were skipped and DENOVISOR_FAIL_ON_SKIP=1/);
@@ -70,4 +74,23 @@ Deno.test("test_summary.sh keeps deno test's failure status and fails a run with
   assert.equal(crashed.code, 1);
   assert.equal(crashed.lines.at(-1), "0 passed, 1 failed");
   assert.match(crashed.stderr, /printed no summary line/);
+});
+
+Deno.test("test_summary.sh tolerates only the skips scripts/allowed_skips lists, when they apply", async () => {
+  // No KVM device node: the "no KVM" skip is tolerated, the unmarked step still fails.
+  const noKvm = await summarize(SKIPPING_RUN, 0, {
+    DENOVISOR_FAIL_ON_SKIP: "1",
+    DENOVISOR_KVM_DEVICE: "/nonexistent/kvm",
+  });
+  assert.equal(noKvm.code, 1);
+  assert.equal(noKvm.lines.at(-1), "2 passed, 1 failed");
+  assert.match(noKvm.stderr, /1 skipped tests are tolerated/);
+  assert.match(noKvm.stderr, /1 tests were skipped[^\n]*\n {2}inner step/);
+  const onlyKvm = await summarize(
+    "a [SKIPPED: no KVM] ... ignored (0ms)\nok | 3 passed | 0 failed | 1 ignored (1s)\n",
+    0,
+    { DENOVISOR_FAIL_ON_SKIP: "1", DENOVISOR_KVM_DEVICE: "/nonexistent/kvm" },
+  );
+  assert.equal(onlyKvm.code, 0, onlyKvm.stderr);
+  assert.equal(onlyKvm.lines.at(-1), "3 passed, 0 failed");
 });
