@@ -7,6 +7,7 @@
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, PATH_OPTIONS } from "../manager/paths.ts";
 import { startDaemon } from "../manager/daemon/server.ts";
 import { parseCommandArgs } from "./usage_error.ts";
+import { FARM_DAEMON_HELP, FARM_DAEMON_OPTIONS, farmOptions } from "./farm_daemon_options.ts";
 
 export const DAEMON_HELP = `Usage: denovisor daemon [options]
 
@@ -36,6 +37,7 @@ Options:
                         disks under DIR (repeatable); by default a backing file must
                         lie in a pool or beside the disk's own image
   -h, --help            Show this help
+${FARM_DAEMON_HELP}
 
 Stops on SIGTERM or SIGINT (the socket is removed; the VMMs keep running).`;
 
@@ -46,6 +48,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
     "socket-group": { type: "string" },
     "backing-dir": { type: "string", multiple: true },
     "pool-root": { type: "string", multiple: true },
+    ...FARM_DAEMON_OPTIONS,
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -56,12 +59,14 @@ export async function daemonCommand(args: string[]): Promise<number> {
   // inherit this) is private whatever umask it was started with; modes that must be
   // wider (the socket for a --socket-group) are set explicitly.
   Deno.umask(0o077);
+  const farm = await farmOptions(values);
   const daemon = await startDaemon({
     stateDir: values["state-dir"],
     socket: values.socket,
     socketGroup: values["socket-group"],
     backingDirectories: values["backing-dir"],
     poolRoots: values["pool-root"],
+    farm,
   });
   await daemon.finished;
   return 0;

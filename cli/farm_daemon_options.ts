@@ -1,0 +1,116 @@
+/**
+ * The farm flags of `denovisor daemon` (manager/farm/): parsed here, handed to the
+ * daemon as `FarmOptions`. Without --farm the daemon works alone, exactly as before.
+ *
+ * @module
+ */
+
+import type { FarmOptions } from "../manager/farm/farm_member.ts";
+import { DEFAULT_LEASE_TTL_SECONDS } from "../manager/farm/farm_member.ts";
+import { parseSizeArgument, UsageError } from "./usage_error.ts";
+
+/** The parseArgs options of the farm flags. */
+export const FARM_DAEMON_OPTIONS = {
+  farm: { type: "string" },
+  etcd: { type: "string" },
+  "etcd-cacert": { type: "string" },
+  "etcd-cert": { type: "string" },
+  "etcd-key": { type: "string" },
+  "etcd-user": { type: "string" },
+  "etcd-password-file": { type: "string" },
+  "host-name": { type: "string" },
+  "host-address": { type: "string" },
+  "host-label": { type: "string", multiple: true },
+  "host-memory": { type: "string" },
+  "host-vcpus": { type: "string" },
+  "migration-listen": { type: "string" },
+  "farm-lease-ttl": { type: "string" },
+} as const;
+
+/** The help lines of the farm flags. */
+export const FARM_DAEMON_HELP = `
+Farm (many hosts managed as one; the farm's state lives in etcd v3, docs/farm.md):
+  --farm NAME           Join farm NAME (needs --etcd); without it the daemon works alone
+  --etcd URL[,URL...]   etcd client URLs, e.g. https://10.0.0.1:2379
+  --etcd-cacert FILE    CA of etcd's certificate (https)
+  --etcd-cert FILE      Client certificate for etcd, with --etcd-key FILE
+  --etcd-user USER      etcd user; its password is read from --etcd-password-file
+                        FILE or DENOVISOR_ETCD_PASSWORD
+  --host-name NAME      This host's name in the farm (default: the hostname)
+  --host-address ADDR   Where it is reached (default: its name)
+  --host-label K=V      A label placement rules match (repeatable)
+  --host-memory SIZE    Memory offered to the farm (default: RAM less 10%, at most 1G)
+  --host-vcpus N        vCPUs offered (default: 4 per CPU)
+  --migration-listen ADDR:PORT  Published for live migration
+  --farm-lease-ttl S    Host lease TTL in seconds (default ${DEFAULT_LEASE_TTL_SECONDS}; >= 3):
+                        a lost host's HA domains restart about S + 1 s later`;
+
+type Values = {
+  [K in keyof typeof FARM_DAEMON_OPTIONS]?: K extends "host-label" ? string[] : string;
+};
+
+/** The farm options from the parsed flags, or undefined without --farm. */
+export async function farmOptions(values: Values): Promise<FarmOptions | undefined> {
+  const farmOnly = Object.keys(FARM_DAEMON_OPTIONS).filter((k) =>
+    k !== "farm" && values[k as keyof Values] !== undefined
+  );
+  if (values.farm === undefined) {
+    if (farmOnly.length > 0) throw new UsageError(`--${farmOnly[0]} needs --farm NAME`);
+    return undefined;
+  }
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(values.farm)) {
+    throw new UsageError(`--farm ${values.farm}: use letters, digits, '_', '.' and '-'`);
+  }
+  if (values.etcd === undefined) {
+    throw new UsageError("--farm needs --etcd URL[,URL...] (the farm's etcd)");
+  }
+  const read = async (flag: string, path: string | undefined) => {
+    if (path === undefined) return undefined;
+    try {
+      return await Deno.readTextFile(path);
+    } catch (error) {
+      throw new UsageError(`--${flag} ${path}: ${(error as Error).message}`);
+    }
+  };
+  const labels: Record<string, string> = {};
+  for (const label of values["host-label"] ?? []) {
+    const match = /^([A-Za-z0-9][A-Za-z0-9_.-]*)=(.*)$/.exec(label);
+    if (!match) throw new UsageError(`--host-label ${label}: expected KEY=VALUE`);
+    labels[match[1]] = match[2];
+  }
+  const vcpus = values["host-vcpus"] === undefined ? undefined : Number(values["host-vcpus"]);
+  if (vcpus !== undefined && !(Number.isSafeInteger(vcpus) && vcpus > 0)) {
+    throw new UsageError(`--host-vcpus ${values["host-vcpus"]}: expected a whole number above 0`);
+  }
+  const ttl = values["farm-lease-ttl"] === undefined ? undefined : Number(values["farm-lease-ttl"]);
+  if (ttl !== undefined && !(Number.isSafeInteger(ttl) && ttl >= 3 && ttl <= 3600)) {
+    throw new UsageError(
+      `--farm-lease-ttl ${values["farm-lease-ttl"]}: expected 3 to 3600 seconds`,
+    );
+  }
+  const hostName = values["host-name"] ?? Deno.hostname();
+  const password = values["etcd-user"] === undefined
+    ? undefined
+    : (await read("etcd-password-file", values["etcd-password-file"]))?.trim() ??
+      Deno.env.get("DENOVISOR_ETCD_PASSWORD") ?? "";
+  return {
+    farm: values.farm,
+    etcd: {
+      endpoints: values.etcd.split(",").map((url) => url.trim()).filter(Boolean),
+      caCert: await read("etcd-cacert", values["etcd-cacert"]),
+      cert: await read("etcd-cert", values["etcd-cert"]),
+      key: await read("etcd-key", values["etcd-key"]),
+      user: values["etcd-user"],
+      password,
+    },
+    hostName,
+    hostAddress: values["host-address"] ?? hostName,
+    labels,
+    memoryBytes: values["host-memory"] === undefined
+      ? undefined
+      : parseSizeArgument(values["host-memory"], "--host-memory", "m"),
+    vcpus,
+    migrationListen: values["migration-listen"],
+    leaseTtlSeconds: ttl,
+  };
+}

@@ -1,0 +1,417 @@
+/**
+ * A daemon in a farm: it joins (a lease, its host record), mirrors the farm's domain
+ * definitions into its own domain table, owns the domains it runs through owner keys
+ * claimed by transaction, and keeps etcd and its VMMs in agreement (`reconcile`, every
+ * 2 s and after each rejoin): a domain running here without an owner key is claimed, one
+ * whose key another host holds is destroyed here (that host is the truth), and an owner
+ * key of this host whose domain no longer runs is released. Intents (start here; stop
+ * here so another host can start it) and HA restarts are farm_intents.ts and farm_ha.ts.
+ *
+ * @module
+ */
+
+import type { DomainDefinition, DomainInfo } from "../api_types.ts";
+import type { DomainManager } from "../daemon/domains.ts";
+import type { EventHub } from "../daemon/events.ts";
+import { ApiError } from "../../common/http/mod.ts";
+import { VERSION } from "../../common/version.ts";
+import { EtcdClient, type EtcdOptions } from "./etcd_client.ts";
+import type { EtcdKv, Watch, WatchEvent } from "./etcd_types.ts";
+import type { HostRecord, OwnerRecord } from "./farm_records.ts";
+import { parseRecord } from "./farm_records.ts";
+import { FarmStore, type Owned } from "./farm_store.ts";
+import { MemberLease, MIN_TTL_SECONDS } from "./farm_lease.ts";
+import { FarmIntents } from "./farm_intents.ts";
+import { FarmHa } from "./farm_ha.ts";
+
+/** Default lease TTL: a lost host's HA domains restart within about TTL + 2 s. */
+export const DEFAULT_LEASE_TTL_SECONDS = 6;
+const RECONCILE_PERIOD_MS = 2000;
+
+/** How a daemon joins a farm (`denovisor daemon --farm ...`). */
+export interface FarmOptions {
+  farm: string;
+  etcd: EtcdOptions;
+  hostName: string;
+  hostAddress: string;
+  labels?: Record<string, string>;
+  /** What this host offers; default: its RAM less 10% (at most 1 GiB), 4 vCPUs per CPU. */
+  memoryBytes?: number;
+  vcpus?: number;
+  migrationListen?: string;
+  leaseTtlSeconds?: number;
+  /** Extra wait after a host's lease expired before its HA domains restart (default 1 s). */
+  haDelayMs?: number;
+}
+
+/** One daemon's membership of a farm. */
+export class FarmMember {
+  readonly store: FarmStore;
+  readonly host: string;
+  readonly domains: DomainManager;
+  readonly intents: FarmIntents;
+  readonly ha: FarmHa;
+  readonly log: (line: string) => void;
+  readonly #etcd: EtcdKv;
+  readonly #options: FarmOptions;
+  readonly #lease: MemberLease;
+  readonly #record: HostRecord;
+  /** Domains being started here right now (claimed, VMM not yet running). */
+  readonly starting = new Set<string>();
+  /** Owner keys of this host seen without a running domain once (released the second time). */
+  readonly #idleOwners = new Set<string>();
+  #watch?: Watch;
+  #reconcileTimer?: ReturnType<typeof setInterval>;
+  #joined = false;
+  #stopped = false;
+
+  constructor(
+    options: FarmOptions,
+    domains: DomainManager,
+    events: EventHub,
+    log: (line: string) => void,
+  ) {
+    const ttl = options.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS;
+    if (!(ttl >= MIN_TTL_SECONDS)) {
+      throw new ApiError("invalid", `The farm lease TTL must be at least ${MIN_TTL_SECONDS} s`);
+    }
+    this.#options = { ...options, leaseTtlSeconds: ttl };
+    this.#etcd = new EtcdClient(options.etcd);
+    this.store = new FarmStore(this.#etcd, options.farm);
+    this.host = options.hostName;
+    this.domains = domains;
+    this.log = (line) => log(`farm ${options.farm}: ${line}`);
+    this.#lease = new MemberLease(this.#etcd, {
+      ttlSeconds: ttl,
+      onFence: () => this.ha.fence(),
+      onLost: () => this.#rejoin(),
+      log: this.log,
+    });
+    const total = Deno.systemMemoryInfo().total;
+    this.#record = {
+      name: options.hostName,
+      address: options.hostAddress,
+      capacity: {
+        memoryBytes: options.memoryBytes ?? total - Math.min(2 ** 30, Math.floor(total / 10)),
+        vcpus: options.vcpus ?? navigator.hardwareConcurrency * 4,
+      },
+      labels: options.labels ?? {},
+      ...(options.migrationListen ? { migrationListen: options.migrationListen } : {}),
+      version: VERSION,
+      joinedAt: "",
+      updatedAt: "",
+    };
+    this.intents = new FarmIntents(this);
+    this.ha = new FarmHa(this, options.haDelayMs ?? 1000);
+    // Local domain events become farm events (best effort: the farm may be unreachable).
+    events.listen((event) => {
+      if (!this.#joined) return;
+      this.store.event({
+        host: this.host,
+        kind: event.kind,
+        domain: event.domain,
+        detail: event.detail,
+      })
+        .catch(() => {});
+    });
+  }
+
+  /** Whether the daemon has left the farm (stopped). */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** The lease this host's keys are bound to. */
+  get lease(): string {
+    return this.#lease.id;
+  }
+
+  /** Whether the host has fenced itself (lease not renewed) and not yet rejoined. */
+  get fenced(): boolean {
+    return this.#lease.fenced;
+  }
+
+  /** The farm's settings, for `farm status`. */
+  get settings() {
+    return {
+      farm: this.#options.farm,
+      host: this.host,
+      leaseTtlSeconds: this.#options.leaseTtlSeconds!,
+      fenceAfterSeconds: this.#lease.fenceAfterMs / 1000,
+      haDelaySeconds: this.ha.delayMs / 1000,
+    };
+  }
+
+  /**
+   * Joins the farm: lease, host record, definitions merged both ways (a joining host
+   * brings its own domains; the farm's appear here), owner keys reconciled, then the
+   * watch and the periodic reconcile. Throws a 503 when etcd cannot be reached.
+   */
+  async join(): Promise<void> {
+    const existing = await this.store.etcd.get(this.store.keys.host(this.host));
+    if (existing !== undefined && existing.lease !== "0") {
+      throw new ApiError(
+        "conflict",
+        `Host '${this.host}' is already in farm '${this.#options.farm}' (another daemon holds ` +
+          `its key); give this daemon another --host-name`,
+      );
+    }
+    await this.#lease.grant();
+    await this.#publish();
+    await this.#mergeDefinitions();
+    this.#joined = true;
+    await this.reconcile();
+    this.#startWatch();
+    this.#reconcileTimer = setInterval(
+      () => this.reconcile().catch((e) => this.log(`reconcile: ${e.message}`)),
+      RECONCILE_PERIOD_MS,
+    );
+    await this.store.event({ host: this.host, kind: "joined", detail: this.#record.address });
+    this.store.pruneEvents().catch(() => {});
+    this.log(
+      `joined as '${this.host}' (lease ${this.lease}, TTL ${this.#options.leaseTtlSeconds} s)`,
+    );
+  }
+
+  /**
+   * Leaves cleanly (daemon stop): the domains running here keep running and keep their
+   * owner keys, re-written without a lease (so no host restarts them), then the lease
+   * is revoked (the host key goes). A restarted daemon takes the keys back.
+   */
+  async leave(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#reconcileTimer);
+    this.#watch?.close();
+    this.#lease.stop();
+    try {
+      for (const held of await this.store.owners()) {
+        if (held.owner.host !== this.host) continue;
+        await this.store.rebind(held, { ...held.owner, detached: true });
+      }
+      await this.store.event({ host: this.host, kind: "left" });
+      await this.#etcd.revoke(this.lease);
+    } catch (error) {
+      this.log(`leaving the farm: ${(error as Error).message}`);
+    }
+    this.#etcd.close();
+  }
+
+  /** Stops everything without touching etcd (tests: a daemon that dies). */
+  abandon(): void {
+    this.#stopped = true;
+    clearInterval(this.#reconcileTimer);
+    this.#watch?.close();
+    this.#lease.stop();
+    this.#etcd.close();
+  }
+
+  /**
+   * Starts `name` on this host: claims its owner key (409 when another host holds it),
+   * then starts the VMM; a failed start gives the key back.
+   */
+  async startHere(name: string): Promise<DomainInfo> {
+    this.domains.get(name);
+    if (!this.#joined) {
+      throw new ApiError(
+        "unavailable",
+        `Farm unavailable: this host has not joined farm '${this.#options.farm}' yet ` +
+          `(etcd unreachable?); it starts no domain until it has`,
+      );
+    }
+    if (this.fenced) {
+      throw new ApiError(
+        "unavailable",
+        `Farm unavailable: this host cannot renew its farm lease, so it starts no domain; ` +
+          `check etcd and the network`,
+      );
+    }
+    this.starting.add(name);
+    try {
+      const claim = await this.store.claim(name, this.host, this.lease);
+      if (!claim.ok) {
+        const holder = claim.holder?.owner.host ?? "another host";
+        throw new ApiError(
+          "conflict",
+          holder === this.host
+            ? `Domain '${name}' is already running (or starting) on this host`
+            : `Domain '${name}' runs on host '${holder}'; stop it there first`,
+        );
+      }
+      try {
+        await this.domains.locked(name, (entry) => this.domains.lifecycle.start(entry));
+      } catch (error) {
+        const held = await this.store.owner(name).catch(() => undefined);
+        if (held?.owner.host === this.host) await this.store.release(held).catch(() => {});
+        throw error;
+      }
+      return this.domains.info(name);
+    } finally {
+      this.starting.delete(name);
+    }
+  }
+
+  /** Brings etcd's owner keys and this host's VMMs into agreement (see the module doc). */
+  async reconcile(): Promise<void> {
+    if (!this.#joined || this.#stopped || this.fenced) return;
+    const owners = new Map((await this.store.owners()).map((o) => [o.domain, o]));
+    for (const entry of this.domains.entries()) {
+      const name = entry.definition.name;
+      const active = entry.run !== undefined;
+      const held = owners.get(name);
+      if (!active || this.starting.has(name)) continue;
+      if (held === undefined) {
+        const claim = await this.store.claim(name, this.host, this.lease);
+        if (claim.ok) this.log(`claimed '${name}', which runs here`);
+        else await this.#yieldTo(name, claim.holder?.owner.host ?? "another host");
+      } else if (held.owner.host !== this.host) {
+        await this.#yieldTo(name, held.owner.host);
+      } else if (held.lease !== this.lease) {
+        await this.store.rebind(held, { host: this.host, since: held.owner.since }, this.lease);
+      }
+    }
+    for (const held of owners.values()) {
+      if (held.owner.host !== this.host || this.starting.has(held.domain)) continue;
+      const entry = this.domains.entries().find((e) => e.definition.name === held.domain);
+      if (entry?.run !== undefined) {
+        this.#idleOwners.delete(held.domain);
+        continue;
+      }
+      // Seen idle twice in a row: not a restart in progress (on_reboot) but a stop.
+      if (!this.#idleOwners.has(held.domain)) {
+        this.#idleOwners.add(held.domain);
+        continue;
+      }
+      this.#idleOwners.delete(held.domain);
+      await this.store.release(held);
+    }
+    await this.#publish();
+  }
+
+  /** Releases this host's owner key of `name` now (after a stop requested through the farm). */
+  async release(name: string): Promise<void> {
+    const held = await this.store.owner(name);
+    if (held?.owner.host === this.host) await this.store.release(held);
+  }
+
+  /** A domain defined through this daemon: stored farm-wide (409 if the farm has it). */
+  async defined(definition: DomainDefinition): Promise<void> {
+    if (!(await this.store.createDefinition(definition))) {
+      throw new ApiError(
+        "conflict",
+        `name: farm '${this.#options.farm}' already has a domain named '${definition.name}'; ` +
+          `choose another name or edit that one`,
+      );
+    }
+  }
+
+  /** The owner of `name`, or undefined. */
+  owner(name: string): Promise<Owned | undefined> {
+    return this.store.owner(name);
+  }
+
+  /** Destroys the copy running here: `holder` owns the domain in etcd. */
+  async #yieldTo(name: string, holder: string): Promise<void> {
+    this.log(`'${name}' runs here but host '${holder}' owns it; destroying the copy here`);
+    await this.domains.locked(
+      name,
+      (entry) => entry.run ? this.domains.lifecycle.destroy(entry) : Promise.resolve(),
+    ).catch((e) => this.log(`destroying '${name}': ${e.message}`));
+    await this.store.event({
+      host: this.host,
+      kind: "yielded",
+      domain: name,
+      detail: `owned by '${holder}'; the copy here was destroyed`,
+    }).catch(() => {});
+  }
+
+  async #publish(): Promise<void> {
+    const now = new Date().toISOString();
+    if (this.#record.joinedAt === "") this.#record.joinedAt = now;
+    this.#record.updatedAt = now;
+    await this.store.putHost(this.#record, this.lease);
+  }
+
+  async #mergeDefinitions(): Promise<void> {
+    const farm = await this.store.definitions();
+    for (const entry of this.domains.entries()) {
+      if (entry.persistent && !farm.has(entry.definition.name)) {
+        await this.store.createDefinition(entry.definition);
+      }
+    }
+    for (const definition of farm.values()) await this.mirror(definition);
+  }
+
+  /** Applies a farm definition to this daemon's table (define or edit; errors logged). */
+  async mirror(definition: DomainDefinition): Promise<void> {
+    const name = definition.name;
+    try {
+      const local = this.domains.entries().find((e) => e.definition.name === name);
+      if (local === undefined) await this.domains.define(definition);
+      else if (JSON.stringify(local.definition) !== JSON.stringify(definition)) {
+        await this.domains.edit(name, definition);
+      }
+    } catch (error) {
+      this.log(`cannot take the farm's definition of '${name}': ${(error as Error).message}`);
+    }
+  }
+
+  #startWatch(): void {
+    const keys = this.store.keys;
+    const watch = this.#etcd.watch(keys.root, (event) => this.#dispatch(event));
+    this.#watch = watch;
+    watch.ended.then(
+      () => this.#restartWatch("the watch ended"),
+      (error) => this.#restartWatch(error.message),
+    );
+  }
+
+  #restartWatch(why: string): void {
+    if (this.#stopped) return;
+    this.log(`farm watch: ${why}; watching again in 1 s`);
+    setTimeout(() => {
+      if (this.#stopped) return;
+      // What changed meanwhile is caught up by a full pass.
+      this.#mergeDefinitions().then(() => this.intents.scan()).catch(() => {});
+      this.#startWatch();
+    }, 1000);
+  }
+
+  #dispatch(event: WatchEvent): void {
+    const keys = this.store.keys;
+    const key = event.kv.key;
+    if (key.startsWith(keys.definitions)) {
+      const name = keys.name(key, keys.definitions);
+      if (event.type === "put") {
+        const definition = parseRecord<DomainDefinition>(event.kv.value);
+        if (definition !== undefined) this.mirror(definition);
+      } else {
+        this.domains.undefine(name).catch((e) =>
+          this.log(`cannot drop '${name}', undefined in the farm: ${e.message}`)
+        );
+      }
+    } else if (key.startsWith(keys.intents) && event.type === "put") {
+      this.intents.handle(keys.name(key, keys.intents), event.kv.value);
+    } else if (key.startsWith(keys.owners) && event.type === "delete" && event.prev) {
+      const owner = parseRecord<OwnerRecord>(event.prev.value);
+      if (owner !== undefined) this.ha.ownerGone(keys.name(key, keys.owners), owner);
+    }
+  }
+
+  async #rejoin(): Promise<void> {
+    try {
+      await this.#lease.grant();
+      await this.#publish();
+      await this.store.event({
+        host: this.host,
+        kind: "rejoined",
+        detail: "after losing its lease",
+      });
+      await this.reconcile();
+      this.log(`rejoined with lease ${this.lease}`);
+    } catch (error) {
+      this.log(`rejoining failed: ${(error as Error).message}; retrying in 2 s`);
+      setTimeout(() => this.#rejoin(), 2000);
+    }
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * The farm's API routes, added before the domain routes so that, in a farm, defining,
+ * editing, undefining and starting a domain go through etcd (first match wins in the
+ * router): definitions are stored farm-wide, a start claims the domain's owner key (409
+ * when another host runs it) and may be placed on another host (`?host=auto|NAME`).
+ *
+ * @module
+ */
+
+import { ApiError, jsonResponse, readJsonBody, type Router } from "../../common/http/mod.ts";
+import type { DomainDefinition } from "../api_types.ts";
+import type { FarmMember } from "./farm_member.ts";
+import type { FarmHost, FarmStatus } from "./farm_api.ts";
+import { hostLoads, place } from "./placement.ts";
+import type { FarmStore } from "./farm_store.ts";
+
+/** Adds /v1/farm/... and the farm's domain routes to `router`. */
+export function addFarmRoutes(router: Router, member: FarmMember): void {
+  const { domains, store } = member;
+  router.add("GET", "/v1/farm", async () => {
+    const [etcd, hosts, owners] = await Promise.all([
+      store.etcd.status(),
+      farmHosts(store),
+      store.owners(),
+    ]);
+    const status: FarmStatus = {
+      ...member.settings,
+      etcd,
+      fenced: member.fenced,
+      hosts,
+      owners: owners.map((o) => ({ domain: o.domain, ...o.owner })),
+    };
+    return jsonResponse(status);
+  });
+  router.add("GET", "/v1/farm/hosts", async () => jsonResponse(await farmHosts(store)));
+  router.add("GET", "/v1/farm/events", async ({ url }) => {
+    const limit = Number(url.searchParams.get("limit") ?? "100");
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) {
+      throw new ApiError("invalid", `?limit=${url.searchParams.get("limit")}: expected 1 to 10000`);
+    }
+    return jsonResponse(await store.events(limit));
+  });
+  router.add("PUT", "/v1/farm/hosts/:host/maintenance", async ({ request, params }) => {
+    const body = await readJsonBody(request) as { enabled?: unknown };
+    if (typeof body?.enabled !== "boolean") {
+      throw new ApiError("invalid", 'The body must be {"enabled": true} or {"enabled": false}');
+    }
+    await liveHost(store, params.host);
+    await store.setMaintenance(params.host, body.enabled);
+    await store.event({
+      host: member.host,
+      kind: body.enabled ? "maintenance-on" : "maintenance-off",
+      detail: params.host,
+    });
+    return jsonResponse((await farmHosts(store)).find((h) => h.name === params.host));
+  });
+  router.add("POST", "/v1/farm/hosts/:host/evacuate", async ({ params }) => {
+    return jsonResponse(await member.ha.evacuate(params.host));
+  });
+
+  // The domain routes that change farm state.
+  router.add("POST", "/v1/domains", async ({ request, url }) => {
+    const body = await readJsonBody(request);
+    const transient = flag(url, "transient");
+    if (transient) {
+      // Not stored farm-wide; reconcile claims its owner key once it runs.
+      return jsonResponse(await domains.define(body, { start: true, transient: true }), 201);
+    }
+    const info = await domains.define(body);
+    try {
+      await member.defined(info.definition);
+    } catch (error) {
+      await domains.undefine(info.name).catch(() => {});
+      throw error;
+    }
+    if (flag(url, "start")) return jsonResponse(await member.startHere(info.name), 201);
+    return jsonResponse(domains.info(info.name), 201);
+  });
+  router.add("PUT", "/v1/domains/:name", async ({ request, params }) => {
+    const info = await domains.edit(params.name, await readJsonBody(request));
+    if (info.persistent) await store.putDefinition(info.definition);
+    return jsonResponse(info);
+  });
+  router.add("DELETE", "/v1/domains/:name", async ({ params }) => {
+    const owner = await store.owner(params.name);
+    if (owner !== undefined && owner.owner.host !== member.host) {
+      throw new ApiError(
+        "conflict",
+        `Domain '${params.name}' runs on host '${owner.owner.host}'; stop it there first`,
+      );
+    }
+    await domains.undefine(params.name);
+    await store.deleteDefinition(params.name);
+    return new Response(null, { status: 204 });
+  });
+  router.add("POST", "/v1/domains/:name/start", async ({ request, params, url }) => {
+    await readJsonBody(request); // Start takes no options; the body may be {} or empty.
+    const name = params.name;
+    const definition: DomainDefinition = domains.info(name).definition;
+    const choice = url.searchParams.get("host") ?? definition.placement?.host ?? member.host;
+    let target = choice;
+    let reason = choice === member.host ? "this host" : "asked for";
+    if (choice === "auto") {
+      ({ host: target, reason } = place(definition, await store.view()));
+    } else if (choice !== member.host) {
+      await liveHost(store, choice);
+    }
+    if (target === member.host) return jsonResponse(await member.startHere(name));
+    const owner = await store.owner(name);
+    if (owner !== undefined) {
+      throw new ApiError("conflict", `Domain '${name}' already runs on host '${owner.owner.host}'`);
+    }
+    await member.intents.request(name, target, reason);
+    return jsonResponse({
+      ...domains.info(name),
+      state: "running",
+      host: target,
+      note: `started on host '${target}' (${reason})`,
+    });
+  });
+}
+
+async function farmHosts(store: FarmStore): Promise<FarmHost[]> {
+  const view = await store.view();
+  const loads = hostLoads(view);
+  return view.hosts.map((host) => {
+    const load = loads.get(host.name)!;
+    return {
+      ...host,
+      maintenance: view.maintenance.has(host.name),
+      freeMemoryBytes: load.freeMemoryBytes,
+      freeVcpus: load.freeVcpus,
+      domains: load.domains.sort(),
+    };
+  });
+}
+
+async function liveHost(store: FarmStore, host: string): Promise<void> {
+  if (!(await store.etcd.get(store.keys.host(host)))) {
+    throw new ApiError(
+      "not_found",
+      `No live host '${host}' in the farm; 'denovisor farm hosts' lists them`,
+    );
+  }
+}
+
+function flag(url: URL, name: string): boolean {
+  const value = url.searchParams.get(name);
+  if (value === null || value === "0" || value === "false") return false;
+  if (value === "" || value === "1" || value === "true") return true;
+  throw new ApiError("invalid", `?${name}=${value}: expected 1 or 0`);
+}

@@ -1,0 +1,118 @@
+/**
+ * Farm daemons against a real etcd, with a stand-in VMM (no KVM needed): definitions
+ * farm-wide, ownership by transaction, placement, maintenance and evacuation.
+ */
+
+import assert from "node:assert/strict";
+import { etcdTest } from "./etcd_support.ts";
+import { eventually, farmDomain, TestFarm } from "./farm_support.ts";
+import type { DomainInfo } from "../manager/api_types.ts";
+import type { FarmHost, FarmStatus } from "../manager/farm/farm_api.ts";
+
+etcdTest(
+  "farm: a domain defined on one host is visible on all; two starts, one winner",
+  async () => {
+    const farm = await TestFarm.start([{ name: "h1" }, { name: "h2" }]);
+    try {
+      const [h1, h2] = farm.daemons;
+      await h1.client.post("/v1/domains", farmDomain("web"));
+      const seen = await eventually(
+        "h2 sees web",
+        async () =>
+          (await h2.client.get<DomainInfo[]>("/v1/domains")).find((d) => d.name === "web"),
+      );
+      assert.equal(seen.state, "shutoff");
+      // Defining the same name through the other host is refused farm-wide.
+      await assert.rejects(h2.client.post("/v1/domains", farmDomain("web")), /already/);
+
+      const results = await Promise.allSettled([
+        h1.client.post("/v1/domains/web/start", {}),
+        h2.client.post("/v1/domains/web/start", {}),
+      ]);
+      const won = results.filter((r) => r.status === "fulfilled");
+      const lost = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
+      assert.equal(won.length, 1, JSON.stringify(results));
+      assert.equal(lost[0].reason.status, 409);
+      assert.match(lost[0].reason.message, /runs on host 'h[12]'|already running/);
+      assert.equal((await farm.runningOn("web")).length, 1);
+
+      const status = await h2.client.get<FarmStatus>("/v1/farm");
+      assert.equal(status.owners.length, 1);
+      assert.match(status.etcd.version, /^3\./);
+      // Undefine is refused on the host that does not run it.
+      const owner = status.owners[0].host;
+      const other = owner === "h1" ? h2 : h1;
+      await assert.rejects(other.client.delete("/v1/domains/web"), /runs on host/);
+      // Stopped, the owner key is released; the domain can start on the other host.
+      await farm.daemon(owner).client.post("/v1/domains/web/destroy", {});
+      await eventually(
+        "owner key released",
+        async () => (await h1.client.get<FarmStatus>("/v1/farm")).owners.length === 0,
+      );
+      await other.client.post("/v1/domains/web/start", {});
+      assert.deepEqual(await farm.runningOn("web"), [other.name]);
+    } finally {
+      await farm.stop();
+    }
+  },
+);
+
+etcdTest("farm: start --host auto places by free memory without overcommitting", async () => {
+  const farm = await TestFarm.start([
+    { name: "h1", memory: "256M" },
+    { name: "h2", memory: "128M" },
+  ]);
+  try {
+    const h1 = farm.daemons[0];
+    for (let i = 0; i < 7; i++) await h1.client.post("/v1/domains", farmDomain(`d${i}`));
+    const placed: string[] = [];
+    let refused = 0;
+    for (let i = 0; i < 7; i++) {
+      try {
+        const info = await h1.client.post<DomainInfo & { host?: string }>(
+          `/v1/domains/d${i}/start?host=auto`,
+          {},
+        );
+        placed.push(info.host ?? "h1");
+      } catch (error) {
+        assert.match((error as Error).message, /No host can run/);
+        refused++;
+      }
+    }
+    // 256M / 64M = 4 on h1, 128M / 64M = 2 on h2; the seventh fits nowhere.
+    assert.equal(placed.filter((h) => h === "h1").length, 4);
+    assert.equal(placed.filter((h) => h === "h2").length, 2);
+    assert.equal(refused, 1);
+    const hosts = await h1.client.get<FarmHost[]>("/v1/farm/hosts");
+    for (const host of hosts) assert.ok(host.freeMemoryBytes >= 0, `${host.name} overcommitted`);
+  } finally {
+    await farm.stop();
+  }
+});
+
+etcdTest("farm: evacuate moves every domain off a host and keeps new ones away", async () => {
+  const farm = await TestFarm.start([{ name: "h1" }, { name: "h2" }]);
+  try {
+    const [h1, h2] = farm.daemons;
+    for (const name of ["a", "b"]) {
+      await h1.client.post("/v1/domains", farmDomain(name));
+      await h1.client.post(`/v1/domains/${name}/start`, {});
+    }
+    const steps = await h2.client.post<{ domain: string; to?: string; status: string }[]>(
+      "/v1/farm/hosts/h1/evacuate",
+    );
+    assert.deepEqual(steps.map((s) => [s.domain, s.to, s.status]), [
+      ["a", "h2", "moved"],
+      ["b", "h2", "moved"],
+    ]);
+    assert.deepEqual(await farm.runningOn("a"), ["h2"]);
+    assert.deepEqual(await farm.runningOn("b"), ["h2"]);
+    const hosts = await h2.client.get<FarmHost[]>("/v1/farm/hosts");
+    assert.equal(hosts.find((h) => h.name === "h1")?.maintenance, true);
+    await h1.client.post("/v1/domains", farmDomain("c"));
+    const info = await h1.client.post<{ host?: string }>("/v1/domains/c/start?host=auto", {});
+    assert.equal(info.host, "h2");
+  } finally {
+    await farm.stop();
+  }
+});

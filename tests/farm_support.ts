@@ -1,0 +1,196 @@
+/**
+ * Several `denovisor daemon --farm` processes against one test etcd, on one machine:
+ * each with its own state directory, socket and host name, and a stand-in VMM
+ * (tests/fixtures/farm_vmm.ts) so that the farm logic (ownership, placement, HA,
+ * evacuation) is tested without KVM. Clean-up kills the daemons and their VMMs.
+ *
+ * @module
+ */
+
+import { ApiClient } from "../manager/api_client.ts";
+import type { DomainDefinition } from "../manager/api_types.ts";
+import { TestEtcd } from "./etcd_support.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const FAKE_VMM = new URL("./fixtures/farm_vmm.ts", import.meta.url).pathname;
+
+/** A small domain for farm tests (the stand-in VMM never boots it). */
+export function farmDomain(name: string, extra: Partial<DomainDefinition> = {}): DomainDefinition {
+  return { name, boot: { demo: true }, memory: 64, vcpus: 1, ...extra };
+}
+
+/** Polls `test` every 100 ms until it returns a value other than undefined or false. */
+export async function eventually<T>(
+  what: string,
+  test: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await test();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what}: not within ${timeoutMs / 1000} s${lastError ? ` (${lastError})` : ""}`);
+}
+
+/** One farm daemon. */
+export class FarmDaemon {
+  readonly name: string;
+  readonly dir: string;
+  readonly socket: string;
+  readonly args: string[];
+  child?: Deno.ChildProcess;
+  output: Promise<string> = Promise.resolve("");
+  #client?: ApiClient;
+
+  constructor(name: string, dir: string, args: string[]) {
+    this.name = name;
+    this.dir = dir;
+    this.socket = `${dir}/api.sock`;
+    this.args = args;
+  }
+
+  get client(): ApiClient {
+    this.#client ??= new ApiClient(this.socket);
+    return this.#client;
+  }
+
+  /** Starts (or restarts) the daemon; resolves once it has joined the farm. */
+  async start(): Promise<void> {
+    this.#client?.close();
+    this.#client = undefined;
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", "--no-prompt", MAIN, "daemon", ...this.args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { DENOVISOR_VMM_COMMAND: JSON.stringify([Deno.execPath(), "run", "-A", FAKE_VMM]) },
+    }).spawn();
+    const child = this.child;
+    this.output = Promise.all([
+      new Response(child.stdout).text(),
+      new Response(child.stderr).text(),
+    ])
+      .then(([out, err]) => out + err);
+    await eventually(`daemon ${this.name} joins the farm`, async () => {
+      const hosts = await this.client.get<{ name: string }[]>("/v1/farm/hosts");
+      return hosts.some((h) => h.name === this.name);
+    }, 60_000).catch(async (error) => {
+      throw new Error(`${error.message}\n${await this.kill()}`);
+    });
+  }
+
+  /** Kills the daemon (not its VMMs); resolves with its output. */
+  async kill(signal: Deno.Signal = "SIGKILL"): Promise<string> {
+    this.#client?.close();
+    this.#client = undefined;
+    try {
+      this.child?.kill(signal);
+    } catch {
+      // Already gone.
+    }
+    await this.child?.status;
+    return await this.output;
+  }
+
+  /** Kills the VMMs this daemon started (a dead host's guests die with it). */
+  async killVmms(): Promise<void> {
+    const runDir = `${this.dir}/domains`;
+    let names: string[] = [];
+    try {
+      names = [...Deno.readDirSync(runDir)].map((e) => e.name);
+    } catch {
+      return; // No domain ever ran.
+    }
+    for (const name of names) {
+      try {
+        const pid = Number((await Deno.readTextFile(`${runDir}/${name}/vmm.pid`)).trim());
+        if (pid > 0) Deno.kill(pid, "SIGKILL");
+      } catch {
+        // No VMM there.
+      }
+    }
+  }
+}
+
+/** An etcd and a few farm daemons. */
+export class TestFarm {
+  readonly etcd: TestEtcd;
+  readonly daemons: FarmDaemon[] = [];
+  readonly farm = "test";
+
+  private constructor(etcd: TestEtcd) {
+    this.etcd = etcd;
+  }
+
+  static async start(
+    hosts: { name: string; memory?: string; vcpus?: number; labels?: string[] }[],
+    options: { ttl?: number } = {},
+  ): Promise<TestFarm> {
+    const farm = new TestFarm(await TestEtcd.start());
+    try {
+      for (const host of hosts) {
+        const dir = await Deno.makeTempDir({ prefix: `denovisor-farm-${host.name}-` });
+        const daemon = new FarmDaemon(host.name, dir, [
+          "--state-dir",
+          dir,
+          "--socket",
+          `${dir}/api.sock`,
+          "--farm",
+          farm.farm,
+          "--etcd",
+          farm.etcd.url,
+          "--host-name",
+          host.name,
+          "--host-memory",
+          host.memory ?? "1G",
+          "--host-vcpus",
+          String(host.vcpus ?? 8),
+          "--farm-lease-ttl",
+          String(options.ttl ?? 5),
+          ...(host.labels ?? []).flatMap((l) => ["--host-label", l]),
+        ]);
+        farm.daemons.push(daemon);
+      }
+      await Promise.all(farm.daemons.map((d) => d.start()));
+    } catch (error) {
+      await farm.stop();
+      throw error;
+    }
+    return farm;
+  }
+
+  daemon(name: string): FarmDaemon {
+    return this.daemons.find((d) => d.name === name)!;
+  }
+
+  /** Which hosts run `domain`, by asking each daemon (the local view, not etcd's). */
+  async runningOn(domain: string): Promise<string[]> {
+    const hosts: string[] = [];
+    for (const daemon of this.daemons) {
+      if (daemon.child === undefined) continue;
+      try {
+        const info = await daemon.client.get<{ state: string }>(`/v1/domains/${domain}`);
+        if (info.state !== "shutoff") hosts.push(daemon.name);
+      } catch {
+        // Dead daemon or unknown domain.
+      }
+    }
+    return hosts;
+  }
+
+  async stop(): Promise<void> {
+    for (const daemon of this.daemons) {
+      await daemon.kill();
+      await daemon.killVmms();
+      await Deno.remove(daemon.dir, { recursive: true }).catch(() => {});
+    }
+    await this.etcd.stop();
+  }
+}
