@@ -98,12 +98,19 @@ export async function completeCommand(args: string[]): Promise<number> {
   return CLIENT_EXIT.OK;
 }
 
-/** The candidates for a shell line (program name first) at `cursor`. */
-export async function candidatesFor(line: string, cursor: number): Promise<string[]> {
+/**
+ * The candidates for a shell line (program name first) at `cursor`; names come from the
+ * daemon at `socket` (by default the one `$DENOVISOR_SOCKET` or the system path names).
+ */
+export async function candidatesFor(
+  line: string,
+  cursor: number,
+  socket = resolvePaths().socket,
+): Promise<string[]> {
   const program = /^\s*\S+\s*/.exec(line)?.[0] ?? "";
   if (!Number.isSafeInteger(cursor) || cursor < program.length) return [];
   const rest = line.slice(program.length, Math.min(cursor, line.length));
-  using client = new ApiClient(resolvePaths().socket);
+  using client = new ApiClient(socket);
   const names = new CachedNames((path) => client.get(path));
   const { start, candidates } = await completeLine(rest, rest.length, shellSpecs(), names);
   const typed = rest.slice(start);

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { candidatesFor, completionCommand } from "./completion_command.ts";
+import { candidatesFor as complete, completionCommand } from "./completion_command.ts";
 
 // No daemon listens at this socket: name lookups fail and offer nothing, commands and
-// options still complete.
-Deno.env.set("DENOVISOR_SOCKET", "/nonexistent/denovisor-test/api.sock");
+// options still complete. (Not through the environment: it is shared by every test file.)
+const NO_DAEMON = "/nonexistent/denovisor-test/api.sock";
+const candidatesFor = (line: string, cursor: number) => complete(line, cursor, NO_DAEMON);
 
 Deno.test("__complete offers verbs, subcommands and options filtered by what is typed", async () => {
   const verbs = await candidatesFor("denovisor sta", 13);
@@ -43,7 +44,8 @@ Deno.test("the bash script completes through denovisor __complete in a real bash
     );
     await Deno.writeTextFile(
       wrapper,
-      `denovisor() { deno run -A ${main} "$@"; }\n${script}\n` +
+      `export DENOVISOR_SOCKET=${NO_DAEMON}\n` +
+        `denovisor() { deno run -A ${main} "$@"; }\n${script}\n` +
         `COMP_LINE="denovisor shutd"; COMP_POINT=15; _denovisor; printf '%s\\n' "\${COMPREPLY[@]}"\n`,
     );
     const output = await new Deno.Command("bash", { args: [wrapper] }).output();
