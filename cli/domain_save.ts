@@ -29,7 +29,7 @@ Example:
   denovisor save web /var/lib/denovisor/saves/web.state`,
   options: { keep: { type: "boolean" } },
   json: true,
-  args: ["domain", "file"],
+  args: ["domain", "state"],
   completes: ["running", "paused"],
   async run(context, values, [name, file]) {
     const result = await context.client.post<SaveResult>(domainPath(name, "/save"), {
@@ -72,7 +72,7 @@ Example:
     force: { type: "boolean" },
   },
   json: true,
-  args: ["file"],
+  args: ["state"],
   async run(context, values, [file]) {
     const body: RestoreRequest = { file: resolve(file) };
     if (values.paused) body.paused = true;

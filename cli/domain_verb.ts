@@ -32,7 +32,8 @@ export type ArgKind =
   | "seconds"
   | "verb"
   | "name"
-  | "snapshot";
+  | "snapshot"
+  | "state";
 
 /** A source of stdin bytes that the CLI and the REPL share (null at end of input). */
 export type ByteReader = (signal?: AbortSignal) => Promise<Uint8Array | null>;
@@ -116,6 +117,7 @@ function describeArg(kind: ArgKind): string {
     verb: "the command",
     name: "the new name",
     snapshot: "the snapshot name",
+    state: "the state file",
   }[kind];
 }
 

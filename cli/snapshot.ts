@@ -27,8 +27,8 @@ const create: DomainVerb = {
   name: "snapshot-create",
   aliases: ["snapshot-create-as"],
   summary: "Snapshot a domain: disks, and memory when it runs",
-  help: `Usage: denovisor snapshot create DOMAIN NAME [--disk-only] [--description TEXT] [--json]
-       (also: snapshot-create, snapshot-create-as)
+  help: `Usage: denovisor snapshot-create DOMAIN NAME [--disk-only] [--description TEXT] [--json]
+       (also: snapshot create, snapshot-create-as)
 
 Takes snapshot NAME of DOMAIN. A running or paused domain is paused for the moment it
 takes: its memory and devices are saved and every writable disk (each must be a pool
@@ -69,7 +69,7 @@ Example:
 const list: DomainVerb = {
   name: "snapshot-list",
   summary: "List a domain's snapshots",
-  help: `Usage: denovisor snapshot list DOMAIN [--json]      (also: snapshot-list)
+  help: `Usage: denovisor snapshot-list DOMAIN [--json]      (also: snapshot list)
 
 Lists the snapshots of DOMAIN, oldest first; '*' marks the one the domain was last taken
 at or reverted to.
@@ -102,7 +102,7 @@ Options:
 const info: DomainVerb = {
   name: "snapshot-info",
   summary: "Show one snapshot of a domain",
-  help: `Usage: denovisor snapshot info DOMAIN NAME [--json]      (also: snapshot-info)
+  help: `Usage: denovisor snapshot-info DOMAIN NAME [--json]      (also: snapshot info)
 
 Shows snapshot NAME of DOMAIN: when it was taken, the domain's state then, whether it
 holds memory, its disks and its parent.
@@ -135,7 +135,7 @@ Options:
 const revert: DomainVerb = {
   name: "snapshot-revert",
   summary: "Roll a domain back to a snapshot: disks and memory",
-  help: `Usage: denovisor snapshot revert DOMAIN NAME [--json]      (also: snapshot-revert)
+  help: `Usage: denovisor snapshot-revert DOMAIN NAME [--json]      (also: snapshot revert)
 
 Rolls DOMAIN back to snapshot NAME: its VMM (if any) is destroyed, every disk returns to
 the snapshot, and a snapshot with memory is resumed from the very instant it was taken
@@ -164,7 +164,7 @@ Options:
 const remove: DomainVerb = {
   name: "snapshot-delete",
   summary: "Delete a snapshot of a domain, merging its disk state",
-  help: `Usage: denovisor snapshot delete DOMAIN NAME      (also: snapshot-delete)
+  help: `Usage: denovisor snapshot-delete DOMAIN NAME      (also: snapshot delete)
 
 Deletes snapshot NAME of DOMAIN: its memory and state files go and each disk's snapshot
 is merged as 'vol delete-snapshot' does, so no later state is lost. A running domain is

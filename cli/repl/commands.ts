@@ -53,6 +53,7 @@ const ARG_COMPLETIONS: Record<ArgKind, ArgCompletion> = {
   verb: "command",
   name: "none",
   snapshot: "snapshot",
+  state: "file",
 };
 
 function optionKind(name: string, type: string): ArgCompletion | "flag" {
