@@ -36,10 +36,10 @@ import {
   convertVolume,
   createVolume,
   deleteVolume,
-  exportVolume,
   resizeVolume,
   wipeVolume,
 } from "./volume_ops.ts";
+import { exportVolume } from "./volume_copy.ts";
 import { commitVolume, deleteSnapshot, rollbackVolume, snapshotVolume } from "./snapshots.ts";
 
 /** Options of `new PoolManager`. */
