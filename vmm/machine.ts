@@ -141,6 +141,7 @@ export class Machine {
   }
 
   resume(): void {
+    if (this.#closed) return; // a late SIGCONT or resume request must not start a closed VM
     if (this.#startPending) {
       this.#startPending = false;
       this.#runVcpus();

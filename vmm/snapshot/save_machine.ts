@@ -15,6 +15,7 @@
 import { basename, dirname, isAbsolute, resolve } from "node:path";
 import type { ImageFormat } from "../../common/enums.ts";
 import { DenovisorError } from "../../common/errors.ts";
+import { VERSION } from "../../common/version.ts";
 import { vcpuStateSupport } from "../../core/vcpu_state_support.ts";
 import type { Kvm } from "../../core/kvm.ts";
 import type { Machine } from "../machine.ts";
@@ -27,8 +28,6 @@ import type { StateDocument, StateSection } from "./state_document.ts";
 import { writeStateFile } from "./state_file.ts";
 import { PAGE_SIZE } from "./state_format.ts";
 
-/** The Denovisor version written into state files (informational). */
-export const DENOVISOR_VERSION = "0.2.0";
 
 /** A save that cannot be done as asked (code invalid, or conflict for the machine's state). */
 export class SaveError extends DenovisorError {}
@@ -154,7 +153,7 @@ export async function saveMachine(
     const ranges = layoutRanges(sources);
     const fileSize = ranges.reduce((sum, range) => sum + range.size, 0);
     const document: StateDocument = {
-      denovisorVersion: DENOVISOR_VERSION,
+      denovisorVersion: VERSION,
       createdAt: new Date().toISOString(),
       purpose,
       config: machineConfigFor(machine, config),
