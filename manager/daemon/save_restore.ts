@@ -80,6 +80,13 @@ export async function withVmmStopped<T>(
   change: (saved: VmmSaveResult) => Promise<T>,
 ): Promise<{ result: T; saved: VmmSaveResult }> {
   const run = needRunning(entry, "take its disks away from");
+  if (!entry.persistent) {
+    // Its VMM's end would end the domain itself (a transient domain lives in its VMM).
+    throw new ApiError(
+      "conflict",
+      `Domain '${entry.definition.name}' is transient (made by create); define it first`,
+    );
+  }
   const wasPaused = entry.state === "paused";
   // The machine in the state is the one that runs, not an edit pending for the next start.
   const running = run.record.definition;
