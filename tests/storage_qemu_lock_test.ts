@@ -67,6 +67,18 @@ function qemuIoOpens(path: string, format: ImageFormat, mode: Mode): boolean {
   return false;
 }
 
+/** Whether `qemu-img info` (which takes QEMU's shared locks) can open `path` now. */
+function qemuImgInfoOpens(path: string, format: ImageFormat): boolean {
+  const out = new Deno.Command("qemu-img", {
+    args: ["info", "-f", format, path],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  if (out.success) return true;
+  assert.match(new TextDecoder().decode(out.stderr), /lock/);
+  return false;
+}
+
 /** Whether Denovisor can open `path` in `mode` now. */
 function denovisorOpens(path: string, format: ImageFormat, mode: Mode): boolean {
   try {
@@ -163,6 +175,12 @@ Deno.test({
           // qemu-io -r of a raw image shares everything and refuses nothing, so it may read
           // beside a writer, as beside a QEMU guest; a qcow2 reader refuses writers.
           const readerAllowed = mode === "ro" || format === "raw";
+          // qemu-img info as well: it reads a qcow2 image only when nobody writes it.
+          assert.equal(
+            qemuImgInfoOpens(disk.path, format),
+            readerAllowed,
+            `${format} ${mode}: qemu-img info`,
+          );
           assert.equal(
             qemuIoOpens(disk.path, format, "ro"),
             readerAllowed,
