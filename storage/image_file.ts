@@ -37,8 +37,6 @@ export interface ImageFileOptions {
   direct?: boolean;
   /** Take the image lock (storage/image_lock.ts); default true. */
   lock?: boolean;
-  /** Refuse block devices (backing files under a policy). */
-  regularOnly?: boolean;
 }
 
 /** An open image file. */
@@ -67,7 +65,7 @@ export function openImageFile(path: string, options: ImageFileOptions = {}): Ima
     if (error instanceof Deno.errors.PermissionDenied) throw openError(path, EACCES, readOnly);
     throw new DiskError(`Cannot open disk ${path}: ${(error as Error).message}`);
   }
-  refuseKind(path, kindOf(info), options);
+  refuseKind(path, kindOf(info));
   const flags = (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK |
     (options.direct ? O_DIRECT : 0);
   // O_NONBLOCK only keeps a FIFO swapped in after the stat from blocking this open; it is
@@ -77,7 +75,7 @@ export function openImageFile(path: string, options: ImageFileOptions = {}): Ima
   if (fd < 0) throw openError(path, errno(), readOnly);
   try {
     const stat = fstat(fd);
-    const kind = refuseKind(path, stat.kind, options);
+    const kind = refuseKind(path, stat.kind);
     const filesystem = PSEUDO_FILESYSTEMS.get(fstatfsType(fd));
     if (filesystem !== undefined) {
       throw new ImageError(
@@ -111,22 +109,11 @@ function kindOf(info: Deno.FileInfo): FileKind {
   return "symlink";
 }
 
-function refuseKind(
-  path: string,
-  kind: FileKind,
-  options: ImageFileOptions,
-): "file" | "block device" {
-  if (kind === "file") return kind;
-  if (kind === "block device" && !options.regularOnly) return kind;
-  const what = kind === "fifo"
-    ? "a FIFO"
-    : kind === "block device"
-    ? "a block device"
-    : `a ${kind}`;
+function refuseKind(path: string, kind: FileKind): "file" | "block device" {
+  if (kind === "file" || kind === "block device") return kind;
+  const what = kind === "fifo" ? "a FIFO" : `a ${kind}`;
   throw new ImageError(
-    `Cannot open image ${path}: it is ${what}; an image is a regular file${
-      options.regularOnly ? "" : " or a block device"
-    }`,
+    `Cannot open image ${path}: it is ${what}; an image is a regular file or a block device`,
   );
 }
 
