@@ -43,3 +43,26 @@ Deno.test("EventLoop refuses to watch the same fd twice", async () => {
   loop.start();
   await loop.stop();
 });
+
+Deno.test("EventLoop.hold() defers callbacks until released, and loses none", async () => {
+  const loop = new EventLoop();
+  using a = new EventFd();
+  const seen: bigint[] = [];
+  let wake!: () => void;
+  const called = new Promise<void>((resolve) => wake = resolve);
+  loop.add(a.fd, () => {
+    seen.push(a.take());
+    wake();
+  });
+  const running = loop.start();
+  const release = loop.hold();
+  assert.throws(() => loop.hold(), /already held/);
+  a.signal(2n);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.deepEqual(seen, [], "nothing is dispatched while held");
+  release();
+  await called;
+  assert.deepEqual(seen, [2n]);
+  await loop.stop();
+  await running;
+});
