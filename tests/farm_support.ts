@@ -119,10 +119,83 @@ export class FarmDaemon {
   }
 }
 
+/**
+ * A TCP relay between one daemon and etcd, to cut that host off (a partition) and
+ * reconnect it without touching the other hosts.
+ */
+export class EtcdRelay {
+  readonly url: string;
+  readonly #listener: Deno.TcpListener;
+  readonly #target: { hostname: string; port: number };
+  readonly #open = new Set<Deno.Conn>();
+  #cut = false;
+
+  constructor(target: string) {
+    const url = new URL(target);
+    this.#target = { hostname: url.hostname, port: Number(url.port) };
+    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.url = `http://127.0.0.1:${(this.#listener.addr as Deno.NetAddr).port}`;
+    this.#accept();
+  }
+
+  /** Drops every connection and refuses new ones until `heal`. */
+  cut(): void {
+    this.#cut = true;
+    for (const conn of [...this.#open]) this.#close(conn);
+  }
+
+  heal(): void {
+    this.#cut = false;
+  }
+
+  close(): void {
+    this.cut();
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  async #accept(): Promise<void> {
+    try {
+      for await (const conn of this.#listener) {
+        if (this.#cut) {
+          this.#close(conn);
+          continue;
+        }
+        Deno.connect(this.#target).then((upstream) => {
+          this.#open.add(conn);
+          this.#open.add(upstream);
+          const done = () => {
+            this.#close(conn);
+            this.#close(upstream);
+          };
+          conn.readable.pipeTo(upstream.writable).catch(() => {}).finally(done);
+          upstream.readable.pipeTo(conn.writable).catch(() => {}).finally(done);
+        }, () => this.#close(conn));
+      }
+    } catch {
+      // The listener was closed.
+    }
+  }
+
+  #close(conn: Deno.Conn): void {
+    this.#open.delete(conn);
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
 /** An etcd and a few farm daemons. */
 export class TestFarm {
   readonly etcd: TestEtcd;
   readonly daemons: FarmDaemon[] = [];
+  /** The relays of the hosts started with `relay: true`, by host. */
+  readonly relays = new Map<string, EtcdRelay>();
   readonly farm = "test";
 
   private constructor(etcd: TestEtcd) {
@@ -130,13 +203,19 @@ export class TestFarm {
   }
 
   static async start(
-    hosts: { name: string; memory?: string; vcpus?: number; labels?: string[] }[],
+    hosts: { name: string; memory?: string; vcpus?: number; labels?: string[]; relay?: boolean }[],
     options: { ttl?: number } = {},
   ): Promise<TestFarm> {
     const farm = new TestFarm(await TestEtcd.start());
     try {
       for (const host of hosts) {
         const dir = await Deno.makeTempDir({ prefix: `denovisor-farm-${host.name}-` });
+        let etcdUrl = farm.etcd.url;
+        if (host.relay) {
+          const relay = new EtcdRelay(etcdUrl);
+          farm.relays.set(host.name, relay);
+          etcdUrl = relay.url;
+        }
         const daemon = new FarmDaemon(host.name, dir, [
           "--state-dir",
           dir,
@@ -145,7 +224,7 @@ export class TestFarm {
           "--farm",
           farm.farm,
           "--etcd",
-          farm.etcd.url,
+          etcdUrl,
           "--host-name",
           host.name,
           "--host-memory",
@@ -191,6 +270,7 @@ export class TestFarm {
       await daemon.killVmms();
       await Deno.remove(daemon.dir, { recursive: true }).catch(() => {});
     }
+    for (const relay of this.relays.values()) relay.close();
     await this.etcd.stop();
   }
 }

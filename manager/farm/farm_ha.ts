@@ -37,6 +37,8 @@ export interface EvacuationStep {
 export class FarmHa {
   readonly #member: FarmMember;
   readonly delayMs: number;
+  /** The domains the last fencing destroyed (reported when the host rejoins). */
+  fencedDomains: string[] = [];
 
   constructor(member: FarmMember, delayMs: number) {
     this.#member = member;
@@ -46,10 +48,12 @@ export class FarmHa {
   /** Destroys every HA domain running here (the lease may expire: others will restart them). */
   fence(): void {
     const { domains, log } = this.#member;
+    this.fencedDomains = [];
     for (const entry of domains.entries()) {
       if (entry.run === undefined || entry.definition.ha !== true) continue;
       const name = entry.definition.name;
       log(`fencing: destroying HA domain '${name}'`);
+      this.fencedDomains.push(name);
       domains.locked(name, (e) => e.run ? domains.lifecycle.destroy(e) : Promise.resolve())
         .catch((error) => log(`fencing '${name}' failed: ${error.message}`));
     }

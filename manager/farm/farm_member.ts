@@ -405,7 +405,7 @@ export class FarmMember {
       await this.store.event({
         host: this.host,
         kind: "rejoined",
-        detail: "after losing its lease",
+        detail: `after losing its lease; fenced: ${this.ha.fencedDomains.join(", ") || "none"}`,
       });
       await this.reconcile();
       this.log(`rejoined with lease ${this.lease}`);
