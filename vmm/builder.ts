@@ -41,7 +41,7 @@ import { DeviceManager } from "./device_manager.ts";
 import { planDevices } from "./device_plan.ts";
 import { readInputFile } from "./input_files.ts";
 import { Machine } from "./machine.ts";
-import { loadMachineState, restoreSetUp } from "./snapshot/restore_machine.ts";
+import { hostFacts, loadMachineState, restoreSetUp } from "./snapshot/restore_machine.ts";
 import { closeVirtioDevices, openVirtioDevices } from "./virtio_devices.ts";
 import type { VmmBootConfig, VmmMachineConfig } from "./vmm_config.ts";
 
@@ -116,12 +116,13 @@ export async function restore(
   source: RestoreSource,
   context: BuildContext,
 ): Promise<Machine> {
-  const loaded = await loadMachineState(config, source.stateFile, context.kvm);
+  const host = hostFacts(context.kvm);
+  const loaded = await loadMachineState(config, source.stateFile, host);
   try {
     const machine = constructMachine(
       config,
       context,
-      (parts) => restoreSetUp(config, context.kvm, parts, loaded, { force: source.force }),
+      (parts) => restoreSetUp(config, host, parts, loaded, { force: source.force }),
       loaded.mappings,
     );
     machine.markRestored();

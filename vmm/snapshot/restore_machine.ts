@@ -24,9 +24,11 @@ import { guestRamRegions } from "../../core/boot/e820.ts";
 import type { Kvm } from "../../core/kvm.ts";
 import { anonymousRam, mapRamFile } from "../../core/memory.ts";
 import type { Vcpu } from "../../core/vcpu.ts";
+import type { VcpuStateSupport } from "../../core/vcpu_state.ts";
 import { configureVcpu } from "../../core/vcpu_setup.ts";
 import { vcpuStateSupport } from "../../core/vcpu_state_support.ts";
 import type { Vm } from "../../core/vm.ts";
+import type { CpuidEntry } from "../../ffi/kvm/cpuid.ts";
 import type { HostMapping } from "../../ffi/mman.ts";
 import type { DeviceManager } from "../device_manager.ts";
 import type { VmmMachineConfig } from "../vmm_config.ts";
@@ -85,11 +87,25 @@ export function checkRamLayout(ranges: readonly MemoryRangeRecord[], memoryBytes
   }
 }
 
-/** The first half of a restore: everything checked, guest RAM prepared. */
+/** What the restoring host's KVM offers, asked once (`hostFacts(kvm)`). */
+export interface HostFacts {
+  support: VcpuStateSupport;
+  supportedCpuid: CpuidEntry[];
+}
+
+/** This host's facts, from `/dev/kvm`. */
+export function hostFacts(kvm: Kvm): HostFacts {
+  return { support: vcpuStateSupport(kvm), supportedCpuid: kvm.supportedCpuid() };
+}
+
+/**
+ * The first half of a restore: everything checked against `config` and the host, then
+ * guest RAM prepared. Nothing of a machine exists yet; a refusal leaves nothing mapped.
+ */
 export async function loadMachineState(
   config: VmmMachineConfig,
   stateFile: string,
-  kvm: Kvm,
+  host: HostFacts,
 ): Promise<LoadedState> {
   checkSaveable(config);
   const file = await readStateFile(stateFile);
@@ -98,9 +114,8 @@ export async function loadMachineState(
     checkConfigMatch(parseSavedConfig(document.config), config);
     checkRamLayout(document.memory.ranges, config.memoryBytes);
     const sections = matchSections(document.sections, expectedSections(config));
-    const vcpus = checkKvmSections(sections, config.vcpus, vcpuStateSupport(kvm));
-    const supported = kvm.supportedCpuid();
-    vcpus.forEach((vcpu, index) => checkCpuidCompatible(vcpu.cpuid, supported, index));
+    const vcpus = checkKvmSections(sections, config.vcpus, host.support);
+    vcpus.forEach((vcpu, index) => checkCpuidCompatible(vcpu.cpuid, host.supportedCpuid, index));
     const disks = parseDiskIdentities(
       sections.get(DISKS_SECTION.id)!.state,
       `${DISKS_SECTION.id}.state`,
@@ -144,7 +159,7 @@ export interface RestoreParts {
  */
 export function restoreSetUp(
   config: VmmMachineConfig,
-  kvm: Kvm,
+  host: HostFacts,
   parts: RestoreParts,
   loaded: LoadedState,
   options: RestoreOptions = {},
@@ -156,15 +171,13 @@ export function restoreSetUp(
       : []
   );
   checkDiskIdentities(loaded.disks, current, options.force ?? false);
-  const support = vcpuStateSupport(kvm);
-  const supportedCpuid = kvm.supportedCpuid();
   for (let id = 0; id < config.vcpus; id++) {
     vcpus.push(vm.createVcpu(id));
     // As a boot does, so that anything the state leaves out starts as at boot; the
     // state then overwrites CPUID, MSRs and the local APIC.
-    configureVcpu(vcpus[id], supportedCpuid, config.vcpus);
+    configureVcpu(vcpus[id], host.supportedCpuid, config.vcpus);
   }
-  restoreKvmSections(loaded.sections, vm, vcpus, support);
+  restoreKvmSections(loaded.sections, vm, vcpus, host.support);
   for (const piece of devicePieces(devices.entries())) {
     const section = loaded.sections.get(piece.id);
     if (section === undefined || section.kind !== piece.kind) {
