@@ -24,6 +24,7 @@ import {
   BackingRefused,
   checkBackingAllowed,
   checkBackingFormat,
+  checkSameBacking,
   enterChain,
   type ImageFormat,
   probeFormat,
@@ -105,12 +106,18 @@ function openBacking(
   chain: string[],
 ): Image {
   const backing = backingPath(path, name);
-  if (options.backingPolicy) checkBackingAllowed(path, backing, options.backingPolicy);
-  return openInChain(
-    backing,
-    { readOnly: true, format, backingPolicy: options.backingPolicy },
-    chain,
-  );
+  const policy = options.backingPolicy;
+  const approved = policy ? checkBackingAllowed(path, backing, policy) : undefined;
+  const image = openInChain(backing, { readOnly: true, format, backingPolicy: policy }, chain);
+  if (approved !== undefined) {
+    try {
+      checkSameBacking(path, backing, approved, image.id);
+    } catch (error) {
+      image.close();
+      throw error;
+    }
+  }
+  return image;
 }
 
 /**

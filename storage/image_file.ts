@@ -85,12 +85,17 @@ export function openImageFile(path: string, options: ImageFileOptions = {}): Ima
     clearNonBlocking(fd);
     if (options.lock ?? true) lockImage(path, fd, readOnly);
     const size = kind === "block device" ? blockDeviceSize(path, fd) : stat.size;
-    const id = `${stat.dev.toString(16)}-${stat.ino.toString(16)}`.slice(0, 20);
+    const id = diskId(stat.dev, stat.ino);
     return { fd, kind, size, blocks: stat.blocks, id };
   } catch (error) {
     closeFd(fd);
     throw error;
   }
+}
+
+/** A disk's stable id from its device and inode: hex, at most 20 bytes (virtio-blk's). */
+export function diskId(dev: bigint | number, ino: bigint | number): string {
+  return `${dev.toString(16)}-${ino.toString(16)}`.slice(0, 20);
 }
 
 /** The identity of the file at `path` (device and inode), whatever name reached it. */

@@ -17,6 +17,7 @@ import {
   type BackingPolicy,
   checkBackingAllowed,
   checkBackingFormat,
+  checkSameBacking,
   enterChain,
   type ImageFormat,
   probeFormat,
@@ -60,10 +61,19 @@ function infoInChain(
   format: ImageFormat | undefined,
   chain: string[],
   policy: BackingPolicy | undefined,
+  approved?: { image: string; id: string },
 ): ImageInfo {
   const real = enterChain(path, chain);
   const kind = format ?? probeFormat(path);
   const file = openImageFile(path, { readOnly: true, lock: false });
+  if (approved !== undefined) {
+    try {
+      checkSameBacking(approved.image, path, approved.id, file.id);
+    } catch (error) {
+      closeFd(file.fd);
+      throw error;
+    }
+  }
   const actualSize = file.blocks * 512;
   if (kind === "raw") {
     closeFd(file.fd);
@@ -99,12 +109,13 @@ function infoInChain(
       info.backingFile = header.backingFile;
       info.backingFormat = checkBackingFormat(header.backingFormat, path);
       info.fullBackingFilename = backingPath(path, header.backingFile);
-      if (policy) checkBackingAllowed(path, info.fullBackingFilename, policy);
+      const id = policy ? checkBackingAllowed(path, info.fullBackingFilename, policy) : undefined;
       info.backing = infoInChain(
         info.fullBackingFilename,
         info.backingFormat,
         [...chain, real],
         policy,
+        id === undefined ? undefined : { image: path, id },
       );
     }
     return info;

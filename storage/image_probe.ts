@@ -11,7 +11,7 @@ import { closeFd } from "../ffi/libc.ts";
 import { pread } from "../ffi/fs.ts";
 import { ImageError } from "./qcow2/errors.ts";
 import { QCOW2_MAGIC } from "./qcow2/format.ts";
-import { openImageFile } from "./image_file.ts";
+import { diskId, openImageFile } from "./image_file.ts";
 
 /** The image formats Denovisor reads and writes. */
 export type ImageFormat = "raw" | "qcow2";
@@ -87,9 +87,14 @@ export interface BackingPolicy {
 /**
  * Throws `ImageError` (code `forbidden`) unless the backing file `backing` of the image
  * `path` lies, symlinks resolved, under one of the policy's directories and is a regular
- * file (a block device as a backing file would hand a host disk to a guest).
+ * file (a block device as a backing file would hand a host disk to a guest). Returns the
+ * approved file's disk id, for `checkSameBacking` once it is open.
  */
-export function checkBackingAllowed(path: string, backing: string, policy: BackingPolicy): void {
+export function checkBackingAllowed(
+  path: string,
+  backing: string,
+  policy: BackingPolicy,
+): string {
   const real = realPath(backing);
   const inside = policy.allowedDirectories.some((directory) => {
     let root: string;
@@ -99,7 +104,7 @@ export function checkBackingAllowed(path: string, backing: string, policy: Backi
       return false;
     }
     const rest = relative(root, real);
-    return rest !== "" && !rest.startsWith("..") && !isAbsolute(rest);
+    return rest !== "" && rest !== ".." && !rest.startsWith("../") && !isAbsolute(rest);
   });
   if (!inside) {
     throw new BackingRefused(
@@ -108,9 +113,28 @@ export function checkBackingAllowed(path: string, backing: string, policy: Backi
       }); flatten it with 'denovisor img convert' or move its backing file into the pool`,
     );
   }
-  if (!Deno.statSync(real).isFile) {
+  const info = Deno.statSync(real);
+  if (!info.isFile) {
     throw new BackingRefused(
       `Image ${path} has backing file ${backing}, which is not a regular file; only image files may be backing files here`,
+    );
+  }
+  return diskId(info.dev ?? 0, info.ino ?? 0);
+}
+
+/**
+ * Throws unless the backing file opened as `openedId` is the one `checkBackingAllowed`
+ * approved as `approvedId`: a symlink swapped between the check and the open is caught.
+ */
+export function checkSameBacking(
+  path: string,
+  backing: string,
+  approvedId: string,
+  openedId: string,
+): void {
+  if (approvedId !== openedId) {
+    throw new BackingRefused(
+      `Image ${path}: backing file ${backing} changed while it was being opened; try again`,
     );
   }
 }
