@@ -34,6 +34,9 @@ export interface ConnectionTimeouts {
 const CLOSED = Symbol("closed");
 const TICK = Symbol("tick");
 const LONGEST_CHUNK_LINE = 1024;
+/** How long, and how much, a refused body is read and dropped after the answer. */
+const LINGER_MS = 2000;
+const LINGER_BYTES = 64 * 1024 * 1024;
 
 /** Serves one accepted connection until it closes. */
 export class Connection {
@@ -157,11 +160,13 @@ export class Connection {
         return false;
       }
       // A body the handler left unread would be taken for the next request: close instead.
-      if (body !== undefined && !body.finished()) keep = false;
+      const unread = body !== undefined && !body.finished();
+      if (unread) keep = false;
       if (this.draining) keep = false;
       // HTTP/1.0 knows no chunked encoding: its streamed bodies end with the connection.
       if (head.version === "HTTP/1.0" && response.body !== null) keep = false;
       await this.#respond(response, head.method === "HEAD", keep, head.version === "HTTP/1.1");
+      if (unread) await this.#linger();
       return keep;
     } finally {
       this.busy = false;
@@ -295,6 +300,26 @@ export class Connection {
       },
     });
     return { stream, finished: () => done };
+  }
+
+  /**
+   * After answering a request whose body was not read (a 413, say), reads and drops what
+   * the client still sends, for a moment: closed at once, the client would fail its
+   * write with EPIPE and never see the answer. Bounded in time and bytes.
+   */
+  async #linger(): Promise<void> {
+    try {
+      await this.#conn.closeWrite();
+    } catch {
+      return; // Gone already.
+    }
+    this.#arm(LINGER_MS);
+    let dropped = 0;
+    while (dropped < LINGER_BYTES && await this.#fill()) {
+      dropped += this.#buffer.length;
+      this.#buffer = new Uint8Array(0);
+    }
+    this.#arm(undefined);
   }
 
   /** Reads more bytes into the buffer; false at end of file. One read at a time. */

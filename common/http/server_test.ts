@@ -232,3 +232,19 @@ Deno.test("serveUnix() streams to an HTTP/1.0 client without chunked encoding, t
     assert.match(answer.text, /\r\n\r\nline 0\nline 1\nline 2\n$/);
   });
 });
+
+Deno.test("serveUnix() lets a client that is still sending a refused body read the 413", async () => {
+  await withServer({}, async (_path, client) => {
+    const body = new Uint8Array(8 * 1024 * 1024).fill(0x20);
+    for (let i = 0; i < 5; i++) {
+      const response = await fetch("http://x/echo", {
+        method: "POST",
+        client,
+        headers: { "content-type": "application/json" },
+        body,
+      });
+      assert.equal(response.status, 413);
+      await response.body?.cancel();
+    }
+  });
+});
