@@ -53,6 +53,8 @@ export class VmmDomain {
   #bootWaiters: Array<() => void> = [];
   /** The first machine was restored with `restore.paused`: its vCPUs wait for a resume. */
   #startPaused = false;
+  /** A save under way: it reads guest RAM, so the machine is not closed before it ends. */
+  #saving: Promise<unknown> | undefined;
 
   constructor(options: { config: VmmConfig; kvm: Kvm; boot: BootImage; hub: ConsoleHub }) {
     this.#config = options.config;
@@ -124,6 +126,8 @@ export class VmmDomain {
     );
     this.#bootWaiters.splice(0).forEach((wake) => wake());
     const reason = await machine.ended;
+    // A destroy (or SIGTERM) during a save: let the save finish reading guest RAM first.
+    await this.#saving?.catch(() => {});
     // Read the vCPU threads' CPU time before they exit with the machine.
     this.#cpuCarryNs = this.#cpuTimes();
     this.#hub.setInput(() => {});
@@ -225,14 +229,16 @@ export class VmmDomain {
       const pausedAt = performance.now();
       if (!wasPaused) await machine.pause();
       this.#paused = true;
+      const saving = saveMachine(machine, this.#config, this.#kvm, {
+        stateFile: request.stateFile,
+        memoryFile: request.memoryFile,
+        inline: request.inline,
+        purpose: "save",
+      });
+      this.#saving = saving;
       let saved;
       try {
-        saved = await saveMachine(machine, this.#config, this.#kvm, {
-          stateFile: request.stateFile,
-          memoryFile: request.memoryFile,
-          inline: request.inline,
-          purpose: "save",
-        });
+        saved = await saving;
       } catch (error) {
         if (!wasPaused) {
           machine.resume();
@@ -240,6 +246,8 @@ export class VmmDomain {
         }
         this.#hub.log(`save to ${request.stateFile} failed: ${message(error)}`);
         throw error;
+      } finally {
+        this.#saving = undefined;
       }
       if (request.resume) {
         machine.resume();
