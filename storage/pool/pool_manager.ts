@@ -192,14 +192,18 @@ export class PoolManager {
   /** Lines saying what the last starts recovered (for the daemon's log). */
   readonly recovered: string[] = [];
 
+  /** Never throws: what cannot be recovered now is reported and tried at the next start. */
   #recover(record: PoolRecord): void {
-    this.recovered.push(...recoverIntents(new VolumeMetaStore(this.#metaDir(record.name))));
-    if (backendFor(record).fileBased) {
+    const pool = `pool '${record.name}'`;
+    try {
+      const lines = recoverIntents(new VolumeMetaStore(this.#metaDir(record.name)));
+      this.recovered.push(...lines.map((line) => `${pool}: ${line}`));
+      if (!backendFor(record).fileBased) return;
       for (const file of removeTemporaries(record.path)) {
-        this.recovered.push(
-          `pool '${record.name}': removed ${file}, left by an interrupted operation`,
-        );
+        this.recovered.push(`${pool}: removed ${file}, left by an interrupted operation`);
       }
+    } catch (error) {
+      this.recovered.push(`${pool}: recovery failed: ${(error as Error).message}`);
     }
   }
 
@@ -241,21 +245,24 @@ export class PoolManager {
 
   /**
    * Starts every autostart pool and re-checks the pools recorded as active (after a reboot
-   * a mount or a loop device may be gone: such a pool becomes inactive). Returns the
-   * failures, one message per pool.
+   * a mount or a loop device may be gone: such a pool becomes inactive), finishing what
+   * a crash interrupted in them. Returns the failures, one message per pool, then what
+   * was recovered, one line per operation, for the daemon's log.
    */
   startAutostart(): string[] {
     const failures: string[] = [];
+    const before = this.recovered.length;
     for (const name of this.#names()) {
       const record = this.#record(name);
       if (record.active) {
         try {
           backendFor(record).start();
-          this.#recover(record);
         } catch (error) {
           this.#save({ ...record, active: false });
           failures.push(`pool '${name}' stopped: ${(error as Error).message}`);
+          continue;
         }
+        this.#recover(record);
         continue;
       }
       if (!record.autostart) continue;
@@ -265,7 +272,7 @@ export class PoolManager {
         failures.push(`pool '${name}': ${(error as Error).message}`);
       }
     }
-    return failures;
+    return [...failures, ...this.recovered.slice(before)];
   }
 
   /** Removes the pool's storage (its empty directory, or its label); the pool must be inactive. */
