@@ -28,7 +28,6 @@ import type { StateDocument, StateSection } from "./state_document.ts";
 import { writeStateFile } from "./state_file.ts";
 import { PAGE_SIZE } from "./state_format.ts";
 
-
 /** A save that cannot be done as asked (code invalid, or conflict for the machine's state). */
 export class SaveError extends DenovisorError {}
 
