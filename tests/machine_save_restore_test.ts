@@ -6,6 +6,7 @@
  * it stopped without booting again. The same with RAM inline in the state file and the
  * restored machine started paused, then resumed. (tests/machine_kvm_state_test.ts moves
  * the KVM state alone, in memory; this is the same move through files and every device.)
+ * Opt-in with DENOVISOR_SNAPSHOT_TESTS=1 until it has passed on a KVM host.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -59,7 +60,16 @@ async function expectCountingOn(console: TextSink, lastTick: number): Promise<vo
   assert.ok(!console.text.includes("ticks: PIT at"), `no second boot:\n${console.text}`);
 }
 
-kvmTest(
+/**
+ * Runs only with DENOVISOR_SNAPSHOT_TESTS=1 until it has passed once on a KVM host (it was
+ * written on a machine without /dev/kvm), as the other machine save/restore tests.
+ */
+function snapshotTest(name: string, fn: () => Promise<void>, timeoutMs: number): void {
+  if (Deno.env.get("DENOVISOR_SNAPSHOT_TESTS") === "1") kvmTest(name, fn, timeoutMs);
+  else Deno.test({ name: `${name} [SKIPPED: set DENOVISOR_SNAPSHOT_TESTS=1]`, ignore: true, fn });
+}
+
+snapshotTest(
   "a machine saved to a state file and a memory file is restored from them and counts on",
   async () => {
     using kvm = Kvm.open();
@@ -85,7 +95,7 @@ kvmTest(
   180_000,
 );
 
-kvmTest(
+snapshotTest(
   "a machine saved with its RAM inline is restored paused and counts on once resumed",
   async () => {
     using kvm = Kvm.open();

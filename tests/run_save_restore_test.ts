@@ -1,7 +1,8 @@
 /**
  * `denovisor run --save-on-signal FILE` saves the VM on SIGTERM and exits 0;
  * `denovisor run --restore FILE` goes on from there: the ticks guest counts on from its
- * last tick without booting again.
+ * last tick without booting again. Opt-in with DENOVISOR_SNAPSHOT_TESTS=1 until it has
+ * passed on a KVM host.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -56,7 +57,16 @@ class RunningVm {
   }
 }
 
-kvmTest(
+/**
+ * Runs only with DENOVISOR_SNAPSHOT_TESTS=1 until it has passed once on a KVM host (it was
+ * written on a machine without /dev/kvm), as the other machine save/restore tests.
+ */
+function snapshotTest(name: string, fn: () => Promise<void>, timeoutMs: number): void {
+  if (Deno.env.get("DENOVISOR_SNAPSHOT_TESTS") === "1") kvmTest(name, fn, timeoutMs);
+  else Deno.test({ name: `${name} [SKIPPED: set DENOVISOR_SNAPSHOT_TESTS=1]`, ignore: true, fn });
+}
+
+snapshotTest(
   "run --save-on-signal saves on SIGTERM and run --restore counts on from the last tick",
   async () => {
     const dir = await Deno.makeTempDir({ prefix: "denovisor-run-save-" });
