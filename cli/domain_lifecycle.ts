@@ -35,19 +35,23 @@ async function act(
 const start: DomainVerb = {
   name: "start",
   summary: "Start a defined domain",
-  help: `Usage: denovisor start NAME [--console] [--json]
+  help: `Usage: denovisor start NAME [--console] [--host auto|HOST] [--json]
 
 Starts the defined domain NAME: the daemon spawns its VMM process and boots it.
 
 Options:
   --console   Attach to the console once started (detach with Ctrl-])
+  --host H    In a farm: start it on host H, or 'auto' to place it on the host
+              with the most free memory that fits (default: this host)
   --json      Print the domain's info as JSON`,
-  options: { console: { type: "boolean" } },
+  options: { console: { type: "boolean" }, host: { type: "string" } },
   json: true,
   args: ["domain"],
   completes: ["shutoff"],
   async run(context, values, [name]) {
-    await act(context, name, "start", "started", values.json === true);
+    const host = stringOption(values, "host");
+    const action = host === undefined ? "start" : `start?host=${encodeURIComponent(host)}`;
+    await act(context, name, action, "started", values.json === true);
     if (values.console) return await attachConsole(context, name, { readOnly: false });
     return CLIENT_EXIT.OK;
   },

@@ -27,6 +27,7 @@ Storage:
 
 Host:
   daemon     Run the service: the API socket and one VMM per running domain
+  farm       The farm of hosts this daemon belongs to: status, hosts, events, evacuate
   repl       Interactive shell: every client command, Tab completion, live events
   install    Install the systemd unit denovisor.service and its directories
   completion Print a completion script for bash, zsh or fish
@@ -54,6 +55,7 @@ const COMMANDS: Record<string, Command> = {
   pool: lazy(async () => (await import("./pool.ts")).poolCommand),
   vol: lazy(async () => (await import("./vol.ts")).volCommand),
   daemon: lazy(async () => (await import("./daemon.ts")).daemonCommand),
+  farm: lazy(async () => (await import("./farm.ts")).farmCommand),
   version: versionCommand,
   vmm: lazy(async () => (await import("./vmm.ts")).vmmCommand),
   img: lazy(async () => (await import("./img.ts")).imgCommand),

@@ -66,7 +66,9 @@ export function groupHelp(group: string, intro: string, subcommands: Subcommand[
     "Subcommands:",
     ...subcommands.map((s) => `  ${s.name.padEnd(width)}  ${s.summary}`),
     "",
-    `virsh names work too: denovisor ${group}-list, ${group}-info...; and as subcommands.`,
+    ...(subcommands.some((s) => s.aliases?.length)
+      ? [`virsh names work too: denovisor ${group}-list, ${group}-info...; and as subcommands.`]
+      : []),
     "Every subcommand takes --help, --json, --state-dir DIR and --socket PATH.",
     "",
     EXIT_STATUS_HELP,

@@ -135,6 +135,11 @@ export class FarmIntents {
         }
         await new Promise((r) => setTimeout(r, 250));
       }
+      // The definition may not have reached this host's table yet (the watch lags).
+      if (!member.domains.entries().some((e) => e.definition.name === domain)) {
+        const definition = await member.store.definition(domain);
+        if (definition !== undefined) await member.mirror(definition);
+      }
       await member.startHere(domain);
       await member.store.finishIntent(domain, intent.id);
     } catch (error) {

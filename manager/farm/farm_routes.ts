@@ -97,6 +97,10 @@ export function addFarmRoutes(router: Router, member: FarmMember): void {
     await readJsonBody(request); // Start takes no options; the body may be {} or empty.
     const name = params.name;
     const definition: DomainDefinition = domains.info(name).definition;
+    const owner = await store.owner(name);
+    if (owner !== undefined) {
+      throw new ApiError("conflict", `Domain '${name}' already runs on host '${owner.owner.host}'`);
+    }
     const choice = url.searchParams.get("host") ?? definition.placement?.host ?? member.host;
     let target = choice;
     let reason = choice === member.host ? "this host" : "asked for";
@@ -106,10 +110,6 @@ export function addFarmRoutes(router: Router, member: FarmMember): void {
       await liveHost(store, choice);
     }
     if (target === member.host) return jsonResponse(await member.startHere(name));
-    const owner = await store.owner(name);
-    if (owner !== undefined) {
-      throw new ApiError("conflict", `Domain '${name}' already runs on host '${owner.owner.host}'`);
-    }
     await member.intents.request(name, target, reason);
     return jsonResponse({
       ...domains.info(name),
