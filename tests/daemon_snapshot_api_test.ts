@@ -205,6 +205,18 @@ Deno.test({
       const merged = await api.get<VolumeInfo>("/v1/pools/default/volumes/root");
       assert.deepEqual(merged.snapshots, []);
       assert.equal(await compare(after, volume.path), true, "delete kept the latest state");
+
+      // Snapshots outlive an undefine, but a new domain of that name does not inherit them.
+      await api.post("/v1/domains/web/snapshots", { name: "s2" });
+      await api.delete("/v1/domains/web");
+      await api.post("/v1/domains", { name: "web", boot: { demo: true } });
+      assert.deepEqual(await api.get("/v1/domains/web/snapshots"), []);
+      await refused(api.get("/v1/domains/web/snapshots/s2"), 404, /belongs to a former domain/);
+      await refused(
+        api.post("/v1/domains/web/snapshots/s2/revert"),
+        404,
+        /belongs to a former domain/,
+      );
     } finally {
       await daemon.cleanup();
     }

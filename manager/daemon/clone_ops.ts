@@ -21,7 +21,7 @@ import { isObjectName, isVolumeName, OBJECT_NAME_RULE } from "../../common/valid
 import { checkSnapshotName } from "../snapshots/snapshot_store.ts";
 import { diskName } from "../../vmm/device_names.ts";
 import { booleanField, defineAndRestore, requestObject, withVmmStopped } from "./save_restore.ts";
-import { type SnapshotContext, snapshotDisks } from "./snapshot_ops.ts";
+import { type SnapshotContext, snapshotDisks, snapshotOf } from "./snapshot_ops.ts";
 
 /** At most this many clones per request. */
 export const MAX_CLONES = 100;
@@ -159,7 +159,7 @@ async function fromSnapshot(
   count: number,
   created: Created,
 ): Promise<CloneSource> {
-  const meta = await ctx.store.get(source, snapshot);
+  const meta = await snapshotOf(ctx, ctx.domains.get(source), snapshot);
   for (const disk of meta.disks) {
     // Dir and shared pools keep an external snapshot's image at this documented place
     // (storage/pool/snapshots.ts); btrfs keeps a subvolume the pool API does not expose.

@@ -56,17 +56,49 @@ export function snapshotDisks(definition: DomainDefinition, verb: string): Snaps
   return disks;
 }
 
+/**
+ * The snapshots of the domain `entry` is, oldest first. Snapshots are kept by domain name,
+ * and undefining a domain leaves them: those of a former domain of the same name (another
+ * uuid) are not this one's, and are left out.
+ */
+async function snapshotsOf(ctx: SnapshotContext, entry: DomainEntry): Promise<SnapshotMeta[]> {
+  return (await ctx.store.list(entry.definition.name)).filter((meta) => ownedBy(meta, entry));
+}
+
+/** Snapshot `name` of the domain `entry` is (404 when it has none of that name). */
+export async function snapshotOf(
+  ctx: SnapshotContext,
+  entry: DomainEntry,
+  name: string,
+): Promise<SnapshotMeta> {
+  const domain = entry.definition.name;
+  const meta = await ctx.store.get(domain, name);
+  if (!ownedBy(meta, entry)) {
+    throw new ApiError(
+      "not_found",
+      `Domain '${domain}' has no snapshot '${name}': the one in ${ctx.store.dir(domain, name)} ` +
+        `belongs to a former domain of that name (uuid ${meta.definition.uuid}); remove that ` +
+        `folder if it is no longer needed`,
+    );
+  }
+  return meta;
+}
+
+function ownedBy(meta: SnapshotMeta, entry: DomainEntry): boolean {
+  return meta.definition.uuid === undefined || meta.definition.uuid === entry.definition.uuid;
+}
+
 /** GET /v1/domains/{name}/snapshots. */
 export async function listSnapshots(ctx: SnapshotContext, domain: string) {
-  ctx.domains.get(domain);
+  const entry = ctx.domains.get(domain);
   const current = await ctx.store.current(domain);
-  return (await ctx.store.list(domain)).map((meta) => view(meta, current));
+  return (await snapshotsOf(ctx, entry)).map((meta) => view(meta, current));
 }
 
 /** GET /v1/domains/{name}/snapshots/{snapshot}. */
 export async function snapshotInfo(ctx: SnapshotContext, domain: string, name: string) {
-  ctx.domains.get(domain);
-  return view(await ctx.store.get(domain, name), await ctx.store.current(domain));
+  const entry = ctx.domains.get(domain);
+  return view(await snapshotOf(ctx, entry, name), await ctx.store.current(domain));
 }
 
 /** POST /v1/domains/{name}/snapshots. */
@@ -111,7 +143,9 @@ export async function createSnapshot(
       definition,
     };
     const parent = await ctx.store.current(domain);
-    if (parent !== undefined) meta.parent = parent;
+    if (parent !== undefined && (await snapshotsOf(ctx, entry)).some((s) => s.name === parent)) {
+      meta.parent = parent;
+    }
     try {
       if (state === "shutoff") {
         await snapshotAll(ctx.pools, disks, name);
@@ -148,8 +182,8 @@ export async function revertSnapshot(
   domain: string,
   name: string,
 ): Promise<DomainInfo> {
-  const meta = await ctx.store.get(domain, name);
   const entry = ctx.domains.get(domain);
+  const meta = await snapshotOf(ctx, entry, name);
   refuseTransient(entry, "revert");
   // The definition goes back too (as libvirt's snapshots carry the domain XML): the saved
   // machine needs the memory size, vCPUs and devices it was taken with.
@@ -157,7 +191,7 @@ export async function revertSnapshot(
     await ctx.domains.edit(domain, meta.definition);
   }
   return await ctx.domains.locked(domain, async (entry) => {
-    const all = await ctx.store.list(domain);
+    const all = await snapshotsOf(ctx, entry);
     const volumes = new Set(meta.disks.map((d) => `${d.pool}/${d.volume}`));
     // The pools drop a volume's snapshots newer than the one rolled back to.
     const dropped = all.filter((other) =>
@@ -198,7 +232,7 @@ export async function deleteSnapshot(
   name: string,
 ): Promise<void> {
   await ctx.domains.locked(domain, async (entry) => {
-    const meta = await ctx.store.get(domain, name);
+    const meta = await snapshotOf(ctx, entry, name);
     const merge = async () => {
       const remaining = [...meta.disks];
       while (remaining.length > 0) {
