@@ -80,6 +80,9 @@ Deno.test({
       }
       assert.equal((await Deno.stat(`${dir}/run/admin.sock`)).mode! & 0o777, 0o600);
       assert.equal((await Deno.stat(socket)).mode! & 0o777, 0o660);
+      // A pool defined outside the pool roots (root may).
+      using client = new ApiClient(socket);
+      await client.post("/v1/pools", { name: "rootpool", type: "dir", path: `${dir}/elsewhere` });
       const statuses = await asNobody(socket, denoDir, [
         ["GET", "/v1/host"],
         ["POST", "/v1/pools", { name: "roots", type: "dir", path: "/root/pool" }],
@@ -91,14 +94,20 @@ Deno.test({
         ["POST", "/v1/pools/mine/volumes", { name: "v", import: "/etc/shadow" }],
         ["POST", "/v1/pools/mine/volumes/v/export", { target: "/root/.ssh/authorized_keys" }],
         ["DELETE", "/v1/pools/mine"],
+        ["POST", "/v1/pools/rootpool/build"],
+        ["POST", "/v1/pools/rootpool/bui%6Cd"],
+        ["DELETE", "/v1/pools/rootpool?delete=1"],
+        ["POST", "/v1/restore", { path: "/root/state" }],
         ["POST", "/v1/domains/c/start"],
       ]);
-      assert.deepEqual(statuses.slice(0, 10), [200, 403, 403, 201, 403, 403, 201, 403, 403, 204]);
+      assert.deepEqual(
+        statuses.slice(0, 14),
+        [200, 403, 403, 201, 403, 403, 201, 403, 403, 204, 403, 403, 403, 403],
+      );
       // start is allowed (it fails here for want of KVM or is refused, but not with 403).
-      assert.notEqual(statuses[10], 403);
+      assert.notEqual(statuses[14], 403);
       // Root (this test) goes through admin.sock: a host path as a disk is root's to give.
       await Deno.writeFile(`${dir}/disk.raw`, new Uint8Array(1 << 20));
-      using client = new ApiClient(socket);
       const info = await client.post<{ name: string }>("/v1/domains", {
         name: "rootdisk",
         boot: { demo: true },

@@ -29,6 +29,20 @@ export interface GroupPolicyContext {
 }
 
 const LIFECYCLE = ["start", "shutdown", "destroy", "reboot", "pause", "resume"];
+/** Pool actions members may take (build has its own rule); a new one is root's until listed. */
+const POOL_ACTIONS = ["start", "stop", "refresh", "snapshot", "rollback"];
+/** Volume actions members may take: all work inside pools (export is checked). */
+const VOLUME_ACTIONS = [
+  "wipe",
+  "resize",
+  "clone",
+  "snapshot",
+  "rollback",
+  "commit",
+  "delete-snapshot",
+  "convert",
+  "export",
+];
 
 /**
  * Returns the request to serve (with its body re-made when it was read to be checked), or
@@ -40,8 +54,14 @@ export async function confineGroupRequest(
 ): Promise<Request> {
   if (request.method === "GET" || request.method === "HEAD") return request;
   const url = new URL(request.url);
-  const path = url.pathname.split("/").filter(Boolean);
-  const [v1, collection, name, sub, vol, action] = path;
+  // Decoded as the router decodes them, so that "bui%6Cd" is judged as the "build" it is.
+  let path: string[];
+  try {
+    path = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  } catch {
+    throw refused(`${request.method} ${url.pathname}`);
+  }
+  const [v1, collection, name, sub, , action] = path;
   if (v1 !== "v1") return request; // Not an API path: the router answers 404.
   const body = () => readJsonBody(request);
   const again = (value: unknown) =>
@@ -79,7 +99,9 @@ export async function confineGroupRequest(
       requirePoolUnderRoot(name, context, "build");
       return request;
     }
-    if (path.length === 4 && request.method === "POST" && sub !== "volumes") return request;
+    if (path.length === 4 && request.method === "POST" && POOL_ACTIONS.includes(sub)) {
+      return request;
+    }
     if (path.length === 4 && sub === "volumes" && request.method === "POST") {
       const create = await body() as { import?: unknown };
       if (create?.import !== undefined) {
@@ -88,12 +110,14 @@ export async function confineGroupRequest(
       return again(create);
     }
     if (path.length === 5 && sub === "volumes" && request.method === "DELETE") return request;
-    if (path.length === 6 && sub === "volumes" && request.method === "POST") {
+    if (
+      path.length === 6 && sub === "volumes" && request.method === "POST" &&
+      VOLUME_ACTIONS.includes(action)
+    ) {
       const actionBody = await body() as { target?: unknown };
       if (action === "export") {
         requireInside(actionBody?.target, context, "target", "export into", false);
       }
-      void vol;
       return again(actionBody);
     }
   }
