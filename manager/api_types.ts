@@ -11,7 +11,7 @@
  *   GET    /v1/domains/{name}                    -> DomainInfo
  *   PUT    /v1/domains/{name}                    DomainDefinition -> DomainInfo   (edit)
  *   DELETE /v1/domains/{name}                    -> 204                           (undefine)
- *   POST   /v1/domains/{name}/{action}           ActionRequest -> DomainInfo
+ *   POST   /v1/domains/{name}/{action}[?host=H]  ActionRequest -> DomainInfo
  *            action: start | shutdown | destroy | reboot | pause | resume
  *   GET    /v1/domains/{name}/stats              -> DomainStats
  *   POST   /v1/domains/{name}/save               SaveRequest -> SaveResult       (xl save)
@@ -29,6 +29,12 @@
  *   PUT    /v1/domains/{name}/autostart          { enabled } -> DomainInfo
  *   GET    /v1/events                            -> application/x-ndjson stream of DomainEvent
  *   GET    /v1/openapi.json                      -> the OpenAPI 3.1 description
+ * Farm (manager/farm/farm_api.ts; a daemon started with --farm, else 404)
+ *   GET    /v1/farm                              -> FarmStatus
+ *   GET    /v1/farm/hosts                        -> FarmHost[]
+ *   GET    /v1/farm/events[?limit=N]             -> EventRecord[]
+ *   PUT    /v1/farm/hosts/{host}/maintenance     { enabled } -> FarmHost
+ *   POST   /v1/farm/hosts/{host}/evacuate        -> EvacuationStep[]
  * Storage (storage/pool/ behind manager/daemon/)
  *   GET    /v1/pools                             -> PoolInfo[]
  *   POST   /v1/pools                             PoolDefinition -> PoolInfo (201)

@@ -9,6 +9,7 @@
 import { VERSION } from "../../common/version.ts";
 import { ref, SCHEMAS } from "./openapi_schemas.ts";
 import { SAVE_SCHEMAS, savePaths } from "./openapi_save.ts";
+import { FARM_SCHEMAS, farmPaths } from "../farm/farm_openapi.ts";
 
 type Schema = Record<string, unknown>;
 
@@ -124,7 +125,13 @@ const PATHS: Record<string, Record<string, Schema>> = {
     post: operation("domainAction", "Start, shut down, destroy, reboot, pause or resume", {
       ok: DOMAIN_INFO,
       body: ref("ActionRequest"),
-      parameters: [NAME, pathParameter("action", "What to do", DOMAIN_ACTIONS)],
+      parameters: [
+        NAME,
+        pathParameter("action", "What to do", DOMAIN_ACTIONS),
+        queryParameter("host", "start in a farm: auto, or the host to run it on", {
+          type: "string",
+        }),
+      ],
     }),
   },
   "/v1/domains/{name}/stats": {
@@ -297,9 +304,9 @@ export const OPENAPI_DOCUMENT: Readonly<Record<string, unknown>> = {
       "documented in docs/domain.md.",
   },
   servers: [{ url: "http://localhost", description: "Over the unix socket" }],
-  paths: { ...PATHS, ...savePaths(operation) },
+  paths: { ...PATHS, ...savePaths(operation), ...farmPaths(operation) },
   components: {
-    schemas: { ...SCHEMAS, ...SAVE_SCHEMAS },
+    schemas: { ...SCHEMAS, ...SAVE_SCHEMAS, ...FARM_SCHEMAS },
     responses: {
       Invalid: errorResponse("Malformed JSON, unknown fields, wrong types or impossible values"),
       Forbidden: errorResponse("The client may not use this socket"),

@@ -1,0 +1,131 @@
+/**
+ * The OpenAPI paths and schemas of the farm routes (farm_routes.ts, types in
+ * farm_api.ts), merged into the document by manager/daemon/openapi.ts. A daemon
+ * without --farm answers them with 404.
+ *
+ * @module
+ */
+
+type Schema = Record<string, unknown>;
+type Operation = (
+  operationId: string,
+  summary: string,
+  options: { ok: [number, Schema]; body?: Schema; parameters?: Schema[] },
+) => Schema;
+
+const string: Schema = { type: "string" };
+const integer: Schema = { type: "integer" };
+const boolean: Schema = { type: "boolean" };
+const labels: Schema = { type: "object", additionalProperties: string };
+
+function ref(name: string): Schema {
+  return { $ref: `#/components/schemas/${name}` };
+}
+
+function object(properties: Record<string, Schema>, required: string[] = []): Schema {
+  return { type: "object", properties, required, additionalProperties: false };
+}
+
+function json(schema: Schema, description: string): Schema {
+  return { description, content: { "application/json": { schema } } };
+}
+
+const HOST: Schema = {
+  name: "host",
+  in: "path",
+  required: true,
+  description: "Host name",
+  schema: string,
+};
+
+const hostFields = {
+  name: string,
+  address: string,
+  capacity: object({ memoryBytes: integer, vcpus: integer }, ["memoryBytes", "vcpus"]),
+  labels,
+  migrationListen: string,
+  version: string,
+  joinedAt: string,
+  updatedAt: string,
+  maintenance: boolean,
+  freeMemoryBytes: integer,
+  freeVcpus: integer,
+  domains: { type: "array", items: string },
+};
+
+/** The schemas of the farm's types. */
+export const FARM_SCHEMAS: Record<string, Schema> = {
+  FarmHost: object(hostFields, Object.keys(hostFields).filter((k) => k !== "migrationListen")),
+  FarmStatus: object({
+    farm: string,
+    host: string,
+    etcd: object({ version: string, leader: string, revision: integer }),
+    leaseTtlSeconds: integer,
+    fenceAfterSeconds: { type: "number" },
+    haDelaySeconds: { type: "number" },
+    fenced: boolean,
+    hosts: { type: "array", items: ref("FarmHost") },
+    owners: {
+      type: "array",
+      items: object({ domain: string, host: string, since: string, detached: boolean }, [
+        "domain",
+        "host",
+        "since",
+      ]),
+    },
+  }, ["farm", "host", "etcd", "hosts", "owners"]),
+  EventRecord: object({
+    time: string,
+    host: string,
+    kind: { type: "string", description: "joined, started, ha-restart, lost, evacuated..." },
+    domain: string,
+    detail: string,
+  }, ["time", "host", "kind"]),
+  EvacuationStep: object({
+    domain: string,
+    to: string,
+    status: { enum: ["moved", "failed"] },
+    error: string,
+  }, ["domain", "status"]),
+};
+
+/** The farm's paths, built with openapi.ts's `operation`. */
+export function farmPaths(operation: Operation): Record<string, Record<string, Schema>> {
+  return {
+    "/v1/farm": {
+      get: operation("farmStatus", "The farm: etcd, timings, hosts, running domains", {
+        ok: [200, json(ref("FarmStatus"), "The farm as this host sees it")],
+      }),
+    },
+    "/v1/farm/hosts": {
+      get: operation("farmHosts", "The live hosts with their free memory and vCPUs", {
+        ok: [200, json({ type: "array", items: ref("FarmHost") }, "The hosts")],
+      }),
+    },
+    "/v1/farm/events": {
+      get: operation("farmEvents", "The farm's recent events, oldest first", {
+        ok: [200, json({ type: "array", items: ref("EventRecord") }, "The events")],
+        parameters: [{
+          name: "limit",
+          in: "query",
+          required: false,
+          description: "How many (default 100)",
+          schema: { type: "integer", minimum: 1, maximum: 10000 },
+        }],
+      }),
+    },
+    "/v1/farm/hosts/{host}/maintenance": {
+      put: operation("farmMaintenance", "Keep new domains off a host, or allow them again", {
+        ok: [200, json(ref("FarmHost"), "The host")],
+        body: object({ enabled: boolean }, ["enabled"]),
+        parameters: [HOST],
+      }),
+    },
+    "/v1/farm/hosts/{host}/evacuate": {
+      post: operation("farmEvacuate", "Move every domain off a host (stop, start elsewhere)", {
+        ok: [200, json({ type: "array", items: ref("EvacuationStep") }, "What moved where")],
+        parameters: [HOST],
+      }),
+    },
+  };
+}
