@@ -38,6 +38,8 @@ export const SERVER_DEFAULTS = {
 
 /** The longest pause between two accept attempts when descriptors are short. */
 const MAX_ACCEPT_PAUSE_MS = 1000;
+/** The shortest time between two reports of failing accepts. */
+const REPORT_INTERVAL_MS = 10_000;
 
 /** A listening server. */
 export class UnixHttpServer {
@@ -99,6 +101,7 @@ export class UnixHttpServer {
   async #acceptLoop(): Promise<void> {
     const served = new Set<Promise<void>>();
     let pause = 0;
+    let lastReport = -Infinity;
     while (!this.#stopping) {
       let conn: Deno.Conn;
       try {
@@ -108,7 +111,11 @@ export class UnixHttpServer {
         if (this.#stopping || error instanceof Deno.errors.BadResource) break;
         // EMFILE/ENFILE (or any other failure to accept): the peer stays queued in the
         // kernel; wait for descriptors to come back instead of spinning or dying.
-        if (pause === 0) this.#log(`cannot accept a connection (${describe(error)}); retrying`);
+        // Reported at most every 10 s: at the limit, accept fails again after each success.
+        if (Date.now() - lastReport >= REPORT_INTERVAL_MS) {
+          lastReport = Date.now();
+          this.#log(`cannot accept a connection (${describe(error)}); retrying`);
+        }
         pause = Math.min(MAX_ACCEPT_PAUSE_MS, Math.max(10, pause * 2));
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, pause);
