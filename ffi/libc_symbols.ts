@@ -91,6 +91,10 @@ export const LIBC_SYMBOLS = {
   tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /** int *__errno_location(void): errno of the calling thread */
   __errno_location: { parameters: [], result: "pointer" },
+  /** int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5) */
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  /** long syscall(long number, long a1, long a2, void *a3): the 3-argument form (seccomp(2)) */
+  syscall3: { name: "syscall", parameters: ["i64", "i64", "i64", "pointer"], result: "i64" },
   /** char *strerror(int errnum) */
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
