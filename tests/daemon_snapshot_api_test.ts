@@ -206,6 +206,15 @@ Deno.test({
       assert.deepEqual(merged.snapshots, []);
       assert.equal(await compare(after, volume.path), true, "delete kept the latest state");
 
+      // A snapshot whose disk snapshot went (deleted through the pool) is refused whole.
+      await api.post("/v1/domains/web/snapshots", { name: "s3" });
+      await api.post("/v1/pools/default/volumes/root/delete-snapshot", { snapshot: "s3" });
+      await refused(
+        api.post("/v1/domains/web/snapshots/s3/revert"),
+        409,
+        /volume 'root' of pool 'default' \(disk vda\) no longer has a snapshot 's3'/,
+      );
+
       // Snapshots outlive an undefine, but a new domain of that name does not inherit them.
       await api.post("/v1/domains/web/snapshots", { name: "s2" });
       await api.delete("/v1/domains/web");

@@ -145,7 +145,10 @@ async function fromDomain(
     }
     await Deno.mkdir(tempDir, { recursive: true, mode: 0o700 });
     const stateFile = join(tempDir, "state");
-    await withVmmStopped(ctx.domains, entry, stateFile, copyDisks);
+    const { restartError } = await withVmmStopped(ctx.domains, entry, stateFile, copyDisks);
+    // The copies are whole and the clones could be made, but a source that did not come
+    // back is the first thing to hear about: stop here (the copies are removed again).
+    if (restartError !== undefined) throw restartError;
     return { definition, disks, stateFile };
   });
 }

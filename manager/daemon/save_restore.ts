@@ -71,14 +71,15 @@ export function runDisks(run: VmmRun): { id: string; path: string }[] {
  * Saves the running domain of `entry` to `stateFile` (paused), stops its VMM, runs
  * `change` (the disks are free), then starts a VMM from the state again, paused if it
  * was. The caller holds the domain's mutex. `change` failing still brings the domain
- * back; the domain not coming back is an error that says what did happen.
+ * back (and its error is thrown). When `change` succeeded but the domain does not come
+ * back, `restartError` says why: the change is done and the caller records it first.
  */
 export async function withVmmStopped<T>(
   domains: DomainManager,
   entry: DomainEntry,
   stateFile: string,
   change: (saved: VmmSaveResult) => Promise<T>,
-): Promise<{ result: T; saved: VmmSaveResult }> {
+): Promise<{ result: T; saved: VmmSaveResult; restartError?: ApiError }> {
   const run = needRunning(entry, "take its disks away from");
   if (!entry.persistent) {
     // Its VMM's end would end the domain itself (a transient domain lives in its VMM).
@@ -121,11 +122,12 @@ export async function withVmmStopped<T>(
   try {
     await restart();
   } catch (error) {
-    throw new ApiError(
+    const restartError = new ApiError(
       "internal",
-      `The disks of domain '${entry.definition.name}' were changed but its VMM could not ` +
-        `be started again from ${stateFile}: ${(error as Error).message}`,
+      `domain '${entry.definition.name}' could not be resumed from ${stateFile} and is shut ` +
+        `off: ${(error as Error).message}`,
     );
+    return { result, saved, restartError };
   }
   return { result, saved };
 }

@@ -142,6 +142,7 @@ export async function createSnapshot(
       disks,
       definition,
     };
+    let restartError: ApiError | undefined;
     const parent = await ctx.store.current(domain);
     if (parent !== undefined && (await snapshotsOf(ctx, entry)).some((s) => s.name === parent)) {
       meta.parent = parent;
@@ -152,12 +153,14 @@ export async function createSnapshot(
       } else {
         // Disk-only still needs the guest's state for the moment its VMM is away.
         const stateFile = diskOnly ? join(dir, ".resume") : join(dir, "state");
-        const { saved } = await withVmmStopped(
+        const stopped = await withVmmStopped(
           ctx.domains,
           entry,
           stateFile,
           () => snapshotAll(ctx.pools, disks, name),
         );
+        const saved = stopped.saved;
+        restartError = stopped.restartError;
         if (diskOnly) {
           // The new VMM has mapped the memory file; the names can go.
           await Deno.remove(stateFile).catch(() => {});
@@ -172,6 +175,14 @@ export async function createSnapshot(
       throw error;
     }
     await ctx.store.commit(meta);
+    if (restartError !== undefined) {
+      // The snapshot is whole (disks and state): keep it, and say how to get the guest back.
+      throw new ApiError(
+        "internal",
+        `Snapshot '${name}' was taken, but ${restartError.message}` +
+          (meta.memory ? `; 'denovisor snapshot revert ${domain} ${name}' tries again` : ""),
+      );
+    }
     return view(meta, name);
   });
 }
@@ -198,6 +209,16 @@ export async function revertSnapshot(
       other.createdAt > meta.createdAt &&
       other.disks.some((d) => volumes.has(`${d.pool}/${d.volume}`))
     );
+    // Every disk's snapshot must be there before anything is stopped or rolled back.
+    for (const disk of meta.disks) {
+      if (!ctx.pools.volumeInfo(disk.pool, disk.volume).snapshots.includes(name)) {
+        throw new ApiError(
+          "conflict",
+          `Cannot revert domain '${domain}' to '${name}': volume '${disk.volume}' of pool ` +
+            `'${disk.pool}' (disk ${disk.id}) no longer has a snapshot '${name}'`,
+        );
+      }
+    }
     if (entry.state !== "shutoff") await ctx.domains.lifecycle.destroy(entry);
     for (const disk of meta.disks) {
       await ctx.pools.volumeAction(disk.pool, disk.volume, "rollback", { snapshot: name });
@@ -242,7 +263,7 @@ export async function deleteSnapshot(
             snapshot: name,
           });
         } catch (error) {
-          // Keep the snapshot, naming only the disks still to merge, and say so.
+          // Keep the snapshot, listing only the disks still to merge; the pool says why.
           await ctx.store.commit({ ...meta, disks: remaining }, false);
           throw error;
         }
@@ -254,7 +275,19 @@ export async function deleteSnapshot(
       const dir = join(ctx.store.root, domain, `.delete-${crypto.randomUUID()}`);
       await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
       try {
-        await withVmmStopped(ctx.domains, entry, join(dir, "state"), merge);
+        const { restartError } = await withVmmStopped(
+          ctx.domains,
+          entry,
+          join(dir, "state"),
+          merge,
+        );
+        if (restartError !== undefined) {
+          await ctx.store.remove(domain, name);
+          throw new ApiError(
+            "internal",
+            `Snapshot '${name}' was deleted (its disks merged), but ${restartError.message}`,
+          );
+        }
       } finally {
         await Deno.remove(dir, { recursive: true }).catch(() => {});
       }
