@@ -21,6 +21,7 @@ import {
   probeFormat,
 } from "../storage/image.ts";
 import { qemuImg } from "../storage/qcow2/testing/qemu_tools.ts";
+import { denovisor } from "./cli_support.ts";
 
 const MIB = 1024 * 1024;
 
@@ -240,4 +241,23 @@ Deno.test("check reports an L1 entry with COPIED set and offset 0 as corruption,
   assert.equal(errors.length, 1, errors.join("; "));
   assert.match(errors[0], /L1 entry 0 has the COPIED flag set but no L2 table/);
   assert.notEqual(new Deno.Command("qemu-img", { args: ["check", path] }).outputSync().code, 0);
+});
+
+Deno.test("denovisor img refuses a FIFO, /dev/zero and /proc/self/environ with a clear error instead of hanging", async () => {
+  using dir = tempDir();
+  const fifo = `${dir.path}/fifo`;
+  mkfifo(fifo);
+  for (const source of [fifo, "/dev/zero", "/proc/self/environ"]) {
+    for (
+      const args of [["info", source], ["convert", "-O", "raw", source, `${dir.path}/out.raw`]]
+    ) {
+      const r = await denovisor(["img", ...args], { timeoutMs: 60_000 });
+      assert.notEqual(r.code, 0, `${args.join(" ")}: ${r.stdout}`);
+      assert.match(
+        r.stderr,
+        /it is (a FIFO|a character device|a proc kernel file); an image is a regular file or a block device|it is a proc kernel file, not a disk image/,
+        args.join(" "),
+      );
+    }
+  }
 });
