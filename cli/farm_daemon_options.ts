@@ -8,6 +8,8 @@
 import type { FarmOptions } from "../manager/farm/farm_member.ts";
 import { DEFAULT_LEASE_TTL_SECONDS } from "../manager/farm/farm_member.ts";
 import { parseSizeArgument, UsageError } from "./usage_error.ts";
+import { join } from "node:path";
+import { resolvePaths } from "../manager/paths.ts";
 
 /** The parseArgs options of the farm flags. */
 export const FARM_DAEMON_OPTIONS = {
@@ -45,9 +47,9 @@ Farm (many hosts managed as one; the farm's state lives in etcd v3, docs/farm.md
   --farm-lease-ttl S    Host lease TTL in seconds (default ${DEFAULT_LEASE_TTL_SECONDS}; >= 3):
                         a lost host's HA domains restart about S + 1 s later`;
 
-type Values = {
-  [K in keyof typeof FARM_DAEMON_OPTIONS]?: K extends "host-label" ? string[] : string;
-};
+type Values =
+  & { [K in keyof typeof FARM_DAEMON_OPTIONS]?: K extends "host-label" ? string[] : string }
+  & { "state-dir"?: string };
 
 /** The farm options from the parsed flags, or undefined without --farm. */
 export async function farmOptions(values: Values): Promise<FarmOptions | undefined> {
@@ -112,5 +114,6 @@ export async function farmOptions(values: Values): Promise<FarmOptions | undefin
     vcpus,
     migrationListen: values["migration-listen"],
     leaseTtlSeconds: ttl,
+    leaseFile: join(resolvePaths({ stateDir: values["state-dir"] }).stateDir, "farm-lease"),
   };
 }

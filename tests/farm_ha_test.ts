@@ -101,3 +101,25 @@ etcdTest("farm HA: a host cut off from etcd fences itself; nothing ever runs twi
     await farm.stop();
   }
 });
+
+etcdTest("farm HA: a daemon killed and restarted within the TTL takes its lease back", async () => {
+  const farm = await TestFarm.start([{ name: "h1" }, { name: "h2" }], { ttl: TTL });
+  try {
+    const [h1, h2] = farm.daemons;
+    await h1.client.post("/v1/domains", farmDomain("db", { ha: true }));
+    await h1.client.post("/v1/domains/db/start", {});
+    await h1.kill("SIGKILL"); // The VMM keeps running, as under systemd's restart.
+    await h1.start();
+    await eventually("the new daemon joined", async () => {
+      const events = await h2.client.get<EventRecord[]>("/v1/farm/events");
+      return events.filter((e) => e.kind === "joined" && e.host === "h1").length === 2;
+    });
+    // Well past the TTL: nothing was restarted elsewhere, db still runs once, on h1.
+    await new Promise((r) => setTimeout(r, (TTL + 2) * 1000));
+    assert.deepEqual(await farm.runningOn("db"), ["h1"]);
+    const events = await h2.client.get<EventRecord[]>("/v1/farm/events");
+    assert.ok(!events.some((e) => e.kind === "ha-restart"), JSON.stringify(events));
+  } finally {
+    await farm.stop();
+  }
+});

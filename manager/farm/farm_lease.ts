@@ -64,7 +64,22 @@ export class MemberLease {
   /** Grants a new lease and starts renewing it. */
   async grant(): Promise<string> {
     const sent = Date.now();
-    this.#id = await this.#etcd.grant(this.#options.ttlSeconds);
+    return this.#start(await this.#etcd.grant(this.#options.ttlSeconds), sent);
+  }
+
+  /**
+   * Takes over `lease` (a previous daemon of this host's, killed moments ago) when etcd
+   * still has it; false when it has expired.
+   */
+  async resume(lease: string): Promise<boolean> {
+    const sent = Date.now();
+    if (!(await this.#etcd.keepAlive(lease) > 0)) return false;
+    this.#start(lease, sent);
+    return true;
+  }
+
+  #start(lease: string, sent: number): string {
+    this.#id = lease;
     this.#lastRenewSent = sent;
     this.#fenced = false;
     this.#lost = false;

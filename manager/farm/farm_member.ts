@@ -42,6 +42,12 @@ export interface FarmOptions {
   leaseTtlSeconds?: number;
   /** Extra wait after a host's lease expired before its HA domains restart (default 1 s). */
   haDelayMs?: number;
+  /**
+   * Where the daemon keeps its lease id (in its state directory), so that a daemon
+   * restarted within the TTL (after a crash) takes its lease back instead of letting
+   * it expire, which would make the other hosts restart its HA domains.
+   */
+  leaseFile?: string;
 }
 
 /** One daemon's membership of a farm. */
@@ -105,7 +111,9 @@ export class FarmMember {
     this.ha = new FarmHa(this, options.haDelayMs ?? 1000);
     // Local domain events become farm events (best effort: the farm may be unreachable).
     events.listen((event) => {
-      if (!this.#joined) return;
+      // Definitions change on every host at once (the mirror): the farm routes record
+      // those once, from the host that was asked.
+      if (!this.#joined || event.kind === "defined" || event.kind === "undefined") return;
       this.store.event({
         host: this.host,
         kind: event.kind,
@@ -149,14 +157,19 @@ export class FarmMember {
    */
   async join(): Promise<void> {
     const existing = await this.store.etcd.get(this.store.keys.host(this.host));
-    if (existing !== undefined && existing.lease !== "0") {
+    const previous = await this.#previousLease();
+    if (existing !== undefined && existing.lease === previous) {
+      if (await this.#lease.resume(previous)) {
+        this.log(`took back the lease ${previous} of this host's previous daemon`);
+      } else await this.#lease.grant();
+    } else if (existing !== undefined && existing.lease !== "0") {
       throw new ApiError(
         "conflict",
         `Host '${this.host}' is already in farm '${this.#options.farm}' (another daemon holds ` +
           `its key); give this daemon another --host-name`,
       );
-    }
-    await this.#lease.grant();
+    } else await this.#lease.grant();
+    await this.#saveLease();
     await this.#publish();
     await this.#mergeDefinitions();
     this.#joined = true;
@@ -398,9 +411,27 @@ export class FarmMember {
     }
   }
 
+  async #previousLease(): Promise<string | undefined> {
+    if (this.#options.leaseFile === undefined) return undefined;
+    try {
+      return (await Deno.readTextFile(this.#options.leaseFile)).trim();
+    } catch {
+      return undefined;
+    }
+  }
+
+  async #saveLease(): Promise<void> {
+    if (this.#options.leaseFile === undefined) return;
+    await Deno.writeTextFile(this.#options.leaseFile, `${this.lease}\n`, { mode: 0o600 })
+      .catch((e) =>
+        this.log(`cannot keep the lease id in ${this.#options.leaseFile}: ${e.message}`)
+      );
+  }
+
   async #rejoin(): Promise<void> {
     try {
       await this.#lease.grant();
+      await this.#saveLease();
       await this.#publish();
       await this.store.event({
         host: this.host,

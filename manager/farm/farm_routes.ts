@@ -73,12 +73,21 @@ export function addFarmRoutes(router: Router, member: FarmMember): void {
       await domains.undefine(info.name).catch(() => {});
       throw error;
     }
+    await store.event({ host: member.host, kind: "defined", domain: info.name });
     if (flag(url, "start")) return jsonResponse(await member.startHere(info.name), 201);
     return jsonResponse(domains.info(info.name), 201);
   });
   router.add("PUT", "/v1/domains/:name", async ({ request, params }) => {
     const info = await domains.edit(params.name, await readJsonBody(request));
-    if (info.persistent) await store.putDefinition(info.definition);
+    if (info.persistent) {
+      await store.putDefinition(info.definition);
+      await store.event({
+        host: member.host,
+        kind: "defined",
+        domain: info.name,
+        detail: "edited",
+      });
+    }
     return jsonResponse(info);
   });
   router.add("DELETE", "/v1/domains/:name", async ({ params }) => {
@@ -91,6 +100,7 @@ export function addFarmRoutes(router: Router, member: FarmMember): void {
     }
     await domains.undefine(params.name);
     await store.deleteDefinition(params.name);
+    await store.event({ host: member.host, kind: "undefined", domain: params.name });
     return new Response(null, { status: 204 });
   });
   router.add("POST", "/v1/domains/:name/start", async ({ request, params, url }) => {
