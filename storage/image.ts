@@ -84,6 +84,8 @@ export function openImage(path: string, options: OpenImageOptions = {}): Image {
 function openInChain(path: string, options: OpenImageOptions, chain: string[]): Image {
   const format = options.format ?? probeFormat(path);
   if (format === "raw") {
+    // A raw base counts towards the chain's depth, as imageInfo counts it.
+    if (chain.length > 0) enterChain(path, chain);
     const disk = RawDisk.open(path, { readOnly: options.readOnly, direct: options.direct });
     return options.format === undefined && !disk.readOnly ? new ProbedRawImage(disk) : disk;
   }

@@ -61,3 +61,27 @@ Deno.test("a backing chain 257 images deep is refused with one clear error", asy
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a raw base counts towards the limit: 256 qcow2 layers on a raw base are refused", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chain-depth-" });
+  try {
+    await Deno.writeFile(`${dir}/base.raw`, new Uint8Array(SIZE));
+    for (let i = 0; i < 256; i++) {
+      createImage(`${dir}/r${i}.qcow2`, {
+        format: "qcow2",
+        size: SIZE,
+        backingFile: i === 0 ? "base.raw" : `r${i - 1}.qcow2`,
+        backingFormat: i === 0 ? "raw" : "qcow2",
+      });
+    }
+    assert.throws(
+      () => openImage(`${dir}/r255.qcow2`, { readOnly: true }),
+      (e: unknown) =>
+        e instanceof ImageError && /has a backing chain deeper than 256/.test(e.message),
+    );
+    // One layer fewer (256 images in all) still opens.
+    openImage(`${dir}/r254.qcow2`, { readOnly: true }).close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
