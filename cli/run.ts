@@ -26,6 +26,12 @@ import type {
 } from "../vmm/vmm_config.ts";
 import { parseCommandArgs, parseSizeArgument, UsageError } from "./usage_error.ts";
 import {
+  DEFAULT_SECCOMP_MODE,
+  enterSeccomp,
+  type SeccompMode,
+} from "../vmm/sandbox/seccomp_filter.ts";
+import { seccompFlag } from "./vmm.ts";
+import {
   type DiskSpec,
   type NicSpec,
   parseDiskSpec,
@@ -73,6 +79,8 @@ Options:
   --balloon            A virtio-balloon device
   --virtio-console     A virtio console on the same console backend (it takes the input)
   --transport T        Default transport of virtio devices: pci (default) or mmio
+  --seccomp MODE       System-call filter entered before the guest runs: strict, log
+                       (default: unknown calls are logged, forbidden ones kill) or off
 ${RUN_STATE_HELP}
   -h, --help           Show this help
 
@@ -94,6 +102,8 @@ interface RunOptions {
   restartOnReboot: boolean;
   /** --restore, --paused, --force, --save-on-signal. */
   state: RunStateOptions;
+  /** Entered before the first vCPU runs. */
+  seccomp: SeccompMode;
 }
 
 async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> {
@@ -116,11 +126,13 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
     balloon: { type: "boolean" },
     "virtio-console": { type: "boolean" },
     transport: { type: "string", default: "pci" },
+    seccomp: { type: "string", default: DEFAULT_SECCOMP_MODE },
     help: { type: "boolean", short: "h" },
     ...RUN_STATE_FLAGS,
   });
   if (values.help) return undefined;
   const state = parseRunStateOptions(values, args);
+  const seccomp = seccompFlag(values.seccomp);
   if (!/^\d+$/.test(values.cpus)) {
     throw new UsageError(`--cpus: '${values.cpus}' is not a whole number of vCPUs`);
   }
@@ -131,7 +143,8 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
   if (state.restore) {
     const restartOnReboot = onReboot === "restart";
     const restored = await restoredMachine(state.restore.stateFile, restartOnReboot);
-    return { ...restored, consoleSpec: parseConsole(values.console), restartOnReboot, state };
+    const consoleSpec = parseConsole(values.console);
+    return { ...restored, consoleSpec, restartOnReboot, state, seccomp };
   }
   const transport = values.transport;
   if (transport !== "pci" && transport !== "mmio") {
@@ -184,6 +197,7 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
     consoleSpec: parseConsole(values.console),
     restartOnReboot: onReboot === "restart",
     state,
+    seccomp,
   };
 }
 
@@ -295,6 +309,7 @@ export async function runCommand(args: string[]): Promise<number> {
       machine = built;
       input = (bytes) => built.consoleInput(bytes);
       startInputOnce(console_, (bytes) => input(bytes));
+      if (first) enterSeccomp(options.seccomp, (line) => console.error(`denovisor: ${line}`));
       machine.start({ paused: first && restoreFrom?.paused });
       first = false;
       reason = await machine.ended;

@@ -9,8 +9,13 @@ import { EXIT_STATUS } from "../core/vm_end.ts";
 import { readVmmConfig } from "../vmm/config_parse.ts";
 import { runVmm } from "../vmm/vmm_process.ts";
 import { parseCommandArgs, UsageError } from "./usage_error.ts";
+import {
+  parseSeccompMode,
+  SECCOMP_MODES,
+  type SeccompMode,
+} from "../vmm/sandbox/seccomp_filter.ts";
 
-export const VMM_HELP = `Usage: denovisor vmm --config FILE
+export const VMM_HELP = `Usage: denovisor vmm --config FILE [--seccomp MODE]
 
 Runs one domain as the daemon's VMM process: reads FILE (a VmmConfig, see
 vmm/vmm_config.ts), serves the control API on RUNDIR/vmm.sock and the console on
@@ -19,6 +24,9 @@ the VM ends. The daemon starts it; to run a VM by hand use 'denovisor run'.
 
 Options:
   --config FILE   The VMM config (JSON)
+  --seccomp MODE  System-call filter entered before the guest runs: strict (others
+                  kill the VMM), log (others are logged by the kernel; forbidden
+                  ones such as execve, ptrace, mount still kill), off (default: log)
   -h, --help      Show this help
 
 Exit status: 0 when the VM ended (end.json says how), 1 when it could not start
@@ -28,6 +36,7 @@ Exit status: 0 when the VM ended (end.json says how), 1 when it could not start
 export async function vmmCommand(args: string[]): Promise<number> {
   const { values } = parseCommandArgs("vmm", args, {
     config: { type: "string" },
+    seccomp: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -35,6 +44,16 @@ export async function vmmCommand(args: string[]): Promise<number> {
     return EXIT_STATUS.OK;
   }
   if (values.config === undefined) throw new UsageError("vmm: --config FILE is required");
+  const seccomp = values.seccomp === undefined ? undefined : seccompFlag(values.seccomp);
   const config = await readVmmConfig(values.config);
-  return await runVmm(config);
+  return await runVmm(config, { seccomp });
+}
+
+/** The --seccomp value, or a usage error naming the modes. */
+export function seccompFlag(value: string): SeccompMode {
+  try {
+    return parseSeccompMode(value);
+  } catch {
+    throw new UsageError(`--seccomp: '${value}' is not one of ${SECCOMP_MODES.join(", ")}`);
+  }
 }

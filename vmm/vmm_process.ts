@@ -24,6 +24,7 @@ import { describeVirtioPlan, planDevices } from "./device_plan.ts";
 import { VmmDomain } from "./vmm_domain.ts";
 import type { VmmConfig, VmmEndRecord, VmmStatus } from "./vmm_config.ts";
 import { runFiles } from "./run_files.ts";
+import { DEFAULT_SECCOMP_MODE, enterSeccomp, type SeccompMode } from "./sandbox/seccomp_filter.ts";
 
 const O_WRONLY = 0o1;
 const O_APPEND = 0o2000;
@@ -88,8 +89,14 @@ async function refuseIfServed(socket: string): Promise<void> {
   );
 }
 
+/** How `runVmm` confines its process. */
+export interface VmmRunOptions {
+  /** The seccomp mode entered once the sockets listen, before the guest runs. */
+  seccomp?: SeccompMode;
+}
+
 /** Runs the domain of `config` to its end; returns the process exit status. */
-export async function runVmm(config: VmmConfig): Promise<number> {
+export async function runVmm(config: VmmConfig, options: VmmRunOptions = {}): Promise<number> {
   const files = runFiles(config.runDir);
   const info = await Deno.stat(config.runDir).catch(() => undefined);
   if (!info?.isDirectory) {
@@ -135,6 +142,7 @@ export async function runVmm(config: VmmConfig): Promise<number> {
   try {
     hub.listen(files.consoleSocket);
     server = await serveControl(files.controlSocket, controlRouter(domain, { destroy }));
+    enterSeccomp(options.seccomp ?? DEFAULT_SECCOMP_MODE, (line) => hub.log(line));
     await writeFileAtomic(files.pidFile, `${Deno.pid}\n`);
     redirectStdioTo(config.logFile);
     record = await domain.run();

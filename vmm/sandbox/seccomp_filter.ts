@@ -117,3 +117,21 @@ export function applySeccomp(mode: SeccompMode): void {
   }
   if (seccompMode() !== 2) throw new SeccompError("The seccomp filter did not take effect");
 }
+
+/**
+ * Enters `mode` at the end of start-up, before the guest runs: `strict` fails the start
+ * when the filter cannot be installed; `log`, an audit aid, only warns then; `off` warns
+ * that every call is allowed. `warn` receives one line for the log.
+ */
+export function enterSeccomp(mode: SeccompMode, warn: (line: string) => void): void {
+  if (mode === "off") {
+    warn("seccomp filter off (--seccomp=off): the VMM may make any system call");
+    return;
+  }
+  try {
+    applySeccomp(mode);
+  } catch (error) {
+    if (mode === "strict") throw error;
+    warn(`running without a seccomp filter: ${error instanceof Error ? error.message : error}`);
+  }
+}

@@ -53,6 +53,9 @@ export const OTHER_IOCTLS = {
 
 /** Every ioctl request the VMM may make: its KVM requests and the few above. */
 export const ALLOWED_IOCTLS: readonly number[] = [
+  // The hottest first: the filter compares them in order.
+  Number(KVM.RUN),
+  Number(KVM.IRQ_LINE),
   ...Object.values(KVM).map((request) => Number(request)),
   ...Object.values(OTHER_IOCTLS),
 ];
@@ -121,6 +124,7 @@ export const ALLOWED_CALLS: readonly AllowedCall[] = [
   { name: "close", why: "every descriptor's end" },
   { name: "fcntl", why: "non-blocking flags and the disk images' OFD locks" },
   { name: "dup", why: "the runtime's descriptor handling" },
+  { name: "dup2", why: "stdout and stderr onto the log file" },
   { name: "dup3", why: "the same" },
   { name: "pipe2", why: "the runtime's signal pipe" },
   { name: "openat", why: "reboots reopen images, Workers load their module, /proc/self for stats" },
