@@ -50,8 +50,10 @@ Options:
     } else if (values.name) {
       for (const domain of domains) context.io.out(printable(domain.name));
     } else {
+      // In a farm every domain has a host column (the daemon fills `host`).
+      const farm = domains.some((domain) => domain.host !== undefined);
       context.io.out(formatTable(
-        ["Id", "Name", "State", "vCPUs", "Memory", "Autostart"],
+        ["Id", "Name", "State", "vCPUs", "Memory", "Autostart", ...(farm ? ["Host"] : [])],
         domains.map((domain) => [
           domain.pid ?? "-",
           domain.name + (domain.persistent ? "" : " (transient)"),
@@ -59,8 +61,9 @@ Options:
           domain.vcpus,
           formatSize(domain.memoryBytes),
           domain.autostart ? "yes" : "no",
+          ...(farm ? [domain.host ?? "-"] : []),
         ]),
-        { align: ["right", "left", "left", "right", "right", "left"] },
+        { align: ["right", "left", "left", "right", "right", "left", "left"] },
       ));
     }
     return CLIENT_EXIT.OK;

@@ -155,6 +155,8 @@ export interface DomainSummary {
   persistent: boolean;
   /** The VMM process, while there is one. */
   pid?: number;
+  /** In a farm: the host running the domain (pid is then that host's, or absent). */
+  host?: string;
 }
 
 export interface DomainInfo extends DomainSummary {

@@ -34,6 +34,12 @@ etcdTest("farm CLI: hosts, start --host, status, events, evacuate", async () => 
     assert.equal(start.code, 0, start.stderr);
     assert.match(start.stdout, /Domain 'web' started\nNote: started on host 'h2'/);
     assert.deepEqual(await farm.runningOn("web"), ["h2"]);
+    // h1's list shows web running on h2 (once h1's reconcile has seen the owner key).
+    const list = await eventually("h1 lists web on h2", async () => {
+      const out = await cli(h1.socket, "list");
+      return /web +running .* h2/.test(out.stdout) ? out.stdout : undefined;
+    });
+    assert.match(list, /Host/);
     const status = await cli(h1.socket, "farm", "status");
     assert.match(status.stdout, /Farm: +test/);
     assert.match(status.stdout, /web +h2/);

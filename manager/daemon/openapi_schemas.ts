@@ -51,6 +51,7 @@ const domainSummary = {
   autostart: boolean,
   persistent: boolean,
   pid: integer,
+  host: { type: "string", description: "In a farm: the host running the domain" },
 };
 
 const poolDefinition = {

@@ -162,6 +162,7 @@ const SAMPLES: Record<string, Json> = {
     autostart: false,
     persistent: true,
     pid: 1,
+    host: "",
     definition: { name: "", boot: { demo: true } },
     startedAt: "",
     lastEnd: "",

@@ -62,6 +62,8 @@ export class FarmMember {
   readonly #options: FarmOptions;
   readonly #lease: MemberLease;
   readonly #record: HostRecord;
+  /** domain -> owning host, as the last reconcile read it (listings use it, not etcd). */
+  owners = new Map<string, string>();
   /** Domains being started here right now (claimed, VMM not yet running). */
   readonly starting = new Set<string>();
   /** Owner keys of this host seen without a running domain once (released the second time). */
@@ -268,6 +270,7 @@ export class FarmMember {
   async reconcile(): Promise<void> {
     if (!this.#joined || this.#stopped || this.fenced) return;
     const owners = new Map((await this.store.owners()).map((o) => [o.domain, o]));
+    this.owners = new Map([...owners.values()].map((o) => [o.domain, o.owner.host]));
     for (const entry of this.domains.entries()) {
       const name = entry.definition.name;
       const active = entry.run !== undefined;

@@ -58,6 +58,22 @@ export function addFarmRoutes(router: Router, member: FarmMember): void {
     return jsonResponse(await member.ha.evacuate(params.host));
   });
 
+  // Listings come from this host's table and the owners its last reconcile saw (no etcd
+  // call: they work while etcd is unreachable); a domain running elsewhere shows as
+  // running, on its host.
+  router.add("GET", "/v1/domains", async () => {
+    await domains.settled();
+    return jsonResponse(
+      domains.list().map((summary) => {
+        const host = member.owners.get(summary.name) ??
+          (summary.state === "shutoff" ? undefined : member.host);
+        if (host === undefined) return summary;
+        const elsewhere = host !== member.host && summary.state === "shutoff";
+        return { ...summary, host, ...(elsewhere ? { state: "running" as const } : {}) };
+      }),
+    );
+  });
+
   // The domain routes that change farm state.
   router.add("POST", "/v1/domains", async ({ request, url }) => {
     const body = await readJsonBody(request);
