@@ -17,6 +17,7 @@ import type { Vm } from "../core/vm.ts";
 import type { I8042 } from "../devices/legacy/i8042.ts";
 import type { Serial16550 } from "../devices/legacy/serial.ts";
 import type { DeviceManager } from "./device_manager.ts";
+import { noteMachineClosing } from "./stats_hook.ts";
 
 /** The vCPU Workers' entry module (scripts/compile.sh includes it in the executable). */
 export const VCPU_WORKER_URL = new URL("./vcpu_worker_main.ts", import.meta.url);
@@ -165,6 +166,7 @@ export class Machine {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all(this.#threads.map((t) => t.stop()));
+    noteMachineClosing(this); // DENOVISOR_STATS: guest RAM's Rss while it is still mapped
     this.devices.close();
     await this.#loop.stop();
     this.vcpus.forEach((v) => v.close());
