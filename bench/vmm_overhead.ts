@@ -1,15 +1,19 @@
 /**
  * VMM memory overhead per domain: the resident memory of a running domain's VMM process
- * beyond what its guest touched, for `denovisor vmm` (as the daemon starts it) and, as
- * the baseline measured in the same run, QEMU running the same guest
- * (guests/build/domain.elf: idle, a heartbeat every 0.5 s). Printed next to
- * Firecracker's published figure (VMM overhead <= 5 MiB).
+ * beyond what its guest touched, for `denovisor vmm` (as the daemon starts it) with 1, 2,
+ * 4 and 8 vCPUs and, as the baseline measured in the same run, QEMU running the same guest
+ * (guests/build/domain.elf: idle, a heartbeat every 0.5 s) with 1 vCPU. Printed next to
+ * the targets (<= 45 MiB with 1 vCPU, <= +3 MiB per further vCPU) and Firecracker's
+ * published figure (VMM overhead <= 5 MiB).
  *
- * Overhead = VmRSS - Rss of the guest-RAM mapping (/proc/<pid>/smaps), median of several
- * samples once the guest is up and ticking. Both VMMs map guest RAM lazily, so only the
- * pages the guest touched count as guest memory.
+ * Two figures per Denovisor run:
+ * - exact: the VMM's own `DENOVISOR_STATS` report (vmm/stats_hook.ts) written at exit:
+ *   VmHWM minus the Rss of its guest-RAM mappings read right before they were unmapped;
+ * - sampled (both VMMs, the same way): VmRSS minus the Rss of the guest-RAM mapping in
+ *   /proc/<pid>/smaps, median of several samples once the guest is up and ticking.
+ * Both VMMs map guest RAM lazily, so only the pages the guest touched count as guest memory.
  *
- * Usage: deno run -A bench/vmm_overhead.ts [--samples N]
+ * Usage: deno run -A bench/vmm_overhead.ts [--samples N] [--vcpus 1,2,4,8]
  *
  * @module
  */
@@ -34,11 +38,23 @@ const SAMPLE_INTERVAL_MS = 200;
 /** Time for a guest to come up: QEMU's SeaBIOS runs on the slow CPL0 emulator here. */
 const UP_TIMEOUT_MS = 120_000;
 
-/** A running VMM, its console log and how to stop it. */
+/** A running VMM, its console log, how to stop it and where it reports at exit. */
 interface Running {
   pid: number;
   log: string;
   stop(): Promise<void>;
+  /** The DENOVISOR_STATS file, written when the VMM exits (Denovisor only). */
+  statsFile?: string;
+}
+
+/** Overhead figures of one VMM run, KiB. */
+interface Overhead {
+  /** Median of VmRSS - guest Rss samples while idle. */
+  sampledKiB: number;
+  last: MemorySample;
+  /** VmHWM - guest Rss from the VMM's own exit report. */
+  exactKiB?: number;
+  report?: { vmHwmKiB: number; vmRssKiB: number; guestRssKiB: number };
 }
 
 async function waitFor(file: string, pattern: RegExp, what: string): Promise<void> {
@@ -51,11 +67,11 @@ async function waitFor(file: string, pattern: RegExp, what: string): Promise<voi
   throw new CouldNotMeasureError(`${what}: no ${pattern} in ${file} within ${UP_TIMEOUT_MS} ms`);
 }
 
-async function startDenovisor(dir: string, kernel: string): Promise<Running> {
+async function startDenovisor(dir: string, kernel: string, vcpus: number): Promise<Running> {
   const config: VmmConfig = {
     name: "bench",
     uuid: "6a3c1a52-1f43-4d8e-9b9e-2b8d7f0c5e11",
-    vcpus: 1,
+    vcpus,
     memoryBytes: MEMORY_MIB * 1024 * 1024,
     boot: { kind: "linux", kernel, cmdline: "" },
     disks: [],
@@ -66,16 +82,19 @@ async function startDenovisor(dir: string, kernel: string): Promise<Running> {
     runDir: dir,
   };
   await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(config));
+  const statsFile = join(dir, "stats.json");
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${REPO_ROOT}/main.ts`, "vmm", "--config", join(dir, "config.json")],
     stdin: "null",
     stdout: "null",
     stderr: "null",
+    env: { DENOVISOR_STATS: statsFile },
     detached: true,
   }).spawn();
   return {
     pid: child.pid,
     log: config.logFile,
+    statsFile,
     async stop() {
       child.kill("SIGTERM");
       await child.status;
@@ -105,14 +124,15 @@ function startQemu(dir: string, kernel: string): Promise<Running> {
   });
 }
 
-/** Median overhead (KiB) and the last sample of a VMM whose guest is up. */
+/** Sampled overhead of a VMM whose guest is up, and its exit report's exact one. */
 async function measure(
   name: string,
   start: (dir: string) => Promise<Running>,
   samples: number,
-): Promise<{ overheadKiB: number; last: MemorySample }> {
+): Promise<Overhead> {
   const dir = await Deno.makeTempDir({ prefix: "denovisor-bench-overhead-" });
   const vmm = await start(dir);
+  let stopped = false;
   try {
     await waitFor(vmm.log, /tick 2/, name);
     const overheads: number[] = [];
@@ -127,9 +147,22 @@ async function measure(
       last = sample;
       await new Promise((resolve) => setTimeout(resolve, SAMPLE_INTERVAL_MS));
     }
-    return { overheadKiB: median(overheads), last: last! };
-  } finally {
+    stopped = true;
     await vmm.stop();
+    if (vmm.statsFile === undefined) return { sampledKiB: median(overheads), last: last! };
+    const text = await Deno.readTextFile(vmm.statsFile).catch(() => undefined);
+    if (text === undefined) {
+      throw new CouldNotMeasureError(`${name} wrote no DENOVISOR_STATS report at exit`);
+    }
+    const report = JSON.parse(text);
+    return {
+      sampledKiB: median(overheads),
+      last: last!,
+      exactKiB: report.vmHwmKiB - report.guestRssKiB,
+      report,
+    };
+  } finally {
+    if (!stopped) await vmm.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
@@ -157,38 +190,72 @@ async function denoFloorKiB(withWorker: boolean): Promise<number> {
   }
 }
 
+/** The --vcpus list: whole numbers from 1 to 64. */
+function vcpuCounts(text: string): number[] {
+  const counts = text.split(",").map(Number);
+  if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) {
+    throw new CouldNotMeasureError(`--vcpus takes whole numbers from 1 to 64, such as 1,2,4,8`);
+  }
+  return counts;
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { samples: { type: "string", default: "10" } } });
+  const { values } = parseArgs({
+    options: {
+      samples: { type: "string", default: "10" },
+      vcpus: { type: "string", default: "1,2,4,8" },
+    },
+  });
   const samples = Number(values.samples);
   if (!Number.isInteger(samples) || samples < 1) {
     throw new CouldNotMeasureError("--samples takes a whole number above 0");
   }
+  const counts = vcpuCounts(values.vcpus!);
   await requireKvm();
   const kernel = await ensureGuest("domain");
   console.log(
     `vmm_overhead: resident memory beyond the guest's, ${MEMORY_MIB} MiB domain.elf, idle, ` +
-      `median of ${samples} samples`,
+      `median of ${samples} samples; exact = the VMM's DENOVISOR_STATS (VmHWM - guest Rss)`,
   );
-  const results = [
-    {
-      name: "Denovisor",
-      ...(await measure("Denovisor", (d) => startDenovisor(d, kernel), samples)),
-    },
-    { name: "QEMU", ...(await measure("QEMU", (d) => startQemu(d, kernel), samples)) },
-  ];
   const mib = (kib: number) => fixed(kib / 1024, 1);
-  for (const r of results) {
+  const qemu = await measure("QEMU", (d) => startQemu(d, kernel), samples);
+  const rows: Array<{ vcpus: number } & Overhead> = [];
+  for (const vcpus of counts) {
+    const name = `Denovisor ${vcpus} vCPU`;
+    rows.push({
+      vcpus,
+      ...(await measure(name, (d) => startDenovisor(d, kernel, vcpus), samples)),
+    });
+  }
+  console.log("  vCPUs   exact MiB   sampled MiB   VmHWM MiB   guest Rss MiB   vs QEMU (sampled)");
+  for (const r of rows) {
     console.log(
-      `  ${r.name.padEnd(10)} overhead ${mib(r.overheadKiB).padStart(6)} MiB  ` +
-        `(VmRSS ${mib(r.last.vmRssKiB)} MiB, guest Rss ${mib(r.last.guestRssKiB!)} MiB)`,
+      `  ${String(r.vcpus).padStart(5)} ${mib(r.exactKiB!).padStart(11)} ` +
+        `${mib(r.sampledKiB).padStart(13)} ${mib(r.report!.vmHwmKiB).padStart(11)} ` +
+        `${mib(r.report!.guestRssKiB).padStart(15)} ${
+          fixed(r.sampledKiB / qemu.sampledKiB).padStart(18)
+        }x`,
     );
   }
   console.log(
-    `  ratio Denovisor/QEMU: ${fixed(results[0].overheadKiB / results[1].overheadKiB, 2)}x; ` +
-      `Firecracker publishes <= ${FIRECRACKER_OVERHEAD_MIB} MiB: ${
-        results[0].overheadKiB / 1024 <= FIRECRACKER_OVERHEAD_MIB ? "met" : "not met"
-      }`,
+    `  QEMU, 1 vCPU: sampled ${mib(qemu.sampledKiB)} MiB (VmRSS ${mib(qemu.last.vmRssKiB)} MiB, ` +
+      `guest Rss ${mib(qemu.last.guestRssKiB!)} MiB)`,
   );
+  const one = rows.find((r) => r.vcpus === 1);
+  if (one) {
+    console.log(
+      `  1 vCPU: ${mib(one.exactKiB!)} MiB (target <= 45 MiB: ` +
+        `${one.exactKiB! / 1024 <= 45 ? "met" : "not met"}); Firecracker publishes <= ` +
+        `${FIRECRACKER_OVERHEAD_MIB} MiB`,
+    );
+    for (const r of rows.filter((r) => r.vcpus > 1)) {
+      const perVcpu = (r.exactKiB! - one.exactKiB!) / (r.vcpus - 1);
+      console.log(
+        `  ${r.vcpus} vCPUs: +${mib(perVcpu)} MiB per further vCPU (target <= +3 MiB: ` +
+          `${perVcpu / 1024 <= 3 ? "met" : "not met"})`,
+      );
+    }
+  }
   const floor = await denoFloorKiB(false);
   const floorWorker = await denoFloorKiB(true);
   console.log(
