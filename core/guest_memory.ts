@@ -18,6 +18,11 @@ export interface GuestMemoryRegion {
   readonly bytes: Uint8Array;
 }
 
+/** Told of every write the VMM makes into guest RAM while set (dirty tracking, core/dirty_log.ts). */
+export interface WriteTracker {
+  mark(address: GuestAddress, length: number): void;
+}
+
 /** Thrown when an access falls outside guest RAM or straddles two regions. */
 export class GuestMemoryError extends DenovisorError {
   constructor(readonly address: GuestAddress, readonly length: number) {
@@ -32,6 +37,7 @@ export class GuestMemoryError extends DenovisorError {
 export class GuestMemory {
   readonly #regions: GuestMemoryRegion[];
   readonly #views: DataView[];
+  #tracker: WriteTracker | null = null;
 
   constructor(regions: GuestMemoryRegion[]) {
     this.#regions = [...regions].sort((a, b) => a.start - b.start);
@@ -58,6 +64,14 @@ export class GuestMemory {
     return this.#regions;
   }
 
+  /**
+   * Starts (or with null stops) telling `tracker` of every write: writes, fills and every
+   * `slice()`, since a view handed out may be written (virtio buffers filled by preadv).
+   */
+  trackWrites(tracker: WriteTracker | null): void {
+    this.#tracker = tracker;
+  }
+
   /** Total bytes of guest RAM. */
   get size(): number {
     return this.#regions.reduce((sum, r) => sum + r.bytes.length, 0);
@@ -73,10 +87,9 @@ export class GuestMemory {
    * must lie inside one region: guest-controlled ranges that straddle regions are refused.
    */
   slice(address: GuestAddress, length: number): Uint8Array {
-    const i = this.#index(address, length);
-    const region = this.#regions[i];
-    const offset = address - region.start;
-    return region.bytes.subarray(offset, offset + length);
+    const view = this.#view(address, length);
+    this.#tracker?.mark(address, length);
+    return view;
   }
 
   /** Copies `data` into guest memory at `address`. */
@@ -86,7 +99,7 @@ export class GuestMemory {
 
   /** Copies `length` bytes out of guest memory. */
   read(address: GuestAddress, length: number): Uint8Array {
-    return this.slice(address, length).slice();
+    return this.#view(address, length).slice();
   }
 
   /** Fills `length` bytes at `address` with `value`. */
@@ -112,19 +125,30 @@ export class GuestMemory {
   }
   writeU8(address: GuestAddress, value: number): void {
     const [view, off] = this.#at(address, 1);
+    this.#tracker?.mark(address, 1);
     view.setUint8(off, value);
   }
   writeU16(address: GuestAddress, value: number): void {
     const [view, off] = this.#at(address, 2);
+    this.#tracker?.mark(address, 2);
     view.setUint16(off, value, true);
   }
   writeU32(address: GuestAddress, value: number): void {
     const [view, off] = this.#at(address, 4);
+    this.#tracker?.mark(address, 4);
     view.setUint32(off, value, true);
   }
   writeU64(address: GuestAddress, value: bigint | number): void {
     const [view, off] = this.#at(address, 8);
+    this.#tracker?.mark(address, 8);
     view.setBigUint64(off, BigInt(value), true);
+  }
+
+  #view(address: GuestAddress, length: number): Uint8Array {
+    const i = this.#index(address, length);
+    const region = this.#regions[i];
+    const offset = address - region.start;
+    return region.bytes.subarray(offset, offset + length);
   }
 
   #at(address: GuestAddress, length: number): [DataView, number] {
