@@ -14,6 +14,7 @@ import { ApiError } from "../../common/http/mod.ts";
 import type { IntentRecord } from "./farm_records.ts";
 import { parseRecord } from "./farm_records.ts";
 import type { FarmMember } from "./farm_member.ts";
+import { mirrorDefinition } from "./farm_definitions.ts";
 
 /** How long a requester waits for an intent's outcome. */
 const INTENT_TIMEOUT_MS = 180_000;
@@ -138,7 +139,7 @@ export class FarmIntents {
       // The definition may not have reached this host's table yet (the watch lags).
       if (!member.domains.entries().some((e) => e.definition.name === domain)) {
         const definition = await member.store.definition(domain);
-        if (definition !== undefined) await member.mirror(definition);
+        if (definition !== undefined) await mirrorDefinition(member, definition);
       }
       await member.startHere(domain);
       await member.store.finishIntent(domain, intent.id);

@@ -134,3 +134,24 @@ export class MemberLease {
     this.#options.onFence();
   }
 }
+
+/** The lease id a previous daemon of this host kept in `path`, if any. */
+export async function readLeaseFile(path: string | undefined): Promise<string | undefined> {
+  if (path === undefined) return undefined;
+  try {
+    return (await Deno.readTextFile(path)).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Keeps the lease id in `path` for the next daemon of this host (best effort). */
+export async function writeLeaseFile(
+  path: string | undefined,
+  lease: string,
+  log: (line: string) => void,
+): Promise<void> {
+  if (path === undefined) return;
+  await Deno.writeTextFile(path, `${lease}\n`, { mode: 0o600 })
+    .catch((e) => log(`cannot keep the lease id in ${path}: ${e.message}`));
+}

@@ -20,7 +20,8 @@ import type { EtcdKv, Watch, WatchEvent } from "./etcd_types.ts";
 import type { HostRecord, OwnerRecord } from "./farm_records.ts";
 import { parseRecord } from "./farm_records.ts";
 import { FarmStore, type Owned } from "./farm_store.ts";
-import { MemberLease, MIN_TTL_SECONDS } from "./farm_lease.ts";
+import { MemberLease, MIN_TTL_SECONDS, readLeaseFile, writeLeaseFile } from "./farm_lease.ts";
+import { mergeDefinitions, mirrorDefinition } from "./farm_definitions.ts";
 import { FarmIntents } from "./farm_intents.ts";
 import { FarmHa } from "./farm_ha.ts";
 
@@ -141,6 +142,11 @@ export class FarmMember {
     return this.#lease.fenced;
   }
 
+  /** The farm's name. */
+  get farm(): string {
+    return this.#options.farm;
+  }
+
   /** The farm's settings, for `farm status`. */
   get settings() {
     return {
@@ -159,7 +165,7 @@ export class FarmMember {
    */
   async join(): Promise<void> {
     const existing = await this.store.etcd.get(this.store.keys.host(this.host));
-    const previous = await this.#previousLease();
+    const previous = await readLeaseFile(this.#options.leaseFile);
     if (existing !== undefined && existing.lease === previous) {
       if (await this.#lease.resume(previous)) {
         this.log(`took back the lease ${previous} of this host's previous daemon`);
@@ -171,9 +177,9 @@ export class FarmMember {
           `its key); give this daemon another --host-name`,
       );
     } else await this.#lease.grant();
-    await this.#saveLease();
+    await writeLeaseFile(this.#options.leaseFile, this.lease, this.log);
     await this.#publish();
-    await this.#mergeDefinitions();
+    await mergeDefinitions(this);
     this.#joined = true;
     await this.reconcile();
     this.#startWatch();
@@ -310,17 +316,6 @@ export class FarmMember {
     if (held?.owner.host === this.host) await this.store.release(held);
   }
 
-  /** A domain defined through this daemon: stored farm-wide (409 if the farm has it). */
-  async defined(definition: DomainDefinition): Promise<void> {
-    if (!(await this.store.createDefinition(definition))) {
-      throw new ApiError(
-        "conflict",
-        `name: farm '${this.#options.farm}' already has a domain named '${definition.name}'; ` +
-          `choose another name or edit that one`,
-      );
-    }
-  }
-
   /** The owner of `name`, or undefined. */
   owner(name: string): Promise<Owned | undefined> {
     return this.store.owner(name);
@@ -348,30 +343,6 @@ export class FarmMember {
     await this.store.putHost(this.#record, this.lease);
   }
 
-  async #mergeDefinitions(): Promise<void> {
-    const farm = await this.store.definitions();
-    for (const entry of this.domains.entries()) {
-      if (entry.persistent && !farm.has(entry.definition.name)) {
-        await this.store.createDefinition(entry.definition);
-      }
-    }
-    for (const definition of farm.values()) await this.mirror(definition);
-  }
-
-  /** Applies a farm definition to this daemon's table (define or edit; errors logged). */
-  async mirror(definition: DomainDefinition): Promise<void> {
-    const name = definition.name;
-    try {
-      const local = this.domains.entries().find((e) => e.definition.name === name);
-      if (local === undefined) await this.domains.define(definition);
-      else if (JSON.stringify(local.definition) !== JSON.stringify(definition)) {
-        await this.domains.edit(name, definition);
-      }
-    } catch (error) {
-      this.log(`cannot take the farm's definition of '${name}': ${(error as Error).message}`);
-    }
-  }
-
   #startWatch(): void {
     const keys = this.store.keys;
     const watch = this.#etcd.watch(keys.root, (event) => this.#dispatch(event));
@@ -388,7 +359,7 @@ export class FarmMember {
     setTimeout(() => {
       if (this.#stopped) return;
       // What changed meanwhile is caught up by a full pass.
-      this.#mergeDefinitions().then(() => this.intents.scan()).catch(() => {});
+      mergeDefinitions(this).then(() => this.intents.scan()).catch(() => {});
       this.#startWatch();
     }, 1000);
   }
@@ -400,7 +371,7 @@ export class FarmMember {
       const name = keys.name(key, keys.definitions);
       if (event.type === "put") {
         const definition = parseRecord<DomainDefinition>(event.kv.value);
-        if (definition !== undefined) this.mirror(definition);
+        if (definition !== undefined) mirrorDefinition(this, definition);
       } else {
         this.domains.undefine(name).catch((e) =>
           this.log(`cannot drop '${name}', undefined in the farm: ${e.message}`)
@@ -414,27 +385,10 @@ export class FarmMember {
     }
   }
 
-  async #previousLease(): Promise<string | undefined> {
-    if (this.#options.leaseFile === undefined) return undefined;
-    try {
-      return (await Deno.readTextFile(this.#options.leaseFile)).trim();
-    } catch {
-      return undefined;
-    }
-  }
-
-  async #saveLease(): Promise<void> {
-    if (this.#options.leaseFile === undefined) return;
-    await Deno.writeTextFile(this.#options.leaseFile, `${this.lease}\n`, { mode: 0o600 })
-      .catch((e) =>
-        this.log(`cannot keep the lease id in ${this.#options.leaseFile}: ${e.message}`)
-      );
-  }
-
   async #rejoin(): Promise<void> {
     try {
       await this.#lease.grant();
-      await this.#saveLease();
+      await writeLeaseFile(this.#options.leaseFile, this.lease, this.log);
       await this.#publish();
       await this.store.event({
         host: this.host,

@@ -10,6 +10,7 @@
 import { ApiError, jsonResponse, readJsonBody, type Router } from "../../common/http/mod.ts";
 import type { DomainDefinition } from "../api_types.ts";
 import type { FarmMember } from "./farm_member.ts";
+import { defineInFarm } from "./farm_definitions.ts";
 import type { FarmHost, FarmStatus } from "./farm_api.ts";
 import { hostLoads, place } from "./placement.ts";
 import type { FarmStore } from "./farm_store.ts";
@@ -84,7 +85,7 @@ export function addFarmRoutes(router: Router, member: FarmMember): void {
     }
     const info = await domains.define(body);
     try {
-      await member.defined(info.definition);
+      await defineInFarm(member, info.definition);
     } catch (error) {
       await domains.undefine(info.name).catch(() => {});
       throw error;
