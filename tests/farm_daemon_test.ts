@@ -116,3 +116,22 @@ etcdTest("farm: evacuate moves every domain off a host and keeps new ones away",
     await farm.stop();
   }
 });
+
+etcdTest("farm: a shared pool defined on one host is defined on the others", async () => {
+  const farm = await TestFarm.start([{ name: "h1" }, { name: "h2" }]);
+  const path = await Deno.makeTempDir({ prefix: "denovisor-farm-shared-" });
+  try {
+    const [h1, h2] = farm.daemons;
+    await h1.client.post("/v1/pools", { name: "shared", type: "shared", path });
+    const pool = await eventually(
+      "h2 has the shared pool",
+      async () =>
+        (await h2.client.get<{ name: string; path: string }[]>("/v1/pools"))
+          .find((p) => p.name === "shared"),
+    );
+    assert.equal(pool.path, path);
+  } finally {
+    await farm.stop();
+    await Deno.remove(path, { recursive: true });
+  }
+});

@@ -103,7 +103,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     const router = new Router();
     // In a farm, the farm's routes come first: they replace define, edit, undefine and
     // start with versions that go through etcd (the router takes the first match).
-    const farm = options.farm && new FarmMember(options.farm, domains, events, log);
+    const farm = options.farm && new FarmMember(options.farm, domains, events, log, pools);
     if (farm) addFarmRoutes(router, farm);
     // Before the domain routes: their POST /v1/domains/{name}/{action} would take these.
     addSaveRoutes(router, {

@@ -22,6 +22,7 @@ import { parseRecord } from "./farm_records.ts";
 import { FarmStore, type Owned } from "./farm_store.ts";
 import { MemberLease, MIN_TTL_SECONDS, readLeaseFile, writeLeaseFile } from "./farm_lease.ts";
 import { mergeDefinitions, mirrorDefinition } from "./farm_definitions.ts";
+import { activePools, type FarmPools, syncSharedPools } from "./farm_pools.ts";
 import { FarmIntents } from "./farm_intents.ts";
 import { FarmHa } from "./farm_ha.ts";
 
@@ -74,12 +75,16 @@ export class FarmMember {
   #joined = false;
   #stopped = false;
 
+  readonly #pools?: FarmPools;
+
   constructor(
     options: FarmOptions,
     domains: DomainManager,
     events: EventHub,
     log: (line: string) => void,
+    pools?: FarmPools,
   ) {
+    this.#pools = pools;
     const ttl = options.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS;
     if (!(ttl >= MIN_TTL_SECONDS)) {
       throw new ApiError("invalid", `The farm lease TTL must be at least ${MIN_TTL_SECONDS} s`);
@@ -180,6 +185,7 @@ export class FarmMember {
     await writeLeaseFile(this.#options.leaseFile, this.lease, this.log);
     await this.#publish();
     await mergeDefinitions(this);
+    if (this.#pools) await syncSharedPools(this.store, this.#pools, this.log);
     this.#joined = true;
     await this.reconcile();
     this.#startWatch();
@@ -307,6 +313,7 @@ export class FarmMember {
       this.#idleOwners.delete(held.domain);
       await this.store.release(held);
     }
+    if (this.#pools) await syncSharedPools(this.store, this.#pools, this.log);
     await this.#publish();
   }
 
@@ -340,6 +347,7 @@ export class FarmMember {
     const now = new Date().toISOString();
     if (this.#record.joinedAt === "") this.#record.joinedAt = now;
     this.#record.updatedAt = now;
+    if (this.#pools) this.#record.pools = activePools(this.#pools);
     await this.store.putHost(this.#record, this.lease);
   }
 

@@ -25,6 +25,8 @@ export interface HostRecord {
   capacity: { memoryBytes: number; vcpus: number };
   /** Labels placement rules match, e.g. {"rack": "a"}. */
   labels: Record<string, string>;
+  /** The pools active on the host (placement needs the pools of a domain's disks). */
+  pools?: string[];
   /** The migration listener (ADDR:PORT), when it has one. */
   migrationListen?: string;
   version: string;

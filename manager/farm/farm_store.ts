@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { DomainDefinition } from "../api_types.ts";
+import type { DomainDefinition, PoolDefinition } from "../api_types.ts";
 import type { EtcdKv, KeyValue } from "./etcd_types.ts";
 import {
   type EventRecord,
@@ -64,6 +64,16 @@ export class FarmStore {
     const key = `${this.keys.maintenance}${host}`;
     if (on) await this.etcd.put(key, new Date().toISOString());
     else await this.etcd.delete(key);
+  }
+
+  /** Stores a shared pool's definition unless the farm has one of that name. */
+  async createPool(definition: PoolDefinition): Promise<boolean> {
+    const key = `${this.keys.pools}${definition.name}`;
+    const result = await this.etcd.txn(
+      [{ key, target: "create", result: "equal", createRevision: 0 }],
+      [{ put: { key, value: JSON.stringify(definition) } }],
+    );
+    return result.succeeded;
   }
 
   async definitions(): Promise<Map<string, DomainDefinition>> {

@@ -4,7 +4,8 @@
  *
  * The policy, in order:
  * 1. constraints: the host is up (has a lease), not in maintenance, not excluded (the
- *    lost or evacuated host), is `placement.host` when given, has every label of
+ *    lost or evacuated host), has the pools of the domain's disks active, is
+ *    `placement.host` when given, has every label of
  *    `placement.labels`, and runs no other domain of the `placement.antiAffinity` group;
  * 2. capacity: its free memory and free vCPUs (capacity minus the definitions of the
  *    domains it owns) hold the domain; no host is ever overcommitted;
@@ -73,13 +74,12 @@ export function place(
 ): Placement {
   const memory = definitionMemoryBytes(definition);
   const vcpus = definition.vcpus ?? 1;
-  const rule = definition.placement ?? {};
   const loads = hostLoads(view);
   const refused: string[] = [];
   const fits: { host: HostRecord; free: number; count: number }[] = [];
   for (const host of view.hosts) {
     const load = loads.get(host.name)!;
-    const why = refusal(host, load, view, rule, memory, vcpus, options.exclude ?? []);
+    const why = refusal(host, load, view, definition, memory, vcpus, options.exclude ?? []);
     if (why !== undefined) {
       refused.push(`${host.name}: ${why}`);
       continue;
@@ -107,17 +107,22 @@ function refusal(
   host: HostRecord,
   load: { freeMemoryBytes: number; freeVcpus: number; domains: string[] },
   view: FarmView,
-  rule: NonNullable<DomainDefinition["placement"]>,
+  definition: DomainDefinition,
   memory: number,
   vcpus: number,
   exclude: string[],
 ): string | undefined {
+  const rule = definition.placement ?? {};
   if (exclude.includes(host.name)) return "excluded";
   if (view.maintenance.has(host.name)) return "in maintenance";
   if (rule.host !== undefined && rule.host !== host.name) return `placement.host is ${rule.host}`;
   for (const [key, value] of Object.entries(rule.labels ?? {})) {
     if (host.labels[key] !== value) return `no label ${key}=${value}`;
   }
+  const missing = (definition.disks ?? []).find((d) =>
+    d.pool !== undefined && host.pools !== undefined && !host.pools.includes(d.pool)
+  );
+  if (missing !== undefined) return `pool ${missing.pool} is not active there`;
   if (rule.antiAffinity !== undefined) {
     const clash = load.domains.find((d) =>
       view.definitions.get(d)?.placement?.antiAffinity === rule.antiAffinity

@@ -82,3 +82,14 @@ Deno.test("place() honours maintenance, exclusions, labels, placement.host and a
   );
   assert.throws(() => place(domain("x", 64), view([])), /the farm has no live host/);
 });
+
+Deno.test("place() puts a domain only where the pools of its disks are active", () => {
+  const farm = view([
+    { ...host("a", 4096, 8), pools: [] },
+    { ...host("b", 1024, 8), pools: ["shared"] },
+  ]);
+  const d = domain("x", 64, { disks: [{ pool: "shared", volume: "x.qcow2" }] });
+  assert.equal(place(d, farm).host, "b");
+  farm.hosts[1].pools = [];
+  assert.throws(() => place(d, farm), /pool shared is not active there/);
+});
