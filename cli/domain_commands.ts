@@ -16,6 +16,7 @@ import { type DomainVerb, runVerbCli } from "./domain_verb.ts";
 import { SAVE_VERBS } from "./domain_save.ts";
 import { runSnapshotGroup, SNAPSHOT_VERBS } from "./snapshot.ts";
 import { CLONE_VERBS } from "./clone.ts";
+import { EVENT_VERBS } from "./events.ts";
 
 /** Every domain verb, in the order `denovisor help` lists them. */
 export const DOMAIN_VERBS: DomainVerb[] = [
@@ -30,6 +31,7 @@ export const DOMAIN_VERBS: DomainVerb[] = [
   ...SAVE_VERBS,
   ...SNAPSHOT_VERBS,
   ...CLONE_VERBS,
+  ...EVENT_VERBS,
 ];
 
 /** A verb by name or alias. */

@@ -59,6 +59,7 @@ const ARG_COMPLETIONS: Record<ArgKind, ArgCompletion> = {
 function optionKind(name: string, type: string): ArgCompletion | "flag" {
   if (type === "boolean") return "flag";
   if (name === "pool") return "pool";
+  if (name === "domain") return "domain";
   if (["file", "state-dir", "socket", "history"].includes(name)) return "file";
   return "none";
 }
