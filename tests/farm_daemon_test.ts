@@ -135,3 +135,30 @@ etcdTest("farm: a shared pool defined on one host is defined on the others", asy
     await Deno.remove(path, { recursive: true });
   }
 });
+
+etcdTest(
+  "farm: an autostart domain starts on exactly one host when the daemons start",
+  async () => {
+    const farm = await TestFarm.start([{ name: "h1" }, { name: "h2" }]);
+    try {
+      const [h1, h2] = farm.daemons;
+      await h1.client.post("/v1/domains", farmDomain("auto", { autostart: true }));
+      await eventually(
+        "h2 knows auto",
+        async () =>
+          (await h2.client.get<DomainInfo[]>("/v1/domains")).some((d) => d.name === "auto"),
+      );
+      await Promise.all([h1.kill(), h2.kill()]);
+      await Promise.all([h1.start(), h2.start()]);
+      const hosts = await eventually("auto runs", async () => {
+        const running = await farm.runningOn("auto");
+        return running.length > 0 ? running : undefined;
+      });
+      await new Promise((r) => setTimeout(r, 3000)); // Both have joined and reconciled.
+      assert.equal(hosts.length, 1);
+      assert.deepEqual(await farm.runningOn("auto"), hosts);
+    } finally {
+      await farm.stop();
+    }
+  },
+);

@@ -158,7 +158,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       } catch {
         // Not under systemd: nothing to tell.
       }
-      return domains.autostart();
+      // In a farm, autostart claims each domain first (FarmMember.join): one host runs it.
+      return farm ? undefined : domains.autostart();
     }).catch((error) => log(`autostart: ${error.message}`));
 
     // Logs of running domains stay bounded while they run (console_log.ts).

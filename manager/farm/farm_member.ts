@@ -23,6 +23,7 @@ import { FarmStore, type Owned } from "./farm_store.ts";
 import { MemberLease, MIN_TTL_SECONDS, readLeaseFile, writeLeaseFile } from "./farm_lease.ts";
 import { mergeDefinitions, mirrorDefinition } from "./farm_definitions.ts";
 import { activePools, type FarmPools, syncSharedPools } from "./farm_pools.ts";
+import { place } from "./placement.ts";
 import { FarmIntents } from "./farm_intents.ts";
 import { FarmHa } from "./farm_ha.ts";
 
@@ -194,6 +195,7 @@ export class FarmMember {
       RECONCILE_PERIOD_MS,
     );
     await this.store.event({ host: this.host, kind: "joined", detail: this.#record.address });
+    await this.#autostart();
     this.store.pruneEvents().catch(() => {});
     this.log(
       `joined as '${this.host}' (lease ${this.lease}, TTL ${this.#options.leaseTtlSeconds} s)`,
@@ -315,6 +317,26 @@ export class FarmMember {
     }
     if (this.#pools) await syncSharedPools(this.store, this.#pools, this.log);
     await this.#publish();
+  }
+
+  /**
+   * Starts the autostart domains nobody runs that placement gives to this host; the
+   * claim makes sure that hosts joining at once never start one twice.
+   */
+  async #autostart(): Promise<void> {
+    const view = await this.store.view();
+    for (const entry of this.domains.entries()) {
+      const name = entry.definition.name;
+      if (!entry.persistent || !entry.definition.autostart || view.owners.has(name)) continue;
+      try {
+        if (place(entry.definition, view).host !== this.host) continue;
+        await this.startHere(name);
+        view.owners.set(name, this.host);
+        this.log(`autostarted domain '${name}'`);
+      } catch (error) {
+        this.log(`autostart of '${name}': ${(error as Error).message}`);
+      }
+    }
   }
 
   /** Releases this host's owner key of `name` now (after a stop requested through the farm). */
