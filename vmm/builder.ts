@@ -41,7 +41,14 @@ import { DeviceManager } from "./device_manager.ts";
 import { planDevices } from "./device_plan.ts";
 import { readInputFile } from "./input_files.ts";
 import { Machine } from "./machine.ts";
-import { hostFacts, loadMachineState, restoreSetUp } from "./snapshot/restore_machine.ts";
+import {
+  type HostFacts,
+  hostFacts,
+  type LoadedState,
+  loadMachineState,
+  type RestoreOptions,
+  restoreSetUp,
+} from "./snapshot/restore_machine.ts";
 import { closeVirtioDevices, openVirtioDevices } from "./virtio_devices.ts";
 import type { VmmBootConfig, VmmMachineConfig } from "./vmm_config.ts";
 
@@ -118,11 +125,25 @@ export async function restore(
 ): Promise<Machine> {
   const host = hostFacts(context.kvm);
   const loaded = await loadMachineState(config, source.stateFile, host);
+  return restoreLoaded(config, loaded, host, context, { force: source.force });
+}
+
+/**
+ * The second half of `restore`, for a state already checked and its RAM prepared (a
+ * migration's, received over a link). Takes over `loaded.mappings`, even on failure.
+ */
+export function restoreLoaded(
+  config: VmmMachineConfig,
+  loaded: LoadedState,
+  host: HostFacts,
+  context: BuildContext,
+  options: RestoreOptions = {},
+): Machine {
   try {
     const machine = constructMachine(
       config,
       context,
-      (parts) => restoreSetUp(config, host, parts, loaded, { force: source.force }),
+      (parts) => restoreSetUp(config, host, parts, loaded, options),
       loaded.mappings,
     );
     machine.markRestored();

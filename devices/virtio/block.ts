@@ -98,7 +98,7 @@ export class VirtioBlock implements VirtioDevice {
   readonly queueSizes: readonly number[];
   readonly features: bigint;
   readonly configSize = BLOCK_CONFIG_SIZE;
-  readonly #disk: Disk;
+  #disk: Disk;
   readonly #serial: Uint8Array;
   readonly #log: OnceLog;
   readonly #request = new BlockRequest();
@@ -235,6 +235,22 @@ export class VirtioBlock implements VirtioDevice {
     }
     this.#disk.resize(newSize);
     this.#queue.configChanged();
+  }
+
+  /**
+   * Hands the device a freshly opened image of the same disk and returns the previous
+   * one (a migration that let go of its images takes them back); the device must be
+   * quiescent (machine paused, event loop held).
+   */
+  replaceDisk(disk: Disk): Disk {
+    const previous = this.#disk;
+    if (disk.size !== previous.size || disk.readOnly !== previous.readOnly) {
+      throw new DiskError(
+        `Cannot put ${disk.path} behind ${this.name}: its size or mode is not the device's`,
+      );
+    }
+    this.#disk = disk;
+    return previous;
   }
 
   close(): void {

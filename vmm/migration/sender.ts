@@ -277,7 +277,21 @@ export async function sendMigration(
     }
     if (logging) source.stopDirtyLog();
     if (progress.throttlePercent !== 0) source.throttle?.(0);
-    if (released) await source.reacquireDisks();
+    if (released) {
+      try {
+        await source.reacquireDisks();
+      } catch (reopen) {
+        // Resuming with a closed disk would fail the guest's I/O: stay paused, say why.
+        throw new MigrationFailedError(
+          "internal",
+          `Migration failed (${(error as Error).message}) and the disks could not be reopened ` +
+            `here (${
+              (reopen as Error).message
+            }): the source stays paused; fix the storage, then resume it`,
+          { cause: error },
+        );
+      }
+    }
     if (paused) await source.resume();
     if (refused) throw error;
     throw new MigrationFailedError(
