@@ -21,6 +21,7 @@ import { SnapshotStore } from "../snapshots/snapshot_store.ts";
 import { EventHub } from "./events.ts";
 import { Router } from "../../common/http/mod.ts";
 import { addOpenApiRoute } from "./openapi_route.ts";
+import { addMetricsRoute } from "./metrics_route.ts";
 import { listenPrivately, resolveGroup } from "./socket.ts";
 import { checkTrustedDirectory } from "./dir_safety.ts";
 import { LOG_TRIM_INTERVAL_MS, trimLog } from "./console_log.ts";
@@ -115,6 +116,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     addDomainRoutes(router, domains, events, paths);
     addPoolRoutes(router, pools);
     addOpenApiRoute(router);
+    addMetricsRoute(router, { domains, pools: () => pools.list() });
     const servers: UnixHttpServer[] = [];
     if (gid === undefined) {
       // A dead daemon's root socket would draw root's clients to nothing (the lock is ours).
