@@ -162,3 +162,25 @@ etcdTest(
     }
   },
 );
+
+etcdTest("farm: shutdown and destroy asked on one host stop the domain on its host", async () => {
+  const farm = await TestFarm.start([{ name: "h1" }, { name: "h2" }]);
+  try {
+    const [h1] = farm.daemons;
+    for (const name of ["a", "b"]) {
+      await h1.client.post("/v1/domains", farmDomain(name));
+      await h1.client.post(`/v1/domains/${name}/start?host=h2`, {});
+    }
+    assert.deepEqual(await farm.runningOn("a"), ["h2"]);
+    const shut = await h1.client.post<{ note?: string }>("/v1/domains/a/shutdown", {});
+    assert.match(shut.note ?? "", /shut down on host 'h2'/);
+    const destroyed = await h1.client.post<{ note?: string }>("/v1/domains/b/destroy", {});
+    assert.match(destroyed.note ?? "", /destroyed on host 'h2'/);
+    assert.deepEqual(await farm.runningOn("a"), []);
+    assert.deepEqual(await farm.runningOn("b"), []);
+    // A domain that runs nowhere gets the local answer.
+    await assert.rejects(h1.client.post("/v1/domains/a/destroy", {}), /not running/);
+  } finally {
+    await farm.stop();
+  }
+});

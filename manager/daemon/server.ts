@@ -105,7 +105,12 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     // In a farm, the farm's routes come first: they replace define, edit, undefine and
     // start with versions that go through etcd (the router takes the first match).
     const farm = options.farm && new FarmMember(options.farm, domains, events, log, pools);
-    if (farm) addFarmRoutes(router, farm);
+    if (farm) {
+      // What the farm passes on to this host's own domain routes (a domain running here).
+      const local = new Router();
+      addDomainRoutes(local, domains, events, paths);
+      addFarmRoutes(router, farm, (request) => local.handle(request));
+    }
     // Before the domain routes: their POST /v1/domains/{name}/{action} would take these.
     addSaveRoutes(router, {
       domains,

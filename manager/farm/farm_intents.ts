@@ -42,12 +42,14 @@ export class FarmIntents {
     host: string,
     reason: string,
     from?: string,
+    stop?: "shutdown" | "destroy",
   ): Promise<IntentRecord> {
     const member = this.#member;
     const intent: IntentRecord = {
       id: crypto.randomUUID(),
       host,
       ...(from ? { from } : {}),
+      ...(stop ? { stop } : {}),
       reason,
       requestedBy: member.host,
       at: new Date().toISOString(),
@@ -63,7 +65,9 @@ export class FarmIntents {
       host: member.host,
       kind: "intent",
       domain,
-      detail: `${from ? `move from '${from}' ` : "start "}on '${host}': ${reason}`,
+      detail: host === ""
+        ? `${stop ?? "shutdown"} on '${from}': ${reason}`
+        : `${from ? `move from '${from}' ` : "start "}on '${host}': ${reason}`,
     });
     const deadline = Date.now() + INTENT_TIMEOUT_MS;
     while (Date.now() < deadline) {
@@ -74,7 +78,12 @@ export class FarmIntents {
       }
       if (now.status === "done") return now;
       if (now.status === "failed") {
-        throw new ApiError("conflict", `Host '${host}' could not start '${domain}': ${now.error}`);
+        throw new ApiError(
+          "conflict",
+          host === ""
+            ? `Host '${from}' could not stop '${domain}': ${now.error}`
+            : `Host '${host}' could not start '${domain}': ${now.error}`,
+        );
       }
     }
     throw new ApiError(
@@ -91,8 +100,14 @@ export class FarmIntents {
     if (intent?.status !== "pending" || this.#active.has(intent.id)) return;
     if (intent.from === member.host) {
       this.#active.add(intent.id);
-      this.#stopHere(domain).catch((e) => member.log(`moving '${domain}' away: ${e.message}`))
-        .finally(() => this.#active.delete(intent.id));
+      this.#stopHere(domain, intent.stop ?? "shutdown").then(
+        // A stop alone is done once the domain is off here.
+        () => intent.host === "" ? member.store.finishIntent(domain, intent.id) : undefined,
+        (e) => {
+          member.log(`stopping '${domain}' as asked by '${intent.requestedBy}': ${e.message}`);
+          return member.store.finishIntent(domain, intent.id, e.message);
+        },
+      ).catch(() => {}).finally(() => this.#active.delete(intent.id));
     }
     if (intent.host === member.host) {
       this.#active.add(intent.id);
@@ -107,21 +122,23 @@ export class FarmIntents {
     }
   }
 
-  async #stopHere(domain: string): Promise<void> {
+  async #stopHere(domain: string, how: "shutdown" | "destroy"): Promise<void> {
     const member = this.#member;
     const { domains } = member;
-    const { done } = await domains.locked(
-      domain,
-      (entry) =>
-        entry.run && entry.state !== "shutting-down"
-          ? domains.lifecycle.shutdown(entry, { timeoutSeconds: MOVE_SHUTDOWN_SECONDS })
-          : Promise.resolve({ done: entry.run?.handled }),
-    );
+    const { done } = await domains.locked(domain, async (entry) => {
+      if (entry.run && how === "destroy") {
+        await domains.lifecycle.destroy(entry);
+        return { done: undefined };
+      }
+      return entry.run && entry.state !== "shutting-down"
+        ? await domains.lifecycle.shutdown(entry, { timeoutSeconds: MOVE_SHUTDOWN_SECONDS })
+        : { done: entry.run?.handled };
+    });
     if (done) await done;
     // Through the lock, which the end handling holds until the domain is off.
     await domains.locked(domain, () => Promise.resolve()).catch(() => {});
     await member.release(domain);
-    member.log(`stopped '${domain}' so that another host can run it`);
+    member.log(`stopped '${domain}' (${how}) as the farm asked`);
   }
 
   async #startHere(domain: string, intent: IntentRecord): Promise<void> {

@@ -42,13 +42,15 @@ export interface OwnerRecord {
   detached?: boolean;
 }
 
-/** A request that a host start a domain (or take it from another host). */
+/** A request that a host start a domain (or take it from another host, or stop it). */
 export interface IntentRecord {
   id: string;
-  /** The host that should run the domain. */
+  /** The host that should run the domain; "" when the domain is only to stop. */
   host: string;
-  /** The host that must stop it first (evacuation), if any. */
+  /** The host that must stop it first (evacuation, stop), if any. */
   from?: string;
+  /** How `from` stops it: "shutdown" (default; destroyed after 30 s) or "destroy". */
+  stop?: "shutdown" | "destroy";
   reason: string;
   requestedBy: string;
   at: string;

@@ -15,8 +15,15 @@ import type { FarmHost, FarmStatus } from "./farm_api.ts";
 import { hostLoads, place } from "./placement.ts";
 import type { FarmStore } from "./farm_store.ts";
 
-/** Adds /v1/farm/... and the farm's domain routes to `router`. */
-export function addFarmRoutes(router: Router, member: FarmMember): void {
+/**
+ * Adds /v1/farm/... and the farm's domain routes to `router`; `local` answers a request
+ * with this host's own domain routes (a shutdown or destroy of a domain running here).
+ */
+export function addFarmRoutes(
+  router: Router,
+  member: FarmMember,
+  local: (request: Request) => Promise<Response>,
+): void {
   const { domains, store } = member;
   router.add("GET", "/v1/farm", async () => {
     const [etcd, hosts, owners] = await Promise.all([
@@ -120,6 +127,27 @@ export function addFarmRoutes(router: Router, member: FarmMember): void {
     await store.event({ host: member.host, kind: "undefined", domain: params.name });
     return new Response(null, { status: 204 });
   });
+  // Stopping a domain that runs on another host: that host does it, through an intent.
+  for (const action of ["shutdown", "destroy"] as const) {
+    router.add("POST", `/v1/domains/:name/${action}`, async ({ request, params }) => {
+      const name = params.name;
+      const here = domains.get(name).run !== undefined;
+      const owner = here ? undefined : await store.owner(name);
+      if (owner === undefined || owner.owner.host === member.host) return await local(request);
+      await member.intents.request(
+        name,
+        "",
+        `${action} asked on '${member.host}'`,
+        owner.owner.host,
+        action,
+      );
+      return jsonResponse({
+        ...domains.info(name),
+        host: owner.owner.host,
+        note: `${action === "shutdown" ? "shut down" : "destroyed"} on host '${owner.owner.host}'`,
+      });
+    });
+  }
   router.add("POST", "/v1/domains/:name/start", async ({ request, params, url }) => {
     await readJsonBody(request); // Start takes no options; the body may be {} or empty.
     const name = params.name;
