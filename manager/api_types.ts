@@ -142,6 +142,17 @@ export interface DomainDefinition {
   ha?: boolean;
   /** In a farm: where `start` may place the domain. */
   placement?: { host?: string; labels?: Record<string, string>; antiAffinity?: string };
+  /**
+   * The VMM's confinement (README, security): on by default; false runs the VMM with the
+   * daemon's privileges and no filter (with a warning in the log).
+   */
+  sandbox?: boolean | SandboxDefinition;
+}
+
+/** Sandbox settings of a domain beyond on and off. */
+export interface SandboxDefinition {
+  /** The system-call filter: strict, log (the default) or off. */
+  seccomp?: "strict" | "log" | "off";
 }
 
 export interface DomainSummary {

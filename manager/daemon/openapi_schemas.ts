@@ -128,6 +128,10 @@ export const SCHEMAS: Record<string, Schema> = {
         labels: { type: "object", additionalProperties: string },
         antiAffinity: string,
       }),
+      sandbox: {
+        description: "The VMM's confinement (README, security); false turns it off",
+        oneOf: [boolean, object({ seccomp: { enum: ["strict", "log", "off"] } })],
+      },
     },
     ["name", "boot"],
     { description: "Documented in docs/domain.md; unknown fields are refused" },

@@ -152,6 +152,7 @@ const SAMPLES: Record<string, Json> = {
     autostart: false,
     ha: false,
     placement: {},
+    sandbox: true,
   } satisfies Required<DomainDefinition>,
   DomainInfo: {
     name: "",

@@ -45,10 +45,22 @@ export interface SpawnedVmm {
 /**
  * Starts `<self> vmm --config <configPath>` in its own session, stdin from /dev/null and
  * stdout/stderr appended to `logFile`, so that it outlives the daemon and a crash
- * message still lands in the log.
+ * message still lands in the log. `sandbox` puts the launcher's commands before it
+ * (each execs the next, so the pid stays the VMM's) and adds arguments after it.
  */
-export function spawnVmm(configPath: string, logFile: string): SpawnedVmm {
-  const argv = [...selfCommand(), "vmm", "--config", configPath];
+export function spawnVmm(
+  configPath: string,
+  logFile: string,
+  sandbox: { prefix: readonly string[]; vmmArgs: readonly string[] } = { prefix: [], vmmArgs: [] },
+): SpawnedVmm {
+  const argv = [
+    ...sandbox.prefix,
+    ...selfCommand(),
+    "vmm",
+    "--config",
+    configPath,
+    ...sandbox.vmmArgs,
+  ];
   // sh execs the VMM after redirecting, so the pid is the VMM's own.
   const child = new Deno.Command("/bin/sh", {
     args: ["-c", 'exec "$@" >>"$0" 2>&1 </dev/null', logFile, ...argv],
@@ -70,6 +82,9 @@ function vmmEnvironment(): Record<string, string> {
   delete env.NOTIFY_SOCKET;
   delete env.LISTEN_FDS;
   delete env.LISTEN_PID;
+  // From source, deno would check for updates from a runtime thread: a network socket
+  // the VMM's seccomp filter refuses.
+  env.DENO_NO_UPDATE_CHECK = "1";
   return env;
 }
 

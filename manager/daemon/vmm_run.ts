@@ -13,6 +13,8 @@ import { writeFileAtomic } from "../store/atomic_file.ts";
 import { ApiError } from "../../common/http/mod.ts";
 import { VmmControl } from "./vmm_control.ts";
 import { prepareLog } from "./console_log.ts";
+import { prepareVmmSandbox, releaseVmmSandbox } from "../sandbox/vmm_sandbox.ts";
+import { describeSeccompKill } from "../sandbox/seccomp_report.ts";
 import {
   describeExit,
   processStartTime,
@@ -74,10 +76,13 @@ export class VmmRun {
     this.control = new VmmControl(name, join(runDir, "vmm.sock"));
     const watch = watchProcess(record.pid, record.pidStartTime, status);
     this.#stopWatch = watch.stop;
-    this.exited = watch.exited.then(async (exit) => ({
-      record: await readEndRecord(runDir),
-      exit: describeExit(exit),
-    }));
+    this.exited = watch.exited.then(async (exit) => {
+      releaseVmmSandbox(name);
+      return {
+        record: await readEndRecord(runDir),
+        exit: exit?.signal === "SIGSYS" ? describeSeccompKill(record.pid) : describeExit(exit),
+      };
+    });
     this.handled = new Promise((resolve) => this.#markHandled = resolve);
   }
 
@@ -105,7 +110,9 @@ export class VmmRun {
     const configPath = join(runDir, "config.json");
     await writeFileAtomic(configPath, JSON.stringify(config, null, 2) + "\n");
     await prepareLog(config.logFile);
-    const spawned = spawnVmm(configPath, config.logFile);
+    const sandbox = await prepareVmmSandbox(definition, config);
+    await appendLog(config.logFile, sandbox.notes);
+    const spawned = spawnVmm(configPath, config.logFile, sandbox);
     const record: RuntimeRecord = {
       definition,
       persistent,
@@ -219,6 +226,13 @@ export class VmmRun {
         `${lastError ? ` (${lastError})` : ""}; it was killed; see ${logFile}`,
     );
   }
+}
+
+/** Appends daemon remarks to a domain's log, one line each, as the VMM's lines look. */
+async function appendLog(logFile: string, lines: readonly string[]): Promise<void> {
+  const stamp = new Date().toISOString();
+  const text = lines.map((line) => `[${stamp}] denovisor daemon: ${line}\n`).join("");
+  await Deno.writeTextFile(logFile, text, { append: true }).catch(() => {});
 }
 
 /** The disk images named in `<runDir>/config.json`. */

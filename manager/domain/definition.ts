@@ -17,6 +17,7 @@ import { CONSOLE_KINDS, LIFECYCLE_ACTIONS } from "../../common/enums.ts";
 import { parseSize, SizeError } from "../../common/units.ts";
 import { isUuid, OBJECT_NAME_PATTERN, OBJECT_NAME_RULE } from "../../common/validators.ts";
 import { readFarmFields } from "../farm/farm_fields.ts";
+import { readSandboxField } from "../sandbox/sandbox_definition.ts";
 import { VIRTIO_MMIO_IRQS } from "../../core/layout.ts";
 import {
   DefinitionError,
@@ -71,6 +72,7 @@ const DOMAIN_FIELDS = [
   "autostart",
   "ha",
   "placement",
+  "sandbox",
 ] as const;
 /** Options of `validateDefinition`. */
 export interface ValidateOptions {
@@ -138,6 +140,7 @@ export function validateDefinition(
     onCrash: readChoice(object, "onCrash", "", LIFECYCLE_ACTIONS) ?? "destroy",
     autostart: readBoolean(object, "autostart", "") ?? false,
     ...readFarmFields(object),
+    ...readSandboxField(object),
   };
   checkDeviceCount(definition);
   return definition;

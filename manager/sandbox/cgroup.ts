@@ -158,16 +158,14 @@ export class DomainCgroup {
    * a domain name, already validated; it is checked again here because it becomes a path.
    */
   static create(host: CgroupHost, name: string, limits: CgroupLimits): DomainCgroup {
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) {
-      throw new CgroupError(`'${name}' cannot name a cgroup`);
-    }
+    const { dirs, pidsDir } = groupDirs(host, name);
     if (host.version === 2) {
       const parent = join(host.root, "denovisor");
       delegateControllers(host.root);
       mkdirs(parent);
       // Children get the controllers only when their parent hands them down.
       write(join(parent, "cgroup.subtree_control"), V2_CONTROLLERS.map((c) => `+${c}`).join(" "));
-      const dir = join(parent, name);
+      const dir = dirs[0];
       mkdirs(dir);
       write(join(dir, "memory.max"), `${limits.memoryBytes}`);
       write(join(dir, "pids.max"), `${limits.pids}`);
@@ -176,11 +174,12 @@ export class DomainCgroup {
         ? "max"
         : `${Math.round(CPU_PERIOD_US * limits.cpuMaxPercent / 100)}`;
       write(join(dir, "cpu.max"), `${quota} ${CPU_PERIOD_US}`);
-      return new DomainCgroup(host, [dir], dir);
+      return new DomainCgroup(host, dirs, pidsDir);
     }
-    const dirs = [host.memory, host.pids, host.cpu].map((root) => join(root, "denovisor", name));
     dirs.forEach(mkdirs);
-    const [memory, pids, cpu] = dirs;
+    const [memory, pids, cpu] = [host.memory, host.pids, host.cpu].map((root) =>
+      join(root, "denovisor", name)
+    );
     write(join(memory, "memory.limit_in_bytes"), `${limits.memoryBytes}`);
     write(join(pids, "pids.max"), `${limits.pids}`);
     // v1 shares: 1024 is the default weight of 100.
@@ -191,7 +190,18 @@ export class DomainCgroup {
       ? -1
       : Math.round(CPU_PERIOD_US * limits.cpuMaxPercent / 100);
     write(join(cpu, "cpu.cfs_quota_us"), `${quota}`);
-    return new DomainCgroup(host, [...new Set(dirs)], pids);
+    return new DomainCgroup(host, dirs, pidsDir);
+  }
+
+  /** The group of domain `name` if it exists (a previous run's, to remove). */
+  static existing(host: CgroupHost, name: string): DomainCgroup | undefined {
+    const { dirs, pidsDir } = groupDirs(host, name);
+    try {
+      Deno.statSync(dirs[0]);
+    } catch {
+      return undefined;
+    }
+    return new DomainCgroup(host, dirs, pidsDir);
   }
 
   /** Moves process `pid` (all its threads) into the group. */
@@ -242,6 +252,21 @@ export class DomainCgroup {
     }
     return removed;
   }
+}
+
+/** The directories of domain `name`'s group (one per distinct v1 hierarchy), memory's first. */
+function groupDirs(host: CgroupHost, name: string): { dirs: string[]; pidsDir: string } {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) {
+    throw new CgroupError(`'${name}' cannot name a cgroup`);
+  }
+  if (host.version === 2) {
+    const dir = join(host.root, "denovisor", name);
+    return { dirs: [dir], pidsDir: dir };
+  }
+  const [memory, pids, cpu] = [host.memory, host.pids, host.cpu].map((root) =>
+    join(root, "denovisor", name)
+  );
+  return { dirs: [...new Set([memory, pids, cpu])], pidsDir: pids };
 }
 
 function mkdirs(dir: string): void {

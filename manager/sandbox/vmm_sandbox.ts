@@ -1,0 +1,111 @@
+/**
+ * What the daemon does around one VMM's start for its sandbox: the domain's cgroup, the
+ * launcher prefix (./launcher.ts) and the VMM's seccomp flag, with a line for the
+ * domain's log about each part the host cannot provide.
+ *
+ * A missing feature degrades with a warning rather than refusing the start: a VMM must
+ * not stop starting on a host (a CI container without CAP_SYS_ADMIN, a host whose cgroup
+ * tree is not delegated) where it ran before the sandbox existed.
+ *
+ * @module
+ */
+
+import type { DomainDefinition } from "../api_types.ts";
+import type { VmmConfig } from "../../vmm/vmm_config.ts";
+import { DEFAULT_SECCOMP_MODE } from "../../vmm/sandbox/seccomp_filter.ts";
+import { type CgroupHost, type CgroupLimits, detectCgroups, DomainCgroup } from "./cgroup.ts";
+import { launcherPrefix, sandboxSupport, VMM_CAPABILITIES } from "./launcher.ts";
+import { sandboxSettings } from "./sandbox_definition.ts";
+
+/** Memory a VMM needs beyond guest RAM: the runtime, V8 heaps, one Worker per vCPU. */
+export const VMM_OVERHEAD_BYTES = 512 * 1024 * 1024;
+export const VMM_OVERHEAD_PER_VCPU_BYTES = 64 * 1024 * 1024;
+/** Threads count as pids: the runtime's blocking pool may grow to 512 threads. */
+export const VMM_PIDS_MAX = 1024;
+
+/** The cgroup limits of a domain's VMM. */
+export function vmmCgroupLimits(config: Pick<VmmConfig, "memoryBytes" | "vcpus">): CgroupLimits {
+  return {
+    memoryBytes: config.memoryBytes + VMM_OVERHEAD_BYTES +
+      config.vcpus * VMM_OVERHEAD_PER_VCPU_BYTES,
+    pids: VMM_PIDS_MAX + config.vcpus,
+  };
+}
+
+/** One VMM's sandbox, ready to spawn. */
+export interface PreparedSandbox {
+  /** Commands run before the VMM (cgroup entry, namespaces, privilege drop). */
+  prefix: string[];
+  /** Arguments added to `denovisor vmm`. */
+  vmmArgs: string[];
+  /** Lines for the domain's log: what is on, and what this host lacks. */
+  notes: string[];
+}
+
+let cgroupHost: CgroupHost | Error | undefined;
+
+function host(): CgroupHost | Error {
+  if (cgroupHost === undefined) {
+    try {
+      cgroupHost = detectCgroups();
+    } catch (error) {
+      cgroupHost = error as Error;
+    }
+  }
+  return cgroupHost;
+}
+
+/** Prepares the sandbox of `definition`'s VMM (`config` is what it will run). */
+export async function prepareVmmSandbox(
+  definition: DomainDefinition,
+  config: VmmConfig,
+): Promise<PreparedSandbox> {
+  const settings = sandboxSettings(definition, DEFAULT_SECCOMP_MODE);
+  if (!settings.enabled) {
+    return {
+      prefix: [],
+      vmmArgs: ["--seccomp", "off"],
+      notes: ['sandbox off ("sandbox": false): the VMM runs with the daemon\'s privileges'],
+    };
+  }
+  const notes: string[] = [];
+  let cgroupProcs: readonly string[] = [];
+  const where = host();
+  if (where instanceof Error) {
+    notes.push(`sandbox: no cgroup limits (${where.message})`);
+  } else {
+    try {
+      cgroupProcs = DomainCgroup.create(where, definition.name, vmmCgroupLimits(config))
+        .procsFiles;
+    } catch (error) {
+      notes.push(`sandbox: no cgroup limits (${(error as Error).message})`);
+    }
+  }
+  const support = await sandboxSupport();
+  if (!support.namespaces) notes.push("sandbox: no IPC/UTS namespaces (unshare is refused here)");
+  if (!support.setpriv) {
+    notes.push("sandbox: capabilities not dropped (setpriv is missing or refused here)");
+  }
+  const prefix = launcherPrefix({
+    cgroupProcs,
+    namespaces: support.namespaces,
+    capabilities: support.setpriv ? VMM_CAPABILITIES : undefined,
+  });
+  notes.push(
+    `sandbox: seccomp ${settings.seccomp}` +
+      (cgroupProcs.length > 0 ? `, cgroup ${cgroupProcs[0].replace(/\/cgroup\.procs$/, "")}` : "") +
+      (support.setpriv ? `, capabilities ${VMM_CAPABILITIES.join(",")}, no_new_privs` : ""),
+  );
+  return { prefix, vmmArgs: ["--seccomp", settings.seccomp], notes };
+}
+
+/** Removes the cgroup of domain `name` once its VMM has gone; best effort. */
+export function releaseVmmSandbox(name: string): void {
+  const where = host();
+  if (where instanceof Error) return;
+  try {
+    DomainCgroup.existing(where, name)?.remove();
+  } catch {
+    // A group that cannot be removed now is reused by the domain's next start.
+  }
+}
