@@ -228,3 +228,88 @@ async function makeCertificates(dir: string): Promise<CertificateFiles> {
   }
   return files;
 }
+
+/** A 3-member (or `size`-member) etcd cluster on loopback, for the member-loss tests. */
+export class TestEtcdCluster {
+  readonly urls: string[];
+  readonly #dir: string;
+  readonly #children: (Deno.ChildProcess | undefined)[];
+
+  private constructor(urls: string[], dir: string, children: Deno.ChildProcess[]) {
+    this.urls = urls;
+    this.#dir = dir;
+    this.#children = children;
+  }
+
+  /** Starts the members together (they wait for each other) and waits until all answer. */
+  static async start(size = 3): Promise<TestEtcdCluster> {
+    if (ETCD === undefined) throw new Error("etcd is not installed; apt-get install etcd-server");
+    const dir = await Deno.makeTempDir({ prefix: "denovisor-etcd-cluster-" });
+    const members = Array.from({ length: size }, (_, i) => ({
+      name: `m${i}`,
+      client: `http://127.0.0.1:${freePort()}`,
+      peer: `http://127.0.0.1:${freePort()}`,
+    }));
+    const initial = members.map((m) => `${m.name}=${m.peer}`).join(",");
+    const children = members.map((m) => {
+      const child = new Deno.Command(ETCD, {
+        args: [
+          `--name=${m.name}`,
+          `--data-dir=${dir}/${m.name}`,
+          `--listen-client-urls=${m.client}`,
+          `--advertise-client-urls=${m.client}`,
+          `--listen-peer-urls=${m.peer}`,
+          `--initial-advertise-peer-urls=${m.peer}`,
+          `--initial-cluster=${initial}`,
+          "--initial-cluster-state=new",
+          "--initial-cluster-token=denovisor-test",
+          "--log-level=error",
+        ],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      return child;
+    });
+    const cluster = new TestEtcdCluster(members.map((m) => m.client), dir, children);
+    const deadline = Date.now() + 60_000;
+    for (const url of cluster.urls) {
+      while (true) {
+        try {
+          const response = await fetch(`${url}/v3/kv/range`, {
+            method: "POST",
+            body: JSON.stringify({ key: btoa("probe") }),
+          });
+          await response.body?.cancel();
+          if (response.ok) break;
+        } catch {
+          // Not up yet.
+        }
+        if (Date.now() > deadline) {
+          await cluster.stop();
+          throw new Error(`etcd member ${url} did not serve within 60 s`);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    return cluster;
+  }
+
+  /** Kills member `index` (SIGKILL), as a crashed etcd host. */
+  async kill(index: number): Promise<void> {
+    const child = this.#children[index];
+    if (child === undefined) return;
+    this.#children[index] = undefined;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await child.status;
+  }
+
+  async stop(): Promise<void> {
+    for (let i = 0; i < this.#children.length; i++) await this.kill(i);
+    await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
+  }
+}

@@ -123,3 +123,25 @@ etcdTest("farm HA: a daemon killed and restarted within the TTL takes its lease 
     await farm.stop();
   }
 });
+
+etcdTest(
+  "farm on a 3-member etcd: one member down, nothing is fenced and the farm works",
+  async () => {
+    const farm = await TestFarm.start([{ name: "h1" }, { name: "h2" }], { ttl: TTL, members: 3 });
+    try {
+      const [h1, h2] = farm.daemons;
+      await h1.client.post("/v1/domains", farmDomain("db", { ha: true }));
+      await h1.client.post("/v1/domains/db/start", {});
+      await farm.cluster!.kill(0); // The first endpoint of every daemon.
+      await new Promise((r) => setTimeout(r, (TTL + 2) * 1000));
+      assert.deepEqual(await farm.runningOn("db"), ["h1"]);
+      await h2.client.post("/v1/domains", farmDomain("web"));
+      const info = await h2.client.post<{ host?: string }>("/v1/domains/web/start?host=h1", {});
+      assert.equal(info.host, "h1");
+      const events = await h2.client.get<EventRecord[]>("/v1/farm/events");
+      assert.ok(!events.some((e) => e.kind === "ha-restart" || e.kind === "rejoined"));
+    } finally {
+      await farm.stop();
+    }
+  },
+);

@@ -9,7 +9,13 @@
 
 import { ApiClient } from "../manager/api_client.ts";
 import type { DomainDefinition } from "../manager/api_types.ts";
-import { TestEtcd } from "./etcd_support.ts";
+import { TestEtcd, TestEtcdCluster } from "./etcd_support.ts";
+
+/** The etcd of a test farm: one member, or a cluster (its URLs comma-separated). */
+interface FarmEtcd {
+  url: string;
+  stop(): Promise<void>;
+}
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const FAKE_VMM = new URL("./fixtures/farm_vmm.ts", import.meta.url).pathname;
@@ -192,21 +198,32 @@ export class EtcdRelay {
 
 /** An etcd and a few farm daemons. */
 export class TestFarm {
-  readonly etcd: TestEtcd;
+  readonly etcd: FarmEtcd;
+  /** The cluster, when started with `members: 3`. */
+  cluster?: TestEtcdCluster;
   readonly daemons: FarmDaemon[] = [];
   /** The relays of the hosts started with `relay: true`, by host. */
   readonly relays = new Map<string, EtcdRelay>();
   readonly farm = "test";
 
-  private constructor(etcd: TestEtcd) {
+  private constructor(etcd: FarmEtcd) {
     this.etcd = etcd;
   }
 
   static async start(
     hosts: { name: string; memory?: string; vcpus?: number; labels?: string[]; relay?: boolean }[],
-    options: { ttl?: number } = {},
+    options: { ttl?: number; members?: number } = {},
   ): Promise<TestFarm> {
-    const farm = new TestFarm(await TestEtcd.start());
+    let cluster: TestEtcdCluster | undefined;
+    let etcd: FarmEtcd;
+    if ((options.members ?? 1) > 1) {
+      cluster = await TestEtcdCluster.start(options.members);
+      etcd = { url: cluster.urls.join(","), stop: () => cluster!.stop() };
+    } else {
+      etcd = await TestEtcd.start();
+    }
+    const farm = new TestFarm(etcd);
+    farm.cluster = cluster;
     try {
       for (const host of hosts) {
         const dir = await Deno.makeTempDir({ prefix: `denovisor-farm-${host.name}-` });

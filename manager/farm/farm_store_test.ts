@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { EtcdClient } from "./etcd_client.ts";
 import { FarmStore } from "./farm_store.ts";
-import { etcdTest, TestEtcd } from "../../tests/etcd_support.ts";
+import { etcdTest, TestEtcd, TestEtcdCluster } from "../../tests/etcd_support.ts";
 
 async function withFarm(fn: (a: FarmStore, b: FarmStore) => Promise<void>) {
   const etcd = await TestEtcd.start();
@@ -92,3 +92,23 @@ etcdTest(
     });
   },
 );
+
+etcdTest("FarmStore on a 3-member etcd keeps working with one member down", async () => {
+  const cluster = await TestEtcdCluster.start(3);
+  // The first endpoint is the member that dies: the client must move on.
+  const client = new EtcdClient({ endpoints: cluster.urls, timeoutMs: 3000 });
+  try {
+    const store = new FarmStore(client, "f1");
+    const lease = await client.grant(10);
+    assert.ok((await store.claim("web", "h1", lease)).ok);
+    await cluster.kill(0);
+    assert.ok(await client.keepAlive(lease) > 0);
+    assert.equal((await store.owner("web"))?.owner.host, "h1");
+    assert.ok((await store.claim("db", "h1", lease)).ok);
+    assert.equal((await store.claim("db", "h2", lease)).ok, false);
+    assert.deepEqual((await store.owners()).map((o) => o.domain), ["db", "web"]);
+  } finally {
+    client.close();
+    await cluster.stop();
+  }
+});
