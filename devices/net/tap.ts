@@ -12,7 +12,7 @@ import { closeFd, errno, ioctlBytes, ioctlValue, openFile } from "../../ffi/libc
 import { ioctl, ioctlWithValue } from "../../ffi/fs.ts";
 import { O_CLOEXEC, O_NONBLOCK, O_RDWR } from "../../ffi/libc_symbols.ts";
 import { SyscallError } from "../../ffi/errno.ts";
-import { AF_INET, interfaceIndex, SOCK_CLOEXEC, SOCK_DGRAM, socket } from "../../ffi/socket.ts";
+import { AF_UNIX, interfaceIndex, SOCK_CLOEXEC, SOCK_DGRAM, socket } from "../../ffi/socket.ts";
 import { INTERFACE_NAME_RULE, isInterfaceName } from "../../common/validators.ts";
 
 const TUNSETIFF = 0x400454can;
@@ -252,10 +252,14 @@ function probeOffloads(fd: number): number {
   return 0;
 }
 
-/** Runs `body` with a throwaway AF_INET socket, the handle interface ioctls need. */
+/**
+ * Runs `body` with a throwaway socket, the handle interface ioctls need. The kernel
+ * serves them for any family (as glibc's if_nametoindex does); AF_UNIX keeps a VMM under
+ * its seccomp filter, which refuses network sockets, able to rebuild its taps on reboot.
+ */
 function withControlSocket<T>(body: (socket: number) => T): T {
-  const fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC);
-  if (fd < 0) throw new SyscallError("socket(AF_INET)", errno());
+  const fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC);
+  if (fd < 0) throw new SyscallError("socket(AF_UNIX)", errno());
   try {
     return body(fd);
   } finally {

@@ -43,6 +43,7 @@ export const OTHER_IOCTLS = {
   TUNSETOFFLOAD: 0x400454d0,
   TUNSETVNETHDRSZ: 0x400454d8,
   SIOCGIFFLAGS: 0x8913,
+  SIOCGIFINDEX: 0x8933, // if_nametoindex(3): does a tap exist (a reboot rebuilds the NICs)
   SIOCSIFFLAGS: 0x8914,
   SIOCBRADDIF: 0x89a2,
   BLKSSZGET: 0x1268,
@@ -134,6 +135,7 @@ export const ALLOWED_CALLS: readonly AllowedCall[] = [
   { name: "lstat", why: "the runtime's module resolution" },
   { name: "stat", why: "the same" },
   { name: "fstatfs", why: "the filesystem of an image (direct I/O alignment)" },
+  { name: "statfs", why: "the same, by path" },
   { name: "readlink", why: "the runtime's module resolution" },
   { name: "readlinkat", why: "the same" },
   { name: "getdents64", why: "directory reads" },
@@ -153,6 +155,8 @@ export const ALLOWED_CALLS: readonly AllowedCall[] = [
   { name: "mkdir", why: "a save's directory" },
   { name: "mkdirat", why: "the same" },
   { name: "fchmod", why: "modes of files the VMM writes" },
+  { name: "chmod", why: "saved state files are made 0600 (vmm/snapshot/atomic_write.ts)" },
+  { name: "fchmodat", why: "the same" },
   {
     name: "socket",
     why: "unix sockets only: no network access",
