@@ -168,6 +168,7 @@ export function validateVmmConfig(value: unknown): VmmConfig {
     "logFile",
     "runDir",
     "restore",
+    "migrateIn",
   ]);
   const name = f.string("name");
   if (!isObjectName(name)) {
@@ -206,6 +207,14 @@ export function validateVmmConfig(value: unknown): VmmConfig {
   if (f.has("sataDisks")) config.sataDisks = parseSataDisks(f, config);
   if (f.has("transport")) config.transport = f.oneOf("transport", TRANSPORTS);
   if (f.has("restore")) config.restore = parseRestore(f.raw("restore"));
+  if (f.has("migrateIn")) {
+    if (config.restore) {
+      throw fail("migrateIn", "a VMM restores a state or receives a migration, not both");
+    }
+    config.migrateIn = {
+      socket: new Fields(f.raw("migrateIn"), "migrateIn", ["socket"]).path("socket"),
+    };
+  }
   if (f.has("rng")) {
     const rng = new Fields(f.raw("rng"), "rng", ["rateLimit"]);
     config.rng = rng.has("rateLimit") ? { rateLimit: parseLimit(rng, "rateLimit") } : {};

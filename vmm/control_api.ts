@@ -8,6 +8,7 @@
 import { jsonResponse, readJsonBody, Router } from "../common/http/mod.ts";
 import { ApiError } from "../common/http/mod.ts";
 import { resolveSaveTarget } from "./snapshot/save_machine.ts";
+import { parseMigrateSendRequest } from "./migration/vmm_endpoint.ts";
 import type { VmmDomain } from "./vmm_domain.ts";
 import type { VmmSaveRequest, VmmStatus } from "./vmm_config.ts";
 
@@ -27,6 +28,11 @@ export function controlRouter(domain: VmmDomain, hooks: ControlHooks): Router {
     .add("POST", "/vm/reboot", async () => jsonResponse(await domain.reboot()))
     .add("POST", "/vm/destroy", async () => jsonResponse(await hooks.destroy("destroy request")))
     .add("GET", "/vm/stats", () => jsonResponse(domain.stats()))
+    .add("POST", "/vm/migrate-send", async ({ request }) => {
+      const body = parseMigrateSendRequest(await readJsonBody(request));
+      return jsonResponse(await domain.migrateSend(body));
+    })
+    .add("POST", "/vm/migrate-abort", () => jsonResponse({ aborted: domain.abortMigration() }))
     .add("POST", "/vm/save", async ({ request }) => {
       const body = parseSaveRequest(await readJsonBody(request));
       return jsonResponse(await domain.save(body));

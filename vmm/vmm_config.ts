@@ -190,6 +190,11 @@ export interface VmmConfig extends VmmMachineConfig {
   runDir: string;
   /** Build the first machine from this saved state instead of booting it. */
   restore?: VmmRestoreConfig;
+  /**
+   * Build the first machine from an incoming migration relayed by the daemon on this
+   * unix socket (absolute path) instead of booting it (vmm/migration/vmm_endpoint.ts).
+   */
+  migrateIn?: { socket: string };
 }
 
 export interface VmmStatus {

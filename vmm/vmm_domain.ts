@@ -19,6 +19,8 @@ import type { ConsoleHub } from "./console_hub.ts";
 import { DeviceCounters } from "./device_counters.ts";
 import { residentBytes, threadCpuTimeNs } from "./proc_stats.ts";
 import { saveMachine } from "./snapshot/save_machine.ts";
+import { migrateIn, migrateOut, type MigrateSendRequest } from "./migration/vmm_endpoint.ts";
+import { MigrationOutcomeUnknownError, type MigrationResult } from "./migration/sender.ts";
 import type {
   VmmConfig,
   VmmEndRecord,
@@ -55,6 +57,10 @@ export class VmmDomain {
   #startPaused = false;
   /** A save under way: it reads guest RAM, so the machine is not closed before it ends. */
   #saving: Promise<unknown> | undefined;
+  /** An outgoing migration under way (POST /vm/migrate-abort aborts it). */
+  #migration: AbortController | undefined;
+  /** The first machine came from an incoming migration: tells its source it runs. */
+  #incomingStarted: (() => void) | undefined;
 
   constructor(options: { config: VmmConfig; kvm: Kvm; boot: BootImage; hub: ConsoleHub }) {
     this.#config = options.config;
@@ -71,6 +77,19 @@ export class VmmDomain {
    * announces itself. With `config.restore`, the machine comes from the saved state.
    */
   async prepare(): Promise<void> {
+    const incoming = this.#config.migrateIn;
+    if (incoming !== undefined) {
+      const context = { kvm: this.#kvm, console: this.#hub, boot: this.#boot };
+      const received = await migrateIn(
+        this.#config,
+        context,
+        incoming.socket,
+        (line) => this.#hub.log(line),
+      );
+      this.#machine = received.machine;
+      this.#incomingStarted = received.started;
+      return;
+    }
     const saved = this.#config.restore;
     if (saved === undefined) {
       this.#machine = this.#build();
@@ -125,6 +144,8 @@ export class VmmDomain {
       `boot ${this.#boots}: ${this.#config.vcpus} vCPUs, ${this.#config.memoryBytes} bytes`,
     );
     this.#bootWaiters.splice(0).forEach((wake) => wake());
+    this.#incomingStarted?.(); // the migration's source may end now
+    this.#incomingStarted = undefined;
     const reason = await machine.ended;
     // A destroy (or SIGTERM) during a save: let the save finish reading guest RAM first.
     await this.#saving?.catch(() => {});
@@ -295,6 +316,40 @@ export class VmmDomain {
       await Promise.race([booted, new Promise((r) => timer = setTimeout(r, 30_000))]);
       clearTimeout(timer);
     });
+  }
+
+  /**
+   * Moves the guest to another host through the daemon's relay (POST /vm/migrate-send);
+   * once it runs there this VMM ends as destroyed. A failure leaves it running here, or
+   * paused when the outcome is unknown (the error says so).
+   */
+  migrateSend(request: MigrateSendRequest): Promise<MigrationResult> {
+    return this.#serializedValue(async () => {
+      const machine = this.#requireMachine("migrate");
+      const abort = new AbortController();
+      this.#migration = abort;
+      const log = (line: string) => this.#hub.log(line);
+      const migrating = migrateOut(machine, this.#config, this.#kvm, request, abort.signal, log);
+      this.#saving = migrating; // a destroy meanwhile waits before it unmaps guest RAM
+      try {
+        const result = await migrating;
+        this.destroy("migrated to another host");
+        return result;
+      } catch (error) {
+        if (error instanceof MigrationOutcomeUnknownError) this.#paused = true;
+        this.#hub.log(`migration failed: ${message(error)}`);
+        throw error;
+      } finally {
+        this.#saving = undefined;
+        this.#migration = undefined;
+      }
+    });
+  }
+
+  /** Aborts an outgoing migration before its switch-over; whether one was under way. */
+  abortMigration(): boolean {
+    this.#migration?.abort();
+    return this.#migration !== undefined;
   }
 
   /** Stops the VM now; `run()` then settles with a "destroyed" record. */

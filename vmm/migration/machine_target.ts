@@ -38,6 +38,13 @@ import { MIGRATION_PAGE_SIZE, MigrationProtocolError, type PageBlock } from "./p
 import type { MigrationTarget } from "./receiver.ts";
 import type { StartRequest } from "./start_request.ts";
 
+/** Who starts the restored machine when it is not the target itself. */
+export interface MachineHandOff {
+  restored(machine: Machine): void;
+  /** Settles once the machine runs. */
+  started: Promise<void>;
+}
+
 /** The destination's side, over this VMM's config. */
 export class MachineMigrationTarget implements MigrationTarget {
   readonly #config: VmmMachineConfig;
@@ -47,9 +54,17 @@ export class MachineMigrationTarget implements MigrationTarget {
   #views: Array<{ start: number; bytes: Uint8Array }> = [];
   #machine: Machine | null = null;
 
-  constructor(config: VmmMachineConfig, context: BuildContext) {
+  readonly #handOff?: MachineHandOff;
+
+  /**
+   * Without `handOff`, `resume` starts the machine itself; with it, the machine is handed
+   * to `handOff.restored` and `resume` waits for `handOff.started` (the VMM's domain
+   * starts it in its run loop).
+   */
+  constructor(config: VmmMachineConfig, context: BuildContext, handOff?: MachineHandOff) {
     this.#config = config;
     this.#context = context;
+    this.#handOff = handOff;
   }
 
   /** The machine, once restored. */
@@ -112,10 +127,12 @@ export class MachineMigrationTarget implements MigrationTarget {
       this.#context,
       { force: true },
     );
+    this.#handOff?.restored(this.#machine);
     return Promise.resolve();
   }
 
   resume(): Promise<void> {
+    if (this.#handOff) return this.#handOff.started;
     this.#machine!.start();
     return Promise.resolve();
   }
