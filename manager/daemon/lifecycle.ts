@@ -27,6 +27,7 @@ import { allowRestart, decideEnd, MAX_RESTARTS, RESTART_WINDOW_MS } from "./end_
 import { type RunEnd, VmmRun } from "./vmm_run.ts";
 import { backingConfined, bootFits, conflictsWithRunning } from "./start_checks.ts";
 import type { VmmRestore } from "./save_restore.ts";
+import { DomainHooks, hooksDirectory } from "./hooks.ts";
 
 /** Default seconds a guest gets to power off before `shutdown` destroys it. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_S = 60;
@@ -49,9 +50,12 @@ export interface LifecycleContext {
 export class Lifecycle {
   readonly #context: LifecycleContext;
   readonly #shutdownTimers = new Map<VmmRun, ReturnType<typeof setTimeout>>();
+  /** `<state dir>/hooks/domain`, run at prepare, start, started, stopped, release. */
+  readonly #hooks: DomainHooks;
 
   constructor(context: LifecycleContext) {
     this.#context = context;
+    this.#hooks = new DomainHooks(hooksDirectory(context.paths.stateDir), context.log);
   }
 
   /**
@@ -71,11 +75,21 @@ export class Lifecycle {
     const definition = entry.definition;
     const resolved = await this.preflight(definition, entry.logFile);
     const config: VmmConfig = restore ? { ...resolved, restore } : resolved;
+    // A failing prepare or start hook refuses the start (hooks.ts).
+    await this.#hooks.check("prepare", definition);
+    try {
+      await this.#hooks.check("start", definition);
+    } catch (error) {
+      this.#hooks.notify("release", definition);
+      throw error;
+    }
     entry.state = "starting";
     let run: VmmRun;
     try {
       run = await VmmRun.launch(config, definition, entry.persistent);
     } catch (error) {
+      this.#hooks.notify("stopped", definition);
+      this.#hooks.notify("release", definition);
       entry.state = "shutoff";
       entry.lastEnd = `failed to start: ${(error as Error).message.split("\n")[0]}`;
       throw error;
@@ -84,6 +98,7 @@ export class Lifecycle {
     entry.state = restore?.paused ? "paused" : "running";
     const from = restore ? `, restored from ${restore.stateFile}` : "";
     this.#context.events.emit(name, "started", `VMM pid ${run.pid}${from}`);
+    this.#hooks.notify("started", definition);
     this.#watch(entry, run);
   }
 
@@ -324,6 +339,8 @@ export class Lifecycle {
     if (entry.run === run) entry.run = undefined;
     run.dispose();
     await run.removeRunDir();
+    this.#hooks.notify("stopped", run.record.definition);
+    this.#hooks.notify("release", run.record.definition);
   }
 
   /** The domain is off: record why, report it; a transient domain vanishes. */
