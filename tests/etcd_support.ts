@@ -57,11 +57,13 @@ export class TestEtcd {
    * Starts etcd and waits until it answers. With `tls`, it serves https with a
    * certificate from a fresh CA and requires client certificates (see `tlsFiles`).
    */
-  static async start(options: { tls?: boolean } = {}): Promise<TestEtcd> {
+  static async start(options: { tls?: boolean; hostname?: string } = {}): Promise<TestEtcd> {
     if (ETCD === undefined) throw new Error("etcd is not installed; apt-get install etcd-server");
     const dir = await Deno.makeTempDir({ prefix: "denovisor-etcd-test-" });
     const scheme = options.tls ? "https" : "http";
-    const client = `${scheme}://127.0.0.1:${freePort()}`;
+    // Listening on `hostname` too (a bridge's address for the network-namespace tests).
+    const hostname = options.hostname ?? "127.0.0.1";
+    const client = `${scheme}://${hostname}:${freePort()}`;
     const peer = `http://127.0.0.1:${freePort()}`;
     const tls = options.tls ? await makeCertificates(dir) : undefined;
     const child = new Deno.Command(ETCD, {

@@ -55,11 +55,15 @@ export class FarmDaemon {
   output: Promise<string> = Promise.resolve("");
   #client?: ApiClient;
 
-  constructor(name: string, dir: string, args: string[]) {
+  /** A command the daemon runs under, e.g. ["ip", "netns", "exec", "ns1"]. */
+  readonly prefix: string[];
+
+  constructor(name: string, dir: string, args: string[], prefix: string[] = []) {
     this.name = name;
     this.dir = dir;
     this.socket = `${dir}/api.sock`;
     this.args = args;
+    this.prefix = prefix;
   }
 
   get client(): ApiClient {
@@ -71,8 +75,13 @@ export class FarmDaemon {
   async start(): Promise<void> {
     this.#client?.close();
     this.#client = undefined;
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", "--no-prompt", MAIN, "daemon", ...this.args],
+    const argv = [
+      ...this.prefix,
+      Deno.execPath(),
+      ...["run", "--allow-all", "--no-prompt", MAIN, "daemon", ...this.args],
+    ];
+    this.child = new Deno.Command(argv[0], {
+      args: argv.slice(1),
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

@@ -316,6 +316,9 @@ export class FarmMember {
       await this.store.release(held);
     }
     if (this.#pools) await syncSharedPools(this.store, this.#pools, this.log);
+    // Intents addressed to this host are also picked up here, not only from the watch: a
+    // watch stream cut by a network partition can stay silent without ending.
+    await this.intents.scan();
     await this.#publish();
   }
 
