@@ -155,6 +155,11 @@ export const ALLOWED_CALLS: readonly AllowedCall[] = [
   { name: "mkdir", why: "a save's directory" },
   { name: "mkdirat", why: "the same" },
   { name: "fchmod", why: "modes of files the VMM writes" },
+  {
+    name: "fchown",
+    why: "SQLite (Deno's module and code caches) gives a journal its database's owner",
+  },
+  { name: "flock", why: "Deno's cache and lock files" },
   { name: "chmod", why: "saved state files are made 0600 (vmm/snapshot/atomic_write.ts)" },
   { name: "fchmodat", why: "the same" },
   {
