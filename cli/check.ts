@@ -14,11 +14,14 @@ import {
 import { KVM_CAP } from "../ffi/kvm/ioctls.ts";
 import { EXIT_STATUS } from "../core/vm_end.ts";
 import { parseCommandArgs } from "./usage_error.ts";
+import { sandboxChecks } from "../manager/sandbox/host_check.ts";
 
 export const CHECK_HELP = `Usage: denovisor check [--json]
 
 Checks that this host can run VMs: ${KVM_DEVICE}, its permissions, the KVM API version,
-the capabilities Denovisor needs, and whether guest kernel code runs natively.
+the capabilities Denovisor needs, which parts of the VMM sandbox the host provides
+(seccomp, cgroups, namespaces, privilege drop: a missing one is a warning), and whether
+guest kernel code runs natively.
 Exits 0 when VMs can run, 1 when they cannot.`;
 
 interface CheckLine {
@@ -89,7 +92,7 @@ export async function checkCommand(args: string[]): Promise<number> {
     console.log(CHECK_HELP);
     return EXIT_STATUS.OK;
   }
-  const lines = [...kvmLines(), await hardwareVirtualization()];
+  const lines = [...kvmLines(), ...await sandboxChecks(), await hardwareVirtualization()];
   const ok = lines.every((l) => l.ok);
   if (values.json) {
     console.log(JSON.stringify({ ok, checks: lines }, null, 2));
