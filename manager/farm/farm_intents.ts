@@ -27,6 +27,8 @@ const MOVE_SHUTDOWN_SECONDS = 30;
 export class FarmIntents {
   readonly #member: FarmMember;
   readonly #active = new Set<string>();
+  /** Intents whose stop part this host has done (a move stays pending until the start). */
+  readonly #stopped = new Set<string>();
 
   constructor(member: FarmMember) {
     this.#member = member;
@@ -98,8 +100,9 @@ export class FarmIntents {
     const intent = parseRecord<IntentRecord>(value);
     const member = this.#member;
     if (intent?.status !== "pending" || this.#active.has(intent.id)) return;
-    if (intent.from === member.host) {
+    if (intent.from === member.host && !this.#stopped.has(intent.id)) {
       this.#active.add(intent.id);
+      this.#stopped.add(intent.id);
       this.#stopHere(domain, intent.stop ?? "shutdown").then(
         // A stop alone is done once the domain is off here.
         () => intent.host === "" ? member.store.finishIntent(domain, intent.id) : undefined,
