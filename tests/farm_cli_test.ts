@@ -51,6 +51,18 @@ etcdTest("farm CLI: hosts, start --host, status, events, evacuate", async () => 
     assert.match(evacuate.stdout, /web +h1 +moved/);
     const events = await cli(h1.socket, "farm", "events", "--json");
     assert.ok(JSON.parse(events.stdout).some((e: { kind: string }) => e.kind === "evacuated"));
+    // The REPL has the farm group too.
+    const repl = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "repl", "--socket", h1.socket],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = repl.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("farm hosts\nexit\n"));
+    await writer.close();
+    const replOut = new TextDecoder().decode((await repl.output()).stdout);
+    assert.match(replOut, /h1 .* up /);
     const unknown = await cli(h1.socket, "farm", "evacuate", "nohost");
     assert.equal(unknown.code, 4);
     assert.match(unknown.stderr, /No live host 'nohost'.*farm hosts/);

@@ -16,6 +16,7 @@ import {
   snapshotSubcommand,
 } from "../snapshot.ts";
 import { POOL_ALIASES, POOL_SUBCOMMANDS, poolCommand } from "../pool.ts";
+import { FARM_SUBCOMMANDS, farmCommand } from "../farm.ts";
 import { findSubcommand, runSubcommandWith, type Subcommand } from "../pool_output.ts";
 import { VOL_ALIASES, VOL_SUBCOMMANDS, volCommand } from "../vol.ts";
 import type { ArgCompletion, CompletionSpec } from "./completion.ts";
@@ -32,6 +33,9 @@ ${domainHelpLines()}
 Storage:
   pool SUBCOMMAND ...   Storage pools ('help pool'); pool-list etc. work too
   vol SUBCOMMAND ...    Volumes ('help vol'); vol-list etc. work too
+
+Farm:
+  farm SUBCOMMAND ...   The farm of hosts ('help farm'): status, hosts, events...
 
 Shell:
   help [COMMAND]        This list, or a command's help (also: COMMAND --help)
@@ -123,6 +127,7 @@ export function completionSpecs(): CompletionSpec[] {
     snapshots,
     group("pool", POOL_SUBCOMMANDS),
     group("vol", VOL_SUBCOMMANDS),
+    group("farm", FARM_SUBCOMMANDS),
     { names: ["help"], options: {}, args: ["command"] },
     { names: ["history", "exit", "quit"], options: {}, args: [] },
   ];
@@ -155,6 +160,7 @@ export async function runReplCommand(
     const [group, subs, aliases, help] of [
       ["pool", POOL_SUBCOMMANDS, POOL_ALIASES, poolCommand],
       ["vol", VOL_SUBCOMMANDS, VOL_ALIASES, volCommand],
+      ["farm", FARM_SUBCOMMANDS, [] as string[], farmCommand],
     ] as const
   ) {
     if (name === group) {
@@ -182,8 +188,8 @@ export async function showHelp(name: string, context: VerbContext): Promise<bool
     context.io.out(SNAPSHOT_HELP);
     return true;
   }
-  if (name === "pool" || name === "vol") {
-    await (name === "pool" ? poolCommand : volCommand)(["--help"]);
+  if (name === "pool" || name === "vol" || name === "farm") {
+    await ({ pool: poolCommand, vol: volCommand, farm: farmCommand })[name](["--help"]);
     return true;
   }
   return await runReplCommand([name, "--help"], context) !== undefined;
