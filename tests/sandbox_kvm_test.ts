@@ -1,0 +1,128 @@
+/**
+ * A real domain's VMM under the daemon's default sandbox: its seccomp filter is installed
+ * (one more filter than the daemon has), no_new_privs is set, and where the host provides
+ * them its capabilities are reduced and it sits in its domain's cgroup with the memory
+ * limit the daemon computed. The calls the VMM made outside the allow-list (the kernel
+ * logs them in the default `log` mode) are printed, not failed on: they are what the list
+ * still lacks before `strict` can be the default.
+ *
+ * The same with `strict`, and `denovisor run --seccomp=strict`, run only with
+ * DENOVISOR_SECCOMP_STRICT_TESTS=1 until they have passed on a KVM host (they were
+ * written on a machine without /dev/kvm).
+ */
+
+import assert from "node:assert/strict";
+import { kvmTest } from "./kvm_support.ts";
+import { denovisor } from "./cli_support.ts";
+import { domainGuest, TestDaemon } from "./daemon_support.ts";
+import { sandboxSupport } from "../manager/sandbox/launcher.ts";
+import { detectCgroups, DomainCgroup } from "../manager/sandbox/cgroup.ts";
+import { readKernelLog } from "../manager/sandbox/seccomp_report.ts";
+import { syscallName } from "../vmm/sandbox/syscall_numbers.ts";
+import { vmmCgroupLimits } from "../manager/sandbox/vmm_sandbox.ts";
+
+function statusField(pid: number | "self", name: string): string | undefined {
+  const text = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return text.match(new RegExp(`^${name}:[ \\t]*(.*)$`, "m"))?.[1]?.trim();
+}
+
+/** The calls the kernel logged (not killed) for `pid`: what the allow-list lacks. */
+function loggedCalls(pid: number): string[] {
+  const calls = new Set<string>();
+  for (const line of readKernelLog()) {
+    if (!line.includes("type=1326") || !line.includes(` pid=${pid} `)) continue;
+    const nr = line.match(/ syscall=(\d+) /);
+    if (nr) calls.add(`${syscallName(Number(nr[1]))} (${nr[1]})`);
+  }
+  return [...calls];
+}
+
+/** Checks the sandbox of the running VMM `pid` of domain `name`. */
+async function assertSandboxed(pid: number, name: string): Promise<void> {
+  assert.equal(statusField(pid, "Seccomp"), "2");
+  const own = statusField("self", "Seccomp_filters");
+  if (own !== undefined) {
+    assert.equal(Number(statusField(pid, "Seccomp_filters")), Number(own) + 1);
+  }
+  assert.equal(statusField(pid, "NoNewPrivs"), "1");
+  const support = await sandboxSupport();
+  if (support.setpriv) {
+    // What the daemon (with this process's capabilities) keeps of net_admin,
+    // dac_override and dac_read_search.
+    const expected = BigInt(`0x${statusField("self", "CapEff")}`) & 0x1006n;
+    assert.equal(BigInt(`0x${statusField(pid, "CapEff")}`), expected);
+  }
+  let host;
+  try {
+    host = detectCgroups();
+  } catch {
+    return; // no cgroups here: the daemon said so in the log
+  }
+  const group = DomainCgroup.existing(host, name);
+  if (group === undefined) return; // not writable here (the daemon logged why)
+  assert.ok(group.pids().includes(pid), `VMM ${pid} is in ${group.path}`);
+  const limits = vmmCgroupLimits({ memoryBytes: 32 * 1024 * 1024, vcpus: 1 });
+  assert.equal(group.stats().memoryLimitBytes, limits.memoryBytes);
+}
+
+kvmTest(
+  "a domain's VMM runs under its seccomp filter, without privileges, in its cgroup",
+  async () => {
+    const daemon = await TestDaemon.start();
+    try {
+      const info = await daemon.run(domainGuest("web"));
+      await daemon.waitForLog("web", "tick 2");
+      await assertSandboxed(info.pid!, "web");
+      const off = await daemon.client.post<{ state: string }>("/v1/domains/web/shutdown", {
+        timeoutSeconds: 20,
+      });
+      assert.equal(off.state, "shutoff");
+      const missing = loggedCalls(info.pid!);
+      if (missing.length > 0) {
+        console.warn(`seccomp: the VMM made calls outside its allow-list: ${missing.join(", ")}`);
+      }
+    } finally {
+      await daemon.cleanup();
+    }
+  },
+  120_000,
+);
+
+/** Runs only with DENOVISOR_SECCOMP_STRICT_TESTS=1 until it has passed on a KVM host. */
+function strictTest(name: string, fn: () => Promise<void>): void {
+  if (Deno.env.get("DENOVISOR_SECCOMP_STRICT_TESTS") === "1") kvmTest(name, fn, 120_000);
+  else {Deno.test({
+      name: `${name} [SKIPPED: set DENOVISOR_SECCOMP_STRICT_TESTS=1]`,
+      ignore: true,
+      fn,
+    });}
+}
+
+strictTest(
+  "a domain under the strict filter ticks, shuts down cleanly and logs no killed call",
+  async () => {
+    const daemon = await TestDaemon.start();
+    try {
+      const info = await daemon.run(domainGuest("strict", { sandbox: { seccomp: "strict" } }));
+      await daemon.waitForLog("strict", "tick 3");
+      await assertSandboxed(info.pid!, "strict");
+      const off = await daemon.client.post<{ state: string; lastEnd?: string }>(
+        "/v1/domains/strict/shutdown",
+        { timeoutSeconds: 20 },
+      );
+      assert.equal(off.state, "shutoff", off.lastEnd);
+      assert.doesNotMatch(off.lastEnd ?? "", /seccomp/);
+    } finally {
+      await daemon.cleanup();
+    }
+  },
+);
+
+strictTest("denovisor run --seccomp=strict boots the 2-vCPU demo guest to its end", async () => {
+  const r = await denovisor(["run", "--seccomp=strict", "--cpus", "2", "--memory", "128M"], {
+    env: { DENO_NO_UPDATE_CHECK: "1" },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /timer: 20\/20 ticks/);
+  assert.match(r.stdout, /demo: done, exiting/);
+});
