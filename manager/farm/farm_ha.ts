@@ -59,6 +59,23 @@ export class FarmHa {
     }
   }
 
+  /**
+   * The lease survived a fence (etcd answered again in time): the fenced domains' owner
+   * keys are still this host's, so no other host restarts them; this host does.
+   */
+  recover(): void {
+    const { domains, log, store, host } = this.#member;
+    const fenced = this.fencedDomains;
+    this.fencedDomains = [];
+    for (const name of fenced) {
+      store.owner(name).then((held) => {
+        if (held?.owner.host !== host) return;
+        log(`restarting '${name}', fenced while its lease lived on`);
+        return domains.locked(name, (e) => e.run ? Promise.resolve() : domains.lifecycle.start(e));
+      }).catch((error) => log(`restarting fenced '${name}': ${error.message}`));
+    }
+  }
+
   /** An owner key was deleted: when its host was lost, restart the domain elsewhere. */
   async ownerGone(domain: string, owner: OwnerRecord): Promise<void> {
     const member = this.#member;

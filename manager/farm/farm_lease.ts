@@ -18,6 +18,8 @@ export interface LeaseOptions {
   onFence: () => void;
   /** The lease has expired (etcd said so); rejoin. */
   onLost: () => void;
+  /** A renewal succeeded after a fence: the lease never expired (etcd was slow). */
+  onRecover: () => void;
   log: (line: string) => void;
 }
 
@@ -106,6 +108,12 @@ export class MemberLease {
       const ttl = await this.#etcd.keepAlive(this.#id);
       if (ttl > 0) {
         this.#lastRenewSent = sent;
+        if (this.#fenced) {
+          // Nobody could take over: the owner keys lived on with the lease.
+          this.#fenced = false;
+          this.#options.log(`the farm lease was renewed again; the fence is over`);
+          this.#options.onRecover();
+        }
         return;
       }
       this.#lost = true;

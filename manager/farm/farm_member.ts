@@ -100,6 +100,7 @@ export class FarmMember {
       ttlSeconds: ttl,
       onFence: () => this.ha.fence(),
       onLost: () => this.#rejoin(),
+      onRecover: () => this.ha.recover(),
       log: this.log,
     });
     const total = Deno.systemMemoryInfo().total;
@@ -223,15 +224,6 @@ export class FarmMember {
     } catch (error) {
       this.log(`leaving the farm: ${(error as Error).message}`);
     }
-    this.#etcd.close();
-  }
-
-  /** Stops everything without touching etcd (tests: a daemon that dies). */
-  abandon(): void {
-    this.#stopped = true;
-    clearInterval(this.#reconcileTimer);
-    this.#watch?.close();
-    this.#lease.stop();
     this.#etcd.close();
   }
 
