@@ -4,7 +4,9 @@
  * into guest RAM from user space: virtio used rings, received frames, block reads, fw_cfg
  * DMA. `DeviceDirtyBitmap` records those: `GuestMemory` marks it on every write path
  * (writes, fills, and every `slice()` view, since a view handed to a device may be
- * written through preadv). A round's dirty set is the OR of both.
+ * written through preadv). A round's dirty set is the OR of both. A view taken before
+ * tracking began and kept (a virtio queue's used ring) is not seen: its owner marks it
+ * (vmm/migration/machine_source.ts marks the used rings every round).
  *
  * The device bitmap lives in a SharedArrayBuffer and is marked with Atomics, so vCPU
  * Workers that emulate devices on their own `GuestMemory` views can mark the same one.

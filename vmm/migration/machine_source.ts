@@ -1,7 +1,8 @@
 /**
  * A running `Machine` as a migration source: KVM's dirty log ORed with the pages the
  * VMM's devices wrote (every device runs on the main thread over `machine.ram.memory`,
- * which marks them while tracking), pause with the device loop held (no device touches
+ * which marks them while tracking, plus the virtio used rings, written through views
+ * taken before tracking began), pause with the device loop held (no device touches
  * RAM or its state until resume), the state document as a save makes it, and the disk
  * handover: flushed and closed before the destination opens them, reopened if the
  * migration does not happen.
@@ -17,6 +18,7 @@ import {
   type RangeBitmap,
 } from "../../core/dirty_log.ts";
 import type { Kvm } from "../../core/kvm.ts";
+import { usedRingBytes } from "../../devices/virtio/split_ring.ts";
 import { openImage } from "../../storage/image.ts";
 import type { Machine } from "../machine.ts";
 import { layoutRanges } from "../snapshot/memory_file.ts";
@@ -58,7 +60,23 @@ export class MachineMigrationSource implements MigrationSource {
   }
 
   takeDirty(): RangeBitmap[] {
+    this.#markUsedRings();
     return orBitmaps(this.#kvmLog.fetch(), this.#deviceLog.take());
+  }
+
+  /**
+   * Marks every running virtio queue's used ring (a few pages): a queue writes it through
+   * a view taken once when the driver enabled it, before tracking began, so the tracker
+   * never sees those writes.
+   */
+  #markUsedRings(): void {
+    for (const [, entry] of this.#machine.devices.entries()) {
+      if (!("transport" in entry)) continue;
+      for (const queue of entry.transport.state.save().queues) {
+        if (queue.queue === null) continue; // not running: nothing written since
+        this.#deviceLog.mark(Number(BigInt(queue.usedRing)), usedRingBytes(queue.size));
+      }
+    }
   }
 
   stopDirtyLog(): void {
