@@ -323,7 +323,8 @@ export class VirtioNet implements VirtioDevice {
 
   /** Pops receive chains until a frame can land; false when the driver must post more. */
   #gatherRxChains(queue: VirtQueue, context: ActivateContext): boolean {
-    let capacity = this.#rxChains.reduce((sum, chain) => sum + chain.writableLength, 0);
+    let capacity = 0;
+    for (const chain of this.#rxChains) capacity += chain.writableLength;
     while (this.#mergeable ? capacity < this.#rxNeed : this.#rxChains.length === 0) {
       const chain = this.#pop(queue, context);
       if (chain === undefined) break;
@@ -344,9 +345,9 @@ export class VirtioNet implements VirtioDevice {
   #rxIovecs(): number {
     this.#iovecs.clear();
     let capacity = 0;
-    const chains = this.#mergeable ? this.#rxChains : this.#rxChains.slice(0, 1);
-    fill: for (const chain of chains) {
-      for (const buffer of chain.writable) {
+    const chains = this.#mergeable ? this.#rxChains.length : Math.min(1, this.#rxChains.length);
+    fill: for (let i = 0; i < chains; i++) {
+      for (const buffer of this.#rxChains[i].writable) {
         if (!this.#iovecs.tryAdd(buffer.bytes, 1)) break fill;
         capacity += buffer.bytes.length;
       }
@@ -357,17 +358,18 @@ export class VirtioNet implements VirtioDevice {
 
   /** Hands the chains holding a `length`-byte frame (header included) to the driver. */
   #deliverRx(queue: VirtQueue, length: number): void {
-    const used: Array<[DescriptorChain, number]> = [];
+    // The chains the frame spans, counted first: no array per frame.
+    let count = 0;
+    for (let left = length; left > 0; count++) left -= this.#rxChains[count].writableLength;
+    // The tap leaves num_buffers alone; VERSION_1 requires it (1 without MRG_RXBUF).
+    scatterU16(this.#rxChains[0].writable, NUM_BUFFERS_OFFSET, count);
     let remaining = length;
-    while (remaining > 0) {
+    for (let i = 0; i < count; i++) {
       const chain = this.#rxChains.shift()!;
       const take = Math.min(chain.writableLength, remaining);
-      used.push([chain, take]);
+      queue.push(chain.head, take);
       remaining -= take;
     }
-    // The tap leaves num_buffers alone; VERSION_1 requires it (1 without MRG_RXBUF).
-    scatterU16(used[0][0].writable, NUM_BUFFERS_OFFSET, used.length);
-    for (const [chain, written] of used) queue.push(chain.head, written);
     this.#counters.rxFrames++;
     this.#counters.rxBytes += length - NET_HEADER_SIZE;
   }

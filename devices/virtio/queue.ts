@@ -26,7 +26,7 @@
 
 import type { GuestAddress, GuestMemory } from "../../core/guest_memory.ts";
 import { type DescriptorChain, type VirtQueue, VirtQueueError } from "./queue_types.ts";
-import { MalformedChainError, readChain } from "./split_chain.ts";
+import { type ChainLimits, MalformedChainError, readChain } from "./split_chain.ts";
 import {
   availEventOffset,
   availRingBytes,
@@ -84,6 +84,8 @@ export class SplitQueue implements VirtQueue {
   readonly indirect: boolean;
   readonly #memory: GuestMemory;
   readonly #maxChainBytes: number;
+  /** Handed to every `readChain` (made once: `pop()` runs once per request). */
+  readonly #limits: ChainLimits;
   readonly #desc: DataView;
   readonly #avail: RingView;
   readonly #used: RingView;
@@ -113,6 +115,7 @@ export class SplitQueue implements VirtQueue {
     this.indirect = (features & VIRTIO_F.RING_INDIRECT_DESC) !== 0n;
     this.#memory = memory;
     this.#maxChainBytes = options.maxChainBytes ?? DEFAULT_MAX_CHAIN_BYTES;
+    this.#limits = { indirect: this.indirect, maxChainBytes: this.#maxChainBytes };
     const desc = ringSlice(
       memory,
       "Descriptor table",
@@ -231,10 +234,7 @@ export class SplitQueue implements VirtQueue {
       );
     }
     try {
-      const chain = readChain(this.#memory, this.#desc, this.size, head, {
-        indirect: this.indirect,
-        maxChainBytes: this.#maxChainBytes,
-      });
+      const chain = readChain(this.#memory, this.#desc, this.size, head, this.#limits);
       this.#inFlight[head] = chain.writableLength;
       return chain;
     } catch (error) {

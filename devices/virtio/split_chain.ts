@@ -12,7 +12,6 @@ import { type DescriptorChain, type GuestBuffer, VirtQueueError } from "./queue_
 import {
   DESC_FLAGS,
   DESC_LEN,
-  DESC_NEXT,
   DESC_SIZE,
   VIRTQ_DESC_F_INDIRECT,
   VIRTQ_DESC_F_NEXT,
@@ -55,9 +54,8 @@ export function readChain(
   head: number,
   limits: ChainLimits,
 ): DescriptorChain {
-  const fail: (reason: string) => never = (reason) => {
-    throw new MalformedChainError(`Descriptor chain ${head} ${reason}`, head);
-  };
+  // This runs once per request: nothing here allocates beyond the chain itself, and the
+  // error texts are only built on failure.
   const readable: GuestBuffer[] = [];
   const writable: GuestBuffer[] = [];
   let readableLength = 0;
@@ -65,8 +63,8 @@ export function readChain(
 
   let table = descTable;
   let tableSize = size;
-  let where = "descriptor table";
-  let inIndirect = false;
+  // The main-table entry that named the indirect table being walked, -1 in the main table.
+  let indirectFrom = -1;
   let index = head;
   // Descriptors visited in the current table: a chain that visits more than the table
   // holds has come back to one it already visited (a loop).
@@ -74,67 +72,126 @@ export function readChain(
 
   for (;;) {
     if (index >= tableSize) {
-      fail(`links to descriptor ${index} but the ${where} has ${tableSize} entries`);
+      failChain(
+        head,
+        `links to descriptor ${index} but the ${tableName(indirectFrom)} has ${tableSize} entries`,
+      );
     }
     if (++visited > tableSize) {
-      fail(`is longer than the ${tableSize} entries of the ${where}: it loops`);
+      failChain(
+        head,
+        `is longer than the ${tableSize} entries of the ${tableName(indirectFrom)}: it loops`,
+      );
     }
     const offset = index * DESC_SIZE;
     const low = table.getUint32(offset, true);
     const high = table.getUint32(offset + 4, true);
     const length = table.getUint32(offset + DESC_LEN, true);
-    const flags = table.getUint16(offset + DESC_FLAGS, true);
-    const next = table.getUint16(offset + DESC_NEXT, true);
+    // flags and next (DESC_NEXT = DESC_FLAGS + 2) in one read, each field still read once.
+    const flagsNext = table.getUint32(offset + DESC_FLAGS, true);
+    const flags = flagsNext & 0xffff;
+    const next = flagsNext >>> 16;
     // Exact below 2^53; anything above is far outside guest RAM and GuestMemory refuses it.
     const address = high * 0x1_0000_0000 + low;
-    const what = `${where} entry ${index}`;
 
     if (flags & VIRTQ_DESC_F_INDIRECT) {
       if (!limits.indirect) {
-        fail(`uses an indirect table (${what}) but VIRTIO_F_RING_INDIRECT_DESC was not negotiated`);
+        failChain(
+          head,
+          `uses an indirect table (${
+            tableName(indirectFrom)
+          } entry ${index}) but VIRTIO_F_RING_INDIRECT_DESC was not negotiated`,
+        );
       }
-      if (inIndirect) fail(`nests an indirect table inside an indirect table (${what})`);
+      if (indirectFrom >= 0) {
+        failChain(
+          head,
+          `nests an indirect table inside an indirect table (${
+            tableName(indirectFrom)
+          } entry ${index})`,
+        );
+      }
       if (flags & VIRTQ_DESC_F_NEXT) {
-        fail(`has both INDIRECT and NEXT set in ${what}: an indirect table must end the chain`);
+        failChain(
+          head,
+          `has both INDIRECT and NEXT set in ${
+            tableName(indirectFrom)
+          } entry ${index}: an indirect table must end the chain`,
+        );
       }
       if (length === 0 || length % DESC_SIZE !== 0) {
-        fail(`has an indirect table of ${length} bytes (${what}): not a non-zero multiple of 16`);
+        failChain(
+          head,
+          `has an indirect table of ${length} bytes (${
+            tableName(indirectFrom)
+          } entry ${index}): not a non-zero multiple of 16`,
+        );
       }
       if (length / DESC_SIZE > MAX_INDIRECT_ENTRIES) {
-        fail(`has an indirect table of ${length / DESC_SIZE} entries, more than 65536`);
+        failChain(head, `has an indirect table of ${length / DESC_SIZE} entries, more than 65536`);
       }
       const bytes = guestSlice(memory, address, high, length);
-      if (!bytes) fail(`has an indirect table (${what}) ${outsideRam(high, low, length)}`);
+      if (!bytes) {
+        failChain(
+          head,
+          `has an indirect table (${tableName(indirectFrom)} entry ${index}) ${
+            outsideRam(high, low, length)
+          }`,
+        );
+      }
       table = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       tableSize = length / DESC_SIZE;
-      where = `indirect table of ${what}`;
-      inIndirect = true;
+      indirectFrom = index;
       index = 0;
       visited = 0;
       continue;
     }
 
-    if (length === 0) fail(`has a zero-length buffer in ${what}`);
+    if (length === 0) {
+      failChain(head, `has a zero-length buffer in ${tableName(indirectFrom)} entry ${index}`);
+    }
     const bytes = guestSlice(memory, address, high, length);
-    if (!bytes) fail(`has a buffer in ${what} ${outsideRam(high, low, length)}`);
+    if (!bytes) {
+      failChain(
+        head,
+        `has a buffer in ${tableName(indirectFrom)} entry ${index} ${
+          outsideRam(high, low, length)
+        }`,
+      );
+    }
     const buffer: GuestBuffer = { address, bytes };
     if (flags & VIRTQ_DESC_F_WRITE) {
       writable.push(buffer);
       writableLength += length;
     } else {
       if (writable.length > 0) {
-        fail(`has a device-readable buffer after a device-writable one in ${what}`);
+        failChain(
+          head,
+          `has a device-readable buffer after a device-writable one in ${
+            tableName(indirectFrom)
+          } entry ${index}`,
+        );
       }
       readable.push(buffer);
       readableLength += length;
     }
     if (readableLength + writableLength > limits.maxChainBytes) {
-      fail(`is longer than ${limits.maxChainBytes} bytes in total`);
+      failChain(head, `is longer than ${limits.maxChainBytes} bytes in total`);
     }
     if (!(flags & VIRTQ_DESC_F_NEXT)) break;
     index = next;
   }
   return { head, readable, writable, readableLength, writableLength };
+}
+
+/** The table being walked, for errors: the main one or the indirect one of its entry `from`. */
+function tableName(from: number): string {
+  return from < 0 ? "descriptor table" : `indirect table of descriptor table entry ${from}`;
+}
+
+/** Throws the error of a chain the device must return unused. */
+function failChain(head: number, reason: string): never {
+  throw new MalformedChainError(`Descriptor chain ${head} ${reason}`, head);
 }
 
 /** The live view of `[address, address + length)`, or undefined when it is not all in one RAM region. */
