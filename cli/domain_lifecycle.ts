@@ -1,12 +1,13 @@
 /**
- * The lifecycle verbs: start, shutdown, destroy, reboot, pause (suspend), resume (unpause).
+ * The lifecycle verbs: start, shutdown, destroy, reboot, reset, pause (suspend), resume
+ * (unpause).
  * Each is one POST /v1/domains/{name}/{action}; the daemon decides whether the state allows
  * it (409, exit status 5, when not).
  *
  * @module
  */
 
-import type { ActionRequest, DomainInfo } from "../manager/api_types.ts";
+import { type ActionRequest, type DomainInfo, FORCED_SHUTDOWN_END } from "../manager/api_types.ts";
 import { attachConsole } from "./domain_console.ts";
 import {
   domainPath,
@@ -15,7 +16,7 @@ import {
   stringOption,
   type VerbContext,
 } from "./domain_verb.ts";
-import { CLIENT_EXIT, printable } from "./output.ts";
+import { CLIENT_EXIT, formatJson, printable } from "./output.ts";
 import { UsageError } from "./usage_error.ts";
 
 /** Runs one action and prints "Domain 'x' <done>" (or the DomainInfo with --json). */
@@ -59,28 +60,65 @@ Options:
 
 const shutdown: DomainVerb = {
   name: "shutdown",
-  summary: "Ask a domain's guest to power off (destroyed after a timeout)",
-  help: `Usage: denovisor shutdown NAME [--timeout S] [--no-wait] [--json]
+  summary: "Ask a domain's guest to power off (forced off after a timeout)",
+  help: `Usage: denovisor shutdown NAME [--timeout S | --force-after S] [--no-wait] [--json]
 
-Asks the guest to shut down (Ctrl-Alt-Del through the i8042 keyboard controller, as
-Firecracker does) and waits until it has powered off. A guest that ignores the request
-is destroyed after the timeout.
+Asks the guest to shut down (the ACPI power button when it listens for it, else
+Ctrl-Alt-Del through the i8042 keyboard controller, as Firecracker does) and waits until
+it has powered off. A guest that ignores the request is forced off (as destroy does)
+after the timeout: the command then says so and exits 1, and the domain's last end
+(info) and its "destroyed" event read "${FORCED_SHUTDOWN_END}: ...".
+With --force-after, forcing it off is what was asked for: exit status 0.
 
 Options:
-  --timeout S   Seconds the guest gets before it is destroyed (default 60)
-  --no-wait     Return once the request is sent; the domain stops in the background
-  --json        Print the domain's info as JSON`,
-  options: { timeout: { type: "string" }, "no-wait": { type: "boolean" } },
+  --timeout S       Seconds the guest gets before it is forced off (default 60)
+  --force-after S   The same, and forcing it off is not an error
+  --no-wait         Return once the request is sent; the domain stops in the background
+  --json            Print the domain's info as JSON`,
+  options: {
+    timeout: { type: "string" },
+    "force-after": { type: "string" },
+    "no-wait": { type: "boolean" },
+  },
   json: true,
   args: ["domain"],
   completes: ["running"],
   async run(context, values, [name]) {
     const body: ActionRequest = { wait: values["no-wait"] !== true };
     const timeout = stringOption(values, "timeout");
+    const forceAfter = stringOption(values, "force-after");
+    if (timeout !== undefined && forceAfter !== undefined) {
+      throw new UsageError("shutdown: give --timeout or --force-after, not both");
+    }
     if (timeout !== undefined) body.timeoutSeconds = parseSeconds(timeout, "shutdown --timeout");
-    const done = body.wait ? "is shut off" : "is being shut down";
-    await act(context, name, "shutdown", done, values.json === true, body);
-    return CLIENT_EXIT.OK;
+    if (forceAfter !== undefined) {
+      body.timeoutSeconds = parseSeconds(forceAfter, "shutdown --force-after");
+    }
+    const json = values.json === true;
+    const info = await context.client.post<DomainInfo>(domainPath(name, "/shutdown"), body);
+    const shown = printable(info.name);
+    const forced = body.wait && info.state === "shutoff" &&
+      info.lastEnd?.startsWith(FORCED_SHUTDOWN_END) === true;
+    if (!forced) {
+      reportDomain(
+        context,
+        info,
+        json,
+        `Domain '${shown}' ${body.wait ? "is shut off" : "is being shut down"}`,
+      );
+      return CLIENT_EXIT.OK;
+    }
+    // "forced off after the shutdown timeout: the guest did not power off within 60 s (...)"
+    const what = `Domain '${shown}' was ${printable(info.lastEnd!)}`;
+    if (forceAfter !== undefined) {
+      reportDomain(context, info, json, what);
+      return CLIENT_EXIT.OK;
+    }
+    if (json) context.io.out(formatJson(info));
+    context.io.err(
+      `shutdown: ${what}; give --force-after S when forcing it off is what you want`,
+    );
+    return CLIENT_EXIT.FAILURE;
   },
 };
 
@@ -105,22 +143,42 @@ Options:
 
 const reboot: DomainVerb = {
   name: "reboot",
-  summary: "Reset a running domain",
-  help: `Usage: denovisor reboot NAME [--no-wait] [--json]
+  summary: "Ask a domain's guest to reboot (Ctrl-Alt-Del)",
+  help: `Usage: denovisor reboot NAME [--json]
 
-Reboots the domain NAME: its machine is reset and boots again in the same VMM process.
+Asks the guest of domain NAME to reboot, as virsh reboot does: Ctrl-Alt-Del through the
+i8042 keyboard controller, which Linux and most guests take as a reboot. The guest
+decides: one set up to ignore Ctrl-Alt-Del does not reboot; 'reset' does not ask.
+When the guest resets, the domain's on_reboot applies (default: boot again in the same
+VMM process).
 
 Options:
-  --no-wait   Return once the request is sent
   --json      Print the domain's info as JSON`,
-  options: { "no-wait": { type: "boolean" } },
   json: true,
   args: ["domain"],
   completes: ["running"],
   async run(context, values, [name]) {
-    await act(context, name, "reboot", "is being rebooted", values.json === true, {
-      wait: values["no-wait"] !== true,
-    });
+    await act(context, name, "reboot", "is being rebooted", values.json === true);
+    return CLIENT_EXIT.OK;
+  },
+};
+
+const reset: DomainVerb = {
+  name: "reset",
+  summary: "Reset a domain's machine at once (pulls the reset line)",
+  help: `Usage: denovisor reset NAME [--json]
+
+Resets the machine of domain NAME without asking its guest, as virsh reset does: it is
+rebuilt and boots again in the same VMM process; the guest loses what it had not
+written to disk.
+
+Options:
+  --json      Print the domain's info as JSON`,
+  json: true,
+  args: ["domain"],
+  completes: ["running", "paused"],
+  async run(context, values, [name]) {
+    await act(context, name, "reset", "was reset", values.json === true);
     return CLIENT_EXIT.OK;
   },
 };
@@ -174,4 +232,12 @@ export function parseSeconds(text: string, what: string): number {
 }
 
 /** The lifecycle verbs. */
-export const LIFECYCLE_VERBS: DomainVerb[] = [start, shutdown, destroy, reboot, pause, resume];
+export const LIFECYCLE_VERBS: DomainVerb[] = [
+  start,
+  shutdown,
+  destroy,
+  reboot,
+  reset,
+  pause,
+  resume,
+];

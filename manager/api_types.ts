@@ -12,7 +12,7 @@
  *   PUT    /v1/domains/{name}                    DomainDefinition -> DomainInfo   (edit)
  *   DELETE /v1/domains/{name}                    -> 204                           (undefine)
  *   POST   /v1/domains/{name}/{action}[?host=H]  ActionRequest -> DomainInfo
- *            action: start | shutdown | destroy | reboot | pause | resume
+ *            action: start | shutdown | destroy | reboot | reset | pause | resume
  *   GET    /v1/domains/{name}/stats              -> DomainStats
  *   POST   /v1/domains/{name}/save               SaveRequest -> SaveResult       (xl save)
  *   POST   /v1/restore                           RestoreRequest -> DomainInfo    (xl restore)
@@ -290,6 +290,13 @@ export type DomainEventKind =
   | "crashed"
   | "destroyed"
   | "stopped";
+
+/**
+ * How `lastEnd` and the "destroyed" event's detail begin when a guest did not power off
+ * within a shutdown's timeout and the daemon forced it off, so clients can tell it from
+ * a clean power-off or a destroy by request.
+ */
+export const FORCED_SHUTDOWN_END = "forced off after the shutdown timeout";
 
 /** One line of GET /v1/events. */
 export interface DomainEvent {

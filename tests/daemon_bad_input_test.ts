@@ -110,7 +110,7 @@ Deno.test("daemon: unknown domains get 404 and unknown paths say so", async () =
     assert.deepEqual(await send(daemon, "POST", "/v1/domains/d/explode"), {
       status: 404,
       message:
-        "No domain action 'explode'; the actions are start, shutdown, destroy, reboot, pause, resume",
+        "No domain action 'explode'; the actions are start, shutdown, destroy, reboot, reset, pause, resume",
     });
   } finally {
     await daemon.cleanup();
@@ -225,7 +225,10 @@ Deno.test("daemon: a hung VMM gives 504 within seconds, the daemon keeps answeri
       timeoutSeconds: 1,
     });
     assert.equal(off.state, "shutoff");
-    assert.match(off.lastEnd ?? "", /^did not power off within 1 s/);
+    assert.match(
+      off.lastEnd ?? "",
+      /^forced off after the shutdown timeout: the guest did not power off within 1 s/,
+    );
     assert.equal(processAlive(again.pid!), false);
   } finally {
     await daemon.cleanup();

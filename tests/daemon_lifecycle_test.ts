@@ -156,7 +156,7 @@ kvmTest(
 );
 
 kvmTest(
-  "daemon: reboot keeps the VMM, mem-set moves the balloon, a guest power-off applies on_poweroff",
+  "daemon: reset keeps the VMM, mem-set moves the balloon, a guest power-off applies on_poweroff",
   async () => {
     const daemon = await TestDaemon.start();
     try {
@@ -164,7 +164,7 @@ kvmTest(
       const events = await EventRecorder.open(api);
       const info = await daemon.run(domainGuest("box", { balloon: true, memory: 64 }));
       await daemon.waitForLog("box", "domain guest up");
-      const rebooted = await api.post<DomainInfo>("/v1/domains/box/reboot");
+      const rebooted = await api.post<DomainInfo>("/v1/domains/box/reset");
       assert.deepEqual([rebooted.state, rebooted.pid], ["running", info.pid]);
       await events.waitFor((e) => e.domain === "box" && e.kind === "rebooted");
 

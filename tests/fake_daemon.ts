@@ -218,6 +218,9 @@ export async function startFakeDaemon(): Promise<FakeDaemon> {
         break;
       case "reboot":
         if (info.state !== "running") return wrongState();
+        break;
+      case "reset":
+        if (info.state !== "running") return wrongState();
         emit(name, "rebooted");
         break;
       case "stats":

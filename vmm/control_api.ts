@@ -26,6 +26,7 @@ export function controlRouter(domain: VmmDomain, hooks: ControlHooks): Router {
     .add("POST", "/vm/resume", async () => jsonResponse(await domain.resume()))
     .add("POST", "/vm/shutdown", async () => jsonResponse(await domain.shutdown()))
     .add("POST", "/vm/reboot", async () => jsonResponse(await domain.reboot()))
+    .add("POST", "/vm/ctrl-alt-del", async () => jsonResponse(await domain.requestReboot()))
     .add("POST", "/vm/destroy", async () => jsonResponse(await hooks.destroy("destroy request")))
     .add("GET", "/vm/stats", () => jsonResponse(domain.stats()))
     .add("POST", "/vm/migrate-send", async ({ request }) => {

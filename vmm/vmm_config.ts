@@ -21,6 +21,8 @@
  *                                      i8042, as Firecracker; a guest reset after it counts
  *                                      as power-off)
  *   POST /vm/reboot    -> VmmStatus  (hard reset: the machine is rebuilt in this process)
+ *   POST /vm/ctrl-alt-del -> VmmStatus (asks the guest to reboot: Ctrl-Alt-Del through the
+ *                                      i8042; the reset that follows is a reboot)
  *   POST /vm/destroy   -> VmmStatus  (stops the VM now; the process then exits)
  *   GET  /vm/stats     -> DomainStats (manager/api_types.ts)
  *   PUT  /vm/balloon   { targetBytes } -> VmmStatus   (needs `balloon: true`; targetBytes

@@ -304,6 +304,23 @@ export class VmmDomain {
     });
   }
 
+  /**
+   * Asks the guest to reboot: Ctrl-Alt-Del, which Linux and most guests take as a reboot.
+   * Unlike shutdown(), the reset that follows is a reboot (onReboot applies).
+   */
+  requestReboot(): Promise<VmmStatus> {
+    return this.#serialized(() => {
+      const machine = this.#requireMachine("reboot");
+      if (!machine.i8042.sendCtrlAltDel()) {
+        throw new ApiError(
+          "busy",
+          "The guest's keyboard buffer is full, so Ctrl-Alt-Del was not sent; retry, or reset",
+        );
+      }
+      this.#hub.log("reboot requested: Ctrl-Alt-Del sent to the guest");
+    });
+  }
+
   /** Hard reset: the machine is rebuilt in this process; answers once the new one runs. */
   reboot(): Promise<VmmStatus> {
     return this.#serialized(async () => {

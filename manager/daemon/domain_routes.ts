@@ -17,11 +17,12 @@ import {
   type Router,
   upgradeResponse,
 } from "../../common/http/mod.ts";
+import type { DomainEntry } from "./domain_entry.ts";
 import type { DomainManager } from "./domains.ts";
 import type { EventHub } from "./events.ts";
 import { logTail } from "./vmm_run.ts";
 
-const ACTIONS = ["start", "shutdown", "destroy", "reboot", "pause", "resume"] as const;
+const ACTIONS = ["start", "shutdown", "destroy", "reboot", "reset", "pause", "resume"] as const;
 type Action = typeof ACTIONS[number];
 const MAX_LOG_LINES = 10_000;
 
@@ -142,7 +143,10 @@ async function runAction(
   body: ActionRequest,
 ) {
   const lifecycle = domains.lifecycle;
+  // A transient domain is gone once off: its last end is reported from this view.
+  let shutDown: DomainEntry | undefined;
   if (action === "shutdown") {
+    shutDown = domains.get(name);
     const { done } = await domains.locked(name, (e) => lifecycle.shutdown(e, body));
     // Waited for outside the lock, so that a destroy can still come in meanwhile; then
     // through the lock, which the end handling holds until the domain's state is final.
@@ -159,6 +163,8 @@ async function runAction(
           return lifecycle.destroy(entry);
         case "reboot":
           return lifecycle.reboot(entry);
+        case "reset":
+          return lifecycle.reset(entry);
         case "pause":
           return lifecycle.pause(entry);
         case "resume":
@@ -170,7 +176,13 @@ async function runAction(
   try {
     return domains.info(name);
   } catch {
-    return { name, state: "shutoff", persistent: false, note: "the transient domain is gone" };
+    return {
+      name,
+      state: "shutoff",
+      persistent: false,
+      note: "the transient domain is gone",
+      ...(shutDown?.lastEnd !== undefined ? { lastEnd: shutDown.lastEnd } : {}),
+    };
   }
 }
 

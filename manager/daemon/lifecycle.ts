@@ -7,11 +7,12 @@
  * @module
  */
 
-import type {
-  ActionRequest,
-  DomainDefinition,
-  DomainEventKind,
-  DomainStats,
+import {
+  type ActionRequest,
+  type DomainDefinition,
+  type DomainEventKind,
+  type DomainStats,
+  FORCED_SHUTDOWN_END,
 } from "../api_types.ts";
 import type { DenovisorPaths } from "../paths.ts";
 import { domainRunDir } from "../paths.ts";
@@ -172,9 +173,25 @@ export class Lifecycle {
     return { done: request.wait === false ? undefined : run.handled };
   }
 
-  /** Hard reset: the VMM rebuilds the machine in its process. */
+  /**
+   * Asks the guest to reboot (Ctrl-Alt-Del, which Linux and most guests take as a
+   * reboot, as `virsh reboot`); the guest decides, as with shutdown.
+   */
   async reboot(entry: DomainEntry): Promise<void> {
     const run = this.#needRun(entry, "reboot");
+    if (entry.state !== "running") {
+      throw new ApiError(
+        "conflict",
+        `Domain '${entry.definition.name}' is ${entry.state}, so its guest cannot see a ` +
+          `reboot request; resume it first, or reset it with 'denovisor reset'`,
+      );
+    }
+    await run.control.call<VmmStatus>("POST", "/vm/ctrl-alt-del", {});
+  }
+
+  /** Hard reset (`virsh reset`): the VMM rebuilds the machine in its process. */
+  async reset(entry: DomainEntry): Promise<void> {
+    const run = this.#needRun(entry, "reset");
     await run.control.call<VmmStatus>("POST", "/vm/reboot", {});
     entry.state = "running";
     this.#context.events.emit(entry.definition.name, "rebooted", "reset by request");
@@ -276,7 +293,11 @@ export class Lifecycle {
         );
         const end = await run.destroy();
         await this.#release(entry, run);
-        this.#finish(entry, "destroyed", `did not power off within ${seconds} s (${end.exit})`);
+        this.#finish(
+          entry,
+          "destroyed",
+          `${FORCED_SHUTDOWN_END}: the guest did not power off within ${seconds} s (${end.exit})`,
+        );
       }).catch((error) => this.#context.log(`shutdown timeout: ${error.message}`));
     }, seconds * 1000);
     this.#shutdownTimers.set(run, timer);

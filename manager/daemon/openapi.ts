@@ -13,7 +13,7 @@ import { FARM_SCHEMAS, farmPaths } from "../farm/farm_openapi.ts";
 
 type Schema = Record<string, unknown>;
 
-const DOMAIN_ACTIONS = ["start", "shutdown", "destroy", "reboot", "pause", "resume"];
+const DOMAIN_ACTIONS = ["start", "shutdown", "destroy", "reboot", "reset", "pause", "resume"];
 const POOL_ACTIONS = ["build", "start", "stop", "refresh"];
 const VOLUME_ACTIONS = [
   "wipe",
@@ -122,7 +122,7 @@ const PATHS: Record<string, Record<string, Schema>> = {
     }),
   },
   "/v1/domains/{name}/{action}": {
-    post: operation("domainAction", "Start, shut down, destroy, reboot, pause or resume", {
+    post: operation("domainAction", "Start, shut down, destroy, reboot, reset, pause, resume", {
       ok: DOMAIN_INFO,
       body: ref("ActionRequest"),
       parameters: [
