@@ -156,3 +156,49 @@ Deno.test("parseStartRequest() checks the version, the RAM and the disks", () =>
   assert.throws(() => parseStartRequest({ ...good, ram: [] }), refused("no RAM"));
   assert.throws(() => parseStartRequest("start"), refused("START"));
 });
+
+Deno.test("random bytes never crash the decoders: they decode or are refused as protocol errors", () => {
+  let seed = 0x2545f491;
+  const random = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 2 ** 32;
+  };
+  const bytes = (length: number) => Uint8Array.from({ length }, () => Math.floor(random() * 256));
+  const onlyRefusals = (run: () => unknown) => {
+    try {
+      run();
+    } catch (error) {
+      assert.ok(error instanceof MigrationProtocolError, String(error));
+    }
+  };
+  for (let i = 0; i < 2000; i++) {
+    const header = bytes(16);
+    if (i % 2) header.fill(0, 2, 8); // get past the reserved bytes half the time
+    onlyRefusals(() => decodeHeader(header));
+    const table = bytes(8 + 16 * Math.floor(random() * 4) + Math.floor(random() * 64));
+    const view = new DataView(table.buffer);
+    view.setUint32(0, Math.floor(random() * 4), true);
+    if (i % 2) view.setUint32(4, 0, true);
+    onlyRefusals(() => decodeMemory(table, RAM));
+    onlyRefusals(() => decodeDirtyRound(bytes(i % 17)));
+    onlyRefusals(() =>
+      parseStartRequest(
+        JSON.parse(
+          JSON.stringify({
+            protocolVersion: 1,
+            mode: "live",
+            domain: "d",
+            config: {},
+            ram: [{
+              guestAddress: Math.floor(random() * 2 ** 53),
+              size: 4096 * Math.floor(random() * 3),
+            }],
+            disks: [],
+          }),
+        ),
+      )
+    );
+  }
+});
