@@ -27,8 +27,18 @@ function word(probe: SyscallProbe, offset: number): number {
 
 /** The action `program` returns for `probe`. */
 export function runBpf(program: readonly Instruction[], probe: SyscallProbe): number {
+  return traceBpf(program, probe).action;
+}
+
+/** The action `program` returns for `probe`, and how many instructions it ran to get there. */
+export function traceBpf(
+  program: readonly Instruction[],
+  probe: SyscallProbe,
+): { action: number; steps: number } {
   let accumulator = 0;
+  let steps = 0;
   for (let pc = 0; pc < program.length; pc++) {
+    steps++;
     const { code, jt, jf, k } = program[pc];
     switch (code) {
       case BPF.LD_W_ABS:
@@ -47,7 +57,7 @@ export function runBpf(program: readonly Instruction[], probe: SyscallProbe): nu
         pc += (accumulator & k) !== 0 ? jt : jf;
         break;
       case BPF.RET_K:
-        return k >>> 0;
+        return { action: k >>> 0, steps };
       default:
         throw new Error(`Unknown BPF opcode 0x${code.toString(16)} at ${pc}`);
     }
