@@ -43,7 +43,7 @@ Deno.test("compileFilter() allows unix sockets only", () => {
   assert.equal(runBpf(strict, { nr: nr("socket"), args: [1, 1, 0] }), SECCOMP_RET.ALLOW);
   assert.equal(runBpf(strict, { nr: nr("socket"), args: [2, 1, 0] }), SECCOMP_RET.KILL_PROCESS);
   assert.equal(runBpf(strict, { nr: nr("socket"), args: [17, 3, 0] }), SECCOMP_RET.KILL_PROCESS);
-  assert.equal(runBpf(log, { nr: nr("socket"), args: [2, 1, 0] }), SECCOMP_RET.LOG);
+  assert.equal(runBpf(log, { nr: nr("socket"), args: [2, 1, 0] }), SECCOMP_RET.ERRNO | 13);
 });
 
 Deno.test("compileFilter() lets clone make threads, never namespaces, and sends clone3 to clone", () => {
@@ -126,11 +126,12 @@ for (const call of ["ptrace", "mount", "execve", "inet", "getpriority"]) {
   });
 }
 
-Deno.test("a child under the log filter survives unknown calls and network sockets but not ptrace", async () => {
+Deno.test("a child under the log filter survives unknown calls, is refused network sockets and killed by ptrace", async () => {
   for (const call of ["getpriority", "inet"]) {
     const result = await probe("log", call);
     assert.equal(result.code, 0, result.err);
     assert.match(result.text, /survived/);
   }
+  assert.match((await probe("log", "inet")).text, /inet refused: PermissionDenied/);
   assert.equal((await probe("log", "ptrace")).signal, "SIGSYS");
 });

@@ -20,7 +20,16 @@ export interface AllowedCall {
   name: string;
   why: string;
   /** Only these values (low 32 bits) of argument `arg`; anything else gets the mode's default. */
-  oneOf?: { arg: number; values: readonly number[] };
+  oneOf?: {
+    arg: number;
+    values: readonly number[];
+    /**
+     * In `log` mode, fail other values with this errno instead of letting them through:
+     * for a call whose other uses are never the VMM's but may be its runtime's, which
+     * copes with a refusal (a network socket for deno's update check, run from source).
+     */
+    logModeErrno?: number;
+  };
   /** Only when none of these bits is set in argument `arg`; otherwise the process is killed. */
   clearBits?: { arg: number; bits: number };
   /** Only when argument `arg` is this process's own pid; otherwise the mode's default. */
@@ -62,6 +71,7 @@ export const ALLOWED_IOCTLS: readonly number[] = [
 ];
 
 const AF_UNIX = 1;
+const EACCES = 13;
 const PR_SET_NAME = 15;
 const PR_GET_NAME = 16;
 const PR_GET_SECCOMP = 21;
@@ -164,8 +174,8 @@ export const ALLOWED_CALLS: readonly AllowedCall[] = [
   { name: "fchmodat", why: "the same" },
   {
     name: "socket",
-    why: "unix sockets only: no network access",
-    oneOf: { arg: 0, values: [AF_UNIX] },
+    why: "unix sockets only: no network access (EACCES for others in log mode)",
+    oneOf: { arg: 0, values: [AF_UNIX], logModeErrno: EACCES },
   },
   { name: "socketpair", why: "the runtime's internal channels" },
   { name: "accept4", why: "control and console connections" },
