@@ -184,3 +184,19 @@ etcdTest("farm: shutdown and destroy asked on one host stop the domain on its ho
     await farm.stop();
   }
 });
+
+etcdTest("farm: define ?start=1 that cannot start keeps nothing, on any host", async () => {
+  const farm = await TestFarm.start([{ name: "h1" }, { name: "h2" }]);
+  try {
+    const [h1, h2] = farm.daemons;
+    const broken = { ...farmDomain("broken"), boot: { kernel: "/nonexistent/vmlinuz" } };
+    await assert.rejects(h1.client.post("/v1/domains?start=1", broken), /vmlinuz/);
+    await new Promise((r) => setTimeout(r, 1000)); // Any mirror would have happened.
+    for (const daemon of [h1, h2]) {
+      const list = await daemon.client.get<DomainInfo[]>("/v1/domains");
+      assert.ok(!list.some((d) => d.name === "broken"), `${daemon.name} kept it`);
+    }
+  } finally {
+    await farm.stop();
+  }
+});

@@ -98,8 +98,15 @@ export function addFarmRoutes(
       throw error;
     }
     await store.event({ host: member.host, kind: "defined", domain: info.name });
-    if (flag(url, "start")) return jsonResponse(await member.startHere(info.name), 201);
-    return jsonResponse(domains.info(info.name), 201);
+    if (!flag(url, "start")) return jsonResponse(domains.info(info.name), 201);
+    try {
+      return jsonResponse(await member.startHere(info.name), 201);
+    } catch (error) {
+      // As without a farm: a definition that could not start is not kept.
+      await domains.undefine(info.name).catch(() => {});
+      await store.deleteDefinition(info.name).catch(() => {});
+      throw error;
+    }
   });
   router.add("PUT", "/v1/domains/:name", async ({ request, params }) => {
     const info = await domains.edit(params.name, await readJsonBody(request));
