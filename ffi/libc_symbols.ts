@@ -91,6 +91,12 @@ export const LIBC_SYMBOLS = {
   tgkill: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /** int *__errno_location(void): errno of the calling thread */
   __errno_location: { parameters: [], result: "pointer" },
+  /** int socketpair(int domain, int type, int protocol, int sv[2]) */
+  socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  /** ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) */
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  /** ssize_t recvmsg(int fd, struct msghdr *msg, int flags) */
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   /** int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5) */
   prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
   /** long syscall(long number, long a1, long a2, void *a3): the 3-argument form (seccomp(2)) */
