@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { DomainInfo, DomainSummary } from "../manager/api_types.ts";
+import type { DomainInfo, DomainStats, DomainSummary } from "../manager/api_types.ts";
 import { domainPath, type DomainVerb } from "./domain_verb.ts";
 import { CLIENT_EXIT, formatFields, formatJson, formatTable, printable } from "./output.ts";
 import { formatSize } from "../common/units.ts";
@@ -16,9 +16,11 @@ const list: DomainVerb = {
   summary: "List domains (all by default; --running, --inactive)",
   help: `Usage: denovisor list [--running | --inactive] [--name] [--json]      (alias: ls)
 
-Lists domains: Id (the VMM's process id while it runs, '-' otherwise), name, state,
-vCPUs, memory and autostart. Unlike virsh (running only) and like xl, every domain is
-listed by default; --all is accepted for virsh habits.
+Lists domains: Id (the domain id while it runs, '-' otherwise: given at each start and
+never given again while the daemon's state lives, as xl's domid), name, state, vCPUs,
+memory, autostart, and whether it is transient (made by 'create': gone once it stops).
+The VMM's process id is in 'info'. Unlike virsh (running only) and like xl, every domain
+is listed by default; --all is accepted for virsh habits.
 
 States: running, paused, starting, shutting-down, crashed (kept after a crash with
 on_crash=preserve), shutoff (defined, not running).
@@ -53,17 +55,27 @@ Options:
       // In a farm every domain has a host column (the daemon fills `host`).
       const farm = domains.some((domain) => domain.host !== undefined);
       context.io.out(formatTable(
-        ["Id", "Name", "State", "vCPUs", "Memory", "Autostart", ...(farm ? ["Host"] : [])],
+        [
+          "Id",
+          "Name",
+          "State",
+          "vCPUs",
+          "Memory",
+          "Autostart",
+          "Transient",
+          ...(farm ? ["Host"] : []),
+        ],
         domains.map((domain) => [
-          domain.pid ?? "-",
-          domain.name + (domain.persistent ? "" : " (transient)"),
+          domain.id ?? "-",
+          domain.name,
           domain.state,
           domain.vcpus,
           formatSize(domain.memoryBytes),
           domain.autostart ? "yes" : "no",
+          domain.persistent ? "no" : "yes",
           ...(farm ? [domain.host ?? "-"] : []),
         ]),
-        { align: ["right", "left", "left", "right", "right", "left", "left"] },
+        { align: ["right", "left", "left", "right", "right", "left", "left", "left"] },
       ));
     }
     return CLIENT_EXIT.OK;
@@ -76,7 +88,8 @@ const info: DomainVerb = {
   summary: "Show a domain's state and configuration",
   help: `Usage: denovisor info NAME [--definition] [--json]      (alias: dominfo)
 
-Shows the domain NAME: state, VMM process, vCPUs, memory, autostart, boot, devices, why
+Shows the domain NAME: state, domain id and VMM process while it runs, vCPUs, memory,
+autostart, boot, devices (with the tap device each NIC really has while it runs), why
 its last run ended, and where its console socket and log file are.
 
 Options:
@@ -92,14 +105,17 @@ Options:
     } else if (values.json) {
       context.io.out(formatJson(domain));
     } else {
-      context.io.out(describeDomain(domain));
+      // The taps the VMM really opened (a NIC without "tap" gets one made up).
+      const stats = domain.pid === undefined ? undefined : await context.client
+        .get<DomainStats>(domainPath(name, "/stats")).catch(() => undefined);
+      context.io.out(describeDomain(domain, stats));
     }
     return CLIENT_EXIT.OK;
   },
 };
 
-/** `info`'s human form. */
-export function describeDomain(domain: DomainInfo): string {
+/** `info`'s human form; `stats` (of the running VMM) gives the NICs' real taps. */
+export function describeDomain(domain: DomainInfo, stats?: DomainStats): string {
   const definition = domain.definition;
   const boot = "demo" in definition.boot
     ? "embedded demo guest"
@@ -111,13 +127,17 @@ export function describeDomain(domain: DomainInfo): string {
     (disk.volume ? `${disk.pool ?? "default"}/${disk.volume}` : disk.path ?? "?") +
     (disk.readOnly ? " (read-only)" : "")
   );
-  const nics = (definition.nics ?? []).map((nic) =>
-    `${nic.mac ?? "auto MAC"} on ${nic.tap ?? "auto"}${nic.bridge ? ` (bridge ${nic.bridge})` : ""}`
-  );
+  const nics = (definition.nics ?? []).map((nic, index) => {
+    const running = stats?.nics.find((each) => nic.mac !== undefined && each.mac === nic.mac) ??
+      stats?.nics[index];
+    const tap = running?.tap || nic.tap || "auto";
+    return `${nic.mac ?? "auto MAC"} on ${tap}${nic.bridge ? ` (bridge ${nic.bridge})` : ""}`;
+  });
   return formatFields([
     ["Name", domain.name],
     ["UUID", domain.uuid],
     ["State", domain.state],
+    ["Id", domain.id],
     ["VMM pid", domain.pid],
     ["Started", domain.startedAt],
     ["vCPUs", domain.vcpus],

@@ -166,6 +166,11 @@ export interface DomainSummary {
   persistent: boolean;
   /** The VMM process, while there is one. */
   pid?: number;
+  /**
+   * The domain id while it runs, as xl's domid and virsh's Id: given at each start and
+   * never given again while the daemon's state directory lives.
+   */
+  id?: number;
   /** In a farm: the host running the domain (pid is then that host's, or absent). */
   host?: string;
 }

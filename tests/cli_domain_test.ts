@@ -154,7 +154,7 @@ Deno.test("create starts a transient domain that vanishes when destroyed", async
     assert.match(created.out, /^Domain 't' created from /);
     assert.ok(daemon.requests.some((r) => r.line === "POST /v1/domains?start=1&transient=1"));
     const list = await run(daemon, ["list"]);
-    assert.match(list.out, /t \(transient\)\s+running/);
+    assert.match(list.out, /^\s*\d+\s+t\s+running\s+.*\byes$/m);
     assert.equal((await run(daemon, ["destroy", "t"])).code, 0);
     assert.equal(daemon.domains.size, 0);
   });
@@ -235,10 +235,11 @@ Deno.test("list shows a virsh-like table, filters, names and JSON", async () => 
     }
     await run(daemon, ["start", "web1"]);
     const table = (await run(daemon, ["list"])).out.split("\n");
-    assert.match(table[0], /^\s*Id\s+Name\s+State\s+vCPUs\s+Memory\s+Autostart$/);
+    assert.match(table[0], /^\s*Id\s+Name\s+State\s+vCPUs\s+Memory\s+Autostart\s+Transient$/);
     assert.match(table[1], /^-+$/);
-    assert.match(table[2], /^\s+-\s+db\s+shutoff\s+2\s+256 MiB\s+no$/);
-    assert.match(table[3], /^\s*4\d+\s+web1\s+running\s+2\s+256 MiB\s+no$/);
+    assert.match(table[2], /^\s+-\s+db\s+shutoff\s+2\s+256 MiB\s+no\s+no$/);
+    // The domain id (the fake daemon counts from 1), not the VMM's pid (40000 and up).
+    assert.match(table[3], /^\s*1\s+web1\s+running\s+2\s+256 MiB\s+no\s+no$/);
     assert.equal((await run(daemon, ["ls", "--inactive", "--name"])).out, "db");
     assert.equal((await run(daemon, ["list", "--running", "--name"])).out, "web1");
     const json = JSON.parse((await run(daemon, ["list", "--json"])).out);
@@ -255,6 +256,8 @@ Deno.test("info, stats, vcpu-count show fields; --json gives the API objects", a
     assert.match(info.out, /^Name:\s+w$/m);
     assert.match(info.out, /^State:\s+running$/m);
     assert.match(info.out, /^Boot:\s+embedded demo guest$/m);
+    assert.match(info.out, /^Id:\s+\d+$/m);
+    assert.match(info.out, /^VMM pid:\s+4\d+$/m);
     assert.equal(JSON.parse((await run(daemon, ["info", "w", "--json"])).out).state, "running");
     assert.deepEqual(
       JSON.parse((await run(daemon, ["info", "w", "--definition"])).out).boot,
@@ -505,3 +508,25 @@ kvmTest("console on a real domain: replay, typing, echo, Ctrl-] detaches", async
     await daemon.cleanup();
   }
 }, 90_000);
+
+Deno.test("info shows the tap each NIC really has while the domain runs", async () => {
+  await withDaemon(async (daemon) => {
+    const definition = {
+      name: "n",
+      boot: { demo: true },
+      nics: [{ mac: "52:54:00:aa:00:01" }, { mac: "52:54:00:aa:00:02", tap: "mytap" }],
+    };
+    await run(daemon, [
+      "define",
+      await writeDefinition(daemon.dir, "n.json", JSON.stringify(definition)),
+    ]);
+    const before = await run(daemon, ["info", "n"]);
+    assert.match(before.out, /^NICs:\s+52:54:00:aa:00:01 on auto, 52:54:00:aa:00:02 on mytap$/m);
+    await run(daemon, ["start", "n"]);
+    const running = await run(daemon, ["info", "n"]);
+    assert.match(
+      running.out,
+      /^NICs:\s+52:54:00:aa:00:01 on dnv-n-0, 52:54:00:aa:00:02 on mytap$/m,
+    );
+  });
+});

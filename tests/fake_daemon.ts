@@ -83,9 +83,11 @@ export async function startFakeDaemon(): Promise<FakeDaemon> {
     logFile: join(dir, `${definition.name}.log`),
   });
 
+  let nextId = 1;
   const start = (info: DomainInfo) => {
     info.state = "running";
     info.pid = 40000 + domains.size;
+    info.id = nextId++;
     info.startedAt = new Date().toISOString();
     info.consoleSocket = consoleSocket(info.name);
     Deno.writeTextFileSync(info.logFile, "boot line 1\nboot line 2\x1b[31m red\n", {
@@ -97,6 +99,7 @@ export async function startFakeDaemon(): Promise<FakeDaemon> {
   const stop = (info: DomainInfo, kind: DomainEventKind, detail: string) => {
     info.state = "shutoff";
     delete info.pid;
+    delete info.id;
     delete info.consoleSocket;
     info.lastEnd = detail;
     emit(info.name, kind, detail);
@@ -341,7 +344,17 @@ function fakeStats(info: DomainInfo): DomainStats {
       errors: 0,
       throttled: 0,
     }],
-    nics: [],
+    // The tap a NIC without one gets, as the VMM reports it.
+    nics: (info.definition.nics ?? []).map((nic, index) => ({
+      name: `net${index}`,
+      tap: nic.tap && nic.tap !== "auto" ? nic.tap : `dnv-${info.name}-${index}`,
+      mac: nic.mac ?? "52:54:00:00:00:01",
+      rxFrames: 0,
+      txFrames: 0,
+      rxBytes: 0,
+      txBytes: 0,
+      rxDropped: 0,
+    })),
   };
 }
 

@@ -19,6 +19,8 @@ export interface DomainEntry {
   state: DomainState;
   /** The VMM, while there is one. */
   run?: VmmRun;
+  /** The domain id of the current run (domain_ids.ts). */
+  id?: number;
   /** Why the last run ended. */
   lastEnd?: string;
   /** Times of recent automatic restarts (crash-loop guard). */
@@ -40,6 +42,7 @@ export function summarize(entry: DomainEntry): DomainSummary {
     persistent: entry.persistent,
   };
   if (entry.run) summary.pid = entry.run.pid;
+  if (entry.run && entry.id !== undefined) summary.id = entry.id;
   return summary;
 }
 

@@ -29,6 +29,7 @@ import { type RunEnd, VmmRun } from "./vmm_run.ts";
 import { backingConfined, bootFits, conflictsWithRunning } from "./start_checks.ts";
 import type { VmmRestore } from "./save_restore.ts";
 import { DomainHooks, hooksDirectory } from "./hooks.ts";
+import { DomainIds } from "./domain_ids.ts";
 
 /** Default seconds a guest gets to power off before `shutdown` destroys it. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_S = 60;
@@ -53,10 +54,12 @@ export class Lifecycle {
   readonly #shutdownTimers = new Map<VmmRun, ReturnType<typeof setTimeout>>();
   /** `<state dir>/hooks/domain`, run at prepare, start, started, stopped, release. */
   readonly #hooks: DomainHooks;
+  readonly #ids: DomainIds;
 
   constructor(context: LifecycleContext) {
     this.#context = context;
     this.#hooks = new DomainHooks(hooksDirectory(context.paths.stateDir), context.log);
+    this.#ids = new DomainIds(context.paths.stateDir);
   }
 
   /**
@@ -96,6 +99,10 @@ export class Lifecycle {
       throw error;
     }
     entry.run = run;
+    entry.id = await this.#ids.assign(run.runDir).catch((error) => {
+      this.#context.log(`no domain id for '${name}': ${(error as Error).message}`);
+      return undefined;
+    });
     entry.state = restore?.paused ? "paused" : "running";
     const from = restore ? `, restored from ${restore.stateFile}` : "";
     this.#context.events.emit(name, "started", `VMM pid ${run.pid}${from}`);
@@ -249,6 +256,7 @@ export class Lifecycle {
   async adopt(entry: DomainEntry, run: VmmRun): Promise<void> {
     const name = entry.definition.name;
     entry.run = run;
+    entry.id = await this.#ids.recall(run.runDir);
     entry.state = "running";
     if (!run.alive()) {
       await this.#ended(entry, run, await run.exited);
@@ -357,7 +365,10 @@ export class Lifecycle {
   async #release(entry: DomainEntry, run: VmmRun): Promise<void> {
     clearTimeout(this.#shutdownTimers.get(run));
     this.#shutdownTimers.delete(run);
-    if (entry.run === run) entry.run = undefined;
+    if (entry.run === run) {
+      entry.run = undefined;
+      entry.id = undefined;
+    }
     run.dispose();
     await run.removeRunDir();
     this.#hooks.notify("stopped", run.record.definition);

@@ -51,6 +51,7 @@ const domainSummary = {
   autostart: boolean,
   persistent: boolean,
   pid: integer,
+  id: { type: "integer", description: "The domain id while it runs (xl's domid)" },
   host: { type: "string", description: "In a farm: the host running the domain" },
 };
 

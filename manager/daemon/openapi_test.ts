@@ -163,6 +163,7 @@ const SAMPLES: Record<string, Json> = {
     autostart: false,
     persistent: true,
     pid: 1,
+    id: 1,
     host: "",
     definition: { name: "", boot: { demo: true } },
     startedAt: "",
