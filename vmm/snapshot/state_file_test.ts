@@ -76,8 +76,9 @@ function writerInto(ram: Map<number, Uint8Array>) {
 async function encodeToBytes(document: StateDocument, inline?: RamSource[]): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   await encodeState(
-    async (bytes) => {
+    (bytes) => {
       parts.push(bytes.slice());
+      return Promise.resolve();
     },
     document,
     inline,
