@@ -416,7 +416,7 @@ kvmTest("the verbs against a real daemon: a whole domain life", async () => {
     assert.match((await cli(["define", file])).out, /^Domain 'web1' defined/);
     assert.match((await cli(["start", "web1"])).out, /^Domain 'web1' started$/);
     await daemon.waitForLog("web1", "tick 1");
-    assert.match((await cli(["list"])).out, /\n\s*\d+\s+web1\s+running\s+1\s+32 MiB\s+no$/);
+    assert.match((await cli(["list"])).out, /\n\s*\d+\s+web1\s+running\s+1\s+32 MiB\s+no\s+no$/);
     assert.match((await cli(["logs", "web1", "--lines", "50"])).out, /domain guest up/);
     assert.match((await cli(["stats", "web1"])).out, /^vCPU 0 time:\s+\d/m);
     const balloon = await cli(["setmem", "web1", "24M"]);
