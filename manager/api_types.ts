@@ -147,6 +147,11 @@ export interface DomainDefinition {
    * daemon's privileges and no filter (with a warning in the log).
    */
   sandbox?: boolean | SandboxDefinition;
+  /**
+   * The VMM's CPU share in its cgroup: `weight` 1-10000 (100 is every domain's default)
+   * and `max`, a quota such as "50%" or "150%" of one host CPU (default: none).
+   */
+  cpu?: { weight?: number; max?: string };
 }
 
 /** Sandbox settings of a domain beyond on and off. */

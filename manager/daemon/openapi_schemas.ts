@@ -133,6 +133,14 @@ export const SCHEMAS: Record<string, Schema> = {
         description: "The VMM's confinement (README, security); false turns it off",
         oneOf: [boolean, object({ seccomp: { enum: ["strict", "log", "off"] } })],
       },
+      cpu: object(
+        {
+          weight: { type: "integer", minimum: 1, maximum: 10000, description: "default 100" },
+          max: { type: "string", pattern: "^[0-9]+(\\.[0-9]+)?%$", description: 'e.g. "50%"' },
+        },
+        [],
+        { description: "The VMM's CPU share in its cgroup" },
+      ),
     },
     ["name", "boot"],
     { description: "Documented in docs/domain.md; unknown fields are refused" },

@@ -153,6 +153,7 @@ const SAMPLES: Record<string, Json> = {
     ha: false,
     placement: {},
     sandbox: true,
+    cpu: {},
   } satisfies Required<DomainDefinition>,
   DomainInfo: {
     name: "",

@@ -17,7 +17,7 @@ import { CONSOLE_KINDS, LIFECYCLE_ACTIONS } from "../../common/enums.ts";
 import { parseSize, SizeError } from "../../common/units.ts";
 import { isUuid, OBJECT_NAME_PATTERN, OBJECT_NAME_RULE } from "../../common/validators.ts";
 import { readFarmFields } from "../farm/farm_fields.ts";
-import { readSandboxField } from "../sandbox/sandbox_definition.ts";
+import { readCpuField, readSandboxField } from "../sandbox/sandbox_definition.ts";
 import { VIRTIO_MMIO_IRQS } from "../../core/layout.ts";
 import {
   DefinitionError,
@@ -73,6 +73,7 @@ const DOMAIN_FIELDS = [
   "ha",
   "placement",
   "sandbox",
+  "cpu",
 ] as const;
 /** Options of `validateDefinition`. */
 export interface ValidateOptions {
@@ -141,6 +142,7 @@ export function validateDefinition(
     autostart: readBoolean(object, "autostart", "") ?? false,
     ...readFarmFields(object),
     ...readSandboxField(object),
+    ...readCpuField(object),
   };
   checkDeviceCount(definition);
   return definition;

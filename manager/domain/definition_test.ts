@@ -99,7 +99,7 @@ Deno.test("validateDefinition() refuses unknown fields", () => {
   refused(
     base({ memroy: 512 }),
     "memroy",
-    "memroy: unknown field; the known fields here are name, uuid, vcpus, memory, boot, disks, cdroms, nics, rng, balloon, console, onPoweroff, onReboot, onCrash, autostart, ha, placement, sandbox",
+    "memroy: unknown field; the known fields here are name, uuid, vcpus, memory, boot, disks, cdroms, nics, rng, balloon, console, onPoweroff, onReboot, onCrash, autostart, ha, placement, sandbox, cpu",
   );
   refused(
     base({ disks: [{ path: "/a", size: 1 }] }),

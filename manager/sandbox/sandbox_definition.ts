@@ -27,6 +27,44 @@ export function readSandboxField(
   return { sandbox: seccomp === undefined ? {} : { seccomp } };
 }
 
+/** `{cpu}` when the definition has one: a weight of 1-10000 and a quota such as "50%". */
+export function readCpuField(
+  object: Record<string, unknown>,
+): { cpu?: { weight?: number; max?: string } } {
+  if (object.cpu === undefined) return {};
+  const members = readObject(object.cpu, "cpu", ["weight", "max"]);
+  const cpu: { weight?: number; max?: string } = {};
+  if (members.weight !== undefined) {
+    const weight = members.weight;
+    if (typeof weight !== "number" || !Number.isInteger(weight) || weight < 1 || weight > 10000) {
+      throw new DefinitionError(
+        "cpu.weight",
+        "must be a whole number from 1 to 10000 (default 100)",
+      );
+    }
+    cpu.weight = weight;
+  }
+  if (members.max !== undefined) {
+    const max = members.max;
+    if (typeof max !== "string" || cpuPercent(max) === undefined) {
+      throw new DefinitionError(
+        "cpu.max",
+        'must be a percentage of one CPU from 1% to 100000%, e.g. "50%" or "150%"',
+      );
+    }
+    cpu.max = max;
+  }
+  return { cpu };
+}
+
+/** The percentage of "50%" (1% to 1000 CPUs), or undefined. */
+export function cpuPercent(text: string): number | undefined {
+  const match = text.match(/^(\d+(?:\.\d+)?)%$/);
+  const percent = match ? Number(match[1]) : NaN;
+  // Below 1% the kernel refuses the quota (at least 1 ms per 100 ms period).
+  return percent >= 1 && percent <= 100_000 ? percent : undefined;
+}
+
 /** What the daemon applies to a domain's VMM. */
 export interface SandboxSettings {
   enabled: boolean;

@@ -15,7 +15,7 @@ import type { VmmConfig } from "../../vmm/vmm_config.ts";
 import { DEFAULT_SECCOMP_MODE } from "../../vmm/sandbox/seccomp_filter.ts";
 import { type CgroupHost, type CgroupLimits, detectCgroups, DomainCgroup } from "./cgroup.ts";
 import { launcherPrefix, sandboxSupport, VMM_CAPABILITIES } from "./launcher.ts";
-import { sandboxSettings } from "./sandbox_definition.ts";
+import { cpuPercent, sandboxSettings } from "./sandbox_definition.ts";
 
 /** Memory a VMM needs beyond guest RAM: the runtime, V8 heaps, one Worker per vCPU. */
 export const VMM_OVERHEAD_BYTES = 512 * 1024 * 1024;
@@ -23,12 +23,18 @@ export const VMM_OVERHEAD_PER_VCPU_BYTES = 64 * 1024 * 1024;
 /** Threads count as pids: the runtime's blocking pool may grow to 512 threads. */
 export const VMM_PIDS_MAX = 1024;
 
-/** The cgroup limits of a domain's VMM. */
-export function vmmCgroupLimits(config: Pick<VmmConfig, "memoryBytes" | "vcpus">): CgroupLimits {
+/** The cgroup limits of a domain's VMM (`cpu` from its definition). */
+export function vmmCgroupLimits(
+  config: Pick<VmmConfig, "memoryBytes" | "vcpus">,
+  cpu: DomainDefinition["cpu"] = {},
+): CgroupLimits {
+  const max = cpu.max === undefined ? undefined : cpuPercent(cpu.max);
   return {
     memoryBytes: config.memoryBytes + VMM_OVERHEAD_BYTES +
       config.vcpus * VMM_OVERHEAD_PER_VCPU_BYTES,
     pids: VMM_PIDS_MAX + config.vcpus,
+    ...(cpu.weight === undefined ? {} : { cpuWeight: cpu.weight }),
+    ...(max === undefined ? {} : { cpuMaxPercent: max }),
   };
 }
 
@@ -75,8 +81,9 @@ export async function prepareVmmSandbox(
     notes.push(`sandbox: no cgroup limits (${where.message})`);
   } else {
     try {
-      cgroupProcs = DomainCgroup.create(where, definition.name, vmmCgroupLimits(config))
-        .procsFiles;
+      cgroupProcs =
+        DomainCgroup.create(where, definition.name, vmmCgroupLimits(config, definition.cpu))
+          .procsFiles;
     } catch (error) {
       notes.push(`sandbox: no cgroup limits (${(error as Error).message})`);
     }
