@@ -5,8 +5,9 @@
  * @module
  */
 
-import { main } from "./cli/main.ts";
-
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  // A VMM process (one per running domain) loads only the VMM's modules, not the CLI's.
+  const [verb, ...rest] = Deno.args;
+  if (verb === "vmm") Deno.exit(await (await import("./cli/vmm_main.ts")).vmmMain(rest));
+  Deno.exit(await (await import("./cli/main.ts")).main(Deno.args));
 }
