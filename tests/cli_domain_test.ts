@@ -530,3 +530,19 @@ Deno.test("info shows the tap each NIC really has while the domain runs", async 
     );
   });
 });
+
+Deno.test("define reports every mistake of a definition file, one line each, with status 6", async () => {
+  await withDaemon(async (daemon) => {
+    const bad = JSON.stringify({ name: "bad", boot: { demo: true }, vcpus: 0, memory: "lots" });
+    const result = await run(daemon, [
+      "define",
+      await writeDefinition(daemon.dir, "bad.json", bad),
+    ]);
+    assert.equal(result.code, CLIENT_EXIT.INVALID);
+    assert.match(
+      result.err,
+      /^error: \S+bad\.json: vcpus: 0 is not between 1 and 254\nmemory: cannot read size /,
+    );
+    assert.ok(!daemon.requests.some((r) => r.line.startsWith("POST")), "nothing was sent");
+  });
+});

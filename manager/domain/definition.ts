@@ -36,8 +36,10 @@ import {
   readRng,
   refuseDuplicateImages,
 } from "./definition_devices.ts";
+import { validateCollecting } from "./definition_problems.ts";
 
 export { DefinitionError, DomainConflictError } from "./definition_error.ts";
+export { type DefinitionProblem, DefinitionProblems } from "./definition_problems.ts";
 export { checkConflicts } from "./conflicts.ts";
 
 /** Domain names: also directory names under the state and runtime directories. */
@@ -92,12 +94,19 @@ export function definitionMemoryBytes(definition: DomainDefinition): number {
 /**
  * Validates `input` (parsed JSON, or what `parseXlCfg` made) as a domain definition and
  * returns it normalized: uuid, vCPUs, memory (MiB), cmdline, MACs, transports, lifecycle
- * actions, autostart filled in. Throws `DefinitionError` naming the first bad field.
+ * actions, autostart filled in. Throws `DefinitionError` naming the bad field; with more
+ * than one mistake, a `DefinitionProblems` with one "path: problem" line for each
+ * (definition_problems.ts), the first line as the first mistake alone reads.
  */
 export function validateDefinition(
   input: unknown,
   options: ValidateOptions = {},
 ): DomainDefinition {
+  return validateCollecting(input, (each) => validateOnce(each, options));
+}
+
+/** `validateDefinition` up to the first bad field. */
+function validateOnce(input: unknown, options: ValidateOptions): DomainDefinition {
   const object = readObject(input, "", DOMAIN_FIELDS);
   const name = readString(object, "name", "");
   if (name === undefined) {
