@@ -345,13 +345,27 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
   {
     name: "convert",
     aliases: ["vol-convert"],
-    usage: "VOL FORMAT [--pool POOL]",
+    usage: "VOL FORMAT [--pool POOL] | VOL --format FORMAT [--pool POOL]",
     summary: "Rewrite a volume as raw or qcow2 (flattens a linked clone)",
-    options: POOL_OPTION,
-    min: 2,
+    options: { ...POOL_OPTION, format: { type: "string" } },
+    min: 1,
     max: 2,
     run: (ctx) => {
-      const format = ctx.positionals[1];
+      // FORMAT as a word, or --format as create, import, export and clone take it.
+      const [, word] = ctx.positionals;
+      const option = ctx.values.format as string | undefined;
+      if (word !== undefined && option !== undefined && word !== option) {
+        throw new UsageError(
+          `vol convert: FORMAT '${word}' and --format '${option}' differ; give one`,
+        );
+      }
+      const format = word ?? option;
+      if (format === undefined) {
+        throw new UsageError(
+          "vol convert: missing FORMAT; usage: denovisor vol convert VOL FORMAT " +
+            "(or VOL --format FORMAT)",
+        );
+      }
       if (format !== "raw" && format !== "qcow2") {
         throw new UsageError(`vol convert: FORMAT '${format}' is not raw or qcow2`);
       }
