@@ -63,6 +63,18 @@ export function describeStats(stats: DomainStats): string {
     ["Available", formatSize(memory.availableBytes)],
     ["Balloon", formatSize(memory.balloonBytes)],
     ["VMM RSS", formatSize(memory.rssBytes)],
+    ...(stats.cgroup === undefined ? [] : [
+      [
+        "cgroup memory",
+        `${formatSize(stats.cgroup.memoryBytes)} of ${
+          stats.cgroup.memoryLimitBytes === undefined
+            ? "no limit"
+            : formatSize(stats.cgroup.memoryLimitBytes)
+        }`,
+      ] as [string, string],
+      ["cgroup pids", String(stats.cgroup.pids)] as [string, string],
+      ["OOM kills", String(stats.cgroup.oomKills)] as [string, string],
+    ]),
   ])];
   if (stats.disks.length > 0) {
     parts.push(formatTable(

@@ -58,4 +58,17 @@ export interface DomainStats {
   };
   disks: DiskStats[];
   nics: NicStats[];
+  /**
+   * The VMM's cgroup (filled in by the daemon, which made it: manager/sandbox/cgroup.ts),
+   * when the domain has one.
+   */
+  cgroup?: {
+    memoryBytes: number;
+    /** Absent when unlimited. */
+    memoryLimitBytes?: number;
+    /** How many times the kernel's OOM killer ran in the group. */
+    oomKills: number;
+    /** Processes and threads. */
+    pids: number;
+  };
 }

@@ -21,6 +21,7 @@ import { DefinitionError, validateDefinition } from "../domain/definition.ts";
 import { resolveVmmConfig, type VolumeLookup } from "../domain/resolve.ts";
 import type { DomainStore } from "../store/domain_store.ts";
 import { ApiError } from "../../common/http/mod.ts";
+import { vmmCgroupStats } from "../sandbox/vmm_sandbox.ts";
 import type { DomainEntry } from "./domain_entry.ts";
 import type { EventHub } from "./events.ts";
 import type { KeyedMutex } from "./keyed_mutex.ts";
@@ -231,7 +232,12 @@ export class Lifecycle {
   async stats(entry: DomainEntry): Promise<DomainStats> {
     const run = this.#needRun(entry, "report statistics for");
     const stats = await run.control.call<DomainStats>("GET", "/vm/stats");
-    return { ...stats, name: entry.definition.name, state: entry.state };
+    return {
+      ...stats,
+      name: entry.definition.name,
+      state: entry.state,
+      ...vmmCgroupStats(entry.definition.name),
+    };
   }
 
   /** Sets how much memory the balloon holds back from the guest. */

@@ -219,6 +219,11 @@ export const SCHEMAS: Record<string, Schema> = {
     ),
     disks: { type: "array", items: ref("DiskStats") },
     nics: { type: "array", items: ref("NicStats") },
+    cgroup: object(
+      { memoryBytes: integer, memoryLimitBytes: integer, oomKills: integer, pids: integer },
+      ["memoryBytes", "oomKills", "pids"],
+      { description: "The VMM's cgroup, when the domain has one (README, security)" },
+    ),
   }, ["name", "state", "vcpus", "memory", "disks", "nics"]),
   DomainEvent: object({
     time: { type: "string", format: "date-time" },

@@ -181,6 +181,7 @@ const SAMPLES: Record<string, Json> = {
     memory: { guestBytes: 0, availableBytes: 0, balloonBytes: 0, rssBytes: 0 },
     disks: [],
     nics: [],
+    cgroup: { memoryBytes: 0, memoryLimitBytes: 0, oomKills: 0, pids: 0 },
   } satisfies Required<DomainStats>,
   DomainEvent: { time: "", domain: "", kind: "started", detail: "" } satisfies Required<
     DomainEvent

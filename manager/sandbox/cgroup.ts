@@ -112,7 +112,8 @@ function under(mount: string, path: string): string {
 /** What a domain's cgroup reports (for `stats`). */
 export interface CgroupStats {
   memoryBytes: number;
-  memoryLimitBytes: number;
+  /** Absent when unlimited. */
+  memoryLimitBytes?: number;
   /** How many times the kernel's OOM killer ran in the cgroup. */
   oomKills: number;
   pids: number;
@@ -126,6 +127,11 @@ function write(path: string, text: string): void {
       cause: error,
     });
   }
+}
+
+/** `{memoryLimitBytes}` unless `bytes` means no limit ("max", or v1's page-rounded 2^63). */
+function limit(bytes: number): { memoryLimitBytes?: number } {
+  return bytes >= 2 ** 62 ? {} : { memoryLimitBytes: bytes };
 }
 
 function readNumber(path: string): number {
@@ -223,7 +229,7 @@ export class DomainCgroup {
       const events = Deno.readTextFileSync(join(first, "memory.events"));
       return {
         memoryBytes: readNumber(join(first, "memory.current")),
-        memoryLimitBytes: readNumber(join(first, "memory.max")),
+        ...limit(readNumber(join(first, "memory.max"))),
         oomKills: Number(events.match(/^oom_kill (\d+)$/m)?.[1] ?? 0),
         pids: readNumber(join(first, "pids.current")),
       };
@@ -231,7 +237,7 @@ export class DomainCgroup {
     const oom = Deno.readTextFileSync(join(first, "memory.oom_control"));
     return {
       memoryBytes: readNumber(join(first, "memory.usage_in_bytes")),
-      memoryLimitBytes: readNumber(join(first, "memory.limit_in_bytes")),
+      ...limit(readNumber(join(first, "memory.limit_in_bytes"))),
       oomKills: Number(oom.match(/^oom_kill (\d+)$/m)?.[1] ?? 0),
       pids: readNumber(join(this.#pidsDir, "pids.current")),
     };

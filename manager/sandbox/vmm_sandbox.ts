@@ -13,7 +13,13 @@
 import type { DomainDefinition } from "../api_types.ts";
 import type { VmmConfig } from "../../vmm/vmm_config.ts";
 import { DEFAULT_SECCOMP_MODE } from "../../vmm/sandbox/seccomp_filter.ts";
-import { type CgroupHost, type CgroupLimits, detectCgroups, DomainCgroup } from "./cgroup.ts";
+import {
+  type CgroupHost,
+  type CgroupLimits,
+  type CgroupStats,
+  detectCgroups,
+  DomainCgroup,
+} from "./cgroup.ts";
 import { launcherPrefix, sandboxSupport, VMM_CAPABILITIES } from "./launcher.ts";
 import { cpuPercent, sandboxSettings } from "./sandbox_definition.ts";
 
@@ -104,6 +110,18 @@ export async function prepareVmmSandbox(
       (support.setpriv ? `, capabilities ${VMM_CAPABILITIES.join(",")}, no_new_privs` : ""),
   );
   return { prefix, vmmArgs: ["--seccomp", settings.seccomp], notes };
+}
+
+/** `{cgroup}` with the figures of domain `name`'s cgroup, or nothing when it has none. */
+export function vmmCgroupStats(name: string): { cgroup?: CgroupStats } {
+  const where = host();
+  if (where instanceof Error) return {};
+  try {
+    const group = DomainCgroup.existing(where, name);
+    return group ? { cgroup: group.stats() } : {};
+  } catch {
+    return {}; // gone between the lookup and the read: the VMM ended
+  }
 }
 
 /** Removes the cgroup of domain `name` once its VMM has gone; best effort. */
