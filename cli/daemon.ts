@@ -8,6 +8,11 @@ import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, PATH_OPTIONS } from "../manager/path
 import { startDaemon } from "../manager/daemon/server.ts";
 import { parseCommandArgs } from "./usage_error.ts";
 import { FARM_DAEMON_HELP, FARM_DAEMON_OPTIONS, farmOptions } from "./farm_daemon_options.ts";
+import {
+  MIGRATION_DAEMON_HELP,
+  MIGRATION_DAEMON_OPTIONS,
+  migrationFlags,
+} from "./migration_daemon_options.ts";
 
 export const DAEMON_HELP = `Usage: denovisor daemon [options]
 
@@ -38,6 +43,7 @@ Options:
                         lie in a pool or beside the disk's own image
   -h, --help            Show this help
 ${FARM_DAEMON_HELP}
+${MIGRATION_DAEMON_HELP}
 
 Stops on SIGTERM or SIGINT (the socket is removed; the VMMs keep running).`;
 
@@ -49,6 +55,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
     "backing-dir": { type: "string", multiple: true },
     "pool-root": { type: "string", multiple: true },
     ...FARM_DAEMON_OPTIONS,
+    ...MIGRATION_DAEMON_OPTIONS,
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -60,6 +67,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
   // wider (the socket for a --socket-group) are set explicitly.
   Deno.umask(0o077);
   const farm = await farmOptions(values);
+  const migration = await migrationFlags(values);
   const daemon = await startDaemon({
     stateDir: values["state-dir"],
     socket: values.socket,
@@ -67,6 +75,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
     backingDirectories: values["backing-dir"],
     poolRoots: values["pool-root"],
     farm,
+    migration,
   });
   await daemon.finished;
   return 0;

@@ -54,7 +54,8 @@ type Values =
 /** The farm options from the parsed flags, or undefined without --farm. */
 export async function farmOptions(values: Values): Promise<FarmOptions | undefined> {
   const farmOnly = Object.keys(FARM_DAEMON_OPTIONS).filter((k) =>
-    k !== "farm" && values[k as keyof Values] !== undefined
+    // --migration-listen also serves a daemon alone (cli/migration_daemon_options.ts).
+    k !== "farm" && k !== "migration-listen" && values[k as keyof Values] !== undefined
   );
   if (values.farm === undefined) {
     if (farmOnly.length > 0) throw new UsageError(`--${farmOnly[0]} needs --farm NAME`);

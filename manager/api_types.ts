@@ -22,6 +22,8 @@
  *   DELETE /v1/domains/{name}/snapshots/{snapshot}        -> 204 (disk state merged)
  *   POST   /v1/domains/{name}/snapshots/{snapshot}/revert -> DomainInfo
  *   POST   /v1/domains/{name}/clone              CloneRequest -> DomainInfo[] (201)
+ *   POST   /v1/domains/{name}/migrate            MigrateRequest -> MigrationResult (xl migrate)
+ *   POST   /v1/domains/{name}/migrate-abort      -> MigrationProgress (the one stopped)
  *   GET    /v1/domains/{name}/logs[?lines=N]     -> text/plain
  *   GET    /v1/domains/{name}/console            Upgrade: denovisor-console -> 101, then the console
  *   PUT    /v1/domains/{name}/memory             { targetBytes } -> DomainInfo   (mem-set)
@@ -194,6 +196,61 @@ export interface DomainInfo extends DomainSummary {
   /** A remark on the request just answered, e.g. "the domain is running; the new vCPU
    *  count applies at its next start". */
   note?: string;
+  /** An outgoing or incoming live migration under way (manager/migration/README.md). */
+  migration?: MigrationProgress;
+}
+
+/**
+ * POST /v1/domains/{name}/migrate: move a running domain to the daemon listening on
+ * `dest` (its --migration-listen). On success it is defined there (persistent if it was
+ * here, transient if it was) and undefined here once its VMM has ended.
+ */
+export interface MigrateRequest {
+  /** `HOST:PORT` (`[v6]:PORT`) of the destination daemon's migration listener. */
+  dest: string;
+  /** Longest pause allowed at the switch-over, in ms (default 100). */
+  maxDowntimeMs?: number;
+  /** Link limit in bytes per second (default 0: none). */
+  bandwidth?: number;
+  /** Give up (the domain runs on here) after this many seconds (default 3600). */
+  timeoutS?: number;
+  /** Pause, move, resume: no pre-copy. */
+  offline?: boolean;
+  /** Answer once it is over (default true); false answers 202 with the first progress. */
+  wait?: boolean;
+}
+
+/** A migration under way, as the daemon relaying it sees it. */
+export interface MigrationProgress {
+  direction: "outgoing" | "incoming";
+  /** The other daemon (`HOST:PORT` dialled, or the address the source came from). */
+  peer: string;
+  startedAt: string;
+  /** Pre-copy round (0: the first full pass). */
+  iteration: number;
+  /** Bytes relayed towards the destination so far. */
+  bytesSent: number;
+  /** Bytes dirtied during the last round: what is left to send. */
+  remainingBytes: number;
+  /** Bytes per second dirtied during the last round. */
+  dirtyRate: number;
+  /** Bytes per second the link carried during the last round. */
+  bandwidth: number;
+  /** How long the switch-over would pause the guest now, in ms. */
+  expectedDowntimeMs: number;
+  /** "copying" while pre-copying, "switch-over" once the state went out. */
+  phase: "connecting" | "copying" | "switch-over";
+}
+
+/** The answer of a completed migration (the guest runs on the destination). */
+export interface MigrationResult {
+  domain: string;
+  dest: string;
+  iterations: number;
+  bytesSent: number;
+  totalMs: number;
+  /** From pause to the destination's ACK, as the source saw it. */
+  downtimeMs: number;
 }
 
 export interface ActionRequest {
@@ -299,7 +356,10 @@ export type DomainEventKind =
   | "rebooted"
   | "crashed"
   | "destroyed"
-  | "stopped";
+  | "stopped"
+  | "migrating"
+  | "migrated"
+  | "migration-failed";
 
 /**
  * How `lastEnd` and the "destroyed" event's detail begin when a guest did not power off

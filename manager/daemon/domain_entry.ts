@@ -5,7 +5,13 @@
  * @module
  */
 
-import type { DomainDefinition, DomainInfo, DomainState, DomainSummary } from "../api_types.ts";
+import type {
+  DomainDefinition,
+  DomainInfo,
+  DomainState,
+  DomainSummary,
+  MigrationProgress,
+} from "../api_types.ts";
 import { definitionMemoryBytes } from "../domain/definition.ts";
 import type { VmmRun } from "./vmm_run.ts";
 import { fileIdentity } from "../../storage/image.ts";
@@ -27,6 +33,8 @@ export interface DomainEntry {
   restarts: number[];
   /** The log file (console output and VMM log lines). */
   logFile: string;
+  /** A live migration under way, to or from here (migration_ops.ts). */
+  migration?: MigrationProgress;
 }
 
 /** The list view of `entry`. */
@@ -59,6 +67,7 @@ export function describe(entry: DomainEntry, note?: string): DomainInfo {
   }
   if (entry.lastEnd !== undefined) info.lastEnd = entry.lastEnd;
   if (note !== undefined) info.note = note;
+  if (entry.migration !== undefined) info.migration = { ...entry.migration };
   return info;
 }
 

@@ -117,7 +117,13 @@ export class DomainManager {
    */
   async define(
     input: unknown,
-    options: { start?: boolean; transient?: boolean; restore?: VmmRestore } = {},
+    options: {
+      start?: boolean;
+      transient?: boolean;
+      restore?: VmmRestore;
+      /** Receive the guest from a migration (migration_ops.ts): the VMM's launch options. */
+      migrateIn?: { socket: string; timeoutMs: number };
+    } = {},
   ) {
     const definition = validate(input);
     const name = definition.name;
@@ -141,7 +147,12 @@ export class DomainManager {
         // Nothing is stored for a transient domain: it exists once its VMM runs.
         this.#entries.set(name, entry);
         try {
-          await this.lifecycle.start(entry, options.restore);
+          const incoming = options.migrateIn;
+          await this.lifecycle.start(
+            entry,
+            options.restore,
+            incoming && { migrateIn: { socket: incoming.socket }, timeoutMs: incoming.timeoutMs },
+          );
         } catch (error) {
           if (this.#entries.get(name) === entry && entry.run === undefined) {
             this.#entries.delete(name);
@@ -155,6 +166,20 @@ export class DomainManager {
       this.#context.events.emit(name, "defined");
       if (options.start) await this.lifecycle.start(entry, options.restore);
       return describe(entry);
+    });
+  }
+
+  /**
+   * Stores a running transient domain's definition, making it persistent (a domain that
+   * was persistent on the host it migrated from is persistent here).
+   */
+  async makePersistent(name: string): Promise<void> {
+    await this.#mutex.run(name, async () => {
+      const entry = this.get(name);
+      if (entry.persistent) return;
+      await this.#context.store.save(entry.definition);
+      entry.persistent = true;
+      this.#context.events.emit(name, "defined", "kept after its migration here");
     });
   }
 

@@ -65,9 +65,15 @@ export class Lifecycle {
 
   /**
    * Starts the domain's VMM and waits until it answers; with `restore`, the VMM restores
-   * that saved state instead of booting (manager/daemon/save_restore.ts).
+   * that saved state instead of booting (manager/daemon/save_restore.ts); with
+   * `launch.migrateIn`, it receives the guest from a migration relay socket, and answers
+   * only once the whole transfer is over, hence `launch.timeoutMs`.
    */
-  async start(entry: DomainEntry, restore?: VmmRestore): Promise<void> {
+  async start(
+    entry: DomainEntry,
+    restore?: VmmRestore,
+    launch: { migrateIn?: { socket: string }; timeoutMs?: number } = {},
+  ): Promise<void> {
     const name = entry.definition.name;
     if (entry.state !== "shutoff") {
       throw new ApiError(
@@ -79,7 +85,11 @@ export class Lifecycle {
     }
     const definition = entry.definition;
     const resolved = await this.preflight(definition, entry.logFile);
-    const config: VmmConfig = restore ? { ...resolved, restore } : resolved;
+    const config: VmmConfig = restore
+      ? { ...resolved, restore }
+      : launch.migrateIn
+      ? { ...resolved, migrateIn: launch.migrateIn }
+      : resolved;
     // A failing prepare or start hook refuses the start (hooks.ts).
     await this.#hooks.check("prepare", definition);
     try {
@@ -91,7 +101,7 @@ export class Lifecycle {
     entry.state = "starting";
     let run: VmmRun;
     try {
-      run = await VmmRun.launch(config, definition, entry.persistent);
+      run = await VmmRun.launch(config, definition, entry.persistent, launch.timeoutMs);
     } catch (error) {
       this.#hooks.notify("stopped", definition);
       this.#hooks.notify("release", definition);
@@ -105,7 +115,11 @@ export class Lifecycle {
       return undefined;
     });
     entry.state = restore?.paused ? "paused" : "running";
-    const from = restore ? `, restored from ${restore.stateFile}` : "";
+    const from = restore
+      ? `, restored from ${restore.stateFile}`
+      : launch.migrateIn
+      ? ", received by migration"
+      : "";
     this.#context.events.emit(name, "started", `VMM pid ${run.pid}${from}`);
     this.#hooks.notify("started", definition);
     this.#watch(entry, run);

@@ -9,6 +9,7 @@
 import { VERSION } from "../../common/version.ts";
 import { ref, SCHEMAS } from "./openapi_schemas.ts";
 import { SAVE_SCHEMAS, savePaths } from "./openapi_save.ts";
+import { MIGRATION_SCHEMAS, migrationPaths } from "./openapi_migration.ts";
 import { FARM_SCHEMAS, farmPaths } from "../farm/farm_openapi.ts";
 
 type Schema = Record<string, unknown>;
@@ -304,9 +305,14 @@ export const OPENAPI_DOCUMENT: Readonly<Record<string, unknown>> = {
       "documented in docs/domain.md.",
   },
   servers: [{ url: "http://localhost", description: "Over the unix socket" }],
-  paths: { ...PATHS, ...savePaths(operation), ...farmPaths(operation) },
+  paths: {
+    ...PATHS,
+    ...savePaths(operation),
+    ...migrationPaths(operation),
+    ...farmPaths(operation),
+  },
   components: {
-    schemas: { ...SCHEMAS, ...SAVE_SCHEMAS, ...FARM_SCHEMAS },
+    schemas: { ...SCHEMAS, ...SAVE_SCHEMAS, ...MIGRATION_SCHEMAS, ...FARM_SCHEMAS },
     responses: {
       Invalid: errorResponse("Malformed JSON, unknown fields, wrong types or impossible values"),
       Forbidden: errorResponse("The client may not use this socket"),

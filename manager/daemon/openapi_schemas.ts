@@ -162,6 +162,7 @@ export const SCHEMAS: Record<string, Schema> = {
     consoleSocket: string,
     logFile: string,
     note: { type: "string", description: "A remark on the request just answered" },
+    migration: ref("MigrationProgress"),
   }, [
     "name",
     "uuid",
@@ -240,6 +241,9 @@ export const SCHEMAS: Record<string, Schema> = {
         "crashed",
         "destroyed",
         "stopped",
+        "migrating",
+        "migrated",
+        "migration-failed",
       ],
     },
     detail: string,

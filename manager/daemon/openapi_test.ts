@@ -8,6 +8,8 @@ import type {
   DomainInfo,
   DomainStats,
   HostInfo,
+  MigrateRequest,
+  MigrationResult,
   NicDefinition,
   PoolInfo,
   RestoreRequest,
@@ -172,6 +174,18 @@ const SAMPLES: Record<string, Json> = {
     consoleSocket: "",
     logFile: "",
     note: "",
+    migration: {
+      direction: "outgoing",
+      peer: "",
+      startedAt: "",
+      iteration: 0,
+      bytesSent: 0,
+      remainingBytes: 0,
+      dirtyRate: 0,
+      bandwidth: 0,
+      expectedDowntimeMs: 0,
+      phase: "copying",
+    },
   } satisfies Required<DomainInfo>,
   ActionRequest: { timeoutSeconds: 1, wait: true } satisfies Required<ActionRequest>,
   DomainStats: {
@@ -269,6 +283,22 @@ const SAMPLES: Record<string, Json> = {
   CloneRequest: { name: "", count: 1, snapshot: "", start: false } satisfies Required<
     CloneRequest
   >,
+  MigrateRequest: {
+    dest: "",
+    maxDowntimeMs: 0,
+    bandwidth: 0,
+    timeoutS: 1,
+    offline: false,
+    wait: true,
+  } satisfies Required<MigrateRequest>,
+  MigrationResult: {
+    domain: "",
+    dest: "",
+    iterations: 0,
+    bytesSent: 0,
+    totalMs: 0,
+    downtimeMs: 0,
+  } satisfies Required<MigrationResult>,
 };
 
 Deno.test("OPENAPI_DOCUMENT schemas have exactly the fields of the TypeScript types", () => {

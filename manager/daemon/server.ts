@@ -32,6 +32,10 @@ import { adminSocket } from "../paths.ts";
 import { notifyReady, notifyStatus, notifyStopping } from "../systemd/notify.ts";
 import { FarmMember, type FarmOptions } from "../farm/farm_member.ts";
 import { addFarmRoutes } from "../farm/farm_routes.ts";
+import type { MigrationFlags } from "../migration/listen_options.ts";
+import { DomainMigrations } from "./migration_ops.ts";
+import { addMigrationRoutes } from "./migration_routes.ts";
+import { startMigrationListener } from "./migration_listener.ts";
 
 /** Options of `runDaemon`. */
 export interface DaemonOptions {
@@ -53,6 +57,8 @@ export interface DaemonOptions {
   log?: (line: string) => void;
   /** Join this farm (manager/farm/); without it the daemon works alone. */
   farm?: FarmOptions;
+  /** --migration-*: the listener (off without `listen`) and the credentials. */
+  migration?: MigrationFlags;
 }
 
 /** A running daemon. */
@@ -102,12 +108,22 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     const reattached = domains.reattach();
 
     const router = new Router();
+    const migrations = new DomainMigrations({
+      domains,
+      events,
+      paths,
+      flags: options.migration ?? {},
+      log,
+    });
+    // Before the domain routes, whose POST /v1/domains/{name}/{action} would take these.
+    addMigrationRoutes(router, migrations);
     // In a farm, the farm's routes come first: they replace define, edit, undefine and
     // start with versions that go through etcd (the router takes the first match).
     const farm = options.farm && new FarmMember(options.farm, domains, events, log, pools);
     if (farm) {
       // What the farm passes on to this host's own domain routes (a domain running here).
       const local = new Router();
+      addMigrationRoutes(local, migrations);
       addDomainRoutes(local, domains, events, paths);
       addFarmRoutes(router, farm, (request) => local.handle(request));
     }
@@ -149,6 +165,14 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       );
     }
     log(`listening on ${paths.socket} (state ${paths.stateDir})`);
+    const migrationListener = await startMigrationListener(
+      migrations,
+      options.migration ?? {},
+      log,
+    ).catch(async (error) => {
+      await Promise.all(servers.map((server) => server.shutdown()));
+      throw error;
+    });
     try {
       notifyReady(`${domains.counts().running} domains running`);
     } catch (error) {
@@ -195,6 +219,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
           // Not under systemd, or its socket is gone: nothing to tell.
         }
         clearInterval(trimmer);
+        // A migration still relaying keeps its connection (its VMM copes with a cut).
+        await Promise.race([migrationListener?.close(), new Promise((r) => setTimeout(r, 3000))]);
         events.closeAll();
         await farm?.leave();
         // Requests still running (a shutdown waiting for its guest) get a few seconds.

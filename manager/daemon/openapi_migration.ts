@@ -1,0 +1,107 @@
+/**
+ * The OpenAPI paths and schemas of live migration (manager/daemon/migration_routes.ts),
+ * merged into the document by openapi.ts.
+ *
+ * @module
+ */
+
+import { ref } from "./openapi_schemas.ts";
+
+type Schema = Record<string, unknown>;
+type Operation = (
+  operationId: string,
+  summary: string,
+  options: { ok: [number, Schema]; body?: Schema; parameters?: Schema[] },
+) => Schema;
+
+const string: Schema = { type: "string" };
+const integer: Schema = { type: "integer", minimum: 0 };
+
+function object(properties: Record<string, Schema>, required: string[] = []): Schema {
+  return { type: "object", properties, required, additionalProperties: false };
+}
+
+function json(schema: Schema, description: string): Schema {
+  return { description, content: { "application/json": { schema } } };
+}
+
+const NAME: Schema = {
+  name: "name",
+  in: "path",
+  required: true,
+  description: "Domain name",
+  schema: string,
+};
+
+/** The schemas of the types these routes use. */
+export const MIGRATION_SCHEMAS: Record<string, Schema> = {
+  MigrateRequest: object({
+    dest: {
+      type: "string",
+      description: "HOST:PORT ([v6]:PORT) of the destination daemon's --migration-listen",
+    },
+    maxDowntimeMs: { type: "integer", minimum: 0, maximum: 3_600_000, default: 100 },
+    bandwidth: { type: "integer", minimum: 0, description: "Bytes per second; 0: no limit" },
+    timeoutS: { type: "integer", minimum: 1, maximum: 604800, default: 3600 },
+    offline: { type: "boolean", description: "Pause, move, resume (no pre-copy)" },
+    wait: {
+      type: "boolean",
+      description: "Answer when over (default true); false: 202 with the first progress",
+    },
+  }, ["dest"]),
+  MigrationProgress: object({
+    direction: { enum: ["outgoing", "incoming"] },
+    peer: string,
+    startedAt: { type: "string", format: "date-time" },
+    iteration: integer,
+    bytesSent: integer,
+    remainingBytes: { ...integer, description: "Dirtied during the last round" },
+    dirtyRate: { ...integer, description: "Bytes per second dirtied in the last round" },
+    bandwidth: { ...integer, description: "Bytes per second relayed in the last round" },
+    expectedDowntimeMs: integer,
+    phase: { enum: ["connecting", "copying", "switch-over"] },
+  }, [
+    "direction",
+    "peer",
+    "startedAt",
+    "iteration",
+    "bytesSent",
+    "remainingBytes",
+    "dirtyRate",
+    "bandwidth",
+    "expectedDowntimeMs",
+    "phase",
+  ]),
+  MigrationResult: object({
+    domain: string,
+    dest: string,
+    iterations: integer,
+    bytesSent: integer,
+    totalMs: { type: "number", minimum: 0 },
+    downtimeMs: { type: "number", minimum: 0 },
+  }, ["domain", "dest", "iterations", "bytesSent", "totalMs", "downtimeMs"]),
+};
+
+/** The paths, built with openapi.ts's `operation` (its error responses). */
+export function migrationPaths(operation: Operation): Record<string, Record<string, Schema>> {
+  return {
+    "/v1/domains/{name}/migrate": {
+      post: operation(
+        "migrateDomain",
+        "Move a running domain to another host's daemon (xl migrate); defined there, " +
+          "undefined here once it runs there",
+        {
+          ok: [200, json(ref("MigrationResult"), "The guest runs on the destination")],
+          body: ref("MigrateRequest"),
+          parameters: [NAME],
+        },
+      ),
+    },
+    "/v1/domains/{name}/migrate-abort": {
+      post: operation("abortMigration", "Stop an outgoing migration before its switch-over", {
+        ok: [200, json(ref("MigrationProgress"), "Where the stopped migration was")],
+        parameters: [NAME],
+      }),
+    },
+  };
+}
