@@ -10,6 +10,8 @@
 import assert from "node:assert/strict";
 import { TestDaemon } from "./daemon_support.ts";
 import { sandboxSupport } from "../manager/sandbox/launcher.ts";
+import { vmmCgroupName } from "../manager/sandbox/vmm_sandbox.ts";
+import { dirname } from "node:path";
 import { detectCgroups, DomainCgroup } from "../manager/sandbox/cgroup.ts";
 
 const STAND_IN = new URL("./fixtures/sandbox_vmm.ts", import.meta.url).pathname;
@@ -62,8 +64,13 @@ Deno.test("a domain's VMM runs behind the sandbox and its cgroup goes with it", 
     }
     let cgroupDir: string | undefined;
     if (cgroups) {
-      assert.match(Deno.readTextFileSync(`/proc/${pid}/cgroup`), /\/denovisor\/web$/m);
-      cgroupDir = DomainCgroup.existing(detectCgroups(), "web")?.path;
+      const group = vmmCgroupName(dirname(info.consoleSocket!));
+      assert.match(group, /^web\.[0-9a-f]{8}$/);
+      assert.match(
+        Deno.readTextFileSync(`/proc/${pid}/cgroup`),
+        new RegExp(`/denovisor/${group}$`, "m"),
+      );
+      cgroupDir = DomainCgroup.existing(detectCgroups(), group)?.path;
       assert.ok(cgroupDir);
     }
     await daemon.waitForLog("web", "denovisor daemon: sandbox: seccomp log");

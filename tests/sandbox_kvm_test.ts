@@ -19,7 +19,8 @@ import { sandboxSupport } from "../manager/sandbox/launcher.ts";
 import { detectCgroups, DomainCgroup } from "../manager/sandbox/cgroup.ts";
 import { readKernelLog } from "../manager/sandbox/seccomp_report.ts";
 import { syscallName } from "../vmm/sandbox/syscall_numbers.ts";
-import { vmmCgroupLimits } from "../manager/sandbox/vmm_sandbox.ts";
+import { vmmCgroupLimits, vmmCgroupName } from "../manager/sandbox/vmm_sandbox.ts";
+import { dirname } from "node:path";
 
 function statusField(pid: number | "self", name: string): string | undefined {
   const text = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -37,8 +38,8 @@ function loggedCalls(pid: number): string[] {
   return [...calls];
 }
 
-/** Checks the sandbox of the running VMM `pid` of domain `name`. */
-async function assertSandboxed(pid: number, name: string): Promise<void> {
+/** Checks the sandbox of the running VMM `pid` whose run directory holds `consoleSocket`. */
+async function assertSandboxed(pid: number, consoleSocket: string): Promise<void> {
   assert.equal(statusField(pid, "Seccomp"), "2");
   const own = statusField("self", "Seccomp_filters");
   if (own !== undefined) {
@@ -58,7 +59,7 @@ async function assertSandboxed(pid: number, name: string): Promise<void> {
   } catch {
     return; // no cgroups here: the daemon said so in the log
   }
-  const group = DomainCgroup.existing(host, name);
+  const group = DomainCgroup.existing(host, vmmCgroupName(dirname(consoleSocket)));
   if (group === undefined) return; // not writable here (the daemon logged why)
   assert.ok(group.pids().includes(pid), `VMM ${pid} is in ${group.path}`);
   const limits = vmmCgroupLimits({ memoryBytes: 32 * 1024 * 1024, vcpus: 1 });
@@ -72,7 +73,7 @@ kvmTest(
     try {
       const info = await daemon.run(domainGuest("web"));
       await daemon.waitForLog("web", "tick 2");
-      await assertSandboxed(info.pid!, "web");
+      await assertSandboxed(info.pid!, info.consoleSocket!);
       const off = await daemon.client.post<{ state: string }>("/v1/domains/web/shutdown", {
         timeoutSeconds: 20,
       });
@@ -105,7 +106,7 @@ strictTest(
     try {
       const info = await daemon.run(domainGuest("strict", { sandbox: { seccomp: "strict" } }));
       await daemon.waitForLog("strict", "tick 3");
-      await assertSandboxed(info.pid!, "strict");
+      await assertSandboxed(info.pid!, info.consoleSocket!);
       const off = await daemon.client.post<{ state: string; lastEnd?: string }>(
         "/v1/domains/strict/shutdown",
         { timeoutSeconds: 20 },

@@ -250,7 +250,7 @@ export class Lifecycle {
       ...stats,
       name: entry.definition.name,
       state: entry.state,
-      ...vmmCgroupStats(entry.definition.name),
+      ...vmmCgroupStats(run.runDir),
     };
   }
 

@@ -77,7 +77,7 @@ export class VmmRun {
     const watch = watchProcess(record.pid, record.pidStartTime, status);
     this.#stopWatch = watch.stop;
     this.exited = watch.exited.then(async (exit) => {
-      releaseVmmSandbox(name);
+      releaseVmmSandbox(runDir);
       return {
         record: await readEndRecord(runDir),
         exit: exit?.signal === "SIGSYS" ? describeSeccompKill(record.pid) : describeExit(exit),

@@ -10,6 +10,8 @@
  * @module
  */
 
+import { basename, dirname, resolve } from "node:path";
+import { createHash } from "node:crypto";
 import type { DomainDefinition } from "../api_types.ts";
 import type { VmmConfig } from "../../vmm/vmm_config.ts";
 import { DEFAULT_SECCOMP_MODE } from "../../vmm/sandbox/seccomp_filter.ts";
@@ -87,9 +89,12 @@ export async function prepareVmmSandbox(
     notes.push(`sandbox: no cgroup limits (${where.message})`);
   } else {
     try {
-      cgroupProcs =
-        DomainCgroup.create(where, definition.name, vmmCgroupLimits(config, definition.cpu))
-          .procsFiles;
+      cgroupProcs = DomainCgroup.create(
+        where,
+        vmmCgroupName(config.runDir),
+        vmmCgroupLimits(config, definition.cpu),
+      )
+        .procsFiles;
     } catch (error) {
       notes.push(`sandbox: no cgroup limits (${(error as Error).message})`);
     }
@@ -112,24 +117,35 @@ export async function prepareVmmSandbox(
   return { prefix, vmmArgs: ["--seccomp", settings.seccomp], notes };
 }
 
-/** `{cgroup}` with the figures of domain `name`'s cgroup, or nothing when it has none. */
-export function vmmCgroupStats(name: string): { cgroup?: CgroupStats } {
+/**
+ * The cgroup name of the VMM whose run directory is `runDir` (`<state>/domains/<name>`):
+ * the domain's name and a hash of the daemon's directory, so that two daemons on one host
+ * (a farm's test hosts, a daemon and its successor during a takeover) never share one
+ * domain's group, nor remove it under each other.
+ */
+export function vmmCgroupName(runDir: string): string {
+  const daemon = createHash("sha256").update(dirname(resolve(runDir))).digest("hex");
+  return `${basename(runDir)}.${daemon.slice(0, 8)}`;
+}
+
+/** `{cgroup}` with the figures of the cgroup of the VMM of `runDir`, or nothing. */
+export function vmmCgroupStats(runDir: string): { cgroup?: CgroupStats } {
   const where = host();
   if (where instanceof Error) return {};
   try {
-    const group = DomainCgroup.existing(where, name);
+    const group = DomainCgroup.existing(where, vmmCgroupName(runDir));
     return group ? { cgroup: group.stats() } : {};
   } catch {
     return {}; // gone between the lookup and the read: the VMM ended
   }
 }
 
-/** Removes the cgroup of domain `name` once its VMM has gone; best effort. */
-export function releaseVmmSandbox(name: string): void {
+/** Removes the cgroup of the VMM of `runDir` once it has gone; best effort. */
+export function releaseVmmSandbox(runDir: string): void {
   const where = host();
   if (where instanceof Error) return;
   try {
-    DomainCgroup.existing(where, name)?.remove();
+    DomainCgroup.existing(where, vmmCgroupName(runDir))?.remove();
   } catch {
     // A group that cannot be removed now is reused by the domain's next start.
   }

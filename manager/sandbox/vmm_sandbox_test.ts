@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { detectCgroups, DomainCgroup } from "./cgroup.ts";
-import { releaseVmmSandbox, vmmCgroupStats } from "./vmm_sandbox.ts";
+import { releaseVmmSandbox, vmmCgroupName, vmmCgroupStats } from "./vmm_sandbox.ts";
 
 function creatable(): boolean {
   try {
@@ -13,19 +13,20 @@ function creatable(): boolean {
 }
 
 Deno.test("vmmCgroupStats() is empty for a domain without a cgroup", () => {
-  assert.deepEqual(vmmCgroupStats(`none-${Deno.pid}`), {});
+  assert.deepEqual(vmmCgroupStats(`/run/denovisor/domains/none-${Deno.pid}`), {});
 });
 
 Deno.test({
   name: "vmmCgroupStats() reports a domain cgroup's figures, and releaseVmmSandbox() removes it",
   ignore: Deno.uid() !== 0 || !creatable(),
   async fn() {
-    const name = `stats-${Deno.pid}`;
+    const runDir = `/run/denovisor-test-${Deno.pid}/domains/stats`;
+    const name = vmmCgroupName(runDir);
     const group = DomainCgroup.create(detectCgroups(), name, { memoryBytes: 300 << 20, pids: 16 });
     const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
     try {
       group.add(child.pid);
-      const { cgroup } = vmmCgroupStats(name);
+      const { cgroup } = vmmCgroupStats(runDir);
       assert.ok(cgroup);
       assert.equal(cgroup.memoryLimitBytes, 300 << 20);
       assert.equal(cgroup.pids, 1);
@@ -35,7 +36,14 @@ Deno.test({
       child.kill("SIGKILL");
       await child.status;
     }
-    releaseVmmSandbox(name);
+    releaseVmmSandbox(runDir);
     assert.equal(DomainCgroup.existing(detectCgroups(), name), undefined);
   },
+});
+
+Deno.test("vmmCgroupName() names the domain and tells two daemons' run directories apart", () => {
+  const a = vmmCgroupName("/run/denovisor/domains/web");
+  assert.match(a, /^web\.[0-9a-f]{8}$/);
+  assert.equal(vmmCgroupName("/run/denovisor/domains/web/"), a);
+  assert.notEqual(vmmCgroupName("/tmp/other-daemon/domains/web"), a);
 });
