@@ -43,6 +43,9 @@ export interface ChainLimits {
 // a longer table is a bogus length, not a bigger request.
 const MAX_INDIRECT_ENTRIES = 65536;
 
+/** The side of a chain without buffers (shared, frozen: chains' buffer lists are read-only). */
+const NO_BUFFERS: readonly GuestBuffer[] = Object.freeze([]);
+
 /**
  * Reads and validates the chain starting at descriptor `head` of `descTable` (a view of
  * the `size`-entry descriptor table). Throws `MalformedChainError` naming the head.
@@ -56,8 +59,9 @@ export function readChain(
 ): DescriptorChain {
   // This runs once per request: nothing here allocates beyond the chain itself, and the
   // error texts are only built on failure.
-  const readable: GuestBuffer[] = [];
-  const writable: GuestBuffer[] = [];
+  // Made on the first buffer of each side: most chains have buffers on one side only.
+  let readable: GuestBuffer[] | undefined;
+  let writable: GuestBuffer[] | undefined;
   let readableLength = 0;
   let writableLength = 0;
 
@@ -161,10 +165,10 @@ export function readChain(
     }
     const buffer: GuestBuffer = { address, bytes };
     if (flags & VIRTQ_DESC_F_WRITE) {
-      writable.push(buffer);
+      (writable ??= []).push(buffer);
       writableLength += length;
     } else {
-      if (writable.length > 0) {
+      if (writable !== undefined) {
         failChain(
           head,
           `has a device-readable buffer after a device-writable one in ${
@@ -172,7 +176,7 @@ export function readChain(
           } entry ${index}`,
         );
       }
-      readable.push(buffer);
+      (readable ??= []).push(buffer);
       readableLength += length;
     }
     if (readableLength + writableLength > limits.maxChainBytes) {
@@ -181,7 +185,13 @@ export function readChain(
     if (!(flags & VIRTQ_DESC_F_NEXT)) break;
     index = next;
   }
-  return { head, readable, writable, readableLength, writableLength };
+  return {
+    head,
+    readable: readable ?? NO_BUFFERS,
+    writable: writable ?? NO_BUFFERS,
+    readableLength,
+    writableLength,
+  };
 }
 
 /** The table being walked, for errors: the main one or the indirect one of its entry `from`. */
