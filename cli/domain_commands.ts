@@ -17,6 +17,7 @@ import { SAVE_VERBS } from "./domain_save.ts";
 import { runSnapshotGroup, SNAPSHOT_VERBS } from "./snapshot.ts";
 import { CLONE_VERBS } from "./clone.ts";
 import { EVENT_VERBS } from "./events.ts";
+import { MIGRATE_VERBS } from "./domain_migrate.ts";
 
 /** Every domain verb, in the order `denovisor help` lists them. */
 export const DOMAIN_VERBS: DomainVerb[] = [
@@ -31,6 +32,7 @@ export const DOMAIN_VERBS: DomainVerb[] = [
   ...SAVE_VERBS,
   ...SNAPSHOT_VERBS,
   ...CLONE_VERBS,
+  ...MIGRATE_VERBS,
   ...EVENT_VERBS,
 ];
 
