@@ -38,10 +38,15 @@ const ORDER = [
   "snapshot",
 ];
 
+/** The `img` subcommands in help order (the REPL completes them). */
+export function imgSubcommandNames(): string[] {
+  return [...ORDER, ...Object.keys(SUBCOMMANDS).filter((n) => !ORDER.includes(n))]
+    .filter((name) => SUBCOMMANDS[name] !== undefined);
+}
+
 /** The `img` verb's help. */
 export function imgHelp(): string {
-  const names = [...ORDER, ...Object.keys(SUBCOMMANDS).filter((n) => !ORDER.includes(n))]
-    .filter((name) => SUBCOMMANDS[name] !== undefined);
+  const names = imgSubcommandNames();
   return `Usage: denovisor img <subcommand> [options]
 
 Disk images (raw and qcow2) on plain paths, the way qemu-img handles them.

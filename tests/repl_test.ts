@@ -408,3 +408,24 @@ kvmTest("repl on a terminal against a real daemon: lifecycle, console and a cras
     await daemon.cleanup();
   }
 }, 120_000);
+
+Deno.test("repl on a terminal: Ctrl-R finds an earlier line, Alt-B edits it; img and check run inside", async () => {
+  await withRepl(async (repl, daemon) => {
+    const image = join(daemon.dir, "disk.qcow2");
+    await repl.send(`img create -f qcow2 ${image} 1M\r`);
+    await repl.expect(/Formatting '.*disk\.qcow2', fmt=qcow2 .*\ndenovisor> $/);
+    await repl.send("list --name\r");
+    await repl.expect(/denovisor> $/);
+    // Ctrl-R "img" finds the img line; Ctrl-G gives up, Ctrl-U clears.
+    await repl.send("\x12img");
+    await repl.expect(/\(reverse-i-search\)'img': img create -f qcow2 /);
+    await repl.send("\x07\x15");
+    // A typo mended with word moves: Ctrl-A, Alt-F twice lands after "inf".
+    await repl.send(`img inf --output=json ${image}\x01\x1bf\x1bfo\r`);
+    await repl.expect(/"format": "qcow2"[\s\S]*\ndenovisor> $/);
+    await repl.send("check --json\r");
+    await repl.expect(/"checks": \[[\s\S]*\ndenovisor> $/);
+    await repl.send("help img\r");
+    await repl.expect(/Usage: denovisor img <subcommand>[\s\S]*\ndenovisor> $/);
+  });
+});

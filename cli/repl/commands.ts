@@ -20,6 +20,8 @@ import { FARM_SUBCOMMANDS, farmCommand } from "../farm.ts";
 import { findSubcommand, runSubcommandWith, type Subcommand } from "../pool_output.ts";
 import { VOL_ALIASES, VOL_SUBCOMMANDS, volCommand } from "../vol.ts";
 import type { ArgCompletion, CompletionSpec } from "./completion.ts";
+import { imgCommand, imgSubcommandNames } from "../img.ts";
+import { checkCommand } from "../check.ts";
 
 /** The REPL's own commands. */
 export const BUILTINS = ["help", "history", "exit", "quit"];
@@ -37,13 +39,18 @@ Storage:
 Farm:
   farm SUBCOMMAND ...   The farm of hosts ('help farm'): status, hosts, events...
 
+Host:
+  img SUBCOMMAND ...    Disk images on plain paths, like qemu-img ('help img')
+  check                 Check that this host can run VMs
+
 Shell:
   help [COMMAND]        This list, or a command's help (also: COMMAND --help)
   history               The commands typed so far
   exit, quit            Leave (or Ctrl-D)
 
 Lines starting with '*' are live domain events from the daemon. Ctrl-C stops a command
-that waits (logs --follow, shutdown); Ctrl-] leaves a console.
+that waits (logs --follow, shutdown); Ctrl-] leaves a console. Ctrl-R searches the
+history (again for older matches, Ctrl-G gives up); Alt-B and Alt-F move by words.
 
 ${EXIT_STATUS_HELP}`;
 
@@ -128,6 +135,13 @@ export function completionSpecs(): CompletionSpec[] {
     group("pool", POOL_SUBCOMMANDS),
     group("vol", VOL_SUBCOMMANDS),
     group("farm", FARM_SUBCOMMANDS),
+    {
+      names: ["img"],
+      options: {},
+      args: [],
+      subcommands: imgSubcommandNames().map((name) => ({ names: [name], options: {}, args: [] })),
+    },
+    { names: ["check"], options: { "--json": "flag", "--help": "flag" }, args: [] },
     { names: ["help"], options: {}, args: ["command"] },
     { names: ["history", "exit", "quit"], options: {}, args: [] },
   ];
@@ -151,6 +165,14 @@ export async function runReplCommand(
         (sub, rest) => runVerbWith(sub, rest, context),
         context.io.out,
       );
+    } catch (error) {
+      return reportError(context.io, "error", error);
+    }
+  }
+  // The commands that need no daemon: the same code as `denovisor img` and `check`.
+  if (name === "img" || name === "check") {
+    try {
+      return name === "img" ? imgCommand(args) : await checkCommand(args);
     } catch (error) {
       return reportError(context.io, "error", error);
     }
@@ -186,6 +208,10 @@ export async function showHelp(name: string, context: VerbContext): Promise<bool
   }
   if (name === "snapshot") {
     context.io.out(SNAPSHOT_HELP);
+    return true;
+  }
+  if (name === "img" || name === "check") {
+    await runReplCommand([name, "--help"], context);
     return true;
   }
   if (name === "pool" || name === "vol" || name === "farm") {

@@ -4,15 +4,18 @@
  * printed above the line being typed without garbling it. It only sees bytes in and text
  * out, so tests drive it without a terminal.
  *
- * Keys: Left/Right, Ctrl-B/F; Home/End, Ctrl-A/E; Backspace; Delete; Ctrl-D (delete, or
- * end of input on an empty line); Ctrl-U (to line start); Ctrl-K (to line end); Ctrl-W
- * (word back); Ctrl-C (drop the line); Ctrl-L (clear screen); Up/Down, Ctrl-P/N (history);
- * Tab (complete); Enter.
+ * Keys: Left/Right, Ctrl-B/F; Alt-B/F and Ctrl-Left/Right (a word back, forward); Home/End,
+ * Ctrl-A/E; Backspace; Delete; Ctrl-D (delete, or end of input on an empty line); Ctrl-U
+ * (to line start); Ctrl-K (to line end); Ctrl-W, Alt-Backspace (word back); Alt-D (word
+ * forward); Ctrl-C (drop the line); Ctrl-L (clear screen); Up/Down, Ctrl-P/N (history);
+ * Ctrl-R (reverse history search, as readline's: type to search, Ctrl-R for an older
+ * match, Enter runs it, Ctrl-G gives up, any other key edits it); Tab (complete); Enter.
  *
  * @module
  */
 
 import { commonPrefix, escapeLength, layOut } from "./terminal_text.ts";
+import { HistorySearch } from "./history_search.ts";
 
 /** What Tab may put in place of `line.slice(start, cursor)`. */
 export interface Completion {
@@ -62,6 +65,8 @@ export class LineEditor {
   #active = false;
   /** The terminal row of the cursor, counted from the prompt's row (long lines wrap). */
   #cursorRow = 0;
+  /** A reverse history search under way (Ctrl-R), with the cursor before it. */
+  #search: { search: HistorySearch; prompt: string; cursor: number } | undefined;
 
   constructor(options: LineEditorOptions) {
     this.#write = options.write;
@@ -100,6 +105,7 @@ export class LineEditor {
     this.#historyIndex = this.history.length;
     this.#saved = "";
     this.#lastKeyWasTab = false;
+    this.#search = undefined;
     this.#active = true;
     this.#setRaw?.(true);
     this.#cursorRow = 0;
@@ -161,12 +167,14 @@ export class LineEditor {
           this.#partial = text.slice(index);
           return undefined;
         }
+        this.#endSearch();
         this.#escape(text.slice(index, index + length));
         index += length;
         this.#lastKeyWasTab = false;
         continue;
       }
       index += char.length;
+      if (this.#search && this.#searchKey(char)) continue;
       const wasTab = this.#lastKeyWasTab;
       this.#lastKeyWasTab = false;
       switch (char) {
@@ -236,6 +244,9 @@ export class LineEditor {
         case "\x0e":
           this.#historyStep(1);
           break;
+        case "\x12":
+          this.#startSearch();
+          break;
         default:
           if (char >= " ") this.#insert(char);
       }
@@ -244,6 +255,7 @@ export class LineEditor {
   }
 
   #accept(): string {
+    this.#endSearch();
     const line = this.line;
     this.#toEnd();
     this.#write("\r\n");
@@ -257,8 +269,22 @@ export class LineEditor {
   }
 
   #escape(sequence: string): void {
+    if (sequence.length === 2) {
+      // Alt-x arrives as ESC x.
+      if (sequence[1] === "b") this.#move(this.#wordStart());
+      else if (sequence[1] === "f") this.#move(this.#wordEnd());
+      else if (sequence[1] === "d") this.#deleteTo(this.#wordEnd());
+      else if (sequence[1] === "\x7f" || sequence[1] === "\b") this.#deleteTo(this.#wordStart());
+      return;
+    }
     const final = sequence[sequence.length - 1];
     const parameter = sequence.slice(2, -1);
+    // Ctrl-Left/Right (ESC [1;5D) and Alt-Left/Right (ESC [1;3D) move by words.
+    if (sequence[1] === "[" && (parameter === "1;5" || parameter === "1;3")) {
+      if (final === "C") this.#move(this.#wordEnd());
+      else if (final === "D") this.#move(this.#wordStart());
+      return;
+    }
     if (sequence[1] === "[" && final === "~") {
       if (parameter === "1" || parameter === "7") this.#move(0);
       else if (parameter === "4" || parameter === "8") this.#move(this.#chars.length);
@@ -305,6 +331,81 @@ export class LineEditor {
       this.#chars.splice(this.#cursor, 1);
       this.#redraw();
     }
+  }
+
+  /** Where the word before the cursor starts (readline's Alt-B: letters and digits). */
+  #wordStart(): number {
+    let position = this.#cursor;
+    while (position > 0 && !isWordChar(this.#chars[position - 1])) position--;
+    while (position > 0 && isWordChar(this.#chars[position - 1])) position--;
+    return position;
+  }
+
+  /** Where the word at or after the cursor ends (readline's Alt-F). */
+  #wordEnd(): number {
+    let position = this.#cursor;
+    const length = this.#chars.length;
+    while (position < length && !isWordChar(this.#chars[position])) position++;
+    while (position < length && isWordChar(this.#chars[position])) position++;
+    return position;
+  }
+
+  /** Deletes between the cursor and `position` (either side). */
+  #deleteTo(position: number): void {
+    const start = Math.min(position, this.#cursor);
+    const end = Math.max(position, this.#cursor);
+    if (start === end) return;
+    this.#chars.splice(start, end - start);
+    this.#cursor = start;
+    this.#redraw();
+  }
+
+  #startSearch(): void {
+    this.#search = {
+      search: new HistorySearch(this.history, this.line),
+      prompt: this.#prompt,
+      cursor: this.#cursor,
+    };
+    this.#showSearch();
+  }
+
+  /** A key typed while searching; false when it ended the search and is still to handle. */
+  #searchKey(char: string): boolean {
+    const { search, prompt, cursor } = this.#search!;
+    switch (search.key(char)) {
+      case "searching":
+        this.#showSearch();
+        return true;
+      case "cancelled":
+        // Ctrl-G: the line as it was.
+        this.#search = undefined;
+        this.#prompt = prompt;
+        this.#chars = [...search.before];
+        this.#cursor = cursor;
+        this.#redraw();
+        return true;
+      case "done":
+        this.#endSearch();
+        return false;
+    }
+  }
+
+  #showSearch(): void {
+    const view = this.#search!.search.view();
+    this.#prompt = view.prompt;
+    this.#chars = [...view.line];
+    this.#cursor = view.cursor;
+    this.#redraw();
+  }
+
+  /** Leaves the search with the line found, under the usual prompt. */
+  #endSearch(): void {
+    if (!this.#search) return;
+    const { search, prompt } = this.#search;
+    this.#search = undefined;
+    this.#prompt = prompt;
+    this.#historyIndex = search.match;
+    this.#redraw();
   }
 
   #deleteWordBack(): void {
@@ -411,4 +512,9 @@ export class LineEditor {
   #width(): number {
     return Math.max(1, this.#columns());
   }
+}
+
+/** Letters and digits make words for Alt-B, Alt-F and Alt-D, as in readline. */
+function isWordChar(char: string): boolean {
+  return /[\p{L}\p{N}]/u.test(char);
 }

@@ -134,3 +134,48 @@ Deno.test("LineEditor redraws a line longer than the terminal across rows", asyn
   release();
   assert.equal(await reading, null);
 });
+
+Deno.test("LineEditor moves and deletes by words: Alt-B/F, Ctrl-Left/Right, Alt-D, Alt-Backspace", async () => {
+  const cases: [string, string][] = [
+    ["hello big world\x1bb\x1bbX\r", "hello Xbig world"],
+    ["hello big world\x01\x1bf!\r", "hello! big world"],
+    ["hello big world\x01\x1bf\x1bf!\r", "hello big! world"],
+    ["hello big world\x1b[1;5D\x1b[1;5DX\r", "hello Xbig world"],
+    ["hello big world\x01\x1b[1;5C!\r", "hello! big world"],
+    ["hello big world\x01\x1bd\r", " big world"],
+    ["start web-1\x1b\x7f\r", "start web-"],
+    ["vol/pool  \x1bbX\r", "vol/Xpool  "],
+  ];
+  for (const [input, expected] of cases) {
+    const { editor, read } = editorWith([input]);
+    assert.equal(await editor.readLine("> ", read), expected, JSON.stringify(input));
+  }
+});
+
+Deno.test("LineEditor Ctrl-R searches the history backwards as readline does", async () => {
+  const history = ["start web", "list", "stats db", "start db"];
+  const cases: [string, string][] = [
+    ["\x12st\r", "start db"], // the newest line holding "st"
+    ["\x12st\x12\r", "stats db"], // Ctrl-R again: the next older one
+    ["\x12st\x12\x12\x12\r", "start web"],
+    ["\x12sta\x7f\x7f\x7fli\r", "list"], // Backspace shortens the query
+    ["\x12list\x05 --running\r", "list --running"], // another key edits the line found
+    ["typed\x12li\x07!\r", "typed!"], // Ctrl-G gives up: the line as it was
+    ["\x12start\x03", ""], // Ctrl-C drops the line
+  ];
+  for (const [input, expected] of cases) {
+    const { editor, read } = editorWith([input], { history: [...history] });
+    assert.equal(await editor.readLine("> ", read), expected, JSON.stringify(input));
+  }
+  const { editor, read, output } = editorWith(["\x12web\x12zz"], { history: [...history] });
+  assert.equal(await editor.readLine("> ", read), null);
+  assert.match(output(), /\(reverse-i-search\)'web': start web/);
+  assert.match(output(), /\(failed reverse-i-search\)'webzz': start web/);
+});
+
+Deno.test("LineEditor after Ctrl-R: Up goes on from the line found", async () => {
+  const history = ["one", "two", "three"];
+  const { editor, read } = editorWith(["\x12two\x1b[A\r"], { history });
+  // Up from the match ("two") shows the line before it.
+  assert.equal(await editor.readLine("> ", read), "one");
+});
