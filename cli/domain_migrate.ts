@@ -40,7 +40,7 @@ export function migrateRequest(dest: string, values: Record<string, unknown>): M
   const timeout = whole("timeout", 1);
   if (timeout !== undefined) body.timeoutS = timeout;
   const rate = values.bandwidth;
-  if (typeof rate === "string") body.bandwidth = parseSizeArgument(rate, "--bandwidth", "M");
+  if (typeof rate === "string") body.bandwidth = parseSizeArgument(rate, "--bandwidth", "m");
   if (values.offline === true) body.offline = true;
   return body;
 }
