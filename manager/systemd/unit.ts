@@ -111,6 +111,8 @@ export function denovisorUnit(options: UnitOptions = {}): string {
     "LimitNOFILE=1048576",
     // Every vCPU is a thread of a VMM in this unit's cgroup.
     "TasksMax=infinity",
+    // The daemon makes one cgroup per domain below its own (manager/sandbox/cgroup.ts).
+    "Delegate=yes",
     "NoNewPrivileges=yes",
     "ProtectSystem=full",
     "ProtectKernelModules=yes",

@@ -34,6 +34,7 @@ Deno.test("denovisorUnit() keeps domains running across daemon stops and restart
   assert.deepEqual(s.get("Type"), ["notify"]);
   assert.deepEqual(s.get("NotifyAccess"), ["main"]);
   assert.deepEqual(s.get("KillMode"), ["process"]);
+  assert.deepEqual(s.get("Delegate"), ["yes"]);
   assert.deepEqual(s.get("RuntimeDirectory"), ["denovisor"]);
   assert.deepEqual(s.get("RuntimeDirectoryPreserve"), ["yes"]);
   assert.deepEqual(s.get("StateDirectory"), ["denovisor"]);
