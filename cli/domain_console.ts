@@ -12,6 +12,7 @@ import type { DomainInfo } from "../manager/api_types.ts";
 import { abortable, domainPath, type DomainVerb, type VerbContext } from "./domain_verb.ts";
 import { CLIENT_EXIT, printable } from "./output.ts";
 import { consoleViaDaemon } from "./console_relay.ts";
+import { UsageError } from "./usage_error.ts";
 
 /** Ctrl-], the detach key of virsh console. */
 export const DETACH_KEY = 0x1d;
@@ -25,7 +26,7 @@ const MAX_GREETING = 64;
 export async function attachConsole(
   context: VerbContext,
   name: string,
-  options: { readOnly: boolean },
+  options: { readOnly: boolean; force?: boolean },
 ): Promise<number> {
   const info = await context.client.get<DomainInfo>(domainPath(name));
   if (!info.consoleSocket) {
@@ -38,10 +39,13 @@ export async function attachConsole(
   }
   const { connection, early } = await openConsole(context, info.name, info.consoleSocket);
   try {
-    await connection.write(new TextEncoder().encode(options.readOnly ? "ro\n" : "rw\n"));
+    const hello = options.readOnly ? "ro\n" : options.force ? "rw!\n" : "rw\n";
+    await connection.write(new TextEncoder().encode(hello));
     const { mode, rest } = await readGreeting(connection, early);
     const note = mode === "ro"
       ? options.readOnly ? " (read-only)" : " (read-only: another viewer is typing)"
+      : options.force
+      ? " (--force: the keyboard is yours)"
       : "";
     context.io.out(
       `Connected to domain '${printable(info.name)}'${note}; escape character is ^]`,
@@ -185,22 +189,31 @@ async function writeAll(
 const consoleVerb: DomainVerb = {
   name: "console",
   summary: "Attach to a running domain's serial console (detach with Ctrl-])",
-  help: `Usage: denovisor console NAME [--read-only]
+  help: `Usage: denovisor console NAME [--read-only | --force]
 
 Attaches this terminal to the serial console of the running domain NAME: the last 64 KiB
 of output is replayed, then everything the guest prints appears live and what you type
-goes to the guest. Press Ctrl-] to detach (the domain keeps running).
+goes to the guest. Press Ctrl-] to detach (the domain keeps running), as in virsh.
+(\`denovisor run\` owns its VM, so its key ends it instead: Ctrl-A x, as in QEMU.)
 
 Several viewers can attach at once; the first one types and the others are read-only
 (and told so). A read-only viewer also detaches with Ctrl-C.
 
 Options:
-  --read-only   Watch without typing`,
-  options: { "read-only": { type: "boolean" } },
+  --read-only   Watch without typing
+  --force       Take the keyboard from the viewer who has it (that one is told and
+                only watches from then on)`,
+  options: { "read-only": { type: "boolean" }, force: { type: "boolean" } },
   args: ["domain"],
   completes: ["running", "paused", "shutting-down"],
   run(context, values, [name]) {
-    return attachConsole(context, name, { readOnly: values["read-only"] === true });
+    if (values["read-only"] && values.force) {
+      throw new UsageError("console: --read-only and --force exclude each other; give one");
+    }
+    return attachConsole(context, name, {
+      readOnly: values["read-only"] === true,
+      force: values.force === true,
+    });
   },
 };
 

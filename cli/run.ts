@@ -86,7 +86,8 @@ ${RUN_STATE_HELP}
 
 Rates: bw=10M is 10 MiB/s, ops=1000 operations/s; bw_burst= and ops_burst= add a
 one-time burst. virtio-mmio devices are announced on the kernel command line.
-Console: on a terminal, Ctrl-A x ends the VM; Ctrl-A Ctrl-A sends Ctrl-A.
+Console: on a terminal, Ctrl-A x ends the VM (as in QEMU: run owns it); Ctrl-A Ctrl-A
+sends Ctrl-A. 'denovisor console' of a daemon's domain detaches with Ctrl-] instead.
 Exit status: the guest's debug-exit status (0-119), 0 after a reset or power-off,
 120 triple fault, 121 instruction KVM could not emulate, 122 entry failure,
 123 vCPU error, 1 for errors before the VM ran, 2 for bad usage.`;

@@ -2,8 +2,9 @@
  * The VMM's side of a domain's serial console: guest output goes to the log file
  * (appended), to a ring of the last 64 KiB, and to every client attached to
  * `console.sock`; input comes from the one read-write client. The socket protocol is in
- * vmm/vmm_config.ts: the client sends "rw\n" or "ro\n", the VMM answers "ok rw\n" or
- * "ok ro\n", replays the ring, then streams live output.
+ * vmm/vmm_config.ts: the client sends "rw\n" or "ro\n" (or "rw!\n" to take the keyboard
+ * from the viewer who has it), the VMM answers "ok rw\n" or "ok ro\n", replays the ring,
+ * then streams live output.
  *
  * Nothing here blocks the event loop: every sink is an `OutputQueue`, so a stalled
  * client loses output (counted) instead of stalling the guest, and a vanished client is
@@ -25,6 +26,9 @@ const MAX_HELLO = 16;
 const HELLO_TIMEOUT_MS = 10_000;
 
 const encoder = new TextEncoder();
+/** What a viewer whose keyboard was taken by `console --force` sees (not logged). */
+export const TAKEN_NOTICE =
+  "\r\n[denovisor: another viewer took the keyboard (console --force); read-only now]\r\n";
 
 /** The last `capacity` bytes written, in order. */
 export class ByteRing {
@@ -174,14 +178,17 @@ export class ConsoleHub implements ConsoleOutput {
       const hello = await readHello(conn);
       if (hello === undefined) return;
       const { line, rest } = hello;
-      if (line !== "rw" && line !== "ro") {
+      if (line !== "rw" && line !== "ro" && line !== "rw!") {
         await conn.write(
           encoder.encode(`error: send "rw" or "ro" on the first line, not '${line}'\n`),
         );
         return;
       }
       if (this.#closed) return;
-      const mode = line === "rw" && this.#readWrite === undefined ? "rw" : "ro";
+      const forced = line === "rw!";
+      const mode = forced || (line === "rw" && this.#readWrite === undefined) ? "rw" : "ro";
+      // console --force: the viewer who typed watches from now on, and is told why.
+      if (forced && this.#readWrite) this.#demote(this.#readWrite);
       client = {
         conn,
         mode,
@@ -206,6 +213,13 @@ export class ConsoleHub implements ConsoleOutput {
       if (client) this.#drop(client);
       else closeQuietly(conn);
     }
+  }
+
+  #demote(client: Client): void {
+    client.mode = "ro";
+    this.#readWrite = undefined;
+    client.queue.push(encoder.encode(TAKEN_NOTICE));
+    if (client.queue.stats.error) this.#drop(client);
   }
 
   #drop(client: Client): void {

@@ -51,7 +51,8 @@
  * (exit 1, no vmm.pid, `cannot start: ...` in the log), as any failed build. A reboot
  * later boots afresh.
  *
- * Console protocol (unix stream socket): the client sends one line, "rw\n" or "ro\n".
+ * Console protocol (unix stream socket): the client sends one line, "rw\n" or "ro\n", or
+ * "rw!\n" to take the keyboard from the client that has it (which is told, and watches).
  * The VMM answers one line, "ok rw\n" or "ok ro\n" ("ok ro" also when rw was asked
  * while another client holds the console read-write), then sends the last 64 KiB of
  * output followed by live output. Bytes from the read-write client go to the guest's
