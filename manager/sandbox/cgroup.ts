@@ -172,7 +172,7 @@ export class DomainCgroup {
       // Children get the controllers only when their parent hands them down.
       write(join(parent, "cgroup.subtree_control"), V2_CONTROLLERS.map((c) => `+${c}`).join(" "));
       const dir = dirs[0];
-      mkdirs(dir);
+      freshGroup(dir);
       write(join(dir, "memory.max"), `${limits.memoryBytes}`);
       write(join(dir, "pids.max"), `${limits.pids}`);
       if (limits.cpuWeight !== undefined) write(join(dir, "cpu.weight"), `${limits.cpuWeight}`);
@@ -182,7 +182,7 @@ export class DomainCgroup {
       write(join(dir, "cpu.max"), `${quota} ${CPU_PERIOD_US}`);
       return new DomainCgroup(host, dirs, pidsDir);
     }
-    dirs.forEach(mkdirs);
+    dirs.forEach(freshGroup);
     const [memory, pids, cpu] = [host.memory, host.pids, host.cpu].map((root) =>
       join(root, "denovisor", name)
     );
@@ -208,6 +208,44 @@ export class DomainCgroup {
       return undefined;
     }
     return new DomainCgroup(host, dirs, pidsDir);
+  }
+
+  /**
+   * Removes the domain groups left empty for more than `minAgeMs` (their VMM ended while
+   * no daemon watched: a daemon killed, a test's daemon): the kernel refuses to remove a
+   * group that still holds a process, and a group younger than `minAgeMs` may be one a
+   * daemon just made for a VMM it is about to start. Returns how many went.
+   */
+  static sweep(
+    host: CgroupHost,
+    minAgeMs: number,
+    options: { now?: number; prefix?: string } = {},
+  ): number {
+    const now = options.now ?? Date.now();
+    const roots = host.version === 2 ? [host.root] : [host.memory, host.pids, host.cpu];
+    let removed = 0;
+    for (const root of new Set(roots)) {
+      const parent = join(root, "denovisor");
+      let entries: Deno.DirEntry[];
+      try {
+        entries = [...Deno.readDirSync(parent)];
+      } catch {
+        continue;
+      }
+      for (const entry of entries) {
+        if (!entry.isDirectory || !entry.name.startsWith(options.prefix ?? "")) continue;
+        const dir = join(parent, entry.name);
+        try {
+          const made = Deno.statSync(dir).mtime?.getTime() ?? now;
+          if (now - made < minAgeMs) continue;
+          Deno.removeSync(dir);
+          removed++;
+        } catch {
+          // Populated (EBUSY) or gone already.
+        }
+      }
+    }
+    return removed;
   }
 
   /** Moves process `pid` (all its threads) into the group. */
@@ -273,6 +311,19 @@ function groupDirs(host: CgroupHost, name: string): { dirs: string[]; pidsDir: s
     join(root, "denovisor", name)
   );
   return { dirs: [...new Set([memory, pids, cpu])], pidsDir: pids };
+}
+
+/**
+ * Makes a domain's group anew when an empty one is left over, so its age (which `sweep`
+ * goes by) is this start's; one that still holds a process (a VMM being killed) is kept.
+ */
+function freshGroup(dir: string): void {
+  try {
+    Deno.removeSync(dir);
+  } catch {
+    // Absent, or populated: mkdirs keeps it.
+  }
+  mkdirs(dir);
 }
 
 function mkdirs(dir: string): void {

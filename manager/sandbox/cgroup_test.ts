@@ -125,3 +125,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "DomainCgroup.sweep() removes empty groups older than the age given, never a populated one",
+  ignore: host === undefined,
+  async fn() {
+    const empty = DomainCgroup.create(host!, `sweep-empty-${Deno.pid}`, {
+      memoryBytes: 1 << 30,
+      pids: 8,
+    });
+    const busy = DomainCgroup.create(host!, `sweep-busy-${Deno.pid}`, {
+      memoryBytes: 1 << 30,
+      pids: 8,
+    });
+    const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
+    try {
+      busy.add(child.pid);
+      // Young groups stay.
+      const prefix = "sweep-"; // only this test's groups
+      DomainCgroup.sweep(host!, 60_000, { prefix });
+      assert.ok(DomainCgroup.existing(host!, `sweep-empty-${Deno.pid}`));
+      // Old enough (a clock an hour ahead): the empty one goes, the busy one cannot.
+      DomainCgroup.sweep(host!, 60_000, { now: Date.now() + 3_600_000, prefix });
+      assert.equal(DomainCgroup.existing(host!, `sweep-empty-${Deno.pid}`), undefined);
+      assert.ok(DomainCgroup.existing(host!, `sweep-busy-${Deno.pid}`));
+      assert.deepEqual(busy.pids(), [child.pid]);
+    } finally {
+      child.kill("SIGKILL");
+      await child.status;
+      empty.remove();
+      busy.remove();
+    }
+  },
+});

@@ -28,6 +28,8 @@ import { cpuPercent, sandboxSettings } from "./sandbox_definition.ts";
 /** Memory a VMM needs beyond guest RAM: the runtime, V8 heaps, one Worker per vCPU. */
 export const VMM_OVERHEAD_BYTES = 512 * 1024 * 1024;
 export const VMM_OVERHEAD_PER_VCPU_BYTES = 64 * 1024 * 1024;
+/** An empty domain cgroup older than this has no VMM coming: a start takes a few ms. */
+const STALE_GROUP_MS = 60_000;
 /** Threads count as pids: the runtime's blocking pool may grow to 512 threads. */
 export const VMM_PIDS_MAX = 1024;
 
@@ -88,6 +90,8 @@ export async function prepareVmmSandbox(
   if (where instanceof Error) {
     notes.push(`sandbox: no cgroup limits (${where.message})`);
   } else {
+    // Groups whose VMM ended unwatched (a daemon killed) go when a domain starts.
+    DomainCgroup.sweep(where, STALE_GROUP_MS);
     try {
       cgroupProcs = DomainCgroup.create(
         where,
