@@ -9,86 +9,17 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ApiClient, ApiClientError } from "../manager/api_client.ts";
-import type { DomainInfo, MigrationResult } from "../manager/api_types.ts";
+import { ApiClientError } from "../manager/api_client.ts";
+import type { MigrationResult } from "../manager/api_types.ts";
 import { makeCa, makeHostCert } from "../manager/migration/test_certs.ts";
 import { denovisor } from "./cli_support.ts";
-import { EventRecorder, sleep, vmmPids } from "./daemon_support.ts";
+import { EventRecorder, sleep } from "./daemon_support.ts";
+import { MigrationDaemon as Daemon } from "./migration_support.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const MIGRATE_VMM = new URL("./fixtures/migrate_vmm.ts", import.meta.url).pathname;
 const ENV = {
   DENOVISOR_VMM_COMMAND: JSON.stringify([Deno.execPath(), "run", "-A", MIGRATE_VMM]),
 };
-
-/** A daemon child process started with migration flags. */
-class Daemon {
-  readonly client: ApiClient;
-  readonly #child: Deno.ChildProcess;
-  readonly #output: Promise<string>;
-
-  private constructor(readonly dir: string, readonly port: number, child: Deno.ChildProcess) {
-    this.client = new ApiClient(join(dir, "api.sock"));
-    this.#child = child;
-    this.#output = new Response(child.stderr).text();
-    new Response(child.stdout).text().catch(() => {});
-  }
-
-  /** `flags` are the --migration-* flags; `{port}` in them is replaced by a free port. */
-  static async start(dir: string, flags: string[]): Promise<Daemon> {
-    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (probe.addr as Deno.NetAddr).port;
-    probe.close();
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-all",
-        "--no-prompt",
-        MAIN,
-        "daemon",
-        "--state-dir",
-        dir,
-        "--socket",
-        join(dir, "api.sock"),
-        ...flags.map((flag) => flag.replace("{port}", String(port))),
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: ENV,
-    }).spawn();
-    const daemon = new Daemon(dir, port, child);
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      if (await daemon.client.get("/v1/host").then(() => true, () => false)) return daemon;
-      await sleep(100);
-    }
-    throw new Error(`The daemon did not answer within 60 s:\n${await daemon.stop()}`);
-  }
-
-  info(name: string): Promise<DomainInfo> {
-    return this.client.get<DomainInfo>(`/v1/domains/${name}`);
-  }
-
-  /** Kills the daemon and its VMMs; resolves with its stderr. */
-  async stop(): Promise<string> {
-    this.client.close();
-    try {
-      this.#child.kill("SIGKILL");
-    } catch {
-      // Gone already.
-    }
-    await this.#child.status;
-    for (const pid of vmmPids(this.dir)) {
-      try {
-        Deno.kill(pid, "SIGKILL");
-      } catch {
-        // Gone already.
-      }
-    }
-    return await this.#output;
-  }
-}
 
 async function refused(work: Promise<unknown>, status: number, pattern: RegExp): Promise<void> {
   await assert.rejects(work, (error: unknown) => {
@@ -97,15 +28,6 @@ async function refused(work: Promise<unknown>, status: number, pattern: RegExp):
     assert.match(error.message, pattern);
     return true;
   });
-}
-
-async function gone(daemon: Daemon, name: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (await daemon.info(name).then(() => false, (e) => e.status === 404)) return;
-    await sleep(100);
-  }
-  throw new Error(`'${name}' is still defined: ${JSON.stringify(await daemon.info(name))}`);
 }
 
 /** The count the stand-in VMM received, from its log line. */
@@ -132,9 +54,9 @@ Deno.test("daemon: a domain migrates between two daemons over mutual TLS, its de
     const hostA = await tlsFlags("host-a");
     const hostB = await tlsFlags("host-b");
     const listen = ["--migration-listen", "127.0.0.1:{port}", "--migration-ca", ca.cert];
-    const a = await Daemon.start(hostA.state, [...hostA.flags, ...listen]);
+    const a = await Daemon.start(hostA.state, [...hostA.flags, ...listen], ENV);
     daemons.push(a);
-    const b = await Daemon.start(hostB.state, [...hostB.flags, ...listen]);
+    const b = await Daemon.start(hostB.state, [...hostB.flags, ...listen], ENV);
     daemons.push(b);
 
     // A persistent domain moves A -> B through the API.
@@ -153,7 +75,7 @@ Deno.test("daemon: a domain migrates between two daemons over mutual TLS, its de
     assert.equal(there.persistent, true);
     assert.equal(there.migration, undefined);
     assert.ok((await receivedCount(b, "web")) > 0, "the count came along");
-    await gone(a, "web");
+    await a.gone("web");
     await events.waitFor((e) => e.domain === "web" && e.kind === "undefined");
     const kinds = events.events.filter((e) => e.domain === "web").map((e) => e.kind);
     assert.deepEqual(kinds.filter((k) => k.startsWith("migrat")).at(-1), "migrated");
@@ -176,7 +98,7 @@ Deno.test("daemon: a domain migrates between two daemons over mutual TLS, its de
     const moved = await a.info("tmp");
     assert.equal(moved.state, "running");
     assert.equal(moved.persistent, false);
-    await gone(b, "tmp");
+    await b.gone("tmp");
 
     // A name already defined on the destination is refused there; the source runs on.
     await a.client.post("/v1/domains?start=1", { name: "dup", boot: { demo: true } });
@@ -200,10 +122,10 @@ Deno.test("daemon: migrate refuses unknown and stopped domains, bad destinations
     await Deno.mkdir(join(dir, "a"));
     await Deno.mkdir(join(dir, "b"));
     await Deno.mkdir(join(dir, "c"));
-    const a = await Daemon.start(join(dir, "a"), ["--migration-insecure"]);
+    const a = await Daemon.start(join(dir, "a"), ["--migration-insecure"], ENV);
     daemons.push(a);
     // b has no --migration-listen: it accepts no migration at all.
-    const b = await Daemon.start(join(dir, "b"), []);
+    const b = await Daemon.start(join(dir, "b"), [], ENV);
     daemons.push(b);
     const api = a.client;
     await refused(api.post("/v1/domains/nope/migrate", { dest: "127.0.0.1:4789" }), 404, /nope/);
@@ -243,7 +165,7 @@ Deno.test("daemon: migrate refuses unknown and stopped domains, bad destinations
     assert.equal(info.state, "running");
     assert.equal(info.migration, undefined);
     // A daemon without credentials cannot migrate at all.
-    const c = await Daemon.start(join(dir, "c"), []);
+    const c = await Daemon.start(join(dir, "c"), [], ENV);
     daemons.push(c);
     await c.client.post("/v1/domains?start=1", { name: "web", boot: { demo: true } });
     await refused(

@@ -306,7 +306,9 @@ export class DomainMigrations {
             migrateIn: { socket, timeoutMs: INCOMING_READY_TIMEOUT_MS },
           });
           started.catch(() => {}); // awaited by succeeded or failed
-          return Promise.resolve();
+          // A VMM that cannot start (a hook, a locked disk) fails the relay at once, with
+          // its reason, rather than after the relay's connect timeout.
+          return started.then(() => {});
         },
         succeeded: async () => {
           await started;
