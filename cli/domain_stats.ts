@@ -4,9 +4,21 @@
  * @module
  */
 
-import type { DomainInfo, DomainStats, DomainSummary } from "../manager/api_types.ts";
+import {
+  type DomainInfo,
+  type DomainStats,
+  type DomainSummary,
+  LOG_EARLIER_HEADER,
+} from "../manager/api_types.ts";
 import { domainPath, type DomainVerb, stringOption, type VerbContext } from "./domain_verb.ts";
-import { CLIENT_EXIT, formatFields, formatJson, formatSeconds, formatTable } from "./output.ts";
+import {
+  CLIENT_EXIT,
+  formatFields,
+  formatJson,
+  formatSeconds,
+  formatTable,
+  printable,
+} from "./output.ts";
 import { formatSize } from "../common/units.ts";
 import { UsageError } from "./usage_error.ts";
 
@@ -117,10 +129,12 @@ const logs: DomainVerb = {
   help: `Usage: denovisor logs NAME [--lines N] [--follow]
 
 Prints the log of domain NAME: its serial console output and the VMM's own log lines,
-kept across runs. Control characters from the guest are shown as '?'.
+kept across runs. Control characters from the guest are shown as '?'. Only the last
+100 lines are shown unless --lines says otherwise; when there is earlier output, a note
+on stderr says so (the log is kept bounded: older output moves to the log file's .1).
 
 Options:
-  -n, --lines N   Only the last N lines
+  -n, --lines N   Only the last N lines (default 100, at most 10000)
   -f, --follow    Keep printing new output as it comes (Ctrl-C stops)`,
   options: {
     lines: { type: "string", short: "n" },
@@ -139,6 +153,13 @@ Options:
     const response = await context.client.request("GET", domainPath(name, `/logs${query}`));
     const text = await response.text();
     if (text.length > 0) context.io.out(printableLog(text).replace(/\n$/, ""));
+    if (response.headers.get(LOG_EARLIER_HEADER) === "some") {
+      const shown = text === "" ? 0 : text.replace(/\n$/, "").split("\n").length;
+      context.io.err(
+        `logs: the last ${shown} lines only; 'denovisor logs ${printable(name)} --lines N' ` +
+          `shows more (up to 10000)`,
+      );
+    }
     if (values.follow) {
       const info = await context.client.get<DomainInfo>(domainPath(name));
       await followFile(context, info.logFile);

@@ -368,6 +368,12 @@ export type DomainEventKind =
  */
 export const FORCED_SHUTDOWN_END = "forced off after the shutdown timeout";
 
+/**
+ * The header of GET /v1/domains/{name}/logs that says whether the log has output before
+ * the lines sent: "some" or "0".
+ */
+export const LOG_EARLIER_HEADER = "x-denovisor-log-earlier";
+
 /** One line of GET /v1/events. */
 export interface DomainEvent {
   /** ISO 8601. */

@@ -546,3 +546,22 @@ Deno.test("define reports every mistake of a definition file, one line each, wit
     assert.ok(!daemon.requests.some((r) => r.line.startsWith("POST")), "nothing was sent");
   });
 });
+
+Deno.test("logs says on stderr when it shows only the last lines", async () => {
+  await withDaemon(async (daemon) => {
+    await run(daemon, ["define", await writeDefinition(daemon.dir, "l.json", DEMO("l"))]);
+    await run(daemon, ["start", "l"]);
+    const logFile = daemon.domains.get("l")!.logFile;
+    await Deno.writeTextFile(logFile, "line\n".repeat(150), { append: true });
+    const tail = await run(daemon, ["logs", "l"]);
+    assert.equal(tail.code, 0);
+    assert.equal(tail.out.split("\n").length, 100);
+    assert.equal(
+      tail.err,
+      "logs: the last 100 lines only; 'denovisor logs l --lines N' shows more (up to 10000)",
+    );
+    const all = await run(daemon, ["logs", "l", "--lines", "1000"]);
+    assert.equal(all.out.split("\n").length, 152);
+    assert.equal(all.err, "");
+  });
+});

@@ -233,8 +233,11 @@ export async function startFakeDaemon(): Promise<FakeDaemon> {
         const text = await Deno.readTextFile(info.logFile).catch(() => "");
         const lines = url.searchParams.get("lines");
         const all = text.split("\n").slice(0, -1);
-        const shown = lines === null ? all : all.slice(-Number(lines));
-        return new Response(shown.map((line) => line + "\n").join(""));
+        // As the daemon: the last 100 lines by default, and whether there were more.
+        const shown = all.slice(-Number(lines ?? 100));
+        return new Response(shown.map((line) => line + "\n").join(""), {
+          headers: { "x-denovisor-log-earlier": shown.length < all.length ? "some" : "0" },
+        });
       }
       case "memory":
         if (info.state === "shutoff") return wrongState();

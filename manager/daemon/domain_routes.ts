@@ -20,7 +20,7 @@ import {
 import type { DomainEntry } from "./domain_entry.ts";
 import type { DomainManager } from "./domains.ts";
 import type { EventHub } from "./events.ts";
-import { logTail } from "./vmm_run.ts";
+import { LOG_EARLIER_HEADER, readLogTail } from "./log_tail.ts";
 
 const ACTIONS = ["start", "shutdown", "destroy", "reboot", "reset", "pause", "resume"] as const;
 type Action = typeof ACTIONS[number];
@@ -63,9 +63,13 @@ export function addDomainRoutes(
   router.add("GET", "/v1/domains/:name/logs", async ({ params, url }) => {
     const entry = domains.get(params.name);
     const lines = count(url.searchParams.get("lines") ?? "100", "lines", MAX_LOG_LINES);
-    const text = await logTail(entry.logFile, lines, "");
-    return new Response(text === "" ? "" : text + "\n", {
-      headers: { "content-type": "text/plain; charset=utf-8" },
+    const tail = await readLogTail(entry.logFile, lines);
+    return new Response(tail.text === "" ? "" : tail.text + "\n", {
+      headers: {
+        "content-type": "text/plain; charset=utf-8",
+        // Whether output before these lines exists, so clients can say they are a tail.
+        [LOG_EARLIER_HEADER]: tail.earlier ? "some" : "0",
+      },
     });
   });
   router.add("GET", "/v1/domains/:name/console", async ({ params, request }) => {
