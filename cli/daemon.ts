@@ -6,7 +6,12 @@
 
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, PATH_OPTIONS } from "../manager/paths.ts";
 import { startDaemon } from "../manager/daemon/server.ts";
-import { parseCommandArgs } from "./usage_error.ts";
+import { parseCommandArgs, UsageError } from "./usage_error.ts";
+import {
+  type MetricsListenOptions,
+  parseCidr,
+  parseListenAddress,
+} from "../manager/daemon/metrics_listener.ts";
 import { FARM_DAEMON_HELP, FARM_DAEMON_OPTIONS, farmOptions } from "./farm_daemon_options.ts";
 import {
   MIGRATION_DAEMON_HELP,
@@ -41,11 +46,34 @@ Options:
   --backing-dir DIR     Also allow backing files of imported images and of domain
                         disks under DIR (repeatable); by default a backing file must
                         lie in a pool or beside the disk's own image
+  --metrics-listen ADDR:PORT
+                        Serve GET /metrics (Prometheus text) on TCP too, e.g.
+                        0.0.0.0:9177 or [::]:9177; the API socket always serves it
+  --metrics-allow CIDR  Who may scrape that address (repeatable, e.g. 10.0.0.0/8);
+                        default loopback only
   -h, --help            Show this help
 ${FARM_DAEMON_HELP}
 ${MIGRATION_DAEMON_HELP}
 
 Stops on SIGTERM or SIGINT (the socket is removed; the VMMs keep running).`;
+
+/** The --metrics-* options, checked before anything starts (a mistake is a usage error). */
+function metricsOptions(
+  listen: string | undefined,
+  allow: string[] | undefined,
+): MetricsListenOptions | undefined {
+  if (listen === undefined) {
+    if (allow !== undefined) throw new UsageError("daemon: --metrics-allow needs --metrics-listen");
+    return undefined;
+  }
+  try {
+    parseListenAddress(listen);
+    for (const each of allow ?? []) parseCidr(each);
+  } catch (error) {
+    throw new UsageError(`daemon: ${(error as Error).message}`);
+  }
+  return { listen, allow };
+}
 
 /** Runs the daemon until it is told to stop; returns the exit status. */
 export async function daemonCommand(args: string[]): Promise<number> {
@@ -54,6 +82,8 @@ export async function daemonCommand(args: string[]): Promise<number> {
     "socket-group": { type: "string" },
     "backing-dir": { type: "string", multiple: true },
     "pool-root": { type: "string", multiple: true },
+    "metrics-listen": { type: "string" },
+    "metrics-allow": { type: "string", multiple: true },
     ...FARM_DAEMON_OPTIONS,
     ...MIGRATION_DAEMON_OPTIONS,
     help: { type: "boolean", short: "h" },
@@ -66,6 +96,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
   // inherit this) is private whatever umask it was started with; modes that must be
   // wider (the socket for a --socket-group) are set explicitly.
   Deno.umask(0o077);
+  const metrics = metricsOptions(values["metrics-listen"], values["metrics-allow"]);
   const farm = await farmOptions(values);
   const migration = await migrationFlags(values);
   const daemon = await startDaemon({
@@ -76,6 +107,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
     poolRoots: values["pool-root"],
     farm,
     migration,
+    metrics,
   });
   await daemon.finished;
   return 0;

@@ -61,3 +61,69 @@ async function fetchRaw(socket: string, method: string, path: string) {
     client.close();
   }
 }
+
+Deno.test("daemon --metrics-listen serves /metrics on TCP to the allowed networks; bad values are usage errors", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "denovisor-metrics-tcp-" });
+  // A free port: bound and let go (nothing else on this host is expected to grab it).
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const daemon = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      main,
+      "daemon",
+      "--state-dir",
+      dir,
+      "--socket",
+      `${dir}/api.sock`,
+      "--metrics-listen",
+      `127.0.0.1:${port}`,
+      "--metrics-allow",
+      "127.0.0.0/8",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  try {
+    const deadline = Date.now() + 60_000;
+    let response: Response | undefined;
+    while (response === undefined) {
+      response = await fetch(`http://127.0.0.1:${port}/metrics`).catch(() => undefined);
+      if (response === undefined) {
+        assert.ok(Date.now() < deadline, "the metrics address never answered");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    assert.equal(response.status, 200);
+    const families = parsePrometheusTextFormat(await response.text()) as ParsedFamily[];
+    assert.ok(families.some((family) => family.name === "denovisor_domains"));
+    daemon.kill("SIGTERM");
+    const [status, stderr] = await Promise.all([
+      daemon.status,
+      new Response(daemon.stderr).text(),
+    ]);
+    assert.equal(status.code, 0, stderr);
+    assert.match(stderr, new RegExp(`metrics on http://127\\.0\\.0\\.1:${port}/metrics`));
+  } finally {
+    try {
+      daemon.kill("SIGKILL");
+    } catch {
+      // Exited.
+    }
+    await daemon.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+  const bad = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", main, "daemon", "--metrics-listen", "localhost:9177"],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(bad.code, 2);
+  assert.match(
+    new TextDecoder().decode(bad.stderr),
+    /--metrics-listen: 'localhost:9177' is not ADDR:PORT/,
+  );
+});

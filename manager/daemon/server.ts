@@ -22,6 +22,7 @@ import { EventHub } from "./events.ts";
 import { Router } from "../../common/http/mod.ts";
 import { addOpenApiRoute } from "./openapi_route.ts";
 import { addMetricsRoute } from "./metrics_route.ts";
+import { type MetricsListenOptions, startMetricsListener } from "./metrics_listener.ts";
 import { listenPrivately, resolveGroup } from "./socket.ts";
 import { checkTrustedDirectory } from "./dir_safety.ts";
 import { LOG_TRIM_INTERVAL_MS, trimLog } from "./console_log.ts";
@@ -59,6 +60,8 @@ export interface DaemonOptions {
   farm?: FarmOptions;
   /** --migration-*: the listener (off without `listen`) and the credentials. */
   migration?: MigrationFlags;
+  /** --metrics-listen/--metrics-allow: GET /metrics on TCP too (off without it). */
+  metrics?: MetricsListenOptions;
 }
 
 /** A running daemon. */
@@ -138,6 +141,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     addPoolRoutes(router, pools);
     addOpenApiRoute(router);
     addMetricsRoute(router, { domains, pools: () => pools.list() });
+    const metricsListener = options.metrics &&
+      startMetricsListener(options.metrics, { domains, pools: () => pools.list() }, log);
     const servers: UnixHttpServer[] = [];
     if (gid === undefined) {
       // A dead daemon's root socket would draw root's clients to nothing (the lock is ours).
@@ -219,6 +224,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
           // Not under systemd, or its socket is gone: nothing to tell.
         }
         clearInterval(trimmer);
+        await metricsListener?.close().catch(() => {});
         // A migration still relaying keeps its connection (its VMM copes with a cut).
         await Promise.race([migrationListener?.close(), new Promise((r) => setTimeout(r, 3000))]);
         events.closeAll();
