@@ -35,6 +35,11 @@ export class VmmClient {
   reboot(): Promise<VmmStatus> {
     return this.#api.post("/vm/reboot");
   }
+
+  /** Asks the guest to reboot (Ctrl-Alt-Del); the reset that follows is a reboot. */
+  requestReboot(): Promise<VmmStatus> {
+    return this.#api.post("/vm/ctrl-alt-del");
+  }
   /** Stops the VM now; answers once end.json is written (state "shutoff"). */
   destroy(): Promise<VmmStatus> {
     return this.#api.post("/vm/destroy");
