@@ -15,22 +15,11 @@
 
 import assert from "node:assert/strict";
 import { denovisor } from "./cli_support.ts";
-import { kvmTest } from "./kvm_support.ts";
+import { optInKvmTest } from "./kvm_support.ts";
 
-const SEABIOS = "/usr/share/seabios/bios.bin";
 const SOURCE = new URL("../guests/firmware/boot_sector.S", import.meta.url).pathname;
 const TIMEOUT_MS = 180_000;
 const SECTOR_ONE = "sector one: read through int 13h";
-
-function enabled(): boolean {
-  if (Deno.env.get("DENOVISOR_FIRMWARE_TESTS") !== "1") return false;
-  try {
-    Deno.statSync(SEABIOS);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function run(command: string, args: string[]): Promise<void> {
   const out = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" }).output();
@@ -91,8 +80,7 @@ async function withImages(fn: (paths: { disk: string; iso: string }) => Promise<
 }
 
 function firmwareTest(name: string, fn: () => Promise<void>): void {
-  if (enabled()) kvmTest(name, fn, TIMEOUT_MS + 60_000);
-  else Deno.test({ name: `${name} [SKIPPED: set DENOVISOR_FIRMWARE_TESTS=1]`, ignore: true, fn });
+  optInKvmTest("DENOVISOR_FIRMWARE_TESTS", name, fn, TIMEOUT_MS + 60_000);
 }
 
 firmwareTest("run --firmware boots a boot sector from a virtio-blk disk", async () => {

@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { kvmTest } from "./kvm_support.ts";
+import { optInKvmTest } from "./kvm_support.ts";
 import { guest } from "./cli_support.ts";
 import { TextSink } from "./text_sink.ts";
 import { Kvm } from "../core/kvm.ts";
@@ -114,9 +114,4 @@ async function test(): Promise<void> {
   }
 }
 
-if (Deno.env.get("DENOVISOR_SNAPSHOT_TESTS") === "1") kvmTest(NAME, test, 300_000);
-else {Deno.test({
-    name: `${NAME} [SKIPPED: set DENOVISOR_SNAPSHOT_TESTS=1]`,
-    ignore: true,
-    fn: test,
-  });}
+optInKvmTest("DENOVISOR_SNAPSHOT_TESTS", NAME, test, 300_000);

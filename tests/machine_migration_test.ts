@@ -8,7 +8,7 @@
  * written on a machine without /dev/kvm).
  */
 import assert from "node:assert/strict";
-import { kvmTest } from "./kvm_support.ts";
+import { optInKvmTest } from "./kvm_support.ts";
 import { guest } from "./cli_support.ts";
 import { TextSink } from "./text_sink.ts";
 import { Kvm } from "../core/kvm.ts";
@@ -32,8 +32,7 @@ const config = (): VmmMachineConfig => ({
 });
 
 function migrationTest(name: string, fn: () => Promise<void>, timeoutMs: number): void {
-  if (Deno.env.get("DENOVISOR_MIGRATION_TESTS") === "1") kvmTest(name, fn, timeoutMs);
-  else Deno.test({ name: `${name} [SKIPPED: set DENOVISOR_MIGRATION_TESTS=1]`, ignore: true, fn });
+  optInKvmTest("DENOVISOR_MIGRATION_TESTS", name, fn, timeoutMs);
 }
 
 migrationTest(

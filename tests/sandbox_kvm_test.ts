@@ -12,7 +12,7 @@
  */
 
 import assert from "node:assert/strict";
-import { kvmTest } from "./kvm_support.ts";
+import { kvmTest, optInKvmTest } from "./kvm_support.ts";
 import { denovisor } from "./cli_support.ts";
 import { domainGuest, TestDaemon } from "./daemon_support.ts";
 import { sandboxSupport } from "../manager/sandbox/launcher.ts";
@@ -91,12 +91,7 @@ kvmTest(
 
 /** Runs only with DENOVISOR_SECCOMP_STRICT_TESTS=1 until it has passed on a KVM host. */
 function strictTest(name: string, fn: () => Promise<void>): void {
-  if (Deno.env.get("DENOVISOR_SECCOMP_STRICT_TESTS") === "1") kvmTest(name, fn, 120_000);
-  else {Deno.test({
-      name: `${name} [SKIPPED: set DENOVISOR_SECCOMP_STRICT_TESTS=1]`,
-      ignore: true,
-      fn,
-    });}
+  optInKvmTest("DENOVISOR_SECCOMP_STRICT_TESTS", name, fn, 120_000);
 }
 
 strictTest(
