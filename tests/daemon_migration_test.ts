@@ -109,6 +109,19 @@ Deno.test("daemon: a domain migrates between two daemons over mutual TLS, its de
     );
     assert.equal((await a.info("dup")).state, "running");
     assert.equal((await b.info("dup")).state, "shutoff");
+
+    // A destination that fails after the copy (its restore): nothing stays defined there,
+    // and the source runs on, still defined, its count going on.
+    await a.client.post("/v1/domains?start=1", { name: "fail-restore", boot: { demo: true } });
+    await assert.rejects(
+      a.client.post("/v1/domains/fail-restore/migrate", { dest: `127.0.0.1:${b.port}` }),
+      /restore failed/,
+    );
+    const source = await a.info("fail-restore");
+    assert.equal(source.state, "running");
+    assert.equal(source.persistent, true);
+    assert.equal(source.migration, undefined);
+    await b.gone("fail-restore");
   } finally {
     for (const daemon of daemons) await daemon.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
