@@ -28,7 +28,7 @@ export interface GroupPolicyContext {
   pools: PoolManager;
 }
 
-const LIFECYCLE = ["start", "shutdown", "destroy", "reboot", "pause", "resume"];
+const LIFECYCLE = ["start", "shutdown", "destroy", "reboot", "reset", "pause", "resume"];
 /** Pool actions members may take (build has its own rule); a new one is root's until listed. */
 const POOL_ACTIONS = ["start", "stop", "refresh", "snapshot", "rollback"];
 /** Volume actions members may take: all work inside pools (export is checked). */
