@@ -171,8 +171,9 @@ export class DomainMigrations {
     events.emit(name, "migrating", `to ${plan.dest}`);
     const started = performance.now();
     const outcome = (async (): Promise<MigrationResult> => {
-      const relayDir = await relayDirectory(this.#context.paths, name);
+      let relayDir: string | undefined;
       try {
+        relayDir = await relayDirectory(this.#context.paths, name);
         const answer = await migrateOutgoing({
           runDir: relayDir,
           host: plan.host,
@@ -224,7 +225,7 @@ export class DomainMigrations {
         throw error;
       } finally {
         this.#outgoing.delete(name);
-        await Deno.remove(relayDir, { recursive: true }).catch(() => {});
+        if (relayDir) await Deno.remove(relayDir, { recursive: true }).catch(() => {});
       }
     })();
     if (plan.wait) return await outcome;
