@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CLIENT_EXIT } from "../cli/output.ts";
+import { ApiClient } from "../manager/api_client.ts";
 import { type FakeDaemon, startFakeDaemon } from "./fake_daemon.ts";
 import { guest } from "./cli_support.ts";
 import { TestDaemon } from "./daemon_support.ts";
@@ -427,5 +428,26 @@ Deno.test("repl on a terminal: Ctrl-R finds an earlier line, Alt-B edits it; img
     await repl.expect(/"checks": \[[\s\S]*\ndenovisor> $/);
     await repl.send("help img\r");
     await repl.expect(/Usage: denovisor img <subcommand>[\s\S]*\ndenovisor> $/);
+  });
+});
+
+Deno.test("repl: events prints lines until Ctrl-C, then the prompt starts a line of its own", async () => {
+  await withRepl(async (repl, daemon) => {
+    await repl.send("events --domain web1\r");
+    await repl.waitFor(/events --domain web1\n/);
+    const deadline = Date.now() + 30_000;
+    while (daemon.requests.filter((r) => r.line === "GET /v1/events").length < 2) {
+      assert.ok(Date.now() < deadline, "events never subscribed");
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    // The REPL is busy with events: the domain is defined through the API meanwhile.
+    const client = new ApiClient(daemon.socket);
+    await client.post("/v1/domains", { name: "web1", boot: { demo: true } });
+    client.close();
+    await repl.expect(/\d{4}-\d\d-\d\dT\S+ web1 defined\n/);
+    await repl.send("\x03");
+    await repl.expect(/denovisor> $/);
+    assert.doesNotMatch(repl.text, /\^Cdenovisor> /);
+    assert.doesNotMatch(repl.text, /Interrupted; the daemon/);
   });
 });

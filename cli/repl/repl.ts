@@ -41,7 +41,7 @@ Options:
 
 const PROMPT = "denovisor> ";
 /** Commands that stop on Ctrl-C by themselves. */
-const SELF_INTERRUPTING = new Set(["console", "edit", "logs"]);
+const SELF_INTERRUPTING = new Set(["console", "edit", "logs", "events", "event"]);
 const encoder = new TextEncoder();
 
 /** Writes to stdout synchronously, so that output and redraws stay in order. */
@@ -81,7 +81,11 @@ export async function replCommand(args: string[]): Promise<number> {
   // Ctrl-C while a command runs (the terminal is cooked then) stops that command only.
   let running: AbortController | undefined;
   const onInterrupt = () => {
-    if (running) return running.abort(new Error("Interrupted"));
+    if (running) {
+      // The terminal echoed "^C" where the cursor was: what follows starts a line of its own.
+      if (interactive && !running.signal.aborted) writeOut("\n");
+      return running.abort(new Error("Interrupted"));
+    }
     // Between commands (piped input, or a signal from elsewhere): leave as a shell would.
     if (interactive) Deno.stdin.setRaw(false);
     Deno.exit(CLIENT_EXIT.INTERRUPTED);
