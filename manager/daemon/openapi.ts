@@ -7,12 +7,11 @@
  */
 
 import { VERSION } from "../../common/version.ts";
-import { ref, SCHEMAS } from "./openapi_schemas.ts";
+import { SCHEMAS } from "./openapi_schemas.ts";
+import { json, pathParameter, ref, type Schema } from "./openapi_builders.ts";
 import { SAVE_SCHEMAS, savePaths } from "./openapi_save.ts";
 import { MIGRATION_SCHEMAS, migrationPaths } from "./openapi_migration.ts";
 import { FARM_SCHEMAS, farmPaths } from "../farm/farm_openapi.ts";
-
-type Schema = Record<string, unknown>;
 
 const DOMAIN_ACTIONS = ["start", "shutdown", "destroy", "reboot", "reset", "pause", "resume"];
 const POOL_ACTIONS = ["build", "start", "stop", "refresh"];
@@ -28,16 +27,6 @@ const VOLUME_ACTIONS = [
   "export",
 ];
 
-function pathParameter(name: string, description: string, values?: string[]): Schema {
-  return {
-    name,
-    in: "path",
-    required: true,
-    description,
-    schema: values ? { type: "string", enum: values } : { type: "string" },
-  };
-}
-
 function queryParameter(name: string, description: string, schema: Schema): Schema {
   return { name, in: "query", required: false, description, schema };
 }
@@ -45,10 +34,6 @@ function queryParameter(name: string, description: string, schema: Schema): Sche
 const NAME = pathParameter("name", "Domain name");
 const POOL = pathParameter("pool", "Pool name");
 const VOL = pathParameter("vol", "Volume name");
-
-function json(schema: Schema, description: string): Schema {
-  return { description, content: { "application/json": { schema } } };
-}
 
 /** One operation: its answer, request body, parameters and the errors it can give. */
 function operation(

@@ -5,33 +5,18 @@
  * @module
  */
 
-import { ref } from "./openapi_schemas.ts";
+import {
+  integer,
+  json,
+  object,
+  type Operation,
+  pathParameter,
+  ref,
+  type Schema,
+  string,
+} from "./openapi_builders.ts";
 
-type Schema = Record<string, unknown>;
-type Operation = (
-  operationId: string,
-  summary: string,
-  options: { ok: [number, Schema]; body?: Schema; parameters?: Schema[] },
-) => Schema;
-
-const string: Schema = { type: "string" };
-const integer: Schema = { type: "integer", minimum: 0 };
-
-function object(properties: Record<string, Schema>, required: string[] = []): Schema {
-  return { type: "object", properties, required, additionalProperties: false };
-}
-
-function json(schema: Schema, description: string): Schema {
-  return { description, content: { "application/json": { schema } } };
-}
-
-const NAME: Schema = {
-  name: "name",
-  in: "path",
-  required: true,
-  description: "Domain name",
-  schema: string,
-};
+const NAME = pathParameter("name", "Domain name");
 
 /** The schemas of the types these routes use. */
 export const MIGRATION_SCHEMAS: Record<string, Schema> = {

@@ -5,41 +5,20 @@
  * @module
  */
 
-import { ref } from "./openapi_schemas.ts";
+import {
+  boolean,
+  integer,
+  json,
+  object,
+  type Operation,
+  pathParameter,
+  ref,
+  type Schema,
+  string,
+} from "./openapi_builders.ts";
 
-type Schema = Record<string, unknown>;
-type Operation = (
-  operationId: string,
-  summary: string,
-  options: { ok: [number, Schema]; body?: Schema; parameters?: Schema[] },
-) => Schema;
-
-const string: Schema = { type: "string" };
-const boolean: Schema = { type: "boolean" };
-const integer: Schema = { type: "integer", minimum: 0 };
-
-function object(properties: Record<string, Schema>, required: string[] = []): Schema {
-  return { type: "object", properties, required, additionalProperties: false };
-}
-
-function json(schema: Schema, description: string): Schema {
-  return { description, content: { "application/json": { schema } } };
-}
-
-const NAME: Schema = {
-  name: "name",
-  in: "path",
-  required: true,
-  description: "Domain name",
-  schema: string,
-};
-const SNAPSHOT: Schema = {
-  name: "snapshot",
-  in: "path",
-  required: true,
-  description: "Snapshot name",
-  schema: string,
-};
+const NAME = pathParameter("name", "Domain name");
+const SNAPSHOT = pathParameter("snapshot", "Snapshot name");
 
 /** The schemas of the types these routes use. */
 export const SAVE_SCHEMAS: Record<string, Schema> = {

@@ -14,22 +14,8 @@ import {
   TRANSPORTS,
 } from "../../common/enums.ts";
 import { ERROR_CODES } from "../../common/errors.ts";
+import { boolean, integer, object, ref, type Schema, string } from "./openapi_builders.ts";
 import { MAX_DISK_SERIAL_LENGTH, OBJECT_NAME_PATTERN } from "../../common/validators.ts";
-
-type Schema = Record<string, unknown>;
-
-const string: Schema = { type: "string" };
-const boolean: Schema = { type: "boolean" };
-const integer: Schema = { type: "integer", minimum: 0 };
-
-/** A `$ref` to a schema in components. */
-export function ref(name: string): Schema {
-  return { $ref: `#/components/schemas/${name}` };
-}
-
-function object(properties: Record<string, Schema>, required: string[] = [], extra = {}): Schema {
-  return { type: "object", properties, required, additionalProperties: false, ...extra };
-}
 
 const size: Schema = {
   description: 'Bytes, or a string with a unit such as "10G"',

@@ -6,37 +6,22 @@
  * @module
  */
 
-type Schema = Record<string, unknown>;
-type Operation = (
-  operationId: string,
-  summary: string,
-  options: { ok: [number, Schema]; body?: Schema; parameters?: Schema[] },
-) => Schema;
+import {
+  boolean,
+  json,
+  object,
+  type Operation,
+  pathParameter,
+  ref,
+  type Schema,
+  string,
+} from "../daemon/openapi_builders.ts";
 
-const string: Schema = { type: "string" };
+/** Farm figures are plain integers (no lower bound in the schema). */
 const integer: Schema = { type: "integer" };
-const boolean: Schema = { type: "boolean" };
 const labels: Schema = { type: "object", additionalProperties: string };
 
-function ref(name: string): Schema {
-  return { $ref: `#/components/schemas/${name}` };
-}
-
-function object(properties: Record<string, Schema>, required: string[] = []): Schema {
-  return { type: "object", properties, required, additionalProperties: false };
-}
-
-function json(schema: Schema, description: string): Schema {
-  return { description, content: { "application/json": { schema } } };
-}
-
-const HOST: Schema = {
-  name: "host",
-  in: "path",
-  required: true,
-  description: "Host name",
-  schema: string,
-};
+const HOST = pathParameter("host", "Host name");
 
 const hostFields = {
   name: string,
