@@ -155,3 +155,32 @@ export function firstDuplicateKey(text: string): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * A request body checked to be a JSON object with only `allowed` keys and every key of
+ * `required`; a refusal is a 400 that names the field.
+ */
+export function requestObject(
+  body: unknown,
+  allowed: readonly string[],
+  required: readonly string[] = [],
+): Record<string, unknown> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new ApiError(
+      "invalid",
+      `The request body must be a JSON object with ${allowed.join(", ")}`,
+    );
+  }
+  for (const key of Object.keys(body)) {
+    if (!allowed.includes(key)) {
+      throw new ApiError(
+        "invalid",
+        `${key}: unknown field; known fields are ${allowed.join(", ")}`,
+      );
+    }
+  }
+  for (const key of required) {
+    if (!(key in body)) throw new ApiError("invalid", `${key}: missing`);
+  }
+  return body as Record<string, unknown>;
+}

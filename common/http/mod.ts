@@ -18,6 +18,7 @@ export {
   MAX_BODY_BYTES,
   readBodyText,
   readJsonBody,
+  requestObject,
 } from "./json_body.ts";
 export {
   errorResponse,

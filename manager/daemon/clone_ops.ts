@@ -20,7 +20,8 @@ import { ApiError } from "../../common/http/mod.ts";
 import { isObjectName, isVolumeName, OBJECT_NAME_RULE } from "../../common/validators.ts";
 import { checkSnapshotName } from "../snapshots/snapshot_store.ts";
 import { diskName } from "../../vmm/device_names.ts";
-import { booleanField, defineAndRestore, requestObject, withVmmStopped } from "./save_restore.ts";
+import { requestObject } from "../../common/http/mod.ts";
+import { booleanField, defineAndRestore, withVmmStopped } from "./save_restore.ts";
 import { type SnapshotContext, snapshotDisks, snapshotOf } from "./snapshot_ops.ts";
 
 /** At most this many clones per request. */

@@ -14,6 +14,7 @@ import {
   jsonResponse,
   readJsonBody,
   relay,
+  requestObject,
   type Router,
   upgradeResponse,
 } from "../../common/http/mod.ts";
@@ -112,15 +113,15 @@ export function addDomainRoutes(
     });
   });
   router.add("PUT", "/v1/domains/:name/memory", async ({ request, params }) => {
-    const body = fields(await readJsonBody(request), ["targetBytes"]);
+    const body = requestObject(await readJsonBody(request), ["targetBytes"], ["targetBytes"]);
     return jsonResponse(await domains.setMemory(params.name, body.targetBytes));
   });
   router.add("PUT", "/v1/domains/:name/vcpus", async ({ request, params }) => {
-    const body = fields(await readJsonBody(request), ["count"]);
+    const body = requestObject(await readJsonBody(request), ["count"], ["count"]);
     return jsonResponse(await domains.setVcpus(params.name, body.count));
   });
   router.add("PUT", "/v1/domains/:name/autostart", async ({ request, params }) => {
-    const body = fields(await readJsonBody(request), ["enabled"]);
+    const body = requestObject(await readJsonBody(request), ["enabled"], ["enabled"]);
     return jsonResponse(await domains.setAutostart(params.name, body.enabled));
   });
   router.add("POST", "/v1/domains/:name/:action", async ({ request, params }) => {
@@ -217,28 +218,6 @@ function count(text: string, name: string, max: number): number {
     throw new ApiError("invalid", `?${name}=${text}: expected a whole number from 1 to ${max}`);
   }
   return value;
-}
-
-/** The body as an object with only `allowed` keys. */
-function fields(body: unknown, allowed: string[]): Record<string, unknown> {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new ApiError(
-      "invalid",
-      `The request body must be a JSON object with ${allowed.join(", ")}`,
-    );
-  }
-  for (const key of Object.keys(body)) {
-    if (!allowed.includes(key)) {
-      throw new ApiError(
-        "invalid",
-        `${key}: unknown field; known fields are ${allowed.join(", ")}`,
-      );
-    }
-  }
-  for (const key of allowed) {
-    if (!(key in body)) throw new ApiError("invalid", `${key}: missing`);
-  }
-  return body as Record<string, unknown>;
 }
 
 function actionRequest(body: unknown): ActionRequest {

@@ -14,7 +14,7 @@
 
 import { dirname, isAbsolute, join } from "node:path";
 import type { DomainInfo, RestoreRequest, SaveRequest, SaveResult } from "../api_types.ts";
-import { ApiError } from "../../common/http/mod.ts";
+import { ApiError, requestObject } from "../../common/http/mod.ts";
 import { diskName } from "../../vmm/device_names.ts";
 import { readStateFile } from "../../vmm/snapshot/state_file.ts";
 import { validateDefinition } from "../domain/definition.ts";
@@ -143,25 +143,6 @@ export function needRunning(entry: DomainEntry, verb: string): VmmRun {
     );
   }
   return entry.run;
-}
-
-/** Checks a request body: an object with only `allowed` keys. */
-export function requestObject(body: unknown, allowed: string[]): Record<string, unknown> {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new ApiError(
-      "invalid",
-      `The request body must be a JSON object with ${allowed.join(", ")}`,
-    );
-  }
-  for (const key of Object.keys(body)) {
-    if (!allowed.includes(key)) {
-      throw new ApiError(
-        "invalid",
-        `${key}: unknown field; known fields are ${allowed.join(", ")}`,
-      );
-    }
-  }
-  return body as Record<string, unknown>;
 }
 
 /** A boolean field (absent: false). */

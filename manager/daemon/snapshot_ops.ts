@@ -25,7 +25,8 @@ import {
 } from "../snapshots/snapshot_store.ts";
 import type { DomainEntry } from "./domain_entry.ts";
 import type { DomainManager } from "./domains.ts";
-import { booleanField, requestObject, withVmmStopped } from "./save_restore.ts";
+import { requestObject } from "../../common/http/mod.ts";
+import { booleanField, withVmmStopped } from "./save_restore.ts";
 
 /** What snapshot operations need from the daemon. */
 export interface SnapshotContext {
