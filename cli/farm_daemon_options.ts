@@ -43,9 +43,9 @@ Farm (many hosts managed as one; the farm's state lives in etcd v3, docs/farm.md
   --host-label K=V      A label placement rules match (repeatable)
   --host-memory SIZE    Memory offered to the farm (default: RAM less 10%, at most 1G)
   --host-vcpus N        vCPUs offered (default: 4 per CPU)
-  --migration-listen ADDR:PORT  Published for live migration
   --farm-lease-ttl S    Host lease TTL in seconds (default ${DEFAULT_LEASE_TTL_SECONDS}; >= 3):
-                        a lost host's HA domains restart about S + 1 s later`;
+                        a lost host's HA domains restart about S + 1 s later
+The host's --migration-listen address (below) is published to the farm too.`;
 
 type Values =
   & { [K in keyof typeof FARM_DAEMON_OPTIONS]?: K extends "host-label" ? string[] : string }
