@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { processStartTime } from "../manager/daemon/vmm_process.ts";
+import { mainForNobody } from "./nobody_support.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -130,6 +131,7 @@ Deno.test({
         stderr: "null",
       }).spawn();
       await waitForPath(`${run}/api.sock`);
+      const client = await mainForNobody();
       const output = await new Deno.Command("setpriv", {
         args: [
           "--reuid=65534",
@@ -140,7 +142,7 @@ Deno.test({
           Deno.execPath(),
           "run",
           "-A",
-          MAIN,
+          client.main,
           "console",
           "c0",
           "--socket",
@@ -150,7 +152,7 @@ Deno.test({
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
-      }).output();
+      }).output().finally(client.cleanup);
       const stdout = new TextDecoder().decode(output.stdout);
       const stderr = new TextDecoder().decode(output.stderr);
       assert.equal(output.code, 0, stderr);
