@@ -50,8 +50,9 @@ export async function attachConsole(
     context.io.out(
       `Connected to domain '${printable(info.name)}'${note}; escape character is ^]`,
     );
-    if (rest.length > 0) await writeAll(Deno.stdout, rest);
-    const ended = await pump(connection, context, mode === "rw");
+    const ended = rest.length > 0 && !await writeOutput(rest)
+      ? "output-gone"
+      : await pump(connection, context, mode === "rw");
     const raw = Deno.stdin.isTerminal();
     // Whoever read our output has gone (console NAME | head): nothing more to say.
     if (ended === "output-gone") return CLIENT_EXIT.OK;
@@ -138,13 +139,7 @@ async function pump(
     while (!stop.signal.aborted) {
       const count = await abortable(connection.read(buffer), stop.signal).catch(() => null);
       if (count === null) break;
-      try {
-        await writeAll(Deno.stdout, buffer.subarray(0, count));
-      } catch (error) {
-        // The reader of a pipe left (console NAME | head): a normal end, not an error.
-        if (error instanceof Deno.errors.BrokenPipe) return "output-gone";
-        throw error;
-      }
+      if (!await writeOutput(buffer.subarray(0, count))) return "output-gone";
     }
     return stop.signal.aborted ? "detached" : "closed";
   })();
@@ -175,6 +170,20 @@ async function pump(
   } finally {
     context.signal.removeEventListener("abort", onAbort);
     if (raw) Deno.stdin.setRaw(false);
+  }
+}
+
+/**
+ * Writes console output to stdout; false when the reader of a pipe has left (console NAME
+ * | head), which is a normal end, not an error.
+ */
+async function writeOutput(bytes: Uint8Array): Promise<boolean> {
+  try {
+    await writeAll(Deno.stdout, bytes);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.BrokenPipe) return false;
+    throw error;
   }
 }
 
