@@ -85,6 +85,17 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
   await store.init();
   checkTrustedDirectory(paths.stateDir, "The state directory");
   const lock = StateLock.acquire(paths.stateDir);
+  // A SIGTERM that arrives while the daemon is still setting up (its metrics address or
+  // socket may already answer) is held and honoured once everything is there to stop,
+  // instead of killing the process with its sockets left behind.
+  let stopAsked = false;
+  const askStop = () => stopAsked = true;
+  for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, askStop);
+  const dropEarlyListener = () => {
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      Deno.removeSignalListener(signal, askStop);
+    }
+  };
   try {
     await prepareRunDir(paths, gid);
     const events = new EventHub();
@@ -243,8 +254,11 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
         finish();
       })();
     for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, stop);
+    dropEarlyListener();
+    if (stopAsked) void stop();
     return { paths, domains, stop, finished };
   } catch (error) {
+    dropEarlyListener();
     lock.release();
     throw error;
   }
