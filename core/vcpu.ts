@@ -56,6 +56,7 @@ const XSAVE2_BUFFER = 64 * 1024;
 export class Vcpu implements Disposable {
   readonly id: number;
   #fd: number;
+  #cpuidSet: CpuidEntry[] | null = null;
   readonly #run: Deno.PointerObject;
   readonly #runSize: number;
   /** Whether this object mapped the run area and owns the fd (false in vCPU Workers). */
@@ -129,6 +130,19 @@ export class Vcpu implements Disposable {
 
   setCpuid(entries: CpuidEntry[]): void {
     ioctlBytes(this.#fd, KVM.SET_CPUID2, encodeCpuid(entries), "ioctl(KVM_SET_CPUID2)");
+    // As KVM would answer: unsigned (tables built with bit operations hold signed numbers).
+    this.#cpuidSet = decodeCpuid(encodeCpuid(entries));
+  }
+  /**
+   * The CPUID table this VMM gave the vCPU, as it gave it. A state saves this rather than
+   * KVM_GET_CPUID2's answer: on a real KVM host the two are the same, but some backends
+   * (the nested kvm_pvm, see HOST_FACTS) answer with the host's own leaves, which then
+   * fail the feature check of the restore on the very host that saved them.
+   */
+  cpuidSet(): CpuidEntry[] {
+    return this.#cpuidSet === null
+      ? this.getCpuid()
+      : this.#cpuidSet.map((entry) => ({ ...entry }));
   }
   getCpuid(): CpuidEntry[] {
     const buffer = cpuidBuffer();

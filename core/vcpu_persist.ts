@@ -60,7 +60,7 @@ export function saveVcpu(vcpu: Vcpu, support: VcpuStateSupport): VcpuState {
   const xcrs = support.xcrs ? vcpu.getXcrs() : null;
   const debugregs = support.debugregs ? vcpu.getDebugRegs() : null;
   const lapic = vcpu.getLapic();
-  const cpuid = vcpu.getCpuid();
+  const cpuid = vcpu.cpuidSet();
   const msrs = rearmedTscDeadline(
     readMsrs(vcpu, support.msrIndices),
     lapicRegister(lapic, LAPIC_LVT_TIMER_OFFSET),
