@@ -80,7 +80,7 @@ async function test(): Promise<void> {
     try {
       machine.start();
       await first.waitForTick(3, 60_000);
-      await command(machine, first, "disk", /disk: (ok|failed.*)\n/);
+      await command(machine, first, "disk", /disk: (ok|failed.*)\r?\n/);
       assert.match(first.text, /disk: ok/);
       await machine.pause();
       lastTick = Math.max(...first.ticks());
@@ -104,7 +104,7 @@ async function test(): Promise<void> {
     const ticks = second.ticks();
     assert.ok(ticks[0] > lastTick, `the count goes on from ${lastTick}: ${ticks.join(", ")}`);
     assert.ok(!second.text.includes("domain guest up"), `no second boot:\n${second.text}`);
-    await command(restored, second, "disk", /disk: (ok|failed.*)\n/);
+    await command(restored, second, "disk", /disk: (ok|failed.*)\r?\n/);
     assert.match(second.text, /disk: ok/, second.text);
     assert.ok((await sector8(root)).every((byte) => byte === WRITTEN), "the restored disk wrote");
   } finally {
