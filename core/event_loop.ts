@@ -27,6 +27,7 @@ export class EventLoop {
   #running: Promise<void> | undefined;
   #stopping = false;
   #held: Promise<void> | undefined;
+  #release: (() => void) | undefined;
 
   constructor() {
     this.#epoll.add(this.#wake.fd, WAKE_TOKEN);
@@ -60,6 +61,9 @@ export class EventLoop {
   async stop(): Promise<void> {
     if (this.#stopping) return await this.#running;
     this.#stopping = true;
+    // A machine that stays paused after its state left (a migration's source) is closed
+    // with the loop still held: the stop ends the hold, and no held callback runs.
+    this.#release?.();
     this.#wake.signal();
     await this.#running;
     this.#epoll.close();
@@ -74,11 +78,17 @@ export class EventLoop {
   hold(): () => void {
     if (this.#held) throw new Error("The event loop is already held");
     let release!: () => void;
-    this.#held = new Promise((resolve) => release = resolve);
-    return () => {
-      this.#held = undefined;
+    const held = new Promise<void>((resolve) => release = resolve);
+    const end = () => {
+      if (this.#held === held) {
+        this.#held = undefined;
+        this.#release = undefined;
+      }
       release();
     };
+    this.#held = held;
+    this.#release = end;
+    return end;
   }
 
   async #loop(): Promise<void> {
@@ -86,6 +96,7 @@ export class EventLoop {
       // -1: a failed wait (EINTR is the only one expected); wait again.
       const count = await this.#epoll.wait();
       while (this.#held) await this.#held;
+      if (this.#stopping) break;
       for (let i = 0; i < count; i++) {
         const token = this.#epoll.token(i);
         if (token === WAKE_TOKEN) {

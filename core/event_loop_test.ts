@@ -66,3 +66,21 @@ Deno.test("EventLoop.hold() defers callbacks until released, and loses none", as
   await loop.stop();
   await running;
 });
+
+Deno.test("EventLoop.stop() ends a hold that was never released, and runs no held callback", async () => {
+  const loop = new EventLoop();
+  using a = new EventFd();
+  let calls = 0;
+  loop.add(a.fd, () => {
+    a.take();
+    calls++;
+  });
+  const running = loop.start();
+  const release = loop.hold();
+  a.signal(1n);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await loop.stop(); // hung for ever before: the loop waited for the hold
+  await running;
+  assert.equal(calls, 0, "a callback held at the stop does not run");
+  release(); // a late release is harmless
+});
