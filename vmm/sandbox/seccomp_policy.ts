@@ -24,11 +24,12 @@ export interface AllowedCall {
     arg: number;
     values: readonly number[];
     /**
-     * In `log` mode, fail other values with this errno instead of letting them through:
-     * for a call whose other uses are never the VMM's but may be its runtime's, which
-     * copes with a refusal (a network socket for deno's update check, run from source).
+     * Fail other values with this errno (in `strict` and `log`) instead of killing or
+     * logging: for a call whose other uses are never the VMM's but may be its runtime's,
+     * which copes with a refusal (a network socket for deno's update check when run from
+     * source without DENO_NO_UPDATE_CHECK: it killed `denovisor run` under `strict`).
      */
-    logModeErrno?: number;
+    refuseWith?: number;
   };
   /** Only when none of these bits is set in argument `arg`; otherwise the process is killed. */
   clearBits?: { arg: number; bits: number };
@@ -174,8 +175,8 @@ export const ALLOWED_CALLS: readonly AllowedCall[] = [
   { name: "fchmodat", why: "the same" },
   {
     name: "socket",
-    why: "unix sockets only: no network access (EACCES for others in log mode)",
-    oneOf: { arg: 0, values: [AF_UNIX], logModeErrno: EACCES },
+    why: "unix sockets only: no network access (others fail with EACCES)",
+    oneOf: { arg: 0, values: [AF_UNIX], refuseWith: EACCES },
   },
   { name: "socketpair", why: "the runtime's internal channels" },
   { name: "accept4", why: "control and console connections" },
