@@ -99,7 +99,8 @@ export class VirtioBlock implements VirtioDevice {
   readonly features: bigint;
   readonly configSize = BLOCK_CONFIG_SIZE;
   #disk: Disk;
-  readonly #serial: Uint8Array;
+  #serial: Uint8Array;
+  readonly #serialConfigured: boolean;
   readonly #log: OnceLog;
   readonly #request = new BlockRequest();
   readonly #stats: BlockStats = {
@@ -129,6 +130,7 @@ export class VirtioBlock implements VirtioDevice {
     this.name = `virtio-blk ${options.name ?? options.disk.path}`;
     this.queueSizes = [queueSize];
     this.#serial = serialBytes(options.serial ?? options.disk.id);
+    this.#serialConfigured = options.serial !== undefined;
     this.#log = new OnceLog(options.log);
     this.#limiter = options.rateLimiter;
     this.#queue = new ThrottledQueue({
@@ -184,10 +186,12 @@ export class VirtioBlock implements VirtioDevice {
       capacity: this.capacity,
       readOnly: this.#disk.readOnly,
       serial: this.#serialText(),
+      serialConfigured: this.#serialConfigured,
       limiter: this.#limiter,
     });
     return () => {
       Object.assign(this.#stats, saved.stats);
+      this.#serial = serialBytes(saved.serial);
       saved.commitLimiter();
     };
   }

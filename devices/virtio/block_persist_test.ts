@@ -36,7 +36,7 @@ function memoryDisk(size: number, readOnly = false): Disk & { bytes: Uint8Array 
 }
 
 /** One 512-byte write allowed per second (bandwidth), on a fake clock, retries by hand. */
-function block(disk: Disk, time: { now: number }, serial = "DISK-1") {
+function block(disk: Disk, time: { now: number }, serial: string | undefined = "DISK-1") {
   const retries: Array<() => void> = [];
   const device = new VirtioBlock({
     disk,
@@ -114,6 +114,26 @@ Deno.test("virtio-blk restore refuses another disk or serial", () => {
     const rig = mmioRig(block(disk, { now: 0 }, serial).device, { memory, start: false });
     assert.throws(() => rig.transport.restore(good), message);
   }
+});
+
+Deno.test("virtio-blk restore keeps the saved serial when none was configured", () => {
+  // The default serial is the image file's identity, which a rollback or a clone
+  // changes: the guest keeps reading the one it saw at boot.
+  const memory = GuestMemory.ofSize(1 << 21);
+  const saved = viaJson(busySource(memory, memoryDisk(1 << 20)).rig.transport.save());
+  const target = block(memoryDisk(1 << 20), { now: 0 }, undefined).device;
+  const rig = mmioRig(target, { memory, start: false });
+  rig.transport.restore(saved);
+  assert.equal(target.save().serial, "DISK-1");
+  const hostile = structuredClone(saved) as unknown as {
+    transport: { device: { serial: string } };
+  };
+  hostile.transport.device.serial = "bad\u0001serial";
+  const other = mmioRig(block(memoryDisk(1 << 20), { now: 0 }, undefined).device, {
+    memory,
+    start: false,
+  });
+  assert.throws(() => other.transport.restore(hostile), /device\.serial: .* is not a disk serial/);
 });
 
 Deno.test("virtio-blk restore refuses malformed state and changes nothing", () => {

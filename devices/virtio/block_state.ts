@@ -5,6 +5,7 @@
  */
 
 import { StateError, StateReader, type VersionedState } from "../../common/persist.ts";
+import { isDiskSerial } from "../../common/validators.ts";
 import { readCounters } from "../state_fields.ts";
 import type { BlockStats } from "./block.ts";
 import { BLOCK_ID_BYTES } from "./block_request.ts";
@@ -51,6 +52,12 @@ export interface BlockIdentity {
   readonly capacity: number;
   readonly readOnly: boolean;
   readonly serial: string;
+  /**
+   * Whether the configuration named the serial. One that did not is derived from the
+   * image file's identity, which a rollback or a clone changes; the guest keeps the
+   * serial it read at boot instead.
+   */
+  readonly serialConfigured: boolean;
   readonly limiter?: DeviceRateLimiter;
 }
 
@@ -62,7 +69,7 @@ export function parseBlockState(
   state: unknown,
   path: string,
   device: BlockIdentity,
-): { stats: BlockStats; commitLimiter: () => void } {
+): { stats: BlockStats; serial: string; commitLimiter: () => void } {
   const r = new StateReader(state, path);
   r.version([1]);
   const capacity = r.u64("capacity");
@@ -80,7 +87,10 @@ export function parseBlockState(
     );
   }
   const serial = r.string("serial", BLOCK_ID_BYTES);
-  if (serial !== device.serial) {
+  if (!isDiskSerial(serial)) {
+    throw new StateError(r.fieldPath("serial"), `${JSON.stringify(serial)} is not a disk serial`);
+  }
+  if (device.serialConfigured && serial !== device.serial) {
     throw new StateError(
       r.fieldPath("serial"),
       `the saved serial ${JSON.stringify(serial)} differs from ${JSON.stringify(device.serial)}`,
@@ -88,6 +98,7 @@ export function parseBlockState(
   }
   return {
     stats: readCounters(r, "stats", STAT_KEYS),
+    serial,
     commitLimiter: prepareLimiter(r, "rateLimiter", device.limiter),
   };
 }
