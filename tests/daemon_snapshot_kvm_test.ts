@@ -4,9 +4,6 @@
  * at boot): a restored guest goes on counting from where it was saved instead of booting
  * again; a snapshot of a running domain rolls its disk (judged with qemu-img compare)
  * and its memory back; clones of a running domain run from its memory without booting.
- *
- * These tests run only with DENOVISOR_SNAPSHOT_TESTS=1 until they have passed once on a
- * KVM host: the daemon's side was written on a machine without /dev/kvm.
  */
 
 import assert from "node:assert/strict";
@@ -14,7 +11,7 @@ import { join } from "node:path";
 import type { DomainInfo, SaveResult, SnapshotInfo, VolumeInfo } from "../manager/api_types.ts";
 import { openImage } from "../storage/image.ts";
 import { domainGuest, TestDaemon } from "./daemon_support.ts";
-import { optInKvmTest } from "./kvm_support.ts";
+import { kvmTest } from "./kvm_support.ts";
 
 const TIMEOUT_MS = 240_000;
 /** The guest prints a tick about every 0.5 s: 60 s is far more than a few ticks need. */
@@ -23,7 +20,7 @@ const LOG_WAIT_MS = 60_000;
 const RESTORED = "denovisor vmm: restored from";
 
 function snapshotTest(name: string, fn: () => Promise<void>): void {
-  optInKvmTest("DENOVISOR_SNAPSHOT_TESTS", name, fn, TIMEOUT_MS);
+  kvmTest(name, fn, TIMEOUT_MS);
 }
 
 async function log(daemon: TestDaemon, name: string): Promise<string> {

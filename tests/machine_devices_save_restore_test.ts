@@ -7,13 +7,10 @@
  * built from the same config in the same process: the guest counts on without booting
  * again, and its disk driver, set up before the save, works on the restored device (the
  * host sees the sector it writes).
- *
- * Runs only with DENOVISOR_SNAPSHOT_TESTS=1 until it has passed once on a KVM host, as
- * the daemon's snapshot tests: it was written on a machine without /dev/kvm.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { optInKvmTest } from "./kvm_support.ts";
+import { kvmTest } from "./kvm_support.ts";
 import { guest } from "./cli_support.ts";
 import { TextSink } from "./text_sink.ts";
 import { Kvm } from "../core/kvm.ts";
@@ -114,4 +111,4 @@ async function test(): Promise<void> {
   }
 }
 
-optInKvmTest("DENOVISOR_SNAPSHOT_TESTS", NAME, test, 300_000);
+kvmTest(NAME, test, 300_000);

@@ -4,11 +4,9 @@
  * pre-copy sender streams it over an in-memory link (KVM's dirty log ORed with the
  * devices' bitmap) to a receiver that builds a second machine from the stream, and the
  * guest counts on there without booting again while the source stays paused.
- * Opt-in with DENOVISOR_MIGRATION_TESTS=1 until it has passed on a KVM host (it was
- * written on a machine without /dev/kvm).
  */
 import assert from "node:assert/strict";
-import { optInKvmTest } from "./kvm_support.ts";
+import { kvmTest } from "./kvm_support.ts";
 import { guest } from "./cli_support.ts";
 import { TextSink } from "./text_sink.ts";
 import { Kvm } from "../core/kvm.ts";
@@ -32,7 +30,7 @@ const config = (): VmmMachineConfig => ({
 });
 
 function migrationTest(name: string, fn: () => Promise<void>, timeoutMs: number): void {
-  optInKvmTest("DENOVISOR_MIGRATION_TESTS", name, fn, timeoutMs);
+  kvmTest(name, fn, timeoutMs);
 }
 
 migrationTest(

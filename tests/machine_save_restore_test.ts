@@ -6,11 +6,10 @@
  * it stopped without booting again. The same with RAM inline in the state file and the
  * restored machine started paused, then resumed. (tests/machine_kvm_state_test.ts moves
  * the KVM state alone, in memory; this is the same move through files and every device.)
- * Opt-in with DENOVISOR_SNAPSHOT_TESTS=1 until it has passed on a KVM host.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { optInKvmTest } from "./kvm_support.ts";
+import { kvmTest } from "./kvm_support.ts";
 import { guest } from "./cli_support.ts";
 import { TextSink } from "./text_sink.ts";
 import { Kvm } from "../core/kvm.ts";
@@ -60,12 +59,8 @@ async function expectCountingOn(console: TextSink, lastTick: number): Promise<vo
   assert.ok(!console.text.includes("ticks: PIT at"), `no second boot:\n${console.text}`);
 }
 
-/**
- * Runs only with DENOVISOR_SNAPSHOT_TESTS=1 until it has passed once on a KVM host (it was
- * written on a machine without /dev/kvm), as the other machine save/restore tests.
- */
 function snapshotTest(name: string, fn: () => Promise<void>, timeoutMs: number): void {
-  optInKvmTest("DENOVISOR_SNAPSHOT_TESTS", name, fn, timeoutMs);
+  kvmTest(name, fn, timeoutMs);
 }
 
 snapshotTest(

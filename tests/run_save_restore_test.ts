@@ -1,12 +1,11 @@
 /**
  * `denovisor run --save-on-signal FILE` saves the VM on SIGTERM and exits 0;
  * `denovisor run --restore FILE` goes on from there: the ticks guest counts on from its
- * last tick without booting again. Opt-in with DENOVISOR_SNAPSHOT_TESTS=1 until it has
- * passed on a KVM host.
+ * last tick without booting again.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { optInKvmTest } from "./kvm_support.ts";
+import { kvmTest } from "./kvm_support.ts";
 import { guest } from "./cli_support.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -57,12 +56,8 @@ class RunningVm {
   }
 }
 
-/**
- * Runs only with DENOVISOR_SNAPSHOT_TESTS=1 until it has passed once on a KVM host (it was
- * written on a machine without /dev/kvm), as the other machine save/restore tests.
- */
 function snapshotTest(name: string, fn: () => Promise<void>, timeoutMs: number): void {
-  optInKvmTest("DENOVISOR_SNAPSHOT_TESTS", name, fn, timeoutMs);
+  kvmTest(name, fn, timeoutMs);
 }
 
 snapshotTest(
