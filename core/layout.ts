@@ -78,6 +78,7 @@ export const I8042_COMMAND_PORT = 0x64;
 export const I8042_KEYBOARD_IRQ = 1;
 export const I8042_AUX_IRQ = 12;
 export const RTC_PORT = 0x70;
+export const RTC_IRQ = 8;
 export const POST_CODE_PORT = 0x80;
 /**
  * Debug-exit port, QEMU's `isa-debug-exit` address: a guest writes a status byte here and

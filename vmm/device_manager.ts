@@ -177,6 +177,7 @@ export class DeviceManager {
       this.#vm.unregisterIrqfd(eventFd.fd, gsi);
       eventFd.close();
     }
+    for (const entry of this.#devices.values()) if (entry.kind === "rtc") entry.device.close();
     // Closed devices stay listed (stats read their final counters) but close only once.
     for (const device of this.#toClose.splice(0)) closeVirtioDevice(device);
     if (!this.#closed) this.#onClose?.();
@@ -303,9 +304,11 @@ export class DeviceManager {
 
     const rtcPlan = planned("rtc");
     const ramBelowHole = Math.min(memory.size, MMIO_HOLE_START);
+    const [rtcIrq] = rtcPlan.irqs;
     const rtc = new CmosRtc({
       memoryBelow4G: ramBelowHole,
       memoryAbove4G: memory.size - ramBelowHole,
+      setIrqLevel: (high) => vm.setIrqLine(rtcIrq, high),
     });
     const [cmos] = rtcPlan.ports;
     pio.insert(cmos.base, cmos.count, "rtc", rtc);

@@ -19,6 +19,7 @@ import {
   I8042_KEYBOARD_IRQ,
   PCI_CONFIG_ADDRESS_PORT,
   PCI_CONFIG_PORT_COUNT,
+  RTC_IRQ,
   RTC_PORT,
   VIRTIO_MMIO_IRQS,
   VIRTIO_MMIO_START,
@@ -110,7 +111,12 @@ export function legacyDevicePlan(): LegacyDevicePlan[] {
       ports: [{ base: I8042_DATA_PORT, count: 1 }, { base: I8042_COMMAND_PORT, count: 1 }],
       irqs: [I8042_KEYBOARD_IRQ, I8042_AUX_IRQ],
     },
-    { id: RTC_ID, kind: "rtc", ports: [{ base: RTC_PORT, count: RTC_PORT_COUNT }], irqs: [] },
+    {
+      id: RTC_ID,
+      kind: "rtc",
+      ports: [{ base: RTC_PORT, count: RTC_PORT_COUNT }],
+      irqs: [RTC_IRQ],
+    },
   ];
 }
 

@@ -41,7 +41,7 @@ Deno.test("planDevices() gives the legacy devices fixed ids, ports and IRQs", ()
       ports: [{ base: 0x60, count: 1 }, { base: 0x64, count: 1 }],
       irqs: [1, 12],
     },
-    { id: "rtc", kind: "rtc", ports: [{ base: 0x70, count: 2 }], irqs: [] },
+    { id: "rtc", kind: "rtc", ports: [{ base: 0x70, count: 2 }], irqs: [8] },
   ]);
 });
 

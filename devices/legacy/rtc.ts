@@ -5,8 +5,14 @@
  * The clock runs off the host clock. When the guest sets the time, the device keeps the
  * difference as an offset (as QEMU does), so guest time keeps ticking from the new
  * value. The NVRAM also carries the memory-size bytes that firmware and old kernels read.
- * Periodic, alarm and update-ended interrupts are not implemented: register C always
- * reads 0, which Linux copes with (it falls back to polling for the update edge).
+ * The periodic interrupt (register B's PIE) is modelled, because the PC BIOS waits with it:
+ * SeaBIOS's int 15h AH=86h and int 1Ah AH=83h count IRQ 8s, so a boot loader that sleeps
+ * through the BIOS never wakes without it. While PIE is set a host timer sets register C's
+ * PF and IRQF at the rate register A selects and raises IRQ 8, which stays high until the
+ * guest reads register C (as on the real part and in QEMU). Host timers cannot tick at
+ * 1024 Hz, so the guest sees at most one period per host tick (about 1 ms): a BIOS wait
+ * counted in interrupts runs long, never short. Alarm and update-ended interrupts are not
+ * modelled (AF and UF never set), which Linux copes with (it polls for the update edge).
  *
  * @module
  */
@@ -55,7 +61,11 @@ const TIME_REGISTERS = new Set([
 const A_UIP = 0x80;
 const A_DIVIDER_MASK = 0x70;
 const A_DIVIDER_32KHZ = 0x20; // the only divider setting that lets the clock run
+const A_RATE_MASK = 0x0f;
 const B_SET = 0x80; // updates halted while the guest sets the time
+const B_PIE = 0x40; // periodic interrupt enable
+const C_IRQF = 0x80; // an enabled interrupt flag is set: IRQ 8 is high
+const C_PF = 0x40; // a period has passed
 const B_BINARY = 0x04;
 const B_24H = 0x02;
 const HOURS_PM = 0x80;
@@ -99,6 +109,36 @@ export interface CmosRtcState extends VersionedState {
   readonly heldTimeMs: number | null;
 }
 
+/** The shortest host timer the periodic interrupt uses, in milliseconds. */
+const MIN_TIMER_MS = 1;
+
+/** Host timers, so tests can drive the periodic interrupt by hand. */
+export interface RtcTimers {
+  setInterval(callback: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+const HOST_TIMERS: RtcTimers = {
+  setInterval: (callback, ms) => {
+    const handle = setInterval(callback, ms);
+    handle.unref(); // the clock never keeps a finished VMM alive
+    return handle;
+  },
+  clearInterval: (handle) => clearInterval(handle as ReturnType<typeof setInterval>),
+};
+
+/**
+ * The periodic interrupt's period in milliseconds for register A's rate bits, or
+ * undefined when the rate (0) or the divider turns it off. Rates 1 and 2 repeat 8 and 9.
+ */
+export function periodicIntervalMs(registerA: number): number | undefined {
+  if ((registerA & A_DIVIDER_MASK) !== A_DIVIDER_32KHZ) return undefined;
+  let rate = registerA & A_RATE_MASK;
+  if (rate === 0) return undefined;
+  if (rate <= 2) rate += 7;
+  return (1000 * (1 << (rate - 1))) / 32768;
+}
+
 /** What the RTC needs to know about the machine. */
 export interface RtcOptions {
   /** Bytes of guest RAM below 4 GiB (starting at 0; capped at the MMIO hole). */
@@ -107,6 +147,10 @@ export interface RtcOptions {
   memoryAbove4G: number;
   /** Host clock; defaults to `() => new Date()`. Tests pass a fixed one. */
   clock?: () => Date;
+  /** IRQ 8's level: high while register C's IRQF is set. Without it no interrupt is raised. */
+  setIrqLevel?: (high: boolean) => void;
+  /** Host timers for the periodic interrupt; defaults to unref'd `setInterval`. */
+  timers?: RtcTimers;
 }
 
 /** An MC146818 RTC with CMOS NVRAM; a `BusDevice` for ports 0x70..0x71. */
@@ -118,6 +162,11 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
   #offsetMs = 0;
   /** The guest time held still while register B's SET bit is on. */
   #heldTime: Date | undefined;
+  #setIrqLevel: (high: boolean) => void;
+  #timers: RtcTimers;
+  /** The running periodic timer and the period it was started with. */
+  #periodic: { handle: unknown; ms: number } | undefined;
+  #closed = false;
 
   /** Creates the RTC with the memory-size bytes filled in for `options`. */
   constructor(options: RtcOptions) {
@@ -130,6 +179,8 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
       }
     }
     this.#clock = options.clock ?? (() => new Date());
+    this.#setIrqLevel = options.setIrqLevel ?? (() => {});
+    this.#timers = options.timers ?? HOST_TIMERS;
     this.#nvram[REG_A] = A_DIVIDER_32KHZ | 0x06; // 32.768 kHz, 1024 Hz periodic rate
     this.#nvram[REG_B] = B_24H;
     this.#nvram[REG_D] = D_VALID_RAM_AND_TIME;
@@ -168,6 +219,24 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
     this.#index = index;
     this.#offsetMs = offsetMs;
     this.#heldTime = heldTimeMs === undefined ? undefined : new Date(heldTimeMs);
+    this.#nvram[REG_C] &= C_IRQF | C_PF;
+    if (this.#nvram[REG_C] & C_IRQF) this.#setIrqLevel(true); // the line was high when saved
+    this.#updatePeriodicTimer();
+  }
+
+  /** Stops the periodic timer; idempotent. The device still answers the guest after. */
+  close(): void {
+    this.#closed = true;
+    this.#updatePeriodicTimer();
+  }
+
+  /** One period has passed: sets PF, and IRQF with IRQ 8 when PIE asks for it. */
+  tick(): void {
+    let flags = this.#nvram[REG_C] | C_PF;
+    const raise = (this.#nvram[REG_B] & B_PIE) !== 0 && (flags & C_IRQF) === 0;
+    if (raise) flags |= C_IRQF;
+    this.#nvram[REG_C] = flags;
+    if (raise) this.#setIrqLevel(true);
   }
 
   /** Byte-wide ports: a wider read returns the value in byte 0, zeros above. */
@@ -189,8 +258,13 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
     switch (index) {
       case REG_A:
         return (this.#nvram[REG_A] & ~A_UIP) | (this.#updateInProgress() ? A_UIP : 0);
-      case REG_C:
-        return 0; // no interrupt sources are modelled, so no flags are ever raised
+      case REG_C: {
+        // Reading C clears its flags and lowers IRQ 8.
+        const flags = this.#nvram[REG_C];
+        this.#nvram[REG_C] = 0;
+        if (flags & C_IRQF) this.#setIrqLevel(false);
+        return flags;
+      }
       default:
         return this.#nvram[index];
     }
@@ -201,9 +275,10 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
     switch (index) {
       case REG_A:
         this.#nvram[REG_A] = value & ~A_UIP;
-        return;
+        return this.#updatePeriodicTimer();
       case REG_B:
-        return this.#writeRegisterB(value);
+        this.#writeRegisterB(value);
+        return this.#updatePeriodicTimer();
       case REG_C:
       case REG_D:
         return; // read-only
@@ -220,6 +295,20 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
       // Clearing SET restarts the clock from the time the guest wrote.
       this.#offsetMs = this.#heldTime!.getTime() - this.#clock().getTime();
       this.#heldTime = undefined;
+    }
+  }
+
+  /** Runs the host timer while PIE is set with a rate, at that rate (or the shortest timer). */
+  #updatePeriodicTimer(): void {
+    const period = periodicIntervalMs(this.#nvram[REG_A]);
+    const wanted = this.#closed || !(this.#nvram[REG_B] & B_PIE) || period === undefined
+      ? undefined
+      : Math.max(period, MIN_TIMER_MS);
+    if (this.#periodic?.ms === wanted) return;
+    if (this.#periodic) this.#timers.clearInterval(this.#periodic.handle);
+    this.#periodic = undefined;
+    if (wanted !== undefined) {
+      this.#periodic = { handle: this.#timers.setInterval(() => this.tick(), wanted), ms: wanted };
     }
   }
 

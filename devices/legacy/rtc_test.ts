@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CmosRtc, RtcConfigError } from "./rtc.ts";
+import { CmosRtc, periodicIntervalMs, RtcConfigError } from "./rtc.ts";
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -144,4 +144,74 @@ Deno.test("the index port reads as open bus", () => {
   const data = new Uint8Array(1);
   rtc.read(0, data);
   assert.equal(data[0], 0xff);
+});
+
+/** An RTC whose timer and IRQ 8 line the test drives and watches. */
+function periodicRtc() {
+  const timers: Array<{ callback: () => void; ms: number; cleared: boolean }> = [];
+  const levels: boolean[] = [];
+  const rtc = new CmosRtc({
+    memoryBelow4G: 64 * MIB,
+    memoryAbove4G: 0,
+    setIrqLevel: (high) => levels.push(high),
+    timers: {
+      setInterval: (callback, ms) => {
+        timers.push({ callback, ms, cleared: false });
+        return timers.length - 1;
+      },
+      clearInterval: (handle) => timers[handle as number].cleared = true,
+    },
+  });
+  const read = (index: number) => {
+    rtc.write(0, Uint8Array.of(index));
+    const data = new Uint8Array(1);
+    rtc.read(1, data);
+    return data[0];
+  };
+  const write = (index: number, value: number) => {
+    rtc.write(0, Uint8Array.of(index));
+    rtc.write(1, Uint8Array.of(value));
+  };
+  const live = () => timers.filter((t) => !t.cleared);
+  return { rtc, read, write, levels, live };
+}
+
+Deno.test("periodicIntervalMs() follows register A's rate and divider", () => {
+  assert.equal(periodicIntervalMs(0x26), 1000 / 1024);
+  assert.equal(periodicIntervalMs(0x2f), 500);
+  assert.equal(periodicIntervalMs(0x21), periodicIntervalMs(0x28), "rate 1 repeats rate 8");
+  assert.equal(periodicIntervalMs(0x20), undefined, "rate 0 is off");
+  assert.equal(periodicIntervalMs(0x76), undefined, "divider held in reset");
+});
+
+Deno.test("PIE runs a timer whose ticks raise IRQ 8 until register C is read", () => {
+  const { read, write, levels, live } = periodicRtc();
+  assert.equal(live().length, 0, "no timer before PIE");
+  write(0x0b, 0x42); // 24 h, PIE
+  assert.equal(live().length, 1);
+  assert.equal(live()[0].ms, 1, "1024 Hz runs at the shortest host timer");
+  live()[0].callback();
+  live()[0].callback(); // a second period before the guest answered: still one edge
+  assert.deepEqual(levels, [true]);
+  assert.equal(read(0x0c), 0xc0, "IRQF and PF");
+  assert.deepEqual(levels, [true, false], "reading C lowers the line");
+  assert.equal(read(0x0c), 0, "reading C cleared it");
+  live()[0].callback();
+  assert.deepEqual(levels, [true, false, true]);
+  write(0x0a, 0x2f); // 2 Hz
+  assert.equal(live()[0].ms, 500, "a new rate restarts the timer");
+  write(0x0b, 0x02); // PIE off
+  assert.equal(live().length, 0);
+});
+
+Deno.test("close() stops the periodic timer; a restore with PIE starts it again", () => {
+  const { rtc, write, live } = periodicRtc();
+  write(0x0b, 0x42);
+  const state = rtc.save();
+  rtc.close();
+  assert.equal(live().length, 0);
+  const other = periodicRtc();
+  other.rtc.restore(state);
+  assert.equal(other.live().length, 1);
+  assert.equal(other.live()[0].ms, 1);
 });

@@ -56,6 +56,8 @@ Deno.test("IDENTIFY DEVICE returns the size and model; IDENTIFY PACKET DEVICE ab
     prds: [{ address: DATA, length: 512 }],
   });
   assert.ok(packet.is & IS_TFES);
+  // SeaBIOS probes every port with IDENTIFY PACKET DEVICE and waits for DHRS or PSS only.
+  assert.ok(packet.is & IS_DHRS, "the error's D2H FIS raises DHRS");
   assert.equal((packet.tfd >> 8) & 0x04, 0x04, "ABRT");
   driver.recover(0);
   const out = driver.issue(0, {

@@ -292,6 +292,9 @@ export class AhciPort {
         this.#is |= IS_PSS;
       }
       this.#postFis(RFIS_D2H, d2h);
+      // The D2H FIS carries the I bit, failed or not (AHCI 3.3.5: DHRS). SeaBIOS waits for
+      // DHRS or PSS only: an error flagged by TFES alone cost it a 32 s timeout per probe.
+      this.#is = (this.#is | IS_DHRS) >>> 0;
       if (failed) {
         // The port stops at the failing slot; the driver clears ST to recover (AHCI 6.2.2).
         this.#is = (this.#is | IS_TFES) >>> 0;
@@ -299,7 +302,6 @@ export class AhciPort {
         return;
       }
       this.#ci = (this.#ci & ~bit) >>> 0;
-      this.#is |= IS_DHRS;
     }
     this.#onInterrupt();
   }
