@@ -11,7 +11,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$here/build"
 obj="$out/obj"
 embedded="$here/embedded/demo_guest.ts"
-guests=(hello demo exit_status smp ticks io_loop fault cpuid echo virtio_blk virtio_rng virtio_net virtio_console virtio_balloon virtio_blk_stream virtio_blk_log domain)
+guests=(hello demo exit_status smp ticks io_loop fault cpuid echo virtio_blk virtio_rng virtio_net virtio_console virtio_balloon virtio_blk_stream virtio_blk_log domain migrate)
 
 CC="${CC:-gcc}"
 LD="${LD:-ld}"
@@ -53,7 +53,7 @@ done
 for g in "${guests[@]}"; do
   "$CC" "${CFLAGS[@]}" -c "$here/$g.c" -o "$obj/$g.o" || fail "compiling $g.c failed"
   extra_objs=()
-  [[ "$g" == virtio_* || "$g" == domain ]] && extra_objs=("${virtio_objs[@]}")
+  [[ "$g" == virtio_* || "$g" == domain || "$g" == migrate ]] && extra_objs=("${virtio_objs[@]}")
   "$LD" "${LDFLAGS[@]}" -o "$out/$g.elf" "${runtime_objs[@]}" "${extra_objs[@]}" "$obj/$g.o" ||
     fail "linking $g.elf failed"
 

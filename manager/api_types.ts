@@ -238,6 +238,11 @@ export interface MigrationProgress {
   bandwidth: number;
   /** How long the switch-over would pause the guest now, in ms. */
   expectedDowntimeMs: number;
+  /**
+   * Auto-converge: the share of time the source keeps the guest's vCPUs paused because
+   * it dirties memory faster than the link carries it (0: not throttled).
+   */
+  throttlePercent: number;
   /** "copying" while pre-copying, "switch-over" once the state went out. */
   phase: "connecting" | "copying" | "switch-over";
 }

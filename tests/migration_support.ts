@@ -25,17 +25,28 @@ export class MigrationDaemon {
     new Response(child.stdout).text().catch(() => {});
   }
 
-  /** `flags` are the --migration-* flags; `{port}` in them is replaced by a free port. */
+  /**
+   * `flags` are the --migration-* flags; `{port}` in them is replaced by `options.port`,
+   * or by a free loopback port. `options.prefix` is a command the daemon runs under
+   * (`nsenter --net=/run/netns/NS`: only the network namespace changes, so
+   * the cgroup mounts under /sys stay visible, unlike under `ip netns exec`).
+   */
   static async start(
     dir: string,
     flags: string[],
     env: Record<string, string> = {},
+    options: { port?: number; prefix?: string[] } = {},
   ): Promise<MigrationDaemon> {
-    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (probe.addr as Deno.NetAddr).port;
-    probe.close();
-    const child = new Deno.Command(Deno.execPath(), {
+    let port = options.port;
+    if (port === undefined) {
+      const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      port = (probe.addr as Deno.NetAddr).port;
+      probe.close();
+    }
+    const argv = [...(options.prefix ?? []), Deno.execPath()];
+    const child = new Deno.Command(argv[0], {
       args: [
+        ...argv.slice(1),
         "run",
         "--allow-all",
         "--no-prompt",
@@ -78,6 +89,18 @@ export class MigrationDaemon {
   /** The domain's log (its console and its VMM's lines). */
   async log(name: string): Promise<string> {
     return await (await this.client.request("GET", `/v1/domains/${name}/logs?lines=1000`)).text();
+  }
+
+  /** Kills the daemon only (its VMMs run on, as after a daemon crash); resolves with its stderr. */
+  async crash(): Promise<string> {
+    this.client.close();
+    try {
+      this.#child.kill("SIGKILL");
+    } catch {
+      // Gone already.
+    }
+    await this.#child.status;
+    return await this.#output;
   }
 
   /** Kills the daemon and its VMMs; resolves with its stderr. */

@@ -15,7 +15,12 @@ import { dirname } from "node:path";
 import type { DomainDefinition, MigrationProgress, MigrationResult } from "../api_types.ts";
 import { ApiError } from "../../common/http/mod.ts";
 import { DenovisorError } from "../../common/errors.ts";
-import { DefinitionError, validateDefinition } from "../domain/definition.ts";
+import {
+  DefinitionError,
+  definitionMemoryBytes,
+  validateDefinition,
+} from "../domain/definition.ts";
+import { checkFreeMemory } from "../migration/free_memory.ts";
 import { type DenovisorPaths, domainNameTooLong, domainRunDir } from "../paths.ts";
 import { DEFAULT_CONVERGENCE } from "../../vmm/migration/convergence.ts";
 import type { StartRequest } from "../../vmm/migration/start_request.ts";
@@ -290,7 +295,10 @@ export class DomainMigrations {
             `there or migrate to another host`,
         );
       }
-      // Files, volumes, clashes with the running domains, boot: refused before any page.
+      // Memory, files, volumes, clashes with the running domains, boot: refused before
+      // any page moves.
+      const ramBytes = start.ram.reduce((sum, range) => sum + range.size, 0);
+      checkFreeMemory(domain, Math.max(ramBytes, definitionMemoryBytes(moved.definition)));
       await domains.lifecycle.preflight(moved.definition, "/dev/null");
       const relayDir = await relayDirectory(paths, domain);
       let started: Promise<unknown> | undefined;

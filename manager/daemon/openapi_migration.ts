@@ -44,6 +44,11 @@ export const MIGRATION_SCHEMAS: Record<string, Schema> = {
     dirtyRate: { ...integer, description: "Bytes per second dirtied in the last round" },
     bandwidth: { ...integer, description: "Bytes per second relayed in the last round" },
     expectedDowntimeMs: integer,
+    throttlePercent: {
+      ...integer,
+      maximum: 99,
+      description: "Auto-converge: share of time the source keeps the guest's vCPUs paused",
+    },
     phase: { enum: ["connecting", "copying", "switch-over"] },
   }, [
     "direction",
@@ -55,6 +60,7 @@ export const MIGRATION_SCHEMAS: Record<string, Schema> = {
     "dirtyRate",
     "bandwidth",
     "expectedDowntimeMs",
+    "throttlePercent",
     "phase",
   ]),
   MigrationResult: object({

@@ -184,6 +184,7 @@ const SAMPLES: Record<string, Json> = {
       dirtyRate: 0,
       bandwidth: 0,
       expectedDowntimeMs: 0,
+      throttlePercent: 0,
       phase: "copying",
     },
   } satisfies Required<DomainInfo>,

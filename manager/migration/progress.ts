@@ -36,6 +36,7 @@ export class ProgressTracker {
       dirtyRate: 0,
       bandwidth: 0,
       expectedDowntimeMs: 0,
+      throttlePercent: 0,
       phase: "connecting",
     };
   }
@@ -65,6 +66,7 @@ export class ProgressTracker {
     const seconds = Math.max(now - this.#roundStart, 1) / 1000;
     progress.iteration = relay.iteration;
     progress.remainingBytes = relay.dirtyBytes;
+    progress.throttlePercent = relay.throttlePercent;
     progress.dirtyRate = Math.round(relay.dirtyBytes / seconds);
     progress.bandwidth = Math.round(this.#roundBytes / seconds);
     progress.expectedDowntimeMs = progress.bandwidth > 0
@@ -86,5 +88,6 @@ export function describeProgress(progress: MigrationProgress): string {
   if (progress.iteration === 0) return `first pass, ${mib(progress.bytesSent)} sent`;
   return `iteration ${progress.iteration}, ${mib(progress.remainingBytes)} left, ` +
     `dirtied at ${mib(progress.dirtyRate)}/s, link ${mib(progress.bandwidth)}/s, ` +
-    `downtime ~${progress.expectedDowntimeMs} ms`;
+    `downtime ~${progress.expectedDowntimeMs} ms` +
+    (progress.throttlePercent > 0 ? `, guest throttled ${progress.throttlePercent} %` : "");
 }

@@ -10,7 +10,13 @@ Deno.test("ProgressTracker times rounds between DIRTY_ROUND frames", () => {
   // Round 0: 8 MiB of pages in one second.
   now = 1000;
   assert.equal(
-    tracker.update({ iteration: 0, dirtyBytes: 0, bytes: 8 << 20, command: Command.MEMORY }),
+    tracker.update({
+      iteration: 0,
+      dirtyBytes: 0,
+      throttlePercent: 0,
+      bytes: 8 << 20,
+      command: Command.MEMORY,
+    }),
     false,
   );
   assert.equal(tracker.current.phase, "copying");
@@ -20,6 +26,7 @@ Deno.test("ProgressTracker times rounds between DIRTY_ROUND frames", () => {
     tracker.update({
       iteration: 1,
       dirtyBytes: 2 << 20,
+      throttlePercent: 0,
       bytes: (8 << 20) + 32,
       command: Command.DIRTY_ROUND,
     }),
@@ -40,8 +47,25 @@ Deno.test("ProgressTracker times rounds between DIRTY_ROUND frames", () => {
     tracker.update({ ...round, dirtyBytes: 1, bytes: 9 << 20, command: Command.DIRTY_ROUND }),
     false,
   );
-  tracker.update({ iteration: 1, dirtyBytes: 0, bytes: 10 << 20, command: Command.STATE });
+  // A throttled round says so.
+  now = 2000;
+  tracker.update({
+    iteration: 2,
+    dirtyBytes: 1 << 20,
+    throttlePercent: 30,
+    bytes: 9 << 20,
+    command: Command.DIRTY_ROUND,
+  });
+  assert.equal(tracker.current.throttlePercent, 30);
+  assert.match(describeProgress(tracker.current), /, guest throttled 30 %$/);
+  tracker.update({
+    iteration: 2,
+    dirtyBytes: 0,
+    throttlePercent: 30,
+    bytes: 10 << 20,
+    command: Command.STATE,
+  });
   assert.equal(tracker.current.phase, "switch-over");
   assert.equal(tracker.current.bytesSent, 10 << 20);
-  assert.match(describeProgress(tracker.current), /^switch-over after 1 rounds, 10\.0 MiB sent$/);
+  assert.match(describeProgress(tracker.current), /^switch-over after 2 rounds, 10\.0 MiB sent$/);
 });

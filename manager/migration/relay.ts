@@ -23,6 +23,8 @@ export interface RelayProgress {
   iteration: number;
   /** Dirty bytes announced by the last DIRTY_ROUND. */
   dirtyBytes: number;
+  /** The source's vCPU throttle (auto-converge) announced by the last DIRTY_ROUND, in %. */
+  throttlePercent: number;
   /** Bytes forwarded towards the destination. */
   bytes: number;
   /** The last command forwarded that way. */
@@ -49,7 +51,13 @@ export async function relayFrames(
   onProgress: (progress: RelayProgress) => void = () => {},
 ): Promise<RelayOutcome> {
   const outcome: RelayOutcome = { finalAnswer: null, completeSent: false };
-  const progress: RelayProgress = { iteration: 0, dirtyBytes: 0, bytes: 0, command: 0 };
+  const progress: RelayProgress = {
+    iteration: 0,
+    dirtyBytes: 0,
+    throttlePercent: 0,
+    bytes: 0,
+    command: 0,
+  };
   const fail = (error: unknown) => {
     outcome.error ??= error instanceof Error ? error : new Error(String(error));
   };
@@ -85,6 +93,7 @@ export async function relayFrames(
         const round = decodeDirtyRound(frame.payload);
         progress.iteration = round.iteration;
         progress.dirtyBytes = round.dirtyBytes;
+        progress.throttlePercent = round.throttlePercent ?? 0;
       }
       if (frame.command === Command.COMPLETE) outcome.completeSent = true;
       onProgress({ ...progress });

@@ -28,6 +28,7 @@ import { PAGE_SIZE } from "../snapshot/state_format.ts";
 import type { VmmMachineConfig } from "../vmm_config.ts";
 import type { RamView } from "./page_sender.ts";
 import type { MigrationSource } from "./sender.ts";
+import { VcpuThrottle } from "./vcpu_throttle.ts";
 
 /** The migration source over one machine of this VMM. */
 export class MachineMigrationSource implements MigrationSource {
@@ -37,6 +38,7 @@ export class MachineMigrationSource implements MigrationSource {
   readonly #kvm: Kvm;
   readonly #kvmLog: KvmDirtyLog;
   readonly #deviceLog: DeviceDirtyBitmap;
+  readonly #throttle: VcpuThrottle;
   #releaseDevices: (() => void) | null = null;
   #wasPaused = false;
 
@@ -51,6 +53,16 @@ export class MachineMigrationSource implements MigrationSource {
     }));
     this.#kvmLog = new KvmDirtyLog(machine.vm, machine.ram.ranges);
     this.#deviceLog = new DeviceDirtyBitmap(machine.ram.ranges);
+    this.#throttle = new VcpuThrottle(machine);
+  }
+
+  /**
+   * Auto-converge: the vCPUs run only (100 - percent) % of the time. A machine the
+   * operator had paused stays paused (the throttle would otherwise resume it).
+   */
+  throttle(percent: number): void {
+    if (percent > 0 && this.#throttle.percent === 0 && this.#machine.isPaused) return;
+    this.#throttle.set(percent);
   }
 
   startDirtyLog(): void {
@@ -85,6 +97,7 @@ export class MachineMigrationSource implements MigrationSource {
   }
 
   async pause(): Promise<void> {
+    await this.#throttle.stop(); // its own pause would otherwise pass for the operator's
     this.#wasPaused = this.#machine.isPaused;
     await this.#machine.pause();
     this.#releaseDevices ??= this.#machine.holdDevices();

@@ -15,7 +15,8 @@
  * - MEMORY (4): a range table and the pages it announces (`encodeMemory`); zero runs carry no data;
  * - COMPLETE (5): empty, the source is paused and everything was sent;
  * - ABANDON (6): UTF-8 JSON `{ reason }`, either side gives up;
- * - DIRTY_ROUND (7): u32 iteration, u32 reserved, u64 dirty bytes of that round (progress);
+ * - DIRTY_ROUND (7): u32 iteration, u8 throttle percent (auto-converge, 0-99), u8[3]
+ *   reserved, u64 dirty bytes of that round (progress);
  * - ACK (0x80) and ERROR (0x81), destination -> source: JSON answers.
  *
  * The peer is untrusted: the header is checked (known command, reserved bytes zero, length
@@ -252,12 +253,15 @@ export function decodeMemory(payload: Uint8Array, ram: readonly RamExtent[]): Pa
 export interface DirtyRound {
   iteration: number;
   dirtyBytes: number;
+  /** How hard the source throttles its vCPUs from this round on (auto-converge), 0-99. */
+  throttlePercent?: number;
 }
 
 export function encodeDirtyRound(round: DirtyRound): Uint8Array {
   const bytes = new Uint8Array(16);
   const view = new DataView(bytes.buffer);
   view.setUint32(0, round.iteration, true);
+  view.setUint8(4, Math.max(0, Math.min(99, Math.round(round.throttlePercent ?? 0))));
   view.setBigUint64(8, BigInt(round.dirtyBytes), true);
   return bytes;
 }
@@ -265,12 +269,18 @@ export function encodeDirtyRound(round: DirtyRound): Uint8Array {
 export function decodeDirtyRound(payload: Uint8Array): DirtyRound {
   if (payload.length !== 16) throw new MigrationProtocolError("a DIRTY_ROUND frame is 16 bytes");
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  if (view.getUint32(4, true) !== 0) {
+  if (view.getUint8(5) !== 0 || view.getUint16(6, true) !== 0) {
     throw new MigrationProtocolError("reserved DIRTY_ROUND bytes are not zero");
+  }
+  const throttlePercent = view.getUint8(4);
+  if (throttlePercent > 99) {
+    throw new MigrationProtocolError(
+      `a DIRTY_ROUND throttle of ${throttlePercent} % is impossible`,
+    );
   }
   const dirtyBytes = view.getBigUint64(8, true);
   if (dirtyBytes > BigInt(Number.MAX_SAFE_INTEGER)) {
     throw new MigrationProtocolError("a DIRTY_ROUND announces an impossible byte count");
   }
-  return { iteration: view.getUint32(0, true), dirtyBytes: Number(dirtyBytes) };
+  return { iteration: view.getUint32(0, true), dirtyBytes: Number(dirtyBytes), throttlePercent };
 }

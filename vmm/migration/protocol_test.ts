@@ -96,9 +96,17 @@ Deno.test("decodeMemory() refuses hostile tables", () => {
   assert.throws(() => decodeMemory(table, RAM), refused("announces"));
 });
 
-Deno.test("DIRTY_ROUND round-trips and refuses reserved bytes", () => {
-  const bytes = encodeDirtyRound({ iteration: 3, dirtyBytes: 123 * PAGE });
-  assert.deepEqual(decodeDirtyRound(bytes), { iteration: 3, dirtyBytes: 123 * PAGE });
+Deno.test("DIRTY_ROUND round-trips with its throttle and refuses reserved bytes", () => {
+  const bytes = encodeDirtyRound({ iteration: 3, dirtyBytes: 123 * PAGE, throttlePercent: 30 });
+  assert.deepEqual(decodeDirtyRound(bytes), {
+    iteration: 3,
+    dirtyBytes: 123 * PAGE,
+    throttlePercent: 30,
+  });
+  const unthrottled = encodeDirtyRound({ iteration: 1, dirtyBytes: 0 });
+  assert.equal(decodeDirtyRound(unthrottled).throttlePercent, 0);
+  unthrottled[4] = 100;
+  assert.throws(() => decodeDirtyRound(unthrottled), refused("impossible"));
   bytes[5] = 1;
   assert.throws(() => decodeDirtyRound(bytes), refused("reserved"));
   assert.throws(() => decodeDirtyRound(new Uint8Array(8)), refused("16 bytes"));

@@ -230,7 +230,14 @@ export async function sendMigration(
         report({ throttlePercent: decision.throttlePercent });
       }
       iteration++;
-      await writer.send(Command.DIRTY_ROUND, encodeDirtyRound({ iteration, dirtyBytes }));
+      await writer.send(
+        Command.DIRTY_ROUND,
+        encodeDirtyRound({
+          iteration,
+          dirtyBytes,
+          throttlePercent: progress.throttlePercent,
+        }),
+      );
       roundStart = performance.now();
       sent = await sendPages(writer, source.ram, dirty, { skipZero: false, pacer });
     }
