@@ -4,7 +4,9 @@
  * and payload "denovisor-frame-K", then receives frames until `rx=N` (default 4) frames
  * of ethertype 0x88b5 whose payload starts with "host-frame-" arrived, printing each, or
  * `timeout=` seconds (default 30) pass. Other frames (IPv6 chatter) are printed and
- * ignored. Command line: transport=pci|mmio irq=poll|msix|intx|irq tx=N rx=N timeout=S.
+ * ignored. With `echo=1`, each host frame is answered at once with denovisor-frame-(1000+K),
+ * K counting the host frames from 0 (the save/restore tests check both directions after a
+ * restore). Command line: transport=pci|mmio irq=poll|msix|intx|irq tx=N rx=N timeout=S echo=1.
  * Exit status 0 only if every check passed.
  */
 #include "runtime/virtio.h"
@@ -99,8 +101,9 @@ int main(void) {
 
   u32 rx_wanted = (u32)cmdline_get_u64("rx", 4);
   u32 timeout_ms = (u32)cmdline_get_u64("timeout", 30) * 1000;
+  bool echo = cmdline_get_u64("echo", 0) != 0;
   u32 received = 0, ignored = 0;
-  bool payloads_ok = true;
+  bool payloads_ok = true, echoed = true;
   while (received < rx_wanted && ignored < MAX_IGNORED_FRAMES) {
     u32 written = 0;
     u8 *buffer = virtq_wait_used(rxq, &written, timeout_ms);
@@ -117,6 +120,7 @@ int main(void) {
       print_payload(payload, payload_length);
       print("\n");
       if (payload_length < 11 || memcmp(payload, "host-frame-", 11) != 0) payloads_ok = false;
+      if (echo) echoed = send_frame(1000 + received) && echoed;
       received++;
     } else {
       printf("virtio_net: ignoring a %u-byte frame of ethertype 0x%04x\n", length, type);
@@ -128,6 +132,7 @@ int main(void) {
   virtio_check(received == rx_wanted, "received %u of %u host frames (ethertype 0x88b5)", received,
                rx_wanted);
   virtio_check(payloads_ok, "every received payload starts with \"host-frame-\"");
+  if (echo) virtio_check(echoed, "every host frame answered");
   if (strncmp(dev->irq_mode, "poll", 5) != 0) {
     virtio_check(dev->irq_count > 0, "%u interrupts received (%s)", dev->irq_count, dev->irq_mode);
   }
