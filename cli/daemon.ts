@@ -51,6 +51,8 @@ Options:
                         0.0.0.0:9177 or [::]:9177; the API socket always serves it
   --metrics-allow CIDR  Who may scrape that address (repeatable, e.g. 10.0.0.0/8);
                         default loopback only
+  --openapi             Print the API's OpenAPI 3.1 document (what GET
+                        /v1/openapi.json serves) and exit; no daemon is started
   -h, --help            Show this help
 ${FARM_DAEMON_HELP}
 ${MIGRATION_DAEMON_HELP}
@@ -86,10 +88,16 @@ export async function daemonCommand(args: string[]): Promise<number> {
     "metrics-allow": { type: "string", multiple: true },
     ...FARM_DAEMON_OPTIONS,
     ...MIGRATION_DAEMON_OPTIONS,
+    openapi: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     console.log(DAEMON_HELP);
+    return 0;
+  }
+  if (values.openapi) {
+    const { OPENAPI_DOCUMENT } = await import("../manager/daemon/openapi.ts");
+    console.log(JSON.stringify(OPENAPI_DOCUMENT, null, 2));
     return 0;
   }
   // Everything the daemon creates (logs, definitions, run files; and its VMMs, which

@@ -66,101 +66,32 @@ export type {
   LifecycleAction,
   Transport,
 } from "../common/enums.ts";
-import type {
-  ConsoleKind,
-  DomainState,
-  ImageFormat,
-  LifecycleAction,
-  Transport,
-} from "../common/enums.ts";
+import type { DomainState } from "../common/enums.ts";
+import type { Static } from "../common/schema.ts";
+import type * as schema from "./api_schema.ts";
 
 /** A token-bucket limit in the `--disk`/`--nic` syntax: "bw=10M,ops=1000". */
 export type RateLimitSpec = string;
 
 /** A disk: a pool volume or a plain path. Exactly one of `volume` (with `pool`) or `path`. */
-export interface DiskDefinition {
-  /** Pool name; defaults to "default" when `volume` is given. */
-  pool?: string;
-  volume?: string;
-  path?: string;
-  /** "raw" or "qcow2"; probed from the image when omitted (a probed raw stays raw). */
-  format?: ImageFormat;
-  readOnly?: boolean;
-  serial?: string;
-  transport?: Transport;
-  rateLimit?: RateLimitSpec;
-  /** "virtio" (default), or "sata": on the AHCI controller of a firmware boot. */
-  bus?: "virtio" | "sata";
-}
+export type DiskDefinition = Static<typeof schema.DiskDefinition>;
 
-export interface NicDefinition {
-  /** A tap name, or "auto" (default) for one the VMM creates and removes. */
-  tap?: string;
-  bridge?: string;
-  /** Generated (52:54:00 prefix, stable per domain uuid and index) when omitted. */
-  mac?: string;
-  transport?: Transport;
-  rateLimit?: RateLimitSpec;
-}
+/** A NIC: a tap ("auto", the default, is one the VMM creates and removes), a bridge, a MAC. */
+export type NicDefinition = Static<typeof schema.NicDefinition>;
 
-/** Boot either a kernel (bzImage, vmlinux or PVH ELF) or the embedded demo guest. */
-export type BootDefinition =
-  | { kernel: string; initrd?: string; cmdline?: string }
-  | { demo: true }
-  /**
-   * Firmware boot: "seabios" (Debian's SeaBIOS) or the path of a BIOS image; `order`
-   * chooses which boot devices come first (default disk, then cdrom).
-   */
-  | { firmware: string; order?: ("disk" | "cdrom")[] };
+/** Boot either a kernel (bzImage, vmlinux or PVH ELF), the embedded demo guest or firmware. */
+export type BootDefinition = Static<typeof schema.BootDefinition>;
 
 /**
  * A domain as the user writes it (the JSON file given to `define`/`create`, documented in
  * docs/domain.md). Unknown fields are refused. Sizes are bytes or strings with units
- * ("512M"); a bare number for `memory` is MiB, as in xl.cfg.
+ * ("512M"); a bare number for `memory` is MiB, as in xl.cfg. The schema, with each
+ * field's description, is `DomainDefinition` in manager/api_schema.ts.
  */
-export interface DomainDefinition {
-  name: string;
-  uuid?: string;
-  vcpus?: number;
-  memory?: number | string;
-  boot: BootDefinition;
-  disks?: DiskDefinition[];
-  /** ISO images on AHCI CD-ROM drives (read-only); firmware boot only. */
-  cdroms?: string[];
-  nics?: NicDefinition[];
-  rng?: boolean | { rateLimit?: RateLimitSpec };
-  balloon?: boolean;
-  /**
-   * The guest's console: "serial" (default), the 16550A on ttyS0; or "virtio", a virtio
-   * console (hvc0) that takes the console input, beside the serial port, whose output is
-   * logged too.
-   */
-  console?: ConsoleKind;
-  onPoweroff?: LifecycleAction;
-  onReboot?: LifecycleAction;
-  onCrash?: LifecycleAction;
-  autostart?: boolean;
-  /** In a farm: restart the domain on another host when its host is lost (docs/farm.md). */
-  ha?: boolean;
-  /** In a farm: where `start` may place the domain. */
-  placement?: { host?: string; labels?: Record<string, string>; antiAffinity?: string };
-  /**
-   * The VMM's confinement (README, security): on by default; false runs the VMM with the
-   * daemon's privileges and no filter (with a warning in the log).
-   */
-  sandbox?: boolean | SandboxDefinition;
-  /**
-   * The VMM's CPU share in its cgroup: `weight` 1-10000 (100 is every domain's default)
-   * and `max`, a quota such as "50%" or "150%" of one host CPU (default: none).
-   */
-  cpu?: { weight?: number; max?: string };
-}
+export type DomainDefinition = Static<typeof schema.DomainDefinition>;
 
 /** Sandbox settings of a domain beyond on and off. */
-export interface SandboxDefinition {
-  /** The system-call filter: strict, log (the default) or off. */
-  seccomp?: "strict" | "log" | "off";
-}
+export type SandboxDefinition = Static<typeof schema.SandboxDefinition>;
 
 export interface DomainSummary {
   name: string;
@@ -200,25 +131,8 @@ export interface DomainInfo extends DomainSummary {
   migration?: MigrationProgress;
 }
 
-/**
- * POST /v1/domains/{name}/migrate: move a running domain to the daemon listening on
- * `dest` (its --migration-listen). On success it is defined there (persistent if it was
- * here, transient if it was) and undefined here once its VMM has ended.
- */
-export interface MigrateRequest {
-  /** `HOST:PORT` (`[v6]:PORT`) of the destination daemon's migration listener. */
-  dest: string;
-  /** Longest pause allowed at the switch-over, in ms (default 100). */
-  maxDowntimeMs?: number;
-  /** Link limit in bytes per second (default 0: none). */
-  bandwidth?: number;
-  /** Give up (the domain runs on here) after this many seconds (default 3600). */
-  timeoutS?: number;
-  /** Pause, move, resume: no pre-copy. */
-  offline?: boolean;
-  /** Answer once it is over (default true); false answers 202 with the first progress. */
-  wait?: boolean;
-}
+/** POST /v1/domains/{name}/migrate (manager/api_schema.ts). */
+export type MigrateRequest = Static<typeof schema.MigrateRequest>;
 
 /** A migration under way, as the daemon relaying it sees it. */
 export interface MigrationProgress {
@@ -258,23 +172,19 @@ export interface MigrationResult {
   downtimeMs: number;
 }
 
-export interface ActionRequest {
-  /** shutdown: seconds before the domain is destroyed if the guest ignores the request (default 60). */
-  timeoutSeconds?: number;
-  /** shutdown, reboot: answer only when done (default true). */
-  wait?: boolean;
-}
+/** POST /v1/domains/{name}/{action}'s options (manager/api_schema.ts). */
+export type ActionRequest = Static<typeof schema.ActionRequest>;
+/** PUT /v1/domains/{name}/memory. */
+export type MemoryRequest = Static<typeof schema.MemoryRequest>;
+/** PUT /v1/domains/{name}/vcpus. */
+export type VcpusRequest = Static<typeof schema.VcpusRequest>;
+/** PUT /v1/domains/{name}/autostart and /v1/pools/{pool}/autostart. */
+export type EnabledRequest = Static<typeof schema.EnabledRequest>;
 
 export type { DiskStats, DomainStats, NicStats, VcpuStats } from "../vmm/domain_stats.ts";
 
 /** POST /v1/domains/{name}/save: the domain's state to a file (docs/state-format.md). */
-export interface SaveRequest {
-  /** Absolute path of the state file; guest RAM goes to `<file>.mem` and the definition
-   *  to `<file>.domain.json`, beside it. */
-  file: string;
-  /** Leave the domain running afterwards (a checkpoint); default: destroy it (xl save). */
-  keep?: boolean;
-}
+export type SaveRequest = Static<typeof schema.SaveRequest>;
 
 /** What a save wrote. */
 export interface SaveResult {
@@ -293,16 +203,7 @@ export interface SaveResult {
 }
 
 /** POST /v1/restore: a new VMM from a saved state. */
-export interface RestoreRequest {
-  /** Absolute path of a state file written by save. */
-  file: string;
-  /** Leave the restored domain paused. */
-  paused?: boolean;
-  /** Restore under a new name, with a new uuid and new MACs. */
-  name?: string;
-  /** Restore although the disks changed since the save (size or identity). */
-  force?: boolean;
-}
+export type RestoreRequest = Static<typeof schema.RestoreRequest>;
 
 /** One disk captured by a domain snapshot: a pool volume with a snapshot of the same name. */
 export interface SnapshotDisk {
@@ -333,23 +234,10 @@ export interface SnapshotInfo {
 }
 
 /** POST /v1/domains/{name}/snapshots. */
-export interface SnapshotCreateRequest {
-  name: string;
-  /** Disks only: the guest's memory is not saved (a revert leaves the domain shut off). */
-  diskOnly?: boolean;
-  description?: string;
-}
+export type SnapshotCreateRequest = Static<typeof schema.SnapshotCreateRequest>;
 
 /** POST /v1/domains/{name}/clone. */
-export interface CloneRequest {
-  /** The clone's name; with `count`, clones are `<name>-1`..`<name>-<count>`. */
-  name: string;
-  count?: number;
-  /** Clone this snapshot (disks and memory); default: the domain as it is now. */
-  snapshot?: string;
-  /** Run the clones (default: paused when they carry memory, shut off when not). */
-  start?: boolean;
-}
+export type CloneRequest = Static<typeof schema.CloneRequest>;
 
 export type DomainEventKind =
   | "defined"

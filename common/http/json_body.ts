@@ -9,6 +9,8 @@
  */
 
 import { ApiError } from "./api_error.ts";
+import { propertyKeys, type Schema, type Static } from "../schema.ts";
+import { checkSchema } from "../schema_check.ts";
 
 /**
  * The largest request body accepted: 1 MiB. The biggest legitimate body is a domain
@@ -158,7 +160,8 @@ export function firstDuplicateKey(text: string): string | undefined {
 
 /**
  * A request body checked to be a JSON object with only `allowed` keys and every key of
- * `required`; a refusal is a 400 that names the field.
+ * `required`; a refusal is a 400 that names the field. The daemon's own routes use
+ * `parseRequest` with their schema instead; this is left for the farm's routes.
  */
 export function requestObject(
   body: unknown,
@@ -183,4 +186,27 @@ export function requestObject(
     if (!(key in body)) throw new ApiError("invalid", `${key}: missing`);
   }
   return body as Record<string, unknown>;
+}
+
+/**
+ * A request body checked against its schema (manager/api_schema.ts): a JSON object of
+ * the right shape, or a 400 naming every bad field, one per line. What the schema cannot
+ * see (paths that exist, names that are free) is the route's to check.
+ */
+export function parseRequest<S extends Schema>(schema: S, body: unknown): Static<S> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new ApiError(
+      "invalid",
+      `The request body must be a JSON object with ${propertyKeys(schema).join(", ")}`,
+    );
+  }
+  const problems = checkSchema(schema, body);
+  if (problems.length > 0) {
+    throw new ApiError(
+      "invalid",
+      problems.map(({ path, problem }) => path === "" ? problem : `${path}: ${problem}`)
+        .join("\n"),
+    );
+  }
+  return body as Static<S>;
 }

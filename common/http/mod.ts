@@ -16,9 +16,9 @@ export {
   firstDuplicateKey,
   type JsonBodyOptions,
   MAX_BODY_BYTES,
+  parseRequest,
   readBodyText,
   readJsonBody,
-  requestObject,
 } from "./json_body.ts";
 export {
   errorResponse,

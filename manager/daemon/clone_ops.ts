@@ -20,12 +20,13 @@ import { ApiError } from "../../common/http/mod.ts";
 import { isObjectName, isVolumeName, OBJECT_NAME_RULE } from "../../common/validators.ts";
 import { checkSnapshotName } from "../snapshots/snapshot_store.ts";
 import { diskName } from "../../vmm/device_names.ts";
-import { requestObject } from "../../common/http/mod.ts";
+import { parseRequest } from "../../common/http/mod.ts";
+import * as schema from "../api_schema.ts";
 import { booleanField, defineAndRestore, withVmmStopped } from "./save_restore.ts";
 import { type SnapshotContext, snapshotDisks, snapshotOf } from "./snapshot_ops.ts";
 
 /** At most this many clones per request. */
-export const MAX_CLONES = 100;
+export const MAX_CLONES = schema.MAX_CLONES;
 
 /** What clone needs: the snapshot context and where to keep a running source's state. */
 export interface CloneContext extends SnapshotContext {
@@ -46,9 +47,7 @@ export async function cloneDomain(
   source: string,
   body: unknown,
 ): Promise<DomainInfo[]> {
-  const request = requestObject(body, ["name", "count", "snapshot", "start"]) as Partial<
-    CloneRequest
-  >;
+  const request: CloneRequest = parseRequest(schema.CloneRequest, body);
   const fields = request as Record<string, unknown>;
   const base = request.name;
   if (typeof base !== "string" || !isObjectName(base)) {
@@ -58,12 +57,6 @@ export async function cloneDomain(
     );
   }
   const count = request.count;
-  if (
-    count !== undefined &&
-    (typeof count !== "number" || !Number.isInteger(count) || count < 1 || count > MAX_CLONES)
-  ) {
-    throw new ApiError("invalid", `count: expected a whole number from 1 to ${MAX_CLONES}`);
-  }
   const start = booleanField(fields, "start");
   const names = count === undefined
     ? [base]

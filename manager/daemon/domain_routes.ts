@@ -6,15 +6,16 @@
  */
 
 import type { ActionRequest, HostInfo } from "../api_types.ts";
+import * as schema from "../api_schema.ts";
 import type { DenovisorPaths } from "../paths.ts";
 import { VERSION } from "../../common/version.ts";
 import {
   ApiError,
   CONSOLE_PROTOCOL,
   jsonResponse,
+  parseRequest,
   readJsonBody,
   relay,
-  requestObject,
   type Router,
   upgradeResponse,
 } from "../../common/http/mod.ts";
@@ -113,15 +114,15 @@ export function addDomainRoutes(
     });
   });
   router.add("PUT", "/v1/domains/:name/memory", async ({ request, params }) => {
-    const body = requestObject(await readJsonBody(request), ["targetBytes"], ["targetBytes"]);
+    const body = parseRequest(schema.MemoryRequest, await readJsonBody(request));
     return jsonResponse(await domains.setMemory(params.name, body.targetBytes));
   });
   router.add("PUT", "/v1/domains/:name/vcpus", async ({ request, params }) => {
-    const body = requestObject(await readJsonBody(request), ["count"], ["count"]);
+    const body = parseRequest(schema.VcpusRequest, await readJsonBody(request));
     return jsonResponse(await domains.setVcpus(params.name, body.count));
   });
   router.add("PUT", "/v1/domains/:name/autostart", async ({ request, params }) => {
-    const body = requestObject(await readJsonBody(request), ["enabled"], ["enabled"]);
+    const body = parseRequest(schema.EnabledRequest, await readJsonBody(request));
     return jsonResponse(await domains.setAutostart(params.name, body.enabled));
   });
   router.add("POST", "/v1/domains/:name/:action", async ({ request, params }) => {
@@ -132,7 +133,7 @@ export function addDomainRoutes(
         `No domain action '${params.action}'; the actions are ${ACTIONS.join(", ")}`,
       );
     }
-    const body = actionRequest(await readJsonBody(request));
+    const body: ActionRequest = parseRequest(schema.ActionRequest, await readJsonBody(request));
     return jsonResponse(await runAction(domains, params.name, action, body));
   });
   router.add("GET", "/v1/events", () =>
@@ -218,29 +219,4 @@ function count(text: string, name: string, max: number): number {
     throw new ApiError("invalid", `?${name}=${text}: expected a whole number from 1 to ${max}`);
   }
   return value;
-}
-
-function actionRequest(body: unknown): ActionRequest {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new ApiError("invalid", "The request body must be a JSON object (or empty)");
-  }
-  const request = body as Record<string, unknown>;
-  for (const key of Object.keys(request)) {
-    if (key !== "timeoutSeconds" && key !== "wait") {
-      throw new ApiError("invalid", `${key}: unknown field; known fields are timeoutSeconds, wait`);
-    }
-  }
-  if (request.wait !== undefined && typeof request.wait !== "boolean") {
-    throw new ApiError(
-      "invalid",
-      `wait: expected true or false, got ${JSON.stringify(request.wait)}`,
-    );
-  }
-  if (request.timeoutSeconds !== undefined && typeof request.timeoutSeconds !== "number") {
-    throw new ApiError(
-      "invalid",
-      `timeoutSeconds: expected a number of seconds, got ${JSON.stringify(request.timeoutSeconds)}`,
-    );
-  }
-  return request as ActionRequest;
 }

@@ -13,7 +13,8 @@
 
 import { dirname } from "node:path";
 import type { DomainDefinition, MigrationProgress, MigrationResult } from "../api_types.ts";
-import { ApiError } from "../../common/http/mod.ts";
+import { ApiError, parseRequest } from "../../common/http/mod.ts";
+import { MigrateRequest } from "../api_schema.ts";
 import { DenovisorError } from "../../common/errors.ts";
 import {
   DefinitionError,
@@ -77,55 +78,23 @@ interface MigratePlan {
   wait: boolean;
 }
 
-const FIELDS = ["dest", "maxDowntimeMs", "bandwidth", "timeoutS", "offline", "wait"];
-
 /** Checks a MigrateRequest; every problem is a 400 that names the field. */
 export function parseMigrateRequest(body: unknown): MigratePlan {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new ApiError("invalid", 'The body must be an object: { "dest": "HOST:PORT", ... }');
-  }
-  const fields = body as Record<string, unknown>;
-  const unknown = Object.keys(fields).find((key) => !FIELDS.includes(key));
-  if (unknown !== undefined) {
-    throw new ApiError("invalid", `${unknown}: unknown field; expected ${FIELDS.join(", ")}`);
-  }
-  if (typeof fields.dest !== "string") {
-    throw new ApiError("invalid", "dest: the destination daemon's HOST:PORT is required");
-  }
+  const request = parseRequest(MigrateRequest, body);
   let address: { host: string; port: number };
   try {
-    address = parseHostPort(fields.dest, "dest");
+    address = parseHostPort(request.dest, "dest");
   } catch (error) {
     throw new ApiError("invalid", (error as Error).message);
   }
-  const integer = (name: string, fallback: number, min: number, max: number) => {
-    const value = fields[name] ?? fallback;
-    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
-      throw new ApiError(
-        "invalid",
-        `${name}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`,
-      );
-    }
-    return value;
-  };
-  const flag = (name: string, fallback: boolean) => {
-    const value = fields[name] ?? fallback;
-    if (typeof value !== "boolean") {
-      throw new ApiError(
-        "invalid",
-        `${name}: expected true or false, got ${JSON.stringify(value)}`,
-      );
-    }
-    return value;
-  };
   return {
-    dest: fields.dest,
+    dest: request.dest,
     ...address,
-    maxDowntimeMs: integer("maxDowntimeMs", DEFAULT_CONVERGENCE.maxDowntimeMs, 0, 3_600_000),
-    bandwidth: integer("bandwidth", 0, 0, Number.MAX_SAFE_INTEGER),
-    timeoutMs: integer("timeoutS", DEFAULT_CONVERGENCE.timeoutMs / 1000, 1, 7 * 24 * 3600) * 1000,
-    offline: flag("offline", false),
-    wait: flag("wait", true),
+    maxDowntimeMs: request.maxDowntimeMs ?? DEFAULT_CONVERGENCE.maxDowntimeMs,
+    bandwidth: request.bandwidth ?? 0,
+    timeoutMs: (request.timeoutS ?? DEFAULT_CONVERGENCE.timeoutMs / 1000) * 1000,
+    offline: request.offline ?? false,
+    wait: request.wait ?? true,
   };
 }
 

@@ -148,36 +148,21 @@ const PATHS: Record<string, Record<string, Schema>> = {
   "/v1/domains/{name}/memory": {
     put: operation("setMemory", "Set the balloon target (mem-set)", {
       ok: DOMAIN_INFO,
-      body: {
-        type: "object",
-        properties: { targetBytes: { type: "integer", minimum: 0 } },
-        required: ["targetBytes"],
-        additionalProperties: false,
-      },
+      body: ref("MemoryRequest"),
       parameters: [NAME],
     }),
   },
   "/v1/domains/{name}/vcpus": {
     put: operation("setVcpus", "Set the vCPU count (vcpu-set)", {
       ok: DOMAIN_INFO,
-      body: {
-        type: "object",
-        properties: { count: { type: "integer", minimum: 1, maximum: 254 } },
-        required: ["count"],
-        additionalProperties: false,
-      },
+      body: ref("VcpusRequest"),
       parameters: [NAME],
     }),
   },
   "/v1/domains/{name}/autostart": {
     put: operation("setAutostart", "Start the domain when the daemon starts, or not", {
       ok: DOMAIN_INFO,
-      body: {
-        type: "object",
-        properties: { enabled: { type: "boolean" } },
-        required: ["enabled"],
-        additionalProperties: false,
-      },
+      body: ref("EnabledRequest"),
       parameters: [NAME],
     }),
   },
@@ -229,12 +214,7 @@ const PATHS: Record<string, Record<string, Schema>> = {
   "/v1/pools/{pool}/autostart": {
     put: operation("setPoolAutostart", "Start the pool when the daemon starts, or not", {
       ok: [200, json(ref("PoolInfo"), "The pool")],
-      body: {
-        type: "object",
-        properties: { enabled: { type: "boolean" } },
-        required: ["enabled"],
-        additionalProperties: false,
-      },
+      body: ref("EnabledRequest"),
       parameters: [POOL],
     }),
   },

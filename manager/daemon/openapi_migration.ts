@@ -20,20 +20,6 @@ const NAME = pathParameter("name", "Domain name");
 
 /** The schemas of the types these routes use. */
 export const MIGRATION_SCHEMAS: Record<string, Schema> = {
-  MigrateRequest: object({
-    dest: {
-      type: "string",
-      description: "HOST:PORT ([v6]:PORT) of the destination daemon's --migration-listen",
-    },
-    maxDowntimeMs: { type: "integer", minimum: 0, maximum: 3_600_000, default: 100 },
-    bandwidth: { type: "integer", minimum: 0, description: "Bytes per second; 0: no limit" },
-    timeoutS: { type: "integer", minimum: 1, maximum: 604800, default: 3600 },
-    offline: { type: "boolean", description: "Pause, move, resume (no pre-copy)" },
-    wait: {
-      type: "boolean",
-      description: "Answer when over (default true); false: 202 with the first progress",
-    },
-  }, ["dest"]),
   MigrationProgress: object({
     direction: { enum: ["outgoing", "incoming"] },
     peer: string,

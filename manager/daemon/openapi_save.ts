@@ -22,10 +22,6 @@ const SNAPSHOT = pathParameter("snapshot", "Snapshot name");
 
 /** The schemas of the types these routes use. */
 export const SAVE_SCHEMAS: Record<string, Schema> = {
-  SaveRequest: object({
-    file: { type: "string", description: "Absolute path of the state file to write" },
-    keep: { type: "boolean", description: "Leave the domain running (a checkpoint)" },
-  }, ["file"]),
   SaveResult: object({
     domain: string,
     stateFile: string,
@@ -45,12 +41,6 @@ export const SAVE_SCHEMAS: Record<string, Schema> = {
     "pausedMs",
     "kept",
   ]),
-  RestoreRequest: object({
-    file: { type: "string", description: "Absolute path of a state file written by save" },
-    paused: boolean,
-    name: { type: "string", description: "Restore as a new domain (new uuid and MACs)" },
-    force: { type: "boolean", description: "Restore although the disks changed" },
-  }, ["file"]),
   SnapshotDisk: object({ id: string, pool: string, volume: string }, ["id", "pool", "volume"]),
   SnapshotInfo: object({
     name: string,
@@ -65,17 +55,6 @@ export const SAVE_SCHEMAS: Record<string, Schema> = {
     stateBytes: integer,
     memoryDataBytes: integer,
   }, ["name", "domain", "createdAt", "domainState", "memory", "disks"]),
-  SnapshotCreateRequest: object({
-    name: string,
-    diskOnly: { type: "boolean", description: "Disks only, not the guest's memory" },
-    description: string,
-  }, ["name"]),
-  CloneRequest: object({
-    name: string,
-    count: { type: "integer", minimum: 1, maximum: 100 },
-    snapshot: string,
-    start: { type: "boolean", description: "Run the clones (default: paused)" },
-  }, ["name"]),
 };
 
 /** The paths, built with openapi.ts's `operation` (its error responses). */

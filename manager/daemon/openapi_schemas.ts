@@ -1,31 +1,22 @@
 /**
  * JSON Schemas (2020-12, as OpenAPI 3.1 uses) of the API types in manager/api_types.ts,
- * for the OpenAPI description (openapi.ts). Keep them in step with the TypeScript types;
- * openapi_test.ts checks the field lists against sample values of those types.
+ * for the OpenAPI description (openapi.ts). The request bodies and the domain definition
+ * are generated from their one schema (manager/api_schema.ts, which the daemon validates
+ * with and the types come from); the answers are still written here, and openapi_test.ts
+ * checks their field lists against sample values of the TypeScript types.
  *
  * @module
  */
 
-import {
-  CONSOLE_KINDS,
-  DOMAIN_STATES,
-  IMAGE_FORMATS,
-  LIFECYCLE_ACTIONS,
-  TRANSPORTS,
-} from "../../common/enums.ts";
+import { DOMAIN_STATES, IMAGE_FORMATS } from "../../common/enums.ts";
 import { ERROR_CODES } from "../../common/errors.ts";
+import { REQUEST_SCHEMAS } from "../api_schema.ts";
+import { toJsonSchema } from "../../common/schema.ts";
 import { boolean, integer, object, ref, type Schema, string } from "./openapi_builders.ts";
-import { MAX_DISK_SERIAL_LENGTH, OBJECT_NAME_PATTERN } from "../../common/validators.ts";
 
 const size: Schema = {
   description: 'Bytes, or a string with a unit such as "10G"',
   oneOf: [integer, string],
-};
-const rateLimit: Schema = {
-  type: "string",
-  description:
-    'Token-bucket limit: "bw=10M,ops=1000[,bw_burst=SIZE][,ops_burst=N]" or Firecracker\'s JSON',
-  examples: ["bw=10M,ops=1000"],
 };
 
 const domainSummary = {
@@ -48,89 +39,17 @@ const poolDefinition = {
   autostart: boolean,
 };
 
+/** The request schemas of manager/api_schema.ts as JSON, with the schemas they name. */
+function requestSchemas(): Record<string, Schema> {
+  const components: Record<string, Schema> = {};
+  for (const schema of REQUEST_SCHEMAS) toJsonSchema(schema, components, false);
+  return components;
+}
+
 /** Every schema of the API, by type name. */
 export const SCHEMAS: Record<string, Schema> = {
-  LifecycleAction: { enum: [...LIFECYCLE_ACTIONS] },
-  Transport: { enum: [...TRANSPORTS] },
+  ...requestSchemas(),
   DomainState: { enum: [...DOMAIN_STATES] },
-  DiskDefinition: object({
-    pool: { type: "string", description: 'Defaults to "default" when volume is given' },
-    volume: string,
-    path: { type: "string", description: "Absolute host path; exclusive with volume" },
-    format: { enum: [...IMAGE_FORMATS], description: "Probed from the image when omitted" },
-    readOnly: boolean,
-    serial: { type: "string", maxLength: MAX_DISK_SERIAL_LENGTH },
-    transport: ref("Transport"),
-    rateLimit,
-    bus: { enum: ["virtio", "sata"], description: "sata: on the AHCI controller (firmware boot)" },
-  }),
-  NicDefinition: object({
-    tap: { type: "string", description: 'A tap name, or "auto" (default)' },
-    bridge: string,
-    mac: {
-      type: "string",
-      pattern: "^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$",
-      description: "Generated (52:54:00 prefix, stable per uuid and index) when omitted",
-    },
-    transport: ref("Transport"),
-    rateLimit,
-  }),
-  BootDefinition: {
-    oneOf: [
-      object({ kernel: string, initrd: string, cmdline: string }, ["kernel"]),
-      object({ demo: { const: true } }, ["demo"]),
-      object({
-        firmware: { type: "string", description: '"seabios" or the path of a BIOS image' },
-        order: { type: "array", items: { enum: ["disk", "cdrom"] } },
-      }, ["firmware"]),
-    ],
-  },
-  DomainDefinition: object(
-    {
-      name: { type: "string", pattern: OBJECT_NAME_PATTERN.source },
-      uuid: { type: "string", format: "uuid" },
-      vcpus: { type: "integer", minimum: 1, maximum: 254 },
-      memory: {
-        description: 'A bare number is MiB (as in xl.cfg); or a size string such as "512M"',
-        oneOf: [{ type: "integer", minimum: 16 }, string],
-      },
-      boot: ref("BootDefinition"),
-      disks: { type: "array", items: ref("DiskDefinition") },
-      cdroms: {
-        type: "array",
-        items: string,
-        description: "ISO images on AHCI CD-ROM drives; firmware boot only",
-      },
-      nics: { type: "array", items: ref("NicDefinition") },
-      rng: { oneOf: [boolean, object({ rateLimit })] },
-      balloon: boolean,
-      console: { enum: [...CONSOLE_KINDS] },
-      onPoweroff: ref("LifecycleAction"),
-      onReboot: ref("LifecycleAction"),
-      onCrash: ref("LifecycleAction"),
-      autostart: boolean,
-      ha: { type: "boolean", description: "In a farm: restart elsewhere when the host is lost" },
-      placement: object({
-        host: string,
-        labels: { type: "object", additionalProperties: string },
-        antiAffinity: string,
-      }),
-      sandbox: {
-        description: "The VMM's confinement (README, security); false turns it off",
-        oneOf: [boolean, object({ seccomp: { enum: ["strict", "log", "off"] } })],
-      },
-      cpu: object(
-        {
-          weight: { type: "integer", minimum: 1, maximum: 10000, description: "default 100" },
-          max: { type: "string", pattern: "^[0-9]+(\\.[0-9]+)?%$", description: 'e.g. "50%"' },
-        },
-        [],
-        { description: "The VMM's CPU share in its cgroup" },
-      ),
-    },
-    ["name", "boot"],
-    { description: "Documented in docs/domain.md; unknown fields are refused" },
-  ),
   DomainSummary: object(domainSummary, [
     "name",
     "uuid",
@@ -160,10 +79,6 @@ export const SCHEMAS: Record<string, Schema> = {
     "definition",
     "logFile",
   ]),
-  ActionRequest: object({
-    timeoutSeconds: { type: "number", minimum: 0, description: "shutdown: default 60" },
-    wait: { type: "boolean", description: "shutdown, reboot: answer when done (default true)" },
-  }),
   VcpuStats: object({ index: integer, cpuTimeNs: integer }, ["index", "cpuTimeNs"]),
   DiskStats: object({
     name: string,

@@ -8,7 +8,14 @@
  */
 
 import { dirname, isAbsolute } from "node:path";
-import { ApiError, jsonResponse, readJsonBody, type Router } from "../../common/http/mod.ts";
+import {
+  ApiError,
+  jsonResponse,
+  parseRequest,
+  readJsonBody,
+  type Router,
+} from "../../common/http/mod.ts";
+import { EnabledRequest } from "../api_schema.ts";
 import { DenovisorError } from "../../common/errors.ts";
 import type { PoolManager } from "../../storage/pool/mod.ts";
 
@@ -46,8 +53,8 @@ export function addPoolRoutes(router: Router, pools: PoolManager): Router {
     return new Response(null, { status: 204 });
   });
   router.add("PUT", "/v1/pools/:pool/autostart", async ({ params, request }) => {
-    const body = await readJsonBody(request) as { enabled?: unknown };
-    return jsonResponse(guard(() => pools.setAutostart(params.pool, body.enabled as boolean)));
+    const body = parseRequest(EnabledRequest, await readJsonBody(request));
+    return jsonResponse(guard(() => pools.setAutostart(params.pool, body.enabled)));
   });
   router.add(
     "GET",

@@ -14,7 +14,8 @@
 
 import { dirname, isAbsolute, join } from "node:path";
 import type { DomainInfo, RestoreRequest, SaveRequest, SaveResult } from "../api_types.ts";
-import { ApiError, requestObject } from "../../common/http/mod.ts";
+import { ApiError, parseRequest } from "../../common/http/mod.ts";
+import * as schema from "../api_schema.ts";
 import { diskName } from "../../vmm/device_names.ts";
 import { readStateFile } from "../../vmm/snapshot/state_file.ts";
 import { validateDefinition } from "../domain/definition.ts";
@@ -177,7 +178,7 @@ export async function saveDomain(
   name: string,
   body: unknown,
 ): Promise<SaveResult> {
-  const request = requestObject(body, ["file", "keep"]) as Partial<SaveRequest>;
+  const request: SaveRequest = parseRequest(schema.SaveRequest, body);
   const file = await fileField(request as Record<string, unknown>);
   const keep = booleanField(request as Record<string, unknown>, "keep");
   return await domains.locked(name, async (entry) => {
@@ -235,9 +236,7 @@ export async function saveDomain(
 
 /** POST /v1/restore. */
 export async function restoreDomain(domains: DomainManager, body: unknown): Promise<DomainInfo> {
-  const request = requestObject(body, ["file", "paused", "name", "force"]) as Partial<
-    RestoreRequest
-  >;
+  const request: RestoreRequest = parseRequest(schema.RestoreRequest, body);
   const fields = request as Record<string, unknown>;
   const file = await fileField(fields);
   const paused = booleanField(fields, "paused");

@@ -25,7 +25,8 @@ import {
 } from "../snapshots/snapshot_store.ts";
 import type { DomainEntry } from "./domain_entry.ts";
 import type { DomainManager } from "./domains.ts";
-import { requestObject } from "../../common/http/mod.ts";
+import { parseRequest } from "../../common/http/mod.ts";
+import * as schema from "../api_schema.ts";
 import { booleanField, withVmmStopped } from "./save_restore.ts";
 
 /** What snapshot operations need from the daemon. */
@@ -34,9 +35,6 @@ export interface SnapshotContext {
   pools: PoolManager;
   store: SnapshotStore;
 }
-
-/** A description is one line for `snapshot list`, at most this long. */
-const MAX_DESCRIPTION = 1024;
 
 /** The writable pool disks of `definition`; a writable plain-path disk is refused. */
 export function snapshotDisks(definition: DomainDefinition, verb: string): SnapshotDisk[] {
@@ -108,19 +106,10 @@ export async function createSnapshot(
   domain: string,
   body: unknown,
 ): Promise<SnapshotInfo> {
-  const request = requestObject(body, ["name", "diskOnly", "description"]);
+  const request = parseRequest(schema.SnapshotCreateRequest, body);
   const name = checkSnapshotName(request.name);
   const diskOnly = booleanField(request, "diskOnly");
   const description = request.description;
-  if (
-    description !== undefined &&
-    (typeof description !== "string" || description.length > MAX_DESCRIPTION)
-  ) {
-    throw new ApiError(
-      "invalid",
-      `description: expected text of at most ${MAX_DESCRIPTION} characters`,
-    );
-  }
   return await ctx.domains.locked(domain, async (entry) => {
     refuseTransient(entry, "take snapshots of");
     const state = entry.state;

@@ -36,7 +36,10 @@ import {
   readRng,
   refuseDuplicateImages,
 } from "./definition_devices.ts";
-import { validateCollecting } from "./definition_problems.ts";
+import { validateAfterSchema } from "./definition_problems.ts";
+import { DomainDefinition as DomainDefinitionSchema, MAX_VCPUS } from "../api_schema.ts";
+import { propertyKeys } from "../../common/schema.ts";
+import { checkSchema } from "../../common/schema_check.ts";
 
 export { DefinitionError, DomainConflictError } from "./definition_error.ts";
 export { type DefinitionProblem, DefinitionProblems } from "./definition_problems.ts";
@@ -44,7 +47,7 @@ export { checkConflicts } from "./conflicts.ts";
 
 /** Domain names: also directory names under the state and runtime directories. */
 export const NAME_PATTERN = OBJECT_NAME_PATTERN;
-export const MAX_VCPUS = 254;
+export { MAX_VCPUS };
 export const MIN_MEMORY_MIB = 16;
 export const DEFAULT_MEMORY_MIB = 256;
 /** Linux x86 reads at most 2048 bytes of command line (COMMAND_LINE_SIZE), NUL included. */
@@ -56,27 +59,8 @@ export const MAX_PCI_DEVICES = 31;
 export const MAX_MMIO_DEVICES = VIRTIO_MMIO_IRQS.length;
 const MIB = 1024 * 1024;
 
-const DOMAIN_FIELDS = [
-  "name",
-  "uuid",
-  "vcpus",
-  "memory",
-  "boot",
-  "disks",
-  "cdroms",
-  "nics",
-  "rng",
-  "balloon",
-  "console",
-  "onPoweroff",
-  "onReboot",
-  "onCrash",
-  "autostart",
-  "ha",
-  "placement",
-  "sandbox",
-  "cpu",
-] as const;
+/** The definition's fields, in reading order: the schema's (manager/api_schema.ts). */
+const DOMAIN_FIELDS = propertyKeys(DomainDefinitionSchema);
 /** Options of `validateDefinition`. */
 export interface ValidateOptions {
   /** Relative kernel, initrd and disk paths are resolved against it; without it they are refused. */
@@ -102,7 +86,13 @@ export function validateDefinition(
   input: unknown,
   options: ValidateOptions = {},
 ): DomainDefinition {
-  return validateCollecting(input, (each) => validateOnce(each, options));
+  const structural = checkSchema(DomainDefinitionSchema, input);
+  return validateAfterSchema(
+    input,
+    structural,
+    DOMAIN_FIELDS,
+    (each) => validateOnce(each, options),
+  );
 }
 
 /** `validateDefinition` up to the first bad field. */

@@ -15,6 +15,7 @@
  */
 
 import { DefinitionError, DomainConflictError } from "./definition_error.ts";
+import type { SchemaProblem } from "../../common/schema_check.ts";
 
 /** One mistake: the field's JSON path and what is wrong with it. */
 export interface DefinitionProblem {
@@ -54,6 +55,82 @@ export function validateCollecting<T>(input: unknown, validate: (input: unknown)
     if (problems.length <= 1) throw first;
     throw new DefinitionProblems(problems);
   }
+}
+
+/**
+ * Like `validateCollecting`, after the schema's structural check found `structural`: the
+ * fields those problems name are taken out of a copy (as above), the copy is validated for
+ * what the schema cannot see, and every problem is reported in the order of `fields`
+ * (the definition's properties; unknown fields first), each array's elements in order.
+ */
+export function validateAfterSchema<T>(
+  input: unknown,
+  structural: SchemaProblem[],
+  fields: readonly string[],
+  validate: (input: unknown) => T,
+): T {
+  if (structural.length === 0) return validateCollecting(input, validate);
+  const problems: DefinitionProblem[] = [...structural];
+  const indices = new Map<string, number[]>();
+  if (isPlainObject(input)) {
+    const working = structuredClone(input);
+    if (takeOutAll(working, structural, indices)) {
+      try {
+        validate(working);
+      } catch (first) {
+        if (!(first instanceof DefinitionError) || first instanceof DomainConflictError) {
+          throw first;
+        }
+        for (const each of collect(working, first, validate)) {
+          problems.push({ path: inputPath(each.path, indices), problem: each.problem });
+        }
+      }
+    }
+  }
+  const rank = (path: string) => {
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?/.exec(path);
+    return [fields.indexOf(match?.[1] ?? ""), Number(match?.[2] ?? -1)];
+  };
+  const sorted = problems
+    .map((problem, order) => ({ problem, order, rank: rank(problem.path) }))
+    .sort((a, b) => a.rank[0] - b.rank[0] || a.rank[1] - b.rank[1] || a.order - b.order)
+    .map((each) => each.problem)
+    .slice(0, MAX_PROBLEMS);
+  if (sorted.length === 1) throw new DefinitionError(sorted[0].path, sorted[0].problem);
+  throw new DefinitionProblems(sorted);
+}
+
+/**
+ * Takes every field a structural problem names out of `working` (bad array elements all
+ * at once, their input indices kept in `indices`); false when the rest cannot be judged
+ * alone (a bad boot beside cdroms, a problem with the whole object).
+ */
+function takeOutAll(
+  working: Record<string, unknown>,
+  problems: SchemaProblem[],
+  indices: Map<string, number[]>,
+): boolean {
+  const elements = new Map<string, Set<number>>();
+  for (const { path } of problems) {
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?/.exec(path);
+    if (!match) return false;
+    const [, key, index] = match;
+    if (key === "name") working.name = PLACEHOLDER_NAME;
+    else if (key === "boot") {
+      if ("cdroms" in working) return false;
+      working.boot = { demo: true };
+    } else if (index !== undefined && Array.isArray(working[key])) {
+      elements.set(key, (elements.get(key) ?? new Set()).add(Number(index)));
+    } else delete working[key];
+  }
+  for (const [key, bad] of elements) {
+    const value = working[key];
+    if (!Array.isArray(value)) continue;
+    const kept = value.map((_, index) => index).filter((index) => !bad.has(index));
+    working[key] = kept.map((index) => value[index]);
+    indices.set(key, kept);
+  }
+  return true;
 }
 
 function collect(
