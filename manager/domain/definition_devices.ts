@@ -27,19 +27,12 @@ import {
   readString,
 } from "./definition_error.ts";
 import { generateMac, macProblem } from "./mac.ts";
+import { DiskDefinition as DiskSchema, NicDefinition as NicSchema } from "../api_schema.ts";
+import { propertyKeys } from "../../common/schema.ts";
 
-const DISK_FIELDS = [
-  "pool",
-  "volume",
-  "path",
-  "format",
-  "readOnly",
-  "serial",
-  "transport",
-  "rateLimit",
-  "bus",
-] as const;
-const NIC_FIELDS = ["tap", "bridge", "mac", "transport", "rateLimit"] as const;
+/** The fields of a disk and a NIC: their schema's (manager/api_schema.ts). */
+const DISK_FIELDS = propertyKeys(DiskSchema);
+const NIC_FIELDS = propertyKeys(NicSchema);
 
 /** An absolute, normalized host path (relative ones resolved against `baseDir`). */
 export function readPath(value: string, path: string, baseDir: string | undefined): string {
