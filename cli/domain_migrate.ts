@@ -24,8 +24,12 @@ const PROGRESS_INTERVAL_MS = 500;
 const encoder = new TextEncoder();
 
 /** Builds the request from the flags; throws UsageError for a bad one. */
-export function migrateRequest(dest: string, values: Record<string, unknown>): MigrateRequest {
-  const body: MigrateRequest = { dest };
+export function migrateRequest(
+  dest: string | undefined,
+  values: Record<string, unknown>,
+): MigrateRequest {
+  // No destination only in a farm: the farm places the domain.
+  const body = (dest === undefined ? {} : { dest }) as MigrateRequest;
   const whole = (flag: string, min: number): number | undefined => {
     const text = values[flag];
     if (typeof text !== "string") return undefined;
@@ -48,7 +52,12 @@ export function migrateRequest(dest: string, values: Record<string, unknown>): M
 /** The summary line of a finished migration. */
 export function migrationSummary(result: MigrationResult): string {
   const mib = (result.bytesSent / 1048576).toFixed(1);
-  return `Domain '${printable(result.domain)}' migrated to ${printable(result.dest)} in ` +
+  // In a farm the answer names the host too.
+  const host = (result as { host?: unknown }).host;
+  const to = typeof host === "string"
+    ? `host '${printable(host)}' (${printable(result.dest)})`
+    : printable(result.dest);
+  return `Domain '${printable(result.domain)}' migrated to ${to} in ` +
     `${(result.totalMs / 1000).toFixed(2)} s: ${result.iterations} rounds, ${mib} MiB sent, ` +
     `downtime ${Math.round(result.downtimeMs)} ms`;
 }
@@ -57,6 +66,7 @@ const migrate: DomainVerb = {
   name: "migrate",
   summary: "Move a running domain to another host's daemon (live migration)",
   help: `Usage: denovisor migrate NAME DEST [options]
+       denovisor migrate NAME [HOST] [options]     (in a farm)
        denovisor migrate --abort NAME
 
 Moves the running domain NAME to the daemon whose --migration-listen is DEST
@@ -64,6 +74,11 @@ Moves the running domain NAME to the daemon whose --migration-listen is DEST
 then it pauses for at most about --max-downtime while the rest and its devices move,
 and it runs on there. Its disks must be on storage both hosts see, at the same paths.
 The daemons authenticate each other with their --migration-cert/-key/-ca (mutual TLS).
+
+In a farm (a daemon started with --etcd), any host's daemon takes the command: DEST
+may be a host's name, and without DEST the domain goes to the host placement picks
+(as 'start --host auto' would, its current host excluded); the farm's record of
+which host runs it moves with it.
 
 Afterwards the domain is defined on DEST (persistent if it was here, transient if it
 was) and no longer here. If anything fails before the switch-over it keeps running
@@ -79,7 +94,8 @@ Options:
   --json              Print the result as JSON
 
 Example:
-  denovisor migrate web 10.0.0.2:4789 --max-downtime 300`,
+  denovisor migrate web 10.0.0.2:4789 --max-downtime 300
+  denovisor migrate web host2        # in a farm; or no destination at all`,
   options: {
     "max-downtime": { type: "string" },
     bandwidth: { type: "string" },
@@ -88,7 +104,7 @@ Example:
     abort: { type: "boolean" },
   },
   json: true,
-  args: ["domain", "name"],
+  args: ["domain", "host"],
   optional: 1,
   completes: ["running", "paused"],
   async run(context, values, [name, dest]) {
@@ -107,9 +123,10 @@ Example:
       );
       return CLIENT_EXIT.OK;
     }
-    if (dest === undefined) {
+    if (dest === undefined && !(await inFarm(context.client))) {
       throw new UsageError(
-        "migrate: missing the destination HOST:PORT; usage: denovisor migrate NAME DEST",
+        "migrate: missing the destination HOST:PORT (only a farm places a domain by itself); " +
+          "usage: denovisor migrate NAME DEST",
       );
     }
     const body = migrateRequest(dest, values);
@@ -127,6 +144,17 @@ Example:
     }
   },
 };
+
+/** Whether the daemon belongs to a farm (its GET /v1/farm is not a 404; no daemon: no). */
+async function inFarm(client: { get<T>(path: string): Promise<T> }): Promise<boolean> {
+  try {
+    await client.get("/v1/farm");
+    return true;
+  } catch (error) {
+    const status = (error as { status?: number }).status;
+    return status !== undefined && status !== 404;
+  }
+}
 
 /**
  * On a terminal (stderr), one line rewritten in place with the domain's migration

@@ -33,7 +33,8 @@ export type ArgKind =
   | "verb"
   | "name"
   | "snapshot"
-  | "state";
+  | "state"
+  | "host";
 
 /** A source of stdin bytes that the CLI and the REPL share (null at end of input). */
 export type ByteReader = (signal?: AbortSignal) => Promise<Uint8Array | null>;
@@ -118,6 +119,7 @@ function describeArg(kind: ArgKind): string {
     name: "the new name",
     snapshot: "the snapshot name",
     state: "the state file",
+    host: "the destination",
   }[kind];
 }
 

@@ -1,47 +1,27 @@
 /**
  * `denovisor farm`: the farm a daemon belongs to (manager/farm/), through any of its
- * hosts' daemons: status, hosts, events, maintenance, evacuate.
+ * hosts' daemons: status, events; hosts, maintenance and evacuate are `denovisor host`'s
+ * list, maintenance and evacuate (cli/host.ts) under their first names.
  *
  * @module
  */
 
-import type {
-  EvacuationStep,
-  EventRecord,
-  FarmHost,
-  FarmStatus,
-} from "../manager/farm/farm_api.ts";
+import type { EventRecord, FarmStatus } from "../manager/farm/farm_api.ts";
 import { formatFields, formatTable } from "./output.ts";
 import { emit, runGroupCli, type Subcommand } from "./pool_output.ts";
-import { UsageError } from "./usage_error.ts";
+import { HOST_EVACUATE, HOST_LIST, HOST_MAINTENANCE, hostTable } from "./host.ts";
 
-const INTRO = `A farm is many hosts managed as one: each daemon started with --farm NAME --etcd URL
+const INTRO = `A farm is many hosts managed as one: each daemon started with --etcd URL --host NAME
 keeps the farm's state in etcd (hosts, definitions, which host runs each domain). Domains
 defined on any host are known to all; 'denovisor start NAME --host auto' places a domain
-on the host with the most free memory; a domain with "ha": true restarts on another host
-when its host is lost. See docs/farm.md.
+on the host with the most free memory; 'migrate NAME' without a destination moves it live
+to the host placement picks; a domain with "ha": true restarts on another host when its
+host is lost. 'denovisor host' lists, inspects, evacuates and removes hosts. See
+docs/farm.md.
 
 Example:
   denovisor farm status
-  denovisor farm maintenance host2 on && denovisor farm evacuate host2`;
-
-const MIB = 2 ** 20;
-
-function hostTable(hosts: FarmHost[]): string {
-  return formatTable(
-    ["Host", "Address", "State", "Free memory", "Free vCPUs", "Domains", "Labels"],
-    hosts.map((h) => [
-      h.name,
-      h.address,
-      h.maintenance ? "maintenance" : "up",
-      `${Math.floor(h.freeMemoryBytes / MIB)}/${Math.floor(h.capacity.memoryBytes / MIB)} MiB`,
-      `${h.freeVcpus}/${h.capacity.vcpus}`,
-      h.domains.length,
-      Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(",") || "-",
-    ]),
-    { align: ["left", "left", "left", "right", "right", "right"] },
-  );
-}
+  denovisor host maintenance host2 on && denovisor host evacuate host2`;
 
 /** The `farm` subcommands. */
 export const FARM_SUBCOMMANDS: Subcommand[] = [
@@ -80,17 +60,7 @@ export const FARM_SUBCOMMANDS: Subcommand[] = [
         ].join("\n"));
     },
   },
-  {
-    name: "hosts",
-    usage: "",
-    summary: "The live hosts, their free memory and vCPUs",
-    min: 0,
-    max: 0,
-    run: async (ctx) => {
-      const hosts = await ctx.client.get<FarmHost[]>("/v1/farm/hosts");
-      return emit(ctx, hosts, () => hostTable(hosts));
-    },
-  },
+  { ...HOST_LIST, name: "hosts", summary: "The hosts (as 'host list')" },
   {
     name: "events",
     usage: "[--limit N]",
@@ -108,50 +78,8 @@ export const FARM_SUBCOMMANDS: Subcommand[] = [
         ));
     },
   },
-  {
-    name: "maintenance",
-    usage: "HOST on|off",
-    summary: "Keep new domains off HOST (on) or allow them again (off)",
-    min: 2,
-    max: 2,
-    run: async (ctx) => {
-      const [host, mode] = ctx.positionals;
-      if (mode !== "on" && mode !== "off") {
-        throw new UsageError(`farm maintenance: expected on or off, got '${mode}'`);
-      }
-      const info = await ctx.client.put<FarmHost>(
-        `/v1/farm/hosts/${encodeURIComponent(host)}/maintenance`,
-        { enabled: mode === "on" },
-      );
-      return emit(ctx, info, () => `Host ${host}: maintenance ${mode}`);
-    },
-  },
-  {
-    name: "evacuate",
-    usage: "HOST",
-    summary: "Move every domain off HOST (maintenance on; each stopped and started elsewhere)",
-    details: "Live migration is not used yet: the guests restart on their new hosts.",
-    min: 1,
-    max: 1,
-    run: async (ctx) => {
-      const host = ctx.positionals[0];
-      const steps = await ctx.client.post<EvacuationStep[]>(
-        `/v1/farm/hosts/${encodeURIComponent(host)}/evacuate`,
-      );
-      emit(
-        ctx,
-        steps,
-        () =>
-          steps.length === 0 ? `Host ${host} ran no domain; it is in maintenance` : formatTable(
-            ["Domain", "To", "Result"],
-            steps.map((
-              s,
-            ) => [s.domain, s.to ?? "-", s.status === "moved" ? "moved" : `failed: ${s.error}`]),
-          ),
-      );
-      return steps.some((s) => s.status === "failed") ? 1 : 0;
-    },
-  },
+  { ...HOST_MAINTENANCE, summary: HOST_MAINTENANCE.summary + " (as 'host maintenance')" },
+  { ...HOST_EVACUATE, summary: HOST_EVACUATE.summary + " (as 'host evacuate')" },
 ];
 
 /** `denovisor farm ...`. */

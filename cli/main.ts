@@ -27,7 +27,8 @@ Storage:
 
 Host:
   daemon     Run the service: the API socket and one VMM per running domain
-  farm       The farm of hosts this daemon belongs to: status, hosts, events, evacuate
+  farm       The farm of hosts this daemon belongs to: status, events
+  host       The farm's hosts: list, info, maintenance, evacuate, remove
   migration-certs  A CA and host certificates for a test farm's live migration
   repl       Interactive shell: every client command, Tab completion, live events
   install    Install the systemd unit denovisor.service and its directories
@@ -57,6 +58,7 @@ const COMMANDS: Record<string, Command> = {
   vol: lazy(async () => (await import("./vol.ts")).volCommand),
   daemon: lazy(async () => (await import("./daemon.ts")).daemonCommand),
   farm: lazy(async () => (await import("./farm.ts")).farmCommand),
+  host: lazy(async () => (await import("./host.ts")).hostCommand),
   "migration-certs": lazy(async () => (await import("./migration_certs.ts")).migrationCertsCommand),
   version: versionCommand,
   vmm: lazy(async () => (await import("./vmm.ts")).vmmCommand),

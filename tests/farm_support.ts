@@ -220,8 +220,17 @@ export class TestFarm {
   }
 
   static async start(
-    hosts: { name: string; memory?: string; vcpus?: number; labels?: string[]; relay?: boolean }[],
-    options: { ttl?: number; members?: number } = {},
+    hosts: {
+      name: string;
+      memory?: string;
+      vcpus?: number;
+      labels?: string[];
+      relay?: boolean;
+      /** More daemon flags (e.g. --migration-listen). */
+      args?: string[];
+    }[],
+    /** `issueFlags`: join with `--etcd URL --host NAME` alone (the default farm). */
+    options: { ttl?: number; members?: number; issueFlags?: boolean } = {},
   ): Promise<TestFarm> {
     let cluster: TestEtcdCluster | undefined;
     let etcd: FarmEtcd;
@@ -247,11 +256,10 @@ export class TestFarm {
           dir,
           "--socket",
           `${dir}/api.sock`,
-          "--farm",
-          farm.farm,
+          ...(options.issueFlags ? [] : ["--farm", farm.farm]),
           "--etcd",
           etcdUrl,
-          "--host-name",
+          options.issueFlags ? "--host" : "--host-name",
           host.name,
           "--host-memory",
           host.memory ?? "1G",
@@ -260,6 +268,7 @@ export class TestFarm {
           "--farm-lease-ttl",
           String(options.ttl ?? 5),
           ...(host.labels ?? []).flatMap((l) => ["--host-label", l]),
+          ...host.args ?? [],
         ]);
         farm.daemons.push(daemon);
       }

@@ -17,6 +17,7 @@ import {
 } from "../snapshot.ts";
 import { POOL_ALIASES, POOL_SUBCOMMANDS, poolCommand } from "../pool.ts";
 import { FARM_SUBCOMMANDS, farmCommand } from "../farm.ts";
+import { HOST_SUBCOMMANDS, hostCommand } from "../host.ts";
 import { findSubcommand, runSubcommandWith, type Subcommand } from "../pool_output.ts";
 import { VOL_ALIASES, VOL_SUBCOMMANDS, volCommand } from "../vol.ts";
 import type { ArgCompletion, CompletionSpec } from "./completion.ts";
@@ -37,7 +38,8 @@ Storage:
   vol SUBCOMMAND ...    Volumes ('help vol'); vol-list etc. work too
 
 Farm:
-  farm SUBCOMMAND ...   The farm of hosts ('help farm'): status, hosts, events...
+  farm SUBCOMMAND ...   The farm of hosts ('help farm'): status, events
+  host SUBCOMMAND ...   Its hosts ('help host'): list, info, maintenance, evacuate, remove
 
 Host:
   img SUBCOMMAND ...    Disk images on plain paths, like qemu-img ('help img')
@@ -65,12 +67,14 @@ const ARG_COMPLETIONS: Record<ArgKind, ArgCompletion> = {
   name: "none",
   snapshot: "snapshot",
   state: "file",
+  host: "host",
 };
 
 function optionKind(name: string, type: string): ArgCompletion | "flag" {
   if (type === "boolean") return "flag";
   if (name === "pool") return "pool";
   if (name === "domain") return "domain";
+  if (name === "host") return "host";
   if (["file", "state-dir", "socket", "history"].includes(name)) return "file";
   return "none";
 }
@@ -89,6 +93,7 @@ function usageArgs(usage: string): ArgCompletion[] {
   return positional.map((word) => {
     if (word === "POOL") return "pool";
     if (word === "VOL") return "volume";
+    if (word === "HOST") return "host";
     if (/^FILE/.test(word)) return "file";
     return "none";
   });
@@ -135,6 +140,7 @@ export function completionSpecs(): CompletionSpec[] {
     group("pool", POOL_SUBCOMMANDS),
     group("vol", VOL_SUBCOMMANDS),
     group("farm", FARM_SUBCOMMANDS),
+    group("host", HOST_SUBCOMMANDS),
     {
       names: ["img"],
       options: {},
@@ -183,6 +189,7 @@ export async function runReplCommand(
       ["pool", POOL_SUBCOMMANDS, POOL_ALIASES, poolCommand],
       ["vol", VOL_SUBCOMMANDS, VOL_ALIASES, volCommand],
       ["farm", FARM_SUBCOMMANDS, [] as string[], farmCommand],
+      ["host", HOST_SUBCOMMANDS, [] as string[], hostCommand],
     ] as const
   ) {
     if (name === group) {
@@ -214,8 +221,10 @@ export async function showHelp(name: string, context: VerbContext): Promise<bool
     await runReplCommand([name, "--help"], context);
     return true;
   }
-  if (name === "pool" || name === "vol" || name === "farm") {
-    await ({ pool: poolCommand, vol: volCommand, farm: farmCommand })[name](["--help"]);
+  if (name === "pool" || name === "vol" || name === "farm" || name === "host") {
+    await ({ pool: poolCommand, vol: volCommand, farm: farmCommand, host: hostCommand })[name]([
+      "--help",
+    ]);
     return true;
   }
   return await runReplCommand([name, "--help"], context) !== undefined;

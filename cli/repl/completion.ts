@@ -1,6 +1,7 @@
 /**
  * Tab completion for the REPL: command names, options, and the arguments they take
- * (domain, pool and volume names from the daemon, cached briefly; file paths; on/off).
+ * (domain, pool, volume and farm host names from the daemon, cached briefly; file
+ * paths; on/off).
  *
  * @module
  */
@@ -18,6 +19,7 @@ export type ArgCompletion =
   | "onoff"
   | "command"
   | "snapshot"
+  | "host"
   | "none";
 
 /** A command (or subcommand) as completion sees it. */
@@ -37,6 +39,8 @@ export interface NameSource {
   domains(states?: string[]): Promise<string[]>;
   pools(): Promise<string[]>;
   volumes(pool: string): Promise<string[]>;
+  /** The farm's host names (none outside a farm). */
+  hosts?(): Promise<string[]>;
   /** The snapshot names of `domain` (for snapshot revert, info, delete). */
   snapshots?(domain: string): Promise<string[]>;
 }
@@ -113,6 +117,8 @@ async function values(
       if (domain === undefined || source.snapshots === undefined) return [];
       return await source.snapshots(domain).catch(() => []);
     }
+    case "host":
+      return await source.hosts?.().catch(() => []) ?? [];
     case "onoff":
       return ["on", "off"];
     case "command":
@@ -184,6 +190,11 @@ export class CachedNames implements NameSource {
 
   async pools(): Promise<string[]> {
     return names(await this.#get("/v1/pools"));
+  }
+
+  /** The farm's hosts, down ones too; none from a daemon outside a farm (404). */
+  async hosts(): Promise<string[]> {
+    return names(await this.#get("/v1/farm/hosts?all=1"));
   }
 
   async snapshots(domain: string): Promise<string[]> {

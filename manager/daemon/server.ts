@@ -129,11 +129,11 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       flags: options.migration ?? {},
       log,
     });
-    // Before the domain routes, whose POST /v1/domains/{name}/{action} would take these.
-    addMigrationRoutes(router, migrations);
-    // In a farm, the farm's routes come first: they replace define, edit, undefine and
-    // start with versions that go through etcd (the router takes the first match).
-    const farm = options.farm && new FarmMember(options.farm, domains, events, log, pools);
+    // In a farm, the farm's routes come first: they replace define, edit, undefine,
+    // start and migrate with versions that go through etcd (the router takes the first
+    // match).
+    const farm = options.farm &&
+      new FarmMember(options.farm, domains, events, log, pools, migrations);
     if (farm) {
       // What the farm passes on to this host's own domain routes (a domain running here).
       const local = new Router();
@@ -141,6 +141,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       addDomainRoutes(local, domains, events, paths);
       addFarmRoutes(router, farm, (request) => local.handle(request));
     }
+    // Before the domain routes, whose POST /v1/domains/{name}/{action} would take these.
+    addMigrationRoutes(router, migrations);
     // Before the domain routes: their POST /v1/domains/{name}/{action} would take these.
     addSaveRoutes(router, {
       domains,

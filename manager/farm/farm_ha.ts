@@ -13,6 +13,9 @@
  *   the lost host) and has it started through an intent.
  * A non-HA domain of a lost host is reported as lost (a farm event) and left for people.
  *
+ * Evacuation moves a host's domains live (farm_live_move.ts) where both hosts take
+ * migrations, and by a stop and a start elsewhere otherwise.
+ *
  * A host whose daemon was killed cannot fence itself: its VMMs may still run. Shared
  * disks must then be protected by the images' locks; and when that daemon returns, its
  * reconcile finds the owner keys held by other hosts and destroys its own copies.
@@ -23,14 +26,42 @@
 import { ApiError } from "../../common/http/mod.ts";
 import type { OwnerRecord } from "./farm_records.ts";
 import type { FarmMember } from "./farm_member.ts";
-import { place } from "./placement.ts";
+import { type FarmView, place, PlacementError } from "./placement.ts";
+import type { DomainDefinition } from "../api_types.ts";
+import type { HostRecord } from "./farm_records.ts";
+import { migrationAddress } from "./farm_live_move.ts";
 
-/** What happened to one domain of an evacuation. */
+/** What happened to one domain of an evacuation ("moving" while it happens). */
 export interface EvacuationStep {
   domain: string;
   to?: string;
-  status: "moved" | "failed";
+  status: "moving" | "moved" | "failed";
+  /** Live migration, or a stop and a start (the guest restarts). */
+  how?: "live" | "restart";
+  /** Why it was not moved live, when it was not. */
+  note?: string;
   error?: string;
+  /** How long the move took. */
+  seconds?: number;
+  /** Its place in the evacuation (1-based) and the number of domains. */
+  index?: number;
+  total?: number;
+}
+
+/**
+ * Where an evacuated domain goes: the hosts it can migrate to live first (when its host
+ * has a migration listener), then any host; never its own.
+ */
+function placeForMove(definition: DomainDefinition, view: FarmView, source: HostRecord) {
+  if (migrationAddress(source) !== undefined) {
+    const noListener = view.hosts.filter((h) => migrationAddress(h) === undefined);
+    try {
+      return place(definition, view, { exclude: [source.name, ...noListener.map((h) => h.name)] });
+    } catch (error) {
+      if (!(error instanceof PlacementError)) throw error;
+    }
+  }
+  return place(definition, view, { exclude: [source.name] });
 }
 
 /** HA restarts and evacuation for one farm member. */
@@ -123,41 +154,71 @@ export class FarmHa {
 
   /**
    * Moves every domain off `host`: maintenance on (nothing new is placed there), then
-   * each domain in turn is placed elsewhere and moved by stop and start (live migration
-   * is not used yet: the guests restart).
+   * each domain in turn is placed elsewhere and migrated live when both hosts have a
+   * migration listener; a domain that cannot migrate (no listener on either side, or
+   * its migration failed and it still runs on `host`) is stopped and started there
+   * instead, and its step says so. `onStep` hears each step as it starts and ends.
    */
-  async evacuate(host: string): Promise<EvacuationStep[]> {
-    const { store } = this.#member;
+  async evacuate(
+    host: string,
+    onStep: (step: EvacuationStep) => void = () => {},
+  ): Promise<EvacuationStep[]> {
+    const { store, intents } = this.#member;
     const view = await store.view();
-    if (!view.hosts.some((h) => h.name === host)) {
+    const source = view.hosts.find((h) => h.name === host);
+    if (source === undefined) {
       throw new ApiError(
         "not_found",
-        `No live host '${host}' in the farm; 'denovisor farm hosts' lists them`,
+        `No live host '${host}' in the farm; 'denovisor host list' lists them`,
       );
     }
     await store.setMaintenance(host, true);
     view.maintenance.add(host);
     const steps: EvacuationStep[] = [];
     const owned = [...view.owners].filter(([, h]) => h === host).map(([d]) => d).sort();
-    for (const domain of owned) {
+    for (const [index, domain] of owned.entries()) {
+      const started = performance.now();
+      const position = { index: index + 1, total: owned.length };
+      let step: EvacuationStep;
       try {
         const definition = view.definitions.get(domain);
         if (definition === undefined) throw new Error("it has no farm definition (transient)");
-        const { host: to, reason } = place(definition, view, { exclude: [host] });
+        const { host: to, reason } = placeForMove(definition, view, source);
         view.owners.set(domain, to);
-        await this.#member.intents.request(domain, to, `evacuation of '${host}': ${reason}`, host);
-        steps.push({ domain, to, status: "moved" });
+        const target = view.hosts.find((h) => h.name === to)!;
+        const missing = [source, target].find((h) => migrationAddress(h) === undefined);
+        let how: "live" | "restart" = missing === undefined ? "live" : "restart";
+        let note = missing === undefined
+          ? undefined
+          : `stopped and started: '${missing.name}' has no migration listener`;
+        onStep({ domain, to, status: "moving", how, ...position });
+        const why = `evacuation of '${host}': ${reason}`;
+        if (how === "live") {
+          try {
+            await intents.request(domain, to, why, host, undefined, {});
+          } catch (error) {
+            if ((await store.owner(domain))?.owner.host !== host) throw error;
+            how = "restart";
+            note = `live migration failed (${(error as Error).message}); stopped and started`;
+            onStep({ domain, to, status: "moving", how, note, ...position });
+          }
+        }
+        if (how === "restart") await intents.request(domain, to, why, host);
+        step = { domain, to, status: "moved", how, ...(note ? { note } : {}) };
       } catch (error) {
         view.owners.set(domain, host);
-        steps.push({ domain, status: "failed", error: (error as Error).message });
+        step = { domain, status: "failed", error: (error as Error).message };
       }
+      step = { ...step, seconds: Math.round(performance.now() - started) / 1000, ...position };
+      steps.push(step);
+      onStep(step);
     }
     await store.event({
       host: this.#member.host,
       kind: "evacuated",
       detail: `'${host}': ${
         steps.filter((s) => s.status === "moved").length
-      } of ${steps.length} domains moved`,
+      } of ${steps.length} domains moved (${steps.filter((s) => s.how === "live").length} live)`,
     });
     return steps;
   }

@@ -5,7 +5,8 @@
  * that must stop it first. The `from` host shuts the domain down (30 s, then destroys it)
  * and releases its owner key; the target host waits for the key to be free, claims it and
  * starts the domain, then marks the intent done or failed. The requester polls the
- * intent for that outcome.
+ * intent for that outcome. A live move (`live` set) is a migration instead of the stop
+ * and the start (farm_live_move.ts).
  *
  * @module
  */
@@ -15,6 +16,7 @@ import type { IntentRecord } from "./farm_records.ts";
 import { parseRecord } from "./farm_records.ts";
 import type { FarmMember } from "./farm_member.ts";
 import { mirrorDefinition } from "./farm_definitions.ts";
+import { liveTimeoutMs, migrateLive, receiveLive } from "./farm_live_move.ts";
 
 /** How long a requester waits for an intent's outcome. */
 const INTENT_TIMEOUT_MS = 180_000;
@@ -45,6 +47,7 @@ export class FarmIntents {
     reason: string,
     from?: string,
     stop?: "shutdown" | "destroy",
+    live?: IntentRecord["live"],
   ): Promise<IntentRecord> {
     const member = this.#member;
     const intent: IntentRecord = {
@@ -52,6 +55,7 @@ export class FarmIntents {
       host,
       ...(from ? { from } : {}),
       ...(stop ? { stop } : {}),
+      ...(live ? { live } : {}),
       reason,
       requestedBy: member.host,
       at: new Date().toISOString(),
@@ -69,9 +73,12 @@ export class FarmIntents {
       domain,
       detail: host === ""
         ? `${stop ?? "shutdown"} on '${from}': ${reason}`
-        : `${from ? `move from '${from}' ` : "start "}on '${host}': ${reason}`,
+        : `${
+          from ? `${live ? "live " : ""}move from '${from}' ` : "start "
+        }on '${host}': ${reason}`,
     });
-    const deadline = Date.now() + INTENT_TIMEOUT_MS;
+    const timeoutMs = live ? liveTimeoutMs(intent) : INTENT_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 250));
       const now = await member.store.intent(domain);
@@ -84,13 +91,15 @@ export class FarmIntents {
           "conflict",
           host === ""
             ? `Host '${from}' could not stop '${domain}': ${now.error}`
+            : live
+            ? `'${domain}' could not migrate from '${from}' to '${host}': ${now.error}`
             : `Host '${host}' could not start '${domain}': ${now.error}`,
         );
       }
     }
     throw new ApiError(
       "timeout",
-      `Host '${host}' did not start '${domain}' within ${INTENT_TIMEOUT_MS / 1000} s; ` +
+      `Host '${host}' did not start '${domain}' within ${timeoutMs / 1000} s; ` +
         `see 'denovisor farm events' and that host's log`,
     );
   }
@@ -100,6 +109,20 @@ export class FarmIntents {
     const intent = parseRecord<IntentRecord>(value);
     const member = this.#member;
     if (intent?.status !== "pending" || this.#active.has(intent.id)) return;
+    if (intent.live !== undefined) {
+      // A live move: the source migrates, the target makes room; each only once.
+      const role = intent.from === member.host
+        ? migrateLive
+        : intent.host === member.host
+        ? receiveLive
+        : undefined;
+      if (role === undefined || this.#stopped.has(intent.id)) return;
+      this.#active.add(intent.id);
+      this.#stopped.add(intent.id);
+      role(member, domain, intent).catch((e) => member.log(`live move of '${domain}': ${e}`))
+        .finally(() => this.#active.delete(intent.id));
+      return;
+    }
     if (intent.from === member.host && !this.#stopped.has(intent.id)) {
       this.#active.add(intent.id);
       this.#stopped.add(intent.id);

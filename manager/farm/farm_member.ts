@@ -26,6 +26,7 @@ import { activePools, type FarmPools, syncSharedPools } from "./farm_pools.ts";
 import { place } from "./placement.ts";
 import { FarmIntents } from "./farm_intents.ts";
 import { FarmHa } from "./farm_ha.ts";
+import type { DomainMigrations } from "../daemon/migration_ops.ts";
 
 /** Default lease TTL: a lost host's HA domains restart within about TTL + 2 s. */
 export const DEFAULT_LEASE_TTL_SECONDS = 6;
@@ -69,6 +70,12 @@ export class FarmMember {
   owners = new Map<string, string>();
   /** Domains being started here right now (claimed, VMM not yet running). */
   readonly starting = new Set<string>();
+  /** Domains migrating away from here: their owner key is handed over, never released. */
+  readonly moving = new Set<string>();
+  /** Domains migrating here: running here while another host still owns them. */
+  readonly incoming = new Set<string>();
+  /** This daemon's live migrations (undefined: it cannot move domains live). */
+  readonly migrations?: DomainMigrations;
   /** Owner keys of this host seen without a running domain once (released the second time). */
   readonly #idleOwners = new Set<string>();
   #watch?: Watch;
@@ -84,8 +91,10 @@ export class FarmMember {
     events: EventHub,
     log: (line: string) => void,
     pools?: FarmPools,
+    migrations?: DomainMigrations,
   ) {
     this.#pools = pools;
+    this.migrations = migrations;
     const ttl = options.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS;
     if (!(ttl >= MIN_TTL_SECONDS)) {
       throw new ApiError("invalid", `The farm lease TTL must be at least ${MIN_TTL_SECONDS} s`);
@@ -181,11 +190,12 @@ export class FarmMember {
       throw new ApiError(
         "conflict",
         `Host '${this.host}' is already in farm '${this.#options.farm}' (another daemon holds ` +
-          `its key); give this daemon another --host-name`,
+          `its key); give this daemon another --host NAME`,
       );
     } else await this.#lease.grant();
     await writeLeaseFile(this.#options.leaseFile, this.lease, this.log);
     await this.#publish();
+    await this.store.putMember(this.#record);
     await mergeDefinitions(this);
     if (this.#pools) await syncSharedPools(this.store, this.#pools, this.log);
     this.#joined = true;
@@ -281,7 +291,7 @@ export class FarmMember {
       const name = entry.definition.name;
       const active = entry.run !== undefined;
       const held = owners.get(name);
-      if (!active || this.starting.has(name)) continue;
+      if (!active || this.starting.has(name) || this.incoming.has(name)) continue;
       if (held === undefined) {
         const claim = await this.store.claim(name, this.host, this.lease);
         if (claim.ok) this.log(`claimed '${name}', which runs here`);
@@ -293,7 +303,10 @@ export class FarmMember {
       }
     }
     for (const held of owners.values()) {
-      if (held.owner.host !== this.host || this.starting.has(held.domain)) continue;
+      if (
+        held.owner.host !== this.host || this.starting.has(held.domain) ||
+        this.moving.has(held.domain)
+      ) continue;
       const entry = this.domains.entries().find((e) => e.definition.name === held.domain);
       if (entry?.run !== undefined) {
         this.#idleOwners.delete(held.domain);
@@ -415,6 +428,7 @@ export class FarmMember {
       await this.#lease.grant();
       await writeLeaseFile(this.#options.leaseFile, this.lease, this.log);
       await this.#publish();
+      await this.store.putMember(this.#record);
       await this.store.event({
         host: this.host,
         kind: "rejoined",

@@ -2,6 +2,8 @@
  * What the farm keeps in etcd, under one prefix per farm (`/denovisor/farms/<farm>/`):
  *
  *   hosts/<host>        HostRecord, bound to the host's lease (gone when the host is lost)
+ *   members/<host>      HostRecord as of its last join, no lease: the farm remembers a
+ *                       host that is down until `host remove` forgets it
  *   maintenance/<host>  "on" while no new domains may be placed there (any host sets it)
  *   definitions/<dom>   the DomainDefinition, farm-wide
  *   owners/<dom>        OwnerRecord: the host running the domain, bound to that host's
@@ -51,6 +53,15 @@ export interface IntentRecord {
   from?: string;
   /** How `from` stops it: "shutdown" (default; destroyed after 30 s) or "destroy". */
   stop?: "shutdown" | "destroy";
+  /**
+   * A live move: `from` migrates the running guest to `host` (its migration listener)
+   * instead of stopping it; the fields are POST /v1/domains/{name}/migrate's options.
+   */
+  live?: { maxDowntimeMs?: number; bandwidth?: number; timeoutS?: number; offline?: boolean };
+  /** The target of a live move is ready to receive (it dropped its idle mirror copy). */
+  ready?: boolean;
+  /** What the live move measured (MigrationResult), once done. */
+  result?: unknown;
   reason: string;
   requestedBy: string;
   at: string;
@@ -80,6 +91,12 @@ export class FarmKeys {
   }
   host(name: string): string {
     return `${this.hosts}${name}`;
+  }
+  get members(): string {
+    return `${this.root}members/`;
+  }
+  member(name: string): string {
+    return `${this.members}${name}`;
   }
   get maintenance(): string {
     return `${this.root}maintenance/`;

@@ -11,9 +11,9 @@ import { ApiError, jsonResponse, readJsonBody, type Router } from "../../common/
 import type { DomainDefinition } from "../api_types.ts";
 import type { FarmMember } from "./farm_member.ts";
 import { defineInFarm } from "./farm_definitions.ts";
-import type { FarmHost, FarmStatus } from "./farm_api.ts";
-import { hostLoads, place } from "./placement.ts";
-import type { FarmStore } from "./farm_store.ts";
+import type { FarmStatus } from "./farm_api.ts";
+import { place } from "./placement.ts";
+import { addFarmHostRoutes, farmHosts, liveHost } from "./farm_host_routes.ts";
 
 /**
  * Adds /v1/farm/... and the farm's domain routes to `router`; `local` answers a request
@@ -40,7 +40,6 @@ export function addFarmRoutes(
     };
     return jsonResponse(status);
   });
-  router.add("GET", "/v1/farm/hosts", async () => jsonResponse(await farmHosts(store)));
   router.add("GET", "/v1/farm/events", async ({ url }) => {
     const limit = Number(url.searchParams.get("limit") ?? "100");
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) {
@@ -48,23 +47,7 @@ export function addFarmRoutes(
     }
     return jsonResponse(await store.events(limit));
   });
-  router.add("PUT", "/v1/farm/hosts/:host/maintenance", async ({ request, params }) => {
-    const body = await readJsonBody(request) as { enabled?: unknown };
-    if (typeof body?.enabled !== "boolean") {
-      throw new ApiError("invalid", 'The body must be {"enabled": true} or {"enabled": false}');
-    }
-    await liveHost(store, params.host);
-    await store.setMaintenance(params.host, body.enabled);
-    await store.event({
-      host: member.host,
-      kind: body.enabled ? "maintenance-on" : "maintenance-off",
-      detail: params.host,
-    });
-    return jsonResponse((await farmHosts(store)).find((h) => h.name === params.host));
-  });
-  router.add("POST", "/v1/farm/hosts/:host/evacuate", async ({ params }) => {
-    return jsonResponse(await member.ha.evacuate(params.host));
-  });
+  addFarmHostRoutes(router, member, local);
 
   // Listings come from this host's table and the owners its last reconcile saw (no etcd
   // call: they work while etcd is unreachable); a domain running elsewhere shows as
@@ -180,30 +163,6 @@ export function addFarmRoutes(
       note: `started on host '${target}' (${reason})`,
     });
   });
-}
-
-async function farmHosts(store: FarmStore): Promise<FarmHost[]> {
-  const view = await store.view();
-  const loads = hostLoads(view);
-  return view.hosts.map((host) => {
-    const load = loads.get(host.name)!;
-    return {
-      ...host,
-      maintenance: view.maintenance.has(host.name),
-      freeMemoryBytes: load.freeMemoryBytes,
-      freeVcpus: load.freeVcpus,
-      domains: load.domains.sort(),
-    };
-  });
-}
-
-async function liveHost(store: FarmStore, host: string): Promise<void> {
-  if (!(await store.etcd.get(store.keys.host(host)))) {
-    throw new ApiError(
-      "not_found",
-      `No live host '${host}' in the farm; 'denovisor farm hosts' lists them`,
-    );
-  }
 }
 
 function flag(url: URL, name: string): boolean {

@@ -55,6 +55,30 @@ export class FarmStore {
     return this.etcd.put(this.keys.host(record.name), JSON.stringify(record), lease);
   }
 
+  /** The live host key of `name` (its record and the lease it is bound to), if any. */
+  async liveHost(name: string): Promise<{ record: HostRecord; lease: string } | undefined> {
+    const kv = await this.etcd.get(this.keys.host(name));
+    const record = kv && parseRecord<HostRecord>(kv.value);
+    return kv && record ? { record, lease: kv.lease } : undefined;
+  }
+
+  /** Remembers `record` as a member of the farm (no lease: it outlives the host's). */
+  putMember(record: HostRecord): Promise<number> {
+    return this.etcd.put(this.keys.member(record.name), JSON.stringify(record));
+  }
+
+  /** Every host that ever joined and was not removed, as of its last join. */
+  async members(): Promise<HostRecord[]> {
+    const { kvs } = await this.etcd.list(this.keys.members);
+    return kvs.map((kv) => parseRecord<HostRecord>(kv.value)).filter((h) => h !== undefined);
+  }
+
+  /** Forgets a host: its member record and its maintenance mark. */
+  async removeMember(name: string): Promise<void> {
+    await this.etcd.delete(this.keys.member(name));
+    await this.etcd.delete(`${this.keys.maintenance}${name}`);
+  }
+
   async maintenance(): Promise<Set<string>> {
     const { kvs } = await this.etcd.list(this.keys.maintenance);
     return new Set(kvs.map((kv) => this.keys.name(kv.key, this.keys.maintenance)));
@@ -155,6 +179,26 @@ export class FarmStore {
     return result.succeeded;
   }
 
+  /**
+   * Hands the owner key of a domain that has just migrated from `from` to `to`, bound to
+   * `lease` (the new host's): only while `from` still holds it, or nobody does.
+   */
+  async handOver(domain: string, from: string, to: string, lease: string): Promise<boolean> {
+    const key = this.keys.owner(domain);
+    const record = JSON.stringify({ host: to, since: new Date().toISOString() });
+    const held = await this.owner(domain);
+    if (held !== undefined && held.owner.host === to) return true;
+    const result = await this.etcd.txn(
+      [
+        held === undefined || held.owner.host !== from
+          ? { key, target: "create", result: "equal", createRevision: 0 }
+          : { key, target: "mod", result: "equal", modRevision: held.modRevision },
+      ],
+      [{ put: { key, value: record, lease } }],
+    );
+    return result.succeeded;
+  }
+
   /** Takes the HA-restart lock of `domain` for `host` (bound to its lease); false if taken. */
   async lockHa(domain: string, host: string, lease: string): Promise<boolean> {
     const key = this.keys.haLock(domain);
@@ -199,16 +243,38 @@ export class FarmStore {
   }
 
   /** Records the outcome of intent `id` (if it is still the current one). */
-  async finishIntent(domain: string, id: string, error?: string): Promise<void> {
+  async finishIntent(
+    domain: string,
+    id: string,
+    error?: string,
+    result?: unknown,
+  ): Promise<void> {
+    await this.updateIntent(domain, id, (intent) => ({
+      ...intent,
+      status: error ? "failed" : "done",
+      error,
+      ...(result === undefined ? {} : { result }),
+    }));
+  }
+
+  /** Rewrites intent `id` with `change` (if it is still the current one); false if not. */
+  async updateIntent(
+    domain: string,
+    id: string,
+    change: (intent: IntentRecord) => IntentRecord,
+  ): Promise<boolean> {
     const key = this.keys.intent(domain);
-    const kv = await this.etcd.get(key);
-    const intent = kv && parseRecord<IntentRecord>(kv.value);
-    if (!kv || intent?.id !== id) return;
-    const done: IntentRecord = { ...intent, status: error ? "failed" : "done", error };
-    await this.etcd.txn(
-      [{ key, target: "mod", result: "equal", modRevision: kv.modRevision }],
-      [{ put: { key, value: JSON.stringify(done) } }],
-    );
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const kv = await this.etcd.get(key);
+      const intent = kv && parseRecord<IntentRecord>(kv.value);
+      if (!kv || intent?.id !== id) return false;
+      const result = await this.etcd.txn(
+        [{ key, target: "mod", result: "equal", modRevision: kv.modRevision }],
+        [{ put: { key, value: JSON.stringify(change(intent)) } }],
+      );
+      if (result.succeeded) return true;
+    }
+    return false;
   }
 
   async intent(domain: string): Promise<IntentRecord | undefined> {
