@@ -15,6 +15,7 @@ import { EAGAIN } from "../../ffi/errno.ts";
 import { IovecArray, readv, writev } from "../../ffi/iovec.ts";
 import { parseMac } from "../../common/validators.ts";
 import { ReadinessGate } from "../net/readiness_gate.ts";
+import { rarpAnnouncement } from "../net/announce.ts";
 import type { ActivateContext, EventSource, VirtioDevice } from "./virtio_device.ts";
 import { VIRTIO_F, VIRTIO_ID } from "./virtio_device.ts";
 import type { DescriptorChain, VirtQueue } from "./queue_types.ts";
@@ -123,6 +124,7 @@ export class VirtioNet implements VirtioDevice {
     txDropped: 0,
   };
   #context?: ActivateContext;
+  #closed = false;
   #mergeable = false;
   #rxNeed = 0;
   /** Receive chains popped but not yet used (they keep their place across wake-ups). */
@@ -172,6 +174,20 @@ export class VirtioNet implements VirtioDevice {
   setLinkUp(up: boolean): void {
     this.#setStatus(up ? VIRTIO_NET_S_LINK_UP : 0);
     this.#context?.interrupt.configChanged();
+  }
+
+  /**
+   * Announces the guest's MAC on the tap's network (a broadcast RARP, as QEMU sends
+   * after a migration) so that bridges and switches learn its new port; true if the tap
+   * took the frame. Not a guest frame: the counters do not change.
+   */
+  announce(): boolean {
+    if (this.#closed) return false; // its fd number may belong to another file by now
+    const frame = new Uint8Array(NET_HEADER_SIZE + 60); // a zero header: no offloads
+    frame.set(rarpAnnouncement(this.#config.subarray(0, 6)), NET_HEADER_SIZE);
+    const iovecs = new IovecArray();
+    iovecs.add(frame);
+    return writev(this.#tap.fd, iovecs) === frame.length;
   }
 
   /** MAC, link status, counters and rate limiters, for the transport's state. */
@@ -251,6 +267,7 @@ export class VirtioNet implements VirtioDevice {
   }
 
   close(): void {
+    this.#closed = true;
     this.reset();
     this.#gate.dispose();
     this.#tap.close?.();

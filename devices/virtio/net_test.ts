@@ -10,6 +10,7 @@ import { type NetRateLimiter, parseMac, VirtioNet } from "./net.ts";
 import { NET_F, NET_HDR } from "./net_header.ts";
 import { TUN_F } from "../net/tap.ts";
 import { isTestFrame, openQuietTap, PacketSocket, testFrame } from "../net/testing/test_tap.ts";
+import { rarpAnnouncement } from "../net/announce.ts";
 
 interface Harness {
   rx: FakeQueue;
@@ -145,6 +146,21 @@ Deno.test("VirtioNet transmits frames that arrive byte for byte on the host side
   assert.deepEqual(seen, frame);
   assert.equal(net.counters.txFrames, 1);
   assert.equal(net.counters.txBytes, 300);
+  net.close();
+});
+
+Deno.test("VirtioNet announces its MAC with a RARP on the tap, not counted as a guest frame", async () => {
+  using tap = openQuietTap();
+  using host = new PacketSocket(tap.name);
+  const net = new VirtioNet({
+    tap: { ...tapView(tap), close: undefined },
+    mac: "52:54:00:aa:bb:cc",
+  });
+  assert.equal(net.announce(), true);
+  const seen = await host.receiveMatching((f) => f[12] === 0x80 && f[13] === 0x35);
+  assert.ok(seen, "no RARP frame on the host side");
+  assert.deepEqual(seen.subarray(0, 60), rarpAnnouncement(parseMac("52:54:00:aa:bb:cc")));
+  assert.equal(net.counters.txFrames, 0);
   net.close();
 });
 

@@ -14,6 +14,7 @@
 
 import { guestRamRegions } from "../../core/boot/e820.ts";
 import { anonymousRam } from "../../core/memory.ts";
+import { ANNOUNCE_DELAYS_MS } from "../../devices/net/announce.ts";
 import type { HostMapping } from "../../ffi/mman.ts";
 import { type BuildContext, restoreLoaded } from "../builder.ts";
 import type { Machine } from "../machine.ts";
@@ -131,10 +132,11 @@ export class MachineMigrationTarget implements MigrationTarget {
     return Promise.resolve();
   }
 
-  resume(): Promise<void> {
-    if (this.#handOff) return this.#handOff.started;
-    this.#machine!.start();
-    return Promise.resolve();
+  async resume(): Promise<void> {
+    const machine = this.#machine!;
+    if (this.#handOff) await this.#handOff.started;
+    else machine.start();
+    announceNics(machine);
   }
 
   async abandon(_reason: string): Promise<void> {
@@ -143,5 +145,21 @@ export class MachineMigrationTarget implements MigrationTarget {
     const machine = this.#machine;
     this.#machine = null;
     await machine?.close(); // disks closed: the source may take them back
+  }
+}
+
+/**
+ * The guest runs on a new port of the network: each NIC sends a RARP from its MAC now and
+ * a few times more (QEMU's announce-self), so bridges and switches learn where it went
+ * without waiting for the guest to speak.
+ */
+function announceNics(machine: Machine): void {
+  const nics = [...machine.devices.entries()].flatMap(([, entry]) =>
+    entry.kind === "nic" ? [entry.device] : []
+  );
+  if (nics.length === 0) return;
+  for (const delay of ANNOUNCE_DELAYS_MS) {
+    const timer = setTimeout(() => nics.forEach((nic) => nic.announce()), delay);
+    Deno.unrefTimer(timer);
   }
 }
