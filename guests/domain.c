@@ -12,6 +12,10 @@
  * Ctrl-Alt-Del on the PS/2 keyboard (IRQ 1, scancodes from port 0x60, set 1 or set 2)
  * prints "ctrl-alt-del: powering off" and exits 0; with `cad=reset` on the command line
  * it prints "ctrl-alt-del: rebooting" and resets through the i8042 instead, as Linux does.
+ * With `aps=1` on the command line every AP is started too and works while it runs: at
+ * each beat the BSP checks a 64 KiB RAM pattern of its own and each AP's page, then sends
+ * every AP an IPI, on which the AP counts and rewrites its page; the beat line then reads
+ * "tick N cpus C1,C2,... ram ok" (the APs' counts) or "tick N ram FAIL ...".
  */
 #include "runtime/virtio.h"
 
@@ -53,6 +57,75 @@ static void on_scancode(u8 code) {
 static void on_keyboard(struct interrupt_frame *frame) {
   (void)frame;
   for (u32 i = 0; i < 16 && (inb(I8042_STATUS) & STATUS_OUTPUT_FULL); i++) on_scancode(inb(I8042_DATA));
+}
+
+/* ---- aps=1: work for every CPU, and RAM patterns checked as it runs ---- */
+#define AP_VECTOR 0x28
+#define PATTERN_WORDS (64 * 1024 / 8)
+#define PAGE_WORDS (4096 / 8)
+static bool with_aps;
+static u32 ap_count;
+static u8 ap_apic_ids[MAX_CPUS];
+static volatile u64 ap_counts[MAX_CPUS];
+static u64 ap_pages[MAX_CPUS][PAGE_WORDS] __attribute__((aligned(4096)));
+static u64 bsp_pattern[PATTERN_WORDS];
+
+static u64 pattern_word(u64 seed, u32 i) { return seed * 0x9e3779b97f4a7c15ull ^ i; }
+
+static void on_ap_ipi(struct interrupt_frame *frame) {
+  (void)frame;
+  u8 id = lapic_id();
+  for (u32 n = 0; n < ap_count; n++) {
+    if (ap_apic_ids[n] != id) continue;
+    u64 count = ap_counts[n] + 1;
+    for (u32 i = 0; i < PAGE_WORDS; i++) ap_pages[n][i] = pattern_word(count << 8 | n, i);
+    __atomic_store_n(&ap_counts[n], count, __ATOMIC_RELEASE);
+  }
+}
+
+static void on_ap(u32 cpu_index, u8 apic_id) {
+  (void)cpu_index;
+  (void)apic_id;
+  for (;;) cpu_wait_for_interrupt();
+}
+
+static void start_aps(const struct cpu_topology *cpus) {
+  for (u32 i = 0; i < cpus->count && ap_count < MAX_CPUS; i++)
+    if (cpus->apic_ids[i] != cpus->bsp_apic_id) ap_apic_ids[ap_count++] = cpus->apic_ids[i];
+  for (u32 i = 0; i < PATTERN_WORDS; i++) bsp_pattern[i] = pattern_word(0xb5b, i);
+  interrupts_set_handler(AP_VECTOR, on_ap_ipi);
+  u32 started = smp_start_aps(on_ap, false);
+  printf("domain: %u of %u aps started\n", started, ap_count);
+}
+
+/* Checks every pattern, then has every AP count once more; prints the beat's line. */
+static void beat_with_aps(u64 beat) {
+  for (u32 i = 0; i < PATTERN_WORDS; i++) {
+    if (bsp_pattern[i] != pattern_word(0xb5b, i)) {
+      printf("tick %lu ram FAIL bsp word %u\n", beat, i);
+      return;
+    }
+  }
+  char counts[MAX_CPUS * 12];
+  u32 at = 0;
+  for (u32 n = 0; n < ap_count; n++) {
+    u64 count = __atomic_load_n(&ap_counts[n], __ATOMIC_ACQUIRE);
+    for (u32 i = 0; count > 0 && i < PAGE_WORDS; i++) {
+      if (ap_pages[n][i] != pattern_word(count << 8 | n, i)) {
+        printf("tick %lu ram FAIL ap %u word %u\n", beat, n + 1, i);
+        return;
+      }
+    }
+    char digits[12];
+    u32 d = 0;
+    do digits[d++] = (char)('0' + count % 10), count /= 10;
+    while (count && d < sizeof digits);
+    if (n) counts[at++] = ',';
+    while (d) counts[at++] = digits[--d];
+  }
+  counts[at] = 0;
+  printf("tick %lu cpus %s ram ok\n", beat, counts);
+  for (u32 n = 0; n < ap_count; n++) lapic_send_ipi(ap_apic_ids[n], AP_VECTOR);
 }
 
 /* ---- commands ---- */
@@ -126,6 +199,8 @@ int main(void) {
   /* Drain what the controller may hold, so the next byte makes a fresh edge on IRQ 1. */
   while (inb(I8042_STATUS) & STATUS_OUTPUT_FULL) inb(I8042_DATA);
   print("domain guest up\n");
+  with_aps = cmdline_has("aps");
+  if (with_aps) start_aps(cpus);
 
   char line[128];
   u32 length = 0;
@@ -142,7 +217,8 @@ int main(void) {
     }
     u64 now = timer_ticks();
     if (now >= next) {
-      printf("tick %lu\n", ++beats);
+      if (with_aps) beat_with_aps(++beats);
+      else printf("tick %lu\n", ++beats);
       next = now - now % TICKS_PER_BEAT + TICKS_PER_BEAT;
     }
     char c;
