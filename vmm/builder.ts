@@ -31,6 +31,7 @@ import type { Vm } from "../core/vm.ts";
 import { configureBootVcpu, configureVcpu } from "../core/vcpu_setup.ts";
 import type { ConsoleOutput } from "../devices/console/console.ts";
 import { createSplitQueue as createQueue } from "../devices/virtio/queue.ts";
+import { DirectBootAcpi } from "../devices/firmware/direct_boot_acpi.ts";
 import { FirmwarePlatform } from "../devices/firmware/firmware_platform.ts";
 import type { HostMapping } from "../ffi/mman.ts";
 import type { Disk } from "../storage/disk.ts";
@@ -194,6 +195,8 @@ interface ConstructedParts {
   devices: DeviceManager;
   /** Empty; the second half creates the vCPUs into it (so that a failure closes them). */
   vcpus: Vcpu[];
+  /** A direct boot's ACPI hardware, whose tables a boot (not a restore) writes. */
+  acpi?: DirectBootAcpi;
 }
 
 /**
@@ -230,6 +233,7 @@ function constructMachine(
     let ram: GuestRam | undefined;
     let devices: DeviceManager | undefined;
     let firmware: FirmwarePlatform | undefined;
+    let acpi: DirectBootAcpi | undefined;
     let rom: HostMapping | undefined;
     const vcpus: Vcpu[] = [];
     try {
@@ -247,8 +251,16 @@ function constructMachine(
           cdroms: cdroms.splice(0), // the platform closes them from now on
           disks: sataDisks.splice(0),
         });
+      } else {
+        acpi = new DirectBootAcpi({
+          cpus: config.vcpus,
+          setIrqLine: (gsi, high) => vm.setIrqLine(gsi, high),
+          onReset: () => end.end({ kind: "reset", source: "reset register" }),
+          onPowerOff: () => end.end({ kind: "poweroff", source: "ACPI S5" }),
+        });
       }
       const platform = firmware;
+      const chipset = platform ?? acpi;
       devices = new DeviceManager({
         vm,
         memory: ram.memory,
@@ -261,14 +273,15 @@ function constructMachine(
         console: context.console,
         onReset: () => end.end({ kind: "reset", source: "i8042" }),
         pciHostBridge: platform?.hostBridge,
-        configPorts: platform && ((mechanism) => platform.configPorts(mechanism)),
+        configPorts: chipset && ((mechanism) => chipset.configPorts(mechanism)),
         // After the vCPUs stopped and before the VM closes: the CD-ROMs, then the ROM.
         onClose: () => {
           platform?.close();
           rom?.unmap();
         },
-        powerButton: platform && (() => platform.pressPowerButton()),
+        powerButton: chipset && (() => chipset.pressPowerButton()),
       });
+      if (acpi) acpi.attach(pio);
       if (platform && bios) {
         const diskSlots = plan.virtio.flatMap((d) =>
           d.kind === "disk" && d.transport.kind === "pci" ? [d.transport.slot] : []
@@ -276,7 +289,7 @@ function constructMachine(
         platform.install({ pio, pci: devices.pciBus, diskSlots, order: bios.order });
         rom = mapFirmware(vm, ram.memory, bios.image, bios.path);
       }
-      setUp({ vm, ram, devices, vcpus });
+      setUp({ vm, ram, devices, vcpus, acpi });
       return new Machine({ vm, ram, vcpus, pio, mmio, loop, devices, end });
     } catch (error) {
       // The same order as Machine.close(): the VM lets go of guest RAM before it is unmapped.
@@ -297,7 +310,8 @@ function constructMachine(
 
 /**
  * Boot-time set-up: the kernel, initrd, command line (with the virtio-mmio devices
- * announced on it) and MP table in guest RAM, then the vCPUs, vCPU 0 at the entry point.
+ * announced on it), ACPI tables and MP table in guest RAM, then the vCPUs, vCPU 0 at the
+ * entry point.
  */
 function bootSetUp(
   config: VmmMachineConfig,
@@ -305,7 +319,7 @@ function bootSetUp(
   parts: ConstructedParts,
 ): void {
   const { boot, kvm } = context;
-  const { vm, ram, devices, vcpus } = parts;
+  const { vm, ram, devices, vcpus, acpi } = parts;
   const supportedCpuid = kvm.supportedCpuid();
   if (boot.firmware) {
     // The firmware boots the machine: every vCPU stays in KVM's reset state, vCPU 0 at
@@ -324,6 +338,7 @@ function bootSetUp(
     cmdline: [boot.cmdline, ...devices.cmdline].filter((part) => part !== "").join(" "),
     cpus: config.vcpus,
     mpTable: { pciIntx: devices.pciIntxSources() },
+    acpiRsdp: acpi?.writeTables(ram.memory),
   });
   for (let id = 0; id < config.vcpus; id++) {
     vcpus.push(vm.createVcpu(id));

@@ -29,7 +29,11 @@ export const VMM_BOOT_AREAS: readonly BootArea[] = [
     end: CMDLINE_START,
   },
   { name: "command line", start: CMDLINE_START, end: CMDLINE_START + CMDLINE_MAX_SIZE },
-  { name: "EBDA, legacy hole and BIOS area (MP table)", start: EBDA_START, end: HIMEM_START },
+  {
+    name: "EBDA, legacy hole and BIOS area (ACPI tables, MP table)",
+    start: EBDA_START,
+    end: HIMEM_START,
+  },
 ];
 
 /** The first VMM boot area that `[start, end)` overlaps, if any. */

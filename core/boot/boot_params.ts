@@ -54,6 +54,8 @@ export interface BootParamsConfig {
   readonly cmdlineSize: number;
   readonly initrd?: { readonly address: number; readonly size: number };
   readonly e820: readonly E820Entry[];
+  /** The ACPI RSDP, when the VMM wrote ACPI tables (the kernel scans for it otherwise). */
+  readonly acpiRsdp?: number;
 }
 
 /**
@@ -90,6 +92,7 @@ export function writeBootParams(mem: GuestMemory, config: BootParamsConfig): num
     writeSplit(mem, base + O.ramdisk_image, base + O.ext_ramdisk_image, config.initrd.address);
     writeSplit(mem, base + O.ramdisk_size, base + O.ext_ramdisk_size, config.initrd.size);
   }
+  if (config.acpiRsdp !== undefined) mem.writeU64(base + O.acpi_rsdp_addr, config.acpiRsdp);
   mem.writeU8(base + O.e820_entries, config.e820.length);
   config.e820.forEach((entry, i) => {
     const at = base + O.e820_table + i * E820_ENTRY_SIZE;

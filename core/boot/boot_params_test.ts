@@ -132,3 +132,12 @@ Deno.test("writeBootParams() refuses more than 128 e820 entries", () => {
     BootImageError,
   );
 });
+
+Deno.test("writeBootParams() sets acpi_rsdp_addr only when there are ACPI tables", () => {
+  const mem = GuestMemory.ofSize(64 * MiB);
+  const config = { cmdlineAddress: CMDLINE_START, cmdlineSize: 100, e820: e820Map(64 * MiB) };
+  writeBootParams(mem, config);
+  assert.equal(mem.readU64(Z + 0x070), 0n);
+  writeBootParams(mem, { ...config, acpiRsdp: 0xe0000 });
+  assert.equal(mem.readU64(Z + 0x070), 0xe0000n);
+});

@@ -33,6 +33,8 @@ export interface BootConfig {
   /** Names the kernel file in error messages (default "the kernel image"). */
   readonly kernelPath?: string;
   readonly mpTable?: MpTableOptions;
+  /** Address of the ACPI RSDP the VMM already wrote, handed to the kernel. */
+  readonly acpiRsdp?: number;
 }
 
 /** Fields common to both boot modes. */
@@ -122,6 +124,7 @@ export function configureBoot(mem: GuestMemory, config: BootConfig): BootSetup {
       cmdlineAddress: CMDLINE_START,
       memoryMap: e820,
       initrd,
+      acpiRsdp: config.acpiRsdp,
     });
     return {
       ...common,
@@ -139,6 +142,7 @@ export function configureBoot(mem: GuestMemory, config: BootConfig): BootSetup {
     cmdlineSize: cmdlineLimit,
     initrd,
     e820,
+    acpiRsdp: config.acpiRsdp,
   });
   return {
     ...common,

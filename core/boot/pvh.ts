@@ -42,6 +42,8 @@ export interface PvhConfig {
   readonly memoryMap: readonly E820Entry[];
   /** Passed as module 0, which Linux takes as its initrd. */
   readonly initrd?: { readonly address: number; readonly size: number };
+  /** The ACPI RSDP, when the VMM wrote ACPI tables (else rsdp_paddr stays 0). */
+  readonly acpiRsdp?: number;
 }
 
 /** Where each piece of the PVH start info went. */
@@ -54,7 +56,8 @@ export interface PvhLayout {
 
 /**
  * Writes hvm_start_info at PVH_INFO_START, then the memory map (same entries and types as
- * e820) and, with an initrd, a one-entry module list. No ACPI: rsdp_paddr stays 0.
+ * e820), the RSDP's address when there are ACPI tables, and, with an initrd, a one-entry
+ * module list.
  */
 export function writePvhStartInfo(mem: GuestMemory, config: PvhConfig): PvhLayout {
   const O = HvmStartInfoOffset;
@@ -71,7 +74,7 @@ export function writePvhStartInfo(mem: GuestMemory, config: PvhConfig): PvhLayou
   mem.writeU32(startInfo + O.magic, HVM_START_MAGIC);
   mem.writeU32(startInfo + O.version, HVM_START_VERSION);
   mem.writeU64(startInfo + O.cmdline_paddr, config.cmdlineAddress);
-  mem.writeU64(startInfo + O.rsdp_paddr, 0);
+  mem.writeU64(startInfo + O.rsdp_paddr, config.acpiRsdp ?? 0);
   mem.writeU64(startInfo + O.memmap_paddr, memmap);
   mem.writeU32(startInfo + O.memmap_entries, config.memoryMap.length);
   config.memoryMap.forEach((entry, i) => {

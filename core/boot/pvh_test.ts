@@ -60,3 +60,13 @@ Deno.test("writePvhStartInfo() refuses a memory map that would overflow into the
     BootImageError,
   );
 });
+
+Deno.test("writePvhStartInfo() hands over the ACPI RSDP when the VMM wrote tables", () => {
+  const mem = GuestMemory.ofSize(64 * MiB);
+  writePvhStartInfo(mem, {
+    cmdlineAddress: CMDLINE_START,
+    memoryMap: e820Map(64 * MiB),
+    acpiRsdp: 0xe0000,
+  });
+  assert.equal(mem.readU64(PVH_INFO_START + 32), 0xe0000n, "rsdp_paddr");
+});
