@@ -16,6 +16,9 @@
  * each beat the BSP checks a 64 KiB RAM pattern of its own and each AP's page, then sends
  * every AP an IPI, on which the AP counts and rewrites its page; the beat line then reads
  * "tick N cpus C1,C2,... ram ok" (the APs' counts) or "tick N ram FAIL ...".
+ * With `fill=N`, N MiB of RAM from 16 MiB up get a pattern word at the start of each page
+ * at boot, and each beat reads them all back (so every page is in use, and resident in a
+ * VMM that maps a saved memory file), adding " fill ok" or " fill FAIL" to the tick line.
  */
 #include "runtime/virtio.h"
 
@@ -69,6 +72,8 @@ static u8 ap_apic_ids[MAX_CPUS];
 static volatile u64 ap_counts[MAX_CPUS];
 static u64 ap_pages[MAX_CPUS][PAGE_WORDS] __attribute__((aligned(4096)));
 static u64 bsp_pattern[PATTERN_WORDS];
+
+static const char *fill_check(void);
 
 static u64 pattern_word(u64 seed, u32 i) { return seed * 0x9e3779b97f4a7c15ull ^ i; }
 
@@ -124,8 +129,29 @@ static void beat_with_aps(u64 beat) {
     while (d) counts[at++] = digits[--d];
   }
   counts[at] = 0;
-  printf("tick %lu cpus %s ram ok\n", beat, counts);
+  printf("tick %lu cpus %s ram ok%s\n", beat, counts, fill_check());
   for (u32 n = 0; n < ap_count; n++) lapic_send_ipi(ap_apic_ids[n], AP_VECTOR);
+}
+
+/* ---- fill=N: pages in use, read back at each beat ---- */
+#define FILL_BASE (16ull << 20)
+static u64 fill_pages;
+
+static u64 fill_word(u64 page) { return 0xf111000000000000ull | page; }
+
+static void fill_start(u64 mib) {
+  u64 limit = boot_total_ram();
+  fill_pages = mib << 8;
+  if (FILL_BASE + (fill_pages << 12) > limit) fill_pages = limit > FILL_BASE ? (limit - FILL_BASE) >> 12 : 0;
+  for (u64 p = 0; p < fill_pages; p++) *(volatile u64 *)(FILL_BASE + (p << 12)) = fill_word(p);
+  printf("domain: %lu pages filled\n", fill_pages);
+}
+
+static const char *fill_check(void) {
+  if (!fill_pages) return "";
+  for (u64 p = 0; p < fill_pages; p++)
+    if (*(volatile u64 *)(FILL_BASE + (p << 12)) != fill_word(p)) return " fill FAIL";
+  return " fill ok";
 }
 
 /* ---- commands ---- */
@@ -201,6 +227,7 @@ int main(void) {
   print("domain guest up\n");
   with_aps = cmdline_has("aps");
   if (with_aps) start_aps(cpus);
+  if (cmdline_has("fill")) fill_start(cmdline_get_u64("fill", 0));
 
   char line[128];
   u32 length = 0;
@@ -218,7 +245,7 @@ int main(void) {
     u64 now = timer_ticks();
     if (now >= next) {
       if (with_aps) beat_with_aps(++beats);
-      else printf("tick %lu\n", ++beats);
+      else printf("tick %lu%s\n", ++beats, fill_check());
       next = now - now % TICKS_PER_BEAT + TICKS_PER_BEAT;
     }
     char c;

@@ -201,3 +201,138 @@ for (const format of ["qcow2", "raw"] as const) {
     },
   );
 }
+
+/** Every process under `root` (itself included), from the parent links in /proc. */
+function descendants(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of Deno.readDirSync("/proc")) {
+    const pid = Number(entry.name);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+    } catch {
+      // Gone.
+    }
+  }
+  const found = [root];
+  for (let i = 0; i < found.length; i++) found.push(...(children.get(found[i]) ?? []));
+  return found;
+}
+
+/** Rss and Pss in KiB: of the whole process, and of its mappings of files named *.mem. */
+interface MemoryUse {
+  rss: number;
+  pss: number;
+  memFileRss: number;
+  memFilePss: number;
+}
+
+function memoryUse(pid: number): MemoryUse {
+  const use: MemoryUse = { rss: 0, pss: 0, memFileRss: 0, memFilePss: 0 };
+  let inMemFile = false;
+  for (const line of Deno.readTextFileSync(`/proc/${pid}/smaps`).split("\n")) {
+    const header = line.match(/^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/);
+    if (header) {
+      inMemFile = /\.mem(?: \(deleted\))?$/.test(header[1]);
+      continue;
+    }
+    const field = line.match(/^(Rss|Pss):\s+(\d+) kB/);
+    if (!field) continue;
+    const kib = Number(field[2]);
+    if (field[1] === "Rss") {
+      use.rss += kib;
+      if (inMemFile) use.memFileRss += kib;
+    } else {
+      use.pss += kib;
+      if (inMemFile) use.memFilePss += kib;
+    }
+  }
+  return use;
+}
+
+/** The VMM (the Deno process) among the processes under a domain's launcher `pid`. */
+function vmmProcess(pid: number): number {
+  const denos = descendants(pid).filter((p) => {
+    try {
+      return Deno.readLinkSync(`/proc/${p}/exe`) === Deno.execPath();
+    } catch {
+      return false;
+    }
+  });
+  assert.equal(denos.length, 1, `one VMM under ${pid}: ${denos}`);
+  return denos[0];
+}
+
+const CLONES = 20;
+const FILL_MIB = 16;
+
+kvmTest(
+  `daemon: ${CLONES} clones of one snapshot run at once, each with its own MAC and disk ` +
+    "overlay, sharing the snapshot's memory pages",
+  async () => {
+    const daemon = await TestDaemon.start();
+    try {
+      const api = daemon.client;
+      await setUpPool(daemon);
+      await api.post<VolumeInfo>("/v1/pools/default/volumes", {
+        name: "root",
+        size: "1M",
+        format: "qcow2",
+      });
+      await daemon.run(domainGuest("src", {
+        memory: 64,
+        boot: { kernel: guest("domain"), cmdline: `fill=${FILL_MIB}` },
+        disks: [{ volume: "root" }],
+        nics: [{}],
+      }));
+      await daemon.waitForLog("src", "tick 2 fill ok", LOG_WAIT_MS);
+      await api.post<SnapshotInfo>("/v1/domains/src/snapshots", { name: "base" });
+      await api.post("/v1/domains/src/destroy");
+
+      const started = performance.now();
+      const clones = await api.post<DomainInfo[]>("/v1/domains/src/clone", {
+        name: "c",
+        count: CLONES,
+        snapshot: "base",
+        start: true,
+      });
+      assert.equal(clones.length, CLONES);
+      for (const clone of clones) {
+        await afterRestore(daemon, clone.name, 1, /tick \d+ fill ok/);
+      }
+      const allRunningMs = performance.now() - started;
+      const infos = await Promise.all(clones.map((c) => daemon.info(c.name)));
+      assert.ok(infos.every((info) => info.state === "running"));
+      const macs = new Set(infos.map((info) => info.definition.nics![0].mac));
+      assert.equal(macs.size, CLONES, "a MAC each");
+      const disks = new Set(infos.map((info) => info.definition.disks![0].volume));
+      assert.equal(disks.size, CLONES, "a disk each");
+      for (const volume of disks) {
+        const info = await api.get<VolumeInfo>(`/v1/pools/default/volumes/${volume}`);
+        const image = await qemuImg("info", "-U", "--output=json", info.path);
+        assert.ok(JSON.parse(image.text)["backing-filename"], `${volume} is an overlay`);
+      }
+
+      const uses = infos.map((info) => memoryUse(vmmProcess(info.pid!)));
+      const sum = (key: keyof MemoryUse) => uses.reduce((total, use) => total + use[key], 0);
+      console.log(
+        `${CLONES} clones running ${allRunningMs.toFixed(0)} ms after the request; ` +
+          `VMMs: Rss ${(sum("rss") / 1024).toFixed(0)} MiB, Pss ${
+            (sum("pss") / 1024).toFixed(0)
+          } MiB; mapped memory files: Rss ${(sum("memFileRss") / 1024).toFixed(0)} MiB, Pss ${
+            (sum("memFilePss") / 1024).toFixed(1)
+          } MiB`,
+      );
+      // Every clone reads the filled pages at each beat, so each maps them all...
+      assert.ok(uses.every((use) => use.memFileRss >= FILL_MIB * 1024), JSON.stringify(uses));
+      // ...and they share them: the proportional total is far below the sum of the Rss.
+      assert.ok(sum("memFilePss") < sum("memFileRss") / 4, JSON.stringify(uses));
+      for (const clone of clones) await api.post(`/v1/domains/${clone.name}/destroy`);
+    } finally {
+      await daemon.cleanup();
+    }
+  },
+  600_000,
+);
