@@ -2,7 +2,8 @@
  * The README's walkthrough, step by step, as a newcomer types it: install the service (staged
  * under a prefix, the unit verified), run the daemon, make a pool and a qcow2 volume, define a
  * domain with that volume and a NIC, start it, watch its console, pause, resume, shut it down.
- * If this test fails, the README is wrong.
+ * If this test fails, the README is wrong. The `list` output the README shows is compared too
+ * (its other shown outputs: tests/readme_output_test.ts).
  *
  * @module
  */
@@ -11,6 +12,7 @@ import assert from "node:assert/strict";
 import { denovisor, guest } from "./cli_support.ts";
 import { kvmTest } from "./kvm_support.ts";
 import { TestDaemon } from "./daemon_support.ts";
+import { readmeBlock } from "./readme_support.ts";
 
 /** The README's `denovisor`: the bin/ wrapper that runs the program from source. */
 const WRAPPER = new URL("../bin/denovisor", import.meta.url).pathname;
@@ -89,6 +91,11 @@ kvmTest(
       // 5. Pause and resume.
       await step(daemon, "pause", "web");
       assert.equal(await listedState(daemon, "web"), "paused");
+      // `denovisor pause web && denovisor list` prints what the README shows.
+      assert.equal(
+        (await step(daemon, "list")).trimEnd(),
+        (await readmeBlock(" Id   Name   State")).join("\n"),
+      );
       await step(daemon, "resume", "web");
       assert.equal(await listedState(daemon, "web"), "running");
 
