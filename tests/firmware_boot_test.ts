@@ -2,8 +2,9 @@
  * Firmware boot end to end: `denovisor run --firmware` starts Debian's SeaBIOS, which
  * boots the test boot sector (guests/firmware/boot_sector.S) from a virtio-blk disk or
  * from an El Torito CD-ROM on the AHCI controller. The boot sector prints through int 10h
- * (SeaBIOS's sercon copies it to the serial port) and straight to COM1, reads LBA 1 with
- * int 13h and exits through the debug-exit port with status 7.
+ * (SeaBIOS's sercon copies it to the serial port) and straight to COM1, checks that the
+ * BIOS's F segment is read-only (PAM), reads LBA 1 with int 13h and exits through the
+ * debug-exit port with status 7.
  *
  * The same boot sector, disk and CD boot under QEMU with the same SeaBIOS (checked by
  * hand: qemu-system-x86_64 -bios bios.bin -fw_cfg name=etc/sercon-port,...). On the
@@ -31,6 +32,8 @@ firmwareTest("run --firmware boots a boot sector from a virtio-blk disk", async 
     assert.match(result.stdout, /SeaBIOS \(version/);
     assert.match(result.stdout, /boot sector: hello through int 10h/);
     assert.match(result.stdout, /boot sector: hello on COM1/);
+    // SeaBIOS locked its shadow through the i440FX's PAM registers, and the lock holds.
+    assert.match(result.stdout, /F segment: read-only/);
     assert.match(result.stdout, new RegExp(SECTOR_ONE));
     assert.equal(result.code, 7, result.stdout + result.stderr);
   });

@@ -18,6 +18,8 @@
  * @module
  */
 
+import { BIOS_AREA_START } from "../core/bios_area.ts";
+import { BIOS_SHADOW_SIZE, BiosShadow } from "../core/bios_shadow.ts";
 import { guestRamRegions } from "../core/boot/e820.ts";
 import { checkFirmwareImage, mapFirmware } from "../core/boot/firmware_rom.ts";
 import { configureBoot } from "../core/boot/linux_boot.ts";
@@ -241,7 +243,17 @@ function constructMachine(
       ram = GuestRam.allocate(vm, regions, ramMappings);
       const bios = context.boot.firmware;
       if (bios) {
+        // The ROM below 4 GiB and its tail in RAM at 0xE0000; PAM then splits that RAM.
+        rom = mapFirmware(vm, ram.memory, bios.image, bios.path);
+        const shadow = new BiosShadow(vm, {
+          slot: 0,
+          ram: ram.ranges[0],
+          memory: ram.memory,
+          rom: { address: rom.address, size: rom.size },
+        });
+        mmio.insert(BIOS_AREA_START, BIOS_SHADOW_SIZE, "bios-shadow", shadow);
         firmware = new FirmwarePlatform({
+          biosArea: shadow,
           memory: ram.memory,
           cpus: config.vcpus,
           ram: regions,
@@ -287,7 +299,6 @@ function constructMachine(
           d.kind === "disk" && d.transport.kind === "pci" ? [d.transport.slot] : []
         );
         platform.install({ pio, pci: devices.pciBus, diskSlots, order: bios.order });
-        rom = mapFirmware(vm, ram.memory, bios.image, bios.path);
       }
       setUp({ vm, ram, devices, vcpus, acpi });
       return new Machine({ vm, ram, vcpus, pio, mmio, loop, devices, end });
@@ -299,6 +310,7 @@ function constructMachine(
       vcpus.forEach((vcpu) => vcpu.close());
       vm.close();
       ram?.close();
+      rom?.unmap(); // idempotent: devices.close() may have unmapped it
       throw error;
     }
   } catch (error) {

@@ -9,6 +9,7 @@
  */
 
 import { HostMapping } from "../../ffi/mman.ts";
+import { KVM_MEM_READONLY } from "../../ffi/kvm/vm_structs.ts";
 import { DenovisorError } from "../../common/errors.ts";
 import type { GuestMemory } from "../guest_memory.ts";
 import { KVM_TSS_ADDRESS } from "../layout.ts";
@@ -78,7 +79,8 @@ export function mapFirmware(
     mapping.bytes().set(image);
     vm.setUserMemoryRegion({
       slot: FIRMWARE_SLOT,
-      flags: 0,
+      // A ROM: writes leave KVM as MMIO and, with nothing there, are dropped.
+      flags: KVM_MEM_READONLY,
       guestPhysAddr: 0x1_0000_0000 - image.length,
       memorySize: image.length,
       userspaceAddr: mapping.address,

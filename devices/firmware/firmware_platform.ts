@@ -71,6 +71,12 @@ export interface FirmwarePlatformOptions {
   /** SATA disks (opened images), on the first AHCI ports in order. */
   readonly disks?: readonly Disk[];
   readonly log?: (message: string) => void;
+  /**
+   * What the host bridge's PAM registers change (core/bios_shadow.ts on a VM). Without it
+   * the area stays plain RAM, read-write whatever PAM says, and the first other setting
+   * is logged once.
+   */
+  readonly biosArea?: BiosAreaControl;
 }
 
 /** What `install` needs: the buses, and where the virtio disks ended up. */
@@ -109,10 +115,9 @@ export class FirmwarePlatform implements Persistable<FirmwarePlatformState> {
   constructor(options: FirmwarePlatformOptions) {
     this.#options = options;
     const log = options.log ?? ((message: string) => console.warn(message));
-    // The VMM copied the BIOS into RAM at 0xE0000, so PAM starts as "RAM"; the RAM
-    // stays writable whatever the guest asks later (one RAM slot; noted once).
+    // The VMM copied the BIOS into RAM at 0xE0000, so PAM starts as "RAM".
     let noted = false;
-    const biosArea: BiosAreaControl = {
+    const biosArea: BiosAreaControl = options.biosArea ?? {
       setAccess: (start, size, access) => {
         if (access === "read-write" || noted) return;
         noted = true;

@@ -3,7 +3,9 @@
  * no-emulation image on a CD; both are loaded at 0x7c00 with the drive in DL).
  * It prints a line through the BIOS (int 10h, which SeaBIOS's sercon copies to
  * the serial port) and one straight to COM1, reads LBA 1 of its boot drive with
- * int 13h extended read and prints it when it holds text, then ends the VM through
+ * int 13h extended read and prints it when it holds text, tries to change a byte of
+ * the BIOS at F000:0000 (SeaBIOS makes the F segment read-only through the i440FX's PAM
+ * before it boots) and says whether it stuck, then ends the VM through
  * the debug-exit port 0xf4 with status 7 (9 when the read failed). It waits a
  * little after BIOS output (int 15h AH=86h) so that SeaBIOS's sercon has sent it.
  *
@@ -29,6 +31,23 @@ start:
 	call	settle
 	movw	$com1_line, %si
 	call	print_com1
+	/* Flip every bit of F000:0000 and read it back; put the byte back if it changed. */
+	pushw	%ds
+	movw	$0xf000, %ax
+	movw	%ax, %ds
+	movb	0, %al
+	notb	%al
+	movb	%al, 0
+	cmpb	%al, 0
+	jne	1f
+	notb	%al
+	movb	%al, 0
+	popw	%ds
+	movw	$bios_writable, %si
+	jmp	2f
+1:	popw	%ds
+	movw	$bios_read_only, %si
+2:	call	print_com1
 	/* int 13h, AH=42h: read 1 sector at LBA 1 into 0000:8000 (DS:SI = packet). */
 	movw	$packet, %si
 	movb	drive, %dl
@@ -102,6 +121,8 @@ drive:	.byte	0
 bios_line:	.asciz	"boot sector: hello through int 10h\r\n"
 com1_line:	.asciz	"boot sector: hello on COM1\r\n"
 read_failed:	.asciz	"boot sector: int 13h read failed\r\n"
+bios_read_only:	.asciz	"F segment: read-only\r\n"
+bios_writable:	.asciz	"F segment: writable\r\n"
 
 	.org	510
 	.byte	0x55, 0xaa
