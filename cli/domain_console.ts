@@ -29,6 +29,16 @@ export async function attachConsole(
   options: { readOnly: boolean; force?: boolean },
 ): Promise<number> {
   const info = await context.client.get<DomainInfo>(domainPath(name));
+  // In a farm, a domain running on another host: its console is served there.
+  const host = (info as { host?: string }).host;
+  if (!info.consoleSocket && host !== undefined && info.state !== "shutoff") {
+    throw new ApiClientError(
+      "conflict",
+      `Domain '${printable(name)}' runs on host '${printable(host)}'; its console is served ` +
+        `there: run 'denovisor console ${printable(name)}' on '${printable(host)}'`,
+      409,
+    );
+  }
   if (!info.consoleSocket) {
     throw new ApiClientError(
       "conflict",

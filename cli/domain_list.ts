@@ -137,6 +137,8 @@ export function describeDomain(domain: DomainInfo, stats?: DomainStats): string 
     ["Name", domain.name],
     ["UUID", domain.uuid],
     ["State", domain.state],
+    // In a farm: the host that runs it.
+    ["Host", (domain as { host?: string }).host],
     ["Id", domain.id],
     ["VMM pid", domain.pid],
     ["Started", domain.startedAt],

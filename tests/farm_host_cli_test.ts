@@ -205,3 +205,44 @@ etcdTest("host CLI: usage, help and the REPL's host group", async () => {
     await farm.stop();
   }
 });
+
+etcdTest("farm: domain verbs asked on any host reach the host that runs the domain", async () => {
+  const farm = await TestFarm.start([{ name: "h1" }, { name: "h2" }], { issueFlags: true });
+  try {
+    const [h1, h2] = farm.daemons;
+    await h1.client.post("/v1/domains", farmDomain("web"));
+    await h1.client.post("/v1/domains/web/start?host=h2", {});
+    const info = await eventually("h1's info names h2", async () => {
+      const out = await cli(h1.socket, "info", "web");
+      return /Host: +h2/.test(out.stdout) ? out.stdout : undefined;
+    });
+    assert.match(info, /State: +running/);
+
+    const pause = await cli(h1.socket, "pause", "web");
+    assert.equal(pause.code, 0, pause.stderr);
+    assert.equal((await h2.client.get<{ state: string }>("/v1/domains/web")).state, "paused");
+    await eventually("h1 sees it paused (h2 publishes its states)", async () => {
+      const out = await cli(h1.socket, "info", "web");
+      return /State: +paused/.test(out.stdout);
+    });
+    const resume = await cli(h1.socket, "resume", "web");
+    assert.equal(resume.code, 0, resume.stderr);
+    assert.equal((await h2.client.get<{ state: string }>("/v1/domains/web")).state, "running");
+
+    const logs = await cli(h1.socket, "logs", "web");
+    assert.equal(logs.code, 0, logs.stderr);
+    const console = await cli(h1.socket, "console", "web");
+    assert.equal(console.code, 5);
+    assert.match(console.stderr, /runs on host 'h2'.*run 'denovisor console web' on 'h2'/);
+
+    const shutdown = await cli(h1.socket, "destroy", "web");
+    assert.equal(shutdown.code, 0, shutdown.stderr);
+    assert.deepEqual(await farm.runningOn("web"), []);
+    // Not running anywhere: h1 answers for itself, and says so.
+    const stopped = await cli(h1.socket, "pause", "web");
+    assert.notEqual(stopped.code, 0);
+    assert.match(stopped.stderr, /not running|shutoff|shut off/i);
+  } finally {
+    await farm.stop();
+  }
+});

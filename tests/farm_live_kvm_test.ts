@@ -42,8 +42,13 @@ async function waitForLog(
 async function runningOn(daemons: Map<string, MigrationDaemon>, name: string): Promise<string[]> {
   const hosts: string[] = [];
   for (const [host, daemon] of daemons) {
-    const info = await daemon.info(name).catch(() => undefined);
-    if (info !== undefined && info.state !== "shutoff") hosts.push(host);
+    const info = await daemon.info(name).catch(() => undefined) as
+      | { state: string; host?: string }
+      | undefined;
+    // A daemon answers for a domain another host runs with that host's name.
+    if (info !== undefined && info.state !== "shutoff" && (info.host ?? host) === host) {
+      hosts.push(host);
+    }
   }
   return hosts;
 }

@@ -290,8 +290,12 @@ export class TestFarm {
     for (const daemon of this.daemons) {
       if (daemon.child === undefined) continue;
       try {
-        const info = await daemon.client.get<{ state: string }>(`/v1/domains/${domain}`);
-        if (info.state !== "shutoff") hosts.push(daemon.name);
+        const info = await daemon.client.get<{ state: string; host?: string }>(
+          `/v1/domains/${domain}`,
+        );
+        // A daemon answers for a domain another host runs with that host's name.
+        const elsewhere = info.host !== undefined && info.host !== daemon.name;
+        if (info.state !== "shutoff" && !elsewhere) hosts.push(daemon.name);
       } catch {
         // Dead daemon or unknown domain.
       }

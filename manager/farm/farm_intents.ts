@@ -17,9 +17,12 @@ import { parseRecord } from "./farm_records.ts";
 import type { FarmMember } from "./farm_member.ts";
 import { mirrorDefinition } from "./farm_definitions.ts";
 import { liveTimeoutMs, migrateLive, receiveLive } from "./farm_live_move.ts";
+import { answerForwarded } from "./farm_forward.ts";
 
 /** How long a requester waits for an intent's outcome. */
 const INTENT_TIMEOUT_MS = 180_000;
+/** How long a forwarded verb's answer may take. */
+const FORWARD_TIMEOUT_MS = 60_000;
 /** How long the target waits for the previous owner to let go. */
 const RELEASE_TIMEOUT_MS = 120_000;
 /** Seconds a moved domain's guest gets to power off before it is destroyed. */
@@ -48,6 +51,7 @@ export class FarmIntents {
     from?: string,
     stop?: "shutdown" | "destroy",
     live?: IntentRecord["live"],
+    forward?: IntentRecord["forward"],
   ): Promise<IntentRecord> {
     const member = this.#member;
     const intent: IntentRecord = {
@@ -56,6 +60,7 @@ export class FarmIntents {
       ...(from ? { from } : {}),
       ...(stop ? { stop } : {}),
       ...(live ? { live } : {}),
+      ...(forward ? { forward } : {}),
       reason,
       requestedBy: member.host,
       at: new Date().toISOString(),
@@ -67,20 +72,27 @@ export class FarmIntents {
         `Another start or move of '${domain}' is under way; wait for it ('denovisor farm events')`,
       );
     }
-    await member.store.event({
-      host: member.host,
-      kind: "intent",
-      domain,
-      detail: host === ""
-        ? `${stop ?? "shutdown"} on '${from}': ${reason}`
-        : `${
-          from ? `${live ? "live " : ""}move from '${from}' ` : "start "
-        }on '${host}': ${reason}`,
-    });
-    const timeoutMs = live ? liveTimeoutMs(intent) : INTENT_TIMEOUT_MS;
+    // A forwarded verb (stats, logs...) is no farm event: it changes nothing farm-wide.
+    if (!forward) {
+      await member.store.event({
+        host: member.host,
+        kind: "intent",
+        domain,
+        detail: host === ""
+          ? `${stop ?? "shutdown"} on '${from}': ${reason}`
+          : `${
+            from ? `${live ? "live " : ""}move from '${from}' ` : "start "
+          }on '${host}': ${reason}`,
+      });
+    }
+    const timeoutMs = live
+      ? liveTimeoutMs(intent)
+      : forward
+      ? FORWARD_TIMEOUT_MS
+      : INTENT_TIMEOUT_MS;
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, forward ? 50 : 250));
       const now = await member.store.intent(domain);
       if (now?.id !== intent.id) {
         throw new ApiError("conflict", `The request for '${domain}' was replaced by another`);
@@ -89,7 +101,9 @@ export class FarmIntents {
       if (now.status === "failed") {
         throw new ApiError(
           "conflict",
-          host === ""
+          forward
+            ? `Host '${from}' could not answer for '${domain}': ${now.error}`
+            : host === ""
             ? `Host '${from}' could not stop '${domain}': ${now.error}`
             : live
             ? `'${domain}' could not migrate from '${from}' to '${host}': ${now.error}`
@@ -99,7 +113,8 @@ export class FarmIntents {
     }
     throw new ApiError(
       "timeout",
-      `Host '${host}' did not start '${domain}' within ${timeoutMs / 1000} s; ` +
+      `Host '${host || from}' did not ${forward ? "answer for" : "start"} '${domain}' ` +
+        `within ${timeoutMs / 1000} s; ` +
         `see 'denovisor farm events' and that host's log`,
     );
   }
@@ -109,6 +124,15 @@ export class FarmIntents {
     const intent = parseRecord<IntentRecord>(value);
     const member = this.#member;
     if (intent?.status !== "pending" || this.#active.has(intent.id)) return;
+    if (intent.forward !== undefined) {
+      if (intent.from !== member.host || this.#stopped.has(intent.id)) return;
+      this.#active.add(intent.id);
+      this.#stopped.add(intent.id);
+      answerForwarded(member, domain, intent).catch((e) =>
+        member.log(`answering for '${domain}': ${e}`)
+      ).finally(() => this.#active.delete(intent.id));
+      return;
+    }
     if (intent.live !== undefined) {
       // A live move: the source migrates, the target makes room; each only once.
       const role = intent.from === member.host

@@ -74,6 +74,8 @@ export class FarmMember {
   readonly moving = new Set<string>();
   /** Domains migrating here: running here while another host still owns them. */
   readonly incoming = new Set<string>();
+  /** This host's own domain routes, for requests forwarded by other hosts (farm_forward.ts). */
+  local?: (request: Request) => Promise<Response>;
   /** This daemon's live migrations (undefined: it cannot move domains live). */
   readonly migrations?: DomainMigrations;
   /** Owner keys of this host seen without a running domain once (released the second time). */
@@ -373,11 +375,22 @@ export class FarmMember {
     }).catch(() => {});
   }
 
+  /** Publishes this host's record now (its domains' states changed). */
+  publish(): Promise<void> {
+    return this.#publish();
+  }
+
   async #publish(): Promise<void> {
     const now = new Date().toISOString();
     if (this.#record.joinedAt === "") this.#record.joinedAt = now;
     this.#record.updatedAt = now;
     if (this.#pools) this.#record.pools = activePools(this.#pools);
+    this.#record.domainStates = Object.fromEntries(
+      this.domains.entries().filter((e) => e.run !== undefined).map((e) => [
+        e.definition.name,
+        e.state,
+      ]),
+    );
     await this.store.putHost(this.#record, this.lease);
   }
 

@@ -31,6 +31,8 @@ export interface HostRecord {
   pools?: string[];
   /** The migration listener (ADDR:PORT), when it has one. */
   migrationListen?: string;
+  /** The state of each domain running there (running, paused...), as of its last reconcile. */
+  domainStates?: Record<string, string>;
   version: string;
   joinedAt: string;
   updatedAt: string;
@@ -60,7 +62,9 @@ export interface IntentRecord {
   live?: { maxDowntimeMs?: number; bandwidth?: number; timeoutS?: number; offline?: boolean };
   /** The target of a live move is ready to receive (it dropped its idle mirror copy). */
   ready?: boolean;
-  /** What the live move measured (MigrationResult), once done. */
+  /** A request for the `from` host's own domain routes (farm_forward.ts); host is "". */
+  forward?: { method: string; path: string; body?: unknown };
+  /** What the live move measured (MigrationResult), or the forwarded request's answer. */
   result?: unknown;
   reason: string;
   requestedBy: string;

@@ -14,6 +14,7 @@ import { defineInFarm } from "./farm_definitions.ts";
 import type { FarmStatus } from "./farm_api.ts";
 import { place } from "./placement.ts";
 import { addFarmHostRoutes, farmHosts, liveHost } from "./farm_host_routes.ts";
+import { addForwardRoutes } from "./farm_forward.ts";
 
 /**
  * Adds /v1/farm/... and the farm's domain routes to `router`; `local` answers a request
@@ -48,6 +49,8 @@ export function addFarmRoutes(
     return jsonResponse(await store.events(limit));
   });
   addFarmHostRoutes(router, member, local);
+  addForwardRoutes(router, member, local);
+  member.local = local;
 
   // Listings come from this host's table and the owners its last reconcile saw (no etcd
   // call: they work while etcd is unreachable); a domain running elsewhere shows as
