@@ -84,3 +84,37 @@ Deno.test("tables too large for the BIOS area are refused with the vCPU count", 
     (e: unknown) => e instanceof TableLoaderError && /4000 vCPUs/.test(e.message),
   );
 });
+
+function hasIasl(): boolean {
+  try {
+    new Deno.Command("iasl", { args: ["-v"], stdout: "null", stderr: "null" }).outputSync();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "iasl -d reads a direct boot's DSDT: the PCI root and the ISA devices at the root",
+  ignore: !hasIasl(),
+  async fn() {
+    const { acpi } = machine(2);
+    const mem = GuestMemory.ofSize(2 << 20);
+    const dsdt = walk(mem, acpi.writeTables(mem)).get("DSDT")!.bytes;
+    const dir = await Deno.makeTempDir({ prefix: "direct-acpi-" });
+    try {
+      await Deno.writeFile(`${dir}/dsdt.dat`, dsdt);
+      const out = await new Deno.Command("iasl", { args: ["-d", "dsdt.dat"], cwd: dir }).output();
+      const log = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, log);
+      assert.doesNotMatch(log, /\bError\b|Invalid/i, log);
+      const text = await Deno.readTextFile(`${dir}/dsdt.dsl`);
+      assert.match(text, /Device \(PCI0\)/);
+      assert.match(text, /EisaId \("PNP0B00"\)/, "the RTC");
+      assert.match(text, /_S5/);
+      assert.doesNotMatch(text, /Device \(ISA\)/, "no ISA bridge on a direct boot");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
