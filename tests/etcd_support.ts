@@ -231,16 +231,28 @@ async function makeCertificates(dir: string): Promise<CertificateFiles> {
   return files;
 }
 
+function spawnMember(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(ETCD!, { args, stdin: "null", stdout: "null", stderr: "null" }).spawn();
+}
+
 /** A 3-member (or `size`-member) etcd cluster on loopback, for the member-loss tests. */
 export class TestEtcdCluster {
   readonly urls: string[];
   readonly #dir: string;
   readonly #children: (Deno.ChildProcess | undefined)[];
+  /** Each member's etcd arguments, to start it again after a kill. */
+  readonly #args: string[][];
 
-  private constructor(urls: string[], dir: string, children: Deno.ChildProcess[]) {
+  private constructor(
+    urls: string[],
+    dir: string,
+    children: Deno.ChildProcess[],
+    args: string[][],
+  ) {
     this.urls = urls;
     this.#dir = dir;
     this.#children = children;
+    this.#args = args;
   }
 
   /** Starts the members together (they wait for each other) and waits until all answer. */
@@ -253,27 +265,20 @@ export class TestEtcdCluster {
       peer: `http://127.0.0.1:${freePort()}`,
     }));
     const initial = members.map((m) => `${m.name}=${m.peer}`).join(",");
-    const children = members.map((m) => {
-      const child = new Deno.Command(ETCD, {
-        args: [
-          `--name=${m.name}`,
-          `--data-dir=${dir}/${m.name}`,
-          `--listen-client-urls=${m.client}`,
-          `--advertise-client-urls=${m.client}`,
-          `--listen-peer-urls=${m.peer}`,
-          `--initial-advertise-peer-urls=${m.peer}`,
-          `--initial-cluster=${initial}`,
-          "--initial-cluster-state=new",
-          "--initial-cluster-token=denovisor-test",
-          "--log-level=error",
-        ],
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      return child;
-    });
-    const cluster = new TestEtcdCluster(members.map((m) => m.client), dir, children);
+    const args = members.map((m) => [
+      `--name=${m.name}`,
+      `--data-dir=${dir}/${m.name}`,
+      `--listen-client-urls=${m.client}`,
+      `--advertise-client-urls=${m.client}`,
+      `--listen-peer-urls=${m.peer}`,
+      `--initial-advertise-peer-urls=${m.peer}`,
+      `--initial-cluster=${initial}`,
+      "--initial-cluster-state=new",
+      "--initial-cluster-token=denovisor-test",
+      "--log-level=error",
+    ]);
+    const children = args.map(spawnMember);
+    const cluster = new TestEtcdCluster(members.map((m) => m.client), dir, children, args);
     const deadline = Date.now() + 60_000;
     for (const url of cluster.urls) {
       while (true) {
@@ -308,6 +313,12 @@ export class TestEtcdCluster {
       // Already gone.
     }
     await child.status;
+  }
+
+  /** Starts member `index` again on its data (after `kill`); it rejoins the cluster. */
+  restart(index: number): void {
+    if (this.#children[index] !== undefined) return;
+    this.#children[index] = spawnMember(this.#args[index]);
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,80 @@
+/**
+ * Every member of a 3-member etcd down at once (stand-in VMMs): the domains keep running
+ * (an HA domain is fenced: its host cannot tell "etcd is down" from "I am cut off"), local
+ * verbs on local domains work, farm verbs fail saying the farm is unavailable, and when
+ * the members come back every host rejoins and the HA domain runs again, exactly once.
+ */
+
+import assert from "node:assert/strict";
+import { etcdTest } from "./etcd_support.ts";
+import { eventually, farmDomain, TestFarm } from "./farm_support.ts";
+import type { FarmHost, FarmStatus } from "../manager/farm/farm_api.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const TTL = 4;
+
+async function cli(socket: string, ...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args, "--socket", socket],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+etcdTest(
+  "farm with all etcd members down: domains run on, farm verbs fail, all recovers",
+  async () => {
+    const farm = await TestFarm.start([{ name: "h1" }, { name: "h2" }], {
+      ttl: TTL,
+      members: 3,
+      issueFlags: true,
+    });
+    try {
+      const [h1, h2] = farm.daemons;
+      await h1.client.post("/v1/domains", farmDomain("plain"));
+      await h1.client.post("/v1/domains", farmDomain("db", { ha: true }));
+      await h1.client.post("/v1/domains/plain/start", {});
+      await h1.client.post("/v1/domains/db/start?host=h2", {});
+      for (let i = 0; i < 3; i++) await farm.cluster!.kill(i);
+
+      // Past the TTL: plain runs on; db was fenced on h2 and runs nowhere.
+      await new Promise((r) => setTimeout(r, (TTL + 2) * 1000));
+      assert.deepEqual(await farm.runningOn("plain"), ["h1"]);
+      assert.deepEqual(await farm.runningOn("db"), []);
+      // Local verbs on a local domain work; farm verbs say what is wrong.
+      const list = await cli(h1.socket, "list");
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /plain +running/);
+      assert.equal((await cli(h1.socket, "pause", "plain")).code, 0);
+      assert.equal((await cli(h1.socket, "resume", "plain")).code, 0);
+      for (const verb of [["host", "list"], ["farm", "status"]]) {
+        const out = await cli(h2.socket, ...verb);
+        assert.equal(out.code, 3, `${verb.join(" ")}: ${out.stdout}${out.stderr}`);
+        assert.match(out.stderr, /Farm unavailable: cannot reach etcd/);
+      }
+      const start = await cli(h2.socket, "start", "plain");
+      assert.notEqual(start.code, 0);
+
+      // etcd returns: both hosts are up again, plain still on h1, db runs once.
+      for (let i = 0; i < 3; i++) farm.cluster!.restart(i);
+      await eventually("both hosts rejoin", async () => {
+        const hosts = await h1.client.get<FarmHost[]>("/v1/farm/hosts");
+        return hosts.filter((h) => h.state === "up").length === 2;
+      }, 60_000);
+      await eventually("db runs again, once", async () => {
+        const on = await farm.runningOn("db");
+        return on.length === 1 ? on : undefined;
+      }, 60_000);
+      const status = await h2.client.get<FarmStatus>("/v1/farm");
+      assert.equal(status.owners.find((o) => o.domain === "plain")?.host, "h1");
+      assert.deepEqual(await farm.runningOn("plain"), ["h1"]);
+      // And stays so (no second copy appears with the next reconciles).
+      await new Promise((r) => setTimeout(r, 4000));
+      assert.equal((await farm.runningOn("db")).length, 1);
+    } finally {
+      await farm.stop();
+    }
+  },
+);
