@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { PoolDefinition, PoolInfo, PoolType } from "../manager/api_types.ts";
+import type { PoolDefinition, PoolInfo, PoolType, VolumeInfo } from "../manager/api_types.ts";
 import { CLIENT_EXIT, InvalidInputError } from "./output.ts";
 import {
   emit,
@@ -146,27 +146,40 @@ export const POOL_SUBCOMMANDS: Subcommand[] = [
     max: 2,
     run: async (ctx) => {
       const [name, snapshot] = ctx.positionals;
+      const volumes = () => ctx.client.get<VolumeInfo[]>(poolPath(name, undefined, "/volumes"));
+      const raw = new Set((await volumes()).filter((v) => v.format === "raw").map((v) => v.name));
       const info = await ctx.client.post<PoolInfo>(poolPath(name, undefined, "/snapshot"), {
         target: snapshot,
       });
+      const overlaid = (await volumes())
+        .filter((v) => raw.has(v.name) && v.format === "qcow2")
+        .map((v) => v.name);
       return emit(
         ctx,
         info,
-        () => `Snapshot ${snapshot} of pool ${name} taken (${info.volumes} volumes)`,
+        () =>
+          `Snapshot ${snapshot} of pool ${name} taken (${info.volumes} volumes)` +
+          (overlaid.length === 0
+            ? ""
+            : `; raw volumes now qcow2 overlays on it: ${
+              overlaid.join(", ")
+            } (vol commit merges one back)`),
       );
     },
   },
   {
     name: "rollback",
     aliases: ["pool-rollback"],
-    usage: "POOL SNAPSHOT",
-    summary: "Roll every volume that has the snapshot back to it",
+    usage: "POOL SNAPSHOT [--drop-newer]",
+    summary: "Roll every volume that has the snapshot back to it (later snapshots: --drop-newer)",
+    options: { "drop-newer": { type: "boolean" } },
     min: 2,
     max: 2,
     run: async (ctx) => {
       const [name, snapshot] = ctx.positionals;
       const info = await ctx.client.post<PoolInfo>(poolPath(name, undefined, "/rollback"), {
         snapshot,
+        ...(ctx.values["drop-newer"] ? { dropNewer: true } : {}),
       });
       return emit(ctx, info, () => `Pool ${name} rolled back to ${snapshot}`);
     },

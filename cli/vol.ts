@@ -290,27 +290,38 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
     options: POOL_OPTION,
     min: 2,
     max: 2,
-    run: (ctx) =>
-      volumeAction(
+    run: async (ctx) => {
+      const [pool, volume] = target(ctx);
+      const before = await ctx.client.get<VolumeInfo>(poolPath(pool, volume));
+      return volumeAction(
         ctx,
         "snapshot",
         { target: ctx.positionals[1] },
-        (info) => `Snapshot ${ctx.positionals[1]} of volume ${info.name} taken`,
-      ),
+        (info) =>
+          `Snapshot ${ctx.positionals[1]} of volume ${info.name} taken` +
+          (before.format === "raw" && info.format === "qcow2"
+            ? `; the raw volume is now a qcow2 overlay on it (vol commit merges it back)`
+            : ""),
+      );
+    },
   },
   {
     name: "rollback",
     aliases: ["vol-rollback", "snapshot-revert"],
-    usage: "VOL SNAPSHOT [--pool POOL]",
-    summary: "Return a volume to a snapshot (external snapshots newer than it are deleted)",
-    options: POOL_OPTION,
+    usage: "VOL SNAPSHOT [--pool POOL] [--drop-newer]",
+    summary: "Return a volume to a snapshot; external snapshots newer than it are deleted " +
+      "with --drop-newer, else refused with their names",
+    options: { ...POOL_OPTION, "drop-newer": { type: "boolean" } },
     min: 2,
     max: 2,
     run: (ctx) =>
       volumeAction(
         ctx,
         "rollback",
-        { snapshot: ctx.positionals[1] },
+        {
+          snapshot: ctx.positionals[1],
+          ...(ctx.values["drop-newer"] ? { dropNewer: true } : {}),
+        },
         (info) => `Volume ${info.name} rolled back to ${ctx.positionals[1]}`,
       ),
   },

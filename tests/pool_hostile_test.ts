@@ -334,7 +334,7 @@ Deno.test("a rollback killed after its rename drops the newer snapshots at the n
     await killedAt(
       dir,
       "rollback-after-rename",
-      `pools.volumeAction("default", "disk", "rollback", { snapshot: "s1" })`,
+      `pools.volumeAction("default", "disk", "rollback", { snapshot: "s1", dropNewer: true })`,
     );
     await rejects(
       () => pools.volumeAction("default", "disk", "rollback", { snapshot: "s2" }),

@@ -224,6 +224,10 @@ export const SCHEMAS: Record<string, Schema> = {
     mode: { enum: ["full", "linked"] },
     format: { enum: [...IMAGE_FORMATS] },
     snapshot: string,
+    dropNewer: {
+      type: "boolean",
+      description: "rollback: delete the later snapshots (else a rollback that would is refused)",
+    },
   }),
   ApiErrorBody: object({
     error: object({

@@ -250,6 +250,7 @@ const SAMPLES: Record<string, Json> = {
     mode: "full",
     format: "raw",
     snapshot: "",
+    dropNewer: false,
   } satisfies Required<VolumeActionRequest>,
   SaveRequest: { file: "", keep: false } satisfies Required<SaveRequest>,
   SaveResult: {

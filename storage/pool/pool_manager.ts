@@ -40,7 +40,13 @@ import {
   wipeVolume,
 } from "./volume_ops.ts";
 import { exportVolume } from "./volume_copy.ts";
-import { commitVolume, deleteSnapshot, rollbackVolume, snapshotVolume } from "./snapshots.ts";
+import {
+  commitVolume,
+  deleteSnapshot,
+  refuseDroppingNewer,
+  rollbackVolume,
+  snapshotVolume,
+} from "./snapshots.ts";
 
 /** Options of `new PoolManager`. */
 export interface PoolManagerOptions {
@@ -371,7 +377,10 @@ export class PoolManager {
 
   /** Rolls every volume that has snapshot `body.snapshot` back to it. */
   async rollbackPool(pool: string, body: unknown): Promise<PoolInfo> {
-    const snapshot = (body as { snapshot?: unknown } | null)?.snapshot;
+    const { snapshot, dropNewer } = (body ?? {}) as { snapshot?: unknown; dropNewer?: unknown };
+    if (dropNewer !== undefined && typeof dropNewer !== "boolean") {
+      throw new PoolError("invalid", `dropNewer: expected true or false, got ${dropNewer}`);
+    }
     const ctx = this.#context(this.#requireActive(pool));
     const volumes = ctx.backend.listVolumes()
       .filter((v) => ctx.meta.get(v).snapshots.some((s) => s.name === snapshot));
@@ -382,12 +391,20 @@ export class PoolManager {
       );
     }
     for (const volume of volumes) refuseChange(ctx, volume, "roll back");
+    // Every volume is checked before any is rolled back: all or none.
+    if (ctx.backend.nativeSnapshots === undefined) {
+      for (const volume of volumes) {
+        const list = ctx.meta.get(volume).snapshots;
+        const index = list.findIndex((s) => s.name === snapshot);
+        refuseDroppingNewer(volume, snapshot as string, list.slice(index + 1), dropNewer);
+      }
+    }
     for (const volume of volumes) {
       await this.#withVolume(
         pool,
         volume,
         "rollback",
-        (c) => rollbackVolume(c, volume, { snapshot: snapshot as string }),
+        (c) => rollbackVolume(c, volume, { snapshot: snapshot as string, dropNewer: true }),
       );
     }
     return this.info(pool);

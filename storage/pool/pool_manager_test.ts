@@ -230,6 +230,48 @@ poolTest(
   },
 );
 
+poolTest(
+  "rollback past later snapshots is refused with their names unless dropNewer",
+  QEMU,
+  async () => {
+    await withTempDir(async (dir) => {
+      const pools = await dirPool(dir);
+      const vol = await pools.createVolume("default", { name: "web", size: "4M" });
+      const other = await pools.createVolume("default", { name: "db", size: "4M" });
+      writePattern(vol.path, 0, 65536, 0x11);
+      await pools.snapshotPool("default", { target: "s1" });
+      writePattern(vol.path, 0, 65536, 0x22);
+      await pools.snapshotPool("default", { target: "s2" });
+      await pools.volumeAction("default", "web", "snapshot", { target: "s3" });
+      await rejects(
+        () => pools.volumeAction("default", "web", "rollback", { snapshot: "s1" }),
+        "conflict",
+        /^Rolling volume 'web' back to 's1' deletes its later snapshots 's2', 's3'; add --drop-newer/,
+      );
+      // The pool's rollback checks every volume first: none is rolled back.
+      await rejects(
+        () => pools.rollbackPool("default", { snapshot: "s1" }),
+        "conflict",
+        /volume 'db' back to 's1' deletes its later snapshot 's2';|volume 'web' back to 's1'/,
+      );
+      assert.deepEqual(pools.volumeInfo("default", "web").snapshots, ["s1", "s2", "s3"]);
+      assert.deepEqual(pools.volumeInfo("default", "db").snapshots, ["s1", "s2"]);
+      assert.ok(hasPattern(vol.path, 0, 65536, 0x22), "nothing was rolled back");
+      // Back to the newest snapshot drops nothing: no flag needed.
+      await pools.volumeAction("default", "web", "rollback", { snapshot: "s3" });
+      const info = await pools.volumeAction("default", "web", "rollback", {
+        snapshot: "s1",
+        dropNewer: true,
+      });
+      assert.deepEqual(info.snapshots, ["s1"]);
+      assert.ok(hasPattern(vol.path, 0, 65536, 0x11), "rolled back to s1");
+      await pools.rollbackPool("default", { snapshot: "s1", dropNewer: true });
+      assert.deepEqual(pools.volumeInfo("default", "db").snapshots, ["s1"]);
+      judgeImage(other.path);
+    });
+  },
+);
+
 poolTest("resize grows a volume; shrinking needs force", QEMU, async () => {
   await withTempDir(async (dir) => {
     const pools = await dirPool(dir);

@@ -69,6 +69,12 @@ export interface VolumeActionRequest {
   format?: ImageFormat;
   /** rollback, delete-snapshot: which snapshot. */
   snapshot?: string;
+  /**
+   * rollback in a dir or shared pool: delete the snapshots taken after `snapshot` (they
+   * are states on the line being abandoned). Without it such a rollback is refused with
+   * their names.
+   */
+  dropNewer?: boolean;
 }
 
 /** What runs on a volume now; for copies (clone, import, convert, export), how far it is. */

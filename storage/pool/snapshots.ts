@@ -6,7 +6,8 @@
  * first; each snapshot image is an overlay on the one before.
  *
  * - rollback to S: a fresh empty overlay on S replaces the volume; snapshots newer than S
- *   are deleted (they were states after S, on the line being abandoned).
+ *   are deleted (they were states after S, on the line being abandoned), and only when
+ *   asked (`dropNewer`): else the rollback is refused with their names.
  * - delete S: the image after S (the next snapshot, or the volume itself) is committed
  *   into S, and S's image then takes that image's path, so the line stays valid.
  * - commit: deletes the newest snapshot that way: the volume's changes are merged into
@@ -161,6 +162,7 @@ export function rollbackVolume(
     return describeVolume(ctx, name);
   }
   refusePending(ctx.meta, name);
+  refuseDroppingNewer(name, snapshot.name, meta.snapshots.slice(index + 1), request.dropNewer);
   const info = volumeImageInfo(snapshot.path!);
   const fresh = join(dirname(path), `.${name}.rollback`);
   if (pathExists(fresh)) Deno.removeSync(fresh);
@@ -189,6 +191,26 @@ export function rollbackVolume(
     endIntent(ctx.meta, name);
   });
   return describeVolume(ctx, name);
+}
+
+/**
+ * Refuses a rollback of `volume` to `snapshot` that would delete the later snapshots
+ * `newer`, unless `dropNewer` says to: it names each one that would go.
+ */
+export function refuseDroppingNewer(
+  volume: string,
+  snapshot: string,
+  newer: readonly { name: string }[],
+  dropNewer: boolean | undefined,
+): void {
+  if (newer.length === 0 || dropNewer === true) return;
+  const names = newer.map((each) => `'${each.name}'`).join(", ");
+  throw new PoolError(
+    "conflict",
+    `Rolling volume '${volume}' back to '${snapshot}' deletes its later snapshot` +
+      `${newer.length === 1 ? "" : "s"} ${names}; add --drop-newer (API: "dropNewer": true) ` +
+      `to drop ${newer.length === 1 ? "it" : "them"}, or roll back to the newest one`,
+  );
 }
 
 /** Deletes snapshot `request.snapshot`, keeping every later state intact. */
