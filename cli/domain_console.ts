@@ -30,8 +30,8 @@ export async function attachConsole(
 ): Promise<number> {
   const info = await context.client.get<DomainInfo>(domainPath(name));
   // In a farm, a domain running on another host: its console is served there.
-  const host = (info as { host?: string }).host;
-  if (!info.consoleSocket && host !== undefined && info.state !== "shutoff") {
+  const { host, hostState } = info as { host?: string; hostState?: string };
+  if (!info.consoleSocket && host !== undefined && hostState !== undefined) {
     throw new ApiClientError(
       "conflict",
       `Domain '${printable(name)}' runs on host '${printable(host)}'; its console is served ` +

@@ -133,12 +133,17 @@ export function describeDomain(domain: DomainInfo, stats?: DomainStats): string 
     const tap = running?.tap || nic.tap || "auto";
     return `${nic.mac ?? "auto MAC"} on ${tap}${nic.bridge ? ` (bridge ${nic.bridge})` : ""}`;
   });
+  const farm = domain as { host?: string; hostState?: string };
+  const farmHost = {
+    host: farm.host,
+    state: farm.hostState === undefined ? undefined : `${farm.hostState} (on host ${farm.host})`,
+  };
   return formatFields([
     ["Name", domain.name],
     ["UUID", domain.uuid],
-    ["State", domain.state],
-    // In a farm: the host that runs it.
-    ["Host", (domain as { host?: string }).host],
+    // In a farm, a domain running on another host: its state there.
+    ["State", farmHost.state ?? domain.state],
+    ["Host", farmHost.host],
     ["Id", domain.id],
     ["VMM pid", domain.pid],
     ["Started", domain.startedAt],

@@ -216,14 +216,14 @@ etcdTest("farm: domain verbs asked on any host reach the host that runs the doma
       const out = await cli(h1.socket, "info", "web");
       return /Host: +h2/.test(out.stdout) ? out.stdout : undefined;
     });
-    assert.match(info, /State: +running/);
+    assert.match(info, /State: +running \(on host h2\)/);
 
     const pause = await cli(h1.socket, "pause", "web");
     assert.equal(pause.code, 0, pause.stderr);
     assert.equal((await h2.client.get<{ state: string }>("/v1/domains/web")).state, "paused");
     await eventually("h1 sees it paused (h2 publishes its states)", async () => {
       const out = await cli(h1.socket, "info", "web");
-      return /State: +paused/.test(out.stdout);
+      return /State: +paused \(on host h2\)/.test(out.stdout);
     });
     const resume = await cli(h1.socket, "resume", "web");
     assert.equal(resume.code, 0, resume.stderr);

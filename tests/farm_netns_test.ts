@@ -125,10 +125,12 @@ Deno.test({
         daemons.push(
           new FarmDaemon(name, dir, [
             ...["--state-dir", dir, "--socket", `${dir}/api.sock`],
-            ...["--farm", "netns", "--etcd", etcd.url, "--host-name", name],
+            ...["--farm", "netns", "--etcd", etcd.url, "--host", name],
             ...["--host-address", network.address(i), "--farm-lease-ttl", String(TTL)],
             ...["--host-memory", "1G", "--host-vcpus", "8"],
-          ], ["ip", "netns", "exec", network.ns(i)]),
+            // nsenter, not `ip netns exec`: only the network changes, so the cgroup
+            // hierarchies under /sys that the VMM sandbox's checks need stay visible.
+          ], ["nsenter", `--net=/run/netns/${network.ns(i)}`]),
         );
       }
       await Promise.all(daemons.map((d) => d.start()));
@@ -137,8 +139,12 @@ Deno.test({
         const hosts: string[] = [];
         for (const daemon of daemons) {
           try {
-            const info = await daemon.client.get<{ state: string }>(`/v1/domains/${domain}`);
-            if (info.state !== "shutoff") hosts.push(daemon.name);
+            const info = await daemon.client.get<{ state: string; host?: string }>(
+              `/v1/domains/${domain}`,
+            );
+            // A daemon answers for a domain another host runs with that host's name.
+            const elsewhere = info.host !== undefined && info.host !== daemon.name;
+            if (info.state !== "shutoff" && !elsewhere) hosts.push(daemon.name);
           } catch {
             // Unknown there yet.
           }

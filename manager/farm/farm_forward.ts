@@ -138,9 +138,9 @@ const FORWARDED: [method: string, verb: string][] = [
 
 /**
  * Adds the routes of the verbs above, `GET .../console` (refused elsewhere, with the
- * host) and `GET /v1/domains/{name}` (this host's entry, with the owner's host and the
- * state it published when the domain runs elsewhere; no etcd call, so info works while
- * etcd is away). A domain that runs here, or nowhere, is answered by `local`.
+ * host) and `GET /v1/domains/{name}` (this host's entry, plus `host`, the owner, and,
+ * when that is another host, `hostState`, the state it published; `state` stays this
+ * host's own, shutoff). A domain that runs here, or nowhere, is answered by `local`.
  */
 export function addForwardRoutes(
   router: Router,
@@ -177,11 +177,11 @@ export function addForwardRoutes(
     const states = record?.record.domainStates;
     // Its host no longer lists it: stopped since this host's last reconcile.
     if (states !== undefined && states[name] === undefined) return await local(request);
+    // `state` stays this host's (no VMM here: shutoff); `hostState` is the owner's.
     return jsonResponse({
       ...member.domains.info(name),
-      state: states?.[name] ?? "running",
       host: owner,
-      note: `runs on host '${owner}'`,
+      hostState: states?.[name] ?? "running",
     });
   });
 }
