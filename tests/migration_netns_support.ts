@@ -18,6 +18,7 @@ import { sleep, vmmPids } from "./daemon_support.ts";
 import { MigrationDaemon } from "./migration_support.ts";
 
 const ID = String(Deno.pid % 10000);
+const FRAMES = new URL("./fixtures/netns_frames.ts", import.meta.url).pathname;
 const SUBNET = `198.18.${100 + (Deno.pid % 150)}`;
 /** The port each daemon's migration listener takes (in its own namespace). */
 export const MIGRATION_PORT = 4789;
@@ -35,6 +36,23 @@ function run(command: string, ...args: string[]): { ok: boolean; error: string }
 function must(command: string, ...args: string[]): void {
   const result = run(command, ...args);
   if (!result.ok) throw new Error(`${command} ${args.join(" ")}: ${result.error}`);
+}
+
+/**
+ * The command prefix that runs a daemon in network namespace `ns` as `ip netns exec`
+ * would, with a sysfs of that namespace on /sys (the VMM finds bridges and taps under
+ * /sys/class/net), but keeping the host's cgroup hierarchies under /sys/fs/cgroup (the
+ * sandbox needs them; `ip netns exec` hides them), bound through `spare` in a private
+ * mount namespace.
+ */
+async function inNamespace(ns: string, spare: string): Promise<string[]> {
+  await Deno.mkdir(spare, { recursive: true });
+  const script = 'set -e; d=$1; shift; mount --rbind /sys/fs/cgroup "$d"; ' +
+    'mount -t sysfs sysfs /sys; mount --rbind "$d" /sys/fs/cgroup; exec "$@"';
+  return [
+    ...["nsenter", `--net=/run/netns/${ns}`, "unshare", "--mount", "--propagation", "private"],
+    ...["sh", "-c", script, "sh", spare],
+  ];
 }
 
 /** Whether network namespaces, veth pairs and bind mounts can be made here (root). */
@@ -138,7 +156,7 @@ export class MigrationHosts {
           ...["--migration-ca", join(certs, "ca.pem")],
         ],
         {},
-        { port: MIGRATION_PORT, prefix: ["nsenter", `--net=/run/netns/${nss[i]}`] },
+        { port: MIGRATION_PORT, prefix: await inNamespace(nss[i], join(this.dir, `cg-${i}`)) },
       );
       this.hosts.push({
         name,
@@ -161,6 +179,36 @@ export class MigrationHosts {
     }
   }
 
+  /** A bridge named `name` in a host's namespace, up, without IPv6 chatter. */
+  bridge(host: MigrationHost, name: string): void {
+    must("ip", "-n", host.ns, "link", "add", name, "type", "bridge");
+    run("ip", "netns", "exec", host.ns, "sysctl", "-qw", `net.ipv6.conf.${name}.disable_ipv6=1`);
+    must("ip", "-n", host.ns, "link", "set", name, "up");
+  }
+
+  /** Runs tests/fixtures/netns_frames.ts in a host's namespace (the host side of a NIC). */
+  async frames(host: MigrationHost, args: string[]): Promise<{ code: number; stdout: string }> {
+    const { code, stdout, stderr } = await new Deno.Command("nsenter", {
+      args: [`--net=/run/netns/${host.ns}`, Deno.execPath(), "run", "-A", FRAMES, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decoder = new TextDecoder();
+    return { code, stdout: decoder.decode(stdout) + decoder.decode(stderr) };
+  }
+
+  /** Makes a CA of its own and certificates for both hosts' names and addresses under it. */
+  async otherCa(): Promise<string> {
+    const certs = join(this.dir, "other-ca");
+    const made = await denovisor([
+      "migration-certs",
+      certs,
+      ...this.hosts.map((host) => `${host.name}=${host.address}`),
+    ]);
+    assert.equal(made.code, 0, made.stderr);
+    return certs;
+  }
+
   /** Makes a raw volume in the shared pool (through host a) and shows it to host b. */
   async volume(name: string, size = "1M"): Promise<string> {
     const info = await this.a.daemon.client.post<{ path: string }>(
@@ -176,19 +224,27 @@ export class MigrationHosts {
     must("ip", "-n", this.a.ns, "link", "set", this.a.veth, up ? "up" : "down");
   }
 
-  /** Restarts host i's daemon after a crash (same flags, same namespace). */
-  async restart(i: number): Promise<MigrationDaemon> {
+  /**
+   * Restarts host i's daemon after a crash (same flags, same namespace); `certs` names
+   * another directory of `migration-certs` (another CA) to take its certificate and key
+   * from, `ca` the CA it trusts (by default the one of `certs`).
+   */
+  async restart(
+    i: number,
+    certs = join(this.dir, "certs"),
+    ca = join(certs, "ca.pem"),
+  ): Promise<MigrationDaemon> {
     const host = this.hosts[i];
-    const certs = join(this.dir, "certs");
     host.daemon = await MigrationDaemon.start(
       host.dir,
       [
         ...["--migration-listen", `${host.address}:{port}`],
-        ...["--migration-cert", host.cert, "--migration-key", host.key],
-        ...["--migration-ca", join(certs, "ca.pem")],
+        ...["--migration-cert", join(certs, `${host.name}.pem`)],
+        ...["--migration-key", join(certs, `${host.name}.key`)],
+        ...["--migration-ca", ca],
       ],
       {},
-      { port: MIGRATION_PORT, prefix: ["nsenter", `--net=/run/netns/${host.ns}`] },
+      { port: MIGRATION_PORT, prefix: await inNamespace(host.ns, join(this.dir, `cg-${i}`)) },
     );
     return host.daemon;
   }

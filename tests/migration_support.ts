@@ -27,9 +27,8 @@ export class MigrationDaemon {
 
   /**
    * `flags` are the --migration-* flags; `{port}` in them is replaced by `options.port`,
-   * or by a free loopback port. `options.prefix` is a command the daemon runs under
-   * (`nsenter --net=/run/netns/NS`: only the network namespace changes, so
-   * the cgroup mounts under /sys stay visible, unlike under `ip netns exec`).
+   * or by a free loopback port. `options.prefix` is a command the daemon runs under (a network
+   * namespace: tests/migration_netns_support.ts).
    */
   static async start(
     dir: string,

@@ -111,8 +111,25 @@ export async function migrateOutgoing(options: OutgoingMigration): Promise<unkno
     vmm.catch(() => {}); // awaited below
     const conn = await acceptVmm(relay.listener, vmm);
     relay.listener.close();
-    await relayFrames(unixEnd(conn), peer, options.onProgress);
-    return await vmm;
+    const outcome = await relayFrames(unixEnd(conn), peer, options.onProgress);
+    try {
+      return await vmm;
+    } catch (error) {
+      if (outcome.answered) throw error;
+      // Nothing ever came back, not even START's answer: with TLS 1.3 the client's
+      // handshake ends before the server has checked its certificate, so a refused
+      // certificate shows up here as a link closed at once. The guest runs on here.
+      const detail = outcome.error ? ` (${outcome.error.message})` : "";
+      throw new DenovisorError(
+        "unavailable",
+        `${options.host}:${options.port} closed the migration channel before answering` +
+          `${detail}: it refused this host's certificate (is its --migration-ca the CA that ` +
+          `signed this host's --migration-cert?), its daemon failed (see its log) or the ` +
+          `link broke; ` +
+          (error as Error).message,
+        { cause: error },
+      );
+    }
   } finally {
     peer.close();
     if (relay) {

@@ -37,6 +37,8 @@ export interface RelayOutcome {
   finalAnswer: Frame | null;
   /** Whether COMPLETE went towards the destination. */
   completeSent: boolean;
+  /** Whether the destination sent anything at all (an ACK or ERROR of START at least). */
+  answered: boolean;
   /** The first error on either direction, if any. */
   error?: Error;
 }
@@ -50,7 +52,11 @@ export async function relayFrames(
   destination: FrameEnd,
   onProgress: (progress: RelayProgress) => void = () => {},
 ): Promise<RelayOutcome> {
-  const outcome: RelayOutcome = { finalAnswer: null, completeSent: false };
+  const outcome: RelayOutcome = {
+    finalAnswer: null,
+    completeSent: false,
+    answered: false,
+  };
   const progress: RelayProgress = {
     iteration: 0,
     dirtyBytes: 0,
@@ -99,6 +105,7 @@ export async function relayFrames(
       onProgress({ ...progress });
     }),
     forward(destination, source, (frame) => {
+      outcome.answered = true;
       // The source sends nothing after START until START's answer, so any answer seen
       // once COMPLETE went out answers COMPLETE.
       if (outcome.completeSent) outcome.finalAnswer ??= frame;
