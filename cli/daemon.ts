@@ -7,6 +7,8 @@
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, PATH_OPTIONS } from "../manager/paths.ts";
 import { startDaemon } from "../manager/daemon/server.ts";
 import { parseCommandArgs, UsageError } from "./usage_error.ts";
+import { parseSize } from "../common/units.ts";
+import { DEFAULT_LOG_LIMITS, type LogLimits, setLogLimits } from "../manager/daemon/console_log.ts";
 import {
   type MetricsListenOptions,
   parseCidr,
@@ -51,6 +53,10 @@ Options:
                         0.0.0.0:9177 or [::]:9177; the API socket always serves it
   --metrics-allow CIDR  Who may scrape that address (repeatable, e.g. 10.0.0.0/8);
                         default loopback only
+  --log-max-size SIZE   Rotate a domain's console log past SIZE (default 10M): its
+                        tail moves to <log>.1, .1 to .2...
+  --log-max-files N     Files kept per domain log, the live one included (default
+                        5): at most SIZE x N of disk per domain
   --openapi             Print the API's OpenAPI 3.1 document (what GET
                         /v1/openapi.json serves) and exit; no daemon is started
   -h, --help            Show this help
@@ -77,6 +83,21 @@ function metricsOptions(
   return { listen, allow };
 }
 
+/** The --log-max-* options (a mistake is a usage error). */
+function logLimitOptions(size: string | undefined, files: string | undefined): LogLimits {
+  const limits = { ...DEFAULT_LOG_LIMITS };
+  try {
+    if (size !== undefined) limits.maxBytes = parseSize(size, "--log-max-size", "b");
+    if (files !== undefined) {
+      limits.files = /^\d+$/.test(files) ? Number(files) : NaN;
+    }
+    setLogLimits(limits);
+  } catch (error) {
+    throw new UsageError(`daemon: ${(error as Error).message}`);
+  }
+  return limits;
+}
+
 /** Runs the daemon until it is told to stop; returns the exit status. */
 export async function daemonCommand(args: string[]): Promise<number> {
   const { values } = parseCommandArgs("daemon", args, {
@@ -88,6 +109,8 @@ export async function daemonCommand(args: string[]): Promise<number> {
     "metrics-allow": { type: "string", multiple: true },
     ...FARM_DAEMON_OPTIONS,
     ...MIGRATION_DAEMON_OPTIONS,
+    "log-max-size": { type: "string" },
+    "log-max-files": { type: "string" },
     openapi: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
@@ -104,6 +127,7 @@ export async function daemonCommand(args: string[]): Promise<number> {
   // inherit this) is private whatever umask it was started with; modes that must be
   // wider (the socket for a --socket-group) are set explicitly.
   Deno.umask(0o077);
+  setLogLimits(logLimitOptions(values["log-max-size"], values["log-max-files"]));
   const metrics = metricsOptions(values["metrics-listen"], values["metrics-allow"]);
   const farm = await farmOptions(values);
   const migration = await migrationFlags(values);

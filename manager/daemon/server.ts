@@ -8,6 +8,7 @@
  * @module
  */
 
+import { type DaemonLog, daemonLog } from "../systemd/journal.ts";
 import { dirname, join } from "node:path";
 import { type DenovisorPaths, resolvePaths } from "../paths.ts";
 import { DomainStore } from "../store/domain_store.ts";
@@ -54,8 +55,11 @@ export interface DaemonOptions {
    * which they may import and export (`--pool-root`); default none.
    */
   poolRoots?: readonly string[];
-  /** Where log lines go (default: stderr, which systemd sends to the journal). */
-  log?: (line: string) => void;
+  /**
+   * Where log lines go (default: journal entries with the domain as a field under
+   * systemd, else stderr; manager/systemd/journal.ts).
+   */
+  log?: DaemonLog;
   /** Join this farm (manager/farm/); without it the daemon works alone. */
   farm?: FarmOptions;
   /** --migration-*: the listener (off without `listen`) and the credentials. */
@@ -76,7 +80,7 @@ export interface Daemon {
 
 /** Starts the daemon; resolves once the API socket is listening. */
 export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> {
-  const log = options.log ?? ((line: string) => console.error(`denovisor daemon: ${line}`));
+  const log = options.log ?? daemonLog();
   const paths = resolvePaths(options);
   const gid = options.socketGroup === undefined
     ? undefined
@@ -100,7 +104,10 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     await prepareRunDir(paths, gid);
     const events = new EventHub();
     events.listen((event) =>
-      log(`domain '${event.domain}' ${event.kind}${event.detail ? `: ${event.detail}` : ""}`)
+      log(`domain '${event.domain}' ${event.kind}${event.detail ? `: ${event.detail}` : ""}`, {
+        domain: event.domain,
+        event: event.kind,
+      })
     );
     const backingDirectories = options.backingDirectories ?? [];
     // Each needs the other, through closures called only once both exist.
