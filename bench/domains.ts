@@ -34,8 +34,8 @@ const FIRST_OUTPUT = "domain guest up";
 const MEMORY_DOMAINS = 3;
 const LIST_DOMAINS = 100;
 
-/** A daemon child process on a private directory. */
-class BenchDaemon {
+/** A daemon child process on a private directory (bench/clones.ts uses it too). */
+export class BenchDaemon {
   readonly dir: string;
   readonly api: ApiClient;
   readonly #child: Deno.ChildProcess;
