@@ -200,3 +200,49 @@ etcdTest("farm: define ?start=1 that cannot start keeps nothing, on any host", a
     await farm.stop();
   }
 });
+
+etcdTest(
+  "farm: start without a host stays on the host asked while it fits, then is placed",
+  async () => {
+    const farm = await TestFarm.start([
+      { name: "h1", memory: "256M" },
+      { name: "h2", memory: "128M" },
+      { name: "h3", memory: "128M" },
+    ]);
+    try {
+      const h1 = farm.daemons[0];
+      const placed: string[] = [];
+      for (let i = 0; i < 9; i++) {
+        await h1.client.post("/v1/domains", farmDomain(`d${i}`));
+        try {
+          const info = await h1.client.post<{ host?: string }>(`/v1/domains/d${i}/start`, {});
+          placed.push(info.host ?? "h1");
+        } catch (error) {
+          assert.match((error as Error).message, /No host can run 'd8'/);
+        }
+      }
+      // 4 on h1 (the host asked, while it fits), then 2 each on h2 and h3; d8 fits nowhere.
+      assert.deepEqual(placed.slice(0, 4), ["h1", "h1", "h1", "h1"]);
+      assert.deepEqual(placed.slice(4).sort(), ["h2", "h2", "h3", "h3"]);
+      const hosts = await h1.client.get<FarmHost[]>("/v1/farm/hosts");
+      for (const host of hosts) {
+        assert.equal(host.freeMemoryBytes, 0, `${host.name} is full, not overcommitted`);
+      }
+      for (const name of ["d0", "d4", "d6"]) {
+        await h1.client.post(
+          `/v1/domains/${name}/destroy`,
+          {},
+        );
+      }
+      // Anti-affinity: two domains of one group never share a host.
+      for (const name of ["g1", "g2"]) {
+        await h1.client.post("/v1/domains", farmDomain(name, { placement: { antiAffinity: "g" } }));
+      }
+      const g1 = await h1.client.post<{ host?: string }>("/v1/domains/g1/start", {});
+      const g2 = await h1.client.post<{ host?: string }>("/v1/domains/g2/start", {});
+      assert.notEqual(g1.host ?? "h1", g2.host ?? "h1");
+    } finally {
+      await farm.stop();
+    }
+  },
+);

@@ -168,11 +168,12 @@ export function addForwardRoutes(
     const name = params.name;
     const entry = member.domains.get(name); // 404 for an unknown name.
     const owner = member.owners.get(name);
-    if (entry.run !== undefined || owner === undefined || owner === member.host) {
+    if (entry.run !== undefined) {
+      // It runs here, whatever the last reconcile read (a domain just moved here).
       const answer = await local(request);
-      if (!answer.ok || owner === undefined) return answer;
-      return jsonResponse({ ...await answer.json(), host: owner });
+      return answer.ok ? jsonResponse({ ...await answer.json(), host: member.host }) : answer;
     }
+    if (owner === undefined || owner === member.host) return await local(request);
     const record = await member.store.liveHost(owner).catch(() => undefined);
     const states = record?.record.domainStates;
     // Its host no longer lists it: stopped since this host's last reconcile.

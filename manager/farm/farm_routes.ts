@@ -126,7 +126,15 @@ export function addFarmRoutes(
       const name = params.name;
       const here = domains.get(name).run !== undefined;
       const owner = here ? undefined : await store.owner(name);
-      if (owner === undefined || owner.owner.host === member.host) return await local(request);
+      if (owner === undefined || owner.owner.host === member.host) {
+        const answer = await local(request);
+        // Stopped now (a destroy, a quick shutdown): its capacity is free for placement
+        // at once, not at the next reconciles. Best effort; reconcile releases it anyway.
+        if (answer.ok && domains.get(name).run === undefined) {
+          await member.release(name).catch(() => {});
+        }
+        return answer;
+      }
       await member.intents.request(
         name,
         "",
@@ -149,10 +157,14 @@ export function addFarmRoutes(
     if (owner !== undefined) {
       throw new ApiError("conflict", `Domain '${name}' already runs on host '${owner.owner.host}'`);
     }
-    const choice = url.searchParams.get("host") ?? definition.placement?.host ?? member.host;
-    let target = choice;
-    let reason = choice === member.host ? "this host" : "asked for";
-    if (choice === "auto") {
+    // Without a host: placed, this host first when it qualifies (capacity, maintenance,
+    // labels, anti-affinity, pools), so no host is ever overcommitted by a plain start.
+    const choice = url.searchParams.get("host") ?? definition.placement?.host;
+    let target = choice ?? member.host;
+    let reason = "asked for";
+    if (choice === undefined) {
+      ({ host: target, reason } = place(definition, await store.view(), { prefer: member.host }));
+    } else if (choice === "auto") {
       ({ host: target, reason } = place(definition, await store.view()));
     } else if (choice !== member.host) {
       await liveHost(store, choice);

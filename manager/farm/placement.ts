@@ -9,8 +9,10 @@
  *    `placement.labels`, and runs no other domain of the `placement.antiAffinity` group;
  * 2. capacity: its free memory and free vCPUs (capacity minus the definitions of the
  *    domains it owns) hold the domain; no host is ever overcommitted;
- * 3. preference: the most free memory after placing (memory is what cannot be shared),
- *    then the fewest domains, then the name (a stable answer).
+ * 3. preference: the host `prefer` names when it qualifies (`start` without a host: the
+ *    host asked keeps the domain if it can), else the most free memory after placing
+ *    (memory is what cannot be shared), then the fewest domains, then the name (a
+ *    stable answer).
  *
  * @module
  */
@@ -70,7 +72,7 @@ export function hostLoads(
 export function place(
   definition: DomainDefinition,
   view: FarmView,
-  options: { exclude?: string[] } = {},
+  options: { exclude?: string[]; prefer?: string } = {},
 ): Placement {
   const memory = definitionMemoryBytes(definition);
   const vcpus = definition.vcpus ?? 1;
@@ -91,6 +93,13 @@ export function place(
       `No host can run '${definition.name}' (${memory / 2 ** 20} MiB, ${vcpus} vCPUs)` +
         (refused.length === 0 ? ": the farm has no live host" : `: ${refused.join("; ")}`),
     );
+  }
+  const preferred = fits.find((f) => f.host.name === options.prefer);
+  if (preferred !== undefined) {
+    return {
+      host: preferred.host.name,
+      reason: `the host asked, which fits (${Math.floor(preferred.free / 2 ** 20)} MiB left)`,
+    };
   }
   fits.sort((a, b) =>
     b.free - a.free || a.count - b.count || a.host.name.localeCompare(b.host.name)

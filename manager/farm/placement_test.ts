@@ -93,3 +93,19 @@ Deno.test("place() puts a domain only where the pools of its disks are active", 
   farm.hosts[1].pools = [];
   assert.throws(() => place(d, farm), /pool shared is not active there/);
 });
+
+Deno.test("place() keeps a domain on the preferred host while it qualifies, never beyond", () => {
+  const farm = view([host("a", 256, 4), host("b", 2048, 4)]);
+  const first = place(domain("x", 128), farm, { prefer: "a" });
+  assert.deepEqual([first.host, /the host asked/.test(first.reason)], ["a", true]);
+  // a is full: the preference yields to placement, which never overcommits.
+  farm.definitions.set("y", domain("y", 200));
+  farm.owners.set("y", "a");
+  assert.equal(place(domain("x", 128), farm, { prefer: "a" }).host, "b");
+  // Maintenance and exclusion beat the preference too.
+  farm.owners.delete("y");
+  farm.maintenance.add("a");
+  assert.equal(place(domain("x", 128), farm, { prefer: "a" }).host, "b");
+  farm.maintenance.clear();
+  assert.equal(place(domain("x", 128), farm, { prefer: "a", exclude: ["a"] }).host, "b");
+});
