@@ -79,8 +79,9 @@ Options:
   --balloon            A virtio-balloon device
   --virtio-console     A virtio console on the same console backend (it takes the input)
   --transport T        Default transport of virtio devices: pci (default) or mmio
-  --seccomp MODE       System-call filter entered before the guest runs: strict, log
-                       (default: unknown calls are logged, forbidden ones kill) or off
+  --seccomp MODE       System-call filter entered before the guest runs: strict
+                       (default: a call outside the list kills), log (unknown calls
+                       are logged, forbidden ones kill) or off
 ${RUN_STATE_HELP}
   -h, --help           Show this help
 

@@ -6,6 +6,7 @@
  */
 
 import { EXIT_STATUS } from "../core/vm_end.ts";
+import { parseHandedDescriptors, setHandedDescriptors } from "../common/handed_descriptors.ts";
 import { readVmmConfig } from "../vmm/config_parse.ts";
 import { runVmm } from "../vmm/vmm_process.ts";
 import { parseCommandArgs, UsageError } from "./usage_error.ts";
@@ -15,7 +16,7 @@ import {
   type SeccompMode,
 } from "../vmm/sandbox/seccomp_filter.ts";
 
-export const VMM_HELP = `Usage: denovisor vmm --config FILE [--seccomp MODE]
+export const VMM_HELP = `Usage: denovisor vmm --config FILE [--seccomp MODE] [--descriptors FILE]
 
 Runs one domain as the daemon's VMM process: reads FILE (a VmmConfig, see
 vmm/vmm_config.ts), serves the control API on RUNDIR/vmm.sock and the console on
@@ -26,7 +27,11 @@ Options:
   --config FILE   The VMM config (JSON)
   --seccomp MODE  System-call filter entered before the guest runs: strict (others
                   kill the VMM), log (others are logged by the kernel; forbidden
-                  ones such as execve, ptrace, mount still kill), off (default: log)
+                  ones such as execve, ptrace, mount still kill), off
+                  (default: strict)
+  --descriptors FILE  Inherited descriptors to use instead of opening /dev/kvm, images,
+                  kernels and taps (JSON {kvm, files: {PATH: FD}, taps: {NAME: FD}}):
+                  the daemon's sandbox hands them to a VMM that cannot open them
   -h, --help      Show this help
 
 Exit status: 0 when the VM ended (end.json says how), 1 when it could not start
@@ -37,6 +42,7 @@ export async function vmmCommand(args: string[]): Promise<number> {
   const { values } = parseCommandArgs("vmm", args, {
     config: { type: "string" },
     seccomp: { type: "string" },
+    descriptors: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -45,8 +51,19 @@ export async function vmmCommand(args: string[]): Promise<number> {
   }
   if (values.config === undefined) throw new UsageError("vmm: --config FILE is required");
   const seccomp = values.seccomp === undefined ? undefined : seccompFlag(values.seccomp);
+  if (values.descriptors !== undefined) {
+    setHandedDescriptors(await readDescriptorTable(values.descriptors));
+  }
   const config = await readVmmConfig(values.config);
   return await runVmm(config, { seccomp });
+}
+
+async function readDescriptorTable(path: string) {
+  try {
+    return parseHandedDescriptors(JSON.parse(await Deno.readTextFile(path)));
+  } catch (error) {
+    throw new UsageError(`--descriptors ${path}: ${(error as Error).message}`);
+  }
 }
 
 /** The --seccomp value, or a usage error naming the modes. */

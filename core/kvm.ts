@@ -6,6 +6,7 @@
  */
 
 import { DenovisorError } from "../common/errors.ts";
+import { handedKvm } from "../common/handed_descriptors.ts";
 import { closeFd, ioctlBytes, ioctlValue, openFile } from "../ffi/libc.ts";
 import { O_CLOEXEC, O_RDWR } from "../ffi/libc_symbols.ts";
 import { EACCES, ENODEV, ENOENT, ENXIO, EPERM, SyscallError } from "../ffi/errno.ts";
@@ -56,7 +57,9 @@ export class Kvm implements Disposable {
   static open(path: string = kvmDevicePath()): Kvm {
     let fd: number;
     try {
-      fd = openFile(path, O_RDWR | O_CLOEXEC);
+      // A sandboxed VMM has no /dev/kvm in its jail: its launcher handed it one.
+      fd = (path === kvmDevicePath() ? handedKvm() : undefined) ??
+        openFile(path, O_RDWR | O_CLOEXEC);
     } catch (error) {
       throw new KvmUnavailableError(describeOpenFailure(path, error));
     }

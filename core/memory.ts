@@ -14,6 +14,7 @@ import { O_CLOEXEC, O_RDONLY } from "../ffi/libc_symbols.ts";
 import { bytesAtAddress, HOST_PAGE_SIZE, HostMapping } from "../ffi/mman.ts";
 import { type GuestAddress, GuestMemory } from "./guest_memory.ts";
 import type { Vm } from "./vm.ts";
+import { handedFile } from "../common/handed_descriptors.ts";
 
 /** A range of guest RAM to back with host memory. */
 export interface RamRange {
@@ -64,7 +65,7 @@ export function mapRamFile(
   ranges: readonly FileRange[],
   fileSize: number,
 ): HostMapping[] {
-  const fd = openFile(path, O_RDONLY | O_CLOEXEC);
+  const fd = handedFile(path) ?? openFile(path, O_RDONLY | O_CLOEXEC);
   const mappings: HostMapping[] = [];
   try {
     const stat = fstat(fd);

@@ -105,3 +105,19 @@ export function clearNonBlocking(fd: number): void {
     throw new SyscallError("fcntl(F_SETFL)", errno());
   }
 }
+
+const F_DUPFD_CLOEXEC = 1030;
+
+/** A new close-on-exec descriptor (the lowest free one from 3) for the file `fd` refers to. */
+export function duplicateFd(fd: number): number {
+  const copy = libc().fcntl_int(fd, F_DUPFD_CLOEXEC, 3n);
+  if (copy < 0) throw new SyscallError("fcntl(F_DUPFD_CLOEXEC)", errno());
+  return copy;
+}
+
+/** Adds `flags` (e.g. O_DIRECT) to the file status flags of `fd`. */
+export function addStatusFlags(fd: number, flags: number): void {
+  if (libc().fcntl_int(fd, F_SETFL, BigInt(statusFlags(fd) | flags)) < 0) {
+    throw new SyscallError("fcntl(F_SETFL)", errno());
+  }
+}

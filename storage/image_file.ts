@@ -12,12 +12,15 @@
 
 import { closeFd, errno, ioctlBytes } from "../ffi/libc.ts";
 import { tryOpen } from "../ffi/fs.ts";
+import { handedFile } from "../common/handed_descriptors.ts";
 import {
+  addStatusFlags,
   clearNonBlocking,
   type FileKind,
   fstat,
   fstatfsType,
   PSEUDO_FILESYSTEMS,
+  statusFlags,
 } from "../ffi/file_stat.ts";
 import { O_CLOEXEC, O_DIRECT, O_NONBLOCK, O_RDONLY, O_RDWR } from "../ffi/libc_symbols.ts";
 import { EACCES, ENOENT, SyscallError } from "../ffi/errno.ts";
@@ -29,6 +32,7 @@ import { lockImage } from "./image_lock.ts";
 const BLKGETSIZE64 = 0x80081272n;
 const EISDIR = 21;
 const EROFS = 30;
+const O_ACCMODE = 3;
 
 /** Options of `openImageFile`. */
 export interface ImageFileOptions {
@@ -57,6 +61,8 @@ export interface ImageFile {
  */
 export function openImageFile(path: string, options: ImageFileOptions = {}): ImageFile {
   const readOnly = options.readOnly ?? false;
+  const handed = handedFile(path);
+  if (handed !== undefined) return checkImageFd(path, handed, options);
   let info: Deno.FileInfo;
   try {
     info = Deno.statSync(path);
@@ -73,7 +79,20 @@ export function openImageFile(path: string, options: ImageFileOptions = {}): Ima
   // would otherwise honour it).
   const fd = tryOpen(path, flags);
   if (fd < 0) throw openError(path, errno(), readOnly);
+  return checkImageFd(path, fd, options);
+}
+
+/**
+ * Checks what `fd` (opened from `path`, or handed to a sandboxed VMM for it: the
+ * launcher opened it as root) is, then locks it; closes it on failure.
+ */
+function checkImageFd(path: string, fd: number, options: ImageFileOptions): ImageFile {
+  const readOnly = options.readOnly ?? false;
   try {
+    if (!readOnly && (statusFlags(fd) & O_ACCMODE) === O_RDONLY) {
+      throw openError(path, EACCES, false); // handed read-only, wanted read-write
+    }
+    if (options.direct) addStatusFlags(fd, O_DIRECT);
     const stat = fstat(fd);
     const kind = refuseKind(path, stat.kind);
     const filesystem = PSEUDO_FILESYSTEMS.get(fstatfsType(fd));

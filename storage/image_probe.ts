@@ -6,6 +6,7 @@
  * @module
  */
 
+import { isHandedFile } from "../common/handed_descriptors.ts";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { closeFd } from "../ffi/libc.ts";
 import { pread } from "../ffi/fs.ts";
@@ -43,6 +44,9 @@ export function backingPath(path: string, name: string): string {
 }
 
 function realPath(path: string): string {
+  // A jailed VMM's chain is handed, not in its jail; the daemon resolved it (imageInfo
+  // follows the real paths and refuses loops) before handing the files over.
+  if (isHandedFile(path)) return path;
   try {
     return Deno.realPathSync(path);
   } catch (error) {

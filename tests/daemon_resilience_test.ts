@@ -16,8 +16,12 @@ function processesMentioning(text: string): number[] {
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
-      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
-      if (cmdline.includes(text) && processAlive(Number(entry.name))) pids.push(Number(entry.name));
+      const argv = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
+      // The sandbox's launcher (a bash reaper, the VMM's parent) names the config too.
+      if (argv[0] === "/bin/bash") continue;
+      if (argv.join(" ").includes(text) && processAlive(Number(entry.name))) {
+        pids.push(Number(entry.name));
+      }
     } catch {
       // Gone meanwhile.
     }

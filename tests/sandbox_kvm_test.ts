@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { kvmTest } from "./kvm_support.ts";
 import { denovisor } from "./cli_support.ts";
 import { domainGuest, TestDaemon } from "./daemon_support.ts";
-import { sandboxSupport } from "../manager/sandbox/launcher.ts";
+import { vmmUser } from "../manager/sandbox/vmm_user.ts";
 import { detectCgroups, DomainCgroup } from "../manager/sandbox/cgroup.ts";
 import { readKernelLog } from "../manager/sandbox/seccomp_report.ts";
 import { syscallName } from "../vmm/sandbox/syscall_numbers.ts";
@@ -37,27 +37,49 @@ function loggedCalls(pid: number): string[] {
 
 /** Checks the sandbox of the running VMM `pid` whose run directory holds `consoleSocket`. */
 async function assertSandboxed(pid: number, consoleSocket: string): Promise<void> {
+  const runDir = dirname(consoleSocket);
   assert.equal(statusField(pid, "Seccomp"), "2");
   const own = statusField("self", "Seccomp_filters");
   if (own !== undefined) {
     assert.equal(Number(statusField(pid, "Seccomp_filters")), Number(own) + 1);
   }
   assert.equal(statusField(pid, "NoNewPrivs"), "1");
-  const support = await sandboxSupport();
-  if (support.setpriv) {
-    // What the daemon (with this process's capabilities) keeps of net_admin,
-    // dac_override and dac_read_search.
-    const expected = BigInt(`0x${statusField("self", "CapEff")}`) & 0x1006n;
-    assert.equal(BigInt(`0x${statusField(pid, "CapEff")}`), expected);
+  const user = vmmUser();
+  assert.notEqual(user.uid, 0);
+  assert.equal(statusField(pid, "Uid"), Array(4).fill(user.uid).join("\t"));
+  assert.equal(statusField(pid, "Gid"), Array(4).fill(user.gid).join("\t"));
+  assert.equal(statusField(pid, "Groups"), "");
+  for (const set of ["CapInh", "CapPrm", "CapEff", "CapAmb"]) {
+    assert.equal(statusField(pid, set), "0000000000000000", set);
   }
-  let host;
-  try {
-    host = detectCgroups();
-  } catch {
-    return; // no cgroups here: the daemon said so in the log
+  // Its own namespaces; pid 1 in its PID namespace.
+  for (const ns of ["mnt", "pid", "net", "ipc", "uts"]) {
+    assert.notEqual(
+      await Deno.readLink(`/proc/${pid}/ns/${ns}`),
+      await Deno.readLink(`/proc/self/ns/${ns}`),
+      ns,
+    );
   }
-  const group = DomainCgroup.existing(host, vmmCgroupName(dirname(consoleSocket)));
-  if (group === undefined) return; // not writable here (the daemon logged why)
+  assert.equal(statusField(pid, "NSpid"), `${pid}\t1`);
+  // No network but a loopback (and the tap descriptors it was handed).
+  const interfaces = Deno.readTextFileSync(`/proc/${pid}/net/dev`).split("\n").slice(2)
+    .map((line) => line.split(":")[0].trim()).filter((name) => name !== "");
+  assert.deepEqual(interfaces, ["lo"]);
+  // Its root is its jail: none of the host's /etc, /home or /var; its run directory is there.
+  const root = `/proc/${pid}/root`;
+  const top = [...Deno.readDirSync(root)].map((entry) => entry.name).sort();
+  for (const hostOnly of ["etc", "home", "var", "boot", "sys", "srv"]) {
+    assert.ok(!top.includes(hostOnly), `/${hostOnly} is not in the jail (${top.join(", ")})`);
+  }
+  assert.throws(() => Deno.statSync(`${root}/etc/passwd`), Deno.errors.NotFound);
+  assert.ok(Deno.statSync(`${root}${consoleSocket}`).isSocket);
+  assert.deepEqual(
+    [...Deno.readDirSync(`${root}/proc`)].filter((e) => /^\d+$/.test(e.name)).map((e) => e.name),
+    ["1"],
+    "its /proc shows its own PID namespace only",
+  );
+  const group = DomainCgroup.existing(detectCgroups(), vmmCgroupName(runDir));
+  assert.ok(group !== undefined, "the domain's cgroup exists");
   assert.ok(group.pids().includes(pid), `VMM ${pid} is in ${group.path}`);
   const limits = vmmCgroupLimits({ memoryBytes: 32 * 1024 * 1024, vcpus: 1 });
   assert.equal(group.stats().memoryLimitBytes, limits.memoryBytes);

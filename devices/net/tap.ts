@@ -14,9 +14,12 @@ import { O_CLOEXEC, O_NONBLOCK, O_RDWR } from "../../ffi/libc_symbols.ts";
 import { SyscallError } from "../../ffi/errno.ts";
 import { AF_UNIX, interfaceIndex, SOCK_CLOEXEC, SOCK_DGRAM, socket } from "../../ffi/socket.ts";
 import { INTERFACE_NAME_RULE, isInterfaceName } from "../../common/validators.ts";
+import { handedTap } from "../../common/handed_descriptors.ts";
 
 const TUNSETIFF = 0x400454can;
 const TUNSETPERSIST = 0x400454cbn;
+const TUNSETOWNER = 0x400454ccn;
+const TUNSETGROUP = 0x400454cen;
 const TUNSETOFFLOAD = 0x400454d0n;
 const TUNSETVNETHDRSZ = 0x400454d8n;
 const SIOCGIFFLAGS = 0x8913n;
@@ -24,6 +27,7 @@ const SIOCSIFFLAGS = 0x8914n;
 const SIOCBRADDIF = 0x89a2n;
 
 const IFF_UP = 0x1;
+const EEXIST = 17;
 const IFF_TAP = 0x0002;
 const IFF_NO_PI = 0x1000;
 const IFF_VNET_HDR = 0x4000;
@@ -92,6 +96,8 @@ export class Tap {
       throw new TapError("Cannot open a tap without the virtio-net header; pass vnetHeader: true");
     }
     const requested = options.name ?? "auto";
+    const handed = handedTap(requested);
+    if (handed !== undefined) return Tap.#attachHanded(handed, requested);
     const pattern = requested === "auto" ? "dv%d" : requested;
     if (requested !== "auto") validateName(requested);
     if (options.bridge !== undefined) requireBridge(options.bridge);
@@ -125,6 +131,51 @@ export class Tap {
         cause: error,
       });
     }
+  }
+
+  /**
+   * A sandboxed VMM's tap: `fd` is a /dev/net/tun its launcher opened in the host's
+   * network namespace (so TUNSETIFF finds `name` there, not in the VMM's empty one); the
+   * daemon created the tap persistent, owned by the VMM's user, up and on its bridge.
+   * A reboot attaches again through another duplicate of the same file: EEXIST then
+   * means it is attached already.
+   */
+  static #attachHanded(fd: number, name: string): Tap {
+    try {
+      validateName(name);
+      const request = ifreq(name);
+      new DataView(request.buffer).setUint16(IFNAMSIZ, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, true);
+      if (ioctl(fd, TUNSETIFF, request) < 0 && errno() !== EEXIST) {
+        const code = errno();
+        const hint = code === 1
+          ? "permission denied (the tap is not owned by the VMM's user)"
+          : new SyscallError("ioctl(TUNSETIFF)", code).message;
+        throw new TapError(`Cannot attach handed tap ${name}: ${hint}`);
+      }
+      const vnetSize = new Int32Array([VNET_HEADER_SIZE]);
+      ioctlBytes(fd, TUNSETVNETHDRSZ, new Uint8Array(vnetSize.buffer), "ioctl(TUNSETVNETHDRSZ)");
+      return new Tap(fd, name, false, probeOffloads(fd));
+    } catch (error) {
+      closeFd(fd);
+      if (error instanceof TapError) throw error;
+      throw new TapError(`Cannot set up tap ${name}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  /**
+   * Gives the tap to `uid` and `gid` (TUNSETOWNER, TUNSETGROUP), so that a process with
+   * those ids and no capabilities may attach to it once it is persistent.
+   */
+  setOwner(uid: number, gid: number): void {
+    ioctlValue(this.#fd, TUNSETOWNER, uid, "ioctl(TUNSETOWNER)");
+    ioctlValue(this.#fd, TUNSETGROUP, gid, "ioctl(TUNSETGROUP)");
+  }
+
+  /** Keeps the tap after the last close (TUNSETPERSIST), or lets it go with it. */
+  setPersistent(persistent: boolean): void {
+    ioctlValue(this.#fd, TUNSETPERSIST, persistent ? 1 : 0, "ioctl(TUNSETPERSIST)");
   }
 
   /** The interface name (as the kernel chose it for "auto"). */

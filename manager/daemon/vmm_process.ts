@@ -76,6 +76,39 @@ export function spawnVmm(
   return { pid: child.pid, status: child.status };
 }
 
+/**
+ * The pid of the first child of `launcher` (a VMM in its own PID namespace is the child
+ * of the launcher's reaper, ../sandbox/launcher.ts), polled for up to `timeoutMs`; `launcher` itself when
+ * it ends first (its exit status then tells why) or never forks.
+ */
+export async function childPid(launcher: number, timeoutMs = 10_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    let children = "";
+    try {
+      children = Deno.readTextFileSync(`/proc/${launcher}/task/${launcher}/children`);
+    } catch {
+      return launcher; // gone
+    }
+    const first = Number(children.trim().split(" ")[0]);
+    if (Number.isInteger(first) && first > 0) return first;
+    if (processStartTime(launcher) === undefined) return launcher; // a zombie
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  return launcher;
+}
+
+/** The pid of `pid` inside its own PID namespace (the last NSpid field), if readable. */
+export function namespacePid(pid: number): number | undefined {
+  try {
+    const line = Deno.readTextFileSync(`/proc/${pid}/status`).match(/^NSpid:\s+(.*)$/m)?.[1];
+    const last = Number(line?.trim().split(/\s+/).at(-1));
+    return Number.isInteger(last) ? last : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** This process's environment without what belongs to the daemon's service manager. */
 function vmmEnvironment(): Record<string, string> {
   const env = Deno.env.toObject();

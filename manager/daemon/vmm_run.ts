@@ -13,10 +13,17 @@ import { writeFileAtomic } from "../store/atomic_file.ts";
 import { ApiError } from "../../common/http/mod.ts";
 import { VmmControl } from "./vmm_control.ts";
 import { prepareLog } from "./console_log.ts";
-import { prepareVmmSandbox, releaseVmmSandbox } from "../sandbox/vmm_sandbox.ts";
+import {
+  prepareVmmSandbox,
+  releaseVmmSandbox,
+  vmmCgroupLimits,
+  vmmCgroupStats,
+} from "../sandbox/vmm_sandbox.ts";
 import { describeSeccompKill } from "../sandbox/seccomp_report.ts";
 import {
+  childPid,
   describeExit,
+  namespacePid,
   processStartTime,
   sameProcessAlive,
   signalProcess,
@@ -77,10 +84,16 @@ export class VmmRun {
     const watch = watchProcess(record.pid, record.pidStartTime, status);
     this.#stopWatch = watch.stop;
     this.exited = watch.exited.then(async (exit) => {
+      // Read before the group goes with the sandbox.
+      const oomKills = vmmCgroupStats(runDir).cgroup?.oomKills ?? 0;
       releaseVmmSandbox(runDir);
       return {
         record: await readEndRecord(runDir),
-        exit: exit?.signal === "SIGSYS" ? describeSeccompKill(record.pid) : describeExit(exit),
+        exit: exit?.signal === "SIGSYS"
+          ? describeSeccompKill(record.pid)
+          : exit?.signal === "SIGKILL" && oomKills > 0
+          ? describeOomKill(record.definition, runDir)
+          : describeExit(exit),
       };
     });
     this.handled = new Promise((resolve) => this.#markHandled = resolve);
@@ -108,16 +121,19 @@ export class VmmRun {
     await Deno.remove(runDir, { recursive: true }).catch(() => {});
     await Deno.mkdir(runDir, { recursive: true, mode: 0o700 });
     const configPath = join(runDir, "config.json");
-    await writeFileAtomic(configPath, JSON.stringify(config, null, 2) + "\n");
     await prepareLog(config.logFile);
     const sandbox = await prepareVmmSandbox(definition, config);
+    await writeFileAtomic(configPath, JSON.stringify(sandbox.config, null, 2) + "\n");
+    sandbox.shareWithVmm(configPath);
     await appendLog(config.logFile, sandbox.notes);
     const spawned = spawnVmm(configPath, config.logFile, sandbox);
+    // In its own PID namespace the VMM is the launcher's child, not the spawned process.
+    const pid = sandbox.pidNamespace ? await childPid(spawned.pid) : spawned.pid;
     const record: RuntimeRecord = {
       definition,
       persistent,
-      pid: spawned.pid,
-      pidStartTime: processStartTime(spawned.pid) ?? -1,
+      pid,
+      pidStartTime: processStartTime(pid) ?? -1,
       startedAt: new Date().toISOString(),
     };
     // Written before the VMM is up: a daemon killed right now still finds it afterwards.
@@ -209,7 +225,8 @@ export class VmmRun {
         );
       }
       const pidText = await Deno.readTextFile(join(this.runDir, "vmm.pid")).catch(() => "");
-      if (Number(pidText.trim()) === this.record.pid) {
+      // A VMM in its own PID namespace writes its pid there (1).
+      if (Number(pidText.trim()) === (namespacePid(this.record.pid) ?? this.record.pid)) {
         try {
           const remaining = Math.max(500, Math.min(5000, deadline - Date.now()));
           await this.control.call("GET", "/vm", undefined, remaining);
@@ -291,4 +308,17 @@ export async function logTail(path: string, lines: number, missing = "(no log)")
   } catch {
     return missing;
   }
+}
+
+/** Words for a VMM the kernel killed for going over its memory cgroup. */
+function describeOomKill(definition: DomainDefinition, runDir: string): string {
+  let limit = "";
+  try {
+    const config = JSON.parse(Deno.readTextFileSync(join(runDir, "config.json")));
+    const bytes = vmmCgroupLimits(config, definition.cpu).memoryBytes;
+    limit = ` (${Math.round(bytes / 1048576)} MiB: guest RAM and the VMM's overhead)`;
+  } catch {
+    // the figure is only for people
+  }
+  return `VMM killed by the kernel: out of memory in its cgroup${limit}`;
 }

@@ -1,86 +1,181 @@
 /**
  * The steps that confine a VMM before Deno starts in it: a prefix of commands that each
- * change the process and exec the next, so the pid the daemon spawned stays the VMM's.
+ * change the process and exec the next (the daemon's spawn runs them as root).
  *
- * 1. `sh` writes its pid into the domain's cgroup.procs files: the VMM is counted from
- *    its first instruction.
- * 2. `unshare --ipc --uts`: System V IPC objects and the host name of the host are out
- *    of sight.
- * 3. `setpriv`: no_new_privs, inheritable and ambient capabilities cleared, the bounding
- *    set reduced to `capabilities` (so uid 0 keeps only those after exec), and with
- *    `user` a switch to an unprivileged uid and gid with no supplementary groups.
+ * 1. `bash` (host namespaces, root) writes its pid into the domain's cgroup.procs files,
+ *    so the VMM is counted from its first instruction, and opens the files the VMM is
+ *    handed (./jail.ts: /dev/kvm, images, kernels, /dev/net/tun in the host's network
+ *    namespace) on fixed descriptor numbers that the VMM inherits.
+ * 2. `unshare --ipc --uts --mount --net --pid`, then `bash` that runs the rest as its
+ *    child: the VMM is pid 1 of its PID namespace, a child of that `bash`, which waits for
+ *    it and ends as it did (killed by the same signal, or with its status); the network
+ *    namespace holds only a loopback that is down.
+ * 3. `bash` (root, in the new mount namespace) builds the jail: a small tmpfs on the
+ *    per-domain directory, with only the listed paths bound into it (read-only but for
+ *    the run directory and the log) and a /proc of the new PID namespace. The mounts
+ *    exist in that namespace only: nothing to clean on the host.
+ * 4. `setpriv --no-new-privs`, clearing the inheritable and ambient capabilities and the
+ *    bounding set but for what step 5 needs.
+ * 5. `unshare --root=JAIL --setgid=G --setuid=U`: chroot into the jail, drop the
+ *    supplementary groups, then become the VMM's unprivileged user, which clears every
+ *    capability; then exec the VMM (its path inside the jail is the same as outside).
  *
- * This is done with util-linux rather than inside the Deno process because credentials
- * are per thread in the kernel: a raw setresuid through FFI would change one thread of a
- * runtime that already has a dozen, and unshare(CLONE_NEWPID) only affects children.
+ * A chroot is enough here: escaping one takes CAP_SYS_CHROOT (or a descriptor of a
+ * directory outside, and the VMM is handed none), and the VMM has no capability at all.
+ *
+ * This is done with bash and util-linux rather than inside the Deno process because
+ * credentials are per thread in the kernel (a raw setresuid through FFI changes one thread
+ * of a runtime that already has a dozen) and unshare(CLONE_NEWPID) affects children only.
  *
  * @module
  */
 
 import { DenovisorError } from "../../common/errors.ts";
+import type { HandedOpen } from "./jail.ts";
 
 /** How to confine one VMM. */
 export interface SandboxPlan {
   /** cgroup.procs files to enter (see ./cgroup.ts); empty for none. */
   cgroupProcs: readonly string[];
-  /** New IPC and UTS namespaces. */
-  namespaces: boolean;
-  /**
-   * Drop privileges with setpriv, keeping these capabilities (names as setpriv spells
-   * them, e.g. "net_admin"); undefined leaves the process as it is.
-   */
-  capabilities?: readonly string[];
-  /** Run as this unprivileged user (with `capabilities`: usually none). */
-  user?: { uid: number; gid: number };
+  /** Files opened for the VMM, on these descriptor numbers (from 3, in order). */
+  descriptors: readonly HandedOpen[];
+  /** The jail: its (existing, empty) root directory and what is bound into it. */
+  jail: { root: string; readOnly: readonly string[]; readWrite: readonly string[] };
+  /** The VMM's unprivileged user and group. */
+  user: { uid: number; gid: number };
 }
 
-/** The capabilities a VMM running as uid 0 keeps: taps and bridges, and images it does not own. */
-export const VMM_CAPABILITIES: readonly string[] = [
-  "net_admin", // TUNSETIFF on /dev/net/tun, bringing the tap up, adding it to a bridge
-  "dac_override", // images, kernels and /dev/kvm owned by another user (a CI checkout)
-  "dac_read_search", // directories of such files
-];
+/** Exit status of a launcher step that failed (its reason is on stderr: the domain's log). */
+export const LAUNCHER_FAILED = 125;
 
-const CAPABILITY = /^[a-z_]+$/;
+/** The capabilities step 5 needs and nothing after it has: chroot, setgroups/setgid, setuid. */
+const JAIL_ENTRY_CAPABILITIES = "-all,+sys_chroot,+setuid,+setgid";
 
-/** A plan that cannot be expressed (a bad capability name). */
+/** A plan that cannot be expressed. */
 export class SandboxPlanError extends DenovisorError {
   constructor(message: string) {
     super("invalid", message);
   }
 }
 
-/** Enters the cgroups named before "--", then execs what follows it. */
-const ENTER_CGROUPS = 'for f; do [ "$f" = -- ] && break; echo $$ >"$f" || exit 125; shift; done; ' +
-  'shift; exec "$@"';
+/** Step 1: cgroups named before "--", then one open per descriptor (paths follow). */
+function openScript(descriptors: readonly HandedOpen[]): string {
+  const lines = [
+    'for f; do [ "$f" = -- ] && break; echo $$ >"$f" || exit 125; shift; done; shift',
+  ];
+  descriptors.forEach((d, i) => {
+    if (d.fd !== 3 + i) throw new SandboxPlanError(`descriptor ${d.fd} is out of order`);
+    const redirect = d.write ? "<>" : "<";
+    lines.push(
+      `{ [ -e "$1" ] && exec ${d.fd}${redirect}"$1"; } || ` +
+        `{ echo "denovisor launcher: cannot open $1" >&2; exit 125; }; shift`,
+    );
+  });
+  lines.push('exec "$@"');
+  return lines.join("\n");
+}
+
+/**
+ * Step 2's parent: runs the rest as its child (pid 1 of the new PID namespace), waits,
+ * and ends as it did: killed by the same signal (SIGKILL and SIGSYS included, which
+ * `unshare --fork` cannot re-raise for SIGKILL) or with its status.
+ */
+const REAPER_SCRIPT = '"$@" & wait $!; s=$?; [ $s -gt 128 ] && kill -s $((s - 128)) $$; exit $s';
+
+/** Step 3: the jail's mounts, then exec what follows "--". */
+const JAIL_SCRIPT = `J=$1; shift; umask 022
+fail() { echo "denovisor launcher: jail: $*" >&2; exit 125; }
+mount -t tmpfs -o mode=0755,size=1m,nosuid,nodev denovisor-jail "$J" || fail "cannot mount a tmpfs on $J"
+while [ "$1" != -- ]; do
+  m=$1 p=$2; shift 2
+  if [ -d "$p" ]; then mkdir -p "$J$p"
+  else mkdir -p "$J\${p%/*}" && { [ -e "$J$p" ] || : >"$J$p"; }
+  fi || fail "cannot make $J$p"
+  mount --bind "$p" "$J$p" || fail "cannot bind $p"
+  if [ "$m" = ro ]; then mount -o remount,bind,ro,nosuid "$J$p" || fail "cannot make $p read-only"; fi
+done
+shift
+mkdir -p "$J/proc" && mount -t proc -o nosuid,nodev,noexec proc "$J/proc" || fail "cannot mount /proc"
+exec "$@"`;
 
 /** The argv prefix that applies `plan` and then execs the argv placed after it. */
 export function launcherPrefix(plan: SandboxPlan): string[] {
-  const prefix: string[] = [];
-  if (plan.cgroupProcs.length > 0) {
-    prefix.push("/bin/sh", "-c", ENTER_CGROUPS, "denovisor-cgroup", ...plan.cgroupProcs, "--");
+  const { uid, gid } = plan.user;
+  if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid <= 0 || gid <= 0) {
+    throw new SandboxPlanError(`The VMM's user must not be root (uid ${uid}, gid ${gid})`);
   }
-  if (plan.namespaces) prefix.push("unshare", "--ipc", "--uts", "--");
-  if (plan.capabilities !== undefined) {
-    for (const name of plan.capabilities) {
-      if (!CAPABILITY.test(name)) throw new SandboxPlanError(`'${name}' is not a capability name`);
+  const binds = [
+    ...plan.jail.readOnly.map((path) => ["ro", path]),
+    ...plan.jail.readWrite.map((path) => ["rw", path]),
+  ]
+    // Parents before children: a path inside a bound directory is bound over it.
+    .sort((a, b) => a[1].length - b[1].length)
+    .flat();
+  for (const path of [plan.jail.root, ...plan.jail.readOnly, ...plan.jail.readWrite]) {
+    if (!path.startsWith("/") || path.includes("\n")) {
+      throw new SandboxPlanError(`'${path}' is not an absolute path`);
     }
-    const bounding = ["-all", ...plan.capabilities.map((name) => `+${name}`)].join(",");
-    prefix.push("setpriv", "--no-new-privs", "--inh-caps=-all", "--ambient-caps=-all");
-    prefix.push(`--bounding-set=${bounding}`);
-    if (plan.user) {
-      prefix.push(`--reuid=${plan.user.uid}`, `--regid=${plan.user.gid}`, "--clear-groups");
-    }
-    prefix.push("--");
   }
-  return prefix;
+  return [
+    "/bin/bash",
+    "-c",
+    openScript(plan.descriptors),
+    "denovisor-launch",
+    ...plan.cgroupProcs,
+    "--",
+    ...plan.descriptors.map((d) => d.path),
+    "unshare",
+    "--ipc",
+    "--uts",
+    "--mount",
+    "--net",
+    "--pid",
+    "--",
+    "/bin/bash",
+    "-c",
+    REAPER_SCRIPT,
+    "denovisor-reaper",
+    "/bin/bash",
+    "-c",
+    JAIL_SCRIPT,
+    "denovisor-jail",
+    plan.jail.root,
+    ...binds,
+    "--",
+    "setpriv",
+    "--no-new-privs",
+    "--inh-caps=-all",
+    "--ambient-caps=-all",
+    `--bounding-set=${JAIL_ENTRY_CAPABILITIES}`,
+    "--",
+    "unshare",
+    `--root=${plan.jail.root}`,
+    "--wd=/",
+    `--setgid=${gid}`,
+    `--setuid=${uid}`,
+    "--",
+  ];
 }
 
 /** Which confinement steps work on this host (each tried once with /bin/true). */
 export interface SandboxSupport {
+  /** bash, to open the handed descriptors and build the jail. */
+  bash: boolean;
+  /** Mount, PID, network, IPC and UTS namespaces (unshare). */
   namespaces: boolean;
+  /** no_new_privs and the capability sets (setpriv). */
   setpriv: boolean;
+  /** A chroot and a switch to an unprivileged user (unshare --root --setuid). */
+  jail: boolean;
 }
+
+/** Why each feature matters, for messages: `sandbox: <feature> (<what>)`. */
+export const SANDBOX_FEATURES: Record<keyof SandboxSupport, string> = {
+  bash: "/bin/bash, which opens the VMM's descriptors and builds its jail",
+  namespaces: "mount, PID, network, IPC and UTS namespaces (unshare from util-linux)",
+  setpriv: "no_new_privs and dropped capabilities (setpriv from util-linux)",
+  jail: "a chroot and an unprivileged user (unshare --root --setuid from util-linux)",
+};
 
 let support: Promise<SandboxSupport> | undefined;
 
@@ -104,14 +199,38 @@ async function works(argv: string[]): Promise<boolean> {
  */
 export function sandboxSupport(): Promise<SandboxSupport> {
   support ??= (async () => ({
+    bash: await works(["/bin/bash", "-c", "exec 3</dev/null"]),
     namespaces: await works([
-      ...launcherPrefix({ cgroupProcs: [], namespaces: true }),
+      "unshare",
+      "--ipc",
+      "--uts",
+      "--mount",
+      "--net",
+      "--pid",
+      "--",
+      "/bin/bash",
+      "-c",
+      REAPER_SCRIPT,
+      "denovisor-reaper",
       "/bin/true",
     ]),
     setpriv: await works([
-      ...launcherPrefix({ cgroupProcs: [], namespaces: false, capabilities: VMM_CAPABILITIES }),
+      "setpriv",
+      "--no-new-privs",
+      "--inh-caps=-all",
+      "--ambient-caps=-all",
+      `--bounding-set=${JAIL_ENTRY_CAPABILITIES}`,
+      "--",
       "/bin/true",
     ]),
+    jail: await works(["unshare", "--root=/", "--setgid=65534", "--setuid=65534", "/bin/true"]),
   }))();
   return support;
+}
+
+/** The features of `support` this host lacks, in words. */
+export function missingFeatures(support: SandboxSupport): string[] {
+  return (Object.keys(SANDBOX_FEATURES) as (keyof SandboxSupport)[])
+    .filter((feature) => !support[feature])
+    .map((feature) => SANDBOX_FEATURES[feature]);
 }

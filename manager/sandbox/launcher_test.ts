@@ -1,11 +1,20 @@
 import assert from "node:assert/strict";
-import { launcherPrefix, SandboxPlanError, sandboxSupport, VMM_CAPABILITIES } from "./launcher.ts";
+import {
+  LAUNCHER_FAILED,
+  launcherPrefix,
+  type SandboxPlan,
+  SandboxPlanError,
+  sandboxSupport,
+} from "./launcher.ts";
 import { detectCgroups, DomainCgroup } from "./cgroup.ts";
+import { sharedLibraries } from "./jail.ts";
 
-/** Runs `script` in sh behind `prefix`; its pid and output. */
+const SH = "/bin/sh";
+
+/** Runs `script` in /bin/sh behind `prefix`; the launcher's pid and the output. */
 async function runBehind(prefix: string[], script: string) {
-  const child = new Deno.Command(prefix[0] ?? "/bin/sh", {
-    args: [...prefix.slice(1), ...(prefix.length > 0 ? ["/bin/sh"] : []), "-c", script],
+  const child = new Deno.Command(prefix[0], {
+    args: [...prefix.slice(1), SH, "-c", script],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -18,64 +27,107 @@ async function runBehind(prefix: string[], script: string) {
   };
 }
 
-const STATUS =
-  'echo "pid $$"; grep -E "^(Uid|Gid|CapEff|CapBnd|NoNewPrivs|Groups):" /proc/$$/status; ' +
-  'echo "ipc $(readlink /proc/$$/ns/ipc)"; cat /proc/$$/cgroup';
-
 function field(text: string, name: string): string {
   return text.match(new RegExp(`^${name}:?[ \\t]*(.*)$`, "m"))?.[1]?.trim() ?? "";
 }
 
-Deno.test("launcherPrefix() spells the steps and refuses a bad capability name", () => {
-  assert.deepEqual(launcherPrefix({ cgroupProcs: [], namespaces: false }), []);
-  const prefix = launcherPrefix({ cgroupProcs: [], namespaces: true, capabilities: ["net_admin"] });
-  assert.deepEqual(prefix.slice(0, 4), ["unshare", "--ipc", "--uts", "--"]);
-  assert.ok(prefix.includes("--bounding-set=-all,+net_admin"));
-  assert.throws(
-    () => launcherPrefix({ cgroupProcs: [], namespaces: false, capabilities: ["all,+sys_admin"] }),
+/** A plan whose jail holds /bin/sh and its libraries, and `extra` paths. */
+async function plan(root: string, extra: Partial<SandboxPlan> = {}): Promise<SandboxPlan> {
+  const sh = Deno.realPathSync(SH);
+  return {
+    cgroupProcs: [],
+    descriptors: [],
+    jail: { root, readOnly: [SH, sh, ...await sharedLibraries(sh)], readWrite: [] },
+    user: { uid: 65534, gid: 65534 },
+    ...extra,
+  };
+}
+
+Deno.test("launcherPrefix() refuses root as the VMM's user and paths that are not absolute", async () => {
+  await assert.rejects(
+    async () => launcherPrefix(await plan("/tmp/j", { user: { uid: 0, gid: 0 } })),
     SandboxPlanError,
   );
+  await assert.rejects(async () => launcherPrefix(await plan("relative")), SandboxPlanError);
+  const prefix = launcherPrefix(await plan("/tmp/j"));
+  assert.ok(prefix.includes("--no-new-privs"));
+  assert.deepEqual(prefix.slice(-6), [
+    "unshare",
+    "--root=/tmp/j",
+    "--wd=/",
+    "--setgid=65534",
+    "--setuid=65534",
+    "--",
+  ]);
 });
 
 const support = Deno.uid() === 0 ? await sandboxSupport() : undefined;
+const usable = support !== undefined && Object.values(support).every((ok) => ok);
+
+/** Shell builtins only: the jail holds nothing but the shell. */
+const CAT = (file: string) => `while IFS= read -r l; do echo "$l"; done <${file}`;
+const STATUS = `${CAT("/proc/self/status")}; echo "root" /*; echo "procs" /proc/[0-9]*; ` +
+  `while IFS=: read -r name rest; do echo "iface $name"; done </proc/net/dev; ` +
+  `read line <&3 && echo "fd3 $line"; ${CAT("/proc/self/cgroup")}`;
 
 Deno.test({
   name:
-    "a program behind the launcher keeps its pid, has no_new_privs, only the kept capabilities and its own IPC namespace",
-  ignore: !support?.namespaces || !support?.setpriv,
+    "a program behind the launcher runs as its user with no capabilities, in its jail and namespaces, with its descriptors",
+  ignore: !usable,
   async fn() {
-    const plan = { cgroupProcs: [], namespaces: true, capabilities: VMM_CAPABILITIES };
-    const result = await runBehind(launcherPrefix(plan), STATUS);
-    assert.equal(result.code, 0, result.err);
-    assert.equal(field(result.text, "pid"), String(result.pid), "every step execs in place");
-    assert.equal(field(result.text, "NoNewPrivs"), "1");
-    // net_admin 12, dac_override 1, dac_read_search 2, as far as this process has them.
-    const own = Deno.readTextFileSync("/proc/self/status");
-    const kept = (name: string) =>
-      (BigInt(`0x${field(own, name)}`) & 0x1006n).toString(16).padStart(16, "0");
-    assert.equal(field(result.text, "CapEff"), kept("CapEff"));
-    assert.equal(field(result.text, "CapBnd"), kept("CapBnd"));
-    assert.notEqual(field(result.text, "ipc"), await Deno.readLink("/proc/self/ns/ipc"));
+    const root = Deno.makeTempDirSync({ prefix: "jail-test-" });
+    const secret = Deno.makeTempFileSync();
+    Deno.writeTextFileSync(secret, "handed over\n");
+    Deno.chmodSync(secret, 0o600); // root's alone: only the descriptor reaches it
+    try {
+      const result = await runBehind(
+        launcherPrefix(await plan(root, { descriptors: [{ fd: 3, path: secret, write: false }] })),
+        STATUS,
+      );
+      assert.equal(result.code, 0, result.err);
+      assert.match(field(result.text, "Uid"), /^65534\s+65534\s+65534\s+65534$/);
+      assert.match(field(result.text, "Gid"), /^65534\s+65534\s+65534\s+65534$/);
+      assert.equal(field(result.text, "Groups"), "");
+      for (const set of ["CapInh", "CapPrm", "CapEff", "CapAmb"]) {
+        assert.equal(field(result.text, set), "0000000000000000", set);
+      }
+      assert.equal(field(result.text, "NoNewPrivs"), "1");
+      assert.equal(field(result.text, "NSpid"), "1");
+      assert.equal(field(result.text, "procs"), "/proc/1");
+      // /proc/net/dev: two heading lines, then the interfaces: only the loopback.
+      const interfaces = [...result.text.matchAll(/^iface (.*)$/gm)].map((m) => m[1].trim());
+      assert.deepEqual(interfaces.slice(2), ["lo"]);
+      assert.equal(field(result.text, "fd3"), "handed over");
+      const top = field(result.text, "root").split(" ");
+      assert.ok(!top.includes("/etc") && !top.includes("/home"), top.join(" "));
+      assert.ok(top.includes("/proc"));
+      // The jail's mounts were in its own namespace: the directory is empty here.
+      assert.deepEqual([...Deno.readDirSync(root)], []);
+    } finally {
+      Deno.removeSync(root, { recursive: true });
+      Deno.removeSync(secret);
+    }
   },
 });
 
 Deno.test({
-  name:
-    "a program behind the launcher with a user runs as that uid and gid with no capabilities or groups",
-  ignore: !support?.setpriv,
+  name: "a launcher that cannot open a handed file stops with its status and says which",
+  ignore: !usable,
   async fn() {
-    const plan = {
-      cgroupProcs: [],
-      namespaces: false,
-      capabilities: [],
-      user: { uid: 65534, gid: 65534 },
-    };
-    const result = await runBehind(launcherPrefix(plan), STATUS);
-    assert.equal(result.code, 0, result.err);
-    assert.match(field(result.text, "Uid"), /^65534\s+65534\s+65534\s+65534$/);
-    assert.match(field(result.text, "Gid"), /^65534\s+65534\s+65534\s+65534$/);
-    assert.equal(field(result.text, "Groups"), "");
-    assert.equal(field(result.text, "CapEff"), "0000000000000000");
+    const root = Deno.makeTempDirSync({ prefix: "jail-test-" });
+    try {
+      const result = await runBehind(
+        launcherPrefix(
+          await plan(root, { descriptors: [{ fd: 3, path: "/nonexistent", write: true }] }),
+        ),
+        "echo ran",
+      );
+      assert.equal(result.code, LAUNCHER_FAILED);
+      assert.doesNotMatch(result.text, /ran/);
+      assert.match(result.err, /cannot open \/nonexistent/);
+    } finally {
+      Deno.removeSync(root, { recursive: true });
+    }
   },
 });
 
@@ -87,28 +139,30 @@ function cgroupOrUndefined(name: string) {
   }
 }
 
-const group = Deno.uid() === 0 ? cgroupOrUndefined(`launch-${Deno.pid}`) : undefined;
+const group = usable ? cgroupOrUndefined(`launch-${Deno.pid}`) : undefined;
 
 Deno.test({
   name:
     "a program behind the launcher is in its domain cgroup from the start, and a bad cgroup stops it",
   ignore: group === undefined,
   async fn() {
+    const root = Deno.makeTempDirSync({ prefix: "jail-test-" });
     try {
       const result = await runBehind(
-        launcherPrefix({ cgroupProcs: group!.procsFiles, namespaces: false }),
-        STATUS,
+        launcherPrefix(await plan(root, { cgroupProcs: group!.procsFiles })),
+        CAT("/proc/self/cgroup"),
       );
       assert.equal(result.code, 0, result.err);
       assert.match(result.text, new RegExp(`/denovisor/launch-${Deno.pid}$`, "m"));
       const bad = await runBehind(
-        launcherPrefix({ cgroupProcs: ["/nonexistent/cgroup.procs"], namespaces: false }),
+        launcherPrefix(await plan(root, { cgroupProcs: ["/nonexistent/cgroup.procs"] })),
         "echo ran",
       );
-      assert.equal(bad.code, 125);
+      assert.equal(bad.code, LAUNCHER_FAILED);
       assert.doesNotMatch(bad.text, /ran/);
     } finally {
       group!.remove();
+      Deno.removeSync(root, { recursive: true });
     }
   },
 });

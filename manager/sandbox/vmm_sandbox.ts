@@ -1,16 +1,18 @@
 /**
- * What the daemon does around one VMM's start for its sandbox: the domain's cgroup, the
- * launcher prefix (./launcher.ts) and the VMM's seccomp flag, with a line for the
- * domain's log about each part the host cannot provide.
+ * What the daemon does around one VMM's start for its sandbox: the domain's cgroup, its
+ * taps (./tap_setup.ts), the descriptors it is handed and its jail (./jail.ts), its user
+ * (./vmm_user.ts), the launcher prefix (./launcher.ts) and the VMM's seccomp flag.
  *
- * A missing feature degrades with a warning rather than refusing the start: a VMM must
- * not stop starting on a host (a CI container without CAP_SYS_ADMIN, a host whose cgroup
- * tree is not delegated) where it ran before the sandbox existed.
+ * A host that lacks a part refuses to start the domain, naming the part and the opt-out
+ * (`"sandbox": false`): a VMM silently running as root would be worse than one that does
+ * not start.
  *
  * @module
  */
 
-import { basename, dirname, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DenovisorError } from "../../common/errors.ts";
 import { createHash } from "node:crypto";
 import type { DomainDefinition } from "../api_types.ts";
 import type { VmmConfig } from "../../vmm/vmm_config.ts";
@@ -22,7 +24,11 @@ import {
   detectCgroups,
   DomainCgroup,
 } from "./cgroup.ts";
-import { launcherPrefix, sandboxSupport, VMM_CAPABILITIES } from "./launcher.ts";
+import { launcherPrefix, missingFeatures, sandboxSupport } from "./launcher.ts";
+import { jailBinds, planDescriptors } from "./jail.ts";
+import { prepareTaps, releaseTaps } from "./tap_setup.ts";
+import { vmmUser } from "./vmm_user.ts";
+import { selfCommand } from "../daemon/vmm_process.ts";
 import { cpuPercent, sandboxSettings } from "./sandbox_definition.ts";
 
 /** Memory a VMM needs beyond guest RAM: the runtime, V8 heaps, one Worker per vCPU. */
@@ -50,12 +56,33 @@ export function vmmCgroupLimits(
 
 /** One VMM's sandbox, ready to spawn. */
 export interface PreparedSandbox {
-  /** Commands run before the VMM (cgroup entry, namespaces, privilege drop). */
+  /** The config to write for the VMM (its taps resolved and bridged by the daemon). */
+  config: VmmConfig;
+  /** Commands run before the VMM (cgroup entry, descriptors, namespaces, jail, user). */
   prefix: string[];
   /** Arguments added to `denovisor vmm`. */
   vmmArgs: string[];
-  /** Lines for the domain's log: what is on, and what this host lacks. */
+  /** Lines for the domain's log: what is on. */
   notes: string[];
+  /**
+   * The VMM is pid 1 of its own PID namespace, a child of the launcher the daemon spawns
+   * (./launcher.ts): its host pid is that child's.
+   */
+  pidNamespace: boolean;
+  /** Lets the VMM's user read `path` (its config, written after this). */
+  shareWithVmm(path: string): void;
+}
+
+/** The sandbox cannot be set up on this host; the message names the feature and the opt-out. */
+export class SandboxUnavailableError extends DenovisorError {
+  constructor(name: string, missing: string) {
+    super(
+      "unavailable",
+      `Cannot start domain '${name}' sandboxed: this host lacks ${missing}; ` +
+        'see "denovisor check", or set "sandbox": false in its definition (denovisor run ' +
+        "--no-sandbox) to run its VMM unconfined as root",
+    );
+  }
 }
 
 let cgroupHost: CgroupHost | Error | undefined;
@@ -71,7 +98,14 @@ function host(): CgroupHost | Error {
   return cgroupHost;
 }
 
-/** Prepares the sandbox of `definition`'s VMM (`config` is what it will run). */
+/** The source tree, when this program runs from source (not `deno compile`d). */
+const SOURCE_ROOT = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
+
+/**
+ * Prepares the sandbox of `definition`'s VMM (`config` is what it would run): its cgroup,
+ * its taps, the descriptors it is handed, its jail and user. Refuses (with
+ * `SandboxUnavailableError`) when the host lacks a part; `"sandbox": false` skips it all.
+ */
 export async function prepareVmmSandbox(
   definition: DomainDefinition,
   config: VmmConfig,
@@ -79,46 +113,81 @@ export async function prepareVmmSandbox(
   const settings = sandboxSettings(definition, DEFAULT_SECCOMP_MODE);
   if (!settings.enabled) {
     return {
+      config,
       prefix: [],
       vmmArgs: ["--seccomp", "off"],
       notes: ['sandbox off ("sandbox": false): the VMM runs with the daemon\'s privileges'],
+      pidNamespace: false,
+      shareWithVmm: () => {},
     };
   }
-  const notes: string[] = [];
-  let cgroupProcs: readonly string[] = [];
+  const missing = missingFeatures(await sandboxSupport());
+  if (missing.length > 0) throw new SandboxUnavailableError(config.name, missing.join(", "));
   const where = host();
   if (where instanceof Error) {
-    notes.push(`sandbox: no cgroup limits (${where.message})`);
-  } else {
-    // Groups whose VMM ended unwatched (a daemon killed) go when a domain starts.
-    DomainCgroup.sweep(where, STALE_GROUP_MS);
-    try {
-      cgroupProcs = DomainCgroup.create(
-        where,
-        vmmCgroupName(config.runDir),
-        vmmCgroupLimits(config, definition.cpu),
-      )
-        .procsFiles;
-    } catch (error) {
-      notes.push(`sandbox: no cgroup limits (${(error as Error).message})`);
-    }
+    throw new SandboxUnavailableError(config.name, `cgroup limits (${where.message})`);
   }
-  const support = await sandboxSupport();
-  if (!support.namespaces) notes.push("sandbox: no IPC/UTS namespaces (unshare is refused here)");
-  if (!support.setpriv) {
-    notes.push("sandbox: capabilities not dropped (setpriv is missing or refused here)");
+  const user = vmmUser();
+  const runDir = config.runDir;
+  // Sticky and group-writable: the VMM makes its sockets, pid and end files there, and
+  // cannot remove or replace the daemon's (domain.json, config.json).
+  Deno.chownSync(runDir, 0, user.gid);
+  Deno.chmodSync(runDir, 0o1770);
+  const share = (path: string, mode: number) => {
+    Deno.chownSync(path, 0, user.gid);
+    Deno.chmodSync(path, mode);
+  };
+  share(config.logFile, 0o660);
+  // Groups whose VMM ended unwatched (a daemon killed) go when a domain starts.
+  DomainCgroup.sweep(where, STALE_GROUP_MS);
+  let cgroupProcs: readonly string[];
+  try {
+    cgroupProcs = DomainCgroup.create(
+      where,
+      vmmCgroupName(runDir),
+      vmmCgroupLimits(config, definition.cpu),
+    ).procsFiles;
+  } catch (error) {
+    throw new SandboxUnavailableError(config.name, `cgroup limits (${(error as Error).message})`);
   }
-  const prefix = launcherPrefix({
-    cgroupProcs,
-    namespaces: support.namespaces,
-    capabilities: support.setpriv ? VMM_CAPABILITIES : undefined,
-  });
-  notes.push(
-    `sandbox: seccomp ${settings.seccomp}` +
-      (cgroupProcs.length > 0 ? `, cgroup ${cgroupProcs[0].replace(/\/cgroup\.procs$/, "")}` : "") +
-      (support.setpriv ? `, capabilities ${VMM_CAPABILITIES.join(",")}, no_new_privs` : ""),
-  );
-  return { prefix, vmmArgs: ["--seccomp", settings.seccomp], notes };
+  try {
+    const ready: VmmConfig = { ...config, nics: prepareTaps(config.nics, user, runDir) };
+    const { opens, table } = planDescriptors(ready);
+    const descriptorsFile = join(runDir, "descriptors.json");
+    Deno.writeTextFileSync(descriptorsFile, JSON.stringify(table, null, 2) + "\n");
+    share(descriptorsFile, 0o640);
+    const jailRoot = join(runDir, "root");
+    Deno.mkdirSync(jailRoot, { mode: 0o755 });
+    const command = selfCommand();
+    const binds = await jailBinds(
+      command,
+      runDir,
+      config.logFile,
+      command.length > 1 ? SOURCE_ROOT : undefined,
+    );
+    const prefix = launcherPrefix({
+      cgroupProcs,
+      descriptors: opens,
+      jail: { root: jailRoot, ...binds },
+      user,
+    });
+    const group = cgroupProcs[0].replace(/\/cgroup\.procs$/, "");
+    return {
+      config: ready,
+      prefix,
+      vmmArgs: ["--seccomp", settings.seccomp, "--descriptors", descriptorsFile],
+      notes: [
+        `sandbox: seccomp ${settings.seccomp}, cgroup ${group}, uid ${user.uid} gid ${user.gid} ` +
+        `(${user.source}) with no capabilities, jail ${jailRoot}, own mount, PID, network, ` +
+        `IPC and UTS namespaces, ${opens.length} descriptors handed over`,
+      ],
+      pidNamespace: true,
+      shareWithVmm: (path) => share(path, 0o640),
+    };
+  } catch (error) {
+    releaseVmmSandbox(runDir);
+    throw error;
+  }
 }
 
 /**
@@ -144,8 +213,9 @@ export function vmmCgroupStats(runDir: string): { cgroup?: CgroupStats } {
   }
 }
 
-/** Removes the cgroup of the VMM of `runDir` once it has gone; best effort. */
+/** Removes the cgroup and the taps the daemon made for the VMM of `runDir` once it has gone; best effort. */
 export function releaseVmmSandbox(runDir: string): void {
+  releaseTaps(runDir);
   const where = host();
   if (where instanceof Error) return;
   try {
