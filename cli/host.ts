@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { EvacuationStep, FarmHost, HostInfo } from "../manager/farm/farm_api.ts";
+import type { EvacuationStep, FarmHost, FarmHostInfo } from "../manager/farm/farm_api.ts";
 import { formatFields, formatTable } from "./output.ts";
 import { emit, runGroupCli, type Subcommand } from "./pool_output.ts";
 import { UsageError } from "./usage_error.ts";
@@ -64,7 +64,7 @@ const HOST_INFO: Subcommand = {
   min: 1,
   max: 1,
   run: async (ctx) => {
-    const info = await ctx.client.get<HostInfo>(hostPath(ctx.positionals[0]));
+    const info = await ctx.client.get<FarmHostInfo>(hostPath(ctx.positionals[0]));
     return emit(ctx, info, () =>
       [
         formatFields([

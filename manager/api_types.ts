@@ -31,12 +31,14 @@
  *   PUT    /v1/domains/{name}/autostart          { enabled } -> DomainInfo
  *   GET    /v1/events                            -> application/x-ndjson stream of DomainEvent
  *   GET    /v1/openapi.json                      -> the OpenAPI 3.1 description
- * Farm (manager/farm/farm_api.ts; a daemon started with --farm, else 404)
+ * Farm (manager/farm/farm_api.ts; a daemon started with --etcd, else 404)
  *   GET    /v1/farm                              -> FarmStatus
- *   GET    /v1/farm/hosts                        -> FarmHost[]
+ *   GET    /v1/farm/hosts[?all=1]                -> FarmHost[] (all=1: down members too)
+ *   GET    /v1/farm/hosts/{host}                 -> FarmHostInfo
+ *   DELETE /v1/farm/hosts/{host}                 -> 204 (a member that is down, running nothing)
  *   GET    /v1/farm/events[?limit=N]             -> EventRecord[]
  *   PUT    /v1/farm/hosts/{host}/maintenance     { enabled } -> FarmHost
- *   POST   /v1/farm/hosts/{host}/evacuate        -> EvacuationStep[]
+ *   POST   /v1/farm/hosts/{host}/evacuate[?progress=1] -> EvacuationStep[] (NDJSON steps)
  * Storage (storage/pool/ behind manager/daemon/)
  *   GET    /v1/pools                             -> PoolInfo[]
  *   POST   /v1/pools                             PoolDefinition -> PoolInfo (201)

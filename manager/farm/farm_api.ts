@@ -3,7 +3,7 @@
  *
  *   GET  /v1/farm                          -> FarmStatus
  *   GET  /v1/farm/hosts[?all=1]            -> FarmHost[] (all=1: down members too)
- *   GET  /v1/farm/hosts/{host}             -> HostInfo
+ *   GET  /v1/farm/hosts/{host}             -> FarmHostInfo
  *   DELETE /v1/farm/hosts/{host}           -> 204 (a member that is down and runs nothing)
  *   GET  /v1/farm/events[?limit=N]         -> EventRecord[] (oldest first)
  *   PUT  /v1/farm/hosts/{host}/maintenance { enabled } -> FarmHost
@@ -30,7 +30,7 @@ export interface FarmHost extends HostRecord {
 }
 
 /** GET /v1/farm/hosts/{host}. */
-export interface HostInfo extends FarmHost {
+export interface FarmHostInfo extends FarmHost {
   /** The domains whose owner key names the host. */
   running: { domain: string; since: string; detached?: boolean }[];
   /** Its last events (by it or about it). */

@@ -2,7 +2,7 @@
  * The farm's host routes (`denovisor host ...`) and the farm's `migrate`:
  *
  *   GET    /v1/farm/hosts[?all=1]          live hosts (all=1: down members too)
- *   GET    /v1/farm/hosts/{host}           HostInfo: the host, its domains, its events
+ *   GET    /v1/farm/hosts/{host}           FarmHostInfo: the host, its domains, its events
  *   PUT    /v1/farm/hosts/{host}/maintenance { enabled }
  *   POST   /v1/farm/hosts/{host}/evacuate[?progress=1]  every domain moved away
  *                                           (progress=1: NDJSON, a line per step)
@@ -15,7 +15,7 @@
 import { ApiError, jsonResponse, readJsonBody, type Router } from "../../common/http/mod.ts";
 import { requestObject } from "../../common/http/json_body.ts";
 import type { FarmMember } from "./farm_member.ts";
-import type { FarmHost, HostInfo } from "./farm_api.ts";
+import type { FarmHost, FarmHostInfo } from "./farm_api.ts";
 import { hostLoads, place } from "./placement.ts";
 import type { FarmStore } from "./farm_store.ts";
 import { migrationAddress } from "./farm_live_move.ts";
@@ -42,7 +42,7 @@ export function addFarmHostRoutes(
       e.host === host.name || e.detail?.includes(`'${host.name}'`) || e.detail === host.name
     ).slice(-10);
     const owners = (await store.owners()).filter((o) => o.owner.host === host.name);
-    const info: HostInfo = {
+    const info: FarmHostInfo = {
       ...host,
       running: owners.map((o) => ({
         domain: o.domain,

@@ -29,9 +29,12 @@ const hostFields = {
   capacity: object({ memoryBytes: integer, vcpus: integer }, ["memoryBytes", "vcpus"]),
   labels,
   migrationListen: string,
+  domainStates: { type: "object", additionalProperties: string },
+  pools: { type: "array", items: string },
   version: string,
   joinedAt: string,
   updatedAt: string,
+  state: { enum: ["up", "maintenance", "down"] },
   maintenance: boolean,
   freeMemoryBytes: integer,
   freeVcpus: integer,
@@ -40,7 +43,20 @@ const hostFields = {
 
 /** The schemas of the farm's types. */
 export const FARM_SCHEMAS: Record<string, Schema> = {
-  FarmHost: object(hostFields, Object.keys(hostFields).filter((k) => k !== "migrationListen")),
+  FarmHost: object(
+    hostFields,
+    Object.keys(hostFields).filter((k) =>
+      !["migrationListen", "domainStates", "pools"].includes(k)
+    ),
+  ),
+  FarmHostInfo: object({
+    ...hostFields,
+    running: {
+      type: "array",
+      items: object({ domain: string, since: string, detached: boolean }, ["domain", "since"]),
+    },
+    events: { type: "array", items: ref("EventRecord") },
+  }, ["name", "state", "running", "events"]),
   FarmStatus: object({
     farm: string,
     host: string,
@@ -69,8 +85,13 @@ export const FARM_SCHEMAS: Record<string, Schema> = {
   EvacuationStep: object({
     domain: string,
     to: string,
-    status: { enum: ["moved", "failed"] },
+    status: { enum: ["moving", "moved", "failed"] },
+    how: { enum: ["live", "restart"] },
+    note: string,
     error: string,
+    seconds: { type: "number" },
+    index: integer,
+    total: integer,
   }, ["domain", "status"]),
 };
 
@@ -83,8 +104,25 @@ export function farmPaths(operation: Operation): Record<string, Record<string, S
       }),
     },
     "/v1/farm/hosts": {
-      get: operation("farmHosts", "The live hosts with their free memory and vCPUs", {
+      get: operation("farmHosts", "The hosts with their state, free memory and vCPUs", {
         ok: [200, json({ type: "array", items: ref("FarmHost") }, "The hosts")],
+        parameters: [{
+          name: "all",
+          in: "query",
+          required: false,
+          description: "1: the members that are down too (host list)",
+          schema: { enum: ["0", "1"] },
+        }],
+      }),
+    },
+    "/v1/farm/hosts/{host}": {
+      get: operation("farmHostInfo", "One host: capacity, load, domains, last events", {
+        ok: [200, json(ref("FarmHostInfo"), "The host")],
+        parameters: [HOST],
+      }),
+      delete: operation("farmHostRemove", "Forget a host that is down and runs nothing", {
+        ok: [204, { description: "Removed" }],
+        parameters: [HOST],
       }),
     },
     "/v1/farm/events": {
@@ -107,10 +145,20 @@ export function farmPaths(operation: Operation): Record<string, Record<string, S
       }),
     },
     "/v1/farm/hosts/{host}/evacuate": {
-      post: operation("farmEvacuate", "Move every domain off a host (stop, start elsewhere)", {
-        ok: [200, json({ type: "array", items: ref("EvacuationStep") }, "What moved where")],
-        parameters: [HOST],
-      }),
+      post: operation(
+        "farmEvacuate",
+        "Move every domain off a host: placed, migrated live, else stopped and started",
+        {
+          ok: [200, json({ type: "array", items: ref("EvacuationStep") }, "What moved where")],
+          parameters: [HOST, {
+            name: "progress",
+            in: "query",
+            required: false,
+            description: "1: application/x-ndjson, a step per line as it starts and ends",
+            schema: { enum: ["0", "1"] },
+          }],
+        },
+      ),
     },
   };
 }
