@@ -8,6 +8,8 @@
  */
 
 import { ApiClientError } from "../manager/api_client.ts";
+import { DenovisorError } from "../common/errors.ts";
+import { UsageError } from "./usage_error.ts";
 import type { DomainDefinition, DomainInfo } from "../manager/api_types.ts";
 import { parseDefinitionText, readDefinitionFile } from "./domain_file.ts";
 import {
@@ -28,20 +30,31 @@ import {
 const edit: DomainVerb = {
   name: "edit",
   summary: "Edit a domain's definition in $EDITOR (validated before it is saved)",
-  help: `Usage: denovisor edit NAME [--file FILE] [--json]
+  help: `Usage: denovisor edit NAME [--file FILE] [--config | --current] [--json]
 
 Opens the JSON definition of domain NAME (defaults filled in) in $VISUAL, $EDITOR or vi.
 When the editor exits, the definition is sent to the daemon, which validates it; if it is
 refused, the message is shown and you may edit again. Leaving the file unchanged changes
-nothing. A running domain uses the new definition from its next start.
+nothing. A running domain uses the new definition from its next start (--config, the
+default; 'list', 'info' and 'vcpu-count' then show what differs). A definition cannot
+change under a running guest, so --live is refused, and --current (live while the domain
+runs, config when not) is refused on a running domain.
 
 Options:
   --file FILE   Replace the definition with FILE (JSON or xl.cfg) without an editor
+  --config      Change the definition from the domain's next start (the default)
+  --current     As --config on a shut-off domain; refused on a running one
   --json        Print the domain's info as JSON afterwards`,
-  options: { file: { type: "string" } },
+  options: {
+    file: { type: "string" },
+    live: { type: "boolean" },
+    config: { type: "boolean" },
+    current: { type: "boolean" },
+  },
   json: true,
   args: ["domain"],
   async run(context, values, [name]) {
+    await refuseLiveEdit(context, name, values);
     const file = stringOption(values, "file");
     let info: DomainInfo;
     if (file !== undefined) {
@@ -65,6 +78,39 @@ Options:
     return CLIENT_EXIT.OK;
   },
 };
+
+/** virsh's --live and --current, which an edit cannot honour on a running guest. */
+async function refuseLiveEdit(
+  context: VerbContext,
+  name: string,
+  values: Record<string, unknown>,
+): Promise<void> {
+  if (values.live) {
+    throw new UsageError(
+      "edit --live: a running guest's definition cannot change in place; edit changes it " +
+        "from the next start (--config, the default)",
+    );
+  }
+  if (values.current && values.config) {
+    throw new UsageError("edit: --current is --live or --config; give it alone");
+  }
+  if (values.current) {
+    const info = await context.client.get<DomainInfo>(domainPath(name));
+    if (info.state !== "shutoff") {
+      throw new ConflictError(
+        `edit --current: domain '${printable(name)}' is ${info.state}, and a running guest's ` +
+          `definition cannot change in place; use --config to change it from its next start`,
+      );
+    }
+  }
+}
+
+/** A request that clashes with the domain's state (exit status 5, as the daemon's 409). */
+class ConflictError extends DenovisorError {
+  constructor(message: string) {
+    super("conflict", message);
+  }
+}
 
 async function save(
   context: VerbContext,

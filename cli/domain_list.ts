@@ -69,8 +69,14 @@ Options:
           domain.id ?? "-",
           domain.name,
           domain.state,
-          domain.vcpus,
-          formatSize(domain.memoryBytes),
+          // A running domain whose next start differs: "2 -> 4".
+          domain.next?.vcpus === undefined
+            ? domain.vcpus
+            : `${domain.vcpus} -> ${domain.next.vcpus}`,
+          formatSize(domain.memoryBytes) +
+          (domain.next?.memoryBytes === undefined
+            ? ""
+            : ` -> ${formatSize(domain.next.memoryBytes)}`),
           domain.autostart ? "yes" : "no",
           domain.persistent ? "no" : "yes",
           ...(farm ? [domain.host ?? "-"] : []),
@@ -147,8 +153,18 @@ export function describeDomain(domain: DomainInfo, stats?: DomainStats): string 
     ["Id", domain.id],
     ["VMM pid", domain.pid],
     ["Started", domain.startedAt],
-    ["vCPUs", domain.vcpus],
-    ["Memory", formatSize(domain.memoryBytes)],
+    [
+      "vCPUs",
+      `${domain.vcpus}` +
+      (domain.next?.vcpus === undefined ? "" : ` (${domain.next.vcpus} at next start)`),
+    ],
+    [
+      "Memory",
+      formatSize(domain.memoryBytes) +
+      (domain.next?.memoryBytes === undefined
+        ? ""
+        : ` (${formatSize(domain.next.memoryBytes)} at next start)`),
+    ],
     ["Persistent", domain.persistent ? "yes" : "no (transient)"],
     ["Autostart", domain.autostart ? "enabled" : "disabled"],
     ["Boot", boot],

@@ -16,18 +16,47 @@ function report(context: VerbContext, info: DomainInfo, json: boolean, done: str
   return CLIENT_EXIT.OK;
 }
 
+/** virsh's --live, --config and --current, as the API's scope fields. */
+const SCOPE_OPTIONS = {
+  live: { type: "boolean" },
+  config: { type: "boolean" },
+  current: { type: "boolean" },
+} as const;
+
+const SCOPE_HELP = `  --live      Change the running guest
+  --config    Change the definition: from the domain's next start
+  --current   --live while the domain runs, --config when not (not with the others)`;
+
+/** The scope fields of a mem-set or vcpu-set request. */
+function scope(verb: string, values: Record<string, unknown>) {
+  if (values.current && (values.live || values.config)) {
+    throw new UsageError(`${verb}: --current is --live or --config; give it alone`);
+  }
+  return {
+    ...(values.live ? { live: true } : {}),
+    ...(values.config ? { config: true } : {}),
+    ...(values.current ? { current: true } : {}),
+  };
+}
+
 const memSet: DomainVerb = {
   name: "mem-set",
   aliases: ["setmem"],
-  summary: "Set the memory a running domain's guest may use (through the balloon)",
-  help: `Usage: denovisor mem-set NAME SIZE [--json]      (alias: setmem)
+  summary: "Set a domain's memory: the running guest's balloon, or from its next start",
+  help: `Usage: denovisor mem-set NAME SIZE [--live] [--config] [--current] [--json]
+       (alias: setmem)
 
-Sets the memory target of the running domain NAME: the balloon device takes back (or
-returns) guest pages until the guest has SIZE. SIZE has a unit (512M, 1G, 1.5G); a bare
-number is MiB, as in 'xl mem-set'. The domain needs 'balloon: true' in its definition.
+Sets the memory of domain NAME to SIZE. --live: the balloon device of the running guest
+takes back (or returns) pages until the guest has SIZE (at most the RAM it started with;
+the definition needs 'balloon: true'). --config: the guest's RAM from its next start (the
+definition's memory). Both: both. Neither, or --current: --live while the domain runs,
+--config when it is shut off, as in virsh. SIZE has a unit (512M, 1G, 1.5G); a bare
+number is MiB, as in 'xl mem-set'.
 
 Options:
-  --json   Print the domain's info as JSON`,
+${SCOPE_HELP}
+  --json      Print the domain's info as JSON`,
+  options: SCOPE_OPTIONS,
   json: true,
   args: ["domain", "size"],
   completes: ["running", "paused"],
@@ -35,32 +64,57 @@ Options:
     const targetBytes = parseSizeArgument(sizeText, "mem-set SIZE", "m");
     const info = await context.client.put<DomainInfo>(domainPath(name, "/memory"), {
       targetBytes,
+      ...scope("mem-set", values),
     });
     return report(
       context,
       info,
       values.json === true,
-      `Domain '${printable(info.name)}' memory target set to ${formatSize(targetBytes)}`,
+      `Domain '${printable(info.name)}' memory ${
+        info.state === "shutoff"
+          ? ""
+          : info.next?.memoryBytes === targetBytes
+          ? "at next start "
+          : "target "
+      }set to ${formatSize(targetBytes)}`,
     );
   },
 };
 
 const vcpuCount: DomainVerb = {
   name: "vcpu-count",
-  summary: "Show a domain's number of vCPUs",
-  help: `Usage: denovisor vcpu-count NAME [--json]
+  summary: "Show a domain's number of vCPUs (and its next start's, where it differs)",
+  help: `Usage: denovisor vcpu-count NAME [--live | --config] [--json]
 
-Prints the number of vCPUs of domain NAME.
+Prints the number of vCPUs of domain NAME: the ones it runs with, followed by
+"(N at next start)" when an edit or vcpu-set changed them since it started.
+--live prints only the running count (the current one when shut off), --config only the
+count of its next start.
 
 Options:
-  --json   Print {"name", "vcpus"} as JSON`,
+  --live     Only the count it runs with
+  --config   Only the count of its next start
+  --json     Print {"name", "vcpus", "nextVcpus"} as JSON (nextVcpus when it differs)`,
+  options: { live: { type: "boolean" }, config: { type: "boolean" } },
   json: true,
   args: ["domain"],
   async run(context, values, [name]) {
+    if (values.live && values.config) {
+      throw new UsageError("vcpu-count: --live and --config exclude each other; give one");
+    }
     const info = await context.client.get<DomainInfo>(domainPath(name));
-    context.io.out(
-      values.json ? formatJson({ name: info.name, vcpus: info.vcpus }) : String(info.vcpus),
-    );
+    const next = info.next?.vcpus;
+    if (values.json) {
+      context.io.out(
+        formatJson({ name: info.name, vcpus: info.vcpus, ...(next ? { nextVcpus: next } : {}) }),
+      );
+    } else if (values.live) {
+      context.io.out(String(info.vcpus));
+    } else if (values.config) {
+      context.io.out(String(next ?? info.vcpus));
+    } else {
+      context.io.out(`${info.vcpus}${next === undefined ? "" : ` (${next} at next start)`}`);
+    }
     return CLIENT_EXIT.OK;
   },
 };
@@ -69,13 +123,18 @@ const vcpuSet: DomainVerb = {
   name: "vcpu-set",
   aliases: ["setvcpus"],
   summary: "Set a domain's number of vCPUs (from its next start if running)",
-  help: `Usage: denovisor vcpu-set NAME COUNT [--json]      (alias: setvcpus)
+  help: `Usage: denovisor vcpu-set NAME COUNT [--config] [--live] [--current] [--json]
+       (alias: setvcpus)
 
-Sets the number of vCPUs of domain NAME to COUNT. Denovisor has no vCPU hotplug: a
-running domain keeps its vCPUs until its next start (the daemon says so).
+Sets the number of vCPUs of domain NAME to COUNT in its definition (--config, the
+default): a running domain keeps its vCPUs until its next start, and 'list', 'info' and
+'vcpu-count' show both. Denovisor has no vCPU hotplug, so --live (and --current on a
+running domain) is refused.
 
 Options:
-  --json   Print the domain's info as JSON`,
+${SCOPE_HELP}
+  --json      Print the domain's info as JSON`,
+  options: SCOPE_OPTIONS,
   json: true,
   args: ["domain", "count"],
   async run(context, values, [name, countText]) {
@@ -83,7 +142,10 @@ Options:
       throw new UsageError(`vcpu-set COUNT: expected a whole number from 1, got '${countText}'`);
     }
     const count = Number(countText);
-    const info = await context.client.put<DomainInfo>(domainPath(name, "/vcpus"), { count });
+    const info = await context.client.put<DomainInfo>(domainPath(name, "/vcpus"), {
+      count,
+      ...scope("vcpu-set", values),
+    });
     return report(
       context,
       info,

@@ -201,16 +201,39 @@ export const ActionRequest = named(
   }),
 );
 
+/** virsh's --live, --config and --current: where a change of vCPUs or memory applies. */
+const SCOPE = {
+  live: optional(boolean({ description: "Change the running guest" })),
+  config: optional(boolean({ description: "Change the definition: from the next start" })),
+  current: optional(boolean({
+    description: "live while the domain runs, config when not (not with live or config)",
+  })),
+};
+
 /** PUT /v1/domains/{name}/memory (mem-set). */
 export const MemoryRequest = named(
   "MemoryRequest",
-  object({ targetBytes: integer({ description: "The balloon target: the guest's memory" }) }),
+  object({
+    targetBytes: integer({
+      minimum: 1,
+      description: "live: the balloon target; config: the guest's RAM from its next start " +
+        "(a whole number of MiB); default current",
+    }),
+    ...SCOPE,
+  }),
 );
 
 /** PUT /v1/domains/{name}/vcpus (vcpu-set). */
 export const VcpusRequest = named(
   "VcpusRequest",
-  object({ count: integer({ minimum: 1, maximum: MAX_VCPUS }) }),
+  object({
+    count: integer({
+      minimum: 1,
+      maximum: MAX_VCPUS,
+      description: "config (the default): from the next start; live is refused (no vCPU hotplug)",
+    }),
+    ...SCOPE,
+  }),
 );
 
 /** PUT /v1/domains/{name}/autostart, /v1/pools/{pool}/autostart. */

@@ -113,6 +113,11 @@ export interface DomainSummary {
   id?: number;
   /** In a farm: the host running the domain (pid is then that host's, or absent). */
   host?: string;
+  /**
+   * A running domain's values from its next start where they differ from the ones it
+   * runs with (`vcpus` and `memoryBytes`): after an edit, vcpu-set or mem-set --config.
+   */
+  next?: { vcpus?: number; memoryBytes?: number };
 }
 
 export interface DomainInfo extends DomainSummary {

@@ -65,7 +65,7 @@ Deno.test("daemon: every request body is checked by its schema, all problems in 
       });
       assert.deepEqual(await send("PUT", "/v1/domains/web/memory", { targetBytes: -5 }), {
         status: 400,
-        message: "targetBytes: -5 is below the minimum of 0",
+        message: "targetBytes: -5 is below the minimum of 1",
       });
       assert.deepEqual(await send("PUT", "/v1/domains/web/vcpus", { count: 300 }), {
         status: 400,

@@ -117,10 +117,13 @@ kvmTest(
       assert.equal(edited.state, "running");
       assert.equal(edited.pid, running.pid);
       assert.equal(edited.note, "the domain is running; the changes apply at its next start");
-      assert.equal(edited.memoryBytes, 48 * 1024 * 1024);
+      // What it runs with, and what its next start gives (issue 16: both, not only the next).
+      assert.equal(edited.memoryBytes, running.memoryBytes);
+      assert.deepEqual(edited.next, { memoryBytes: 48 * 1024 * 1024 });
 
       const vcpus = await api.put<DomainInfo>("/v1/domains/db/vcpus", { count: 2 });
-      assert.equal(vcpus.vcpus, 2);
+      assert.equal(vcpus.vcpus, running.vcpus);
+      assert.equal(vcpus.next?.vcpus, 2);
       assert.equal(
         vcpus.note,
         "the domain is running; the new vCPU count (2) applies at its next start",
@@ -180,7 +183,8 @@ kvmTest(
       await assert.rejects(() => api.put("/v1/domains/box/memory", { targetBytes: 1024 ** 3 }), {
         status: 400,
         message:
-          "targetBytes: 1073741824 is above the domain's memory (67108864 bytes); the balloon can only give memory back",
+          "targetBytes: 1073741824 is above the domain's memory (67108864 bytes); the balloon " +
+          "can only give memory back (--config sets the memory of its next start)",
       });
       await api.post("/v1/domains/box/destroy");
 

@@ -40,15 +40,23 @@ export interface DomainEntry {
 /** The list view of `entry`. */
 export function summarize(entry: DomainEntry): DomainSummary {
   const definition = entry.definition;
+  // A running domain has what it started with; an edit, vcpu-set or mem-set --config
+  // since then shows as `next`.
+  const running = entry.run?.record.definition ?? definition;
   const summary: DomainSummary = {
     name: definition.name,
     uuid: definition.uuid ?? "",
     state: entry.state,
-    vcpus: definition.vcpus ?? 1,
-    memoryBytes: definitionMemoryBytes(definition),
+    vcpus: running.vcpus ?? 1,
+    memoryBytes: definitionMemoryBytes(running),
     autostart: definition.autostart ?? false,
     persistent: entry.persistent,
   };
+  const next: NonNullable<DomainSummary["next"]> = {};
+  if ((definition.vcpus ?? 1) !== summary.vcpus) next.vcpus = definition.vcpus ?? 1;
+  const memoryBytes = definitionMemoryBytes(definition);
+  if (memoryBytes !== summary.memoryBytes) next.memoryBytes = memoryBytes;
+  if (Object.keys(next).length > 0) summary.next = next;
   if (entry.run) summary.pid = entry.run.pid;
   if (entry.run && entry.id !== undefined) summary.id = entry.id;
   return summary;

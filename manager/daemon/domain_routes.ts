@@ -115,11 +115,11 @@ export function addDomainRoutes(
   });
   router.add("PUT", "/v1/domains/:name/memory", async ({ request, params }) => {
     const body = parseRequest(schema.MemoryRequest, await readJsonBody(request));
-    return jsonResponse(await domains.setMemory(params.name, body.targetBytes));
+    return jsonResponse(await domains.setMemory(params.name, body.targetBytes, body));
   });
   router.add("PUT", "/v1/domains/:name/vcpus", async ({ request, params }) => {
     const body = parseRequest(schema.VcpusRequest, await readJsonBody(request));
-    return jsonResponse(await domains.setVcpus(params.name, body.count));
+    return jsonResponse(await domains.setVcpus(params.name, body.count, body));
   });
   router.add("PUT", "/v1/domains/:name/autostart", async ({ request, params }) => {
     const body = parseRequest(schema.EnabledRequest, await readJsonBody(request));

@@ -224,10 +224,25 @@ export class DomainManager {
     });
   }
 
-  /** Changes the vCPU count in the definition (PUT /v1/domains/{name}/vcpus). */
-  async setVcpus(name: string, count: unknown): Promise<DomainInfo> {
+  /**
+   * Changes the vCPU count (PUT /v1/domains/{name}/vcpus): in the definition (`config`,
+   * the default), or of the running guest (`live`), which Denovisor cannot do (no vCPU
+   * hotplug) and so refuses; `current` is live while the domain runs, config when not.
+   */
+  async setVcpus(name: string, count: unknown, scope: Scope = {}): Promise<DomainInfo> {
     return await this.#mutex.run(name, async () => {
       const entry = this.get(name);
+      const { live } = resolveScope(entry, scope, "config");
+      if (live) {
+        throw new ApiError(
+          "conflict",
+          entry.run
+            ? `Domain '${name}' is running and Denovisor has no vCPU hotplug: its vCPUs cannot ` +
+              `change live; --config sets them from its next start`
+            : `Domain '${name}' is not running; --live changes a running guest: use --config`,
+        );
+      }
+      refuseTransientConfig(entry);
       const definition = validate({ ...entry.definition, vcpus: count });
       if (entry.persistent) await this.#context.store.save(definition);
       entry.definition = definition;
@@ -263,11 +278,15 @@ export class DomainManager {
     });
   }
 
-  /** Sets the balloon target of a running domain (PUT /v1/domains/{name}/memory). */
-  async setMemory(name: string, targetBytes: unknown): Promise<DomainInfo> {
+  /**
+   * Sets a domain's memory (PUT /v1/domains/{name}/memory): the balloon target of the
+   * running guest (`live`), the guest RAM of its definition from the next start (`config`),
+   * or both; `current` (the default) is live while the domain runs, config when not.
+   */
+  async setMemory(name: string, targetBytes: unknown, scope: Scope = {}): Promise<DomainInfo> {
     return await this.#mutex.run(name, async () => {
       const entry = this.get(name);
-      const memory = definitionMemoryBytes(entry.run?.record.definition ?? entry.definition);
+      const { live, config } = resolveScope(entry, scope, "current");
       if (
         typeof targetBytes !== "number" || !Number.isSafeInteger(targetBytes) || targetBytes <= 0
       ) {
@@ -278,15 +297,46 @@ export class DomainManager {
           }`,
         );
       }
-      if (targetBytes > memory) {
-        throw new ApiError(
-          "invalid",
-          `targetBytes: ${targetBytes} is above the domain's memory (${memory} bytes); ` +
-            `the balloon can only give memory back`,
-        );
+      let definition: DomainDefinition | undefined;
+      if (config) {
+        refuseTransientConfig(entry);
+        if (targetBytes % MIB !== 0) {
+          throw new ApiError(
+            "invalid",
+            `targetBytes: ${targetBytes} is not a whole number of MiB; the guest's RAM ` +
+              `(--config) is set in MiB`,
+          );
+        }
+        definition = validate({ ...entry.definition, memory: targetBytes / MIB });
       }
-      await this.lifecycle.setBalloon(entry, memory - targetBytes);
-      return describe(entry);
+      if (live) {
+        if (!entry.run) {
+          throw new ApiError(
+            "conflict",
+            `Domain '${name}' is not running; --live sets a running guest's balloon: use --config`,
+          );
+        }
+        const memory = definitionMemoryBytes(entry.run.record.definition);
+        if (targetBytes > memory) {
+          throw new ApiError(
+            "invalid",
+            `targetBytes: ${targetBytes} is above the domain's memory (${memory} bytes); ` +
+              `the balloon can only give memory back` +
+              (config ? "" : " (--config sets the memory of its next start)"),
+          );
+        }
+        await this.lifecycle.setBalloon(entry, memory - targetBytes);
+      }
+      if (definition !== undefined) {
+        if (entry.persistent) await this.#context.store.save(definition);
+        entry.definition = definition;
+      }
+      return describe(
+        entry,
+        entry.run && config
+          ? `the domain is running; its memory becomes ${targetBytes / MIB} MiB at its next start`
+          : undefined,
+      );
     });
   }
 
@@ -323,6 +373,45 @@ export class DomainManager {
 }
 
 /** validateDefinition with its errors as 400s. */
+/**
+ * Where a change of vCPUs or memory applies, as virsh's --live, --config and --current
+ * (PUT .../vcpus and .../memory): none given is `fallback`.
+ */
+export interface Scope {
+  live?: boolean;
+  config?: boolean;
+  current?: boolean;
+}
+
+const MIB = 1024 * 1024;
+
+/** Whether a change goes to the running guest, the definition, or both. */
+function resolveScope(
+  entry: DomainEntry,
+  scope: Scope,
+  fallback: "config" | "current",
+): { live: boolean; config: boolean } {
+  if (scope.current && (scope.live || scope.config)) {
+    throw new ApiError("invalid", "current: not with live or config (current is one of them)");
+  }
+  if (scope.live || scope.config) return { live: !!scope.live, config: !!scope.config };
+  const current = scope.current || fallback === "current";
+  return current && entry.run !== undefined
+    ? { live: true, config: false }
+    : { live: false, config: true };
+}
+
+/** A transient domain has no definition beyond its run: --config cannot apply to it. */
+function refuseTransientConfig(entry: DomainEntry): void {
+  if (!entry.persistent && entry.run !== undefined) {
+    throw new ApiError(
+      "conflict",
+      `Domain '${entry.definition.name}' is transient (made by create): it has no next start ` +
+        `for --config to change; define it first`,
+    );
+  }
+}
+
 function validate(input: unknown): DomainDefinition {
   try {
     return validateDefinition(input);

@@ -30,6 +30,9 @@ const domainSummary = {
   pid: integer,
   id: { type: "integer", description: "The domain id while it runs (xl's domid)" },
   host: { type: "string", description: "In a farm: the host running the domain" },
+  next: object({ vcpus: integer, memoryBytes: integer }, [], {
+    description: "A running domain's values from its next start, where they differ",
+  }),
 };
 
 const poolDefinition = {

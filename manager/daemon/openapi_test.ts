@@ -168,6 +168,7 @@ const SAMPLES: Record<string, Json> = {
     pid: 1,
     id: 1,
     host: "",
+    next: { vcpus: 2 },
     definition: { name: "", boot: { demo: true } },
     startedAt: "",
     lastEnd: "",
