@@ -33,6 +33,7 @@ import {
   OBJECT_NAME_RULE,
 } from "../common/validators.ts";
 import { SECCOMP_MODES } from "../vmm/sandbox/seccomp_filter.ts";
+import { POOL_REQUEST_SCHEMAS } from "../storage/pool/pool_schema.ts";
 
 /** The most vCPUs a domain may have. */
 export const MAX_VCPUS = 254;
@@ -340,6 +341,7 @@ export const MigrateRequest = named(
 
 /** The schemas of request bodies, for the OpenAPI document (by name). */
 export const REQUEST_SCHEMAS = [
+  ...POOL_REQUEST_SCHEMAS,
   DomainDefinition,
   ActionRequest,
   MemoryRequest,

@@ -14,11 +14,6 @@ import { REQUEST_SCHEMAS } from "../api_schema.ts";
 import { toJsonSchema } from "../../common/schema.ts";
 import { boolean, integer, object, ref, type Schema, string } from "./openapi_builders.ts";
 
-const size: Schema = {
-  description: 'Bytes, or a string with a unit such as "10G"',
-  oneOf: [integer, string],
-};
-
 const domainSummary = {
   name: string,
   uuid: { type: "string", format: "uuid" },
@@ -171,7 +166,6 @@ export const SCHEMAS: Record<string, Schema> = {
     "stateDir",
     "socket",
   ]),
-  PoolDefinition: object(poolDefinition, ["name", "type", "path"]),
   PoolInfo: object({
     ...poolDefinition,
     state: { enum: ["inactive", "active", "building"] },
@@ -212,26 +206,6 @@ export const SCHEMAS: Record<string, Schema> = {
     "backingChain",
     "snapshots",
   ]),
-  VolumeCreateRequest: object({
-    name: string,
-    format: { enum: [...IMAGE_FORMATS] },
-    size,
-    preallocation: { enum: ["off", "metadata", "full"] },
-    backingVolume: string,
-    import: { type: "string", description: "Copy this host file into the pool" },
-  }, ["name"]),
-  VolumeActionRequest: object({
-    size,
-    force: boolean,
-    target: string,
-    mode: { enum: ["full", "linked"] },
-    format: { enum: [...IMAGE_FORMATS] },
-    snapshot: string,
-    dropNewer: {
-      type: "boolean",
-      description: "rollback: delete the later snapshots (else a rollback that would is refused)",
-    },
-  }),
   ApiErrorBody: object({
     error: object({
       code: { enum: [...ERROR_CODES] },

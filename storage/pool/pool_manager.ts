@@ -7,6 +7,7 @@
  * @module
  */
 
+import { checkPoolRequest, VolumeActionRequest as VolumeActionSchema } from "./pool_schema.ts";
 import { join, resolve } from "node:path";
 import type {
   PoolDefinition,
@@ -458,10 +459,11 @@ export class PoolManager {
         `Unknown volume action '${action}'; use ${VOLUME_ACTIONS.join(", ")}`,
       );
     }
-    if (typeof body !== "object" || body === null || Array.isArray(body)) {
-      throw new PoolError("invalid", "The request body must be a JSON object");
-    }
-    const request = body as VolumeActionRequest;
+    const request: VolumeActionRequest = checkPoolRequest(
+      VolumeActionSchema,
+      body,
+      `The body of a volume ${action}`,
+    );
     return this.#withVolume(pool, volume, action, (ctx, progress) => {
       switch (action as VolumeAction) {
         case "wipe":

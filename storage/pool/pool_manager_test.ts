@@ -45,7 +45,18 @@ Deno.test("define() validates the definition and persists it for the next PoolMa
     await rejects(
       () => pools.define({ name: "a", type: "dir", path: "/x", color: 1 }),
       "invalid",
-      /Unknown field 'color'/,
+      /^color: unknown field; the known fields here are name, type, path, autostart$/,
+    );
+    // Every structural mistake at once, each with its field (pool_schema.ts).
+    await rejects(
+      () => pools.define({ type: "zfs", path: 5 }),
+      "invalid",
+      /^name: missing; every pool needs a name\ntype: "zfs" is not a pool type; use dir, btrfs, block, shared\npath: expected a string, got 5$/,
+    );
+    await rejects(
+      () => pools.volumeAction("a", "v", "resize", { size: true, sise: 1 }),
+      "invalid",
+      /^sise: unknown field; .*\nsize: expected a number of bytes or a size such as "10G", got true$/,
     );
     const info = pools.define({ name: "a", type: "dir", path: `${dir}/a`, autostart: true });
     assert.equal(info.state, "inactive");

@@ -6,17 +6,17 @@
  */
 
 import type { ImageFormat } from "../../common/enums.ts";
+import type { Static } from "../../common/schema.ts";
+import type * as schema from "./pool_schema.ts";
 
 /** Storage pools (storage/pool/): where volumes live. */
-export type PoolType = "dir" | "btrfs" | "block" | "shared";
+export type PoolType = typeof schema.POOL_TYPES[number];
 
-export interface PoolDefinition {
-  name: string;
-  type: PoolType;
-  /** dir, btrfs, shared: a directory; block: a block device (a disk whose partitions are volumes). */
-  path: string;
-  autostart?: boolean;
-}
+/**
+ * A pool as the user defines it: name, type, path (dir, btrfs, shared: a directory; block: a
+ * block device whose partitions are the volumes), autostart. Its schema: pool_schema.ts.
+ */
+export type PoolDefinition = Static<typeof schema.PoolDefinition>;
 
 export interface PoolInfo extends PoolDefinition {
   state: "inactive" | "active" | "building";
@@ -45,37 +45,11 @@ export interface VolumeInfo {
   usedBy?: string;
 }
 
-export interface VolumeCreateRequest {
-  name: string;
-  format?: ImageFormat;
-  /** Bytes or a string with units ("10G"). */
-  size?: number | string;
-  preallocation?: "off" | "metadata" | "full";
-  /** Make a linked clone: a qcow2 overlay on this volume of the same pool. */
-  backingVolume?: string;
-  /** Import: copy this host file into the pool (converting to `format`). */
-  import?: string;
-}
+/** POST /v1/pools/{pool}/volumes (pool_schema.ts has each field's description). */
+export type VolumeCreateRequest = Static<typeof schema.VolumeCreateRequest>;
 
-export interface VolumeActionRequest {
-  /** resize: new size; shrinking needs `force`. */
-  size?: number | string;
-  force?: boolean;
-  /** clone, snapshot, convert, export: the new volume's or snapshot's name, or the export path. */
-  target?: string;
-  /** clone: "full" (reflink where possible) or "linked" (qcow2 overlay). */
-  mode?: "full" | "linked";
-  /** convert, export: the format to write. */
-  format?: ImageFormat;
-  /** rollback, delete-snapshot: which snapshot. */
-  snapshot?: string;
-  /**
-   * rollback in a dir or shared pool: delete the snapshots taken after `snapshot` (they
-   * are states on the line being abandoned). Without it such a rollback is refused with
-   * their names.
-   */
-  dropNewer?: boolean;
-}
+/** POST /v1/pools/{pool}/volumes/{vol}/{action} (pool_schema.ts). */
+export type VolumeActionRequest = Static<typeof schema.VolumeActionRequest>;
 
 /** What runs on a volume now; for copies (clone, import, convert, export), how far it is. */
 export interface VolumeProgress {

@@ -8,6 +8,7 @@
 
 import { dirname, isAbsolute, join } from "node:path";
 import type { VolumeActionRequest, VolumeCreateRequest, VolumeInfo } from "./pool_types.ts";
+import { checkPoolRequest, VolumeCreateRequest as VolumeCreateSchema } from "./pool_schema.ts";
 import { closeFd, openFile } from "../../ffi/libc.ts";
 import { O_CLOEXEC, O_RDWR } from "../../ffi/libc_symbols.ts";
 import { type CloneMethod, zeroOutDevice } from "./file_clone.ts";
@@ -39,15 +40,6 @@ import {
   resizeVolumeImage,
   volumeImageInfo,
 } from "./volume_image.ts";
-
-const CREATE_FIELDS = new Set([
-  "name",
-  "format",
-  "size",
-  "preallocation",
-  "backingVolume",
-  "import",
-]);
 
 /** Creates a volume: empty, a linked clone of `backingVolume`, or imported from a host file. */
 export async function createVolume(
@@ -97,18 +89,11 @@ export async function createVolume(
 }
 
 function checkCreateRequest(body: unknown): VolumeCreateRequest {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new PoolError("invalid", "The request body must be a JSON object with a volume 'name'");
-  }
-  for (const key of Object.keys(body)) {
-    if (!CREATE_FIELDS.has(key)) {
-      throw new PoolError(
-        "invalid",
-        `Unknown field '${key}'; known: ${[...CREATE_FIELDS].join(", ")}`,
-      );
-    }
-  }
-  const request = body as VolumeCreateRequest;
+  const request: VolumeCreateRequest = checkPoolRequest(
+    VolumeCreateSchema,
+    body,
+    "A new volume (name, format, size...)",
+  );
   checkName(request.name, "name");
   if (request.format !== undefined) checkFormat(request.format, "format");
   if (
