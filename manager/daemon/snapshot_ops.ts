@@ -211,7 +211,11 @@ export async function revertSnapshot(
     }
     if (entry.state !== "shutoff") await ctx.domains.lifecycle.destroy(entry);
     for (const disk of meta.disks) {
-      await ctx.pools.volumeAction(disk.pool, disk.volume, "rollback", { snapshot: name });
+      // The revert says which later snapshots went (below), so the pools may drop them.
+      await ctx.pools.volumeAction(disk.pool, disk.volume, "rollback", {
+        snapshot: name,
+        dropNewer: true,
+      });
     }
     for (const other of dropped) await ctx.store.remove(domain, other.name);
     await ctx.store.setCurrent(domain, name);
