@@ -41,12 +41,20 @@ export class VcpuThread {
   #closed = false;
 
   /**
-   * Starts a Worker from `workerUrl`, a module that calls `serveVcpuWorker()` of
-   * core/vcpu_worker.ts (the VMM's is vmm/vcpu_worker_main.ts), and runs `vcpu` on it.
+   * Starts a Worker from `worker`, a module that calls `serveVcpuWorker()` of
+   * core/vcpu_worker.ts (the VMM's is vmm/vcpu_worker_main.ts), and runs `vcpu` on it;
+   * or runs it on `worker`, such a Worker started earlier that has had no message yet.
    */
-  constructor(vcpu: Vcpu, ram: readonly MappedRange[], handler: AccessHandler, workerUrl: URL) {
+  constructor(
+    vcpu: Vcpu,
+    ram: readonly MappedRange[],
+    handler: AccessHandler,
+    worker: URL | Worker,
+  ) {
     this.vcpu = vcpu;
-    this.#worker = new Worker(workerUrl, { type: "module", name: `vcpu${vcpu.id}` });
+    this.#worker = worker instanceof Worker
+      ? worker
+      : new Worker(worker, { type: "module", name: `vcpu${vcpu.id}` });
     this.#done = new Promise((resolve) => {
       this.#worker.onmessage = (event: MessageEvent<VcpuWorkerDone>) => {
         this.#closeMailbox();

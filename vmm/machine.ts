@@ -18,9 +18,10 @@ import type { I8042 } from "../devices/legacy/i8042.ts";
 import type { Serial16550 } from "../devices/legacy/serial.ts";
 import type { DeviceManager } from "./device_manager.ts";
 import { noteMachineClosing } from "./stats_hook.ts";
+import { takeVcpuWorker, VCPU_WORKER_URL } from "./vcpu_workers.ts";
 
 /** The vCPU Workers' entry module (scripts/compile.sh includes it in the executable). */
-export const VCPU_WORKER_URL = new URL("./vcpu_worker_main.ts", import.meta.url);
+export { VCPU_WORKER_URL };
 
 /** The pieces the builder assembles. */
 export interface MachineParts {
@@ -125,7 +126,8 @@ export class Machine {
     }
     const serve = busAccess(this.pio, this.mmio);
     this.#threads = this.vcpus.map((vcpu) => {
-      const thread = new VcpuThread(vcpu, this.ram.ranges, serve, VCPU_WORKER_URL);
+      const worker = takeVcpuWorker() ?? VCPU_WORKER_URL;
+      const thread = new VcpuThread(vcpu, this.ram.ranges, serve, worker);
       thread.done.then((reason) => reason && this.#end.end(reason));
       return thread;
     });

@@ -22,6 +22,7 @@ import { controlRouter, serveControl } from "./control_api.ts";
 import { loadBootImage } from "./builder.ts";
 import { describeVirtioPlan, planDevices } from "./device_plan.ts";
 import { VmmDomain } from "./vmm_domain.ts";
+import { dropVcpuWorkers, prestartVcpuWorkers } from "./vcpu_workers.ts";
 import type { VmmConfig, VmmEndRecord, VmmStatus } from "./vmm_config.ts";
 import { runFiles } from "./run_files.ts";
 import { DEFAULT_SECCOMP_MODE, enterSeccomp, type SeccompMode } from "./sandbox/seccomp_filter.ts";
@@ -108,6 +109,11 @@ export async function runVmm(config: VmmConfig, options: VmmRunOptions = {}): Pr
 
   const hub = new ConsoleHub(config.logFile);
   hub.log(`starting domain ${config.name} (${config.uuid}), pid ${Deno.pid}`);
+  // A restored or received machine is ready in tens of ms: its vCPU Workers, which take
+  // longer to load, start now and load while the state is read (./vcpu_workers.ts).
+  if (config.restore !== undefined || config.migrateIn !== undefined) {
+    prestartVcpuWorkers(config.vcpus);
+  }
   using kvm = Kvm.open();
   let domain: VmmDomain;
   try {
@@ -116,6 +122,7 @@ export async function runVmm(config: VmmConfig, options: VmmRunOptions = {}): Pr
     await domain.prepare();
     hub.log(`devices: ${describeVirtioPlan(planDevices(config))}`);
   } catch (error) {
+    dropVcpuWorkers();
     hub.log(`cannot start: ${error instanceof Error ? error.message : String(error)}`);
     await hub.close();
     throw error;
@@ -151,6 +158,7 @@ export async function runVmm(config: VmmConfig, options: VmmRunOptions = {}): Pr
     await writeFileAtomic(files.endFile, JSON.stringify(record, null, 2) + "\n");
     hub.log(`ended: ${record.kind}: ${record.detail}`);
   } finally {
+    dropVcpuWorkers();
     endWritten();
     Deno.removeSignalListener("SIGTERM", onTerm);
     Deno.removeSignalListener("SIGINT", onInt);
