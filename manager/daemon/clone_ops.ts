@@ -28,6 +28,39 @@ import { type SnapshotContext, snapshotDisks, snapshotOf } from "./snapshot_ops.
 /** At most this many clones per request. */
 export const MAX_CLONES = schema.MAX_CLONES;
 
+/**
+ * Clones whose VMMs start at the same time. One after another, 20 clones took 6 s each on
+ * a loaded 2-core host (a VMM's start is mostly waiting: process, sandbox, Deno start-up),
+ * 5x the time of 20 domains started at once through the API.
+ */
+const CLONE_STARTS_AT_ONCE = 8;
+
+/**
+ * `run` over `items`, at most `limit` at a time, results in order. Every call settles
+ * before the first failure is thrown, so that an undo never races a start still under way.
+ */
+async function inParallel<T, R>(
+  items: readonly T[],
+  limit: number,
+  run: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: PromiseSettledResult<R>[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await run(items[index]).then(
+        (value) => ({ status: "fulfilled", value }),
+        (reason) => ({ status: "rejected", reason }),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const failed = results.find((result) => result.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return results.map((result) => (result as PromiseFulfilledResult<R>).value);
+}
+
 /** What clone needs: the snapshot context and where to keep a running source's state. */
 export interface CloneContext extends SnapshotContext {
   stateDir: string;
@@ -83,22 +116,24 @@ export async function cloneDomain(
         names.length,
         created,
       );
-    const clones: DomainInfo[] = [];
+    const definitions: DomainDefinition[] = [];
     for (const name of names) {
-      const definition = await cloneDefinition(ctx, from, base, name, names.length, created);
+      definitions.push(await cloneDefinition(ctx, from, base, name, names.length, created));
       created.domains.push(name);
-      clones.push(
+    }
+    return await inParallel(
+      definitions,
+      CLONE_STARTS_AT_ONCE,
+      (definition) =>
         from.stateFile === undefined
-          ? await ctx.domains.define(definition, { start })
-          : await defineAndRestore(ctx.domains, definition, true, {
+          ? ctx.domains.define(definition, { start })
+          : defineAndRestore(ctx.domains, definition, true, {
             stateFile: from.stateFile,
             paused: !start,
             // Other disk files and another identity than the saved machine's, on purpose.
             force: true,
           }),
-      );
-    }
-    return clones;
+    );
   } catch (error) {
     await created.undo();
     throw error;
