@@ -43,6 +43,14 @@ export const FARM_SUBCOMMANDS: Subcommand[] = [
             ],
             ["etcd", `${status.etcd.version}, revision ${status.etcd.revision}`],
             [
+              "Endpoints",
+              status.etcd.endpoints?.map((e) =>
+                `${e.endpoint} ${
+                  e.ok ? (e.leader ? "up (leader)" : "up") : `DOWN (${e.error ?? "no answer"})`
+                }`
+              ).join(", "),
+            ],
+            [
               "Timings",
               `lease TTL ${status.leaseTtlSeconds} s, fence after ${status.fenceAfterSeconds} s, ` +
               `HA restart ${status.haDelaySeconds} s after expiry`,

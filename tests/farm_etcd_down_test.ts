@@ -37,7 +37,16 @@ etcdTest(
       await h1.client.post("/v1/domains", farmDomain("db", { ha: true }));
       await h1.client.post("/v1/domains/plain/start", {});
       await h1.client.post("/v1/domains/db/start?host=h2", {});
-      for (let i = 0; i < 3; i++) await farm.cluster!.kill(i);
+      // farm status shows each etcd endpoint: one killed is DOWN, the others up, one leads.
+      await farm.cluster!.kill(0);
+      const health = await eventually("farm status answers with a member down", async () => {
+        const out = await cli(h1.socket, "farm", "status");
+        return out.code === 0 ? out.stdout : undefined;
+      });
+      const endpoints = /Endpoints: +(.*)/.exec(health)?.[1] ?? "";
+      assert.match(endpoints, new RegExp(`^${farm.cluster!.urls[0]} DOWN \\(`), health);
+      assert.equal(endpoints.match(/ up/g)?.length, 2, health);
+      for (let i = 1; i < 3; i++) await farm.cluster!.kill(i);
 
       // Past the TTL: plain runs on; db was fenced on h2 and runs nowhere.
       await new Promise((r) => setTimeout(r, (TTL + 2) * 1000));

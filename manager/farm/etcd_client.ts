@@ -10,6 +10,7 @@
 
 import {
   type Compare,
+  type EndpointHealth,
   EtcdError,
   type EtcdKv,
   type KeyValue,
@@ -154,6 +155,36 @@ export class EtcdClient implements EtcdKv {
       leader: String(answer.leader ?? ""),
       revision: num(answer.header?.revision),
     };
+  }
+
+  /** Asks every endpoint for its status on its own (2 s each, in parallel). */
+  endpointHealth(): Promise<EndpointHealth[]> {
+    return Promise.all(this.#endpoints.map(async (endpoint) => {
+      try {
+        const response = await fetch(`${endpoint}/v3/maintenance/status`, {
+          method: "POST",
+          body: "{}",
+          signal: AbortSignal.timeout(2000),
+          client: this.#http,
+          headers: {
+            "content-type": "application/json",
+            ...(this.#token !== undefined ? { authorization: this.#token } : {}),
+          },
+        });
+        if (!response.ok) {
+          return { endpoint, ok: false, error: (await answerError(response, "status")).message };
+        }
+        const answer = await response.json();
+        return {
+          endpoint,
+          ok: true,
+          version: String(answer.version ?? ""),
+          leader: answer.leader !== undefined && answer.leader === answer.header?.member_id,
+        };
+      } catch (error) {
+        return { endpoint, ok: false, error: (error as Error).message.split("\n")[0] };
+      }
+    }));
   }
 
   watch(prefix: string, onEvent: (event: WatchEvent) => void, fromRevision?: number): Watch {

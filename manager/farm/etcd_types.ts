@@ -73,6 +73,8 @@ export interface EtcdKv {
   watch(prefix: string, onEvent: (event: WatchEvent) => void, fromRevision?: number): Watch;
   /** Whether the cluster answers (GET /health is not in the gateway: a status call). */
   status(): Promise<{ version: string; leader: string; revision: number }>;
+  /** Each endpoint's own answer (for `farm status`: which members are up, which leads). */
+  endpointHealth?(): Promise<EndpointHealth[]>;
   close(): void;
 }
 
@@ -89,4 +91,14 @@ export class EtcdError extends DenovisorError {
     super(code, message, options);
     this.grpcCode = options?.grpcCode;
   }
+}
+
+/** One etcd endpoint as `farm status` shows it. */
+export interface EndpointHealth {
+  endpoint: string;
+  ok: boolean;
+  version?: string;
+  /** It is the cluster's leader. */
+  leader?: boolean;
+  error?: string;
 }

@@ -16,6 +16,7 @@
 
 import type { EventRecord, HostRecord } from "./farm_records.ts";
 import type { EvacuationStep } from "./farm_ha.ts";
+import type { EndpointHealth } from "./etcd_types.ts";
 
 export type { EvacuationStep, EventRecord };
 
@@ -42,7 +43,13 @@ export interface FarmStatus {
   farm: string;
   /** The host that answered. */
   host: string;
-  etcd: { version: string; leader: string; revision: number };
+  etcd: {
+    version: string;
+    leader: string;
+    revision: number;
+    /** Each --etcd endpoint: answering or not, the leader. */
+    endpoints?: EndpointHealth[];
+  };
   leaseTtlSeconds: number;
   fenceAfterSeconds: number;
   haDelaySeconds: number;

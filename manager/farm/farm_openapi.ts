@@ -60,7 +60,18 @@ export const FARM_SCHEMAS: Record<string, Schema> = {
   FarmStatus: object({
     farm: string,
     host: string,
-    etcd: object({ version: string, leader: string, revision: integer }),
+    etcd: object({
+      version: string,
+      leader: string,
+      revision: integer,
+      endpoints: {
+        type: "array",
+        items: object(
+          { endpoint: string, ok: boolean, version: string, leader: boolean, error: string },
+          ["endpoint", "ok"],
+        ),
+      },
+    }),
     leaseTtlSeconds: integer,
     fenceAfterSeconds: { type: "number" },
     haDelaySeconds: { type: "number" },

@@ -27,14 +27,15 @@ export function addFarmRoutes(
 ): void {
   const { domains, store } = member;
   router.add("GET", "/v1/farm", async () => {
-    const [etcd, hosts, owners] = await Promise.all([
+    const [etcd, endpoints, hosts, owners] = await Promise.all([
       store.etcd.status(),
+      store.etcd.endpointHealth?.(),
       farmHosts(store),
       store.owners(),
     ]);
     const status: FarmStatus = {
       ...member.settings,
-      etcd,
+      etcd: { ...etcd, ...(endpoints ? { endpoints } : {}) },
       fenced: member.fenced,
       hosts,
       owners: owners.map((o) => ({ domain: o.domain, ...o.owner })),
