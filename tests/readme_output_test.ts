@@ -35,7 +35,10 @@ function segments(lines: string[]): Map<string, string[]> {
   const result = new Map<string, string[]>();
   let current = "greeting";
   result.set(current, []);
-  for (const line of lines) {
+  for (const raw of lines) {
+    // An event printed while the prompt was up is redrawn above it: on the stripped
+    // screen it reads "denovisor> * domain ...", and belongs to the command before.
+    const line = raw.replace(/^denovisor> (?=\* domain )/, "");
     if (line.startsWith("denovisor> ")) {
       current = line.trimEnd();
       result.set(current, []);
