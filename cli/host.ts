@@ -175,6 +175,17 @@ One line per domain as it moves; --json prints the steps once it is over.`,
     if (ctx.values.json) emit(ctx, steps, () => "");
     else {
       const moved = steps.filter((s) => s.status === "moved");
+      if (steps.length > 0) {
+        ctx.io.out(formatTable(
+          ["Domain", "To", "Result", "How"],
+          steps.map((s) => [
+            s.domain,
+            s.to ?? "-",
+            s.status === "moved" ? "moved" : `failed: ${s.error}`,
+            s.status !== "moved" ? "-" : s.how === "live" ? "live" : "stop and start",
+          ]),
+        ));
+      }
       ctx.io.out(
         steps.length === 0
           ? `Host ${host} ran no domain; it is in maintenance`

@@ -49,6 +49,7 @@ etcdTest("farm CLI: hosts, start --host, status, events, evacuate", async () => 
     const evacuate = await cli(h1.socket, "farm", "evacuate", "h2");
     assert.equal(evacuate.code, 0, evacuate.stderr);
     assert.match(evacuate.stdout, /web -> h1: moved by stop and start .*no migration listener/);
+    assert.match(evacuate.stdout, /web +h1 +moved +stop and start/);
     const events = await cli(h1.socket, "farm", "events", "--json");
     assert.ok(JSON.parse(events.stdout).some((e: { kind: string }) => e.kind === "evacuated"));
     // The REPL has the farm group too.
@@ -65,7 +66,10 @@ etcdTest("farm CLI: hosts, start --host, status, events, evacuate", async () => 
     assert.match(replOut, /h1 .* up /);
     const unknown = await cli(h1.socket, "farm", "evacuate", "nohost");
     assert.equal(unknown.code, 4);
-    assert.match(unknown.stderr, /No live host 'nohost'.*host list/);
+    assert.match(
+      unknown.stderr,
+      /No live host 'nohost'.*'denovisor host list' \(or 'farm hosts'\) lists them/,
+    );
   } finally {
     await farm.stop();
   }

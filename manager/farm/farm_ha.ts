@@ -169,7 +169,7 @@ export class FarmHa {
     if (source === undefined) {
       throw new ApiError(
         "not_found",
-        `No live host '${host}' in the farm; 'denovisor host list' lists them`,
+        `No live host '${host}' in the farm; 'denovisor host list' (or 'farm hosts') lists them`,
       );
     }
     await store.setMaintenance(host, true);

@@ -220,7 +220,7 @@ export async function liveHost(store: FarmStore, host: string): Promise<void> {
   if (!(await store.liveHost(host))) {
     throw new ApiError(
       "not_found",
-      `No live host '${host}' in the farm; 'denovisor host list' lists them`,
+      `No live host '${host}' in the farm; 'denovisor host list' (or 'farm hosts') lists them`,
     );
   }
 }
