@@ -43,7 +43,8 @@ Starts the defined domain NAME: the daemon spawns its VMM process and boots it.
 Options:
   --console   Attach to the console once started (detach with Ctrl-])
   --host H    In a farm: start it on host H, or 'auto' to place it on the host
-              with the most free memory that fits (default: this host)
+              with the most free memory that fits (default: this host while it
+              fits, else placed as with 'auto')
   --json      Print the domain's info as JSON`,
   options: { console: { type: "boolean" }, host: { type: "string" } },
   json: true,
