@@ -20,7 +20,8 @@ export const CHECK_HELP = `Usage: denovisor check [--json]
 
 Checks that this host can run VMs: ${KVM_DEVICE}, its permissions, the KVM API version,
 the capabilities Denovisor needs, which parts of the VMM sandbox the host provides
-(seccomp, cgroups, namespaces, privilege drop: a missing one is a warning), and whether
+(seccomp, cgroups, namespaces, jail, privilege drop, the VMM's user: a missing one is a
+warning here, and the daemon refuses to start sandboxed domains without it), and whether
 guest kernel code runs natively.
 Exits 0 when VMs can run, 1 when they cannot.`;
 

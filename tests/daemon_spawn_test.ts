@@ -32,8 +32,11 @@ Deno.test("daemon: a start reaches the VMM's KVM open through the launcher, then
     // The VMM itself ran: it parsed the daemon's config and logged its start.
     const log = await Deno.readTextFile(`${daemon.dir}/logs/spawn.log`);
     assert.match(log, /denovisor vmm: starting domain spawn \([0-9a-f-]{36}\), pid (\d+)/);
-    const pid = Number(log.match(/starting domain spawn .*, pid (\d+)/)![1]);
-    assert.equal(processAlive(pid), false, "the VMM has exited");
+    // Sandboxed, it is pid 1 of its own PID namespace, which went with it.
+    assert.equal(Number(log.match(/starting domain spawn .*, pid (\d+)/)![1]), 1);
+    const launcher = /sandbox: .* jail (\S+)\/root,/.exec(log);
+    assert.ok(launcher, "the daemon logged the jail");
+    assert.deepEqual(processesIn(launcher[1]), [], "the VMM and its launcher have exited");
     const info = await daemon.info("spawn");
     assert.equal(info.state, "shutoff");
     assert.equal(info.pid, undefined);
@@ -44,3 +47,15 @@ Deno.test("daemon: a start reaches the VMM's KVM open through the launcher, then
     await daemon.cleanup();
   }
 });
+
+/** Live processes whose command line names `text`. */
+function processesIn(text: string): number[] {
+  return [...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name)).map((e) => {
+    try {
+      const argv = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+      return argv.includes(text) && processAlive(Number(e.name)) ? Number(e.name) : 0;
+    } catch {
+      return 0;
+    }
+  }).filter((pid) => pid !== 0);
+}

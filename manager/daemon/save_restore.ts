@@ -29,6 +29,7 @@ import {
 import type { DomainEntry } from "./domain_entry.ts";
 import type { DomainManager } from "./domains.ts";
 import type { VmmRun } from "./vmm_run.ts";
+import { withSaveStaging } from "../sandbox/save_staging.ts";
 import type { VmmRestoreConfig, VmmSaveResult } from "../../vmm/vmm_config.ts";
 
 /** What the VMM config's `restore` member holds: restore this state instead of booting. */
@@ -37,18 +38,23 @@ export type VmmRestore = VmmRestoreConfig;
 /** A save writes all of guest RAM: give it minutes, not the 5 s of a control call. */
 export const SAVE_TIMEOUT_MS = 30 * 60_000;
 
-/** Asks the VMM of `run` to write its state; stays paused unless `resume`. */
+/**
+ * Asks the VMM of `run` to write its state; stays paused unless `resume`. A jailed VMM
+ * writes into its run directory (the only place it can) and the daemon moves the files
+ * (../sandbox/save_staging.ts).
+ */
 export async function vmmSave(
   run: VmmRun,
   stateFile: string,
   resume: boolean,
 ): Promise<VmmSaveResult> {
-  return await run.control.call<VmmSaveResult>(
-    "POST",
-    "/vm/save",
-    { stateFile, memoryFile: `${stateFile}.mem`, resume },
-    SAVE_TIMEOUT_MS,
-  );
+  return await withSaveStaging(run.runDir, stateFile, (target) =>
+    run.control.call<VmmSaveResult>(
+      "POST",
+      "/vm/save",
+      { stateFile: target, memoryFile: `${target}.mem`, resume },
+      SAVE_TIMEOUT_MS,
+    ));
 }
 
 /** The writable disks of a running VMM, by id, from its config (what it has open). */

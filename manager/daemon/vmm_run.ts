@@ -141,7 +141,9 @@ export class VmmRun {
     const run = new VmmRun(config.name, runDir, record, spawned.status);
     try {
       await run.#waitReady(timeoutMs, config.logFile);
+      sandbox.started();
     } catch (error) {
+      sandbox.started();
       run.kill();
       await run.exited;
       run.dispose();

@@ -1,13 +1,14 @@
 /**
  * Which parts of the VMM sandbox this host provides, for `denovisor check`. A missing
- * part is a warning, not a failure: the daemon starts VMMs without it and says so in the
- * domain's log (./vmm_sandbox.ts).
+ * part is a warning there (VMs can still run, unconfined); the daemon refuses to start a
+ * sandboxed domain without it, naming it and the opt-out (./vmm_sandbox.ts).
  *
  * @module
  */
 
 import { detectCgroups, DomainCgroup } from "./cgroup.ts";
-import { sandboxSupport } from "./launcher.ts";
+import { SANDBOX_FEATURES, sandboxSupport } from "./launcher.ts";
+import { vmmUser } from "./vmm_user.ts";
 
 /** One line of `denovisor check`. */
 export interface SandboxCheck {
@@ -47,26 +48,62 @@ function cgroupCheck(): SandboxCheck {
   }
 }
 
+/** What a missing part means, added to its warning. */
+const REFUSED =
+  'sandboxed domains will not start here; "sandbox": false (run --no-sandbox) runs one unconfined';
+
+function featureLine(what: string, ok: boolean, detail: string, missing: string): SandboxCheck {
+  return ok
+    ? { ok: true, what, detail }
+    : { ok: true, warning: true, what, detail: `${missing}: ${REFUSED}` };
+}
+
+function userLine(): SandboxCheck {
+  const what = "sandbox: VMM user";
+  try {
+    const user = vmmUser();
+    return {
+      ok: true,
+      what,
+      detail: `uid ${user.uid} gid ${user.gid} (${user.source}${
+        user.source === "no denovisor account" ? "; denovisor install creates one" : ""
+      }), no capabilities`,
+    };
+  } catch (error) {
+    return { ok: true, warning: true, what, detail: `${(error as Error).message}: ${REFUSED}` };
+  }
+}
+
 /** The sandbox lines of `denovisor check`. */
 export async function sandboxChecks(): Promise<SandboxCheck[]> {
   const support = await sandboxSupport();
-  return [
+  const lines = [
     seccompCheck(),
     cgroupCheck(),
-    support.namespaces
-      ? { ok: true, what: "sandbox: namespaces", detail: "IPC and UTS (unshare)" }
-      : { ok: true, warning: true, what: "sandbox: namespaces", detail: "unshare refused here" },
-    support.setpriv
-      ? {
-        ok: true,
-        what: "sandbox: privileges",
-        detail: "no_new_privs and a reduced capability bounding set (setpriv)",
-      }
-      : {
-        ok: true,
-        warning: true,
-        what: "sandbox: privileges",
-        detail: "capabilities kept: setpriv (util-linux) is missing or refused here",
-      },
+    featureLine(
+      "sandbox: namespaces",
+      support.namespaces,
+      "own mount, PID, network (loopback only), IPC and UTS namespaces (unshare)",
+      `no ${SANDBOX_FEATURES.namespaces}`,
+    ),
+    featureLine(
+      "sandbox: jail",
+      support.jail && support.bash,
+      "chroot into a per-domain directory holding only the VMM's program and files; " +
+        "/dev/kvm, images, kernels and taps handed over as descriptors",
+      `no ${support.bash ? SANDBOX_FEATURES.jail : SANDBOX_FEATURES.bash}`,
+    ),
+    featureLine(
+      "sandbox: privileges",
+      support.setpriv,
+      "no_new_privs, every capability dropped (setpriv)",
+      `no ${SANDBOX_FEATURES.setpriv}`,
+    ),
+    userLine(),
   ];
+  // A host without seccomp filters or cgroups refuses too (./vmm_sandbox.ts).
+  for (const line of lines.slice(0, 2)) {
+    if (line.warning) line.detail += `: ${REFUSED}`;
+  }
+  return lines;
 }

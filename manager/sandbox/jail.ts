@@ -12,7 +12,7 @@
  *
  * Bound read-only at the same paths: the program (the compiled `denovisor`, or `deno`
  * with the source tree and Deno's cache when run from source) and the shared libraries
- * it needs; read-write: the domain's run directory and its log. Nothing else of the host
+ * it needs, and a restore's state and memory files; read-write: the domain's run directory and its log. Nothing else of the host
  * is there: no /etc, no /home, no other domain's files.
  *
  * @module
@@ -34,7 +34,11 @@ export interface HandedOpen {
 /** The first descriptor handed over (0-2 are stdio). */
 const FIRST_FD = 3;
 
-/** The opens of `config`'s VMM and the table that tells it which is which. */
+/**
+ * The opens of `config`'s VMM and the table that tells it which is which. A path that
+ * does not exist is left out: the VMM then says what is missing, as it would outside a
+ * jail.
+ */
 export function planDescriptors(
   config: VmmConfig,
 ): { opens: HandedOpen[]; table: HandedDescriptors } {
@@ -45,9 +49,9 @@ export function planDescriptors(
     opens.push({ fd, path, write });
     return fd;
   };
-  table.kvm = add(kvmDevicePath(), true);
+  if (exists(kvmDevicePath())) table.kvm = add(kvmDevicePath(), true);
   const file = (path: string, write: boolean) => {
-    if (!Object.hasOwn(table.files, path)) table.files[path] = add(path, write);
+    if (!Object.hasOwn(table.files, path) && exists(path)) table.files[path] = add(path, write);
   };
   const image = (path: string, readOnly: boolean, format?: "raw" | "qcow2") => {
     file(path, !readOnly);
@@ -68,7 +72,9 @@ export function planDescriptors(
   for (const disk of config.disks) image(disk.path, disk.readOnly, disk.format);
   for (const disk of config.sataDisks ?? []) image(disk.path, disk.readOnly, disk.format);
   for (const iso of config.cdroms ?? []) file(iso, false);
-  for (const nic of config.nics) table.taps[nic.tap] = add("/dev/net/tun", true);
+  if (exists("/dev/net/tun")) {
+    for (const nic of config.nics) table.taps[nic.tap] = add("/dev/net/tun", true);
+  }
   return { opens, table };
 }
 
@@ -124,8 +130,9 @@ export async function jailBinds(
   runDir: string,
   logFile: string,
   sourceRoot: string | undefined,
+  extra: readonly string[] = [],
 ): Promise<JailBinds> {
-  const readOnly = new Set<string>([command[0], ...await sharedLibraries(command[0])]);
+  const readOnly = new Set<string>([command[0], ...await sharedLibraries(command[0]), ...extra]);
   if (sourceRoot !== undefined) {
     readOnly.add(sourceRoot);
     const cache = denoCacheDir();

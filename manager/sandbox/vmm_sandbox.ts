@@ -27,6 +27,7 @@ import {
 import { launcherPrefix, missingFeatures, sandboxSupport } from "./launcher.ts";
 import { jailBinds, planDescriptors } from "./jail.ts";
 import { prepareTaps, releaseTaps } from "./tap_setup.ts";
+import { grantRead, restoreFiles } from "./save_staging.ts";
 import { vmmUser } from "./vmm_user.ts";
 import { selfCommand } from "../daemon/vmm_process.ts";
 import { cpuPercent, sandboxSettings } from "./sandbox_definition.ts";
@@ -71,6 +72,8 @@ export interface PreparedSandbox {
   pidNamespace: boolean;
   /** Lets the VMM's user read `path` (its config, written after this). */
   shareWithVmm(path: string): void;
+  /** Called once the VMM is up or has failed to start: takes back what it needed only then. */
+  started(): void;
 }
 
 /** The sandbox cannot be set up on this host; the message names the feature and the opt-out. */
@@ -119,6 +122,7 @@ export async function prepareVmmSandbox(
       notes: ['sandbox off ("sandbox": false): the VMM runs with the daemon\'s privileges'],
       pidNamespace: false,
       shareWithVmm: () => {},
+      started: () => {},
     };
   }
   const missing = missingFeatures(await sandboxSupport());
@@ -153,6 +157,7 @@ export async function prepareVmmSandbox(
   try {
     const ready: VmmConfig = { ...config, nics: prepareTaps(config.nics, user, runDir) };
     const { opens, table } = planDescriptors(ready);
+    const restoring = restoreFiles(ready);
     const descriptorsFile = join(runDir, "descriptors.json");
     Deno.writeTextFileSync(descriptorsFile, JSON.stringify(table, null, 2) + "\n");
     share(descriptorsFile, 0o640);
@@ -164,6 +169,7 @@ export async function prepareVmmSandbox(
       runDir,
       config.logFile,
       command.length > 1 ? SOURCE_ROOT : undefined,
+      restoring,
     );
     const prefix = launcherPrefix({
       cgroupProcs,
@@ -183,6 +189,7 @@ export async function prepareVmmSandbox(
       ],
       pidNamespace: true,
       shareWithVmm: (path) => share(path, 0o640),
+      started: grantRead(restoring, user.gid),
     };
   } catch (error) {
     releaseVmmSandbox(runDir);
