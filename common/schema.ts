@@ -181,6 +181,15 @@ export function union<const V extends readonly Schema[]>(
   return build({ oneOf: [...variants] }, options);
 }
 
+/**
+ * A schema written elsewhere (still by hand in the OpenAPI document): a `$ref` to
+ * `components.schemas[name]` whose TypeScript type is `T`. It checks nothing; it lets
+ * a schema here use a type not moved yet.
+ */
+export function external<T>(name: string): Schema<T> {
+  return { $ref: `#/components/schemas/${name}` } as Schema<T>;
+}
+
 /** `schema` as an optional property of an object. */
 export function optional<T>(schema: Schema<T>): Schema<T> & { readonly [OPTIONAL]: true } {
   return Object.assign(copy(schema), { [OPTIONAL]: true as const });

@@ -71,6 +71,7 @@ export type {
 import type { DomainState } from "../common/enums.ts";
 import type { Static } from "../common/schema.ts";
 import type * as schema from "./api_schema.ts";
+import type * as answers from "./api_answer_schema.ts";
 
 /** A token-bucket limit in the `--disk`/`--nic` syntax: "bw=10M,ops=1000". */
 export type RateLimitSpec = string;
@@ -95,48 +96,11 @@ export type DomainDefinition = Static<typeof schema.DomainDefinition>;
 /** Sandbox settings of a domain beyond on and off. */
 export type SandboxDefinition = Static<typeof schema.SandboxDefinition>;
 
-export interface DomainSummary {
-  name: string;
-  uuid: string;
-  state: DomainState;
-  vcpus: number;
-  memoryBytes: number;
-  autostart: boolean;
-  /** False for a domain made by `create` without `define`: it vanishes when it stops. */
-  persistent: boolean;
-  /** The VMM process, while there is one. */
-  pid?: number;
-  /**
-   * The domain id while it runs, as xl's domid and virsh's Id: given at each start and
-   * never given again while the daemon's state directory lives.
-   */
-  id?: number;
-  /** In a farm: the host running the domain (pid is then that host's, or absent). */
-  host?: string;
-  /**
-   * A running domain's values from its next start where they differ from the ones it
-   * runs with (`vcpus` and `memoryBytes`): after an edit, vcpu-set or mem-set --config.
-   */
-  next?: { vcpus?: number; memoryBytes?: number };
-}
+/** A domain in GET /v1/domains (manager/api_answer_schema.ts has each field's description). */
+export type DomainSummary = Static<typeof answers.DomainSummary>;
 
-export interface DomainInfo extends DomainSummary {
-  /** The definition with defaults filled in (uuid, MACs, actions). */
-  definition: DomainDefinition;
-  /** When the current VMM started (ISO 8601). */
-  startedAt?: string;
-  /** Why the last run ended, in words, e.g. "guest powered off", "VMM killed by SIGKILL". */
-  lastEnd?: string;
-  /** The VMM's console socket (see vmm/vmm_config.ts) while running. */
-  consoleSocket?: string;
-  /** The file that collects the serial console output and the VMM's log lines. */
-  logFile: string;
-  /** A remark on the request just answered, e.g. "the domain is running; the new vCPU
-   *  count applies at its next start". */
-  note?: string;
-  /** An outgoing or incoming live migration under way (manager/migration/README.md). */
-  migration?: MigrationProgress;
-}
+/** One domain in detail: the definition with defaults filled in, its run, its log. */
+export type DomainInfo = Static<typeof answers.DomainInfo>;
 
 /** POST /v1/domains/{name}/migrate (manager/api_schema.ts). */
 export type MigrateRequest = Static<typeof schema.MigrateRequest>;
@@ -246,20 +210,7 @@ export type SnapshotCreateRequest = Static<typeof schema.SnapshotCreateRequest>;
 /** POST /v1/domains/{name}/clone. */
 export type CloneRequest = Static<typeof schema.CloneRequest>;
 
-export type DomainEventKind =
-  | "defined"
-  | "undefined"
-  | "started"
-  | "paused"
-  | "resumed"
-  | "shutdown"
-  | "rebooted"
-  | "crashed"
-  | "destroyed"
-  | "stopped"
-  | "migrating"
-  | "migrated"
-  | "migration-failed";
+export type DomainEventKind = typeof answers.DOMAIN_EVENT_KINDS[number];
 
 /**
  * How `lastEnd` and the "destroyed" event's detail begin when a guest did not power off
@@ -275,25 +226,10 @@ export const FORCED_SHUTDOWN_END = "forced off after the shutdown timeout";
 export const LOG_EARLIER_HEADER = "x-denovisor-log-earlier";
 
 /** One line of GET /v1/events. */
-export interface DomainEvent {
-  /** ISO 8601. */
-  time: string;
-  domain: string;
-  kind: DomainEventKind;
-  /** Words for people: "guest powered off", "VMM killed by SIGKILL; on_crash=restart". */
-  detail?: string;
-}
+export type DomainEvent = Static<typeof answers.DomainEvent>;
 
-export interface HostInfo {
-  version: string;
-  hostname: string;
-  cpus: number;
-  memoryBytes: number;
-  domainsDefined: number;
-  domainsRunning: number;
-  stateDir: string;
-  socket: string;
-}
+/** GET /v1/host. */
+export type HostInfo = Static<typeof answers.HostInfo>;
 
 /** Storage pools and volumes: storage defines them (storage/pool/pool_types.ts). */
 export type {

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { TestDaemon } from "./daemon_support.ts";
 import { denovisor } from "./cli_support.ts";
 import { REQUEST_SCHEMAS } from "../manager/api_schema.ts";
+import { ANSWER_SCHEMAS } from "../manager/api_answer_schema.ts";
 import { NAME, toJsonSchema } from "../common/schema.ts";
 import { OPENAPI_DOCUMENT } from "../manager/daemon/openapi.ts";
 
@@ -24,8 +25,15 @@ Deno.test("denovisor daemon --openapi prints the document whose request schemas 
   assert.deepEqual(printed, JSON.parse(JSON.stringify(OPENAPI_DOCUMENT)));
   const schemas = componentSchemas(printed);
   const generated: Json = {};
-  for (const schema of REQUEST_SCHEMAS) toJsonSchema(schema, generated, false);
-  assert.ok(Object.keys(generated).length >= REQUEST_SCHEMAS.length);
+  for (const schema of [...REQUEST_SCHEMAS, ...ANSWER_SCHEMAS]) {
+    toJsonSchema(schema, generated, false);
+  }
+  assert.ok(Object.keys(generated).length >= REQUEST_SCHEMAS.length + ANSWER_SCHEMAS.length);
+  for (
+    const name of ["DomainDefinition", "DomainInfo", "DomainSummary", "DomainEvent", "HostInfo"]
+  ) {
+    assert.ok(name in generated, `${name} is not generated`);
+  }
   for (const [name, schema] of Object.entries(generated)) {
     assert.deepEqual(schemas[name], JSON.parse(JSON.stringify(schema)), name);
   }

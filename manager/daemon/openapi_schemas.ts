@@ -1,34 +1,20 @@
 /**
  * JSON Schemas (2020-12, as OpenAPI 3.1 uses) of the API types in manager/api_types.ts,
- * for the OpenAPI description (openapi.ts). The request bodies and the domain definition
- * are generated from their one schema (manager/api_schema.ts, which the daemon validates
- * with and the types come from); the answers are still written here, and openapi_test.ts
- * checks their field lists against sample values of the TypeScript types.
+ * for the OpenAPI description (openapi.ts). The request bodies, the domain definition and
+ * the domain and host answers are generated from their one schema (manager/api_schema.ts,
+ * api_answer_schema.ts, storage/pool/pool_schema.ts: the daemon validates with them and
+ * the types come from them); the other answers (stats, pools, volumes, errors) are still
+ * written here, and openapi_test.ts checks their field lists against the TypeScript types.
  *
  * @module
  */
 
-import { DOMAIN_STATES, IMAGE_FORMATS } from "../../common/enums.ts";
+import { IMAGE_FORMATS } from "../../common/enums.ts";
 import { ERROR_CODES } from "../../common/errors.ts";
 import { REQUEST_SCHEMAS } from "../api_schema.ts";
+import { ANSWER_SCHEMAS } from "../api_answer_schema.ts";
 import { toJsonSchema } from "../../common/schema.ts";
 import { boolean, integer, object, ref, type Schema, string } from "./openapi_builders.ts";
-
-const domainSummary = {
-  name: string,
-  uuid: { type: "string", format: "uuid" },
-  state: ref("DomainState"),
-  vcpus: integer,
-  memoryBytes: integer,
-  autostart: boolean,
-  persistent: boolean,
-  pid: integer,
-  id: { type: "integer", description: "The domain id while it runs (xl's domid)" },
-  host: { type: "string", description: "In a farm: the host running the domain" },
-  next: object({ vcpus: integer, memoryBytes: integer }, [], {
-    description: "A running domain's values from its next start, where they differ",
-  }),
-};
 
 const poolDefinition = {
   name: string,
@@ -37,46 +23,21 @@ const poolDefinition = {
   autostart: boolean,
 };
 
-/** The request schemas of manager/api_schema.ts as JSON, with the schemas they name. */
-function requestSchemas(): Record<string, Schema> {
+/**
+ * The schemas written once (manager/api_schema.ts's requests, api_answer_schema.ts's
+ * answers) as JSON, with the schemas they name.
+ */
+function generatedSchemas(): Record<string, Schema> {
   const components: Record<string, Schema> = {};
-  for (const schema of REQUEST_SCHEMAS) toJsonSchema(schema, components, false);
+  for (const schema of [...REQUEST_SCHEMAS, ...ANSWER_SCHEMAS]) {
+    toJsonSchema(schema, components, false);
+  }
   return components;
 }
 
 /** Every schema of the API, by type name. */
 export const SCHEMAS: Record<string, Schema> = {
-  ...requestSchemas(),
-  DomainState: { enum: [...DOMAIN_STATES] },
-  DomainSummary: object(domainSummary, [
-    "name",
-    "uuid",
-    "state",
-    "vcpus",
-    "memoryBytes",
-    "autostart",
-    "persistent",
-  ]),
-  DomainInfo: object({
-    ...domainSummary,
-    definition: ref("DomainDefinition"),
-    startedAt: { type: "string", format: "date-time" },
-    lastEnd: string,
-    consoleSocket: string,
-    logFile: string,
-    note: { type: "string", description: "A remark on the request just answered" },
-    migration: ref("MigrationProgress"),
-  }, [
-    "name",
-    "uuid",
-    "state",
-    "vcpus",
-    "memoryBytes",
-    "autostart",
-    "persistent",
-    "definition",
-    "logFile",
-  ]),
+  ...generatedSchemas(),
   VcpuStats: object({ index: integer, cpuTimeNs: integer }, ["index", "cpuTimeNs"]),
   DiskStats: object({
     name: string,
@@ -125,47 +86,6 @@ export const SCHEMAS: Record<string, Schema> = {
       { description: "The VMM's cgroup, when the domain has one (README, security)" },
     ),
   }, ["name", "state", "vcpus", "memory", "disks", "nics"]),
-  DomainEvent: object({
-    time: { type: "string", format: "date-time" },
-    domain: string,
-    kind: {
-      enum: [
-        "defined",
-        "undefined",
-        "started",
-        "paused",
-        "resumed",
-        "shutdown",
-        "rebooted",
-        "crashed",
-        "destroyed",
-        "stopped",
-        "migrating",
-        "migrated",
-        "migration-failed",
-      ],
-    },
-    detail: string,
-  }, ["time", "domain", "kind"]),
-  HostInfo: object({
-    version: string,
-    hostname: string,
-    cpus: integer,
-    memoryBytes: integer,
-    domainsDefined: integer,
-    domainsRunning: integer,
-    stateDir: string,
-    socket: string,
-  }, [
-    "version",
-    "hostname",
-    "cpus",
-    "memoryBytes",
-    "domainsDefined",
-    "domainsRunning",
-    "stateDir",
-    "socket",
-  ]),
   PoolInfo: object({
     ...poolDefinition,
     state: { enum: ["inactive", "active", "building"] },
