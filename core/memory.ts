@@ -25,6 +25,8 @@ export interface RamRange {
 /** One mapped range, with the host address KVM and the vCPU Workers use. */
 export interface MappedRange extends RamRange {
   hostAddress: bigint;
+  /** Private anonymous memory (not a mapped memory file): untouched pages are zeroes. */
+  anonymous?: boolean;
 }
 
 /** A memory file that does not fit the RAM it should back. */
@@ -130,7 +132,7 @@ export class GuestRam implements Disposable {
           memorySize: range.size,
           userspaceAddr: hostAddress,
         });
-        mapped.push({ ...range, hostAddress });
+        mapped.push({ ...range, hostAddress, anonymous: owned[index].anonymous });
       }
     } catch (error) {
       (mappings ?? owned).forEach((mapping) => mapping.unmap());

@@ -35,12 +35,15 @@ export class HostMapping implements Disposable {
   readonly size: number;
   /** Its host address, for KVM memory slots and for views made in other threads. */
   readonly address: bigint;
+  /** Private anonymous memory: a page never touched (nor swapped) reads as zeroes. */
+  readonly anonymous: boolean;
   #pointer: Deno.PointerObject | undefined;
 
-  private constructor(pointer: Deno.PointerObject, size: number) {
+  private constructor(pointer: Deno.PointerObject, size: number, anonymous: boolean) {
     this.#pointer = pointer;
     this.size = size;
     this.address = pointerValue(pointer);
+    this.anonymous = anonymous;
   }
 
   /**
@@ -55,7 +58,7 @@ export class HostMapping implements Disposable {
       libc().madvise(pointer, BigInt(size), MADV_DONTDUMP);
       libc().madvise(pointer, BigInt(size), MADV_MERGEABLE);
     }
-    return new HostMapping(pointer, size);
+    return new HostMapping(pointer, size, true);
   }
 
   /**
@@ -75,7 +78,7 @@ export class HostMapping implements Disposable {
     const pointer = mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, offset);
     // KSM merges only anonymous pages, so a file mapping gets no MADV_MERGEABLE.
     if (options.guestRam) libc().madvise(pointer, BigInt(size), MADV_DONTDUMP);
-    return new HostMapping(pointer, size);
+    return new HostMapping(pointer, size, false);
   }
 
   /** A byte view of the whole mapping. */

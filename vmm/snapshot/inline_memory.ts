@@ -27,6 +27,8 @@ export const RECORD_HEADER_SIZE = 16;
 export interface RamSource {
   guestAddress: number;
   bytes: Uint8Array;
+  /** One byte per page, 1 for a page known to be zero without reading it (never touched). */
+  knownZero?: Uint8Array;
 }
 
 /** One planned record: a run of data pages of one source. */
@@ -43,7 +45,7 @@ export function planInlineMemory(sources: readonly RamSource[]): {
   const records: InlineRecord[] = [];
   let length = 0;
   for (const source of sources) {
-    for (const run of nonZeroRuns(source.bytes)) {
+    for (const run of nonZeroRuns(source.bytes, source.knownZero)) {
       records.push({
         guestAddress: source.guestAddress + run.offset,
         bytes: source.bytes.subarray(run.offset, run.offset + run.length),

@@ -45,7 +45,7 @@ export async function writeMemoryFile(
   let dataBytes = 0;
   await writeAtomically(path, async (file) => {
     for (const [index, source] of sources.entries()) {
-      for (const run of nonZeroRuns(source.bytes)) {
+      for (const run of nonZeroRuns(source.bytes, source.knownZero)) {
         await file.seek(ranges[index].fileOffset + run.offset, Deno.SeekMode.Start);
         await writeAll(file, source.bytes.subarray(run.offset, run.offset + run.length));
         dataBytes += run.length;

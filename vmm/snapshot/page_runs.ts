@@ -30,14 +30,18 @@ function pageIsZero(bytes: Uint8Array, offset: number): boolean {
 
 /**
  * The runs of non-zero pages of `bytes` (a whole number of pages), in
- * ascending order, each at most MAX_RUN_BYTES long.
+ * ascending order, each at most MAX_RUN_BYTES long. Pages marked 1 in `knownZero` (one
+ * byte per page: never touched, see ./untouched_pages.ts) count as zero without a read.
  */
-export function nonZeroRuns(bytes: Uint8Array): PageRun[] {
+export function nonZeroRuns(bytes: Uint8Array, knownZero?: Uint8Array): PageRun[] {
   if (bytes.length % PAGE_SIZE !== 0) throw new RangeError("nonZeroRuns needs whole pages");
+  if (knownZero && knownZero.length !== bytes.length / PAGE_SIZE) {
+    throw new RangeError("nonZeroRuns: knownZero needs one entry per page");
+  }
   const runs: PageRun[] = [];
   let runStart = -1;
   for (let offset = 0; offset < bytes.length; offset += PAGE_SIZE) {
-    const zero = pageIsZero(bytes, offset);
+    const zero = knownZero?.[offset / PAGE_SIZE] === 1 || pageIsZero(bytes, offset);
     if (!zero && runStart < 0) runStart = offset;
     const runEnds = runStart >= 0 &&
       (zero || offset + PAGE_SIZE - runStart >= MAX_RUN_BYTES);

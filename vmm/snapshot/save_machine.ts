@@ -24,6 +24,7 @@ import { diskIdentity, savedMachineConfig } from "./config_match.ts";
 import { planInlineMemory, type RamSource } from "./inline_memory.ts";
 import { devicePieces, DISKS_SECTION, saveKvmSections, saveSections } from "./machine_sections.ts";
 import { layoutRanges, writeMemoryFile } from "./memory_file.ts";
+import { untouchedPages } from "./untouched_pages.ts";
 import type { StateDocument, StateSection } from "./state_document.ts";
 import { writeStateFile } from "./state_file.ts";
 import { PAGE_SIZE } from "./state_format.ts";
@@ -145,10 +146,14 @@ export async function saveMachine(
   const release = machine.holdDevices();
   try {
     const sections = machineSections(machine, kvm);
-    const sources: RamSource[] = machine.ram.memory.regions.map((region) => ({
-      guestAddress: region.start,
-      bytes: region.bytes,
-    }));
+    // Never-touched pages of anonymous RAM are zero: they are left out without a read.
+    const sources: RamSource[] = machine.ram.memory.regions.map((region, index) => {
+      const range = machine.ram.ranges[index];
+      const knownZero = range?.anonymous && range.start === region.start
+        ? untouchedPages(range.hostAddress, range.size)
+        : undefined;
+      return { guestAddress: region.start, bytes: region.bytes, knownZero };
+    });
     const ranges = layoutRanges(sources);
     const fileSize = ranges.reduce((sum, range) => sum + range.size, 0);
     const document: StateDocument = {
