@@ -132,3 +132,28 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a host without the sandbox's tools refuses sandboxed domains, naming what is missing and the opt-out", async () => {
+  // No util-linux on the daemon's PATH: no unshare, no setpriv.
+  const daemon = await TestDaemon.start({
+    DENOVISOR_VMM_COMMAND: JSON.stringify([Deno.execPath(), "run", "-A", STAND_IN]),
+    PATH: "/nonexistent",
+  });
+  try {
+    await assert.rejects(
+      () => daemon.run({ name: "refused", boot: { demo: true } }),
+      (error: Error) => {
+        assert.match(
+          error.message,
+          /Cannot start domain 'refused' sandboxed: this host lacks mount, PID, network, IPC and UTS namespaces \(unshare from util-linux\)/,
+        );
+        assert.match(error.message, /"sandbox": false/);
+        return true;
+      },
+    );
+    const bare = await daemon.run({ name: "bare", boot: { demo: true }, sandbox: false });
+    assert.ok(bare.pid);
+  } finally {
+    await daemon.cleanup();
+  }
+});

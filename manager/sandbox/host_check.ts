@@ -50,7 +50,7 @@ function cgroupCheck(): SandboxCheck {
 
 /** What a missing part means, added to its warning. */
 const REFUSED =
-  'sandboxed domains will not start here; "sandbox": false (run --no-sandbox) runs one unconfined';
+  'sandboxed domains will not start here; "sandbox": false in a definition runs its VMM unconfined';
 
 function featureLine(what: string, ok: boolean, detail: string, missing: string): SandboxCheck {
   return ok

@@ -40,7 +40,17 @@ export interface SandboxPlan {
   /** Files opened for the VMM, on these descriptor numbers (from 3, in order). */
   descriptors: readonly HandedOpen[];
   /** The jail: its (existing, empty) root directory and what is bound into it. */
-  jail: { root: string; readOnly: readonly string[]; readWrite: readonly string[] };
+  jail: {
+    root: string;
+    readOnly: readonly string[];
+    readWrite: readonly string[];
+    /**
+     * Files the VMM reaches through its descriptors but also stats by path (a save
+     * records its images' identity): bound read-only, nodev and noexec, so a name is
+     * there; their modes still keep the VMM's user from opening them.
+     */
+    statOnly?: readonly string[];
+  };
   /** The VMM's unprivileged user and group. */
   user: { uid: number; gid: number };
 }
@@ -92,7 +102,10 @@ while [ "$1" != -- ]; do
   else mkdir -p "$J\${p%/*}" && { [ -e "$J$p" ] || : >"$J$p"; }
   fi || fail "cannot make $J$p"
   mount --bind "$p" "$J$p" || fail "cannot bind $p"
-  if [ "$m" = ro ]; then mount -o remount,bind,ro,nosuid "$J$p" || fail "cannot make $p read-only"; fi
+  case $m in
+    ro) mount -o remount,bind,ro,nosuid "$J$p" ;;
+    stat) mount -o remount,bind,ro,nosuid,nodev,noexec "$J$p" ;;
+  esac || fail "cannot make $p read-only"
 done
 shift
 mkdir -p "$J/proc" && mount -t proc -o nosuid,nodev,noexec proc "$J/proc" || fail "cannot mount /proc"
@@ -107,11 +120,13 @@ export function launcherPrefix(plan: SandboxPlan): string[] {
   const binds = [
     ...plan.jail.readOnly.map((path) => ["ro", path]),
     ...plan.jail.readWrite.map((path) => ["rw", path]),
+    ...(plan.jail.statOnly ?? []).map((path) => ["stat", path]),
   ]
     // Parents before children: a path inside a bound directory is bound over it.
     .sort((a, b) => a[1].length - b[1].length)
     .flat();
-  for (const path of [plan.jail.root, ...plan.jail.readOnly, ...plan.jail.readWrite]) {
+  const all = [plan.jail.root, ...plan.jail.readOnly, ...plan.jail.readWrite];
+  for (const path of [...all, ...(plan.jail.statOnly ?? [])]) {
     if (!path.startsWith("/") || path.includes("\n")) {
       throw new SandboxPlanError(`'${path}' is not an absolute path`);
     }

@@ -82,8 +82,8 @@ export class SandboxUnavailableError extends DenovisorError {
     super(
       "unavailable",
       `Cannot start domain '${name}' sandboxed: this host lacks ${missing}; ` +
-        'see "denovisor check", or set "sandbox": false in its definition (denovisor run ' +
-        "--no-sandbox) to run its VMM unconfined as root",
+        'see "denovisor check", or set "sandbox": false in its definition to run its VMM ' +
+        "unconfined as root",
     );
   }
 }
@@ -171,10 +171,11 @@ export async function prepareVmmSandbox(
       command.length > 1 ? SOURCE_ROOT : undefined,
       restoring,
     );
+    const statOnly = Object.keys(table.files).filter((path) => !binds.readOnly.includes(path));
     const prefix = launcherPrefix({
       cgroupProcs,
       descriptors: opens,
-      jail: { root: jailRoot, ...binds },
+      jail: { root: jailRoot, ...binds, statOnly },
       user,
     });
     const group = cgroupProcs[0].replace(/\/cgroup\.procs$/, "");
