@@ -13,6 +13,8 @@ import { abortable, domainPath, type DomainVerb, type VerbContext } from "./doma
 import { CLIENT_EXIT, printable } from "./output.ts";
 import { consoleViaDaemon } from "./console_relay.ts";
 import { UsageError } from "./usage_error.ts";
+import { escapeOption } from "./escape_key.ts";
+import { escapeKeyName } from "../devices/console/escape_filter.ts";
 
 /** Ctrl-], the detach key of virsh console. */
 export const DETACH_KEY = 0x1d;
@@ -26,8 +28,9 @@ const MAX_GREETING = 64;
 export async function attachConsole(
   context: VerbContext,
   name: string,
-  options: { readOnly: boolean; force?: boolean },
+  options: { readOnly: boolean; force?: boolean; detachKey?: number },
 ): Promise<number> {
+  const detachKey = options.detachKey ?? DETACH_KEY;
   const info = await context.client.get<DomainInfo>(domainPath(name));
   // In a farm, a domain running on another host: its console is served there.
   const { host, hostState } = info as { host?: string; hostState?: string };
@@ -58,11 +61,13 @@ export async function attachConsole(
       ? " (--force: the keyboard is yours)"
       : "";
     context.io.out(
-      `Connected to domain '${printable(info.name)}'${note}; escape character is ^]`,
+      `Connected to domain '${printable(info.name)}'${note}; escape character is ${
+        escapeKeyName(detachKey)
+      }`,
     );
     const ended = rest.length > 0 && !await writeOutput(rest)
       ? "output-gone"
-      : await pump(connection, context, mode === "rw");
+      : await pump(connection, context, mode === "rw", detachKey);
     const raw = Deno.stdin.isTerminal();
     // Whoever read our output has gone (console NAME | head): nothing more to say.
     if (ended === "output-gone") return CLIENT_EXIT.OK;
@@ -138,6 +143,7 @@ async function pump(
   connection: Deno.UnixConn,
   context: VerbContext,
   writable: boolean,
+  detachKey: number,
 ): Promise<"detached" | "closed" | "output-gone"> {
   const stop = new AbortController();
   const onAbort = () => stop.abort();
@@ -159,7 +165,7 @@ async function pump(
       if (bytes === undefined) return undefined;
       // Piped input ended: keep showing output until the console closes or Ctrl-C.
       if (bytes === null) return await new Promise(() => {});
-      const detach = bytes.indexOf(DETACH_KEY);
+      const detach = bytes.indexOf(detachKey);
       // A read-only viewer also leaves on Ctrl-C, since its keys go nowhere.
       const quit = !writable && raw ? bytes.indexOf(0x03) : -1;
       const end = [detach, quit].filter((index) => index >= 0).sort((a, b) => a - b)[0];
@@ -208,7 +214,7 @@ async function writeAll(
 const consoleVerb: DomainVerb = {
   name: "console",
   summary: "Attach to a running domain's serial console (detach with Ctrl-])",
-  help: `Usage: denovisor console NAME [--read-only | --force]
+  help: `Usage: denovisor console NAME [--read-only | --force] [--escape KEY]
 
 Attaches this terminal to the serial console of the running domain NAME: the last 64 KiB
 of output is replayed, then everything the guest prints appears live and what you type
@@ -221,8 +227,13 @@ Several viewers can attach at once; the first one types and the others are read-
 Options:
   --read-only   Watch without typing
   --force       Take the keyboard from the viewer who has it (that one is told and
-                only watches from then on)`,
-  options: { "read-only": { type: "boolean" }, force: { type: "boolean" } },
+                only watches from then on)
+  --escape KEY  Detach with KEY instead of ^] (e.g. ^A; not ^C, ^M, ^I, ^H, ^[ or ^@)`,
+  options: {
+    "read-only": { type: "boolean" },
+    force: { type: "boolean" },
+    escape: { type: "string" },
+  },
   args: ["domain"],
   completes: ["running", "paused", "shutting-down"],
   run(context, values, [name]) {
@@ -232,6 +243,7 @@ Options:
     return attachConsole(context, name, {
       readOnly: values["read-only"] === true,
       force: values.force === true,
+      detachKey: escapeOption(values.escape as string | undefined, DETACH_KEY),
     });
   },
 };

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { ESCAPE_BYTE } from "../devices/console/escape_filter.ts";
+import { escapeOption } from "./escape_key.ts";
 import { FileConsole } from "../devices/console/file_console.ts";
 import { openConsole } from "../devices/console/open_console.ts";
 import {
@@ -67,6 +69,7 @@ Options:
   --memory SIZE        Guest RAM, e.g. 512M or 2G; a bare number is MiB (default 256M)
   --cpus N             Number of vCPUs (default 1)
   --console SPEC       stdio (default), file:PATH or null
+  --escape KEY         The console's escape key, e.g. ^] (default ^A, as QEMU)
   --on-reboot ACTION   exit (default) or restart, when the guest resets
   --disk SPEC          A virtio-blk disk (repeatable):
                        PATH[,readonly][,format=raw|qcow2][,transport=pci|mmio][,serial=ID]
@@ -88,7 +91,8 @@ ${RUN_STATE_HELP}
 Rates: bw=10M is 10 MiB/s, ops=1000 operations/s; bw_burst= and ops_burst= add a
 one-time burst. virtio-mmio devices are announced on the kernel command line.
 Console: on a terminal, Ctrl-A x ends the VM (as in QEMU: run owns it); Ctrl-A Ctrl-A
-sends Ctrl-A. 'denovisor console' of a daemon's domain detaches with Ctrl-] instead.
+sends Ctrl-A; --escape picks another key (--escape ^] makes it Ctrl-] x). 'denovisor
+console' of a daemon's domain detaches with Ctrl-] (its --escape changes that key).
 Exit status: the guest's debug-exit status (0-119), 0 after a reset or power-off,
 120 triple fault, 121 instruction KVM could not emulate, 122 entry failure,
 123 vCPU error, 1 for errors before the VM ran, 2 for bad usage.`;
@@ -101,6 +105,8 @@ interface RunOptions {
   /** The boot files of `config.boot`, read before KVM is opened. */
   boot: BootImage;
   consoleSpec: ConsoleSpec;
+  /** The console's escape key (--escape). */
+  escapeByte: number;
   restartOnReboot: boolean;
   /** --restore, --paused, --force, --save-on-signal. */
   state: RunStateOptions;
@@ -120,6 +126,7 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
     memory: { type: "string", default: "256M" },
     cpus: { type: "string", default: "1" },
     console: { type: "string", default: "stdio" },
+    escape: { type: "string" },
     "on-reboot": { type: "string", default: "exit" },
     disk: { type: "string", multiple: true, default: [] },
     nic: { type: "string", multiple: true, default: [] },
@@ -142,11 +149,12 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
   if (onReboot !== "exit" && onReboot !== "restart") {
     throw new UsageError(`--on-reboot: '${onReboot}' is not one of exit, restart`);
   }
+  const escapeByte = escapeOption(values.escape, ESCAPE_BYTE);
   if (state.restore) {
     const restartOnReboot = onReboot === "restart";
     const restored = await restoredMachine(state.restore.stateFile, restartOnReboot);
     const consoleSpec = parseConsole(values.console);
-    return { ...restored, consoleSpec, restartOnReboot, state, seccomp };
+    return { ...restored, consoleSpec, escapeByte, restartOnReboot, state, seccomp };
   }
   const transport = values.transport;
   if (transport !== "pci" && transport !== "mmio") {
@@ -197,6 +205,7 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
     config,
     boot: bootImage,
     consoleSpec: parseConsole(values.console),
+    escapeByte,
     restartOnReboot: onReboot === "restart",
     state,
     seccomp,
@@ -290,7 +299,10 @@ export async function runCommand(args: string[]): Promise<number> {
     stopSource ??= source;
     machine?.stop(source);
   };
-  const console_ = openConsole(options.consoleSpec, { onEscape: () => stop("console escape") });
+  const console_ = openConsole(options.consoleSpec, {
+    onEscape: () => stop("console escape"),
+    stdio: { escapeByte: options.escapeByte },
+  });
   const { restore: restoreFrom, saveOnSignal } = options.state;
   const saver = saveOnSignal && new SignalSaver(saveOnSignal, options.config, kvm);
   const onTerm = () => saver && machine ? saver.save(machine, stop) : stop("SIGTERM");

@@ -10,8 +10,38 @@
 export const ESCAPE_BYTE = 0x01;
 
 /** Help text printed for Ctrl-A h, with CR LF because the terminal is in raw mode. */
-export const ESCAPE_HELP = "\r\nC-a x    exit\r\nC-a h    print this help\r\n" +
-  "C-a C-a  send C-a to the guest\r\n";
+export const ESCAPE_HELP = escapeHelp(ESCAPE_BYTE);
+
+/** The help text for the escape key `byte` (`C-a x    exit`...). */
+export function escapeHelp(byte: number): string {
+  // C-a for letters (as QEMU writes them), C-] for the others.
+  const key = `C-${String.fromCharCode(byte >= 1 && byte <= 26 ? byte | 0x60 : byte | 0x40)}`;
+  const pad = " ".repeat(Math.max(1, 9 - `${key} ${key}`.length));
+  return `\r\n${key} x    exit\r\n${key} h    print this help\r\n` +
+    `${key} ${key}${pad}send ${key} to the guest\r\n`;
+}
+
+/** Keys that cannot be an escape key: terminals and line editing need them as they are. */
+const RESERVED_KEYS = new Set([0x00, 0x03, 0x08, 0x09, 0x0a, 0x0d, 0x1b]);
+
+/**
+ * The control byte of an escape key written `^]`, `^A`, `ctrl-]` or `C-a` (for
+ * `run --escape` and `console --escape`); undefined when it is not a usable control key
+ * (Ctrl-C, Enter, Tab, Backspace, Escape and NUL are kept for themselves).
+ */
+export function parseEscapeKey(text: string): number | undefined {
+  const match = /^(?:\^|ctrl-|c-)(.)$/i.exec(text.trim());
+  if (!match) return undefined;
+  const code = match[1].toUpperCase().charCodeAt(0);
+  if (code < 0x40 || code > 0x5f) return undefined;
+  const byte = code & 0x1f;
+  return RESERVED_KEYS.has(byte) ? undefined : byte;
+}
+
+/** How a control byte is written: `^]`, `^A`. */
+export function escapeKeyName(byte: number): string {
+  return `^${String.fromCharCode(byte | 0x40)}`;
+}
 
 const QUIT = "x".charCodeAt(0);
 const HELP = ["h".charCodeAt(0), "?".charCodeAt(0)];
@@ -29,6 +59,12 @@ export interface EscapeFilterResult {
 /** Splits terminal input into guest bytes and escape commands; keeps state across chunks. */
 export class ConsoleEscapeFilter {
   #afterEscape = false;
+  readonly #escape: number;
+
+  /** A filter for the escape key `escapeByte` (default Ctrl-A). */
+  constructor(escapeByte = ESCAPE_BYTE) {
+    this.#escape = escapeByte;
+  }
 
   /** True when the last chunk ended with a lone Ctrl-A waiting for its command. */
   get pending(): boolean {
@@ -41,12 +77,12 @@ export class ConsoleEscapeFilter {
     let help = false;
     for (const byte of input) {
       if (!this.#afterEscape) {
-        if (byte === ESCAPE_BYTE) this.#afterEscape = true;
+        if (byte === this.#escape) this.#afterEscape = true;
         else forward.push(byte);
         continue;
       }
       this.#afterEscape = false;
-      if (byte === ESCAPE_BYTE) forward.push(byte);
+      if (byte === this.#escape) forward.push(byte);
       else if (byte === QUIT) return { forward: Uint8Array.from(forward), quit: true, help };
       else if (HELP.includes(byte)) help = true;
     }

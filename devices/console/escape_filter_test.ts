@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { ConsoleEscapeFilter } from "./escape_filter.ts";
+import {
+  ConsoleEscapeFilter,
+  ESCAPE_HELP,
+  escapeHelp,
+  escapeKeyName,
+  parseEscapeKey,
+} from "./escape_filter.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -37,4 +43,28 @@ Deno.test("Ctrl-A h asks for help and Ctrl-A with anything else is swallowed", (
   assert.equal(result.help, true);
   assert.equal(result.quit, false, "only lower-case x quits");
   assert.deepEqual(result.forward, bytes("123"));
+});
+
+Deno.test("parseEscapeKey() reads ^], ^A, ctrl-x and C-a, and refuses keys terminals need", () => {
+  assert.equal(parseEscapeKey("^]"), 0x1d);
+  assert.equal(parseEscapeKey("^a"), 0x01);
+  assert.equal(parseEscapeKey("ctrl-X"), 0x18);
+  assert.equal(parseEscapeKey("C-a"), 0x01);
+  for (const bad of ["^C", "^M", "^[", "^@", "^I", "^H", "a", "^", "^AB", "^1"]) {
+    assert.equal(parseEscapeKey(bad), undefined, bad);
+  }
+  assert.equal(escapeKeyName(0x1d), "^]");
+  assert.equal(
+    ESCAPE_HELP,
+    "\r\nC-a x    exit\r\nC-a h    print this help\r\nC-a C-a  send C-a to the guest\r\n",
+  );
+  assert.match(escapeHelp(0x1d), /C-\] x    exit/);
+});
+
+Deno.test("ConsoleEscapeFilter with another escape key passes Ctrl-A through", () => {
+  const filter = new ConsoleEscapeFilter(0x1d);
+  const first = filter.filter(new Uint8Array([0x61, 0x01, 0x1d, 0x1d, 0x62]));
+  assert.deepEqual([...first.forward], [0x61, 0x01, 0x1d, 0x62]);
+  assert.equal(first.quit, false);
+  assert.equal(filter.filter(new Uint8Array([0x1d, 0x78, 0x63])).quit, true);
 });

@@ -11,7 +11,7 @@
  */
 
 import type { ConsoleBackend, ConsoleInputHandler, ConsoleStats } from "./console.ts";
-import { ConsoleEscapeFilter, ESCAPE_HELP } from "./escape_filter.ts";
+import { ConsoleEscapeFilter, ESCAPE_BYTE, escapeHelp } from "./escape_filter.ts";
 import { type ByteWriter, OutputQueue } from "./output_queue.ts";
 
 /** The terminal side of stdin; `Deno.stdin` satisfies it. */
@@ -31,6 +31,8 @@ export interface StdioConsoleOptions {
   output?: ByteWriter;
   /** Most output bytes held while stdout is busy; see output_queue.ts. */
   maxPendingBytes?: number;
+  /** The escape key (default Ctrl-A, as QEMU's): escape_filter.ts. */
+  escapeByte?: number;
 }
 
 /** A console on the VMM's own stdin and stdout. */
@@ -39,7 +41,8 @@ export class StdioConsole implements ConsoleBackend {
   #input: StdioInput;
   #queue: OutputQueue;
   #onEscape: () => void;
-  #escapes = new ConsoleEscapeFilter();
+  #escapes: ConsoleEscapeFilter;
+  #help: string;
   #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   #readLoop: Promise<void> | undefined;
   #rawMode = false;
@@ -52,6 +55,8 @@ export class StdioConsole implements ConsoleBackend {
     this.#input = options.input ?? Deno.stdin;
     this.#queue = new OutputQueue(options.output ?? Deno.stdout, options);
     this.#onEscape = options.onEscape ?? (() => {});
+    this.#escapes = new ConsoleEscapeFilter(options.escapeByte ?? ESCAPE_BYTE);
+    this.#help = escapeHelp(options.escapeByte ?? ESCAPE_BYTE);
   }
 
   get stats(): ConsoleStats {
@@ -111,7 +116,7 @@ export class StdioConsole implements ConsoleBackend {
         }
         const { forward, quit, help } = this.#escapes.filter(value);
         this.#deliver(forward, onInput);
-        if (help) this.#queue.push(new TextEncoder().encode(ESCAPE_HELP));
+        if (help) this.#queue.push(new TextEncoder().encode(this.#help));
         if (quit) {
           this.#onEscape();
           return;

@@ -79,3 +79,17 @@ Deno.test("close() cancels a pending read so the process can exit", async () => 
   console.startInput(() => assert.fail("no input expected"));
   await console.close(); // would hang (and leak the read) if the read were not cancelled
 });
+
+Deno.test("with escapeByte ^] (run --escape ^]) Ctrl-] x calls onEscape and Ctrl-A reaches the guest", async () => {
+  const { input } = fakeInput(["a\x01\x1d\x1db", "\x1dh", "\x1dx"], true, true);
+  const { output, written } = sink();
+  let escapes = 0;
+  const console = new StdioConsole({ input, output, onEscape: () => escapes++, escapeByte: 0x1d });
+  const received: number[] = [];
+  console.startInput((b) => received.push(...b));
+  await settle();
+  assert.deepEqual(received, [...bytes("a\x01\x1db")]);
+  assert.equal(escapes, 1);
+  assert.match(new TextDecoder().decode(Uint8Array.from(written)), /C-\] x +exit/);
+  await console.close();
+});
