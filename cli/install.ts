@@ -16,11 +16,13 @@ import {
   UNIT_NAME,
 } from "../manager/systemd/unit.ts";
 import { parseCommandArgs, UsageError } from "./usage_error.ts";
+import { accountIds, VMM_ACCOUNT } from "../manager/sandbox/vmm_user.ts";
 
 export const INSTALL_HELP = `Usage: denovisor install [options]
 
 Installs ${UNIT_NAME}, the systemd unit that runs 'denovisor daemon' (Type=notify,
-restarted on failure), creates the state and runtime directories (mode 0700) and runs
+restarted on failure), creates the 'denovisor' system account its VMMs run as (not
+with --prefix or --unit-dir), the state and runtime directories (mode 0700) and runs
 'systemctl daemon-reload' when systemd runs this host. Stopping or restarting the
 service leaves running domains running; the next daemon takes them over.
 
@@ -108,6 +110,55 @@ function makePrivateDir(dir: string, dryRun: boolean, report: (line: string) => 
     throw explainWriteError(error, dir);
   }
   report(existed ? `${dir} exists (mode set to 0700)` : `created ${dir} (0700)`);
+}
+
+/**
+ * Creates the `denovisor` system account the daemon's VMMs run as (no home, no shell, its
+ * own group), unless it exists. A failure is reported, not fatal: the VMMs then run as
+ * the fallback ids (manager/sandbox/vmm_user.ts).
+ */
+async function ensureVmmAccount(dryRun: boolean, report: (line: string) => void): Promise<void> {
+  let passwd = "";
+  try {
+    passwd = Deno.readTextFileSync("/etc/passwd");
+  } catch {
+    // none: useradd makes it
+  }
+  if (accountIds(VMM_ACCOUNT, passwd) !== undefined) {
+    report(`the VMMs run as the existing '${VMM_ACCOUNT}' account`);
+    return;
+  }
+  const args = [
+    "--system",
+    "--user-group",
+    "--no-create-home",
+    "--home-dir",
+    "/nonexistent",
+    "--shell",
+    "/usr/sbin/nologin",
+    "--comment",
+    "Denovisor VMMs",
+    VMM_ACCOUNT,
+  ];
+  if (dryRun) {
+    report(`would run useradd ${args.join(" ")}`);
+    return;
+  }
+  try {
+    const { code, stderr } = await new Deno.Command("useradd", {
+      args,
+      stdout: "null",
+      stderr: "piped",
+    })
+      .output();
+    if (code !== 0) throw new Error(new TextDecoder().decode(stderr).trim() || `status ${code}`);
+    report(`created the system account '${VMM_ACCOUNT}' for the VMMs`);
+  } catch (error) {
+    report(
+      `could not create the '${VMM_ACCOUNT}' account (${(error as Error).message}); ` +
+        "the VMMs run as uid/gid 64770",
+    );
+  }
 }
 
 /** Runs `denovisor install`; returns the exit status. */
@@ -200,6 +251,13 @@ export async function installCommand(args: string[]): Promise<number> {
   report(`the service runs: ${command.join(" ")} daemon`);
   makePrivateDir(staged(paths.stateDir), dryRun, report);
   makePrivateDir(staged(dirname(paths.socket)), dryRun, report);
+  // Only for an install onto this system: a staged one (a package) or one into another
+  // unit directory (a test) leaves the host's accounts alone.
+  if (prefix === undefined && values["unit-dir"] === undefined) {
+    await ensureVmmAccount(dryRun, report);
+  } else {
+    report(`the VMMs' user: create the '${VMM_ACCOUNT}' system account where this is installed`);
+  }
 
   if (!useSystemctl) {
     report(
