@@ -8,8 +8,9 @@
  *
  * The same boot sector, disk and CD boot under QEMU with the same SeaBIOS (checked by
  * hand: qemu-system-x86_64 -bios bios.bin -fw_cfg name=etc/sercon-port,...). On the
- * nested KVM of the test hosts (CPL0 code emulated) each boot takes about 6 s from start
- * to the debug-exit; the 60 s limit per boot leaves room for a busy host.
+ * nested KVM of the test hosts (CPL0 code emulated) each boot takes 5-7 s from start to
+ * the debug-exit on a quiet host and 35-38 s with the load average at 25 (measured); the
+ * limit of 120 s per boot is for a host busier still.
  */
 
 import assert from "node:assert/strict";
@@ -17,8 +18,8 @@ import { denovisor } from "./cli_support.ts";
 import { kvmTest } from "./kvm_support.ts";
 import { SECTOR_ONE, withImages } from "./firmware_support.ts";
 
-/** One `run --firmware` to its debug-exit: about 6 s here (see the module doc). */
-const TIMEOUT_MS = 60_000;
+/** One `run --firmware` to its debug-exit: 5-38 s here by load (see the module doc). */
+const TIMEOUT_MS = 120_000;
 
 function firmwareTest(name: string, fn: () => Promise<void>): void {
   kvmTest(name, fn, 2 * TIMEOUT_MS + 30_000); // the boot-order test boots twice
