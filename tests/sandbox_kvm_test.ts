@@ -36,7 +36,7 @@ function loggedCalls(pid: number): string[] {
 }
 
 /** Checks the sandbox of the running VMM `pid` whose run directory holds `consoleSocket`. */
-async function assertSandboxed(pid: number, consoleSocket: string): Promise<void> {
+async function assertSandboxed(pid: number, consoleSocket: string, memoryMiB = 32): Promise<void> {
   const runDir = dirname(consoleSocket);
   assert.equal(statusField(pid, "Seccomp"), "2");
   const own = statusField("self", "Seccomp_filters");
@@ -81,7 +81,7 @@ async function assertSandboxed(pid: number, consoleSocket: string): Promise<void
   const group = DomainCgroup.existing(detectCgroups(), vmmCgroupName(runDir));
   assert.ok(group !== undefined, "the domain's cgroup exists");
   assert.ok(group.pids().includes(pid), `VMM ${pid} is in ${group.path}`);
-  const limits = vmmCgroupLimits({ memoryBytes: 32 * 1024 * 1024, vcpus: 1 });
+  const limits = vmmCgroupLimits({ memoryBytes: memoryMiB * 1024 * 1024, vcpus: 1 });
   assert.equal(group.stats().memoryLimitBytes, limits.memoryBytes);
 }
 
@@ -140,3 +140,73 @@ strictTest("denovisor run --seccomp=strict boots the 2-vCPU demo guest to its en
   assert.match(r.stdout, /timer: 20\/20 ticks/);
   assert.match(r.stdout, /demo: done, exiting/);
 });
+
+kvmTest(
+  "a jailed domain with a qcow2 overlay, a NIC, rng, balloon and a virtio console boots, resets and gives its tap back",
+  async () => {
+    const daemon = await TestDaemon.start();
+    try {
+      const base = `${daemon.dir}/base.raw`;
+      const overlay = `${daemon.dir}/overlay.qcow2`;
+      Deno.writeFileSync(base, new Uint8Array(4 * 1024 * 1024));
+      const made = await new Deno.Command("qemu-img", {
+        args: ["create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", overlay],
+      }).output();
+      assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
+      Deno.chmodSync(base, 0o600);
+      Deno.chmodSync(overlay, 0o600);
+      const info = await daemon.run(domainGuest("devices", {
+        memory: 64,
+        disks: [{ path: overlay, format: "qcow2", transport: "mmio" }, {
+          path: base,
+          readOnly: true,
+        }],
+        nics: [{ tap: "auto", transport: "mmio" }],
+        rng: true,
+        balloon: true,
+        console: "virtio",
+      }));
+      await daemon.waitForLog("devices", "tick 1");
+      await assertSandboxed(info.pid!, info.consoleSocket!, 64);
+      const table = JSON.parse(
+        Deno.readTextFileSync(`${dirname(info.consoleSocket!)}/descriptors.json`),
+      );
+      const kernel = (domainGuest("x").boot as { kernel: string }).kernel;
+      assert.deepEqual(Object.keys(table.files).sort(), [base, overlay, kernel].sort());
+      const [tap] = Object.keys(table.taps);
+      assert.match(tap, /^dv\d+$/);
+      // Owned by the VMM's user, so that it could attach without CAP_NET_ADMIN.
+      assert.equal(Number(Deno.readTextFileSync(`/sys/class/net/${tap}/owner`)), vmmUser().uid);
+      // A reset rebuilds the machine in the jail from the handed descriptors.
+      const reset = await daemon.client.post<{ state: string; pid?: number }>(
+        "/v1/domains/devices/reset",
+      );
+      assert.deepEqual([reset.state, reset.pid], ["running", info.pid]);
+      let log = "";
+      for (let tries = 0; tries < 100 && log.split("domain guest up").length < 3; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        log = await daemon.waitForLog("devices", "domain guest up");
+      }
+      assert.equal(log.split("domain guest up").length, 3, `booted twice:\n${log}`);
+      assert.doesNotMatch(log, /cannot|Cannot open/);
+      await daemon.client.post("/v1/domains/devices/destroy");
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && exists(`/sys/class/net/${tap}`)) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.ok(!exists(`/sys/class/net/${tap}`), `the daemon removed ${tap}`);
+    } finally {
+      await daemon.cleanup();
+    }
+  },
+  120_000,
+);
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

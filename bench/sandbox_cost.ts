@@ -1,0 +1,108 @@
+/**
+ * What the VMM sandbox costs on the hot paths: an exit round trip (io_loop.elf, port
+ * writes) and virtio-blk streaming (virtio_blk_stream.elf), each run by `denovisor run`
+ * with the seccomp filter off (the baseline, measured in the same run) and under the
+ * default `strict` filter. The rest of the sandbox (namespaces, the chroot, the
+ * unprivileged user, the cgroup) adds nothing per call: the kernel checks those at open,
+ * mount or signal time, which the hot paths never do; only the filter runs on every call.
+ *
+ * Each figure is a difference of two runs (N and 4N units) so that start-up drops out;
+ * rounds alternate which mode goes first.
+ *
+ * Usage: deno run -A bench/sandbox_cost.ts [--count N] [--mib M] [--rounds R]
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import {
+  CouldNotMeasureError,
+  ensureGuest,
+  fixed,
+  median,
+  REPO_ROOT,
+  requireKvm,
+  runBenchmark,
+} from "./_support.ts";
+
+const IMAGE = "/var/tmp/denovisor-bench-sandbox-cost.img";
+type Mode = "off" | "strict";
+
+async function timedRun(mode: Mode, args: string[], expect: RegExp): Promise<number> {
+  const started = performance.now();
+  const { code, stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${REPO_ROOT}/main.ts`, "run", "--seccomp", mode, ...args],
+    env: { DENO_NO_UPDATE_CHECK: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const seconds = (performance.now() - started) / 1000;
+  const out = new TextDecoder().decode(stdout);
+  if (!expect.test(out)) {
+    throw new CouldNotMeasureError(
+      `run --seccomp ${mode} failed (status ${code}):\n${out.slice(-400)}`,
+    );
+  }
+  return seconds;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      count: { type: "string", default: "20000" },
+      mib: { type: "string", default: "8" },
+      rounds: { type: "string", default: "3" },
+    },
+  });
+  const count = Number(values.count);
+  const mib = Number(values.mib);
+  const rounds = Number(values.rounds);
+  await requireKvm();
+  const ioLoop = await ensureGuest("io_loop");
+  const blk = await ensureGuest("virtio_blk_stream");
+  const size = 4 * mib * 1024 * 1024 + 1024 * 1024;
+  const image = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(image.subarray(i, i + 65536));
+  await Deno.writeFile(IMAGE, image);
+  const exitUs: Record<Mode, number[]> = { off: [], strict: [] };
+  const blkSeconds: Record<Mode, number[]> = { off: [], strict: [] };
+  try {
+    for (let round = 0; round < rounds; round++) {
+      const order: Mode[] = round % 2 === 0 ? ["off", "strict"] : ["strict", "off"];
+      for (const mode of order) {
+        const exits = (n: number) =>
+          timedRun(mode, ["--kernel", ioLoop, "--cmdline", `count=${n}`], /io_loop: done/);
+        const small = await exits(count);
+        const large = await exits(4 * count);
+        exitUs[mode].push((large - small) * 1e6 / (3 * count));
+        const stream = (m: number) =>
+          timedRun(
+            mode,
+            ["--kernel", blk, "--disk", IMAGE, "--cmdline", `mib=${m}`],
+            /virtio_blk_stream: read \d+ MiB/,
+          );
+        const one = await stream(mib);
+        const four = await stream(4 * mib);
+        blkSeconds[mode].push((four - one) / (3 * mib));
+      }
+    }
+  } finally {
+    await Deno.remove(IMAGE).catch(() => {});
+  }
+  const exitOff = median(exitUs.off);
+  const exitStrict = median(exitUs.strict);
+  const mibOff = 1 / median(blkSeconds.off);
+  const mibStrict = 1 / median(blkSeconds.strict);
+  console.log(`sandbox cost (${rounds} rounds, medians; baseline: seccomp off, same run)`);
+  console.log(
+    `  exit round trip   off ${fixed(exitOff, 2)} us   strict ${fixed(exitStrict, 2)} us`,
+  );
+  console.log(`    ratio strict/off ${fixed(exitStrict / exitOff, 3)} (target <= 1.05)`);
+  console.log(
+    `  virtio-blk read   off ${fixed(mibOff, 1)} MiB/s   strict ${fixed(mibStrict, 1)} MiB/s`,
+  );
+  console.log(`    ratio strict/off ${fixed(mibStrict / mibOff, 3)} (target >= 0.95)`);
+}
+
+await runBenchmark("sandbox_cost", main);
