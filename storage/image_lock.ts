@@ -89,6 +89,18 @@ export function imageLockHolders(fd: number): { held: number; unshared: number }
   return { held, unshared };
 }
 
+/**
+ * Drops every lock `lockImage` took on `fd`'s open file description. Closing the last
+ * descriptor does that by itself; this is for an open file description that outlives the
+ * image, such as the one a sandboxed VMM was handed, which stays open for the life of the
+ * process: a live migration's source must let go of the image before the destination
+ * takes it.
+ */
+export function releaseImageLocks(fd: number): void {
+  tryOfdRangeLock(fd, "unlock", LOCK_PERM_BASE, PERM_NAMES.length);
+  tryOfdRangeLock(fd, "unlock", LOCK_SHARED_BASE, PERM_NAMES.length);
+}
+
 function take(path: string, fd: number, offset: number, readOnly: boolean): void {
   let code: number;
   try {

@@ -171,10 +171,20 @@ function migrateInBackground(
   return migrate(from, to, hosts, name, extra).catch((error: Error) => error);
 }
 
-/** Waits until the outgoing migration of `name` has relayed `bytes`. */
-async function copied(host: MigrationHost, name: string, bytes: number): Promise<void> {
+/** Waits until the outgoing migration of `name` has relayed `bytes` (it must not end first). */
+async function copied(
+  host: MigrationHost,
+  name: string,
+  bytes: number,
+  outcome: Promise<MigrationResult | Error>,
+): Promise<void> {
+  let ended: MigrationResult | Error | undefined;
+  outcome.then((value) => ended = value);
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
+    if (ended !== undefined) {
+      throw new Error(`the migration of ${name} ended before the fault: ${String(ended)}`);
+    }
     const info = await host.daemon.info(name).catch(() => undefined);
     if ((info?.migration?.bytesSent ?? 0) >= bytes) return;
     await sleep(100);
@@ -214,12 +224,12 @@ const SLOW = { cmdline: "mib=96 disk=1", memory: 128 };
 const SLOW_LINK = { bandwidth: 8 * 1048576 };
 
 netnsTest(
-  "netns (KVM): destination VMM killed, link down, source daemon killed mid-copy: one copy runs on, its disk intact",
+  "netns (KVM): destination VMM killed, link down, either daemon killed mid-copy: one copy runs on, its disk intact",
   async () => {
     const hosts = await MigrationHosts.start();
     try {
       const { a, b } = hosts;
-      for (const name of ["vmm-killed", "link-down", "daemon-killed"]) {
+      for (const name of ["vmm-killed", "link-down", "daemon-killed", "dest-killed"]) {
         await hosts.volume(`${name}-disk`);
         await a.daemon.client.post("/v1/domains?start=1", countingGuest(name, SLOW));
       }
@@ -227,7 +237,7 @@ netnsTest(
 
       // The destination's VMM dies during the first pass: the source runs on.
       let outcome = migrateInBackground(a, b, hosts, "vmm-killed", SLOW_LINK);
-      await copied(a, "vmm-killed", 16 * 1048576);
+      await copied(a, "vmm-killed", 16 * 1048576, outcome);
       const [victim] = hosts.vmms(1);
       assert.ok(victim, "no VMM on the destination during the copy");
       Deno.kill(victim, "SIGKILL");
@@ -239,7 +249,7 @@ netnsTest(
       // The link goes down during the first pass: once the channel's idle limit passes,
       // the source runs on; the destination tears its half down.
       outcome = migrateInBackground(a, b, hosts, "link-down", SLOW_LINK);
-      await copied(a, "link-down", 16 * 1048576);
+      await copied(a, "link-down", 16 * 1048576, outcome);
       hosts.link(false);
       result = await outcome;
       hosts.link(true);
@@ -250,11 +260,25 @@ netnsTest(
       // The source's daemon dies during the first pass: its VMM loses the relay and runs
       // on; the destination sees the channel close; the restarted daemon finds the guest.
       outcome = migrateInBackground(a, b, hosts, "daemon-killed", SLOW_LINK);
-      await copied(a, "daemon-killed", 16 * 1048576);
+      await copied(a, "daemon-killed", 16 * 1048576, outcome);
       await a.daemon.crash();
       await outcome; // the API connection broke with the daemon
       await hosts.restart(0);
       await runsOnlyOn(hosts, a, b, "daemon-killed");
+
+      // The destination's daemon dies during the first pass: its receiving VMM loses the
+      // relay and ends; the source sees the channel close and runs on; the restarted
+      // destination daemon knows nothing of the guest (it was transient there).
+      outcome = migrateInBackground(a, b, hosts, "dest-killed", SLOW_LINK);
+      await copied(a, "dest-killed", 16 * 1048576, outcome);
+      await b.daemon.crash();
+      result = await outcome;
+      assert.ok(result instanceof Error, `the migration succeeded: ${JSON.stringify(result)}`);
+      console.log(`destination daemon killed: ${result.message}`);
+      await hosts.restart(1);
+      await runsOnlyOn(hosts, a, b, "dest-killed");
+      for (let i = 0; i < 100 && hosts.vmms(1).length > 0; i++) await sleep(200);
+      assert.deepEqual(hosts.vmms(1), [], "a receiving VMM outlived its daemon");
       assertIntact(await log(a, "vmm-killed"), "vmm-killed");
       assertIntact(await log(a, "link-down"), "link-down");
     } finally {

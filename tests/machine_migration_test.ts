@@ -19,6 +19,8 @@ import { MachineMigrationTarget } from "../vmm/migration/machine_target.ts";
 import { receiveMigration } from "../vmm/migration/receiver.ts";
 import { sendMigration } from "../vmm/migration/sender.ts";
 import { link } from "../vmm/migration/testing/fakes.ts";
+import { Command, decodeJson, encodeJson, PROTOCOL_VERSION } from "../vmm/migration/protocol.ts";
+import { guestRamRegions } from "../core/boot/e820.ts";
 
 const config = (): VmmMachineConfig => ({
   vcpus: 2,
@@ -94,4 +96,42 @@ migrationTest(
     }
   },
   240_000,
+);
+
+migrationTest(
+  "a destination whose KVM lacks a CPU feature the guest has seen refuses at START, before any page",
+  async () => {
+    using kvm = Kvm.open();
+    const boot = await loadBootImage(config().boot);
+    const target = new MachineMigrationTarget(config(), { kvm, console: new TextSink(), boot });
+    // The source's guest was shown every leaf-1 feature bit (AVX, XSAVE...): this host's
+    // KVM offers far fewer (HOST_FACTS.md).
+    const cpuid = kvm.supportedCpuid().map((leaf) =>
+      leaf.function === 1 ? { ...leaf, ecx: 0x7fff_ffff, edx: 0xffff_ffff } : leaf
+    );
+    const l = link();
+    const received = receiveMigration(l.destination, target).then(() => null, (e) => e);
+    await l.source.writer.send(
+      Command.START,
+      encodeJson({
+        protocolVersion: PROTOCOL_VERSION,
+        mode: "live",
+        domain: "ticks",
+        config: config(),
+        ram: guestRamRegions(config().memoryBytes).map((r) => ({
+          guestAddress: r.start,
+          size: r.size,
+        })),
+        disks: [],
+        cpuid,
+      }),
+    );
+    const answer = await l.source.reader.next();
+    assert.equal(answer?.command, Command.ERROR);
+    const message = String((decodeJson(answer!.payload, "ERROR") as { message: string }).message);
+    assert.match(message, /avx|xsave|feature|CPU/i);
+    assert.ok((await received) instanceof Error, "the receiver went on");
+    assert.equal(target.machine, null, "a machine was built");
+  },
+  60_000,
 );

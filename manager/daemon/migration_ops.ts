@@ -11,7 +11,7 @@
  * @module
  */
 
-import { dirname } from "node:path";
+import { join } from "node:path";
 import type { DomainDefinition, MigrationProgress, MigrationResult } from "../api_types.ts";
 import { ApiError, parseRequest } from "../../common/http/mod.ts";
 import { MigrateRequest } from "../api_schema.ts";
@@ -145,11 +145,11 @@ export class DomainMigrations {
     events.emit(name, "migrating", `to ${plan.dest}`);
     const started = performance.now();
     const outcome = (async (): Promise<MigrationResult> => {
-      let relayDir: string | undefined;
       try {
-        relayDir = await relayDirectory(this.#context.paths, name);
+        // The relay socket goes in the VMM's run directory: a sandboxed VMM's jail shows it
+        // that directory and nothing else of the daemon's.
         const answer = await migrateOutgoing({
-          runDir: relayDir,
+          runDir: run.runDir,
           host: plan.host,
           port: plan.port,
           security,
@@ -199,7 +199,6 @@ export class DomainMigrations {
         throw error;
       } finally {
         this.#outgoing.delete(name);
-        if (relayDir) await Deno.remove(relayDir, { recursive: true }).catch(() => {});
       }
     })();
     if (plan.wait) return await outcome;
@@ -269,12 +268,23 @@ export class DomainMigrations {
       const ramBytes = start.ram.reduce((sum, range) => sum + range.size, 0);
       checkFreeMemory(domain, Math.max(ramBytes, definitionMemoryBytes(moved.definition)));
       await domains.lifecycle.preflight(moved.definition, "/dev/null");
-      const relayDir = await relayDirectory(paths, domain);
+      // The relay socket goes in the run directory, which the VMM's launch empties first
+      // (and a sandboxed VMM's jail shows): made once the launch has made it again.
+      const runDir = domainRunDir(paths, domain);
+      const launchedMark = join(runDir, "domain.json");
+      await Deno.remove(runDir, { recursive: true }).catch(() => {}); // nothing runs it here
       let started: Promise<unknown> | undefined;
-      const cleanup = () => Deno.remove(relayDir, { recursive: true }).catch(() => {});
+      const cleanup = () => Deno.remove(join(runDir, "migrate-in.sock")).catch(() => {});
       events.emit(domain, "migrating", `from ${peer}`);
       return {
-        runDir: relayDir,
+        runDir,
+        launched: async () => {
+          for (let waited = 0; waited < INCOMING_READY_TIMEOUT_MS; waited += 20) {
+            if (await Deno.stat(launchedMark).then(() => true, () => false)) return;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          throw new DenovisorError("timeout", `The VMM of '${domain}' was not launched`);
+        },
         spawn: (socket: string) => {
           name = domain;
           // Transient until the guest runs here: a failure leaves nothing defined.
@@ -374,10 +384,4 @@ function readMovedDefinition(start: StartRequest): MigratedDefinition {
   return { definition, persistent: moved.persistent };
 }
 
-/** A private directory beside the domains' run directories for one relay socket. */
-async function relayDirectory(paths: DenovisorPaths, name: string): Promise<string> {
-  // Not in the run directory: VmmRun.launch empties that one. Short, for sun_path.
-  const parent = dirname(domainRunDir(paths, name));
-  await Deno.mkdir(parent, { recursive: true, mode: 0o700 });
-  return await Deno.makeTempDir({ dir: parent, prefix: ".mig-" });
-}
+

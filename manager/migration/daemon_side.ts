@@ -28,7 +28,12 @@ import { type FrameEnd, relayFrames, type RelayProgress } from "./relay.ts";
 /** How long a VMM has to connect to its relay socket. */
 export const VMM_CONNECT_MS = 30_000;
 
-/** A relay socket in `dir`, private to the daemon and the VMM (same user). */
+/**
+ * A relay socket in `dir` (the VMM's run directory), private to the daemon and the VMM:
+ * 0600, or 0660 for the directory's group when the daemon is root and the directory
+ * belongs to a sandboxed VMM's group (its jail sees the run directory, and nothing else
+ * of the daemon's).
+ */
 async function relaySocket(
   dir: string,
   name: string,
@@ -36,7 +41,13 @@ async function relaySocket(
   const path = join(dir, name);
   await Deno.remove(path).catch(() => {});
   const listener = Deno.listen({ transport: "unix", path });
-  await Deno.chmod(path, 0o600);
+  const gid = (await Deno.stat(dir)).gid ?? 0;
+  if (Deno.uid() === 0 && gid !== 0) {
+    await Deno.chown(path, 0, gid);
+    await Deno.chmod(path, 0o660);
+  } else {
+    await Deno.chmod(path, 0o600);
+  }
   return { path, listener };
 }
 
@@ -147,8 +158,16 @@ export async function migrateOutgoing(options: OutgoingMigration): Promise<unkno
 export interface IncomingVmm {
   /** The run directory of the VMM to start (the relay socket goes there). */
   runDir: string;
-  /** Starts a VMM whose config has `migrateIn: { socket }`; resolves once it is spawned. */
+  /**
+   * Starts a VMM whose config has `migrateIn: { socket }`; resolves once it is ready,
+   * which for an incoming VMM is once the guest runs (rejects if it could not start).
+   */
   spawn(socket: string): Promise<void>;
+  /**
+   * Resolves once the spawned VMM's launch has (re)made `runDir`, when the launch empties
+   * it: the relay socket is made only then. Without it, the socket is made before spawn.
+   */
+  launched?(): Promise<void>;
   /** The guest runs here: define the domain (the rule: defined here, undefined there). */
   succeeded(start: StartRequest): Promise<void>;
   /** It did not happen: stop the VMM, leave nothing defined. */
@@ -191,8 +210,17 @@ export async function handleIncoming(
   }
   let relay: { path: string; listener: Deno.UnixListener } | undefined;
   try {
-    relay = await relaySocket(vmm.runDir, "migrate-in.sock");
-    const spawned = vmm.spawn(relay.path);
+    const socket = join(vmm.runDir, "migrate-in.sock");
+    let spawned: Promise<void>;
+    if (vmm.launched) {
+      spawned = vmm.spawn(socket);
+      spawned.catch(() => {}); // raced below
+      await Promise.race([vmm.launched(), spawned.then(() => new Promise(() => {}))]);
+      relay = await relaySocket(vmm.runDir, "migrate-in.sock");
+    } else {
+      relay = await relaySocket(vmm.runDir, "migrate-in.sock");
+      spawned = vmm.spawn(relay.path);
+    }
     const conn = await acceptVmm(relay.listener, spawned.then(() => new Promise(() => {})));
     relay.listener.close();
     const end = unixEnd(conn);

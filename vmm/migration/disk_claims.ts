@@ -12,6 +12,11 @@
 
 import { createHash } from "node:crypto";
 import { DenovisorError } from "../../common/errors.ts";
+import { handedFile } from "../../common/handed_descriptors.ts";
+import { fstat } from "../../ffi/file_stat.ts";
+import { pread } from "../../ffi/fs.ts";
+import { closeFd, errno } from "../../ffi/libc.ts";
+import { SyscallError } from "../../ffi/errno.ts";
 import { diskName } from "../device_names.ts";
 import type { VmmMachineConfig } from "../vmm_config.ts";
 import type { DiskIdentityClaim } from "./start_request.ts";
@@ -33,6 +38,16 @@ export function configDisks(config: VmmMachineConfig): Array<{ id: string; path:
 
 /** This host's view of the image at `path`. */
 export async function diskClaim(id: string, path: string): Promise<DiskIdentityClaim> {
+  // A sandboxed VMM cannot open the path (its jail has no images): its launcher handed it
+  // a descriptor of the image instead.
+  const handed = handedFile(path);
+  if (handed !== undefined) {
+    try {
+      return handedClaim(id, path, handed);
+    } finally {
+      closeFd(handed);
+    }
+  }
   const file = await Deno.open(path, { read: true });
   try {
     const info = await file.stat();
@@ -49,6 +64,23 @@ export async function diskClaim(id: string, path: string): Promise<DiskIdentityC
   } finally {
     file.close();
   }
+}
+
+function handedClaim(id: string, path: string, fd: number): DiskIdentityClaim {
+  const info = fstat(fd);
+  if (info.kind !== "file") {
+    throw new SharedStorageError(`Disk ${id}: ${path} is not a regular file`);
+  }
+  const head = new Uint8Array(Math.min(HEAD_BYTES, info.size));
+  let at = 0;
+  while (at < head.length) {
+    const read = pread(fd, head.subarray(at), at);
+    if (read < 0) throw new SyscallError("pread", errno());
+    if (read === 0) break;
+    at += read;
+  }
+  const headSha256 = createHash("sha256").update(head.subarray(0, at)).digest("hex");
+  return { id, path, size: info.size, headSha256 };
 }
 
 /**

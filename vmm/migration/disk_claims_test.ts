@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { checkDiskClaims, diskClaim, HEAD_BYTES, SharedStorageError } from "./disk_claims.ts";
+import { setHandedDescriptors } from "../../common/handed_descriptors.ts";
+import { closeFd, openFile } from "../../ffi/libc.ts";
+import { O_CLOEXEC, O_CREAT, O_RDWR } from "../../ffi/libc_symbols.ts";
 
 const refused = (text: string) => (error: unknown) =>
   error instanceof SharedStorageError && error.message.includes(text);
@@ -33,6 +36,24 @@ Deno.test("checkDiskClaims() accepts the same image and names the disk that diff
     );
     await assert.rejects(checkDiskClaims([claim], []), refused("not in the domain's config"));
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("diskClaim() of a sandboxed VMM reads the image through the descriptor it was handed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mig-disk-" });
+  const fd = openFile(join(dir, "a.img"), O_RDWR | O_CREAT | O_CLOEXEC, 0o600);
+  try {
+    const path = join(dir, "a.img");
+    await Deno.writeFile(path, new Uint8Array(2 * HEAD_BYTES).fill(7));
+    const direct = await diskClaim("vda", path);
+    // In the jail the path does not exist; the handed descriptor stands for it.
+    const jailed = "/images/nowhere/a.img";
+    setHandedDescriptors({ files: { [jailed]: fd }, taps: {} });
+    assert.deepEqual(await diskClaim("vda", jailed), { ...direct, path: jailed });
+  } finally {
+    setHandedDescriptors({ files: {}, taps: {} });
+    closeFd(fd);
     await Deno.remove(dir, { recursive: true });
   }
 });

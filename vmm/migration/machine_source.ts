@@ -18,8 +18,12 @@ import {
   type RangeBitmap,
 } from "../../core/dirty_log.ts";
 import type { Kvm } from "../../core/kvm.ts";
+import type { CpuidEntry } from "../../ffi/kvm/cpuid.ts";
 import { usedRingBytes } from "../../devices/virtio/split_ring.ts";
 import { openImage } from "../../storage/image.ts";
+import { releaseImageLocks } from "../../storage/image_lock.ts";
+import { handedFile } from "../../common/handed_descriptors.ts";
+import { closeFd } from "../../ffi/libc.ts";
 import type { Machine } from "../machine.ts";
 import { layoutRanges } from "../snapshot/memory_file.ts";
 import { checkSaveable, machineConfigFor, machineSections } from "../snapshot/save_machine.ts";
@@ -63,6 +67,11 @@ export class MachineMigrationSource implements MigrationSource {
   throttle(percent: number): void {
     if (percent > 0 && this.#throttle.percent === 0 && this.#machine.isPaused) return;
     this.#throttle.set(percent);
+  }
+
+  /** The CPUID table the first vCPU was given (what the guest has seen), for START. */
+  cpuid(): CpuidEntry[] {
+    return this.#machine.vcpus[0].cpuidSet();
   }
 
   startDirtyLog(): void {
@@ -136,6 +145,16 @@ export class MachineMigrationSource implements MigrationSource {
       if (entry.kind !== "disk") continue;
       entry.device.disk.flush();
       entry.device.disk.close(); // qcow2 metadata written, image lock released
+      // ...unless the image came from a descriptor the sandbox's launcher handed this VMM:
+      // that open file description (and its locks) lives on; let go of them explicitly.
+      if (entry.plan.kind !== "disk") continue;
+      const handed = handedFile(entry.plan.disk.path);
+      if (handed === undefined) continue;
+      try {
+        releaseImageLocks(handed);
+      } finally {
+        closeFd(handed);
+      }
     }
     return Promise.resolve();
   }

@@ -15,6 +15,9 @@
 import { guestRamRegions } from "../../core/boot/e820.ts";
 import { anonymousRam } from "../../core/memory.ts";
 import { ANNOUNCE_DELAYS_MS } from "../../devices/net/announce.ts";
+import { handedFile } from "../../common/handed_descriptors.ts";
+import { closeFd } from "../../ffi/libc.ts";
+import { releaseImageLocks } from "../../storage/image_lock.ts";
 import type { HostMapping } from "../../ffi/mman.ts";
 import { type BuildContext, restoreLoaded } from "../builder.ts";
 import type { Machine } from "../machine.ts";
@@ -87,6 +90,11 @@ export class MachineMigrationTarget implements MigrationTarget {
     }
     await checkDiskClaims(start.disks, configDisks(this.#config));
     this.#host = hostFacts(this.#context.kvm);
+    // A CPU feature the guest has seen and this host's KVM lacks: refused now, not after
+    // the copy (the restore checks every vCPU again).
+    if (start.cpuid !== undefined) {
+      checkCpuidCompatible(start.cpuid, this.#host.supportedCpuid, 0);
+    }
     this.#mappings = anonymousRam(regions);
     this.#views = regions.map((r, i) => ({ start: r.start, bytes: this.#mappings![i].bytes() }));
   }
@@ -145,6 +153,19 @@ export class MachineMigrationTarget implements MigrationTarget {
     const machine = this.#machine;
     this.#machine = null;
     await machine?.close(); // disks closed: the source may take them back
+    // A sandboxed VMM's images came from descriptors that stay open with their locks:
+    // let go of those too, or the source could not reopen its disks to run on.
+    if (machine) {
+      for (const disk of this.#config.disks) {
+        const handed = handedFile(disk.path);
+        if (handed === undefined) continue;
+        try {
+          releaseImageLocks(handed);
+        } finally {
+          closeFd(handed);
+        }
+      }
+    }
   }
 }
 

@@ -165,6 +165,27 @@ Deno.test("parseStartRequest() checks the version, the RAM and the disks", () =>
   assert.throws(() => parseStartRequest("start"), refused("START"));
 });
 
+Deno.test("parseStartRequest() reads the CPUID claim as untrusted input", () => {
+  const leaf = { function: 1, index: 0, flags: 0, eax: 0x806f8, ebx: 0, ecx: 0xf7f83203, edx: 0 };
+  const base = {
+    protocolVersion: 1,
+    domain: "web1",
+    mode: "live",
+    config: {},
+    ram: [{ guestAddress: 0, size: 1 << 20 }],
+    disks: [],
+  };
+  assert.equal(parseStartRequest(base).cpuid, undefined, "optional");
+  assert.deepEqual(parseStartRequest({ ...base, cpuid: [leaf] }).cpuid, [leaf]);
+  for (const bad of [{ ...leaf, ecx: -1 }, { ...leaf, eax: 2 ** 32 }, { ...leaf, edx: "1" }]) {
+    assert.throws(() => parseStartRequest({ ...base, cpuid: [bad] }), MigrationProtocolError);
+  }
+  assert.throws(
+    () => parseStartRequest({ ...base, cpuid: new Array(257).fill(leaf) }),
+    MigrationProtocolError,
+  );
+});
+
 Deno.test("random bytes never crash the decoders: they decode or are refused as protocol errors", () => {
   let seed = 0x2545f491;
   const random = () => {

@@ -1,12 +1,14 @@
 /**
  * The START message: what the source proposes before any memory flows. The destination
- * checks the protocol version, the RAM layout and every disk's identity (shared storage
- * is required) and answers ACK or ERROR; only then does the source send pages.
+ * checks the protocol version, the RAM layout, every disk's identity (shared storage is
+ * required) and the CPU features the guest was shown, and answers ACK or ERROR; only then
+ * does the source send pages.
  *
  * @module
  */
 
 import { StateError, StateReader } from "../../common/persist.ts";
+import type { CpuidEntry } from "../../ffi/kvm/cpuid.ts";
 import { ACCEPTED_VERSIONS, MIGRATION_PAGE_SIZE, MigrationProtocolError } from "./protocol.ts";
 import type { RamExtent } from "./protocol.ts";
 
@@ -36,6 +38,11 @@ export interface StartRequest {
   /** Guest RAM ranges; every MEMORY block must fall inside one. */
   ram: RamExtent[];
   disks: DiskIdentityClaim[];
+  /**
+   * The CPUID table the source's VMM gave its first vCPU: the features the running guest
+   * has seen, which the destination's KVM must offer too (checked before any page).
+   */
+  cpuid?: CpuidEntry[];
 }
 
 const MAX_GUEST_ADDRESS = 2 ** 52;
@@ -43,6 +50,9 @@ const MAX_RAM_RANGES = 64;
 const MAX_DISKS = 256;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** KVM's own limit on a vCPU's CPUID table (KVM_MAX_CPUID_ENTRIES). */
+const MAX_CPUID_ENTRIES = 256;
+const U32 = 0xffff_ffff;
 
 /** Checks an untrusted START payload (already JSON-parsed). */
 export function parseStartRequest(value: unknown): StartRequest {
@@ -105,5 +115,19 @@ function parse(root: StateReader): StartRequest {
   });
   const request: StartRequest = { protocolVersion, domain, mode, config, ram, disks };
   if (definition !== undefined) request.definition = definition;
+  if (root.has("cpuid")) {
+    request.cpuid = root.array("cpuid", MAX_CPUID_ENTRIES, (entry, path) => {
+      const leaf = new StateReader(entry, path);
+      return {
+        function: leaf.integer("function", 0, U32),
+        index: leaf.integer("index", 0, U32),
+        flags: leaf.integer("flags", 0, U32),
+        eax: leaf.integer("eax", 0, U32),
+        ebx: leaf.integer("ebx", 0, U32),
+        ecx: leaf.integer("ecx", 0, U32),
+        edx: leaf.integer("edx", 0, U32),
+      };
+    });
+  }
   return request;
 }

@@ -88,8 +88,8 @@ export function parseMigrateSendRequest(body: unknown): MigrateSendRequest {
 }
 
 /** A frame channel over the daemon's unix relay socket. */
-export async function unixChannel(path: string) {
-  const conn = await Deno.connect({ transport: "unix", path });
+export async function unixChannel(path: string, waitMs = RELAY_WAIT_MS) {
+  const conn = await connectWhenThere(path, waitMs);
   const write = async (bytes: Uint8Array) => {
     for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
   };
@@ -104,6 +104,27 @@ export async function unixChannel(path: string) {
       }
     },
   };
+}
+
+/** How long a VMM waits for its daemon's relay socket to appear. */
+export const RELAY_WAIT_MS = 30_000;
+
+/**
+ * Connects to the relay socket, waiting for it to appear: the daemon of a sandboxed VMM
+ * makes it in the run directory only after the VMM's launch has emptied that directory.
+ */
+async function connectWhenThere(path: string, waitMs: number): Promise<Deno.UnixConn> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await Deno.connect({ transport: "unix", path });
+    } catch (error) {
+      const absent = error instanceof Deno.errors.NotFound ||
+        error instanceof Deno.errors.ConnectionRefused;
+      if (!absent || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
 }
 
 /** Runs the source side for `machine`; see `sendMigration` for the switch-over rule. */
@@ -126,6 +147,7 @@ export async function migrateOut(
       ...(request.definition === undefined ? {} : { definition: request.definition }),
       ram: source.ram.map((r) => ({ guestAddress: r.guestAddress, size: r.bytes.length })),
       disks,
+      cpuid: source.cpuid(),
     }, {
       ...DEFAULT_CONVERGENCE,
       maxDowntimeMs: request.maxDowntimeMs,
