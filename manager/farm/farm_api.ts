@@ -55,6 +55,7 @@ export interface FarmStatus {
   haDelaySeconds: number;
   /** This host could not renew its lease and has fenced itself. */
   fenced: boolean;
+  /** Every member: up, in maintenance, or down (left or lost, not removed). */
   hosts: FarmHost[];
   /** Running domains and their hosts. */
   owners: { domain: string; host: string; since: string; detached?: boolean }[];

@@ -30,7 +30,7 @@ export function addFarmRoutes(
     const [etcd, endpoints, hosts, owners] = await Promise.all([
       store.etcd.status(),
       store.etcd.endpointHealth?.(),
-      farmHosts(store),
+      farmHosts(store, true),
       store.owners(),
     ]);
     const status: FarmStatus = {
