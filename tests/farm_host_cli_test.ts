@@ -140,7 +140,7 @@ etcdTest(
       });
       assert.equal(down.length, 3);
       assert.match((await cli(h1.socket, "host", "list")).stdout, /h2 .* down /);
-    assert.match((await cli(h1.socket, "farm", "status")).stdout, /h2 .* down /);
+      assert.match((await cli(h1.socket, "farm", "status")).stdout, /h2 .* down /);
       const removed = await cli(h1.socket, "host", "remove", "h2");
       assert.equal(removed.code, 0, removed.stderr);
       assert.match(removed.stdout, /Host h2 removed from the farm/);
