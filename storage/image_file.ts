@@ -117,6 +117,25 @@ export function diskId(dev: bigint | number, ino: bigint | number): string {
   return `${dev.toString(16)}-${ino.toString(16)}`.slice(0, 20);
 }
 
+/**
+ * The device and inode of the image at `path`, as decimal strings: of the descriptor
+ * handed for it when there is one (a jailed VMM cannot see the path), else of the path.
+ * Throws what stat or fstat throws.
+ */
+export function imageDeviceInode(path: string): { device: string; inode: string } {
+  const handed = handedFile(path);
+  if (handed === undefined) {
+    const info = Deno.statSync(path);
+    return { device: String(info.dev), inode: String(info.ino) };
+  }
+  try {
+    const stat = fstat(handed);
+    return { device: String(stat.dev), inode: String(stat.ino) };
+  } finally {
+    closeFd(handed);
+  }
+}
+
 /** The identity of the file at `path` (device and inode), whatever name reached it. */
 export function fileIdentity(path: string): string {
   const info = Deno.statSync(path);

@@ -17,6 +17,7 @@ import { resolve } from "node:path";
 import type { ImageFormat } from "../../common/enums.ts";
 import { DenovisorError } from "../../common/errors.ts";
 import { StateError, StateReader } from "../../common/persist.ts";
+import { imageDeviceInode } from "../../storage/image_file.ts";
 import { validateVmmConfig, VmmConfigError } from "../config_parse.ts";
 import { type DevicePlan, planDevices } from "../device_plan.ts";
 import type { VmmConfig, VmmMachineConfig } from "../vmm_config.ts";
@@ -166,10 +167,12 @@ export interface DiskIdentitiesState {
   disks: DiskIdentity[];
 }
 
-/** Reads the identity of a disk image: its file's st_dev/st_ino and the disk's size. */
+/**
+ * Reads the identity of a disk image: its file's st_dev/st_ino (of the descriptor a jailed
+ * VMM was handed for it, whose path it cannot see) and the disk's size.
+ */
 export function diskIdentity(id: string, path: string, size: number): DiskIdentity {
-  const info = Deno.statSync(path);
-  return { id, path: resolve(path), device: String(info.dev), inode: String(info.ino), size };
+  return { id, path: resolve(path), ...imageDeviceInode(path), size };
 }
 
 /** Checks an untrusted `host:disks` state. */
