@@ -226,6 +226,7 @@ etcdTest("farm: domain verbs asked on any host reach the host that runs the doma
       const out = await cli(h1.socket, "info", "web");
       return /State: +paused \(on host h2\)/.test(out.stdout);
     });
+    assert.match((await cli(h1.socket, "list")).stdout, /web +paused .*h2/);
     const resume = await cli(h1.socket, "resume", "web");
     assert.equal(resume.code, 0, resume.stderr);
     assert.equal((await h2.client.get<{ state: string }>("/v1/domains/web")).state, "running");

@@ -174,15 +174,12 @@ export function addForwardRoutes(
       return answer.ok ? jsonResponse({ ...await answer.json(), host: member.host }) : answer;
     }
     if (owner === undefined || owner === member.host) return await local(request);
-    const record = await member.store.liveHost(owner).catch(() => undefined);
-    const states = record?.record.domainStates;
-    // Its host no longer lists it: stopped since this host's last reconcile.
-    if (states !== undefined && states[name] === undefined) return await local(request);
-    // `state` stays this host's (no VMM here: shutoff); `hostState` is the owner's.
+    // `state` stays this host's (no VMM here: shutoff); `hostState` is the owner's, as it
+    // published it at this host's last reconcile (no etcd call: works while etcd is away).
     return jsonResponse({
       ...member.domains.info(name),
       host: owner,
-      hostState: states?.[name] ?? "running",
+      hostState: member.remoteStates.get(name) ?? "running",
     });
   });
 }

@@ -68,6 +68,8 @@ export class FarmMember {
   readonly #record: HostRecord;
   /** domain -> owning host, as the last reconcile read it (listings use it, not etcd). */
   owners = new Map<string, string>();
+  /** domain -> its state on the host running it, as that host last published it. */
+  remoteStates = new Map<string, string>();
   /** Domains being started here right now (claimed, VMM not yet running). */
   readonly starting = new Set<string>();
   /** Domains migrating away from here: their owner key is handed over, never released. */
@@ -289,6 +291,11 @@ export class FarmMember {
     if (!this.#joined || this.#stopped || this.fenced) return;
     const owners = new Map((await this.store.owners()).map((o) => [o.domain, o]));
     this.owners = new Map([...owners.values()].map((o) => [o.domain, o.owner.host]));
+    // The state each owner published for its domains (paused, running...), for listings.
+    const hosts = await this.store.hosts();
+    this.remoteStates = new Map(
+      hosts.flatMap((h) => h.name === this.host ? [] : Object.entries(h.domainStates ?? {})),
+    );
     for (const entry of this.domains.entries()) {
       const name = entry.definition.name;
       const active = entry.run !== undefined;

@@ -64,7 +64,8 @@ export function addFarmRoutes(
           (summary.state === "shutoff" ? undefined : member.host);
         if (host === undefined) return summary;
         const elsewhere = host !== member.host && summary.state === "shutoff";
-        return { ...summary, host, ...(elsewhere ? { state: "running" as const } : {}) };
+        const state = (member.remoteStates.get(summary.name) ?? "running") as typeof summary.state;
+        return { ...summary, host, ...(elsewhere ? { state } : {}) };
       }),
     );
   });
