@@ -10,8 +10,11 @@
  * through the BIOS never wakes without it. While PIE is set a host timer sets register C's
  * PF and IRQF at the rate register A selects and raises IRQ 8, which stays high until the
  * guest reads register C (as on the real part and in QEMU). Host timers cannot tick at
- * 1024 Hz, so the guest sees at most one period per host tick (about 1 ms): a BIOS wait
- * counted in interrupts runs long, never short. Alarm and update-ended interrupts are not
+ * 1024 Hz: the periods that pass between two host ticks are owed and delivered one after
+ * the other, the next as soon as the guest has read C for the last (up to one second's
+ * worth; a longer stall is dropped), so a wait counted in interrupts keeps real time, as
+ * QEMU's "slew" policy does for the guests that count RTC ticks. Alarm and update-ended
+ * interrupts are not
  * modelled (AF and UF never set), which Linux copes with (it polls for the update edge).
  *
  * @module
@@ -151,6 +154,8 @@ export interface RtcOptions {
   setIrqLevel?: (high: boolean) => void;
   /** Host timers for the periodic interrupt; defaults to unref'd `setInterval`. */
   timers?: RtcTimers;
+  /** Monotonic milliseconds for the periods owed; defaults to `performance.now()`. */
+  now?: () => number;
 }
 
 /** An MC146818 RTC with CMOS NVRAM; a `BusDevice` for ports 0x70..0x71. */
@@ -164,8 +169,14 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
   #heldTime: Date | undefined;
   #setIrqLevel: (high: boolean) => void;
   #timers: RtcTimers;
-  /** The running periodic timer and the period it was started with. */
-  #periodic: { handle: unknown; ms: number } | undefined;
+  #now: () => number;
+  /**
+   * The running periodic timer: its interval, the guest's period, the time up to which
+   * periods were counted, and the periods counted but not yet delivered.
+   */
+  #periodic:
+    | { handle: unknown; ms: number; period: number; counted: number; owed: number }
+    | undefined;
   #closed = false;
 
   /** Creates the RTC with the memory-size bytes filled in for `options`. */
@@ -181,6 +192,7 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
     this.#clock = options.clock ?? (() => new Date());
     this.#setIrqLevel = options.setIrqLevel ?? (() => {});
     this.#timers = options.timers ?? HOST_TIMERS;
+    this.#now = options.now ?? (() => performance.now());
     this.#nvram[REG_A] = A_DIVIDER_32KHZ | 0x06; // 32.768 kHz, 1024 Hz periodic rate
     this.#nvram[REG_B] = B_24H;
     this.#nvram[REG_D] = D_VALID_RAM_AND_TIME;
@@ -230,13 +242,24 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
     this.#updatePeriodicTimer();
   }
 
-  /** One period has passed: sets PF, and IRQF with IRQ 8 when PIE asks for it. */
-  tick(): void {
-    let flags = this.#nvram[REG_C] | C_PF;
-    const raise = (this.#nvram[REG_B] & B_PIE) !== 0 && (flags & C_IRQF) === 0;
-    if (raise) flags |= C_IRQF;
-    this.#nvram[REG_C] = flags;
-    if (raise) this.#setIrqLevel(true);
+  /** The host timer fired: counts the periods passed and delivers one if the line is free. */
+  #onTimer(): void {
+    const periodic = this.#periodic;
+    if (!periodic) return;
+    const passed = Math.floor((this.#now() - periodic.counted) / periodic.period);
+    if (passed <= 0) return;
+    periodic.counted += passed * periodic.period;
+    periodic.owed = Math.min(periodic.owed + passed, Math.ceil(1000 / periodic.period));
+    this.#deliver();
+  }
+
+  /** Sets PF and IRQF and raises IRQ 8 for one owed period, unless IRQF is still set. */
+  #deliver(): void {
+    const periodic = this.#periodic;
+    if (!periodic || periodic.owed === 0 || (this.#nvram[REG_C] & C_IRQF)) return;
+    periodic.owed--;
+    this.#nvram[REG_C] |= C_IRQF | C_PF;
+    this.#setIrqLevel(true);
   }
 
   /** Byte-wide ports: a wider read returns the value in byte 0, zeros above. */
@@ -263,6 +286,7 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
         const flags = this.#nvram[REG_C];
         this.#nvram[REG_C] = 0;
         if (flags & C_IRQF) this.#setIrqLevel(false);
+        this.#deliver(); // the next owed period, if any, right behind this one
         return flags;
       }
       default:
@@ -304,11 +328,17 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
     const wanted = this.#closed || !(this.#nvram[REG_B] & B_PIE) || period === undefined
       ? undefined
       : Math.max(period, MIN_TIMER_MS);
-    if (this.#periodic?.ms === wanted) return;
+    if (this.#periodic?.ms === wanted && this.#periodic?.period === period) return;
     if (this.#periodic) this.#timers.clearInterval(this.#periodic.handle);
     this.#periodic = undefined;
     if (wanted !== undefined) {
-      this.#periodic = { handle: this.#timers.setInterval(() => this.tick(), wanted), ms: wanted };
+      this.#periodic = {
+        handle: this.#timers.setInterval(() => this.#onTimer(), wanted),
+        ms: wanted,
+        period: period!,
+        counted: this.#now(),
+        owed: 0,
+      };
     }
   }
 

@@ -146,10 +146,11 @@ Deno.test("the index port reads as open bus", () => {
   assert.equal(data[0], 0xff);
 });
 
-/** An RTC whose timer and IRQ 8 line the test drives and watches. */
+/** An RTC whose timer, clock and IRQ 8 line the test drives and watches. */
 function periodicRtc() {
   const timers: Array<{ callback: () => void; ms: number; cleared: boolean }> = [];
   const levels: boolean[] = [];
+  let now = 0;
   const rtc = new CmosRtc({
     memoryBelow4G: 64 * MIB,
     memoryAbove4G: 0,
@@ -161,6 +162,7 @@ function periodicRtc() {
       },
       clearInterval: (handle) => timers[handle as number].cleared = true,
     },
+    now: () => now,
   });
   const read = (index: number) => {
     rtc.write(0, Uint8Array.of(index));
@@ -173,7 +175,12 @@ function periodicRtc() {
     rtc.write(1, Uint8Array.of(value));
   };
   const live = () => timers.filter((t) => !t.cleared);
-  return { rtc, read, write, levels, live };
+  /** Moves the clock to `ms` and fires the timer. */
+  const fire = (ms: number) => {
+    now = ms;
+    live()[0].callback();
+  };
+  return { rtc, read, write, levels, live, fire };
 }
 
 Deno.test("periodicIntervalMs() follows register A's rate and divider", () => {
@@ -184,24 +191,41 @@ Deno.test("periodicIntervalMs() follows register A's rate and divider", () => {
   assert.equal(periodicIntervalMs(0x76), undefined, "divider held in reset");
 });
 
-Deno.test("PIE runs a timer whose ticks raise IRQ 8 until register C is read", () => {
-  const { read, write, levels, live } = periodicRtc();
+Deno.test("PIE runs a timer whose periods raise IRQ 8, one at a time until C is read", () => {
+  const { read, write, levels, live, fire } = periodicRtc();
   assert.equal(live().length, 0, "no timer before PIE");
   write(0x0b, 0x42); // 24 h, PIE
   assert.equal(live().length, 1);
   assert.equal(live()[0].ms, 1, "1024 Hz runs at the shortest host timer");
-  live()[0].callback();
-  live()[0].callback(); // a second period before the guest answered: still one edge
+  fire(0.5);
+  assert.deepEqual(levels, [], "no period has passed yet");
+  fire(1);
+  assert.deepEqual(levels, [true]);
+  fire(3); // two more periods before the guest answered: owed, the line stays high
   assert.deepEqual(levels, [true]);
   assert.equal(read(0x0c), 0xc0, "IRQF and PF");
-  assert.deepEqual(levels, [true, false], "reading C lowers the line");
-  assert.equal(read(0x0c), 0, "reading C cleared it");
-  live()[0].callback();
-  assert.deepEqual(levels, [true, false, true]);
+  assert.deepEqual(
+    levels,
+    [true, false, true],
+    "reading C lowers the line; an owed period follows",
+  );
+  assert.equal(read(0x0c), 0xc0);
+  assert.equal(read(0x0c), 0xc0, "the last owed period");
+  assert.deepEqual(levels, [true, false, true, false, true, false]);
+  assert.equal(read(0x0c), 0, "nothing owed: C stays clear");
   write(0x0a, 0x2f); // 2 Hz
   assert.equal(live()[0].ms, 500, "a new rate restarts the timer");
   write(0x0b, 0x02); // PIE off
   assert.equal(live().length, 0);
+});
+
+Deno.test("periods owed after a host stall are capped at one second's worth", () => {
+  const { read, write, fire } = periodicRtc();
+  write(0x0b, 0x42);
+  fire(60_000);
+  let interrupts = 0;
+  while (read(0x0c) & 0x80) interrupts++;
+  assert.equal(interrupts, 1024);
 });
 
 Deno.test("close() stops the periodic timer; a restore with PIE starts it again", () => {
