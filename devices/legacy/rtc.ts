@@ -10,12 +10,9 @@
  * through the BIOS never wakes without it. While PIE is set a host timer sets register C's
  * PF and IRQF at the rate register A selects and raises IRQ 8, which stays high until the
  * guest reads register C (as on the real part and in QEMU). Host timers cannot tick at
- * 1024 Hz: the periods that pass between two host ticks are owed and delivered one after
- * the other, the next as soon as the guest has read C for the last (up to one second's
- * worth; a longer stall is dropped), so a wait counted in interrupts keeps real time, as
- * QEMU's "slew" policy does for the guests that count RTC ticks. Alarm and update-ended
- * interrupts are not
- * modelled (AF and UF never set), which Linux copes with (it polls for the update edge).
+ * 1024 Hz; devices/legacy/rtc_periodic.ts keeps the guest's count of periods in real time.
+ * Alarm and update-ended interrupts are not modelled (AF and UF never set), which Linux
+ * copes with (it polls for the update edge).
  *
  * @module
  */
@@ -30,6 +27,9 @@ import {
   type VersionedState,
 } from "../../common/persist.ts";
 import { readNullable } from "../state_fields.ts";
+import { periodicIntervalMs, PeriodicTimer, type RtcTimers } from "./rtc_periodic.ts";
+
+export { periodicIntervalMs, type RtcTimers };
 
 /** Offset of the index port (0x70). Bit 7 of an index write is the NMI mask: ignored. */
 export const RTC_INDEX_OFFSET = 0;
@@ -64,7 +64,6 @@ const TIME_REGISTERS = new Set([
 const A_UIP = 0x80;
 const A_DIVIDER_MASK = 0x70;
 const A_DIVIDER_32KHZ = 0x20; // the only divider setting that lets the clock run
-const A_RATE_MASK = 0x0f;
 const B_SET = 0x80; // updates halted while the guest sets the time
 const B_PIE = 0x40; // periodic interrupt enable
 const C_IRQF = 0x80; // an enabled interrupt flag is set: IRQ 8 is high
@@ -112,36 +111,6 @@ export interface CmosRtcState extends VersionedState {
   readonly heldTimeMs: number | null;
 }
 
-/** The shortest host timer the periodic interrupt uses, in milliseconds. */
-const MIN_TIMER_MS = 1;
-
-/** Host timers, so tests can drive the periodic interrupt by hand. */
-export interface RtcTimers {
-  setInterval(callback: () => void, ms: number): unknown;
-  clearInterval(handle: unknown): void;
-}
-
-const HOST_TIMERS: RtcTimers = {
-  setInterval: (callback, ms) => {
-    const handle = setInterval(callback, ms);
-    handle.unref(); // the clock never keeps a finished VMM alive
-    return handle;
-  },
-  clearInterval: (handle) => clearInterval(handle as ReturnType<typeof setInterval>),
-};
-
-/**
- * The periodic interrupt's period in milliseconds for register A's rate bits, or
- * undefined when the rate (0) or the divider turns it off. Rates 1 and 2 repeat 8 and 9.
- */
-export function periodicIntervalMs(registerA: number): number | undefined {
-  if ((registerA & A_DIVIDER_MASK) !== A_DIVIDER_32KHZ) return undefined;
-  let rate = registerA & A_RATE_MASK;
-  if (rate === 0) return undefined;
-  if (rate <= 2) rate += 7;
-  return (1000 * (1 << (rate - 1))) / 32768;
-}
-
 /** What the RTC needs to know about the machine. */
 export interface RtcOptions {
   /** Bytes of guest RAM below 4 GiB (starting at 0; capped at the MMIO hole). */
@@ -168,15 +137,7 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
   /** The guest time held still while register B's SET bit is on. */
   #heldTime: Date | undefined;
   #setIrqLevel: (high: boolean) => void;
-  #timers: RtcTimers;
-  #now: () => number;
-  /**
-   * The running periodic timer: its interval, the guest's period, the time up to which
-   * periods were counted, and the periods counted but not yet delivered.
-   */
-  #periodic:
-    | { handle: unknown; ms: number; period: number; counted: number; owed: number }
-    | undefined;
+  #periodic: PeriodicTimer;
   #closed = false;
 
   /** Creates the RTC with the memory-size bytes filled in for `options`. */
@@ -191,8 +152,11 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
     }
     this.#clock = options.clock ?? (() => new Date());
     this.#setIrqLevel = options.setIrqLevel ?? (() => {});
-    this.#timers = options.timers ?? HOST_TIMERS;
-    this.#now = options.now ?? (() => performance.now());
+    this.#periodic = new PeriodicTimer({
+      deliver: () => this.#raisePeriodic(),
+      timers: options.timers,
+      now: options.now,
+    });
     this.#nvram[REG_A] = A_DIVIDER_32KHZ | 0x06; // 32.768 kHz, 1024 Hz periodic rate
     this.#nvram[REG_B] = B_24H;
     this.#nvram[REG_D] = D_VALID_RAM_AND_TIME;
@@ -242,24 +206,12 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
     this.#updatePeriodicTimer();
   }
 
-  /** The host timer fired: counts the periods passed and delivers one if the line is free. */
-  #onTimer(): void {
-    const periodic = this.#periodic;
-    if (!periodic) return;
-    const passed = Math.floor((this.#now() - periodic.counted) / periodic.period);
-    if (passed <= 0) return;
-    periodic.counted += passed * periodic.period;
-    periodic.owed = Math.min(periodic.owed + passed, Math.ceil(1000 / periodic.period));
-    this.#deliver();
-  }
-
-  /** Sets PF and IRQF and raises IRQ 8 for one owed period, unless IRQF is still set. */
-  #deliver(): void {
-    const periodic = this.#periodic;
-    if (!periodic || periodic.owed === 0 || (this.#nvram[REG_C] & C_IRQF)) return;
-    periodic.owed--;
+  /** One period for the guest: PF and IRQF set and IRQ 8 raised, unless IRQF is still set. */
+  #raisePeriodic(): boolean {
+    if (this.#nvram[REG_C] & C_IRQF) return false;
     this.#nvram[REG_C] |= C_IRQF | C_PF;
     this.#setIrqLevel(true);
+    return true;
   }
 
   /** Byte-wide ports: a wider read returns the value in byte 0, zeros above. */
@@ -286,7 +238,7 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
         const flags = this.#nvram[REG_C];
         this.#nvram[REG_C] = 0;
         if (flags & C_IRQF) this.#setIrqLevel(false);
-        this.#deliver(); // the next owed period, if any, right behind this one
+        this.#periodic.acknowledged(); // the next owed period, if any, right behind this one
         return flags;
       }
       default:
@@ -322,24 +274,10 @@ export class CmosRtc implements BusDevice, Persistable<CmosRtcState> {
     }
   }
 
-  /** Runs the host timer while PIE is set with a rate, at that rate (or the shortest timer). */
+  /** Runs the periodic timer while PIE is set with a rate, at that rate. */
   #updatePeriodicTimer(): void {
     const period = periodicIntervalMs(this.#nvram[REG_A]);
-    const wanted = this.#closed || !(this.#nvram[REG_B] & B_PIE) || period === undefined
-      ? undefined
-      : Math.max(period, MIN_TIMER_MS);
-    if (this.#periodic?.ms === wanted && this.#periodic?.period === period) return;
-    if (this.#periodic) this.#timers.clearInterval(this.#periodic.handle);
-    this.#periodic = undefined;
-    if (wanted !== undefined) {
-      this.#periodic = {
-        handle: this.#timers.setInterval(() => this.#onTimer(), wanted),
-        ms: wanted,
-        period: period!,
-        counted: this.#now(),
-        owed: 0,
-      };
-    }
+    this.#periodic.run(this.#closed || !(this.#nvram[REG_B] & B_PIE) ? undefined : period);
   }
 
   #updateInProgress(): boolean {
