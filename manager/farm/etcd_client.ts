@@ -214,6 +214,13 @@ export class EtcdClient implements EtcdKv {
           if (line === "") continue;
           const message = JSON.parse(line);
           if (message.error) throw grpcError(message.error, "watch");
+          // A start revision etcd has compacted away: the watch is cancelled at once.
+          if (message.result?.canceled && Number(message.result.compact_revision ?? 0) > 0) {
+            throw new EtcdError(
+              "unavailable",
+              `etcd compacted the watch's start revision (now ${message.result.compact_revision})`,
+            );
+          }
           for (const raw of (message.result?.events ?? []) as RawEvent[]) {
             onEvent({
               type: raw.type === "DELETE" ? "delete" : "put",

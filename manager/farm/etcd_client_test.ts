@@ -198,3 +198,33 @@ etcdTest("EtcdClient authenticates with a user and password", async () => {
     await etcd.stop();
   }
 });
+
+etcdTest(
+  "EtcdClient watch replays from a start revision; a compacted one ends it, saying so",
+  async () => {
+    const etcd = await TestEtcd.start();
+    const client = new EtcdClient({ endpoints: [etcd.url] });
+    try {
+      const first = await client.put("/r/a", "1");
+      await client.delete("/r/a");
+      const last = await client.put("/r/b", "2");
+      // Started after the changes, from the first one's revision: all three are replayed.
+      const seen: string[] = [];
+      const replay = client.watch("/r/", (e) => seen.push(`${e.type} ${e.kv.key}`), first);
+      const deadline = Date.now() + 5000;
+      while (seen.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(seen, ["put /r/a", "delete /r/a", "put /r/b"]);
+      replay.close();
+      await replay.ended;
+      await fetch(`${etcd.url}/v3/kv/compaction`, {
+        method: "POST",
+        body: JSON.stringify({ revision: String(last) }),
+      }).then((r) => r.body?.cancel());
+      const compacted = client.watch("/r/", () => {}, first);
+      await assert.rejects(compacted.ended, /compacted the watch's start revision/);
+    } finally {
+      client.close();
+      await etcd.stop();
+    }
+  },
+);

@@ -83,6 +83,8 @@ export class FarmMember {
   /** Owner keys of this host seen without a running domain once (released the second time). */
   readonly #idleOwners = new Set<string>();
   #watch?: Watch;
+  /** The highest revision the watch delivered (where a restarted watch resumes). */
+  #seenRevision?: number;
   #reconcileTimer?: ReturnType<typeof setInterval>;
   #joined = false;
   #stopped = false;
@@ -401,9 +403,14 @@ export class FarmMember {
     await this.store.putHost(this.#record, this.lease);
   }
 
-  #startWatch(): void {
+  /**
+   * Watches the farm's prefix, from `fromRevision` when given: a watch started again
+   * after a break replays what happened meanwhile (an owner key that expired while this
+   * host's stream was cut must still reach `ha.ownerGone`).
+   */
+  #startWatch(fromRevision?: number): void {
     const keys = this.store.keys;
-    const watch = this.#etcd.watch(keys.root, (event) => this.#dispatch(event));
+    const watch = this.#etcd.watch(keys.root, (event) => this.#dispatch(event), fromRevision);
     this.#watch = watch;
     watch.ended.then(
       () => this.#restartWatch("the watch ended"),
@@ -418,13 +425,16 @@ export class FarmMember {
       if (this.#stopped) return;
       // What changed meanwhile is caught up by a full pass.
       mergeDefinitions(this).then(() => this.intents.scan()).catch(() => {});
-      this.#startWatch();
+      // From the last revision seen, unless etcd compacted it away (then from now).
+      if (/compacted/.test(why)) this.#seenRevision = undefined;
+      this.#startWatch(this.#seenRevision === undefined ? undefined : this.#seenRevision + 1);
     }, 1000);
   }
 
   #dispatch(event: WatchEvent): void {
     const keys = this.store.keys;
     const key = event.kv.key;
+    this.#seenRevision = Math.max(this.#seenRevision ?? 0, event.kv.modRevision);
     if (key.startsWith(keys.definitions)) {
       const name = keys.name(key, keys.definitions);
       if (event.type === "put") {
@@ -436,7 +446,11 @@ export class FarmMember {
         );
       }
     } else if (key.startsWith(keys.intents) && event.type === "put") {
-      this.intents.handle(keys.name(key, keys.intents), event.kv.value);
+      // A replayed put may be stale (the intent has moved on since): act on the current.
+      const domain = keys.name(key, keys.intents);
+      this.store.etcd.get(key).then((now) => {
+        if (now !== undefined) this.intents.handle(domain, now.value);
+      }).catch(() => {});
     } else if (key.startsWith(keys.owners) && event.type === "delete" && event.prev) {
       const owner = parseRecord<OwnerRecord>(event.prev.value);
       if (owner !== undefined) this.ha.ownerGone(keys.name(key, keys.owners), owner);
