@@ -56,6 +56,9 @@ async function allBeating(daemon: BenchDaemon, names: string[], marker?: string)
   }
 }
 
+/** The Deno binary, to know a VMM process by its executable. */
+const DENO = Deno.statSync(Deno.execPath());
+
 /** The VMM processes (Deno) under the launcher pids of `domains`. */
 function vmmPids(pids: number[]): number[] {
   const children = new Map<number, number[]>();
@@ -76,7 +79,9 @@ function vmmPids(pids: number[]): number[] {
     for (let i = 0; i < under.length; i++) under.push(...(children.get(under[i]) ?? []));
     const denos = under.filter((pid) => {
       try {
-        return Deno.readLinkSync(`/proc/${pid}/exe`) === Deno.execPath();
+        // By inode: a jailed VMM's binary is bound into its jail under another name.
+        const exe = Deno.statSync(`/proc/${pid}/exe`);
+        return exe.dev === DENO.dev && exe.ino === DENO.ino;
       } catch {
         return false;
       }

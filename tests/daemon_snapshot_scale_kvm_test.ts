@@ -252,11 +252,16 @@ function memoryUse(pid: number): MemoryUse {
   return use;
 }
 
+/** The Deno binary, to know a VMM process by its executable. */
+const DENO = Deno.statSync(Deno.execPath());
+
 /** The VMM (the Deno process) among the processes under a domain's launcher `pid`. */
 function vmmProcess(pid: number): number {
   const denos = descendants(pid).filter((p) => {
     try {
-      return Deno.readLinkSync(`/proc/${p}/exe`) === Deno.execPath();
+      // By inode: a jailed VMM's binary is bound into its jail under another name.
+      const exe = Deno.statSync(`/proc/${p}/exe`);
+      return exe.dev === DENO.dev && exe.ino === DENO.ino;
     } catch {
       return false;
     }
