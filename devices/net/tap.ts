@@ -12,6 +12,7 @@ import { closeFd, errno, ioctlBytes, ioctlValue, openFile } from "../../ffi/libc
 import { ioctl, ioctlWithValue } from "../../ffi/fs.ts";
 import { O_CLOEXEC, O_NONBLOCK, O_RDWR } from "../../ffi/libc_symbols.ts";
 import { SyscallError } from "../../ffi/errno.ts";
+import { addStatusFlags } from "../../ffi/file_stat.ts";
 import { AF_UNIX, interfaceIndex, SOCK_CLOEXEC, SOCK_DGRAM, socket } from "../../ffi/socket.ts";
 import { INTERFACE_NAME_RULE, isInterfaceName } from "../../common/validators.ts";
 import { handedTap } from "../../common/handed_descriptors.ts";
@@ -138,11 +139,14 @@ export class Tap {
    * network namespace (so TUNSETIFF finds `name` there, not in the VMM's empty one); the
    * daemon created the tap persistent, owned by the VMM's user, up and on its bridge.
    * A reboot attaches again through another duplicate of the same file: EEXIST then
-   * means it is attached already.
+   * means it is attached already. The launcher's shell opened it blocking; the device
+   * reads until EAGAIN, so a blocking descriptor hung the VMM's event loop at the first
+   * frame from the host (seen on KVM: the guest's frames never left).
    */
   static #attachHanded(fd: number, name: string): Tap {
     try {
       validateName(name);
+      addStatusFlags(fd, O_NONBLOCK);
       const request = ifreq(name);
       new DataView(request.buffer).setUint16(IFNAMSIZ, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, true);
       if (ioctl(fd, TUNSETIFF, request) < 0 && errno() !== EEXIST) {
