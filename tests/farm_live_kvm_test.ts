@@ -98,10 +98,7 @@ kvmTest(
       }
       const names = ["web", "db"];
       for (const name of names) {
-        // Unsandboxed: this test is about the farm's moves; the sandboxed VMM's side of a
-        // migration is tests/daemon_migration_kvm_test.ts's (at the time of writing the
-        // jail hid the relay socket from migrate-send: "No such file or directory").
-        await h1.client.post("/v1/domains", domainGuest(name, { sandbox: false }));
+        await h1.client.post("/v1/domains", domainGuest(name));
         await h1.client.post(`/v1/domains/${name}/start?host=h2`, {});
       }
       const before = new Map<string, number>();
