@@ -19,6 +19,7 @@ import { Kvm } from "../core/kvm.ts";
 import { DEFAULT_FIRMWARE } from "../core/boot/firmware_rom.ts";
 import { describeEnd, EXIT_STATUS, exitStatusFor, type VmEndReason } from "../core/vm_end.ts";
 import { type BootImage, build, loadBootImage, restore } from "../vmm/builder.ts";
+import { dropVcpuWorkers, prestartVcpuWorkers } from "../vmm/vcpu_workers.ts";
 import type { Machine } from "../vmm/machine.ts";
 import type {
   VmmBootConfig,
@@ -290,6 +291,8 @@ export async function runCommand(args: string[]): Promise<number> {
     console.log(RUN_HELP);
     return EXIT_STATUS.OK;
   }
+  // --restore: the vCPU Workers load while the state is restored (vmm/vcpu_workers.ts).
+  if (options.state.restore) prestartVcpuWorkers(options.config.vcpus);
   using kvm = Kvm.open();
   let machine: Machine | undefined;
   let input: (bytes: Uint8Array) => void = () => {};
@@ -346,6 +349,7 @@ export async function runCommand(args: string[]): Promise<number> {
     }
     return status;
   } finally {
+    dropVcpuWorkers();
     Deno.removeSignalListener("SIGTERM", onTerm);
     Deno.removeSignalListener("SIGINT", onInt);
     if (restoreFrom?.paused) Deno.removeSignalListener("SIGCONT", onCont);
