@@ -94,22 +94,45 @@ export function restoreFiles(config: VmmConfig): string[] {
   });
 }
 
+/** Files whose read grant is out, with how many starts hold it and what to put back. */
+const grants = new Map<string, { holders: number; uid: number; gid: number; mode: number }>();
+
 /**
  * Lets group `gid` read `paths` (root-owned 0600 saves) until the returned function puts
  * back their owners and modes: the VMM opens and maps them while it starts, as libvirt
- * relabels a saved state for QEMU while it restores.
+ * relabels a saved state for QEMU while it restores. Counted per file: VMMs restoring one
+ * state together (clones) keep it readable until the last of them is up.
  */
 export function grantRead(paths: readonly string[], gid: number): () => void {
-  const saved = paths.map((path) => ({ path, info: Deno.statSync(path) }));
-  for (const { path } of saved) {
-    Deno.chownSync(path, null, gid);
-    Deno.chmodSync(path, 0o640);
+  const held: string[] = [];
+  for (const path of paths) {
+    const grant = grants.get(path);
+    if (grant !== undefined) {
+      grant.holders++;
+    } else {
+      const info = Deno.statSync(path);
+      grants.set(path, {
+        holders: 1,
+        uid: info.uid ?? 0,
+        gid: info.gid ?? 0,
+        mode: (info.mode ?? 0o600) & 0o7777,
+      });
+      Deno.chownSync(path, null, gid);
+      Deno.chmodSync(path, 0o640);
+    }
+    held.push(path);
   }
+  let released = false;
   return () => {
-    for (const { path, info } of saved) {
+    if (released) return;
+    released = true;
+    for (const path of held) {
+      const grant = grants.get(path);
+      if (grant === undefined || --grant.holders > 0) continue;
+      grants.delete(path);
       try {
-        Deno.chownSync(path, info.uid, info.gid);
-        Deno.chmodSync(path, (info.mode ?? 0o600) & 0o7777);
+        Deno.chownSync(path, grant.uid, grant.gid);
+        Deno.chmodSync(path, grant.mode);
       } catch {
         // removed meanwhile
       }
