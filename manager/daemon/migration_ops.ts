@@ -383,5 +383,3 @@ function readMovedDefinition(start: StartRequest): MigratedDefinition {
   }
   return { definition, persistent: moved.persistent };
 }
-
-
