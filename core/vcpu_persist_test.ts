@@ -35,7 +35,8 @@ class RecordingVcpu {
   getXcrs = () => this.#log("GET_XCRS", this.#parts.xcrs!);
   getDebugRegs = () => this.#log("GET_DEBUGREGS", this.#parts.debugregs!);
   getLapic = () => this.#log("GET_LAPIC", this.#parts.lapic);
-  getCpuid = () => this.#log("GET_CPUID2", this.#parts.cpuid);
+  // The table the VMM set (Vcpu.cpuidSet), not KVM_GET_CPUID2: see core/vcpu.ts.
+  cpuidSet = () => this.#log("CPUID_SET", this.#parts.cpuid);
   getTscKhz = () => this.#log("GET_TSC_KHZ", this.tscKhz);
   getVcpuEvents = () => this.#log("GET_VCPU_EVENTS", encodeVcpuEvents(this.#parts.events));
   getMsrs = (indices: number[]): MsrEntry[] => {
