@@ -86,6 +86,7 @@ Options:
   --seccomp MODE       System-call filter entered before the guest runs: strict
                        (default: a call outside the list kills), log (unknown calls
                        are logged, forbidden ones kill) or off
+  --no-sandbox         The same as --seccomp off, with a warning: run unconfined
 ${RUN_STATE_HELP}
   -h, --help           Show this help
 
@@ -137,12 +138,13 @@ async function parseRunOptions(args: string[]): Promise<RunOptions | undefined> 
     "virtio-console": { type: "boolean" },
     transport: { type: "string", default: "pci" },
     seccomp: { type: "string", default: DEFAULT_SECCOMP_MODE },
+    "no-sandbox": { type: "boolean" },
     help: { type: "boolean", short: "h" },
     ...RUN_STATE_FLAGS,
   });
   if (values.help) return undefined;
   const state = parseRunStateOptions(values, args);
-  const seccomp = seccompFlag(values.seccomp);
+  const seccomp = noSandbox(values["no-sandbox"], values.seccomp);
   if (!/^\d+$/.test(values.cpus)) {
     throw new UsageError(`--cpus: '${values.cpus}' is not a whole number of vCPUs`);
   }
@@ -372,4 +374,17 @@ function reportEnd(reason: VmEndReason, status: number): void {
   const line = `denovisor: ${describeEnd(reason)}`;
   if (status >= EXIT_STATUS.TRIPLE_FAULT) console.error(line);
   else if (Deno.stderr.isTerminal()) console.error(line);
+}
+
+/**
+ * `--no-sandbox` (as `"sandbox": false` in a definition) turns the system-call filter off
+ * and says so; naming a filter mode as well is a contradiction.
+ */
+function noSandbox(off: boolean | undefined, mode: string): SeccompMode {
+  if (!off) return seccompFlag(mode);
+  if (mode !== DEFAULT_SECCOMP_MODE) {
+    throw new UsageError(`--no-sandbox and --seccomp ${mode} contradict each other`);
+  }
+  console.error("denovisor: warning: --no-sandbox: this VMM runs without its system-call filter");
+  return "off";
 }

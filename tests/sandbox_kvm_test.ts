@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { kvmTest } from "./kvm_support.ts";
-import { denovisor } from "./cli_support.ts";
+import { denovisor, guest } from "./cli_support.ts";
 import { domainGuest, TestDaemon } from "./daemon_support.ts";
 import { vmmUser } from "../manager/sandbox/vmm_user.ts";
 import { detectCgroups, DomainCgroup } from "../manager/sandbox/cgroup.ts";
@@ -140,6 +140,29 @@ strictTest("denovisor run --seccomp=strict boots the 2-vCPU demo guest to its en
   assert.match(r.stdout, /timer: 20\/20 ticks/);
   assert.match(r.stdout, /demo: done, exiting/);
 });
+
+kvmTest(
+  "denovisor run --no-sandbox runs unfiltered and says so; with --seccomp it is refused",
+  async () => {
+    const r = await denovisor(["run", "--no-sandbox", "--kernel", guest("hello")], {
+      env: { DENO_NO_UPDATE_CHECK: "1" },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: --no-sandbox/);
+    assert.match(r.stderr, /seccomp filter off/);
+    assert.match(r.stdout, /hello from guest/);
+    const both = await denovisor([
+      "run",
+      "--no-sandbox",
+      "--seccomp",
+      "log",
+      "--kernel",
+      guest("hello"),
+    ]);
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(both.stderr, /--no-sandbox and --seccomp log contradict each other/);
+  },
+);
 
 kvmTest(
   "a jailed domain with a qcow2 overlay, a NIC, rng, balloon and a virtio console boots, resets and gives its tap back",
