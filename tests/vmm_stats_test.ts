@@ -133,7 +133,7 @@ kvmTest("the control API names unknown paths and wrong methods", async () => {
     await assert.rejects(
       api.get("/vm/pause"),
       (e) =>
-        e instanceof ApiClientError && e.status === 400 && /GET is not allowed/.test(e.message),
+        e instanceof ApiClientError && e.status === 405 && /GET is not allowed/.test(e.message),
     );
   });
 }, 120_000);
