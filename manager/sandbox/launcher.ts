@@ -92,6 +92,32 @@ function openScript(descriptors: readonly HandedOpen[]): string {
  */
 const REAPER_SCRIPT = '"$@" & wait $!; s=$?; [ $s -gt 128 ] && kill -s $((s - 128)) $$; exit $s';
 
+/**
+ * The launcher's namespaces step and its privileges step, each followed by what it execs:
+ * one definition for the launch and for the host probe, so the probe tries what runs.
+ */
+const NAMESPACES_STEP: readonly string[] = [
+  "unshare",
+  "--ipc",
+  "--uts",
+  "--mount",
+  "--net",
+  "--pid",
+  "--",
+  "/bin/bash",
+  "-c",
+  REAPER_SCRIPT,
+  "denovisor-reaper",
+];
+const PRIVILEGES_STEP: readonly string[] = [
+  "setpriv",
+  "--no-new-privs",
+  "--inh-caps=-all",
+  "--ambient-caps=-all",
+  `--bounding-set=${JAIL_ENTRY_CAPABILITIES}`,
+  "--",
+];
+
 /** Step 3: the jail's mounts, then exec what follows "--". */
 const JAIL_SCRIPT = `J=$1; shift; umask 022
 fail() { echo "denovisor launcher: jail: $*" >&2; exit 125; }
@@ -139,17 +165,7 @@ export function launcherPrefix(plan: SandboxPlan): string[] {
     ...plan.cgroupProcs,
     "--",
     ...plan.descriptors.map((d) => d.path),
-    "unshare",
-    "--ipc",
-    "--uts",
-    "--mount",
-    "--net",
-    "--pid",
-    "--",
-    "/bin/bash",
-    "-c",
-    REAPER_SCRIPT,
-    "denovisor-reaper",
+    ...NAMESPACES_STEP,
     "/bin/bash",
     "-c",
     JAIL_SCRIPT,
@@ -157,12 +173,7 @@ export function launcherPrefix(plan: SandboxPlan): string[] {
     plan.jail.root,
     ...binds,
     "--",
-    "setpriv",
-    "--no-new-privs",
-    "--inh-caps=-all",
-    "--ambient-caps=-all",
-    `--bounding-set=${JAIL_ENTRY_CAPABILITIES}`,
-    "--",
+    ...PRIVILEGES_STEP,
     "unshare",
     `--root=${plan.jail.root}`,
     "--wd=/",
@@ -216,26 +227,11 @@ export function sandboxSupport(): Promise<SandboxSupport> {
   support ??= (async () => ({
     bash: await works(["/bin/bash", "-c", "exec 3</dev/null"]),
     namespaces: await works([
-      "unshare",
-      "--ipc",
-      "--uts",
-      "--mount",
-      "--net",
-      "--pid",
-      "--",
-      "/bin/bash",
-      "-c",
-      REAPER_SCRIPT,
-      "denovisor-reaper",
+      ...NAMESPACES_STEP,
       "/bin/true",
     ]),
     setpriv: await works([
-      "setpriv",
-      "--no-new-privs",
-      "--inh-caps=-all",
-      "--ambient-caps=-all",
-      `--bounding-set=${JAIL_ENTRY_CAPABILITIES}`,
-      "--",
+      ...PRIVILEGES_STEP,
       "/bin/true",
     ]),
     jail: await works(["unshare", "--root=/", "--setgid=65534", "--setuid=65534", "/bin/true"]),
