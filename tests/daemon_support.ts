@@ -9,6 +9,7 @@
 
 import { ApiClient } from "../manager/api_client.ts";
 import type { DomainDefinition, DomainEvent, DomainInfo } from "../manager/api_types.ts";
+import { releaseTaps } from "../manager/sandbox/tap_setup.ts";
 import { guest } from "./cli_support.ts";
 import { logFiles, type LoggedText, uncaughtErrors } from "./log_scan.ts";
 
@@ -165,6 +166,9 @@ export class TestDaemon {
       }
     }
     await sleep(200);
+    // The taps the daemon made persistent for its jailed VMMs outlive them and it; a
+    // killed daemon never removes them, so the test does, or every run leaks a few.
+    for (const runDir of domainRunDirs(this.dir)) releaseTaps(runDir);
     const logs: LoggedText[] = [];
     for (const [index, { output }] of this.#processes.entries()) {
       logs.push({ source: `daemon process ${index + 1}`, text: await output });
@@ -176,22 +180,25 @@ export class TestDaemon {
   }
 }
 
-/** The pids in `<dir>/domains/<name>/vmm.pid` (and domain.json) files under `dir`. */
+/** The run directories `<dir>/domains/<name>` of the domains a daemon on `dir` ran. */
+function domainRunDirs(dir: string): string[] {
+  try {
+    return [...Deno.readDirSync(`${dir}/domains`)].filter((entry) => entry.isDirectory)
+      .map((entry) => `${dir}/domains/${entry.name}`);
+  } catch {
+    return []; // No run directory.
+  }
+}
+
+/** The pids in `<dir>/domains/<name>/domain.json` records under `dir`. */
 export function vmmPids(dir: string): number[] {
   const pids: number[] = [];
-  try {
-    for (const entry of Deno.readDirSync(`${dir}/domains`)) {
-      if (!entry.isDirectory) continue;
-      try {
-        pids.push(
-          JSON.parse(Deno.readTextFileSync(`${dir}/domains/${entry.name}/domain.json`)).pid,
-        );
-      } catch {
-        // No record.
-      }
+  for (const runDir of domainRunDirs(dir)) {
+    try {
+      pids.push(JSON.parse(Deno.readTextFileSync(`${runDir}/domain.json`)).pid);
+    } catch {
+      // No record.
     }
-  } catch {
-    // No run directory.
   }
   return pids;
 }

@@ -225,6 +225,31 @@ kvmTest(
   120_000,
 );
 
+kvmTest(
+  "the test harness gives back the taps of a killed daemon's jailed VMMs (no leaked persistent dvN)",
+  async () => {
+    const daemon = await TestDaemon.start();
+    let tap = "";
+    try {
+      const info = await daemon.run(domainGuest("leak", { nics: [{ tap: "auto" }] }));
+      const table = JSON.parse(
+        Deno.readTextFileSync(`${dirname(info.consoleSocket!)}/descriptors.json`),
+      );
+      [tap] = Object.keys(table.taps);
+      assert.match(tap, /^dv\d+$/);
+      await daemon.kill("SIGKILL"); // the daemon never sees its VMM end
+    } finally {
+      await daemon.cleanup();
+    }
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && exists(`/sys/class/net/${tap}`)) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.ok(!exists(`/sys/class/net/${tap}`), `${tap} was removed`);
+  },
+  60_000,
+);
+
 function exists(path: string): boolean {
   try {
     Deno.statSync(path);

@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import { type Lifecycle, type LifecycleContext, revalidate } from "./lifecycle.ts";
 import { VmmRun } from "./vmm_run.ts";
+import { releaseVmmSandbox } from "../sandbox/vmm_sandbox.ts";
 
 /**
  * Re-attaches every VMM recorded in the run directory; a record whose VMM has gone is
@@ -32,6 +33,9 @@ export function reattachAll(context: LifecycleContext, lifecycle: Lifecycle): Pr
       const runDir = join(domainsDir, name);
       const record = await VmmRun.readRecord(runDir);
       if (record === undefined || record.definition.name !== name) {
+        // Its taps are made non-persistent first, or they would outlive the directory
+        // that names them (a VMM still holding one keeps it until it exits).
+        releaseVmmSandbox(runDir);
         await Deno.remove(runDir, { recursive: true }).catch(() => {});
         return;
       }
