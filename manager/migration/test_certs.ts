@@ -1,88 +1,27 @@
 /**
- * Test helper: a CA and host certificates made with openssl, as docs describe for a farm
- * (see manager/migration/README.md). Used by the channel tests only.
+ * Test helper: CAs and host certificates for the channel and daemon tests, made by the
+ * same code as `denovisor migration-certs` (./certs.ts), with names the tests choose: a
+ * farm's CA and a rogue one side by side in one directory, hosts reachable on loopback.
  *
  * @module
  */
 
 import { join } from "node:path";
+import { ensureCa, makeHostCert as makeSignedHostCert } from "./certs.ts";
 
-async function openssl(args: string[], cwd: string): Promise<void> {
-  const output = await new Deno.Command("openssl", { args, cwd, stdout: "piped", stderr: "piped" })
-    .output();
-  if (!output.success) {
-    throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(output.stderr)}`);
-  }
-}
-
-/** Makes `<name>-ca.pem`/`<name>-ca.key` in `dir`; returns the CA's paths. */
+/** Makes a CA in `dir/<name>-ca/`; returns its paths. */
 export async function makeCa(dir: string, name: string): Promise<{ cert: string; key: string }> {
-  const cert = join(dir, `${name}-ca.pem`);
-  const key = join(dir, `${name}-ca.key`);
-  await openssl([
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name} migration CA`,
-  ], dir);
+  const home = join(dir, `${name}-ca`);
+  await Deno.mkdir(home, { recursive: true });
+  const { cert, key } = await ensureCa(home);
   return { cert, key };
 }
 
-/** Makes a host certificate for `cn` (SAN IP 127.0.0.1 and DNS localhost) signed by `ca`. */
-export async function makeHostCert(
+/** Makes a host certificate for `cn` (also valid for 127.0.0.1 and localhost) signed by `ca`. */
+export function makeHostCert(
   dir: string,
   cn: string,
   ca: { cert: string; key: string },
 ): Promise<{ cert: string; key: string }> {
-  const key = join(dir, `${cn}.key`);
-  const csr = join(dir, `${cn}.csr`);
-  const cert = join(dir, `${cn}.pem`);
-  const ext = join(dir, `${cn}.ext`);
-  await Deno.writeTextFile(
-    ext,
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
-  );
-  await openssl([
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    key,
-    "-out",
-    csr,
-    "-subj",
-    `/CN=${cn}`,
-  ], dir);
-  await openssl([
-    "x509",
-    "-req",
-    "-in",
-    csr,
-    "-CA",
-    ca.cert,
-    "-CAkey",
-    ca.key,
-    "-CAcreateserial",
-    "-out",
-    cert,
-    "-days",
-    "2",
-    "-extfile",
-    ext,
-  ], dir);
-  return { cert, key };
+  return makeSignedHostCert(dir, { name: cn, addresses: ["127.0.0.1", "localhost"] }, ca);
 }
