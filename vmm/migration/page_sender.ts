@@ -36,23 +36,43 @@ export interface SentPages {
   bytes: number;
 }
 
-/** Paces writes to `bytesPerSecond` (0: unlimited). */
+/** A clock for `Pacer` (tests pass a fake one). */
+export interface PacerClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const REAL_CLOCK: PacerClock = {
+  now: () => performance.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+/**
+ * Paces writes to `bytesPerSecond` (0: unlimited): each write holds the link for
+ * `bytes / rate` from when it was free, so time spent not sending earns no credit. (It
+ * used to average from the pacer's creation: the seconds the destination took to start
+ * its VMM before round 0 let round 0 burst at several times the limit, the sender measured
+ * that as the link's rate, switched over on a dirty set the real link needed seconds for,
+ * and never throttled the guest.)
+ */
 export class Pacer {
   readonly #rate: number;
-  readonly #started = performance.now();
-  #bytes = 0;
+  readonly #clock: PacerClock;
+  /** When the link is free again at the limit (ms on the clock). */
+  #free = -Infinity;
 
-  constructor(bytesPerSecond: number) {
+  constructor(bytesPerSecond: number, clock: PacerClock = REAL_CLOCK) {
     this.#rate = bytesPerSecond;
+    this.#clock = clock;
   }
 
-  /** Accounts `bytes` and waits until the average rate is back under the limit. */
+  /** Accounts `bytes` just written and waits until the link would be free again. */
   async account(bytes: number): Promise<void> {
-    this.#bytes += bytes;
     if (this.#rate <= 0) return;
-    const due = this.#started + (this.#bytes / this.#rate) * 1000;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    const now = this.#clock.now();
+    this.#free = Math.max(this.#free, now) + (bytes / this.#rate) * 1000;
+    const wait = this.#free - now;
+    if (wait > 1) await this.#clock.sleep(wait);
   }
 }
 
