@@ -8,7 +8,10 @@
 import { EXIT_STATUS } from "../core/vm_end.ts";
 import { parseHandedDescriptors, setHandedDescriptors } from "../common/handed_descriptors.ts";
 import { readVmmConfig } from "../vmm/config_parse.ts";
-import { runVmm } from "../vmm/vmm_process.ts";
+import { redirectStdioTo, runVmm } from "../vmm/vmm_process.ts";
+import { awaitPoolOrder } from "../vmm/pool_order.ts";
+import { prestartVcpuWorkers } from "../vmm/vcpu_workers.ts";
+import { sendFds } from "../ffi/scm_rights.ts";
 import { parseCommandArgs, UsageError } from "./usage_error.ts";
 import {
   parseSeccompMode,
@@ -17,6 +20,7 @@ import {
 } from "../vmm/sandbox/seccomp_filter.ts";
 
 export const VMM_HELP = `Usage: denovisor vmm --config FILE [--seccomp MODE] [--descriptors FILE]
+       denovisor vmm --pool-socket FD
 
 Runs one domain as the daemon's VMM process: reads FILE (a VmmConfig, see
 vmm/vmm_config.ts), serves the control API on RUNDIR/vmm.sock and the console on
@@ -32,6 +36,10 @@ Options:
   --descriptors FILE  Inherited descriptors to use instead of opening /dev/kvm, images,
                   kernels and taps (JSON {kvm, files: {PATH: FD}, taps: {NAME: FD}}):
                   the daemon's sandbox hands them to a VMM that cannot open them
+  --pool-socket FD  Start ahead of any domain (the daemon's VMM pool, already jailed):
+                  load, then wait on the inherited socket FD for one order (the
+                  config's path, the seccomp mode and the descriptors, over
+                  SCM_RIGHTS) and run that domain; exit 0 if the socket closes first
   -h, --help      Show this help
 
 Exit status: 0 when the VM ended (end.json says how), 1 when it could not start
@@ -43,11 +51,18 @@ export async function vmmCommand(args: string[]): Promise<number> {
     config: { type: "string" },
     seccomp: { type: "string" },
     descriptors: { type: "string" },
+    "pool-socket": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
     console.log(VMM_HELP);
     return EXIT_STATUS.OK;
+  }
+  if (values["pool-socket"] !== undefined) {
+    if (values.config !== undefined || values.descriptors !== undefined || values.seccomp) {
+      throw new UsageError("vmm: --pool-socket takes its config and descriptors from the order");
+    }
+    return await runPooled(values["pool-socket"]);
   }
   if (values.config === undefined) throw new UsageError("vmm: --config FILE is required");
   const seccomp = values.seccomp === undefined ? undefined : seccompFlag(values.seccomp);
@@ -56,6 +71,29 @@ export async function vmmCommand(args: string[]): Promise<number> {
   }
   const config = await readVmmConfig(values.config);
   return await runVmm(config, { seccomp });
+}
+
+/**
+ * A pooled VMM (vmm/pool_order.ts): warm up, tell the daemon, wait for the one domain it
+ * will run. Everything is loaded before the wait (this module imports the whole VMM), and
+ * vCPU 0's Worker loads meanwhile.
+ */
+async function runPooled(value: string): Promise<number> {
+  const socket = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(socket >= 3)) throw new UsageError(`vmm: --pool-socket '${value}' is not a descriptor`);
+  prestartVcpuWorkers(1);
+  try {
+    sendFds(socket, new Uint8Array([1]), []); // ready
+  } catch {
+    // Taken before it was ready: the order may already wait; the daemon's end is gone.
+  }
+  const order = awaitPoolOrder(socket);
+  if (order === undefined) return EXIT_STATUS.OK; // the daemon went, or drained the pool
+  setHandedDescriptors(order.descriptors);
+  const config = await readVmmConfig(order.config);
+  // From here on what goes wrong belongs in the domain's log, not the pool's.
+  redirectStdioTo(config.logFile);
+  return await runVmm(config, { seccomp: order.seccomp });
 }
 
 async function readDescriptorTable(path: string) {

@@ -33,6 +33,17 @@ export function socketPair(): [number, number] {
   return [fds[0], fds[1]];
 }
 
+const F_SETFD = 2;
+
+/**
+ * Clears close-on-exec on `fd`, so that the next child spawned inherits it (the daemon's
+ * end of a pooled VMM's socket pair). Call it right before the spawn and close the
+ * descriptor right after: any other child spawned meanwhile would inherit it too.
+ */
+export function setInheritable(fd: number): void {
+  if (libc().fcntl_int(fd, F_SETFD, 0n) < 0) throw new SyscallError("fcntl(F_SETFD)", errno());
+}
+
 const align8 = (n: number) => (n + 7) & ~7;
 
 /** struct msghdr (56 bytes on x86_64) over one iovec and a control buffer. */

@@ -36,7 +36,7 @@ const O_APPEND = 0o2000;
  * that reader may be gone, and a write to a broken pipe would fail (or block on a full
  * one) inside a device's warning.
  */
-function redirectStdioTo(logFile: string): void {
+export function redirectStdioTo(logFile: string): void {
   const fd = openFile(logFile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600);
   try {
     for (const target of [1, 2]) {

@@ -38,6 +38,7 @@ import type { MigrationFlags } from "../migration/listen_options.ts";
 import { DomainMigrations } from "./migration_ops.ts";
 import { addMigrationRoutes } from "./migration_routes.ts";
 import { startMigrationListener } from "./migration_listener.ts";
+import { setVmmPool, VmmPool } from "../sandbox/vmm_pool.ts";
 
 /** Options of `runDaemon`. */
 export interface DaemonOptions {
@@ -66,6 +67,8 @@ export interface DaemonOptions {
   migration?: MigrationFlags;
   /** --metrics-listen/--metrics-allow: GET /metrics on TCP too (off without it). */
   metrics?: MetricsListenOptions;
+  /** --vmm-pool: how many jailed VMMs to keep pre-started (../sandbox/vmm_pool.ts); 0 (default) none. */
+  vmmPool?: number;
 }
 
 /** A running daemon. */
@@ -190,6 +193,12 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       );
     }
     log(`listening on ${paths.socket} (state ${paths.stateDir})`);
+    const vmmPool = new VmmPool(join(paths.runDir, "vmm-pool"), options.vmmPool ?? 0, log);
+    setVmmPool(vmmPool);
+    // After the takeover: the VMMs left running come first; pooled ones load meanwhile.
+    reattached.finally(() => vmmPool.start()).catch((error) =>
+      log(`VMM pool: ${(error as Error).message}`)
+    );
     const migrationListener = await startMigrationListener(
       migrations,
       options.migration ?? {},
@@ -244,6 +253,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
           // Not under systemd, or its socket is gone: nothing to tell.
         }
         clearInterval(trimmer);
+        setVmmPool(undefined);
+        await vmmPool.drain();
         await metricsListener?.close().catch(() => {});
         // A migration still relaying keeps its connection (its VMM copes with a cut).
         await Promise.race([migrationListener?.close(), new Promise((r) => setTimeout(r, 3000))]);

@@ -53,14 +53,21 @@ export function spawnVmm(
   logFile: string,
   sandbox: { prefix: readonly string[]; vmmArgs: readonly string[] } = { prefix: [], vmmArgs: [] },
 ): SpawnedVmm {
-  const argv = [
+  return spawnDetached([
     ...sandbox.prefix,
     ...selfCommand(),
     "vmm",
     "--config",
     configPath,
     ...sandbox.vmmArgs,
-  ];
+  ], logFile);
+}
+
+/**
+ * Starts `argv` in its own session with stdin from /dev/null and stdout/stderr appended to
+ * `logFile`, with the VMM's environment (also how the pool starts its VMMs: ../sandbox/vmm_pool.ts).
+ */
+export function spawnDetached(argv: readonly string[], logFile: string): SpawnedVmm {
   // sh execs the VMM after redirecting, so the pid is the VMM's own.
   const child = new Deno.Command("/bin/sh", {
     args: ["-c", 'exec "$@" >>"$0" 2>&1 </dev/null', logFile, ...argv],

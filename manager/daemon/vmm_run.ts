@@ -20,6 +20,7 @@ import {
   vmmCgroupStats,
 } from "../sandbox/vmm_sandbox.ts";
 import { describeSeccompKill } from "../sandbox/seccomp_report.ts";
+import { type PooledVmm, takePooledVmm } from "../sandbox/vmm_pool.ts";
 import {
   childPid,
   describeExit,
@@ -27,6 +28,7 @@ import {
   processStartTime,
   sameProcessAlive,
   signalProcess,
+  type SpawnedVmm,
   spawnVmm,
   watchProcess,
 } from "./vmm_process.ts";
@@ -43,6 +45,8 @@ export interface RuntimeRecord {
   /** /proc/<pid>/stat start time, so a reused pid is not mistaken for the VMM. */
   pidStartTime: number;
   startedAt: string;
+  /** The pool slot of a VMM taken from the pool (../sandbox/vmm_pool.ts), removed at its end. */
+  poolSlot?: string;
 }
 
 /** Why a run ended, as the daemon gathered it. */
@@ -87,6 +91,7 @@ export class VmmRun {
       // Read before the group goes with the sandbox.
       const oomKills = vmmCgroupStats(runDir).cgroup?.oomKills ?? 0;
       releaseVmmSandbox(runDir);
+      if (record.poolSlot) await Deno.remove(record.poolSlot, { recursive: true }).catch(() => {});
       return {
         record: await readEndRecord(runDir),
         exit: exit?.signal === "SIGSYS"
@@ -126,15 +131,24 @@ export class VmmRun {
     await writeFileAtomic(configPath, JSON.stringify(sandbox.config, null, 2) + "\n");
     sandbox.shareWithVmm(configPath);
     await appendLog(config.logFile, sandbox.notes);
-    const spawned = spawnVmm(configPath, config.logFile, sandbox);
-    // In its own PID namespace the VMM is the launcher's child, not the spawned process.
-    const pid = sandbox.pidNamespace ? await childPid(spawned.pid) : spawned.pid;
+    const pooled = await handToPooled(config, configPath, sandbox);
+    let spawned: SpawnedVmm;
+    let pid: number;
+    if (pooled !== undefined) {
+      spawned = { pid: pooled.launcherPid, status: pooled.status };
+      pid = pooled.pid;
+    } else {
+      spawned = spawnVmm(configPath, config.logFile, sandbox);
+      // In its own PID namespace the VMM is the launcher's child, not the spawned process.
+      pid = sandbox.pidNamespace ? await childPid(spawned.pid) : spawned.pid;
+    }
     const record: RuntimeRecord = {
       definition,
       persistent,
       pid,
       pidStartTime: processStartTime(pid) ?? -1,
       startedAt: new Date().toISOString(),
+      ...(pooled ? { poolSlot: pooled.slot } : {}),
     };
     // Written before the VMM is up: a daemon killed right now still finds it afterwards.
     await writeFileAtomic(join(runDir, "domain.json"), JSON.stringify(record, null, 2) + "\n");
@@ -245,6 +259,38 @@ export class VmmRun {
         `${lastError ? ` (${lastError})` : ""}; it was killed; see ${logFile}`,
     );
   }
+}
+
+/**
+ * Gives a fresh boot's jailed VMM a pre-started one from the pool when there is one
+ * (../sandbox/vmm_pool.ts); undefined when there is none or the hand-over failed (said in
+ * the log), and the caller starts one as before.
+ */
+async function handToPooled(
+  config: VmmConfig,
+  configPath: string,
+  sandbox: Awaited<ReturnType<typeof prepareVmmSandbox>>,
+): Promise<PooledVmm | undefined> {
+  // Restores and migrations' receivers start their own (they could take one the same way).
+  if (!sandbox.grants || config.restore !== undefined || config.migrateIn !== undefined) {
+    return undefined;
+  }
+  const pooled = takePooledVmm();
+  if (pooled === undefined) return undefined;
+  try {
+    await pooled.hand({ ...sandbox.grants, configPath });
+  } catch (error) {
+    await appendLog(config.logFile, [
+      `pooled VMM ${pooled.pid} could not be handed this domain (${
+        (error as Error).message
+      }); starting one`,
+    ]);
+    await pooled.status.catch(() => {});
+    await Deno.remove(pooled.slot, { recursive: true }).catch(() => {});
+    return undefined;
+  }
+  await appendLog(config.logFile, [`VMM pid ${pooled.pid} taken from the pool`]);
+  return pooled;
 }
 
 /** Appends daemon remarks to a domain's log, one line each, as the VMM's lines look. */

@@ -118,10 +118,11 @@ const PRIVILEGES_STEP: readonly string[] = [
   "--",
 ];
 
-/** Step 3: the jail's mounts, then exec what follows "--". */
-const JAIL_SCRIPT = `J=$1; shift; umask 022
-fail() { echo "denovisor launcher: jail: $*" >&2; exit 125; }
-mount -t tmpfs -o mode=0755,size=1m,nosuid,nodev denovisor-jail "$J" || fail "cannot mount a tmpfs on $J"
+/**
+ * Binds `MODE PATH` pairs (ro, rw, stat) into the jail at `$J` until "--": step 3's loop,
+ * and what a pooled VMM's jail is given when a domain takes it (./vmm_pool.ts).
+ */
+const BIND_LOOP = `fail() { echo "denovisor launcher: jail: $*" >&2; exit 125; }
 while [ "$1" != -- ]; do
   m=$1 p=$2; shift 2
   if [ -d "$p" ]; then mkdir -p "$J$p"
@@ -133,30 +134,103 @@ while [ "$1" != -- ]; do
     stat) mount -o remount,bind,ro,nosuid,nodev,noexec "$J$p" ;;
   esac || fail "cannot make $p read-only"
 done
-shift
+shift`;
+
+/** Step 3: the jail's mounts, then exec what follows "--". */
+const JAIL_SCRIPT = `J=$1; shift; umask 022
+${BIND_LOOP.split("\n")[0]}
+mount -t tmpfs -o mode=0755,size=1m,nosuid,nodev denovisor-jail "$J" || fail "cannot mount a tmpfs on $J"
+${BIND_LOOP.split("\n").slice(1).join("\n")}
 mkdir -p "$J/proc" && mount -t proc -o nosuid,nodev,noexec proc "$J/proc" || fail "cannot mount /proc"
 exec "$@"`;
 
-/** The argv prefix that applies `plan` and then execs the argv placed after it. */
-export function launcherPrefix(plan: SandboxPlan): string[] {
-  const { uid, gid } = plan.user;
-  if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid <= 0 || gid <= 0) {
-    throw new SandboxPlanError(`The VMM's user must not be root (uid ${uid}, gid ${gid})`);
-  }
+/** The jail's binds as `MODE PATH` pairs, parents before children; paths checked. */
+function bindPairs(jail: SandboxPlan["jail"]): string[] {
   const binds = [
-    ...plan.jail.readOnly.map((path) => ["ro", path]),
-    ...plan.jail.readWrite.map((path) => ["rw", path]),
-    ...(plan.jail.statOnly ?? []).map((path) => ["stat", path]),
+    ...jail.readOnly.map((path) => ["ro", path]),
+    ...jail.readWrite.map((path) => ["rw", path]),
+    ...(jail.statOnly ?? []).map((path) => ["stat", path]),
   ]
     // Parents before children: a path inside a bound directory is bound over it.
-    .sort((a, b) => a[1].length - b[1].length)
-    .flat();
-  const all = [plan.jail.root, ...plan.jail.readOnly, ...plan.jail.readWrite];
-  for (const path of [...all, ...(plan.jail.statOnly ?? [])]) {
+    .sort((a, b) => a[1].length - b[1].length);
+  for (const [, path] of [...binds, ["", jail.root]]) {
     if (!path.startsWith("/") || path.includes("\n")) {
       throw new SandboxPlanError(`'${path}' is not an absolute path`);
     }
   }
+  return binds.flat();
+}
+
+function checkUser({ uid, gid }: SandboxPlan["user"]): void {
+  if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid <= 0 || gid <= 0) {
+    throw new SandboxPlanError(`The VMM's user must not be root (uid ${uid}, gid ${gid})`);
+  }
+}
+
+/** Steps 2 to 5 for `jail` and `user`, then exec what follows. */
+function jailSteps(jail: SandboxPlan["jail"], user: SandboxPlan["user"]): string[] {
+  checkUser(user);
+  return [
+    ...NAMESPACES_STEP,
+    "/bin/bash",
+    "-c",
+    JAIL_SCRIPT,
+    "denovisor-jail",
+    jail.root,
+    ...bindPairs(jail),
+    "--",
+    ...PRIVILEGES_STEP,
+    "unshare",
+    `--root=${jail.root}`,
+    "--wd=/",
+    `--setgid=${user.gid}`,
+    `--setuid=${user.uid}`,
+    "--",
+  ];
+}
+
+/**
+ * The argv prefix of a pooled VMM (./vmm_pool.ts): steps 2 to 5 with a generic jail (the
+ * program and its libraries only), no cgroup and no descriptors: those, the domain's run
+ * directory and log come when a domain takes it (`grantCommand`).
+ */
+export function pooledLauncherPrefix(
+  jail: SandboxPlan["jail"],
+  user: SandboxPlan["user"],
+): string[] {
+  return jailSteps(jail, user);
+}
+
+/**
+ * The command that binds `binds` into the jail (rooted at `jailRoot`) of the running VMM
+ * `pid`, in that VMM's mount namespace: what step 3 would have bound had the paths been
+ * known when it ran.
+ */
+export function grantCommand(
+  pid: number,
+  jailRoot: string,
+  binds: Omit<SandboxPlan["jail"], "root">,
+): string[] {
+  if (!Number.isInteger(pid) || pid <= 1) throw new SandboxPlanError(`No such VMM pid ${pid}`);
+  return [
+    "nsenter",
+    `--target=${pid}`,
+    "--mount",
+    "--",
+    "/bin/bash",
+    "-c",
+    `J=$1; shift; umask 022\n${BIND_LOOP}`,
+    "denovisor-grant",
+    jailRoot,
+    ...bindPairs({ root: jailRoot, ...binds }),
+    "--",
+  ];
+}
+
+/** The argv prefix that applies `plan` and then execs the argv placed after it. */
+export function launcherPrefix(plan: SandboxPlan): string[] {
+  checkUser(plan.user);
+  const steps = jailSteps(plan.jail, plan.user);
   return [
     "/bin/bash",
     "-c",
@@ -165,21 +239,7 @@ export function launcherPrefix(plan: SandboxPlan): string[] {
     ...plan.cgroupProcs,
     "--",
     ...plan.descriptors.map((d) => d.path),
-    ...NAMESPACES_STEP,
-    "/bin/bash",
-    "-c",
-    JAIL_SCRIPT,
-    "denovisor-jail",
-    plan.jail.root,
-    ...binds,
-    "--",
-    ...PRIVILEGES_STEP,
-    "unshare",
-    `--root=${plan.jail.root}`,
-    "--wd=/",
-    `--setgid=${gid}`,
-    `--setuid=${uid}`,
-    "--",
+    ...steps,
   ];
 }
 

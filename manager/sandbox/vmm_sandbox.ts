@@ -16,7 +16,7 @@ import { DenovisorError } from "../../common/errors.ts";
 import { createHash } from "node:crypto";
 import type { DomainDefinition } from "../api_types.ts";
 import type { VmmConfig } from "../../vmm/vmm_config.ts";
-import { DEFAULT_SECCOMP_MODE } from "../../vmm/sandbox/seccomp_filter.ts";
+import { DEFAULT_SECCOMP_MODE, type SeccompMode } from "../../vmm/sandbox/seccomp_filter.ts";
 import {
   type CgroupHost,
   type CgroupLimits,
@@ -24,7 +24,8 @@ import {
   detectCgroups,
   DomainCgroup,
 } from "./cgroup.ts";
-import { launcherPrefix, missingFeatures, sandboxSupport } from "./launcher.ts";
+import { launcherPrefix, missingFeatures, type SandboxPlan, sandboxSupport } from "./launcher.ts";
+import type { HandedDescriptors } from "../../common/handed_descriptors.ts";
 import { jailBinds, planDescriptors } from "./jail.ts";
 import { prepareTaps, releaseTaps } from "./tap_setup.ts";
 import { grantRead, restoreFiles } from "./save_staging.ts";
@@ -63,6 +64,15 @@ export interface PreparedSandbox {
   prefix: string[];
   /** Arguments added to `denovisor vmm`. */
   vmmArgs: string[];
+  /**
+   * What the prefix applies, for a pooled VMM that gets it when a domain takes it
+   * (./vmm_pool.ts); undefined with the sandbox off.
+   */
+  grants?: {
+    plan: SandboxPlan;
+    descriptors: HandedDescriptors;
+    seccomp: SeccompMode;
+  };
   /** Lines for the domain's log: what is on. */
   notes: string[];
   /**
@@ -172,17 +182,19 @@ export async function prepareVmmSandbox(
       restoring,
     );
     const statOnly = Object.keys(table.files).filter((path) => !binds.readOnly.includes(path));
-    const prefix = launcherPrefix({
+    const plan: SandboxPlan = {
       cgroupProcs,
       descriptors: opens,
       jail: { root: jailRoot, ...binds, statOnly },
       user,
-    });
+    };
+    const prefix = launcherPrefix(plan);
     const group = cgroupProcs[0].replace(/\/cgroup\.procs$/, "");
     return {
       config: ready,
       prefix,
       vmmArgs: ["--seccomp", settings.seccomp, "--descriptors", descriptorsFile],
+      grants: { plan, descriptors: table, seccomp: settings.seccomp },
       notes: [
         `sandbox: seccomp ${settings.seccomp}, cgroup ${group}, uid ${user.uid} gid ${user.gid} ` +
         `(${user.source}) with no capabilities, jail ${jailRoot}, own mount, PID, network, ` +
