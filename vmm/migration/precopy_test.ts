@@ -76,6 +76,31 @@ Deno.test("live pre-copy: pages the guest writes during rounds arrive, the sourc
   assert.deepEqual([...new Set(phases)], ["copying", "switch-over", "completing", "done"]);
 });
 
+Deno.test("live pre-copy: the guest pauses only once the destination has every page sent (SYNC)", async () => {
+  const source = new FakeSource(RANGES);
+  source.memory.fill(0, 40 * PAGE, 0x22);
+  source.guest = (memory, round) => {
+    if (round < 2) memory.fill(50 * PAGE, 4 * PAGE, round + 1);
+  };
+  const target = new FakeTarget();
+  const l = link();
+  l.toDestination.latencyMs = 1; // pages queue up on the way, as in the relays' buffers
+  let caughtUp: boolean | undefined;
+  const pause = source.pause.bind(source);
+  source.pause = () => {
+    // Nothing was dirtied since the last round was sent: the destination must hold it all.
+    const got = target.memory!.read(0, 64 * PAGE);
+    caughtUp = Buffer.from(got).equals(Buffer.from(source.memory.read(0, 64 * PAGE)));
+    return pause();
+  };
+  await Promise.all([
+    sendMigration(source, l.source, START, { ...OPTIONS, autoConverge: false }),
+    receiveMigration(l.destination, target),
+  ]);
+  assert.equal(caughtUp, true, "the source paused while pages were still on their way");
+  sameRam(source, target);
+});
+
 Deno.test("offline migration pauses first and sends one pass", async () => {
   const source = new FakeSource(RANGES);
   source.memory.fill(3 * PAGE, 2 * PAGE, 7);

@@ -17,6 +17,10 @@
  * - ABANDON (6): UTF-8 JSON `{ reason }`, either side gives up;
  * - DIRTY_ROUND (7): u32 iteration, u8 throttle percent (auto-converge, 0-99), u8[3]
  *   reserved, u64 dirty bytes of that round (progress);
+ * - SYNC (8, version 2): empty; the destination answers ACK once it has taken in every
+ *   frame before it. The source sends it before it pauses the guest, so that pages still
+ *   queued in the socket buffers of the relays (megabytes on a fast link) drain while the
+ *   guest runs, not during the downtime;
  * - ACK (0x80) and ERROR (0x81), destination -> source: JSON answers.
  *
  * The peer is untrusted: the header is checked (known command, reserved bytes zero, length
@@ -29,9 +33,12 @@
 import { DenovisorError } from "../../common/errors.ts";
 
 /** The protocol version this build speaks. */
-export const PROTOCOL_VERSION = 1;
-/** The versions this build accepts from a peer: the current one (and later the previous). */
-export const ACCEPTED_VERSIONS: readonly number[] = [1];
+export const PROTOCOL_VERSION = 2;
+/**
+ * The versions this build accepts from a peer: the current one and version 1 (a version 1
+ * source never sends SYNC). A version 1 destination refuses a version 2 source at START.
+ */
+export const ACCEPTED_VERSIONS: readonly number[] = [1, 2];
 
 /** Guest pages travel at this granularity. */
 export const MIGRATION_PAGE_SIZE = 4096;
@@ -46,6 +53,7 @@ export const Command = {
   COMPLETE: 5,
   ABANDON: 6,
   DIRTY_ROUND: 7,
+  SYNC: 8,
   ACK: 0x80,
   ERROR: 0x81,
 } as const;
@@ -68,6 +76,7 @@ export const MAX_PAYLOAD: Readonly<Record<CommandNumber, number>> = {
   [Command.COMPLETE]: 0,
   [Command.ABANDON]: 4096,
   [Command.DIRTY_ROUND]: 16,
+  [Command.SYNC]: 0,
   [Command.ACK]: 4096,
   [Command.ERROR]: 4096,
 };

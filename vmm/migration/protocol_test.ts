@@ -143,7 +143,8 @@ Deno.test("parseStartRequest() checks the version, the RAM and the disks", () =>
     disks: [{ id: "disk0", path: "/pool/web1.qcow2", size: 1 << 20, headSha256: "a".repeat(64) }],
   };
   assert.equal(parseStartRequest(good).domain, "web1");
-  assert.throws(() => parseStartRequest({ ...good, protocolVersion: 2 }), refused("upgrade"));
+  assert.equal(parseStartRequest({ ...good, protocolVersion: 2 }).protocolVersion, 2);
+  assert.throws(() => parseStartRequest({ ...good, protocolVersion: 3 }), refused("upgrade"));
   assert.throws(() => parseStartRequest({ ...good, domain: "../x" }), refused("not valid"));
   assert.throws(
     () =>

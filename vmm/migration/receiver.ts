@@ -95,6 +95,11 @@ export async function receiveMigration(
           iteration = decodeDirtyRound(frame.payload).iteration;
           onProgress({ phase: "copying", iteration, bytesReceived: received });
           break;
+        case Command.SYNC:
+          // Every frame before it is in: the source may pause the guest now.
+          if (state !== undefined) throw new MigrationProtocolError("SYNC after STATE");
+          await writer.send(Command.ACK, encodeJson({ synced: true }));
+          break;
         case Command.STATE:
           if (state !== undefined) throw new MigrationProtocolError("a second STATE");
           state = decodeJson(frame.payload, "STATE");

@@ -241,6 +241,12 @@ export async function sendMigration(
       roundStart = performance.now();
       sent = await sendPages(writer, source.ram, dirty, { skipZero: false, pacer });
     }
+    if (!options.offline) {
+      // What the relays still hold reaches the destination while the guest runs on.
+      await writer.send(Command.SYNC);
+      await answer(reader, "SYNC");
+      checkAbort();
+    }
     // Switch-over: pause, the last pages, the disks let go, the state.
     const pausedAt = performance.now();
     if (!paused) {

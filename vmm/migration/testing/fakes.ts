@@ -21,6 +21,8 @@ export class Pipe {
   #ended = false;
   /** Stops delivering (bytes written later vanish) after this many bytes, if set. */
   cutAfter = Infinity;
+  /** Delivers each write this long after the previous one (a slow relay), if set. */
+  latencyMs = 0;
   #delivered = 0;
 
   write = (bytes: Uint8Array): Promise<void> => {
@@ -44,6 +46,7 @@ export class Pipe {
     for (;;) {
       const next = this.#queue.shift();
       if (next) {
+        if (this.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, this.latencyMs));
         yield next;
         continue;
       }
