@@ -12,6 +12,12 @@
  *   takes them whole). rx is not measured with TSO: the packet socket cannot inject GSO
  *   frames.
  *
+ * A second baseline does the raw loop's calls on the device's own buffers (`writev` of the
+ * header and frame from guest memory; `readv` into the same guest receive buffers and
+ * overflow buffer): the kernel's cost depends on where the bytes are (a copy into a
+ * receive buffer varies with its address by up to half a microsecond here), which the
+ * device does not choose, so the ratio against it is the device's own overhead.
+ *
  * The queues are real split rings in guest memory, filled and drained by the driver-side
  * harness (devices/virtio/testing/driver_harness.ts). The headline times the device's work
  * only (notify/readable to used ring, what the VMM's thread does), as the raw loop times
@@ -28,6 +34,7 @@
 import { parseArgs } from "node:util";
 import { cpuUsage } from "node:process";
 import { read, write } from "../ffi/fs.ts";
+import { IovecArray, readv, writev } from "../ffi/iovec.ts";
 import { GuestMemory } from "../core/guest_memory.ts";
 import { type Tap, TUN_F, VNET_HEADER_SIZE } from "../devices/net/tap.ts";
 import {
@@ -135,6 +142,27 @@ function rawTx(fd: number, header: Uint8Array, frame: Uint8Array, count: number)
   return watch.figures(sent);
 }
 
+/** The raw loop on the device's buffers: writev of the header and frame in guest memory. */
+function rawTxGuest(
+  fd: number,
+  memory: GuestMemory,
+  header: Uint8Array,
+  frame: Uint8Array,
+  count: number,
+): Figures {
+  memory.write(BUFFERS, header);
+  memory.write(BUFFERS + VNET_HEADER_SIZE, frame);
+  const iovecs = new IovecArray();
+  iovecs.add(memory.slice(BUFFERS, VNET_HEADER_SIZE));
+  iovecs.add(memory.slice(BUFFERS + VNET_HEADER_SIZE, frame.length));
+  const watch = new Stopwatch();
+  let sent = 0;
+  watch.time(() => {
+    for (let i = 0; i < count; i++) if (writev(fd, iovecs) > 0) sent++;
+  });
+  return watch.figures(sent);
+}
+
 function deviceTx(
   net: VirtioNet,
   tx: SplitQueueDriver,
@@ -175,6 +203,38 @@ function rawRx(fd: number, host: PacketSocket, frame: Uint8Array, count: number)
   }
   const figures = watch.figures(received);
   return { ...figures, withDriverSeconds: figures.seconds };
+}
+
+/** The raw loop on the device's buffers: readv into the guest buffers, then the overflow. */
+function rawRxGuest(
+  fd: number,
+  host: PacketSocket,
+  lists: IovecArray[],
+  frame: Uint8Array,
+  count: number,
+): Figures {
+  let received = 0;
+  const watch = new Stopwatch();
+  for (let done = 0; done < count; done += BATCH) {
+    const n = Math.min(BATCH, count - done);
+    for (let i = 0; i < n; i++) host.send(frame);
+    watch.time(() => {
+      for (let i = 0; readv(fd, lists[i % BATCH]) > 0; i++) received++;
+    });
+  }
+  const figures = watch.figures(received);
+  return { ...figures, withDriverSeconds: figures.seconds };
+}
+
+/** One iovec list per receive buffer of `deviceRx`: the buffer, then a 64 KiB overflow. */
+function rxGuestLists(memory: GuestMemory): IovecArray[] {
+  const overflow = new Uint8Array(VNET_HEADER_SIZE + 65536 + 18);
+  return Array.from({ length: BATCH }, (_, i) => {
+    const list = new IovecArray();
+    list.add(memory.slice(BUFFERS + i * BUFFER_SIZE, BUFFER_SIZE));
+    list.add(overflow);
+    return list;
+  });
 }
 
 function deviceRx(
@@ -235,19 +295,32 @@ function activeDevice(tap: Tap, memory: GuestMemory, features: bigint) {
   return { net, rx, tx };
 }
 
-function report(name: string, size: number, raws: Figures[], devices: Figures[]): void {
+function report(
+  name: string,
+  size: number,
+  raws: Figures[],
+  guestRaws: Figures[],
+  devices: Figures[],
+): void {
   const fps = (f: Figures) => f.frames / f.seconds;
   const byRate = (list: Figures[]) => [...list].sort((a, b) => fps(a) - fps(b));
   const mid = (list: Figures[]) => byRate(list)[Math.floor(list.length / 2)];
-  const ratios = (per: (f: Figures) => number) =>
-    raws.map((raw, i) => (devices[i].frames / per(devices[i])) / (raw.frames / per(raw)));
+  const ratios = (per: (f: Figures) => number, baseline = raws) =>
+    baseline.map((raw, i) => (devices[i].frames / per(devices[i])) / (raw.frames / per(raw)));
   const line = (label: string, values: number[]) =>
     `${name} ratio virtio-net / raw, ${label}: ${fixed(median(values))}x ` +
     `(rounds ${fixed(Math.min(...values))}-${fixed(Math.max(...values))}x)`;
   console.log(`${name} raw tap:    ${rate(mid(raws), size)} (median round)`);
+  console.log(
+    `${name} raw tap on the device's buffers: ${rate(mid(guestRaws), size)} (median round)`,
+  );
   console.log(`${name} virtio-net: ${rate(mid(devices), size)} (median round)`);
   console.log(line("wall (headline)", ratios((f) => f.seconds)));
   console.log(line("CPU time", ratios((f) => f.cpuSeconds)));
+  console.log(line("wall, raw loop on the device's buffers", ratios((f) => f.seconds, guestRaws)));
+  console.log(
+    line("CPU, raw loop on the device's buffers", ratios((f) => f.cpuSeconds, guestRaws)),
+  );
   if (name === "tx" || name === "rx") {
     console.log(line("wall with the driver harness", ratios((f) => f.withDriverSeconds)));
   }
@@ -297,28 +370,34 @@ function main(): void {
       `virtio-net through tap ${tap.name}: ${count} frames of ${size} bytes` +
         `${tso ? " (TSO, 1448-byte segments)" : ""}, ${rounds} rounds`,
     );
+    const lists = rxGuestLists(memory);
     const directions = [
       [
         "tx",
         () => rawTx(tap.fd, header, frame, count),
+        () => rawTxGuest(tap.fd, memory, header, frame, count),
         () => deviceTx(net, tx, memory, header, frame, count),
       ],
       ...(tso ? [] : [[
         "rx",
         () => rawRx(tap.fd, host, frame, count),
+        () => rawRxGuest(tap.fd, host, lists, frame, count),
         () => deviceRx(net, rx, host, frame, count),
       ]]),
-    ] as Array<[string, () => Figures, () => Figures]>;
-    for (const [name, raw, device] of directions) {
+    ] as Array<[string, () => Figures, () => Figures, () => Figures]>;
+    for (const [name, raw, guestRaw, device] of directions) {
       const raws: Figures[] = [];
+      const guestRaws: Figures[] = [];
       const devices: Figures[] = [];
       for (let round = 0; round < rounds; round++) {
         drainTap(tap.fd);
         raws.push(raw());
         drainTap(tap.fd);
+        guestRaws.push(guestRaw());
+        drainTap(tap.fd);
         devices.push(device());
       }
-      report(name, size, raws, devices);
+      report(name, size, raws, guestRaws, devices);
     }
     const c = net.counters;
     console.log(`counters: rx dropped ${c.rxDropped}, tx dropped ${c.txDropped}; target >= 0.8x`);

@@ -92,6 +92,27 @@ export class GuestMemory {
     return view;
   }
 
+  /**
+   * The index in `regions` of the region holding all of `[address, address + length)`,
+   * or -1 (outside RAM, straddling two regions, or not a safe integer range).
+   */
+  regionOf(address: GuestAddress, length: number): number {
+    return this.#find(address, length);
+  }
+
+  /** A DataView over all of region `index` of `regions` (made once, no allocation). */
+  regionView(index: number): DataView {
+    return this.#views[index];
+  }
+
+  /**
+   * Tells the write tracker (if any) of `length` bytes at `address` that the VMM is about
+   * to write by other means than this class (a readv straight into guest buffers).
+   */
+  noteWrite(address: GuestAddress, length: number): void {
+    this.#tracker?.mark(address, length);
+  }
+
   /** Copies `data` into guest memory at `address`. */
   write(address: GuestAddress, data: Uint8Array): void {
     this.slice(address, data.length).set(data);

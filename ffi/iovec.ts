@@ -11,7 +11,7 @@
  * @module
  */
 
-import { addressOf, libc } from "./libc.ts";
+import { addressOf, libc, STABLE_BUFFER_BYTES } from "./libc.ts";
 
 export { addressOf };
 
@@ -26,6 +26,14 @@ export class IovecArray {
   readonly #halves = new Uint32Array(this.bytes.buffer);
   #count = 0;
   #length = 0;
+  /**
+   * The last two large sources of `tryAddRange` and their addresses: a guest RAM region
+   * and a device's own buffer (virtio-net's receive overflow) alternate every frame.
+   */
+  #source0?: Uint8Array;
+  #base0 = 0;
+  #source1?: Uint8Array;
+  #base1 = 0;
 
   /** Entries since `clear()`. */
   get count(): number {
@@ -71,6 +79,39 @@ export class IovecArray {
     this.#halves[index + 3] = 0;
     this.#count++;
     this.#length += buffer.length;
+    return true;
+  }
+
+  /**
+   * `tryAdd(source.subarray(offset, offset + length), keepFree)` without making the view:
+   * the caller has checked that the range lies inside `source`. Large sources' addresses
+   * are remembered, so buffers in guest RAM cost no lookup.
+   */
+  tryAddRange(source: Uint8Array, offset: number, length: number, keepFree = 0): boolean {
+    if (length === 0) return true;
+    if (this.#count + keepFree >= IOV_MAX) return false;
+    let base: number;
+    if (source === this.#source0) {
+      base = this.#base0;
+    } else if (source === this.#source1) {
+      base = this.#base1;
+    } else {
+      base = addressOf(source);
+      if (source.buffer.byteLength >= STABLE_BUFFER_BYTES) {
+        this.#source1 = this.#source0;
+        this.#base1 = this.#base0;
+        this.#source0 = source;
+        this.#base0 = base;
+      }
+    }
+    const address = base + offset;
+    const index = this.#count * 4;
+    this.#halves[index] = address % 0x1_0000_0000;
+    this.#halves[index + 1] = Math.floor(address / 0x1_0000_0000);
+    this.#halves[index + 2] = length;
+    this.#halves[index + 3] = 0;
+    this.#count++;
+    this.#length += length;
     return true;
   }
 }

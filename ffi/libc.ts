@@ -106,7 +106,7 @@ export function ioctlValue(
  * Buffers at least this large are never on V8's heap, so their memory does not move and
  * their base address can be cached.
  */
-const STABLE_BUFFER_BYTES = 64 * 1024;
+export const STABLE_BUFFER_BYTES = 64 * 1024;
 const baseAddresses = new WeakMap<ArrayBufferLike, number>();
 
 /**

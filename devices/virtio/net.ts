@@ -18,13 +18,12 @@ import { ReadinessGate } from "../net/readiness_gate.ts";
 import { rarpAnnouncement } from "../net/announce.ts";
 import type { ActivateContext, EventSource, VirtioDevice } from "./virtio_device.ts";
 import { VIRTIO_F, VIRTIO_ID } from "./virtio_device.ts";
-import type { DescriptorChain, VirtQueue } from "./queue_types.ts";
+import { ChainBuffers, type VirtQueue } from "./queue_types.ts";
 import { limiterState } from "./device_persist.ts";
 import { parseNetState, type VirtioNetState } from "./net_state.ts";
 
 export type { VirtioNetState } from "./net_state.ts";
 import {
-  gather,
   MAX_FRAME,
   MAX_PLAIN_FRAME,
   NET_F,
@@ -32,7 +31,6 @@ import {
   NUM_BUFFERS_OFFSET,
   offloadFeatures,
   receivesLargeFrames,
-  scatterU16,
   tapOffloadsFor,
   txHeaderProblem,
 } from "./net_header.ts";
@@ -127,10 +125,17 @@ export class VirtioNet implements VirtioDevice {
   #closed = false;
   #mergeable = false;
   #rxNeed = 0;
-  /** Receive chains popped but not yet used (they keep their place across wake-ups). */
-  #rxChains: DescriptorChain[] = [];
-  /** A transmit chain held back by the rate limiter. */
-  #txHeld?: DescriptorChain;
+  /**
+   * Receive chains popped but not yet used, oldest first (they keep their place across
+   * wake-ups): a ring of reusable lists, as many as the queue has descriptors.
+   */
+  #rxRing: ChainBuffers[] = [];
+  #rxFirst = 0;
+  #rxHeld = 0;
+  /** The transmit chain being served (reused for every frame). */
+  readonly #txChain = new ChainBuffers();
+  /** Whether `#txChain` is held back by the rate limiter. */
+  #txHeld = false;
   #rxTimer?: ReturnType<typeof setTimeout>;
   /** Length of a frame read into the held chains that the rx limiter has not admitted yet. */
   #heldRxLength: number | undefined;
@@ -229,6 +234,8 @@ export class VirtioNet implements VirtioDevice {
     // With mergeable buffers, read only when a whole frame of the largest size can land.
     this.#rxNeed = NET_HEADER_SIZE +
       (receivesLargeFrames(context.features) ? MAX_FRAME : MAX_PLAIN_FRAME);
+    this.#rxRing = new Array(context.queues[RX_QUEUE]?.size ?? 0);
+    this.#rxFirst = this.#rxHeld = 0;
     try {
       this.#tap.setOffloads(tapOffloadsFor(context.features & this.features));
     } catch (error) {
@@ -248,9 +255,9 @@ export class VirtioNet implements VirtioDevice {
 
   reset(): void {
     this.#context = undefined;
-    this.#rxChains = [];
+    this.#rxFirst = this.#rxHeld = 0;
     this.#heldRxLength = undefined;
-    this.#txHeld = undefined;
+    this.#txHeld = false;
     clearTimeout(this.#rxTimer);
     clearTimeout(this.#txTimer);
     this.#rxTimer = this.#txTimer = undefined;
@@ -338,54 +345,68 @@ export class VirtioNet implements VirtioDevice {
     return false;
   }
 
+  /** Held receive chain `i` (0 is the oldest). */
+  #rxAt(i: number): ChainBuffers {
+    return this.#rxRing[(this.#rxFirst + i) % this.#rxRing.length];
+  }
+
   /** Pops receive chains until a frame can land; false when the driver must post more. */
   #gatherRxChains(queue: VirtQueue, context: ActivateContext): boolean {
     let capacity = 0;
-    for (const chain of this.#rxChains) capacity += chain.writableLength;
-    while (this.#mergeable ? capacity < this.#rxNeed : this.#rxChains.length === 0) {
-      const chain = this.#pop(queue, context);
-      if (chain === undefined) break;
-      if (chain.writableLength < NET_HEADER_SIZE || chain.readable.length > 0) {
+    for (let i = 0; i < this.#rxHeld; i++) capacity += this.#rxAt(i).writableLength;
+    const ring = this.#rxRing;
+    while (
+      (this.#mergeable ? capacity < this.#rxNeed : this.#rxHeld === 0) &&
+      this.#rxHeld < ring.length
+    ) {
+      const slot = (this.#rxFirst + this.#rxHeld) % ring.length;
+      const chain = ring[slot] ??= new ChainBuffers();
+      if (!this.#popInto(queue, context, chain)) break;
+      if (chain.writableLength < NET_HEADER_SIZE || chain.readableCount > 0) {
         this.#logOnce(`${this.name}: receive chain without a writable header; returned unused`);
         queue.push(chain.head, 0);
         continue;
       }
-      this.#rxChains.push(chain);
+      this.#rxHeld++;
       capacity += chain.writableLength;
     }
-    if (!this.#mergeable) return this.#rxChains.length > 0;
+    if (!this.#mergeable) return this.#rxHeld > 0;
     // A ring too small for the largest frame still takes full-sized plain frames.
     return capacity >= this.#rxNeed || capacity >= NET_HEADER_SIZE + MAX_PLAIN_FRAME;
   }
 
   /** Fills the iovec list with the held chains' writable buffers; returns their capacity. */
   #rxIovecs(): number {
-    this.#iovecs.clear();
+    const iovecs = this.#iovecs;
+    iovecs.clear();
     let capacity = 0;
-    const chains = this.#mergeable ? this.#rxChains.length : Math.min(1, this.#rxChains.length);
-    fill: for (let i = 0; i < chains; i++) {
-      for (const buffer of this.#rxChains[i].writable) {
-        if (!this.#iovecs.tryAdd(buffer.bytes, 1)) break fill;
-        capacity += buffer.bytes.length;
+    const chains = this.#mergeable ? this.#rxHeld : Math.min(1, this.#rxHeld);
+    fill: for (let c = 0; c < chains; c++) {
+      const chain = this.#rxAt(c);
+      for (let i = chain.readableCount; i < chain.count; i++) {
+        const length = chain.lengths[i];
+        if (!iovecs.tryAddRange(chain.sources[i], chain.offsets[i], length, 1)) break fill;
+        capacity += length;
       }
     }
-    this.#iovecs.tryAdd(this.#overflow);
+    iovecs.tryAddRange(this.#overflow, 0, this.#overflow.length);
     return capacity;
   }
 
   /** Hands the chains holding a `length`-byte frame (header included) to the driver. */
   #deliverRx(queue: VirtQueue, length: number): void {
-    // The chains the frame spans, counted first: no array per frame.
     let count = 0;
-    for (let left = length; left > 0; count++) left -= this.#rxChains[count].writableLength;
+    for (let left = length; left > 0; count++) left -= this.#rxAt(count).writableLength;
     // The tap leaves num_buffers alone; VERSION_1 requires it (1 without MRG_RXBUF).
-    scatterU16(this.#rxChains[0].writable, NUM_BUFFERS_OFFSET, count);
+    writeU16(this.#rxAt(0), NUM_BUFFERS_OFFSET, count);
     let remaining = length;
     for (let i = 0; i < count; i++) {
-      const chain = this.#rxChains.shift()!;
+      const chain = this.#rxAt(0);
       const take = Math.min(chain.writableLength, remaining);
       queue.push(chain.head, take);
       remaining -= take;
+      this.#rxFirst = (this.#rxFirst + 1) % this.#rxRing.length;
+      this.#rxHeld--;
     }
     this.#counters.rxFrames++;
     this.#counters.rxBytes += length - NET_HEADER_SIZE;
@@ -395,14 +416,14 @@ export class VirtioNet implements VirtioDevice {
     const context = this.#context;
     const queue = context?.queues[TX_QUEUE];
     if (context === undefined || queue === undefined || this.#txTimer !== undefined) return;
+    const chain = this.#txChain;
     let completed = false;
     for (;;) {
-      const chain = this.#txHeld ?? this.#pop(queue, context);
-      this.#txHeld = undefined;
-      if (chain === undefined) break;
+      if (!this.#txHeld && !this.#popInto(queue, context, chain)) break;
+      this.#txHeld = false;
       const frameLength = chain.readableLength - NET_HEADER_SIZE;
       if (this.#txLimiter !== undefined && !this.#txLimiter.consume(Math.max(0, frameLength))) {
-        this.#txHeld = chain;
+        this.#txHeld = true;
         this.#txTimer = setTimeout(() => {
           this.#txTimer = undefined;
           this.#processTx();
@@ -416,26 +437,26 @@ export class VirtioNet implements VirtioDevice {
     if (completed && queue.needsInterrupt()) context.interrupt.usedBuffer(TX_QUEUE);
   }
 
-  #transmit(chain: DescriptorChain, features: bigint): void {
+  #transmit(chain: ChainBuffers, features: bigint): void {
     const frameLength = chain.readableLength - NET_HEADER_SIZE;
     const problem = frameLength < 0
       ? "chain shorter than the virtio-net header"
-      : (gather(chain.readable, this.#header),
-        txHeaderProblem(this.#header, frameLength, features));
+      : (readHeader(chain, this.#header), txHeaderProblem(this.#header, frameLength, features));
     if (problem !== undefined) {
       this.#logOnce(`${this.name}: transmit frame dropped: ${problem}`);
       this.#counters.txDropped++;
       return;
     }
-    this.#iovecs.clear();
-    for (const buffer of chain.readable) {
-      if (!this.#iovecs.tryAdd(buffer.bytes, 1)) {
+    const iovecs = this.#iovecs;
+    iovecs.clear();
+    for (let i = 0; i < chain.readableCount; i++) {
+      if (!iovecs.tryAddRange(chain.sources[i], chain.offsets[i], chain.lengths[i], 1)) {
         this.#logOnce(`${this.name}: transmit frame dropped: too many buffers`);
         this.#counters.txDropped++;
         return;
       }
     }
-    const written = writev(this.#tap.fd, this.#iovecs);
+    const written = writev(this.#tap.fd, iovecs);
     if (written < 0) {
       // EAGAIN (tap queue full) and EINVAL (the kernel refused the header) both drop.
       this.#counters.txDropped++;
@@ -445,14 +466,14 @@ export class VirtioNet implements VirtioDevice {
     this.#counters.txBytes += frameLength;
   }
 
-  #pop(queue: VirtQueue, context: ActivateContext): DescriptorChain | undefined {
+  #popInto(queue: VirtQueue, context: ActivateContext, out: ChainBuffers): boolean {
     try {
-      return queue.pop();
+      return queue.popInto(out);
     } catch (error) {
       context.fail(`${this.name}: ${(error as Error).message}`);
       this.#context = undefined;
       this.#gate.close();
-      return undefined;
+      return false;
     }
   }
 
@@ -460,5 +481,32 @@ export class VirtioNet implements VirtioDevice {
     if (this.#logged.has(message)) return;
     this.#logged.add(message);
     this.#log(message);
+  }
+}
+
+/** Copies the first bytes of `chain`'s readable buffers into `header` (a byte loop: no view). */
+function readHeader(chain: ChainBuffers, header: Uint8Array): void {
+  let copied = 0;
+  for (let i = 0; i < chain.readableCount && copied < header.length; i++) {
+    const source = chain.sources[i];
+    const offset = chain.offsets[i];
+    const take = Math.min(chain.lengths[i], header.length - copied);
+    for (let j = 0; j < take; j++) header[copied + j] = source[offset + j];
+    copied += take;
+  }
+}
+
+/** Writes a little-endian u16 at `at` of `chain`'s writable bytes (it may span buffers). */
+function writeU16(chain: ChainBuffers, at: number, value: number): void {
+  let position = 0;
+  for (let i = chain.readableCount; i < chain.count && position < at + 2; i++) {
+    const length = chain.lengths[i];
+    for (let k = 0; k < 2; k++) {
+      const inside = at + k - position;
+      if (inside >= 0 && inside < length) {
+        chain.sources[i][chain.offsets[i] + inside] = k === 0 ? value & 0xff : value >> 8;
+      }
+    }
+    position += length;
   }
 }

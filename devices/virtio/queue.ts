@@ -25,8 +25,13 @@
  */
 
 import type { GuestAddress, GuestMemory } from "../../core/guest_memory.ts";
-import { type DescriptorChain, type VirtQueue, VirtQueueError } from "./queue_types.ts";
-import { type ChainLimits, MalformedChainError, readChain } from "./split_chain.ts";
+import {
+  type ChainBuffers,
+  type DescriptorChain,
+  type VirtQueue,
+  VirtQueueError,
+} from "./queue_types.ts";
+import { type ChainLimits, MalformedChainError, readChain, walkChain } from "./split_chain.ts";
 import {
   availEventOffset,
   availRingBytes,
@@ -208,15 +213,50 @@ export class SplitQueue implements VirtQueue {
    * device).
    */
   pop(): DescriptorChain | undefined {
+    const head = this.#nextHead();
+    if (head < 0) return undefined;
+    try {
+      const chain = readChain(this.#memory, this.#desc, this.size, head, this.#limits);
+      this.#inFlight[head] = chain.writableLength;
+      return chain;
+    } catch (error) {
+      // The device owes the driver this head back (with 0 bytes written).
+      if (error instanceof MalformedChainError) this.#inFlight[head] = 0;
+      throw error;
+    }
+  }
+
+  /**
+   * `pop()` into `out`, allocating nothing: true when a chain was taken. The write
+   * tracker is told of the chain's writable buffers (as `pop()`'s views tell it).
+   */
+  popInto(out: ChainBuffers): boolean {
+    const head = this.#nextHead();
+    if (head < 0) return false;
+    try {
+      walkChain(this.#memory, this.#desc, this.size, head, this.#limits, out);
+    } catch (error) {
+      if (error instanceof MalformedChainError) this.#inFlight[head] = 0;
+      throw error;
+    }
+    this.#inFlight[head] = out.writableLength;
+    for (let i = out.readableCount; i < out.count; i++) {
+      this.#memory.noteWrite(out.addresses[i], out.lengths[i]);
+    }
+    return true;
+  }
+
+  /** Takes the next available head (checked), or -1 when there is none. */
+  #nextHead(): number {
     let pending = this.#pendingCount();
     if (pending === 0) {
-      if (!this.eventIdx) return undefined;
+      if (!this.eventIdx) return -1;
       // Going idle: ask to be notified when the driver writes the entry at nextAvail. The
       // store is a full barrier; re-reading idx afterwards catches a chain the driver added
       // after our first read but before it could see the new avail_event.
       this.#used.storeU16(availEventOffset(this.size), this.#nextAvail);
       pending = this.#pendingCount();
-      if (pending === 0) return undefined;
+      if (pending === 0) return -1;
     }
     const slot = this.#nextAvail & (this.size - 1);
     const head = this.#avail.view.getUint16(RING_ENTRIES + 2 * slot, true);
@@ -233,15 +273,7 @@ export class SplitQueue implements VirtQueue {
         undefined,
       );
     }
-    try {
-      const chain = readChain(this.#memory, this.#desc, this.size, head, this.#limits);
-      this.#inFlight[head] = chain.writableLength;
-      return chain;
-    } catch (error) {
-      // The device owes the driver this head back (with 0 bytes written).
-      if (error instanceof MalformedChainError) this.#inFlight[head] = 0;
-      throw error;
-    }
+    return head;
   }
 
   /**

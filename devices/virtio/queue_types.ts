@@ -31,6 +31,93 @@ export interface DescriptorChain {
   readonly writableLength: number;
 }
 
+/**
+ * A validated descriptor chain as flat, reusable arrays: the same facts as a
+ * `DescriptorChain` without an object or view per buffer, for devices whose per-request
+ * work is a few system calls (virtio-net: one readv or writev per frame). Buffer `i` is
+ * `lengths[i]` bytes at `offsets[i]` of `sources[i]` (a guest RAM region's host bytes, or a
+ * test's own array) and at guest address `addresses[i]`; the first `readableCount` are
+ * device-readable, the rest device-writable. Filled by `VirtQueue.popInto`; valid until
+ * the next fill.
+ */
+export class ChainBuffers {
+  /** Head descriptor index: hand it back to `VirtQueue.push`. */
+  head = 0;
+  /** Buffers in the chain. */
+  count = 0;
+  /** How many of the first buffers are device-readable. */
+  readableCount = 0;
+  /** Total bytes of the readable buffers. */
+  readableLength = 0;
+  /** Total bytes of the writable buffers. */
+  writableLength = 0;
+  sources: Uint8Array[] = [];
+  offsets: Float64Array = new Float64Array(8);
+  lengths: Float64Array = new Float64Array(8);
+  addresses: Float64Array = new Float64Array(8);
+
+  /** Empties the list for chain `head`. */
+  reset(head: number): void {
+    this.head = head;
+    this.count = 0;
+    this.readableCount = 0;
+    this.readableLength = 0;
+    this.writableLength = 0;
+  }
+
+  /**
+   * Appends a buffer the caller has checked; readable buffers must come first (the
+   * caller refuses a readable one after a writable one).
+   */
+  add(source: Uint8Array, offset: number, length: number, address: number, writable: boolean) {
+    const i = this.count;
+    if (i === this.offsets.length) this.#grow();
+    this.sources[i] = source;
+    this.offsets[i] = offset;
+    this.lengths[i] = length;
+    this.addresses[i] = address;
+    this.count = i + 1;
+    if (writable) {
+      this.writableLength += length;
+    } else {
+      this.readableCount++;
+      this.readableLength += length;
+    }
+  }
+
+  /** The view of buffer `i` (allocates: for the slow path and tests). */
+  bytes(i: number): Uint8Array {
+    const offset = this.offsets[i];
+    return this.sources[i].subarray(offset, offset + this.lengths[i]);
+  }
+
+  /** Copies the chain's facts out (for storing it past the next fill). */
+  copyTo(other: ChainBuffers): void {
+    other.reset(this.head);
+    for (let i = 0; i < this.count; i++) {
+      other.add(
+        this.sources[i],
+        this.offsets[i],
+        this.lengths[i],
+        this.addresses[i],
+        i >= this.readableCount,
+      );
+    }
+  }
+
+  #grow(): void {
+    const size = this.offsets.length * 2;
+    const grown = (old: Float64Array) => {
+      const next = new Float64Array(size);
+      next.set(old);
+      return next;
+    };
+    this.offsets = grown(this.offsets);
+    this.lengths = grown(this.lengths);
+    this.addresses = grown(this.addresses);
+  }
+}
+
 /** A malformed queue or chain from the driver: fail the request or the device, never the VMM. */
 export class VirtQueueError extends DenovisorError {
   constructor(message: string) {
@@ -48,6 +135,11 @@ export interface VirtQueue {
    * directions, bad indirect table); the chain is consumed either way.
    */
   pop(): DescriptorChain | undefined;
+  /**
+   * `pop()` into `out` (reused, nothing allocated per chain): true when a chain was taken,
+   * false when there is none. Throws as `pop()` does; `out` is then undefined.
+   */
+  popInto(out: ChainBuffers): boolean;
   /** Returns chain `head` to the driver with `written` bytes written into its buffers. */
   push(head: number, written: number): void;
   /**

@@ -7,8 +7,13 @@
  * @module
  */
 
-import { type GuestMemory, GuestMemoryError } from "../../core/guest_memory.ts";
-import { type DescriptorChain, type GuestBuffer, VirtQueueError } from "./queue_types.ts";
+import type { GuestMemory } from "../../core/guest_memory.ts";
+import {
+  ChainBuffers,
+  type DescriptorChain,
+  type GuestBuffer,
+  VirtQueueError,
+} from "./queue_types.ts";
 import {
   DESC_FLAGS,
   DESC_LEN,
@@ -46,6 +51,9 @@ const MAX_INDIRECT_ENTRIES = 65536;
 /** The side of a chain without buffers (shared, frozen: chains' buffer lists are read-only). */
 const NO_BUFFERS: readonly GuestBuffer[] = Object.freeze([]);
 
+/** Reused by `readChain` (one chain at a time: the walk is synchronous). */
+const scratch = new ChainBuffers();
+
 /**
  * Reads and validates the chain starting at descriptor `head` of `descTable` (a view of
  * the `size`-entry descriptor table). Throws `MalformedChainError` naming the head.
@@ -57,15 +65,49 @@ export function readChain(
   head: number,
   limits: ChainLimits,
 ): DescriptorChain {
-  // This runs once per request: nothing here allocates beyond the chain itself, and the
-  // error texts are only built on failure.
+  walkChain(memory, descTable, size, head, limits, scratch);
   // Made on the first buffer of each side: most chains have buffers on one side only.
   let readable: GuestBuffer[] | undefined;
   let writable: GuestBuffer[] | undefined;
-  let readableLength = 0;
-  let writableLength = 0;
+  for (let i = 0; i < scratch.count; i++) {
+    const address = scratch.addresses[i];
+    // slice() tells the write tracker, as every view handed out may be written.
+    const buffer: GuestBuffer = { address, bytes: memory.slice(address, scratch.lengths[i]) };
+    if (i < scratch.readableCount) (readable ??= []).push(buffer);
+    else (writable ??= []).push(buffer);
+  }
+  return {
+    head,
+    readable: readable ?? NO_BUFFERS,
+    writable: writable ?? NO_BUFFERS,
+    readableLength: scratch.readableLength,
+    writableLength: scratch.writableLength,
+  };
+}
+
+/**
+ * Validates the chain starting at descriptor `head` of `descTable` (a view of the
+ * `size`-entry descriptor table) into `out`, allocating nothing: each buffer is recorded
+ * as its RAM region's host bytes and an offset. Throws `MalformedChainError` naming the
+ * head; `out` is then meaningless. The write tracker is not told: the caller tells it of
+ * the writable buffers (`GuestMemory.noteWrite`).
+ */
+export function walkChain(
+  memory: GuestMemory,
+  descTable: DataView,
+  size: number,
+  head: number,
+  limits: ChainLimits,
+  out: ChainBuffers,
+): void {
+  // This runs once per request: nothing here allocates, and the error texts are only
+  // built on failure.
+  out.reset(head);
+  const regions = memory.regions;
 
   let table = descTable;
+  // Where the table being walked starts in `table` (an indirect one is read in place).
+  let tableBase = 0;
   let tableSize = size;
   // The main-table entry that named the indirect table being walked, -1 in the main table.
   let indirectFrom = -1;
@@ -87,7 +129,7 @@ export function readChain(
         `is longer than the ${tableSize} entries of the ${tableName(indirectFrom)}: it loops`,
       );
     }
-    const offset = index * DESC_SIZE;
+    const offset = tableBase + index * DESC_SIZE;
     const low = table.getUint32(offset, true);
     const high = table.getUint32(offset + 4, true);
     const length = table.getUint32(offset + DESC_LEN, true);
@@ -134,8 +176,8 @@ export function readChain(
       if (length / DESC_SIZE > MAX_INDIRECT_ENTRIES) {
         failChain(head, `has an indirect table of ${length / DESC_SIZE} entries, more than 65536`);
       }
-      const bytes = guestSlice(memory, address, high, length);
-      if (!bytes) {
+      const region = guestRegion(memory, address, high, length);
+      if (region < 0) {
         failChain(
           head,
           `has an indirect table (${tableName(indirectFrom)} entry ${index}) ${
@@ -143,7 +185,8 @@ export function readChain(
           }`,
         );
       }
-      table = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      table = memory.regionView(region);
+      tableBase = address - regions[region].start;
       tableSize = length / DESC_SIZE;
       indirectFrom = index;
       index = 0;
@@ -154,8 +197,8 @@ export function readChain(
     if (length === 0) {
       failChain(head, `has a zero-length buffer in ${tableName(indirectFrom)} entry ${index}`);
     }
-    const bytes = guestSlice(memory, address, high, length);
-    if (!bytes) {
+    const region = guestRegion(memory, address, high, length);
+    if (region < 0) {
       failChain(
         head,
         `has a buffer in ${tableName(indirectFrom)} entry ${index} ${
@@ -163,35 +206,23 @@ export function readChain(
         }`,
       );
     }
-    const buffer: GuestBuffer = { address, bytes };
-    if (flags & VIRTQ_DESC_F_WRITE) {
-      (writable ??= []).push(buffer);
-      writableLength += length;
-    } else {
-      if (writable !== undefined) {
-        failChain(
-          head,
-          `has a device-readable buffer after a device-writable one in ${
-            tableName(indirectFrom)
-          } entry ${index}`,
-        );
-      }
-      (readable ??= []).push(buffer);
-      readableLength += length;
+    const writable = (flags & VIRTQ_DESC_F_WRITE) !== 0;
+    if (!writable && out.count > out.readableCount) {
+      failChain(
+        head,
+        `has a device-readable buffer after a device-writable one in ${
+          tableName(indirectFrom)
+        } entry ${index}`,
+      );
     }
-    if (readableLength + writableLength > limits.maxChainBytes) {
+    const { start, bytes } = regions[region];
+    out.add(bytes, address - start, length, address, writable);
+    if (out.readableLength + out.writableLength > limits.maxChainBytes) {
       failChain(head, `is longer than ${limits.maxChainBytes} bytes in total`);
     }
     if (!(flags & VIRTQ_DESC_F_NEXT)) break;
     index = next;
   }
-  return {
-    head,
-    readable: readable ?? NO_BUFFERS,
-    writable: writable ?? NO_BUFFERS,
-    readableLength,
-    writableLength,
-  };
 }
 
 /** The table being walked, for errors: the main one or the indirect one of its entry `from`. */
@@ -204,20 +235,10 @@ function failChain(head: number, reason: string): never {
   throw new MalformedChainError(`Descriptor chain ${head} ${reason}`, head);
 }
 
-/** The live view of `[address, address + length)`, or undefined when it is not all in one RAM region. */
-function guestSlice(
-  memory: GuestMemory,
-  address: number,
-  high: number,
-  length: number,
-): Uint8Array | undefined {
-  if (high >= 0x20_0000) return undefined; // at or above 2^53: never RAM, not exact as a number
-  try {
-    return memory.slice(address, length);
-  } catch (error) {
-    if (error instanceof GuestMemoryError) return undefined;
-    throw error;
-  }
+/** The region index of `[address, address + length)`, or -1 when it is not all in one RAM region. */
+function guestRegion(memory: GuestMemory, address: number, high: number, length: number): number {
+  if (high >= 0x20_0000) return -1; // at or above 2^53: never RAM, not exact as a number
+  return memory.regionOf(address, length);
 }
 
 function outsideRam(high: number, low: number, length: number): string {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { DescriptorChain, GuestBuffer, VirtQueue } from "../queue_types.ts";
+import type { ChainBuffers, DescriptorChain, GuestBuffer, VirtQueue } from "../queue_types.ts";
 import { parseQueueState, type SplitQueueState } from "../queue_state.ts";
 
 /** A fake queue whose chains are built from plain byte arrays. */
@@ -39,6 +39,18 @@ export class FakeQueue implements VirtQueue {
     const chain = this.#pending.shift();
     if (chain) this.#popped++;
     return chain;
+  }
+
+  /** `pop()` into `out`: each buffer is its own source at offset 0. */
+  popInto(out: ChainBuffers): boolean {
+    const chain = this.pop();
+    if (chain === undefined) return false;
+    out.reset(chain.head);
+    for (const { bytes, address } of chain.readable) {
+      out.add(bytes, 0, bytes.length, address, false);
+    }
+    for (const { bytes, address } of chain.writable) out.add(bytes, 0, bytes.length, address, true);
+    return true;
   }
 
   /** Indices only: the fake keeps no ring, and chains it hands out are never taken back. */
