@@ -17,6 +17,13 @@ export const LIBC_SYMBOLS = {
   ioctl: { parameters: ["i32", "u64", "pointer"], result: "i32" },
   /** int ioctl(int fd, unsigned long request, unsigned long arg): the by-value form */
   ioctl_value: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
+  /** The same, off-thread: a vCPU's KVM_RUN that must not block the calling thread */
+  ioctl_value_off_thread: {
+    name: "ioctl",
+    parameters: ["i32", "u64", "u64"],
+    result: "i32",
+    nonblocking: true,
+  },
   /** void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t offset) */
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   /** int munmap(void *addr, size_t len) */

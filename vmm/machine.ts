@@ -12,13 +12,15 @@ import { busAccess, type VmEndSignal } from "../core/machine.ts";
 import type { GuestRam } from "../core/memory.ts";
 import type { Vcpu } from "../core/vcpu.ts";
 import { VcpuThread } from "../core/vcpu_thread.ts";
+import { OffThreadVcpu, type VcpuRunner } from "../core/vcpu_off_thread.ts";
 import type { VmEndReason } from "../core/vm_end.ts";
 import type { Vm } from "../core/vm.ts";
 import type { I8042 } from "../devices/legacy/i8042.ts";
 import type { Serial16550 } from "../devices/legacy/serial.ts";
 import type { DeviceManager } from "./device_manager.ts";
 import { noteMachineClosing } from "./stats_hook.ts";
-import { takeVcpuWorker, VCPU_WORKER_URL } from "./vcpu_workers.ts";
+import { takeVcpuWorker, VCPU_WORKER_URL, vcpuWorkerCount } from "./vcpu_workers.ts";
+import { localPortBus } from "./local_ports.ts";
 
 /** The vCPU Workers' entry module (scripts/compile.sh includes it in the executable). */
 export { VCPU_WORKER_URL };
@@ -47,7 +49,7 @@ export class Machine {
   readonly ended: Promise<VmEndReason>;
   readonly #loop: EventLoop;
   readonly #end: VmEndSignal;
-  #threads: VcpuThread[] = [];
+  #threads: VcpuRunner[] = [];
   #closed = false;
   /** Started paused: the vCPU Workers start at the first `resume()`. */
   #startPending = false;
@@ -125,9 +127,14 @@ export class Machine {
       }
     }
     const serve = busAccess(this.pio, this.mmio);
-    this.#threads = this.vcpus.map((vcpu) => {
-      const worker = takeVcpuWorker() ?? VCPU_WORKER_URL;
-      const thread = new VcpuThread(vcpu, this.ram.ranges, serve, worker);
+    // vCPU 0 (by default) runs on a Worker of its own, in a synchronous loop: the fast
+    // exit path. The others run off-thread from this thread (core/vcpu_off_thread.ts):
+    // a Worker per vCPU would cost a V8 isolate each (see bench/README.md).
+    const workers = vcpuWorkerCount(this.vcpus.length);
+    this.#threads = this.vcpus.map((vcpu, index): VcpuRunner => {
+      const thread = index < workers
+        ? new VcpuThread(vcpu, this.ram.ranges, serve, takeVcpuWorker() ?? VCPU_WORKER_URL)
+        : new OffThreadVcpu(vcpu, this.ram.memory, serve, localPortBus);
       thread.done.then((reason) => reason && this.#end.end(reason));
       return thread;
     });

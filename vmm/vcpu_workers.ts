@@ -15,8 +15,30 @@ export const VCPU_WORKER_URL = new URL("./vcpu_worker_main.ts", import.meta.url)
 
 const warm: Worker[] = [];
 
-/** Starts Workers until `count` wait (vCPU 0's first); they run nothing until taken. */
-export function prestartVcpuWorkers(count: number): void {
+/**
+ * `DENOVISOR_VCPU_WORKERS=all` gives every vCPU a Worker of its own, as before vCPUs after
+ * the first ran off-thread (core/vcpu_off_thread.ts): for comparisons (bench/vmm_overhead.ts)
+ * and as a way back should the off-thread path misbehave on some host.
+ */
+export const VCPU_WORKERS_ENV = "DENOVISOR_VCPU_WORKERS";
+
+/** How many of a machine's `vcpus` vCPUs run on Workers: the first, or all of them. */
+export function vcpuWorkerCount(vcpus: number): number {
+  let every = false;
+  try {
+    every = Deno.env.get(VCPU_WORKERS_ENV) === "all";
+  } catch {
+    // No env permission: the default.
+  }
+  return every ? vcpus : Math.min(vcpus, 1);
+}
+
+/**
+ * Starts the Workers a machine of `vcpus` vCPUs will take (`vcpuWorkerCount`), unless
+ * that many wait already; they run nothing until taken.
+ */
+export function prestartVcpuWorkers(vcpus: number): void {
+  const count = vcpuWorkerCount(vcpus);
   while (warm.length < count) {
     warm.push(new Worker(VCPU_WORKER_URL, { type: "module", name: `vcpu${warm.length}` }));
   }

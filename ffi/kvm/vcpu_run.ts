@@ -12,3 +12,13 @@ import { KVM } from "./ioctls.ts";
 export function kvmRun(vcpuFd: number): number {
   return libc().ioctl_value(vcpuFd, KVM.RUN, 0n);
 }
+
+/**
+ * ioctl(KVM_RUN) on one of Deno's blocking-pool threads, so the calling thread's event
+ * loop keeps running while the vCPU is in the guest. Settles with 0 after an exit or -1;
+ * errno is lost with the thread, so the caller tells a kick from a failure by what KVM
+ * left in kvm_run (`exit_reason` KVM_EXIT_INTR, or its own immediate_exit).
+ */
+export function kvmRunOffThread(vcpuFd: number): Promise<number> {
+  return libc().ioctl_value_off_thread(vcpuFd, KVM.RUN, 0n);
+}
