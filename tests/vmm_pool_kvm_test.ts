@@ -64,8 +64,8 @@ class PoolDaemon {
     return daemon;
   }
 
-  /** The pids of the pooled VMMs (from each slot's pooled.json) still alive. */
-  pooledPids(): number[] {
+  /** The pids of the pooled VMMs (from each slot's pooled.json) still alive; `ready` ones only. */
+  pooledPids(ready = false): number[] {
     const pids: number[] = [];
     let entries: Deno.DirEntry[] = [];
     try {
@@ -78,7 +78,14 @@ class PoolDaemon {
         const { pid, startTime } = JSON.parse(
           Deno.readTextFileSync(`${this.dir}/vmm-pool/${entry.name}/pooled.json`),
         );
-        if (processStartTime(pid) === startTime) pids.push(pid);
+        const slot = `${this.dir}/vmm-pool/${entry.name}`;
+        let isReady = true;
+        try {
+          Deno.statSync(`${slot}/ready`);
+        } catch {
+          isReady = false;
+        }
+        if (processStartTime(pid) === startTime && (isReady || !ready)) pids.push(pid);
       } catch {
         // a slot being made or removed
       }
@@ -128,7 +135,7 @@ class PoolDaemon {
 kvmTest("a start takes a pooled VMM, which serves that one domain and is refilled", async () => {
   const daemon = await PoolDaemon.start(2);
   try {
-    await daemon.until(() => daemon.pooledPids().length === 2, "2 pooled VMMs");
+    await daemon.until(() => daemon.pooledPids(true).length === 2, "2 pooled VMMs ready");
     const pooled = daemon.pooledPids();
     const first = await daemon.startDomain("first");
     assert.ok(pooled.includes(first.pid!), `VMM ${first.pid} is not one of the pool's ${pooled}`);
@@ -139,12 +146,13 @@ kvmTest("a start takes a pooled VMM, which serves that one domain and is refille
     assert.doesNotMatch(status, /^Uid:\s+0\s/m);
     // The taken one is no longer offered; the pool fills up again without it.
     await daemon.until(
-      () => daemon.pooledPids().filter((pid) => pid !== first.pid).length === 2,
+      () => daemon.pooledPids(true).filter((pid) => pid !== first.pid).length === 2,
       "the pool to refill",
     );
+    const refilled = daemon.pooledPids(true);
     const second = await daemon.startDomain("second");
     assert.notEqual(second.pid, first.pid);
-    assert.ok(pooled.includes(second.pid!) || daemon.pooledPids().includes(second.pid!));
+    assert.ok(refilled.includes(second.pid!), `VMM ${second.pid} is not one of ${refilled}`);
     // A destroyed domain's VMM ends with it: never handed to another domain.
     await daemon.api.post("/v1/domains/first/destroy");
     await daemon.until(() => processStartTime(first.pid!) === undefined, "the VMM to end");

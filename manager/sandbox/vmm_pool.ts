@@ -146,11 +146,15 @@ export class VmmPool {
     return this.#waiting.filter((member) => member.ready).length;
   }
 
-  /** A pooled VMM for one domain (the readiest), or undefined when none is there. */
+  /**
+   * A loaded pooled VMM for one domain, or undefined when none is ready: one still loading
+   * is not handed out, since with the refill loading one at a time, starts in a burst would
+   * queue behind it, where fresh launches run side by side (bench/README.md).
+   */
   take(): PooledVmm | undefined {
-    const index = Math.max(0, this.#waiting.findIndex((member) => member.ready));
+    const index = this.#waiting.findIndex((member) => member.ready);
+    if (index < 0) return undefined;
     const [member] = this.#waiting.splice(index, 1);
-    if (member === undefined) return undefined;
     this.#fill();
     return member.vmm;
   }
@@ -223,7 +227,11 @@ export class VmmPool {
         try {
           const message = receiveFds(member.socket, 16, 0);
           // An end of file: the VMM died loading; its status says so.
-          if (message.bytes.length > 0) member.ready = true;
+          if (message.bytes.length > 0) {
+            member.ready = true;
+            // For people and tests: which pooled VMMs a start would take now.
+            Deno.writeTextFileSync(join(member.vmm.slot, "ready"), "");
+          }
         } catch {
           // read on the next round
         }
