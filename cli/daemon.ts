@@ -61,7 +61,7 @@ Options:
   --vmm-pool N          Keep N jailed VMM processes started ahead of any domain, each
                         taken by one domain's start and never reused (default
                         ${DEFAULT_VMM_POOL_SIZE}: none); a start then skips the jail set-up and
-                        Deno's start-up. Each waiting VMM holds about 90 MiB
+                        Deno's start-up. Each waiting VMM holds about 80 MiB
   --openapi             Print the API's OpenAPI 3.1 document (what GET
                         /v1/openapi.json serves) and exit; no daemon is started
   -h, --help            Show this help
