@@ -141,6 +141,17 @@ export interface MigrationResult {
   totalMs: number;
   /** From pause to the destination's ACK, as the source saw it. */
   downtimeMs: number;
+  /**
+   * Where the downtime went, in ms: pausing, the last dirty pages, the state document, the
+   * disks let go, and the destination's restore and resume up to its ACK.
+   */
+  switchOver?: {
+    pause: number;
+    lastPages: number;
+    state: number;
+    disks: number;
+    destination: number;
+  };
 }
 
 /** POST /v1/domains/{name}/{action}'s options (manager/api_schema.ts). */

@@ -176,6 +176,7 @@ export class DomainMigrations {
           bytesSent: answer.bytesSent ?? tracker.current.bytesSent,
           totalMs: answer.totalMs ?? Math.round(performance.now() - started),
           downtimeMs: answer.downtimeMs ?? 0,
+          ...(answer.switchOver ? { switchOver: answer.switchOver } : {}),
         };
         entry.migration = undefined;
         events.emit(

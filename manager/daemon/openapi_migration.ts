@@ -56,6 +56,19 @@ export const MIGRATION_SCHEMAS: Record<string, Schema> = {
     bytesSent: integer,
     totalMs: { type: "number", minimum: 0 },
     downtimeMs: { type: "number", minimum: 0 },
+    switchOver: object(
+      {
+        pause: { type: "number", minimum: 0 },
+        lastPages: { type: "number", minimum: 0 },
+        state: { type: "number", minimum: 0 },
+        disks: { type: "number", minimum: 0 },
+        destination: { type: "number", minimum: 0 },
+      },
+      ["pause", "lastPages", "state", "disks", "destination"],
+      {
+        description: "Where the downtime went (ms), up to the destination's ACK",
+      },
+    ),
   }, ["domain", "dest", "iterations", "bytesSent", "totalMs", "downtimeMs"]),
 };
 

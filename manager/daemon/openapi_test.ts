@@ -301,6 +301,7 @@ const SAMPLES: Record<string, Json> = {
     bytesSent: 0,
     totalMs: 0,
     downtimeMs: 0,
+    switchOver: { pause: 0, lastPages: 0, state: 0, disks: 0, destination: 0 },
   } satisfies Required<MigrationResult>,
 };
 

@@ -166,9 +166,15 @@ export async function migrateOut(
         );
       },
     });
+    const steps = result.switchOver;
     log(
       `migrated in ${result.totalMs} ms (${result.iterations} rounds, ${result.bytesSent} bytes, ` +
-        `downtime ${result.downtimeMs} ms)`,
+        `downtime ${result.downtimeMs} ms` +
+        (steps
+          ? `: pause ${steps.pause}, last pages ${steps.lastPages}, state ${steps.state}, ` +
+            `disks ${steps.disks}, destination ${steps.destination}`
+          : "") +
+        ")",
     );
     return result;
   } finally {
