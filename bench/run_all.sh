@@ -16,7 +16,7 @@ echo "deno $(deno --version | head -1 | cut -d' ' -f2), $(qemu-system-x86_64 --v
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 failed=()
-for bench in exit_roundtrip startup block_backend net guest_block vmm_overhead qcow2 domains restore; do
+for bench in exit_roundtrip startup block_backend net guest_block guest_net vmm_overhead qcow2 domains restore; do
   echo
   echo "== bench/$bench.ts"
   deno run --allow-all "bench/$bench.ts" || failed+=("$bench")

@@ -11,7 +11,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$here/build"
 obj="$out/obj"
 embedded="$here/embedded/demo_guest.ts"
-guests=(hello demo exit_status smp ticks io_loop fault cpuid echo virtio_blk virtio_rng virtio_net virtio_console virtio_balloon virtio_blk_stream virtio_blk_log domain migrate acpi)
+guests=(hello demo exit_status smp ticks io_loop fault cpuid echo virtio_blk virtio_rng virtio_net virtio_console virtio_balloon virtio_blk_stream virtio_net_stream virtio_blk_log domain migrate acpi)
 
 CC="${CC:-gcc}"
 LD="${LD:-ld}"
