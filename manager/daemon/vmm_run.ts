@@ -271,8 +271,9 @@ async function handToPooled(
   configPath: string,
   sandbox: Awaited<ReturnType<typeof prepareVmmSandbox>>,
 ): Promise<PooledVmm | undefined> {
-  // Restores and migrations' receivers start their own (they could take one the same way).
-  if (!sandbox.grants || config.restore !== undefined || config.migrateIn !== undefined) {
+  // Restores start their own (they could take one the same way). A migration's receiver
+  // takes one: its start is then out of the migration's total time, as QEMU's -incoming.
+  if (!sandbox.grants || config.restore !== undefined) {
     return undefined;
   }
   const pooled = takePooledVmm();
