@@ -120,7 +120,8 @@ const PRIVILEGES_STEP: readonly string[] = [
 
 /**
  * Binds `MODE PATH` pairs (ro, rw, stat) into the jail at `$J` until "--": step 3's loop,
- * and what a pooled VMM's jail is given when a domain takes it (./vmm_pool.ts).
+ * and what a pooled VMM's jail is given when a domain takes it (./vmm_pool.ts). Each path
+ * costs two processes (mkdir, mount): the jail's set-up time is mostly these.
  */
 const BIND_LOOP = `fail() { echo "denovisor launcher: jail: $*" >&2; exit 125; }
 while [ "$1" != -- ]; do
@@ -128,11 +129,13 @@ while [ "$1" != -- ]; do
   if [ -d "$p" ]; then mkdir -p "$J$p"
   else mkdir -p "$J\${p%/*}" && { [ -e "$J$p" ] || : >"$J$p"; }
   fi || fail "cannot make $J$p"
-  mount --bind "$p" "$J$p" || fail "cannot bind $p"
+  # One process per path: mount(8) (util-linux >= 2.27) remounts a bind with its options;
+  # a read-write bind keeps the flags of the mount it comes from, as it did.
   case $m in
-    ro) mount -o remount,bind,ro,nosuid "$J$p" ;;
-    stat) mount -o remount,bind,ro,nosuid,nodev,noexec "$J$p" ;;
-  esac || fail "cannot make $p read-only"
+    ro) mount --bind -o ro,nosuid "$p" "$J$p" ;;
+    stat) mount --bind -o ro,nosuid,nodev,noexec "$p" "$J$p" ;;
+    *) mount --bind "$p" "$J$p" ;;
+  esac || fail "cannot bind $p ($m)"
 done
 shift`;
 

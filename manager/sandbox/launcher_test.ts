@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import {
+  grantCommand,
   LAUNCHER_FAILED,
   launcherPrefix,
+  pooledLauncherPrefix,
   type SandboxPlan,
   SandboxPlanError,
   sandboxSupport,
@@ -163,6 +165,93 @@ Deno.test({
     } finally {
       group!.remove();
       Deno.removeSync(root, { recursive: true });
+    }
+  },
+});
+
+/** The mount options of `path` as the jailed program sees them (its /proc/self/mountinfo). */
+function optionsOf(mountinfo: string, path: string): string[] {
+  const line = mountinfo.split("\n").findLast((l) => l.split(" ")[4] === path);
+  return line?.split(" ")[5]?.split(",") ?? [];
+}
+
+Deno.test({
+  name:
+    "the jail's binds are read-only, read-write and stat-only as planned, and a pooled jail gets its grants later",
+  ignore: !usable,
+  async fn() {
+    const root = Deno.makeTempDirSync({ prefix: "jail-test-" });
+    const dir = Deno.makeTempDirSync({ prefix: "jail-binds-" });
+    Deno.chmodSync(dir, 0o755);
+    const [ro, rw, stat] = ["ro", "rw", "stat"].map((name) => {
+      Deno.mkdirSync(`${dir}/${name}`, { mode: 0o777 });
+      Deno.chmodSync(`${dir}/${name}`, 0o777);
+      return `${dir}/${name}`;
+    });
+    const base = await plan(root);
+    const jail = { ...base.jail, readOnly: [...base.jail.readOnly, ro], readWrite: [rw] };
+    const script = `${CAT("/proc/self/mountinfo")}; : >${rw}/w && echo rw-ok; ` +
+      // `true`, not `:`: a failed redirection of a special builtin ends the shell.
+      `true >${ro}/w || echo ro-refused`;
+    try {
+      const launched = await runBehind(
+        launcherPrefix({ ...base, jail: { ...jail, statOnly: [stat] } }),
+        script,
+      );
+      assert.equal(launched.code, 0, launched.err);
+      assert.ok(optionsOf(launched.text, ro).includes("ro"), launched.text);
+      assert.ok(optionsOf(launched.text, ro).includes("nosuid"));
+      assert.ok(optionsOf(launched.text, rw).includes("rw"));
+      for (const flag of ["ro", "nosuid", "nodev", "noexec"]) {
+        assert.ok(optionsOf(launched.text, stat).includes(flag), `${stat}: ${flag}`);
+      }
+      assert.match(launched.text, /^rw-ok$/m);
+      assert.match(launched.text, /^ro-refused$/m);
+
+      // A pooled jail: the program waits (a fifo read) until the grant is bound in.
+      const fifo = `${dir}/go`;
+      await new Deno.Command("mkfifo", { args: ["-m", "0666", fifo] }).output();
+      const pooledRoot = Deno.makeTempDirSync({ prefix: "jail-test-" });
+      const pooled = new Deno.Command("/bin/bash", {
+        args: [
+          "-c",
+          'exec "$@"',
+          "pooled",
+          ...pooledLauncherPrefix({
+            ...base.jail,
+            root: pooledRoot,
+            readOnly: [...base.jail.readOnly, dir],
+          }, base.user),
+          SH,
+          "-c",
+          `read x <${fifo}; ${CAT("/proc/self/mountinfo")}; : >${rw}/p && echo granted`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      // The jailed shell is the reaper's child; give it its grant in its mount namespace.
+      let vmm = 0;
+      for (let i = 0; i < 200 && vmm === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        const children = Deno.readTextFileSync(`/proc/${pooled.pid}/task/${pooled.pid}/children`);
+        vmm = Number(children.trim().split(" ")[0]) || 0;
+      }
+      // Wait for the jail's steps to reach the shell (its root is the jail then).
+      for (let i = 0; i < 200 && Deno.readLinkSync(`/proc/${vmm}/root`) === "/"; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const grant = grantCommand(vmm, pooledRoot, { readOnly: [], readWrite: [rw] });
+      const granted = await new Deno.Command(grant[0], { args: grant.slice(1) }).output();
+      assert.equal(granted.code, 0, new TextDecoder().decode(granted.stderr));
+      Deno.writeTextFileSync(fifo, "go\n");
+      const output = await pooled.output();
+      const text = new TextDecoder().decode(output.stdout);
+      assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+      assert.match(text, /^granted$/m);
+      Deno.removeSync(pooledRoot, { recursive: true });
+    } finally {
+      Deno.removeSync(root, { recursive: true });
+      Deno.removeSync(dir, { recursive: true });
     }
   },
 });
