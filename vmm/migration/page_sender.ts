@@ -1,7 +1,8 @@
 /**
  * Turns dirty bitmaps into MEMORY frames: runs of dirty pages are split into zero runs
  * (sent as markers, no data) and data runs, packed into frames of at most
- * `MAX_MEMORY_ENTRIES` blocks and `MAX_MEMORY_DATA` bytes, paced to a bandwidth limit.
+ * `MAX_MEMORY_ENTRIES` blocks and `FRAME_DATA` bytes (within the protocol's `MAX_MEMORY_DATA`),
+ * paced to a bandwidth limit.
  *
  * @module
  */
@@ -12,7 +13,6 @@ import type { FrameWriter } from "./frames.ts";
 import {
   Command,
   encodeMemory,
-  MAX_MEMORY_DATA,
   MAX_MEMORY_ENTRIES,
   MIGRATION_PAGE_SIZE,
   type PageBlock,
@@ -22,6 +22,12 @@ const PAGE = MIGRATION_PAGE_SIZE;
 const ZERO_PAGE = new Uint8Array(PAGE);
 /** Longest run looked at at once (1 MiB), so blocks stay small. */
 const RUN_PAGES = 256;
+/**
+ * The page data per MEMORY frame this sender packs (the protocol allows 16 MiB): each
+ * daemon on the way forwards a frame only once it has all of it, so big frames add their
+ * transfer time once per hop at the end of a round, and SYNC waits for that.
+ */
+export const FRAME_DATA = 1024 * 1024;
 
 /** A range of guest RAM in this process. */
 export interface RamView {
@@ -107,7 +113,7 @@ export async function sendPages(
   };
   const add = async (block: PageBlock) => {
     const size = block.data ? block.data.length : 0;
-    if (blocks.length === MAX_MEMORY_ENTRIES || data + size > MAX_MEMORY_DATA) await flush();
+    if (blocks.length === MAX_MEMORY_ENTRIES || data + size > FRAME_DATA) await flush();
     blocks.push(block);
     data += size;
     if (block.data) sent.dataPages += block.pageCount;
