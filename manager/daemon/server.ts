@@ -39,6 +39,7 @@ import { DomainMigrations } from "./migration_ops.ts";
 import { addMigrationRoutes } from "./migration_routes.ts";
 import { startMigrationListener } from "./migration_listener.ts";
 import { setVmmPool, VmmPool } from "../sandbox/vmm_pool.ts";
+import { warmVmmModules } from "./vmm_process.ts";
 
 /** Options of `runDaemon`. */
 export interface DaemonOptions {
@@ -193,10 +194,13 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       );
     }
     log(`listening on ${paths.socket} (state ${paths.stateDir})`);
+    const warmed = warmVmmModules().then((failure) => {
+      if (failure) log(`cannot fill Deno's cache with the VMM's modules: ${failure}`);
+    });
     const vmmPool = new VmmPool(join(paths.runDir, "vmm-pool"), options.vmmPool ?? 0, log);
     setVmmPool(vmmPool);
-    // After the takeover: the VMMs left running come first; pooled ones load meanwhile.
-    reattached.finally(() => vmmPool.start()).catch((error) =>
+    // After the takeover and the cache: the VMMs left running come first.
+    reattached.finally(() => warmed).finally(() => vmmPool.start()).catch((error) =>
       log(`VMM pool: ${(error as Error).message}`)
     );
     const migrationListener = await startMigrationListener(

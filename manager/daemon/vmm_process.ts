@@ -35,6 +35,38 @@ export function selfCommand(): string[] {
   return [Deno.execPath(), "run", "--allow-all", "--no-prompt", MAIN_MODULE];
 }
 
+/** The VMM's entry points, for `warmVmmModules`. */
+const VMM_ENTRIES = ["../../cli/vmm_main.ts", "../../vmm/vcpu_worker_main.ts"].map((path) =>
+  fileURLToPath(new URL(path, import.meta.url))
+);
+
+/**
+ * Fills Deno's cache with the VMM's modules, transpiled, when this program runs from
+ * source: a jailed VMM runs as an unprivileged user with that cache bound read-only
+ * (../sandbox/jail.ts), so what is missing there (a module changed since root last ran
+ * it) it type-strips again at every start, 0.2-0.3 s of CPU per VMM here. Resolves with
+ * why it failed, or undefined.
+ */
+export async function warmVmmModules(timeoutMs = 60_000): Promise<string | undefined> {
+  const command = selfCommand();
+  if (command.length === 1 || Deno.env.get("DENOVISOR_VMM_COMMAND")) return undefined;
+  try {
+    const output = await new Deno.Command(command[0], {
+      args: ["cache", "--quiet", ...VMM_ENTRIES],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+      clearEnv: true,
+      env: vmmEnvironment(),
+      signal: AbortSignal.timeout(timeoutMs),
+    }).output();
+    if (output.success) return undefined;
+    return new TextDecoder().decode(output.stderr).trim().split("\n").slice(-3).join(" | ");
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 /** A VMM process this daemon spawned. */
 export interface SpawnedVmm {
   pid: number;

@@ -4,6 +4,7 @@ import {
   processStartTime,
   sameProcessAlive,
   selfCommand,
+  warmVmmModules,
   watchProcess,
 } from "./vmm_process.ts";
 
@@ -32,4 +33,25 @@ Deno.test("watchProcess() sees a process that is not its child die by polling /p
   child.kill("SIGTERM");
   await child.status; // Reaped here; the watch only has /proc.
   assert.equal(describeExit(await watch.exited), "VMM exited");
+});
+
+Deno.test("warmVmmModules() leaves the VMM's modules transpiled in Deno's cache", async () => {
+  const cache = await Deno.makeTempDir({ prefix: "denovisor-deno-dir-" });
+  const before = Deno.env.get("DENO_DIR");
+  Deno.env.set("DENO_DIR", cache);
+  try {
+    assert.equal(await warmVmmModules(), undefined);
+    const emitted = (dir: string): string[] =>
+      [...Deno.readDirSync(dir)].flatMap((entry) =>
+        entry.isDirectory ? emitted(`${dir}/${entry.name}`) : [`${dir}/${entry.name}`]
+      );
+    const files = emitted(`${cache}/gen`);
+    for (const module of ["vmm/machine.ts.js", "vmm/vcpu_worker_main.ts.js", "cli/vmm.ts.js"]) {
+      assert.ok(files.some((file) => file.endsWith(`/${module}`)), `${module} is not cached`);
+    }
+  } finally {
+    if (before === undefined) Deno.env.delete("DENO_DIR");
+    else Deno.env.set("DENO_DIR", before);
+    await Deno.remove(cache, { recursive: true });
+  }
 });
