@@ -8,6 +8,8 @@
  * - rx: frames injected through the packet socket in batches of 256, then drained by the
  *   device (readv into the rx chains' buffers) vs `read(tap)` in a loop; only the drain is
  *   timed.
+ * - `--mergeable`: rx as a Linux guest negotiates it (MRG_RXBUF with GUEST_CSUM and
+ *   GUEST_TSO4): every read offers enough 1530-byte chains for a 64 KiB frame.
  * - `--tso`: tx of 64 KiB TCP/IPv4 GSO frames (CSUM and HOST_TSO4 negotiated; the kernel
  *   takes them whole). rx is not measured with TSO: the packet socket cannot inject GSO
  *   frames.
@@ -26,7 +28,7 @@
  * shared, so rounds are paired), printed as median and range, in wall time and in process
  * CPU time (user + system, less disturbed by other jobs than wall time).
  *
- * Usage: deno run -A bench/net.ts [--frames N] [--size BYTES] [--tso] [--rounds R]
+ * Usage: deno run -A bench/net.ts [--frames N] [--size BYTES] [--tso] [--mergeable] [--rounds R]
  *
  * @module
  */
@@ -278,7 +280,7 @@ function activeDevice(tap: Tap, memory: GuestMemory, features: bigint) {
       supportedOffloads: tap.supportedOffloads,
       setOffloads: (flags) => tap.setOffloads(flags),
     },
-    mergeableRxBuffers: false,
+    mergeableRxBuffers: (features & NET_F.MRG_RXBUF) !== 0n,
   });
   net.activate({
     memory,
@@ -332,12 +334,14 @@ function main(): void {
       frames: { type: "string", default: "100000" },
       size: { type: "string", default: "1500" },
       tso: { type: "boolean", default: false },
+      mergeable: { type: "boolean", default: false },
       rounds: { type: "string", default: "5" },
     },
   });
   const count = Number(values.frames);
   const rounds = Number(values.rounds);
   const tso = values.tso!;
+  const mergeable = values.mergeable!;
   const size = tso ? TSO_FRAME : Number(values.size);
   if (!Number.isInteger(count) || count < BATCH || count > MAX_FRAMES) {
     throw new CouldNotMeasureError(`--frames must be an integer from ${BATCH} to ${MAX_FRAMES}`);
@@ -361,14 +365,17 @@ function main(): void {
   const host = new PacketSocket(tap.name);
   const memory = GuestMemory.ofSize(MEMORY_SIZE);
   const features = VIRTIO_F.VERSION_1 | NET_F.MAC | NET_F.STATUS |
-    (tso ? NET_F.CSUM | NET_F.HOST_TSO4 : 0n);
+    (tso ? NET_F.CSUM | NET_F.HOST_TSO4 : 0n) |
+    (mergeable ? NET_F.MRG_RXBUF | NET_F.GUEST_CSUM | NET_F.GUEST_TSO4 : 0n);
   const { net, rx, tx } = activeDevice(tap, memory, features);
   try {
     const frame = tso ? tsoFrame() : testFrame(size, 1);
     const header = txHeader(tso);
     console.log(
       `virtio-net through tap ${tap.name}: ${count} frames of ${size} bytes` +
-        `${tso ? " (TSO, 1448-byte segments)" : ""}, ${rounds} rounds`,
+        `${tso ? " (TSO, 1448-byte segments)" : ""}` +
+        `${mergeable ? " (mergeable rx buffers, guest TSO: up to 43 chains per read)" : ""}` +
+        `, ${rounds} rounds`,
     );
     const lists = rxGuestLists(memory);
     const directions = [

@@ -63,6 +63,25 @@ export class IovecArray {
     }
   }
 
+  /** Keeps only the first `count` entries. */
+  truncate(count: number): void {
+    while (this.#count > count) {
+      this.#count--;
+      this.#length -= this.#halves[this.#count * 4 + 2];
+    }
+  }
+
+  /**
+   * Drops the first `entries` entries and moves the rest to the front (a memmove of their
+   * 16 bytes each): a list kept across calls, consumed from the front, is not rebuilt.
+   */
+  dropFront(entries: number): void {
+    const dropped = Math.min(entries, this.#count);
+    for (let i = 0; i < dropped; i++) this.#length -= this.#halves[i * 4 + 2];
+    this.bytes.copyWithin(0, dropped * 16, this.#count * 16);
+    this.#count -= dropped;
+  }
+
   /**
    * Appends `buffer` if, after it, at least `keepFree` entries remain free; false when it
    * does not fit. Empty buffers are skipped (and fit). `keepFree` reserves room for a

@@ -69,3 +69,41 @@ Deno.test("pwritev() and preadv() move every buffer of the array, in order", () 
     Deno.removeSync(path);
   }
 });
+
+Deno.test("tryAddRange() records the same entries as tryAdd() of the view, across sources", () => {
+  const regions = [new Uint8Array(1 << 20), new Uint8Array(1 << 17), new Uint8Array(300)];
+  const ranges: Array<[number, number, number]> = [
+    [0, 10, 100],
+    [1, 5, 7],
+    [0, 4096, 1500],
+    [2, 3, 20],
+    [1, 0, 1],
+    [0, 999_000, 1000],
+  ];
+  const byView = new IovecArray();
+  const byRange = new IovecArray();
+  for (const [r, offset, length] of ranges) {
+    byView.add(regions[r].subarray(offset, offset + length));
+    assert.equal(byRange.tryAddRange(regions[r], offset, length), true);
+  }
+  assert.equal(byRange.count, byView.count);
+  assert.equal(byRange.length, byView.length);
+  assert.deepEqual(byRange.bytes.subarray(0, 16 * 6), byView.bytes.subarray(0, 16 * 6));
+});
+
+Deno.test("truncate() and dropFront() keep the remaining entries and their total length", () => {
+  const bytes = new Uint8Array(1 << 16);
+  const list = new IovecArray();
+  const expected = new IovecArray();
+  for (let i = 1; i <= 5; i++) list.tryAddRange(bytes, i * 100, i);
+  for (let i = 3; i <= 4; i++) expected.tryAddRange(bytes, i * 100, i);
+  list.truncate(4);
+  assert.equal(list.length, 1 + 2 + 3 + 4);
+  list.dropFront(2);
+  assert.equal(list.count, 2);
+  assert.equal(list.length, 3 + 4);
+  assert.deepEqual(list.bytes.subarray(0, 32), expected.bytes.subarray(0, 32));
+  list.dropFront(5);
+  assert.equal(list.count, 0);
+  assert.equal(list.length, 0);
+});

@@ -101,8 +101,23 @@ export class VirtioNet implements VirtioDevice {
   readonly #tap: NetTap;
   readonly #config = new Uint8Array(CONFIG_SIZE);
   readonly #gate: ReadinessGate;
-  /** One entry stays free for the receive overflow detector. */
+  /** The transmitted frame's buffers (one entry stays free, as on receive). */
   readonly #iovecs = new IovecArray();
+  /**
+   * The held receive chains' writable buffers, oldest first, then the overflow detector:
+   * kept across frames (a delivered frame's chains are dropped from the front, new chains
+   * appended), since with mergeable buffers every read offers ~43 chains.
+   */
+  readonly #rxList = new IovecArray();
+  /** Held chains whose buffers are all in `#rxList`, and their bytes. */
+  #rxListed = 0;
+  #rxListedCapacity = 0;
+  /** Whether `#rxList` holds part of a chain (too many buffers): it is rebuilt each frame. */
+  #rxListPartial = false;
+  /** Whether `#rxList` ends with the overflow detector. */
+  #rxOverflowListed = false;
+  /** Writable bytes of all held chains. */
+  #rxHeldCapacity = 0;
   readonly #header = new Uint8Array(NET_HEADER_SIZE);
   /**
    * Catches the part of a frame that does not fit the guest's buffers: the tap reports
@@ -235,7 +250,7 @@ export class VirtioNet implements VirtioDevice {
     this.#rxNeed = NET_HEADER_SIZE +
       (receivesLargeFrames(context.features) ? MAX_FRAME : MAX_PLAIN_FRAME);
     this.#rxRing = new Array(context.queues[RX_QUEUE]?.size ?? 0);
-    this.#rxFirst = this.#rxHeld = 0;
+    this.#forgetRxChains();
     try {
       this.#tap.setOffloads(tapOffloadsFor(context.features & this.features));
     } catch (error) {
@@ -255,7 +270,7 @@ export class VirtioNet implements VirtioDevice {
 
   reset(): void {
     this.#context = undefined;
-    this.#rxFirst = this.#rxHeld = 0;
+    this.#forgetRxChains();
     this.#heldRxLength = undefined;
     this.#txHeld = false;
     clearTimeout(this.#rxTimer);
@@ -306,7 +321,7 @@ export class VirtioNet implements VirtioDevice {
       }
       this.#gate.open();
       const capacity = this.#rxIovecs();
-      const length = readv(this.#tap.fd, this.#iovecs);
+      const length = readv(this.#tap.fd, this.#rxList);
       if (length < 0) {
         const code = errno();
         if (code !== EAGAIN) {
@@ -345,6 +360,14 @@ export class VirtioNet implements VirtioDevice {
     return false;
   }
 
+  /** Drops the held receive chains (the queue's state decides what the driver gets back). */
+  #forgetRxChains(): void {
+    this.#rxFirst = this.#rxHeld = this.#rxHeldCapacity = 0;
+    this.#rxList.clear();
+    this.#rxListed = this.#rxListedCapacity = 0;
+    this.#rxListPartial = this.#rxOverflowListed = false;
+  }
+
   /** Held receive chain `i` (0 is the oldest). */
   #rxAt(i: number): ChainBuffers {
     return this.#rxRing[(this.#rxFirst + i) % this.#rxRing.length];
@@ -352,8 +375,7 @@ export class VirtioNet implements VirtioDevice {
 
   /** Pops receive chains until a frame can land; false when the driver must post more. */
   #gatherRxChains(queue: VirtQueue, context: ActivateContext): boolean {
-    let capacity = 0;
-    for (let i = 0; i < this.#rxHeld; i++) capacity += this.#rxAt(i).writableLength;
+    let capacity = this.#rxHeldCapacity;
     const ring = this.#rxRing;
     while (
       (this.#mergeable ? capacity < this.#rxNeed : this.#rxHeld === 0) &&
@@ -370,27 +392,42 @@ export class VirtioNet implements VirtioDevice {
       this.#rxHeld++;
       capacity += chain.writableLength;
     }
+    this.#rxHeldCapacity = capacity;
     if (!this.#mergeable) return this.#rxHeld > 0;
     // A ring too small for the largest frame still takes full-sized plain frames.
     return capacity >= this.#rxNeed || capacity >= NET_HEADER_SIZE + MAX_PLAIN_FRAME;
   }
 
-  /** Fills the iovec list with the held chains' writable buffers; returns their capacity. */
+  /**
+   * Brings `#rxList` up to date: the buffers of the held chains a frame may land in (all
+   * of them with mergeable buffers, else the oldest), then the overflow detector. Returns
+   * the bytes the chains offer.
+   */
   #rxIovecs(): number {
-    const iovecs = this.#iovecs;
-    iovecs.clear();
-    let capacity = 0;
+    const list = this.#rxList;
+    if (this.#rxListPartial) {
+      list.clear();
+      this.#rxListed = this.#rxListedCapacity = 0;
+      this.#rxListPartial = false;
+    } else if (this.#rxOverflowListed) {
+      list.truncate(list.count - 1); // the overflow entry goes back at the end
+    }
     const chains = this.#mergeable ? this.#rxHeld : Math.min(1, this.#rxHeld);
-    fill: for (let c = 0; c < chains; c++) {
-      const chain = this.#rxAt(c);
+    while (this.#rxListed < chains && !this.#rxListPartial) {
+      const chain = this.#rxAt(this.#rxListed);
       for (let i = chain.readableCount; i < chain.count; i++) {
         const length = chain.lengths[i];
-        if (!iovecs.tryAddRange(chain.sources[i], chain.offsets[i], length, 1)) break fill;
-        capacity += length;
+        if (!list.tryAddRange(chain.sources[i], chain.offsets[i], length, 1)) {
+          this.#rxListPartial = true;
+          break;
+        }
+        this.#rxListedCapacity += length;
       }
+      this.#rxListed++;
     }
-    iovecs.tryAddRange(this.#overflow, 0, this.#overflow.length);
-    return capacity;
+    list.tryAddRange(this.#overflow, 0, this.#overflow.length);
+    this.#rxOverflowListed = true;
+    return this.#rxListedCapacity;
   }
 
   /** Hands the chains holding a `length`-byte frame (header included) to the driver. */
@@ -400,14 +437,31 @@ export class VirtioNet implements VirtioDevice {
     // The tap leaves num_buffers alone; VERSION_1 requires it (1 without MRG_RXBUF).
     writeU16(this.#rxAt(0), NUM_BUFFERS_OFFSET, count);
     let remaining = length;
+    let entries = 0;
+    let listedBytes = 0;
     for (let i = 0; i < count; i++) {
       const chain = this.#rxAt(0);
       const take = Math.min(chain.writableLength, remaining);
       queue.push(chain.head, take);
       remaining -= take;
+      entries += chain.count - chain.readableCount;
+      listedBytes += chain.writableLength;
       this.#rxFirst = (this.#rxFirst + 1) % this.#rxRing.length;
       this.#rxHeld--;
+      this.#rxHeldCapacity -= chain.writableLength;
     }
+    // The frame landed in listed chains only: drop them from the front of the list.
+    if (this.#rxListPartial) {
+      this.#rxList.clear();
+      this.#rxListed = this.#rxListedCapacity = 0;
+      this.#rxListPartial = false;
+    } else {
+      if (this.#rxOverflowListed) this.#rxList.truncate(this.#rxList.count - 1);
+      this.#rxList.dropFront(entries);
+      this.#rxListed -= count;
+      this.#rxListedCapacity -= listedBytes;
+    }
+    this.#rxOverflowListed = false;
     this.#counters.rxFrames++;
     this.#counters.rxBytes += length - NET_HEADER_SIZE;
   }

@@ -304,3 +304,28 @@ function tapView(
     setOffloads: (flags: number) => tap.setOffloads(flags),
   };
 }
+
+Deno.test("VirtioNet takes a frame into a chain of more buffers than one readv can name", async () => {
+  using tap = openQuietTap();
+  using host = new PacketSocket(tap.name);
+  const net = new VirtioNet({ tap: tapView(tap) });
+  const h = harness(BASE | NET_F.MRG_RXBUF);
+  // 1100 buffers of 4 bytes: the first 1023 are named (4092 bytes), then the overflow.
+  const many = Array.from({ length: 1100 }, () => new Uint8Array(4));
+  h.rx.add([], many);
+  const plain = new Uint8Array(2048);
+  h.rx.add([], [plain]);
+  net.activate(h.context);
+  const first = testFrame(500, 9);
+  const second = testFrame(1400, 10);
+  host.send(first);
+  const [source] = net.eventSources();
+  await until(() => (source.onReadable(), h.rx.used.length === 1));
+  assert.deepEqual(concat(many).subarray(12, 512), first);
+  host.send(second);
+  await until(() => (source.onReadable(), h.rx.used.length === 2));
+  assert.deepEqual(h.rx.used, [{ head: 0, written: 512 }, { head: 1, written: 1412 }]);
+  assert.deepEqual(plain.subarray(12, 1412), second);
+  assert.equal(net.counters.rxDropped, 0);
+  net.close();
+});
