@@ -32,21 +32,33 @@ export const VMM_CONNECT_MS = 30_000;
  * A relay socket in `dir` (the VMM's run directory), private to the daemon and the VMM:
  * 0600, or 0660 for the directory's group when the daemon is root and the directory
  * belongs to a sandboxed VMM's group (its jail sees the run directory, and nothing else
- * of the daemon's).
+ * of the daemon's). It is made under another name and renamed into place once its owner
+ * and mode are set: a VMM already waiting for it (a pre-started one polls every 20 ms)
+ * would otherwise find it still root's and fail with EACCES.
  */
 async function relaySocket(
   dir: string,
   name: string,
 ): Promise<{ path: string; listener: Deno.UnixListener }> {
   const path = join(dir, name);
+  // Not longer than `name`: a unix socket's path must fit in 108 bytes.
+  const making = join(dir, ".relay.new");
   await Deno.remove(path).catch(() => {});
-  const listener = Deno.listen({ transport: "unix", path });
-  const gid = (await Deno.stat(dir)).gid ?? 0;
-  if (Deno.uid() === 0 && gid !== 0) {
-    await Deno.chown(path, 0, gid);
-    await Deno.chmod(path, 0o660);
-  } else {
-    await Deno.chmod(path, 0o600);
+  await Deno.remove(making).catch(() => {});
+  const listener = Deno.listen({ transport: "unix", path: making });
+  try {
+    const gid = (await Deno.stat(dir)).gid ?? 0;
+    if (Deno.uid() === 0 && gid !== 0) {
+      await Deno.chown(making, 0, gid);
+      await Deno.chmod(making, 0o660);
+    } else {
+      await Deno.chmod(making, 0o600);
+    }
+    await Deno.rename(making, path);
+  } catch (error) {
+    listener.close();
+    await Deno.remove(making).catch(() => {});
+    throw error;
   }
   return { path, listener };
 }
