@@ -77,6 +77,7 @@ export class IovecArray {
    */
   dropFront(entries: number): void {
     const dropped = Math.min(entries, this.#count);
+    if (dropped === this.#count) return this.clear();
     for (let i = 0; i < dropped; i++) this.#length -= this.#halves[i * 4 + 2];
     this.bytes.copyWithin(0, dropped * 16, this.#count * 16);
     this.#count -= dropped;
