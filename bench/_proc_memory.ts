@@ -14,6 +14,13 @@ export interface MemorySample {
   vmRssKiB: number;
   /** Resident part of the guest-RAM mapping, or undefined if it could not be told apart. */
   guestRssKiB?: number;
+  /** Resident anonymous memory (RssAnon): the process's own, guest RAM included. */
+  rssAnonKiB?: number;
+  /**
+   * Resident file pages (RssFile): mostly the executable's and libraries' text and data,
+   * which every process running the same binary shares through the page cache.
+   */
+  rssFileKiB?: number;
 }
 
 /** A `VmXxx:   123 kB` field of /proc/<pid>/status, in KiB. */
@@ -61,7 +68,13 @@ export async function sampleMemory(
     const vmRssKiB = statusFieldKiB(status, "VmRSS");
     // A zombie has no memory fields: it has gone as far as memory is concerned.
     if (vmHwmKiB === undefined || vmRssKiB === undefined) return undefined;
-    return { vmHwmKiB, vmRssKiB, guestRssKiB: guestMappingRssKiB(smaps, guestSizeKiB) };
+    return {
+      vmHwmKiB,
+      vmRssKiB,
+      guestRssKiB: guestMappingRssKiB(smaps, guestSizeKiB),
+      rssAnonKiB: statusFieldKiB(status, "RssAnon"),
+      rssFileKiB: statusFieldKiB(status, "RssFile"),
+    };
   } catch {
     return undefined;
   }

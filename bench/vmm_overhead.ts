@@ -12,8 +12,15 @@
  * - sampled (both VMMs, the same way): VmRSS minus the Rss of the guest-RAM mapping in
  *   /proc/<pid>/smaps, median of several samples once the guest is up and ticking.
  * Both VMMs map guest RAM lazily, so only the pages the guest touched count as guest memory.
+ * The sampled figure is also split into anonymous memory beyond the guest's (the VMM's
+ * own: heaps, stacks) and file pages (the executable's text and data, shared by every
+ * VMM running the same binary), so the cost of one more domain on a host shows.
  *
- * Usage: deno run -A bench/vmm_overhead.ts [--samples N] [--vcpus 1,2,4,8]
+ * vCPU 0 runs on a Worker, the others off-thread (core/vcpu_off_thread.ts); `--all-workers`
+ * also measures every count with a Worker per vCPU (DENOVISOR_VCPU_WORKERS=all) in the
+ * same run.
+ *
+ * Usage: deno run -A bench/vmm_overhead.ts [--samples N] [--vcpus 1,2,4,8] [--all-workers]
  *
  * @module
  */
@@ -51,6 +58,10 @@ interface Running {
 interface Overhead {
   /** Median of VmRSS - guest Rss samples while idle. */
   sampledKiB: number;
+  /** Median of RssAnon - guest Rss: the VMM's own anonymous memory. */
+  anonKiB: number;
+  /** Median of RssFile: file pages, shared with other processes running the same files. */
+  fileKiB: number;
   last: MemorySample;
   /** VmHWM - guest Rss from the VMM's own exit report. */
   exactKiB?: number;
@@ -67,7 +78,12 @@ async function waitFor(file: string, pattern: RegExp, what: string): Promise<voi
   throw new CouldNotMeasureError(`${what}: no ${pattern} in ${file} within ${UP_TIMEOUT_MS} ms`);
 }
 
-async function startDenovisor(dir: string, kernel: string, vcpus: number): Promise<Running> {
+async function startDenovisor(
+  dir: string,
+  kernel: string,
+  vcpus: number,
+  workerEach = false,
+): Promise<Running> {
   const config: VmmConfig = {
     name: "bench",
     uuid: "6a3c1a52-1f43-4d8e-9b9e-2b8d7f0c5e11",
@@ -88,7 +104,7 @@ async function startDenovisor(dir: string, kernel: string, vcpus: number): Promi
     stdin: "null",
     stdout: "null",
     stderr: "null",
-    env: { DENOVISOR_STATS: statsFile },
+    env: { DENOVISOR_STATS: statsFile, DENOVISOR_VCPU_WORKERS: workerEach ? "all" : "first" },
     detached: true,
   }).spawn();
   return {
@@ -136,6 +152,8 @@ async function measure(
   try {
     await waitFor(vmm.log, /tick 2/, name);
     const overheads: number[] = [];
+    const anon: number[] = [];
+    const file: number[] = [];
     let last: MemorySample | undefined;
     for (let i = 0; i < samples; i++) {
       const sample = await sampleMemory(vmm.pid, MEMORY_MIB * 1024);
@@ -144,20 +162,27 @@ async function measure(
         throw new CouldNotMeasureError(`${name}: its guest-RAM mapping was not found in smaps`);
       }
       overheads.push(sample.vmRssKiB - sample.guestRssKiB);
+      anon.push((sample.rssAnonKiB ?? 0) - sample.guestRssKiB);
+      file.push(sample.rssFileKiB ?? 0);
       last = sample;
       await new Promise((resolve) => setTimeout(resolve, SAMPLE_INTERVAL_MS));
     }
     stopped = true;
     await vmm.stop();
-    if (vmm.statsFile === undefined) return { sampledKiB: median(overheads), last: last! };
+    const sampled = {
+      sampledKiB: median(overheads),
+      anonKiB: median(anon),
+      fileKiB: median(file),
+      last: last!,
+    };
+    if (vmm.statsFile === undefined) return sampled;
     const text = await Deno.readTextFile(vmm.statsFile).catch(() => undefined);
     if (text === undefined) {
       throw new CouldNotMeasureError(`${name} wrote no DENOVISOR_STATS report at exit`);
     }
     const report = JSON.parse(text);
     return {
-      sampledKiB: median(overheads),
-      last: last!,
+      ...sampled,
       exactKiB: report.vmHwmKiB - report.guestRssKiB,
       report,
     };
@@ -190,6 +215,60 @@ async function denoFloorKiB(withWorker: boolean): Promise<number> {
   }
 }
 
+const mib = (kib: number) => fixed(kib / 1024, 1);
+
+type Row = { vcpus: number } & Overhead;
+
+async function measureCounts(
+  kernel: string,
+  counts: number[],
+  samples: number,
+  workerEach: boolean,
+): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const vcpus of counts) {
+    const name = `Denovisor ${vcpus} vCPU${workerEach ? " (a Worker each)" : ""}`;
+    rows.push({
+      vcpus,
+      ...(await measure(name, (d) => startDenovisor(d, kernel, vcpus, workerEach), samples)),
+    });
+  }
+  return rows;
+}
+
+/** The table of one configuration, and its figures against the targets. */
+function printRows(title: string, rows: Row[], qemu: Overhead): void {
+  console.log(`  ${title}:`);
+  console.log(
+    "  vCPUs   exact MiB   sampled MiB   anon MiB   file MiB   VmHWM MiB   guest Rss MiB   " +
+      "vs QEMU (sampled)",
+  );
+  for (const r of rows) {
+    console.log(
+      `  ${String(r.vcpus).padStart(5)} ${mib(r.exactKiB!).padStart(11)} ` +
+        `${mib(r.sampledKiB).padStart(13)} ${mib(r.anonKiB).padStart(10)} ` +
+        `${mib(r.fileKiB).padStart(10)} ${mib(r.report!.vmHwmKiB).padStart(11)} ` +
+        `${mib(r.report!.guestRssKiB).padStart(15)} ${
+          fixed(r.sampledKiB / qemu.sampledKiB).padStart(18)
+        }x`,
+    );
+  }
+  const one = rows.find((r) => r.vcpus === 1);
+  if (!one) return;
+  console.log(
+    `  1 vCPU: ${mib(one.exactKiB!)} MiB (target <= 45 MiB: ` +
+      `${one.exactKiB! / 1024 <= 45 ? "met" : "not met"}); Firecracker publishes <= ` +
+      `${FIRECRACKER_OVERHEAD_MIB} MiB`,
+  );
+  for (const r of rows.filter((r) => r.vcpus > 1)) {
+    const perVcpu = (r.exactKiB! - one.exactKiB!) / (r.vcpus - 1);
+    console.log(
+      `  ${r.vcpus} vCPUs: +${mib(perVcpu)} MiB per further vCPU (target <= +3 MiB: ` +
+        `${perVcpu / 1024 <= 3 ? "met" : "not met"})`,
+    );
+  }
+}
+
 /** The --vcpus list: whole numbers from 1 to 64. */
 function vcpuCounts(text: string): number[] {
   const counts = text.split(",").map(Number);
@@ -204,6 +283,7 @@ async function main(): Promise<void> {
     options: {
       samples: { type: "string", default: "10" },
       vcpus: { type: "string", default: "1,2,4,8" },
+      "all-workers": { type: "boolean", default: false },
     },
   });
   const samples = Number(values.samples);
@@ -217,50 +297,26 @@ async function main(): Promise<void> {
     `vmm_overhead: resident memory beyond the guest's, ${MEMORY_MIB} MiB domain.elf, idle, ` +
       `median of ${samples} samples; exact = the VMM's DENOVISOR_STATS (VmHWM - guest Rss)`,
   );
-  const mib = (kib: number) => fixed(kib / 1024, 1);
   const qemu = await measure("QEMU", (d) => startQemu(d, kernel), samples);
-  const rows: Array<{ vcpus: number } & Overhead> = [];
-  for (const vcpus of counts) {
-    const name = `Denovisor ${vcpus} vCPU`;
-    rows.push({
-      vcpus,
-      ...(await measure(name, (d) => startDenovisor(d, kernel, vcpus), samples)),
-    });
-  }
-  console.log("  vCPUs   exact MiB   sampled MiB   VmHWM MiB   guest Rss MiB   vs QEMU (sampled)");
-  for (const r of rows) {
-    console.log(
-      `  ${String(r.vcpus).padStart(5)} ${mib(r.exactKiB!).padStart(11)} ` +
-        `${mib(r.sampledKiB).padStart(13)} ${mib(r.report!.vmHwmKiB).padStart(11)} ` +
-        `${mib(r.report!.guestRssKiB).padStart(15)} ${
-          fixed(r.sampledKiB / qemu.sampledKiB).padStart(18)
-        }x`,
+  const rows = await measureCounts(kernel, counts, samples, false);
+  printRows("vCPU 0 on a Worker, the others off-thread (the default)", rows, qemu);
+  if (values["all-workers"]) {
+    printRows(
+      "a Worker per vCPU (DENOVISOR_VCPU_WORKERS=all)",
+      await measureCounts(kernel, counts, samples, true),
+      qemu,
     );
   }
   console.log(
     `  QEMU, 1 vCPU: sampled ${mib(qemu.sampledKiB)} MiB (VmRSS ${mib(qemu.last.vmRssKiB)} MiB, ` +
-      `guest Rss ${mib(qemu.last.guestRssKiB!)} MiB)`,
+      `guest Rss ${mib(qemu.last.guestRssKiB!)} MiB; anon ${mib(qemu.anonKiB)}, ` +
+      `file ${mib(qemu.fileKiB)} MiB)`,
   );
-  const one = rows.find((r) => r.vcpus === 1);
-  if (one) {
-    console.log(
-      `  1 vCPU: ${mib(one.exactKiB!)} MiB (target <= 45 MiB: ` +
-        `${one.exactKiB! / 1024 <= 45 ? "met" : "not met"}); Firecracker publishes <= ` +
-        `${FIRECRACKER_OVERHEAD_MIB} MiB`,
-    );
-    for (const r of rows.filter((r) => r.vcpus > 1)) {
-      const perVcpu = (r.exactKiB! - one.exactKiB!) / (r.vcpus - 1);
-      console.log(
-        `  ${r.vcpus} vCPUs: +${mib(perVcpu)} MiB per further vCPU (target <= +3 MiB: ` +
-          `${perVcpu / 1024 <= 3 ? "met" : "not met"})`,
-      );
-    }
-  }
   const floor = await denoFloorKiB(false);
   const floorWorker = await denoFloorKiB(true);
   console.log(
     `  the Deno runtime's own floor here: ${mib(floor)} MiB idle, ${mib(floorWorker)} MiB ` +
-      "with one idle Worker (each vCPU is a Worker); Denovisor runs from source (deno run), " +
+      "with one idle Worker (vCPU 0's); Denovisor runs from source (deno run), " +
       "so its module graph and type-stripping count too",
   );
 }
