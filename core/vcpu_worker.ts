@@ -47,6 +47,10 @@ export type LocalPortBusFactory = (onEnd: (reason: VmEndReason) => void) => Bus;
 
 /** Makes this Worker a vCPU thread: it runs the vCPU its first message names. */
 export function serveVcpuWorker(localPortBus: LocalPortBusFactory): void {
+  // Opens libc (Deno.dlopen binds every symbol: milliseconds) now, while the Worker
+  // waits, not after it is handed a vCPU: a restore's pre-started Worker then runs its
+  // vCPU 2-7 ms after the hand-off instead of 19-43 (bench/README.md, restore breakdown).
+  currentThreadId();
   self.onmessage = (event: MessageEvent<VcpuWorkerInit>) => {
     self.onmessage = null;
     let reason: VmEndReason | undefined;
