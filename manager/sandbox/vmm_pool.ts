@@ -380,8 +380,8 @@ export function setVmmPool(pool: VmmPool | undefined): void {
 
 /**
  * A pre-started VMM for one domain, or undefined (no pool, or none waiting): the call for
- * any path that starts a jailed VMM (a boot today; a restore or a migration's receiver
- * could take one the same way).
+ * any path that starts a jailed VMM (boots and migrations' receivers today; a restore could
+ * take one the same way).
  */
 export function takePooledVmm(): PooledVmm | undefined {
   return current?.take();
