@@ -86,6 +86,10 @@ function main(): Promise<void> {
     const fixedIovecs = new IovecArray();
     fixedIovecs.add(memory.slice(FRAME, 12));
     fixedIovecs.add(memory.slice(FRAME + 12, 1500));
+    const popPush = (): number =>
+      perFrame(spare, frames, () => {
+        while (queue.popInto(out)) queue.push(out.head, 0);
+      });
     const rows: Array<[string, () => number]> = [
       ["system call through FFI (writev to a bad fd)", () =>
         perFrame(spare, frames, () => {
@@ -110,11 +114,6 @@ function main(): Promise<void> {
           }
         }) - popPush()],
     ];
-    function popPush(): number {
-      return perFrame(spare, frames, () => {
-        while (queue.popInto(out)) queue.push(out.head, 0);
-      });
-    }
     const results = rows.map(() => [] as number[]);
     for (let round = 0; round < rounds; round++) {
       rows.forEach(([, measure], i) => results[i].push(measure()));
