@@ -73,8 +73,8 @@ export function parseKvmState(
 
 /**
  * Loads `state` (untrusted) into `vm` and `vcpus`: the whole state is checked first, so
- * a malformed one throws `StateError` before any ioctl; then the VM-level state, then
- * each vCPU (their local APICs deliver into the irqchips just set).
+ * a malformed one throws `StateError` before any ioctl; then the VM-level state with
+ * each vCPU's loaded between its irqchips and its PIT (see `Vm.restore`).
  */
 export function restoreKvmState(
   vm: Vm,
@@ -84,6 +84,7 @@ export function restoreKvmState(
 ): void {
   parseKvmState(state, vcpus.map((vcpu) => vcpu.id), support);
   const { vm: vmState, vcpus: vcpuStates } = state as KvmState;
-  vm.restore(vmState);
-  vcpuStates.forEach((vcpuState, i) => vcpus[i].restore(vcpuState, support));
+  vm.restore(vmState, () => {
+    vcpuStates.forEach((vcpuState, i) => vcpus[i].restore(vcpuState, support));
+  });
 }

@@ -226,20 +226,25 @@ export class Vm implements Disposable, Persistable<VmState> {
   }
 
   /**
-   * Loads a saved VM-level state into this VM, before its vCPUs' states (their local
-   * APICs deliver into these irqchips) and before any vCPU runs. The state is untrusted:
-   * it is checked whole first (StateError), so a bad one changes nothing. The order is
-   * the one a C program moved a running guest with on this project's hosts: clock, PIT,
-   * then the PICs and the IOAPIC.
+   * Loads a saved VM-level state into this VM, before any vCPU runs. The state is
+   * untrusted: it is checked whole first (StateError), so a bad one changes nothing. The
+   * clock, the PICs and the IOAPIC are loaded, then `between()` runs (the caller loads
+   * the vCPUs' states there: their local APICs deliver into these irqchips), then the
+   * PIT, last: it starts counting when loaded, and a tick it fires before the irqchips
+   * and the local APICs are loaded is wiped by them; in its default (reinject) mode the
+   * PIT then waits for the guest to acknowledge that tick and never fires again, so a
+   * guest halted until its next timer interrupt sleeps for ever. It happened whenever
+   * loading took longer than one PIT period (20 clones restoring on a loaded host).
    */
-  restore(state: unknown): void {
+  restore(state: unknown, between: () => void = () => {}): void {
     const parts = parseVmState(state);
     this.#requireStatePieces("restore");
     this.setClock(parts.clock);
-    this.setPit(encodePitState(parts.pit));
     this.setIrqchip(KVM_IRQCHIP_PIC_MASTER, encodePic(parts.pics[0]));
     this.setIrqchip(KVM_IRQCHIP_PIC_SLAVE, encodePic(parts.pics[1]));
     this.setIrqchip(KVM_IRQCHIP_IOAPIC, encodeIoapic(parts.ioapic));
+    between();
+    this.setPit(encodePitState(parts.pit));
   }
 
   #requireStatePieces(what: "save" | "restore"): void {

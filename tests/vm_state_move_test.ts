@@ -129,3 +129,34 @@ kvmTest("a running guest's VM and vCPU state moves to a second VM and the guest 
   assert.equal(two.vcpu.getRegs().rbx, 6n);
   assert.equal(two.ram.memory.readU32(COUNTER), 6);
 }, 60_000);
+
+kvmTest(
+  "Vm.restore() loads the PIT after the vCPUs' states: a tick fired before the local " +
+    "APICs are loaded would be wiped and the PIT, waiting for its acknowledgement, stop",
+  () => {
+    using kvm = Kvm.open();
+    const one = buildVm(kvm);
+    using _vm1 = one.vm;
+    using _ram1 = one.ram;
+    using _vcpu1 = one.vcpu;
+    const saved: VmState = viaJson(one.vm.save());
+    // Channel 0 as a guest programs it for 100 Hz: mode 2 (rate generator), 11932.
+    saved.pit.channels[0] = { ...saved.pit.channels[0], count: 11932, mode: 2, rwMode: 3 };
+
+    const two = buildVm(kvm);
+    using _vm2 = two.vm;
+    using _ram2 = two.ram;
+    using _vcpu2 = two.vcpu;
+    const before: VmState = viaJson(two.vm.save());
+    assert.notEqual(before.pit.channels[0].count, 11932);
+    let during: VmState | undefined;
+    two.vm.restore(saved, () => during = viaJson(two.vm.save()));
+    assert.ok(during !== undefined, "between() ran");
+    assert.deepEqual(during.pit, before.pit, "the PIT is not loaded while the vCPUs are");
+    assert.deepEqual(during.ioapic, saved.ioapic, "the irqchips are, before them");
+    const after: VmState = viaJson(two.vm.save());
+    assert.equal(after.pit.channels[0].count, 11932, "then the PIT");
+    assert.equal(after.pit.channels[0].mode, 2);
+  },
+  60_000,
+);
