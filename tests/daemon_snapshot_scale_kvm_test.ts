@@ -19,7 +19,7 @@ import type { DomainInfo, SaveResult, SnapshotInfo, VolumeInfo } from "../manage
 import { attachConsole } from "../vmm/vmm_client.ts";
 import { guest } from "./cli_support.ts";
 import { domainGuest, TestDaemon } from "./daemon_support.ts";
-import { kvmTest, optInKvmTest } from "./kvm_support.ts";
+import { kvmTest } from "./kvm_support.ts";
 
 const LOG_WAIT_MS = 60_000;
 const RESTORED = "denovisor vmm: restored from";
@@ -50,7 +50,48 @@ async function afterRestore(
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  throw new Error(`${pattern} did not follow restore ${restores} of ${name}:\n${text}`);
+  throw new Error(
+    `${pattern} did not follow restore ${restores} of ${name}:\n${text}\n${await diagnose(
+      daemon,
+      name,
+    )}`,
+  );
+}
+
+/** What a VMM whose guest is silent is doing: its vCPU CPU time twice, its threads. */
+async function diagnose(daemon: TestDaemon, name: string): Promise<string> {
+  const lines: string[] = [];
+  try {
+    const stats = async () =>
+      JSON.stringify(
+        (await daemon.client.get<{ vcpus: unknown }>(`/v1/domains/${name}/stats`)).vcpus,
+      );
+    lines.push(`vCPUs: ${await stats()}`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    lines.push(`vCPUs 1 s later: ${await stats()}`);
+    const pid = vmmProcess((await daemon.info(name)).pid!);
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      const at = `/proc/${pid}/task/${task.name}`;
+      const stat = Deno.readTextFileSync(`${at}/stat`);
+      const comm = Deno.readTextFileSync(`${at}/comm`).trim();
+      const wchan = (() => {
+        try {
+          return Deno.readTextFileSync(`${at}/wchan`);
+        } catch {
+          return "?";
+        }
+      })();
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      lines.push(
+        `thread ${task.name} ${comm} state ${fields[0]} utime ${fields[11]} stime ${
+          fields[12]
+        } wchan ${wchan}`,
+      );
+    }
+  } catch (error) {
+    lines.push(`diagnosis failed: ${error}`);
+  }
+  return lines.join("\n");
 }
 
 /** The first tick after a save at `last` is the next one (or the one after, if cut). */
@@ -273,10 +314,7 @@ function vmmProcess(pid: number): number {
 const CLONES = 20;
 const FILL_MIB = 16;
 
-// Opt-in: an open defect. With the VMMs jailed, the last clones of 20 started at once
-// restore but their guests do not tick on this host (seen on two clean-clone runs).
-optInKvmTest(
-  "DENOVISOR_CLONE_SCALE_TESTS",
+kvmTest(
   `daemon: ${CLONES} clones of one snapshot run at once, each with its own MAC and disk ` +
     "overlay, sharing the snapshot's memory pages",
   async () => {
