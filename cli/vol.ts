@@ -62,12 +62,26 @@ async function volumeAction(
   return emit(ctx, info, () => message(info));
 }
 
-function formatOption(ctx: SubcommandContext): ImageFormat | undefined {
+/** The volume named by the first positional, as the daemon describes it. */
+function getVolume(ctx: SubcommandContext): Promise<VolumeInfo> {
+  const [pool, volume] = target(ctx);
+  return ctx.client.get<VolumeInfo>(poolPath(pool, volume));
+}
+
+/** A new volume's pool, name and third word: "POOL NAME X", or "NAME X" with --pool. */
+function newVolumeWords(ctx: SubcommandContext): [string, string, string | undefined] {
+  const p = ctx.positionals;
+  return p.length === 3 ? [p[0], p[1], p[2]] : [...target(ctx, p[0]), p[1]];
+}
+
+/** `{ format }` from a valid --format, or `{}` without one (to spread into a request). */
+function formatField(ctx: SubcommandContext): { format?: ImageFormat } {
   const format = ctx.values.format as string | undefined;
-  if (format !== undefined && !isOneOf(format, IMAGE_FORMATS)) {
+  if (format === undefined) return {};
+  if (!isOneOf(format, IMAGE_FORMATS)) {
     throw new UsageError(`--format: '${format}' is not raw or qcow2`);
   }
-  return format;
+  return { format };
 }
 
 /** The `vol` subcommands. */
@@ -95,8 +109,7 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
     min: 1,
     max: 1,
     run: async (ctx) => {
-      const [pool, volume] = target(ctx);
-      const info = await ctx.client.get<VolumeInfo>(poolPath(pool, volume));
+      const info = await getVolume(ctx);
       return emit(ctx, info, () => volumeFields(info));
     },
   },
@@ -109,8 +122,7 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
     min: 1,
     max: 1,
     run: async (ctx) => {
-      const [pool, volume] = target(ctx);
-      const info = await ctx.client.get<VolumeInfo>(poolPath(pool, volume));
+      const info = await getVolume(ctx);
       return emit(ctx, { path: info.path }, () => info.path);
     },
   },
@@ -133,17 +145,16 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
     min: 1,
     max: 3,
     run: async (ctx) => {
-      const p = ctx.positionals;
       const backing = (ctx.values.backing ?? ctx.values["backing-vol"]) as string | undefined;
       // POOL NAME SIZE, NAME SIZE, or NAME alone with --backing.
-      const [pool, name, size] = p.length === 3 ? p : [...target(ctx, p[0]), p[1]];
+      const [pool, name, size] = newVolumeWords(ctx);
       if (size === undefined && backing === undefined) {
         throw new UsageError("vol create: give the SIZE (or --backing VOL for a linked clone)");
       }
       const body: VolumeCreateRequest = {
         name,
         ...(size === undefined ? {} : { size: parseSizeArgument(size, "SIZE") }),
-        ...(formatOption(ctx) ? { format: formatOption(ctx) } : {}),
+        ...formatField(ctx),
         ...(backing ? { backingVolume: backing } : {}),
       };
       const preallocation = ctx.values["prealloc-metadata"]
@@ -175,14 +186,9 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
     min: 2,
     max: 3,
     run: async (ctx) => {
-      const p = ctx.positionals;
-      const [pool, name, file] = p.length === 3 ? p : [...target(ctx, p[0]), p[1]];
-      const format = formatOption(ctx);
-      const body: VolumeCreateRequest = {
-        name,
-        import: resolve(file),
-        ...(format ? { format } : {}),
-      };
+      const [pool, name, file] = newVolumeWords(ctx);
+      if (file === undefined) throw new UsageError("vol import: give the FILE to import");
+      const body: VolumeCreateRequest = { name, import: resolve(file), ...formatField(ctx) };
       const info = await withProgress(
         ctx.io,
         `Importing ${file}`,
@@ -202,11 +208,10 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
     max: 2,
     run: (ctx) => {
       const file = resolve(ctx.positionals[1]);
-      const format = formatOption(ctx);
       return volumeAction(
         ctx,
         "export",
-        { target: file, ...(format ? { format } : {}) },
+        { target: file, ...formatField(ctx) },
         (info) => `Volume ${info.name} exported to ${file}`,
         `Exporting to ${file}`,
       );
@@ -247,10 +252,7 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
     run: async (ctx) => {
       const text = ctx.positionals[1];
       let size = parseSizeArgument(text.replace(/^\+/, ""), "SIZE");
-      if (text.startsWith("+") || ctx.values.delta) {
-        const [pool, volume] = target(ctx);
-        size += (await ctx.client.get<VolumeInfo>(poolPath(pool, volume))).virtualSize;
-      }
+      if (text.startsWith("+") || ctx.values.delta) size += (await getVolume(ctx)).virtualSize;
       return volumeAction(
         ctx,
         "resize",
@@ -267,20 +269,18 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
     options: { ...POOL_OPTION, linked: { type: "boolean" }, format: { type: "string" } },
     min: 2,
     max: 2,
-    run: (ctx) => {
-      const format = formatOption(ctx);
-      return volumeAction(
+    run: (ctx) =>
+      volumeAction(
         ctx,
         "clone",
         {
           target: ctx.positionals[1],
           mode: ctx.values.linked ? "linked" : "full",
-          ...(format ? { format } : {}),
+          ...formatField(ctx),
         },
         (info) => `Volume ${info.name} cloned from ${ctx.positionals[0]}`,
         `Cloning ${ctx.positionals[0]}`,
-      );
-    },
+      ),
   },
   {
     name: "snapshot",
@@ -291,8 +291,7 @@ export const VOL_SUBCOMMANDS: Subcommand[] = [
     min: 2,
     max: 2,
     run: async (ctx) => {
-      const [pool, volume] = target(ctx);
-      const before = await ctx.client.get<VolumeInfo>(poolPath(pool, volume));
+      const before = await getVolume(ctx);
       return volumeAction(
         ctx,
         "snapshot",
