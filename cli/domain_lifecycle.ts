@@ -33,6 +33,14 @@ async function act(
   return info;
 }
 
+/** The run of a verb that does `action` to its one domain and says it is `done`. */
+function plainAction(action: string, done: string): DomainVerb["run"] {
+  return async (context, values, [name]) => {
+    await act(context, name, action, done, values.json === true);
+    return CLIENT_EXIT.OK;
+  };
+}
+
 const start: DomainVerb = {
   name: "start",
   summary: "Start a defined domain",
@@ -136,10 +144,7 @@ Options:
   json: true,
   args: ["domain"],
   completes: ["running", "paused", "starting", "shutting-down", "crashed"],
-  async run(context, values, [name]) {
-    await act(context, name, "destroy", "destroyed", values.json === true);
-    return CLIENT_EXIT.OK;
-  },
+  run: plainAction("destroy", "destroyed"),
 };
 
 const reboot: DomainVerb = {
@@ -158,10 +163,7 @@ Options:
   json: true,
   args: ["domain"],
   completes: ["running"],
-  async run(context, values, [name]) {
-    await act(context, name, "reboot", "is being rebooted", values.json === true);
-    return CLIENT_EXIT.OK;
-  },
+  run: plainAction("reboot", "is being rebooted"),
 };
 
 const reset: DomainVerb = {
@@ -178,10 +180,7 @@ Options:
   json: true,
   args: ["domain"],
   completes: ["running", "paused"],
-  async run(context, values, [name]) {
-    await act(context, name, "reset", "was reset", values.json === true);
-    return CLIENT_EXIT.OK;
-  },
+  run: plainAction("reset", "was reset"),
 };
 
 const pause: DomainVerb = {
@@ -198,10 +197,7 @@ Options:
   json: true,
   args: ["domain"],
   completes: ["running"],
-  async run(context, values, [name]) {
-    await act(context, name, "pause", "paused", values.json === true);
-    return CLIENT_EXIT.OK;
-  },
+  run: plainAction("pause", "paused"),
 };
 
 const resume: DomainVerb = {
@@ -217,10 +213,7 @@ Options:
   json: true,
   args: ["domain"],
   completes: ["paused"],
-  async run(context, values, [name]) {
-    await act(context, name, "resume", "resumed", values.json === true);
-    return CLIENT_EXIT.OK;
-  },
+  run: plainAction("resume", "resumed"),
 };
 
 /** Reads a positive number of seconds. */
