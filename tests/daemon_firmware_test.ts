@@ -2,10 +2,15 @@
  * Firmware boot through the daemon: a domain whose definition says
  * `"boot": {"firmware": "seabios", "order": [...]}`, with a SATA disk and a CD-ROM, is
  * defined and started with the real `denovisor define` and `denovisor start`, and SeaBIOS
- * boots the test boot sector (tests/firmware_support.ts) in its VMM.
+ * boots the test boot sector (tests/firmware_support.ts) in its VMM. Saving one, or
+ * snapshotting it with its memory, is refused with a message that says why (its chipset
+ * is not part of the machine state), and the domain boots on untouched.
  */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { SnapshotInfo } from "../manager/api_types.ts";
+import { ApiClientError } from "../common/http/client.ts";
 import { denovisor } from "./cli_support.ts";
 import { TestDaemon } from "./daemon_support.ts";
 import { SECTOR_ONE, withImages } from "./firmware_support.ts";
@@ -50,3 +55,42 @@ kvmTest("daemon: a domain with boot.firmware boots its SATA disk through SeaBIOS
     }
   });
 }, 2 * BOOT_TIMEOUT_MS);
+
+kvmTest(
+  "daemon: save and snapshot of a firmware-booted domain are refused clearly (409), " +
+    "nothing is left behind and the domain goes on",
+  async () => {
+    await withImages(async ({ disk }) => {
+      const daemon = await TestDaemon.start();
+      try {
+        const api = daemon.client;
+        await daemon.run({
+          name: "fw",
+          memory: 64,
+          boot: { firmware: "seabios" },
+          // Read-only: a snapshot needs pool volumes only for the disks it must capture.
+          disks: [{ path: disk, format: "raw", bus: "sata", readOnly: true }],
+        });
+        const refused = async (call: Promise<unknown>) => {
+          const error = await call.then(() => undefined, (e) => e);
+          assert.ok(error instanceof ApiClientError, `refused: ${error}`);
+          assert.equal(error.status, 409, error.message);
+          assert.match(error.message, /Cannot save a firmware-booted machine/);
+          assert.match(error.message, /save machines booted from a kernel/);
+        };
+        const file = join(daemon.dir, "fw.state");
+        await refused(api.post("/v1/domains/fw/save", { file }));
+        await refused(api.post("/v1/domains/fw/snapshots", { name: "s1" }));
+        for (const path of [file, `${file}.mem`]) {
+          assert.equal(await Deno.stat(path).then(() => true, () => false), false, path);
+        }
+        assert.deepEqual(await api.get<SnapshotInfo[]>("/v1/domains/fw/snapshots"), []);
+        // The firmware goes on to the boot sector (the refusals left it running).
+        await daemon.waitForLog("fw", SECTOR_ONE, BOOT_TIMEOUT_MS);
+      } finally {
+        await daemon.cleanup();
+      }
+    });
+  },
+  2 * BOOT_TIMEOUT_MS,
+);
