@@ -5,57 +5,25 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { ConsoleHub } from "../vmm/console_hub.ts";
 import { denovisor } from "./cli_support.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const encoder = new TextEncoder();
+import { reap, StandInConsole, until } from "./console_support.ts";
 
 Deno.test("console --escape ^A detaches on Ctrl-A and sends Ctrl-] to the guest", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "denovisor-console-escape-" });
-  const hub = new ConsoleHub(join(dir, "log"));
-  let typed = "";
-  hub.setInput((bytes) => typed += new TextDecoder().decode(bytes));
-  const consoleSocket = join(dir, "console.sock");
-  hub.listen(consoleSocket);
-  const api = Deno.serve({ path: join(dir, "api.sock"), onListen() {} }, () =>
-    Response.json({
-      name: "w",
-      uuid: "00000000-0000-4000-8000-000000000000",
-      state: "running",
-      consoleSocket,
-    }));
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "console", "w", "--escape", "^A", "--socket", join(dir, "api.sock")],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const stand = await StandInConsole.start("denovisor-console-escape-");
+  const child = stand.spawnConsole("--escape", "^A");
   const writer = child.stdin.getWriter();
   try {
-    await writer.write(encoder.encode("ab\x1d"));
-    const deadline = Date.now() + 60_000;
-    while (typed !== "ab\x1d") {
-      if (Date.now() > deadline) throw new Error(`the guest got ${JSON.stringify(typed)}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await writer.write(new TextEncoder().encode("ab\x1d"));
+    await until(() => stand.typed === "ab\x1d", "the keys before Ctrl-A at the guest");
     await writer.write(new Uint8Array([0x01, 0x63])); // Ctrl-A detaches; "c" never goes.
     const { code, stdout, stderr } = await child.output();
     assert.equal(code, 0, new TextDecoder().decode(stderr));
     assert.match(new TextDecoder().decode(stdout), /escape character is \^A/);
-    assert.equal(typed, "ab\x1d");
+    assert.equal(stand.typed, "ab\x1d");
   } finally {
     await writer.close().catch(() => {});
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Exited.
-    }
-    await child.status;
-    await hub.close();
-    await api.shutdown();
-    await Deno.remove(dir, { recursive: true });
+    await reap(child);
+    await stand.close();
   }
 });
 
