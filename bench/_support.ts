@@ -22,6 +22,44 @@ export class CouldNotMeasureError extends Error {
   }
 }
 
+/** How to start one VMM, and the exit status that means its guest did what was asked. */
+export interface VmmCommand {
+  name: string;
+  command: string;
+  args: string[];
+  successStatus: number;
+}
+
+/** The arguments to Deno that run `denovisor <args>` from source (no compiled binary here). */
+export function denovisorArgs(...args: string[]): string[] {
+  return ["run", "-A", `${REPO_ROOT}/main.ts`, ...args];
+}
+
+/** How {@link qemuGuestArgs} sets QEMU up. */
+export interface QemuGuestOptions {
+  /** The guest's command line (`-append`); none when undefined. */
+  append?: string;
+  /** Guest RAM in MiB (default 256). */
+  memoryMiB?: number;
+  /** Where the serial console goes (default "stdio"). */
+  serial?: string;
+}
+
+/**
+ * QEMU's arguments to boot a test guest (a PVH kernel) on KVM with no default devices and
+ * the debug-exit device: a guest exiting with status s makes QEMU exit with (s << 1) | 1.
+ * Add the devices under test after them.
+ */
+export function qemuGuestArgs(kernel: string, options: QemuGuestOptions = {}): string[] {
+  const { append, memoryMiB = 256, serial = "stdio" } = options;
+  return [
+    ...["-accel", "kvm", "-m", `${memoryMiB}`, "-nographic", "-nodefaults", "-no-reboot"],
+    ...["-serial", serial, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
+    ...["-kernel", kernel],
+    ...(append === undefined ? [] : ["-append", append]),
+  ];
+}
+
 /** The median of `values` (the mean of the middle two for an even count). */
 export function median(values: readonly number[]): number {
   if (values.length === 0) throw new RangeError("Cannot take the median of no values");

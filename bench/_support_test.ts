@@ -1,8 +1,31 @@
 import assert from "node:assert/strict";
-import { median } from "./_support.ts";
+import { denovisorArgs, median, qemuGuestArgs } from "./_support.ts";
 
 Deno.test("median() takes the middle value, or the mean of the middle two", () => {
   assert.equal(median([5, 1, 3]), 3);
   assert.equal(median([4, 1, 3, 2]), 2.5);
   assert.throws(() => median([]), RangeError);
+});
+
+Deno.test("qemuGuestArgs() boots the kernel with debug-exit, then takes append, RAM and serial", () => {
+  const plain = qemuGuestArgs("/g.elf");
+  assert.deepEqual(plain.slice(plain.indexOf("-kernel"), plain.indexOf("-kernel") + 2), [
+    "-kernel",
+    "/g.elf",
+  ]);
+  assert.ok(plain.includes("isa-debug-exit,iobase=0xf4,iosize=0x04"));
+  assert.equal(plain[plain.indexOf("-m") + 1], "256");
+  assert.equal(plain[plain.indexOf("-serial") + 1], "stdio");
+  assert.ok(!plain.includes("-append"));
+  const set = qemuGuestArgs("/g.elf", { append: "mib=4", memoryMiB: 64, serial: "null" });
+  assert.equal(set[set.indexOf("-append") + 1], "mib=4");
+  assert.equal(set[set.indexOf("-m") + 1], "64");
+  assert.equal(set[set.indexOf("-serial") + 1], "null");
+});
+
+Deno.test("denovisorArgs() runs main.ts from the repository with the given verb", () => {
+  const args = denovisorArgs("run", "--kernel", "k");
+  assert.deepEqual(args.slice(0, 2), ["run", "-A"]);
+  assert.match(args[2], /\/main\.ts$/);
+  assert.deepEqual(args.slice(3), ["run", "--kernel", "k"]);
 });

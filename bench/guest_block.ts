@@ -14,10 +14,11 @@
 import { parseArgs } from "node:util";
 import {
   CouldNotMeasureError,
+  denovisorArgs,
   ensureGuest,
   fixed,
   median,
-  REPO_ROOT,
+  qemuGuestArgs,
   runBenchmark,
 } from "./_support.ts";
 
@@ -41,40 +42,16 @@ async function timeRun(command: string, args: string[]): Promise<number> {
 }
 
 const denovisor = (kernel: string, mib: number) =>
-  timeRun(Deno.execPath(), [
-    "run",
-    "-A",
-    `${REPO_ROOT}/main.ts`,
-    "run",
-    "--kernel",
-    kernel,
-    "--disk",
-    IMAGE,
-    "--cmdline",
-    `mib=${mib}`,
-  ]);
+  timeRun(
+    Deno.execPath(),
+    denovisorArgs("run", "--kernel", kernel, "--disk", IMAGE, "--cmdline", `mib=${mib}`),
+  );
 
 const qemu = (kernel: string, mib: number) =>
   timeRun("qemu-system-x86_64", [
-    "-accel",
-    "kvm",
-    "-m",
-    "256",
-    "-nographic",
-    "-nodefaults",
-    "-no-reboot",
-    "-serial",
-    "stdio",
-    "-device",
-    "isa-debug-exit,iobase=0xf4,iosize=0x04",
-    "-kernel",
-    kernel,
-    "-append",
-    `mib=${mib}`,
-    "-device",
-    "virtio-blk-pci,drive=d0,disable-legacy=on",
-    "-drive",
-    `if=none,id=d0,file=${IMAGE},format=raw,cache=writeback,aio=threads`,
+    ...qemuGuestArgs(kernel, { append: `mib=${mib}` }),
+    ...["-device", "virtio-blk-pci,drive=d0,disable-legacy=on"],
+    ...["-drive", `if=none,id=d0,file=${IMAGE},format=raw,cache=writeback,aio=threads`],
   ]);
 
 async function main(): Promise<void> {

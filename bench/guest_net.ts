@@ -20,10 +20,11 @@ import { parseArgs } from "node:util";
 import { PacketSocket, testFrame } from "../devices/net/testing/test_tap.ts";
 import {
   CouldNotMeasureError,
+  denovisorArgs,
   ensureGuest,
   fixed,
   median,
-  REPO_ROOT,
+  qemuGuestArgs,
   runBenchmark,
 } from "./_support.ts";
 
@@ -68,40 +69,17 @@ function cmdline(direction: Direction, frames: number, size: number): string {
 }
 
 const denovisor = (kernel: string, line: string, done: RegExp) =>
-  timeRun(Deno.execPath(), [
-    "run",
-    "-A",
-    `${REPO_ROOT}/main.ts`,
-    "run",
-    "--kernel",
-    kernel,
-    "--nic",
-    `tap=${TAP}`,
-    "--cmdline",
-    line,
-  ], done);
+  timeRun(
+    Deno.execPath(),
+    denovisorArgs("run", "--kernel", kernel, "--nic", `tap=${TAP}`, "--cmdline", line),
+    done,
+  );
 
 const qemu = (kernel: string, line: string, done: RegExp) =>
   timeRun("qemu-system-x86_64", [
-    "-accel",
-    "kvm",
-    "-m",
-    "256",
-    "-nographic",
-    "-nodefaults",
-    "-no-reboot",
-    "-serial",
-    "stdio",
-    "-device",
-    "isa-debug-exit,iobase=0xf4,iosize=0x04",
-    "-kernel",
-    kernel,
-    "-append",
-    line,
-    "-netdev",
-    `tap,id=n0,ifname=${TAP},script=no,downscript=no,vhost=off`,
-    "-device",
-    "virtio-net-pci,netdev=n0,disable-legacy=on",
+    ...qemuGuestArgs(kernel, { append: line }),
+    ...["-netdev", `tap,id=n0,ifname=${TAP},script=no,downscript=no,vhost=off`],
+    ...["-device", "virtio-net-pci,netdev=n0,disable-legacy=on"],
   ], done);
 
 async function ip(...args: string[]): Promise<void> {
