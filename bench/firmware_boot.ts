@@ -17,37 +17,23 @@ import { DEFAULT_FIRMWARE } from "../core/boot/firmware_rom.ts";
 import { withImages } from "../tests/firmware_support.ts";
 import {
   CouldNotMeasureError,
+  denovisorArgs,
   fixed,
   median,
-  REPO_ROOT,
   requireKvm,
   runBenchmark,
+  type VmmCommand,
 } from "./_support.ts";
 
 const FIRST_LINE = "boot sector: hello";
 const TIMEOUT_MS = 180_000;
 
-interface VmmCommand {
-  name: string;
-  command: string;
-  args: string[];
-  /** The status that means the boot sector exited with 7. */
-  successStatus: number;
-}
-
+/** Denovisor booting `disk` through its firmware (successStatus: the boot sector's 7). */
 function denovisor(disk: string): VmmCommand {
   return {
     name: "Denovisor",
     command: Deno.execPath(),
-    args: [
-      "run",
-      "-A",
-      `${REPO_ROOT}/main.ts`,
-      "run",
-      "--firmware",
-      "--disk",
-      `${disk},format=raw`,
-    ],
+    args: denovisorArgs("run", "--firmware", "--disk", `${disk},format=raw`),
     successStatus: 7,
   };
 }

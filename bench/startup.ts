@@ -20,13 +20,16 @@ import { parseArgs } from "node:util";
 import { type MemorySample, sampleMemory } from "./_proc_memory.ts";
 import {
   CouldNotMeasureError,
+  denovisorArgs,
   ensureGuest,
   fixed,
   median,
+  qemuGuestArgs,
   REPO_ROOT,
   requireKvm,
   runBenchmark,
   runQuiet,
+  type VmmCommand,
 } from "./_support.ts";
 
 const MEMORY_MIB = 256;
@@ -35,32 +38,15 @@ const TIME_BINARY = "/usr/bin/time";
 const SAMPLED_LOOP_COUNT = 30000;
 const SAMPLE_INTERVAL_MS = 10;
 
-/** How to start one VMM on one kernel, and the status that means "the guest exited 0". */
-export interface VmmCommand {
-  name: string;
-  command: string;
-  args: string[];
-  successStatus: number;
-}
-
 /** Denovisor's foreground one-shot VM, run from source (no compiled binary here). */
 export function denovisorCommand(kernel: string, cmdline?: string): VmmCommand {
   return {
     name: "Denovisor",
     command: Deno.execPath(),
-    args: [
-      "run",
-      "-A",
-      `${REPO_ROOT}/main.ts`,
-      "run",
-      "--kernel",
-      kernel,
-      "--console",
-      "null",
-      "--memory",
-      `${MEMORY_MIB}M`,
+    args: denovisorArgs(
+      ...["run", "--kernel", kernel, "--console", "null", "--memory", `${MEMORY_MIB}M`],
       ...(cmdline === undefined ? [] : ["--cmdline", cmdline]),
-    ],
+    ),
     successStatus: 0,
   };
 }
@@ -70,12 +56,7 @@ export function qemuCommand(kernel: string, cmdline?: string): VmmCommand {
   return {
     name: "QEMU",
     command: "qemu-system-x86_64",
-    args: [
-      ...["-accel", "kvm", "-nographic", "-no-reboot", "-nodefaults", "-serial", "null"],
-      ...["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-m", `${MEMORY_MIB}`],
-      ...["-kernel", kernel],
-      ...(cmdline === undefined ? [] : ["-append", cmdline]),
-    ],
+    args: qemuGuestArgs(kernel, { append: cmdline, memoryMiB: MEMORY_MIB, serial: "null" }),
     successStatus: 1,
   };
 }
