@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { processStartTime } from "../manager/daemon/vmm_process.ts";
-import { mainForNobody } from "./nobody_support.ts";
+import { mainForNobody, nobodyDirs, startGroupDaemon, waitForPath } from "./nobody_support.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -30,14 +30,6 @@ function consoleScript(path: string, output: string, flood: boolean): string {
         try { conn.close(); } catch { /* closed */ }
       })();
     }`;
-}
-
-async function waitForPath(path: string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (await Deno.stat(path).then(() => true, () => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${path} never appeared`);
 }
 
 Deno.test("console NAME | head ends quietly with status 0, without a broken-pipe error", async () => {
@@ -85,10 +77,7 @@ Deno.test({
   name: "a socket-group member reaches a domain's console through the daemon's relay",
   ignore: Deno.uid() !== 0, // Runs the client as nobody (setpriv).
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "denovisor-console-group-" });
-    const denoDir = await Deno.makeTempDir();
-    await Deno.chmod(dir, 0o755);
-    await Deno.chmod(denoDir, 0o777);
+    const { dir, denoDir } = await nobodyDirs("denovisor-console-group-");
     const run = `${dir}/run`;
     const domainDir = `${run}/domains/c0`;
     await Deno.mkdir(domainDir, { recursive: true, mode: 0o700 });
@@ -113,24 +102,7 @@ Deno.test({
           startedAt: new Date().toISOString(),
         }),
       );
-      daemon = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          MAIN,
-          "daemon",
-          "--state-dir",
-          `${dir}/state`,
-          "--socket",
-          `${run}/api.sock`,
-          "--socket-group",
-          "nogroup",
-        ],
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      await waitForPath(`${run}/api.sock`);
+      daemon = await startGroupDaemon(`${dir}/state`, `${run}/api.sock`);
       const client = await mainForNobody();
       const output = await new Deno.Command("setpriv", {
         args: [

@@ -7,8 +7,7 @@
 
 import assert from "node:assert/strict";
 import { ApiClient } from "../manager/api_client.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+import { evalAsNobody, nobodyDirs, startGroupDaemon } from "./nobody_support.ts";
 
 /** Each request sent by `nobody` on `socket`, and the statuses it got. */
 async function asNobody(
@@ -31,12 +30,7 @@ async function asNobody(
       statuses.push(r.status);
     }
     console.log(JSON.stringify(statuses));`;
-  const output = await new Deno.Command("setpriv", {
-    args: ["--reuid=65534", "--regid=65534", "--clear-groups", Deno.execPath(), "eval", script],
-    env: { DENO_DIR: denoDir, HOME: denoDir },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const output = await evalAsNobody(script, denoDir);
   const text = new TextDecoder().decode(output.stdout).trim();
   assert.ok(output.success, new TextDecoder().decode(output.stderr));
   return JSON.parse(text);
@@ -46,38 +40,12 @@ Deno.test({
   name: "daemon: socket-group members are confined; root keeps every power through admin.sock",
   ignore: Deno.uid() !== 0, // Runs a client as nobody (setpriv).
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "denovisor-group-test-" });
-    const denoDir = await Deno.makeTempDir();
-    await Deno.chmod(dir, 0o755);
-    await Deno.chmod(denoDir, 0o777);
+    const { dir, denoDir } = await nobodyDirs("denovisor-group-test-");
     const socket = `${dir}/run/api.sock`;
     const roots = `${dir}/pools`;
     await Deno.mkdir(roots, { mode: 0o755 });
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        MAIN,
-        "daemon",
-        "--state-dir",
-        `${dir}/state`,
-        "--socket",
-        socket,
-        "--socket-group",
-        "nogroup",
-        "--pool-root",
-        roots,
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
+    const child = await startGroupDaemon(`${dir}/state`, socket, ["--pool-root", roots]);
     try {
-      const deadline = Date.now() + 60_000;
-      while (Date.now() < deadline) {
-        if (await Deno.stat(socket).then(() => true, () => false)) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
       assert.equal((await Deno.stat(`${dir}/run/admin.sock`)).mode! & 0o777, 0o600);
       assert.equal((await Deno.stat(socket)).mode! & 0o777, 0o660);
       // A pool defined outside the pool roots (root may).
@@ -117,7 +85,6 @@ Deno.test({
     } finally {
       child.kill("SIGTERM");
       await child.status;
-      await child.stderr.cancel();
       await Deno.remove(dir, { recursive: true });
       await Deno.remove(denoDir, { recursive: true });
     }

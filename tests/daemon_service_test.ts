@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { TestDaemon } from "./daemon_support.ts";
+import { evalAsNobody, nobodyDirs, startGroupDaemon } from "./nobody_support.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -97,34 +98,10 @@ Deno.test("daemon: serves its OpenAPI description", async () => {
 });
 
 Deno.test("daemon: --socket-group makes the socket 0660 for that group, whose members get in", async () => {
-  const dir = await Deno.makeTempDir();
-  const denoDir = await Deno.makeTempDir();
-  await Deno.chmod(dir, 0o755);
-  await Deno.chmod(denoDir, 0o777);
+  const { dir, denoDir } = await nobodyDirs("denovisor-service-group-");
   const socket = `${dir}/run/api.sock`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "daemon",
-      "--state-dir",
-      `${dir}/state`,
-      "--socket",
-      socket,
-      "--socket-group",
-      "nogroup",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const child = await startGroupDaemon(`${dir}/state`, socket);
   try {
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      if (await Deno.stat(socket).then(() => true, () => false)) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
     const info = await Deno.stat(socket);
     assert.equal(info.mode! & 0o777, 0o660);
     assert.equal(info.gid, 65534);
@@ -134,12 +111,7 @@ Deno.test("daemon: --socket-group makes the socket 0660 for that group, whose me
     const script = `const c = Deno.createHttpClient({ proxy: { transport: "unix", path: ${
       JSON.stringify(socket)
     } } }); const r = await fetch("http://d/v1/host", { client: c }); console.log(r.status);`;
-    const output = await new Deno.Command("setpriv", {
-      args: ["--reuid=65534", "--regid=65534", "--clear-groups", Deno.execPath(), "eval", script],
-      env: { DENO_DIR: denoDir, HOME: denoDir },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const output = await evalAsNobody(script, denoDir);
     assert.equal(
       new TextDecoder().decode(output.stdout).trim(),
       "200",
