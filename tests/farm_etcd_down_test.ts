@@ -7,21 +7,10 @@
 
 import assert from "node:assert/strict";
 import { etcdTest } from "./etcd_support.ts";
-import { eventually, farmDomain, TestFarm } from "./farm_support.ts";
+import { eventually, farmCli, farmDomain, TestFarm } from "./farm_support.ts";
 import type { FarmHost, FarmStatus } from "../manager/farm/farm_api.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const TTL = 4;
-
-async function cli(socket: string, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args, "--socket", socket],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-}
 
 etcdTest(
   "farm with all etcd members down: domains run on, farm verbs fail, all recovers",
@@ -40,7 +29,7 @@ etcdTest(
       // farm status shows each etcd endpoint: one killed is DOWN, the others up, one leads.
       await farm.cluster!.kill(0);
       const health = await eventually("farm status answers with a member down", async () => {
-        const out = await cli(h1.socket, "farm", "status");
+        const out = await farmCli(h1.socket, "farm", "status");
         return out.code === 0 ? out.stdout : undefined;
       });
       const endpoints = /Endpoints: +(.*)/.exec(health)?.[1] ?? "";
@@ -53,17 +42,17 @@ etcdTest(
       assert.deepEqual(await farm.runningOn("plain"), ["h1"]);
       assert.deepEqual(await farm.runningOn("db"), []);
       // Local verbs on a local domain work; farm verbs say what is wrong.
-      const list = await cli(h1.socket, "list");
+      const list = await farmCli(h1.socket, "list");
       assert.equal(list.code, 0, list.stderr);
       assert.match(list.stdout, /plain +running/);
-      assert.equal((await cli(h1.socket, "pause", "plain")).code, 0);
-      assert.equal((await cli(h1.socket, "resume", "plain")).code, 0);
+      assert.equal((await farmCli(h1.socket, "pause", "plain")).code, 0);
+      assert.equal((await farmCli(h1.socket, "resume", "plain")).code, 0);
       for (const verb of [["host", "list"], ["farm", "status"]]) {
-        const out = await cli(h2.socket, ...verb);
+        const out = await farmCli(h2.socket, ...verb);
         assert.equal(out.code, 3, `${verb.join(" ")}: ${out.stdout}${out.stderr}`);
         assert.match(out.stderr, /Farm unavailable: cannot reach etcd/);
       }
-      const start = await cli(h2.socket, "start", "plain");
+      const start = await farmCli(h2.socket, "start", "plain");
       assert.notEqual(start.code, 0);
 
       // etcd returns: both hosts are up again, plain still on h1, db runs once.

@@ -9,20 +9,10 @@
 
 import assert from "node:assert/strict";
 import { etcdTest, freePort } from "./etcd_support.ts";
-import { eventually, farmDomain, TestFarm } from "./farm_support.ts";
+import { eventually, farmCli, farmDomain, TestFarm } from "./farm_support.ts";
 import type { FarmHost } from "../manager/farm/farm_api.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-async function cli(socket: string, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args, "--socket", socket],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
-}
 
 /** The shell completion's candidates for `line` (its words), from the daemon at `socket`. */
 async function complete(socket: string, ...line: string[]): Promise<string[]> {
@@ -48,12 +38,12 @@ etcdTest(
     ], { issueFlags: true });
     try {
       const [h1, h2, h3] = farm.daemons;
-      const status = await cli(h1.socket, "farm", "status");
+      const status = await farmCli(h1.socket, "farm", "status");
       assert.equal(status.code, 0, status.stderr);
       assert.match(status.stdout, /Farm: +default/);
       assert.match(status.stdout, /h3 .* up /);
 
-      const list = await cli(h2.socket, "host", "list");
+      const list = await farmCli(h2.socket, "host", "list");
       assert.equal(list.code, 0, list.stderr);
       assert.match(list.stdout, /Host +Address +State .* Migration/);
       assert.match(list.stdout, /h1 .* up .*127\.0\.0\.1:\d+/);
@@ -63,30 +53,30 @@ etcdTest(
       await h1.client.post("/v1/domains", farmDomain("db"));
       await h1.client.post("/v1/domains/web/start?host=h2", {});
       await h1.client.post("/v1/domains/db/start?host=h2", {});
-      const info = await cli(h3.socket, "host", "info", "h2");
+      const info = await farmCli(h3.socket, "host", "info", "h2");
       assert.equal(info.code, 0, info.stderr);
       assert.match(info.stdout, /Host: +h2/);
       assert.match(info.stdout, /Labels: +rack=b/);
       assert.match(info.stdout, /Domains: +db, web/);
       assert.match(info.stdout, /joined/);
-      const missing = await cli(h3.socket, "host", "info", "nohost");
+      const missing = await farmCli(h3.socket, "host", "info", "nohost");
       assert.equal(missing.code, 4);
       assert.match(missing.stderr, /No host 'nohost' in the farm/);
 
       // maintenance keeps new domains off h2 (auto places on h1 or h3 only).
-      const on = await cli(h1.socket, "host", "maintenance", "h2", "on");
+      const on = await farmCli(h1.socket, "host", "maintenance", "h2", "on");
       assert.equal(on.code, 0, on.stderr);
-      assert.match((await cli(h1.socket, "host", "list")).stdout, /h2 .* maintenance /);
-      const bad = await cli(h1.socket, "host", "maintenance", "h2", "maybe");
+      assert.match((await farmCli(h1.socket, "host", "list")).stdout, /h2 .* maintenance /);
+      const bad = await farmCli(h1.socket, "host", "maintenance", "h2", "maybe");
       assert.equal(bad.code, 2);
       await h1.client.post("/v1/domains", farmDomain("new"));
       const placed = await h1.client.post<{ host?: string }>("/v1/domains/new/start?host=auto", {});
       assert.notEqual(placed.host ?? "h1", "h2");
-      assert.equal((await cli(h1.socket, "host", "maintenance", "h2", "off")).code, 0);
+      assert.equal((await farmCli(h1.socket, "host", "maintenance", "h2", "off")).code, 0);
 
       // evacuate: a line per domain as it moves; the stand-in VMM cannot migrate, so each
       // is stopped and started instead, and the line says why.
-      const evacuate = await cli(h3.socket, "host", "evacuate", "h2");
+      const evacuate = await farmCli(h3.socket, "host", "evacuate", "h2");
       assert.equal(evacuate.code, 0, evacuate.stderr);
       // Both go to h1, the other host with a migration listener (placement prefers it).
       assert.match(evacuate.stdout, /\[1\/2\] db -> h1: live migration\.\.\./);
@@ -101,7 +91,7 @@ etcdTest(
         assert.equal(on.length, 1, `${domain} runs once: ${on}`);
         assert.notEqual(on[0], "h2");
       }
-      const json = await cli(h3.socket, "farm", "evacuate", "h2", "--json");
+      const json = await farmCli(h3.socket, "farm", "evacuate", "h2", "--json");
       assert.equal(json.code, 0, json.stderr);
       assert.deepEqual(JSON.parse(json.stdout), [], "nothing left on h2");
 
@@ -109,7 +99,7 @@ etcdTest(
       const where = (await farm.runningOn("web"))[0];
       const other = where === "h1" ? "h3" : "h1";
       const asker = farm.daemons.find((d) => d.name !== where)!;
-      const migrate = await cli(asker.socket, "migrate", "web", other);
+      const migrate = await farmCli(asker.socket, "migrate", "web", other);
       if (where === "h3" || other === "h3") {
         assert.equal(migrate.code, 5, migrate.stdout + migrate.stderr);
         assert.match(migrate.stderr, /Host 'h3' has no migration listener/);
@@ -130,7 +120,7 @@ etcdTest(
       ]);
 
       // remove: refused while the host is up; a host stopped cleanly is down, then gone.
-      const upRemove = await cli(h1.socket, "host", "remove", "h2");
+      const upRemove = await farmCli(h1.socket, "host", "remove", "h2");
       assert.equal(upRemove.code, 5);
       assert.match(upRemove.stderr, /Host 'h2' is up; evacuate it/);
       await h2.kill("SIGTERM");
@@ -139,13 +129,13 @@ etcdTest(
         return hosts.find((h) => h.name === "h2")?.state === "down" ? hosts : undefined;
       });
       assert.equal(down.length, 3);
-      assert.match((await cli(h1.socket, "host", "list")).stdout, /h2 .* down /);
-      assert.match((await cli(h1.socket, "farm", "status")).stdout, /h2 .* down /);
-      const removed = await cli(h1.socket, "host", "remove", "h2");
+      assert.match((await farmCli(h1.socket, "host", "list")).stdout, /h2 .* down /);
+      assert.match((await farmCli(h1.socket, "farm", "status")).stdout, /h2 .* down /);
+      const removed = await farmCli(h1.socket, "host", "remove", "h2");
       assert.equal(removed.code, 0, removed.stderr);
       assert.match(removed.stdout, /Host h2 removed from the farm/);
-      assert.doesNotMatch((await cli(h1.socket, "host", "list")).stdout, /h2/);
-      assert.equal((await cli(h1.socket, "host", "remove", "h2")).code, 4);
+      assert.doesNotMatch((await farmCli(h1.socket, "host", "list")).stdout, /h2/);
+      assert.equal((await farmCli(h1.socket, "host", "remove", "h2")).code, 4);
     } finally {
       await farm.stop();
     }
@@ -153,19 +143,19 @@ etcdTest(
 );
 
 etcdTest("host CLI: usage, help and the REPL's host group", async () => {
-  const help = await cli("/nonexistent.sock", "host", "--help");
+  const help = await farmCli("/nonexistent.sock", "host", "--help");
   assert.equal(help.code, 0);
   for (const sub of ["list", "info", "maintenance", "evacuate", "remove"]) {
     assert.match(help.stdout, new RegExp(`\\n  ${sub} +\\S`));
   }
-  const daemonHelp = await cli("/nonexistent.sock", "daemon", "--help");
+  const daemonHelp = await farmCli("/nonexistent.sock", "daemon", "--help");
   assert.match(daemonHelp.stdout, /--etcd URL\[,URL\.\.\.\] +Join the farm/);
   assert.match(daemonHelp.stdout, /--host NAME +This host's name/);
   assert.match(daemonHelp.stdout, /--farm NAME +Which farm of that etcd \(default: default\)/);
-  const needsEtcd = await cli("/nonexistent.sock", "daemon", "--host", "h1");
+  const needsEtcd = await farmCli("/nonexistent.sock", "daemon", "--host", "h1");
   assert.equal(needsEtcd.code, 2);
   assert.match(needsEtcd.stderr, /--host needs --etcd URL/);
-  const twoNames = await cli(
+  const twoNames = await farmCli(
     "/nonexistent.sock",
     "daemon",
     "--etcd",
@@ -185,7 +175,7 @@ etcdTest("host CLI: usage, help and the REPL's host group", async () => {
     main.stdout,
     /\n {2}host +The farm's hosts: list, info, maintenance, evacuate, remove/,
   );
-  const arity = await cli("/nonexistent.sock", "host", "evacuate");
+  const arity = await farmCli("/nonexistent.sock", "host", "evacuate");
   assert.equal(arity.code, 2);
 
   const farm = await TestFarm.start([{ name: "h1" }], { issueFlags: true });
@@ -214,34 +204,34 @@ etcdTest("farm: domain verbs asked on any host reach the host that runs the doma
     await h1.client.post("/v1/domains", farmDomain("web"));
     await h1.client.post("/v1/domains/web/start?host=h2", {});
     const info = await eventually("h1's info names h2", async () => {
-      const out = await cli(h1.socket, "info", "web");
+      const out = await farmCli(h1.socket, "info", "web");
       return /Host: +h2/.test(out.stdout) ? out.stdout : undefined;
     });
     assert.match(info, /State: +running \(on host h2\)/);
 
-    const pause = await cli(h1.socket, "pause", "web");
+    const pause = await farmCli(h1.socket, "pause", "web");
     assert.equal(pause.code, 0, pause.stderr);
     assert.equal((await h2.client.get<{ state: string }>("/v1/domains/web")).state, "paused");
     await eventually("h1 sees it paused (h2 publishes its states)", async () => {
-      const out = await cli(h1.socket, "info", "web");
+      const out = await farmCli(h1.socket, "info", "web");
       return /State: +paused \(on host h2\)/.test(out.stdout);
     });
-    assert.match((await cli(h1.socket, "list")).stdout, /web +paused .*h2/);
-    const resume = await cli(h1.socket, "resume", "web");
+    assert.match((await farmCli(h1.socket, "list")).stdout, /web +paused .*h2/);
+    const resume = await farmCli(h1.socket, "resume", "web");
     assert.equal(resume.code, 0, resume.stderr);
     assert.equal((await h2.client.get<{ state: string }>("/v1/domains/web")).state, "running");
 
-    const logs = await cli(h1.socket, "logs", "web");
+    const logs = await farmCli(h1.socket, "logs", "web");
     assert.equal(logs.code, 0, logs.stderr);
-    const console = await cli(h1.socket, "console", "web");
+    const console = await farmCli(h1.socket, "console", "web");
     assert.equal(console.code, 5);
     assert.match(console.stderr, /runs on host 'h2'.*run 'denovisor console web' on 'h2'/);
 
-    const shutdown = await cli(h1.socket, "destroy", "web");
+    const shutdown = await farmCli(h1.socket, "destroy", "web");
     assert.equal(shutdown.code, 0, shutdown.stderr);
     assert.deepEqual(await farm.runningOn("web"), []);
     // Not running anywhere: h1 answers for itself, and says so.
-    const stopped = await cli(h1.socket, "pause", "web");
+    const stopped = await farmCli(h1.socket, "pause", "web");
     assert.notEqual(stopped.code, 0);
     assert.match(stopped.stderr, /not running|shutoff|shut off/i);
   } finally {

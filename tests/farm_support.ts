@@ -9,6 +9,7 @@
 
 import { ApiClient } from "../manager/api_client.ts";
 import type { DomainDefinition } from "../manager/api_types.ts";
+import { type CliResult, denovisor } from "./cli_support.ts";
 import { TestEtcd, TestEtcdCluster } from "./etcd_support.ts";
 
 /** The etcd of a test farm: one member, or a cluster (its URLs comma-separated). */
@@ -23,6 +24,11 @@ const FAKE_VMM = new URL("./fixtures/farm_vmm.ts", import.meta.url).pathname;
 /** A small domain for farm tests (the stand-in VMM never boots it). */
 export function farmDomain(name: string, extra: Partial<DomainDefinition> = {}): DomainDefinition {
   return { name, boot: { demo: true }, memory: 64, vcpus: 1, ...extra };
+}
+
+/** Runs `denovisor ...args --socket socket`: the CLI against one farm daemon. */
+export function farmCli(socket: string, ...args: string[]): Promise<CliResult> {
+  return denovisor([...args, "--socket", socket]);
 }
 
 /** Polls `test` every 100 ms until it returns a value other than undefined or false. */
