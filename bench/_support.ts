@@ -109,6 +109,39 @@ export async function runQuiet(
   };
 }
 
+/** A finished command's wall time (spawn to exit), exit status and standard output. */
+export interface TimedOutput {
+  seconds: number;
+  code: number;
+  stdout: string;
+}
+
+/** Runs `command args` to completion with stdin and stderr closed, timing it. */
+export async function timedOutput(
+  command: string,
+  args: string[],
+  options: { env?: Record<string, string> } = {},
+): Promise<TimedOutput> {
+  const started = performance.now();
+  const { code, stdout } = await new Deno.Command(command, {
+    args,
+    env: options.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const seconds = (performance.now() - started) / 1000;
+  return { seconds, code, stdout: new TextDecoder().decode(stdout) };
+}
+
+/** Writes a disk image of `bytes` random bytes to `path` (no zero pages to short-cut). */
+export async function writeRandomImage(path: string, bytes: number): Promise<void> {
+  const image = new Uint8Array(bytes);
+  // getRandomValues fills at most 64 KiB at a time.
+  for (let i = 0; i < bytes; i += 65536) crypto.getRandomValues(image.subarray(i, i + 65536));
+  await Deno.writeFile(path, image);
+}
+
 /** Builds the test guests if `guests/build/<name>.elf` is missing; returns its path. */
 export async function ensureGuest(name: string): Promise<string> {
   const path = `${GUEST_DIR}/${name}.elf`;

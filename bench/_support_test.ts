@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { denovisorArgs, median, qemuGuestArgs } from "./_support.ts";
+import { denovisorArgs, median, qemuGuestArgs, timedOutput, writeRandomImage } from "./_support.ts";
 
 Deno.test("median() takes the middle value, or the mean of the middle two", () => {
   assert.equal(median([5, 1, 3]), 3);
@@ -28,4 +28,24 @@ Deno.test("denovisorArgs() runs main.ts from the repository with the given verb"
   assert.deepEqual(args.slice(0, 2), ["run", "-A"]);
   assert.match(args[2], /\/main\.ts$/);
   assert.deepEqual(args.slice(3), ["run", "--kernel", "k"]);
+});
+
+Deno.test("writeRandomImage() writes that many bytes, not zeroes, past the first 64 KiB", async () => {
+  const path = await Deno.makeTempFile({ prefix: "denovisor-support-test-" });
+  try {
+    await writeRandomImage(path, 200_000);
+    const bytes = await Deno.readFile(path);
+    assert.equal(bytes.length, 200_000);
+    assert.ok(bytes.subarray(131_072, 131_172).some((b) => b !== 0));
+    assert.ok(bytes.subarray(199_900).some((b) => b !== 0));
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("timedOutput() returns the status, standard output and a wall time", async () => {
+  const result = await timedOutput("bash", ["-c", "echo hi; sleep 0.1; exit 3"]);
+  assert.equal(result.code, 3);
+  assert.equal(result.stdout, "hi\n");
+  assert.ok(result.seconds >= 0.1 && result.seconds < 30, `${result.seconds}`);
 });

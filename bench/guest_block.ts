@@ -20,23 +20,17 @@ import {
   median,
   qemuGuestArgs,
   runBenchmark,
+  timedOutput,
+  writeRandomImage,
 } from "./_support.ts";
 
 const IMAGE = "/var/tmp/denovisor-bench-guest-block.img";
 
 async function timeRun(command: string, args: string[]): Promise<number> {
-  const started = performance.now();
-  const { code, stdout } = await new Deno.Command(command, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const seconds = (performance.now() - started) / 1000;
-  const out = new TextDecoder().decode(stdout);
+  const { seconds, code, stdout } = await timedOutput(command, args);
   // QEMU's isa-debug-exit reports (0 << 1) | 1.
-  if (!/virtio_blk_stream: read \d+ MiB/.test(out) || (code !== 0 && code !== 1)) {
-    throw new CouldNotMeasureError(`${command} failed (status ${code}):\n${out.slice(-400)}`);
+  if (!/virtio_blk_stream: read \d+ MiB/.test(stdout) || (code !== 0 && code !== 1)) {
+    throw new CouldNotMeasureError(`${command} failed (status ${code}):\n${stdout.slice(-400)}`);
   }
   return seconds;
 }
@@ -64,10 +58,7 @@ async function main(): Promise<void> {
     throw new CouldNotMeasureError("--mib must be 1 to 64");
   }
   const kernel = await ensureGuest("virtio_blk_stream");
-  const size = 4 * mib * 1024 * 1024 + 1024 * 1024;
-  const image = new Uint8Array(size);
-  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(image.subarray(i, i + 65536));
-  await Deno.writeFile(IMAGE, image);
+  await writeRandomImage(IMAGE, (4 * mib + 1) * 1024 * 1024);
   try {
     await Deno.readFile(IMAGE); // warm the page cache for both
     const perMiB: Record<"denovisor" | "qemu", number[]> = { denovisor: [], qemu: [] };

@@ -18,31 +18,28 @@
 import { parseArgs } from "node:util";
 import {
   CouldNotMeasureError,
+  denovisorArgs,
   ensureGuest,
   fixed,
   median,
-  REPO_ROOT,
   requireKvm,
   runBenchmark,
+  timedOutput,
+  writeRandomImage,
 } from "./_support.ts";
 
 const IMAGE = "/var/tmp/denovisor-bench-sandbox-cost.img";
 type Mode = "off" | "strict";
 
 async function timedRun(mode: Mode, args: string[], expect: RegExp): Promise<number> {
-  const started = performance.now();
-  const { code, stdout } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${REPO_ROOT}/main.ts`, "run", "--seccomp", mode, ...args],
-    env: { DENO_NO_UPDATE_CHECK: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const seconds = (performance.now() - started) / 1000;
-  const out = new TextDecoder().decode(stdout);
-  if (!expect.test(out)) {
+  const { seconds, code, stdout } = await timedOutput(
+    Deno.execPath(),
+    denovisorArgs("run", "--seccomp", mode, ...args),
+    { env: { DENO_NO_UPDATE_CHECK: "1" } },
+  );
+  if (!expect.test(stdout)) {
     throw new CouldNotMeasureError(
-      `run --seccomp ${mode} failed (status ${code}):\n${out.slice(-400)}`,
+      `run --seccomp ${mode} failed (status ${code}):\n${stdout.slice(-400)}`,
     );
   }
   return seconds;
@@ -62,10 +59,7 @@ async function main(): Promise<void> {
   await requireKvm();
   const ioLoop = await ensureGuest("io_loop");
   const blk = await ensureGuest("virtio_blk_stream");
-  const size = 4 * mib * 1024 * 1024 + 1024 * 1024;
-  const image = new Uint8Array(size);
-  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(image.subarray(i, i + 65536));
-  await Deno.writeFile(IMAGE, image);
+  await writeRandomImage(IMAGE, (4 * mib + 1) * 1024 * 1024);
   const exitUs: Record<Mode, number[]> = { off: [], strict: [] };
   const blkSeconds: Record<Mode, number[]> = { off: [], strict: [] };
   try {
