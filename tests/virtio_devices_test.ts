@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { kvmTest } from "./kvm_support.ts";
-import { denovisor, guest } from "./cli_support.ts";
+import { denovisor, guest, StreamingCli } from "./cli_support.ts";
 import { PacketSocket } from "../devices/net/testing/packet_socket.ts";
 
 const SECTOR = 512;
@@ -118,48 +118,22 @@ for (const transport of ["pci", "mmio"]) {
   kvmTest(
     `virtio-console over ${transport} carries output and echoes stdin lines back`,
     async () => {
-      const main = new URL("../main.ts", import.meta.url).pathname;
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          main,
-          "run",
-          "--kernel",
-          guest("virtio_console"),
-          "--virtio-console",
-          "--transport",
-          transport,
-        ],
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const reader = child.stdout.getReader();
-      let text = "";
-      const readUntil = async (pattern: RegExp) => {
-        while (!pattern.test(text)) {
-          const { value, done } = await reader.read();
-          if (done) throw new Error(`output ended before ${pattern}:\n${text}`);
-          text += new TextDecoder().decode(value);
-        }
-      };
-      const watchdog = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      const vm = new StreamingCli(
+        ["run", "--kernel", guest("virtio_console"), "--virtio-console", "--transport", transport],
+        { stdin: "piped" },
+      );
+      let status: Deno.CommandStatus;
       try {
-        await readUntil(/virtio_console: ready/);
-        const writer = child.stdin.getWriter();
+        await vm.readUntil(/virtio_console: ready/);
+        const writer = vm.child.stdin.getWriter();
         await writer.write(new TextEncoder().encode("hello over virtio\nquit\n"));
         await writer.close();
-        await readUntil(/virtio_console: (all passed|FAILED)/);
+        await vm.readUntil(/virtio_console: (all passed|FAILED)/);
       } finally {
-        clearTimeout(watchdog);
-        reader.releaseLock();
+        status = await vm.finish();
       }
-      const status = await child.status;
-      await child.stdout.cancel();
-      await child.stderr.cancel();
-      assert.match(text, /vcon-echo: hello over virtio/);
-      assert.match(text, /virtio_console: all passed/);
+      assert.match(vm.text, /vcon-echo: hello over virtio/);
+      assert.match(vm.text, /virtio_console: all passed/);
       assert.equal(status.code, 0);
     },
   );
@@ -276,54 +250,26 @@ kvmTest("virtio-rng under --rng-limit holds a request until the limiter refills"
 kvmTest("inflating the balloon gives the guest's pages back to the host (RSS drops)", async () => {
   const memory = 128 * 1024 * 1024;
   const pages = 4096; // 16 MiB
-  const main = new URL("../main.ts", import.meta.url).pathname;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      main,
-      "run",
-      "--kernel",
-      guest("virtio_balloon"),
-      "--balloon",
-      "--memory",
-      "128M",
-      "--cmdline",
-      `pages=${pages} touched_wait_ms=1500 wait_ms=1500`,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  let text = "";
-  const readUntil = async (pattern: RegExp) => {
-    while (!pattern.test(text)) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`output ended before ${pattern}:\n${text}`);
-      text += new TextDecoder().decode(value);
-    }
-  };
-  const watchdog = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const vm = new StreamingCli([
+    ...["run", "--kernel", guest("virtio_balloon"), "--balloon", "--memory", "128M"],
+    ...["--cmdline", `pages=${pages} touched_wait_ms=1500 wait_ms=1500`],
+  ]);
+  let status: Deno.CommandStatus;
   try {
     // Each line is the signal: the guest prints it after touching its pages (faulted in as
     // it wrote them), or after the device returned its inflate buffers (madvised before
     // they were returned). smaps walks the page tables, so Rss is exact at once; reading
     // at once also keeps the read inside the 1.5 s the guest holds each state.
-    await readUntil(/holding \d+ touched pages/);
-    const touched = await guestRamRssKiB(child.pid, memory);
-    await readUntil(/holding \d+ inflated pages/);
-    const inflated = await guestRamRssKiB(child.pid, memory);
+    await vm.readUntil(/holding \d+ touched pages/);
+    const touched = await guestRamRssKiB(vm.child.pid, memory);
+    await vm.readUntil(/holding \d+ inflated pages/);
+    const inflated = await guestRamRssKiB(vm.child.pid, memory);
     // The guest's 16 MiB left the host's memory (allow for pages the guest touched meanwhile).
     assert.ok(touched - inflated >= (pages * 4 * 9) / 10, `RSS ${touched} KiB -> ${inflated} KiB`);
-    await readUntil(/virtio_balloon: (all passed|FAILED)/);
+    await vm.readUntil(/virtio_balloon: (all passed|FAILED)/);
   } finally {
-    clearTimeout(watchdog);
-    reader.releaseLock();
+    status = await vm.finish();
   }
-  const status = await child.status;
-  await child.stdout.cancel();
-  await child.stderr.cancel();
-  assert.match(text, /virtio_balloon: all passed/);
+  assert.match(vm.text, /virtio_balloon: all passed/);
   assert.equal(status.code, 0);
 });
