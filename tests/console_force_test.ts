@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { TAKEN_NOTICE } from "../vmm/console_hub.ts";
+import { ConsoleReader } from "../vmm/testing/console_reader.ts";
 import { reap, StandInConsole, until } from "./console_support.ts";
 
 const encoder = new TextEncoder();
@@ -15,30 +16,21 @@ Deno.test("console --force takes the keyboard from another viewer, who is told",
   const { consoleSocket, hub } = stand;
   // The viewer who types first.
   const first = await Deno.connect({ transport: "unix", path: consoleSocket });
-  let firstText = "";
-  const firstDone = (async () => {
-    const buffer = new Uint8Array(4096);
-    try {
-      for (;;) {
-        const n = await first.read(buffer);
-        if (n === null) return;
-        firstText += new TextDecoder().decode(buffer.subarray(0, n));
-      }
-    } catch {
-      // Closed below.
-    }
-  })();
+  const firstOut = new ConsoleReader(first);
   await first.write(encoder.encode("rw\n"));
   const child = stand.spawnConsole("--force");
   const writer = child.stdin.getWriter();
   try {
-    await until(() => firstText.startsWith("ok rw\n"), "the first viewer's rw");
-    await until(() => firstText.includes(TAKEN_NOTICE), "the notice to the first viewer");
+    await until(() => firstOut.text().startsWith("ok rw\n"), "the first viewer's rw");
+    await until(() => firstOut.text().includes(TAKEN_NOTICE), "the notice to the first viewer");
     await writer.write(encoder.encode("forced keys"));
     await until(() => stand.typed === "forced keys", "the forcing viewer's keys at the guest");
     await first.write(encoder.encode("ignored"));
     hub.write(encoder.encode("guest output\n"));
-    await until(() => firstText.endsWith("guest output\n"), "guest output at the first viewer");
+    await until(
+      () => firstOut.text().endsWith("guest output\n"),
+      "guest output at the first viewer",
+    );
     assert.equal(stand.typed, "forced keys", "the first viewer's keys no longer reach the guest");
     await writer.write(new Uint8Array([0x1d])); // Ctrl-] detaches
     await writer.close().catch(() => {});
@@ -52,7 +44,7 @@ Deno.test("console --force takes the keyboard from another viewer, who is told",
   } finally {
     await reap(child);
     first.close();
-    await firstDone;
+    await firstOut.done;
     await stand.close();
   }
 });

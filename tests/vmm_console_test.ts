@@ -8,37 +8,9 @@ import { withVmm } from "./vmm_support.ts";
 import { attachConsole } from "../vmm/vmm_client.ts";
 import { ByteRing } from "../vmm/console_hub.ts";
 import { runFiles } from "../vmm/run_files.ts";
+import { ConsoleReader } from "../vmm/testing/console_reader.ts";
 
 const encoder = new TextEncoder();
-
-/** Collects what a connection receives, starting with `initial`. */
-function collect(conn: Deno.Conn, initial: Uint8Array) {
-  let text = new TextDecoder().decode(initial);
-  const decoder = new TextDecoder();
-  const done = (async () => {
-    const buffer = new Uint8Array(4096);
-    try {
-      for (;;) {
-        const n = await conn.read(buffer);
-        if (n === null) return;
-        text += decoder.decode(buffer.subarray(0, n), { stream: true });
-      }
-    } catch {
-      // Closed by the test.
-    }
-  })();
-  return {
-    text: () => text,
-    async waitFor(pattern: RegExp, timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (!pattern.test(text)) {
-        if (Date.now() > deadline) throw new Error(`Timed out waiting for ${pattern}: ${text}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
-    done,
-  };
-}
 
 kvmTest(
   "console: replay on attach, rw echo round trip, a second client is read-only and its input is dropped",
@@ -47,13 +19,13 @@ kvmTest(
       await vmm.waitLog(/tick 1/);
       const rw = await attachConsole(vmm.dir, "rw");
       assert.equal(rw.mode, "rw");
-      const rwOut = collect(rw.conn, rw.initial);
+      const rwOut = new ConsoleReader(rw.conn, rw.initial);
       // What was printed before the attach is replayed.
       await rwOut.waitFor(/domain guest up[\s\S]*tick 1/);
 
       const second = await attachConsole(vmm.dir, "rw");
       assert.equal(second.mode, "ro", "rw is taken, so the second client gets ro");
-      const roOut = collect(second.conn, second.initial);
+      const roOut = new ConsoleReader(second.conn, second.initial);
       await roOut.waitFor(/domain guest up/);
 
       await second.conn.write(encoder.encode("from-ro\n"));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConsoleHub, TAKEN_NOTICE } from "./console_hub.ts";
+import { ConsoleReader } from "./testing/console_reader.ts";
 
 const encoder = new TextEncoder();
 
@@ -8,31 +9,12 @@ const encoder = new TextEncoder();
 async function client(path: string, hello: string) {
   const conn = await Deno.connect({ transport: "unix", path });
   await conn.write(encoder.encode(hello));
-  let text = "";
-  const decoder = new TextDecoder();
-  const done = (async () => {
-    const buffer = new Uint8Array(4096);
-    try {
-      for (;;) {
-        const n = await conn.read(buffer);
-        if (n === null) return;
-        text += decoder.decode(buffer.subarray(0, n), { stream: true });
-      }
-    } catch {
-      // Closed.
-    }
-  })();
+  const output = new ConsoleReader(conn);
   return {
     conn,
-    done,
-    text: () => text,
-    async waitFor(pattern: RegExp) {
-      const deadline = Date.now() + 10_000;
-      while (!pattern.test(text)) {
-        if (Date.now() > deadline) throw new Error(`Timed out waiting for ${pattern}: ${text}`);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    },
+    done: output.done,
+    text: () => output.text(),
+    waitFor: (pattern: RegExp) => output.waitFor(pattern, 10_000),
     type: (bytes: string) => conn.write(encoder.encode(bytes)),
   };
 }
