@@ -5,7 +5,7 @@ import { GuestRam } from "./memory.ts";
 import { decodeExit, type VcpuExit } from "./vcpu_exit.ts";
 import { kvmRun } from "../ffi/kvm/vcpu_run.ts";
 import { KVM_EXIT, KVM_INTERNAL_ERROR, RUN } from "../ffi/kvm/run.ts";
-import { emptyRegs } from "../ffi/kvm/regs.ts";
+import { enterRealModeAt } from "./testing/real_mode.ts";
 
 const CODE = 0x1000;
 
@@ -18,13 +18,7 @@ function runRealMode(code: number[], exits: number, irqchip = true): VcpuExit[] 
   using ram = GuestRam.allocate(vm, [{ start: 0, size: 0x10000 }]);
   ram.memory.write(CODE, new Uint8Array(code));
   using vcpu = vm.createVcpu(0);
-  const sregs = vcpu.getSregs();
-  sregs.cs.base = 0n;
-  sregs.cs.selector = 0;
-  vcpu.setSregs(sregs);
-  const regs = emptyRegs();
-  regs.rip = BigInt(CODE);
-  vcpu.setRegs(regs);
+  enterRealModeAt(vcpu, CODE);
   const seen: VcpuExit[] = [];
   for (let i = 0; i < exits; i++) {
     assert.equal(kvmRun(vcpu.fd), 0);

@@ -9,7 +9,7 @@ import type { Vcpu } from "./vcpu.ts";
 import type { Vm } from "./vm.ts";
 import type { VmEndReason } from "./vm_end.ts";
 import type { LocalPortBusFactory } from "./vcpu_worker.ts";
-import { emptyRegs } from "../ffi/kvm/regs.ts";
+import { enterRealModeAt } from "./testing/real_mode.ts";
 import { isIoctlLine } from "../ffi/thread.ts";
 import { KVM } from "../ffi/kvm/ioctls.ts";
 
@@ -20,13 +20,7 @@ const END_PORT = 0xf4;
 function realModeVcpu(vm: Vm, ram: GuestRam, code: number[]): Vcpu {
   ram.memory.write(CODE, new Uint8Array(code));
   const vcpu = vm.createVcpu(0);
-  const sregs = vcpu.getSregs();
-  sregs.cs.base = 0n;
-  sregs.cs.selector = 0;
-  vcpu.setSregs(sregs);
-  const regs = emptyRegs();
-  regs.rip = BigInt(CODE);
-  vcpu.setRegs(regs);
+  enterRealModeAt(vcpu, CODE);
   return vcpu;
 }
 

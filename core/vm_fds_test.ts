@@ -7,7 +7,7 @@ import { decodeExit } from "./vcpu_exit.ts";
 import { EventFd } from "../ffi/eventfd.ts";
 import { ioctlWithValue } from "../ffi/fs.ts";
 import { KVM } from "../ffi/kvm/ioctls.ts";
-import { emptyRegs } from "../ffi/kvm/regs.ts";
+import { enterRealModeAt } from "./testing/real_mode.ts";
 
 kvmTest("a guest write caught by an ioeventfd signals it without a user-space exit", () => {
   using kvm = Kvm.open();
@@ -37,13 +37,7 @@ kvmTest("a guest write caught by an ioeventfd signals it without a user-space ex
     ]),
   );
   using vcpu = vm.createVcpu(0);
-  const sregs = vcpu.getSregs();
-  sregs.cs.base = 0n;
-  sregs.cs.selector = 0;
-  vcpu.setSregs(sregs);
-  const regs = emptyRegs();
-  regs.rip = 0x1000n;
-  vcpu.setRegs(regs);
+  enterRealModeAt(vcpu, 0x1000);
   const ports: number[] = [];
   for (let i = 0; i < 2; i++) {
     assert.equal(ioctlWithValue(vcpu.fd, KVM.RUN, 0n), 0);
