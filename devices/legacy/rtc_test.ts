@@ -4,6 +4,22 @@ import { CmosRtc, periodicIntervalMs, RtcConfigError } from "./rtc.ts";
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
 
+/** CMOS register `index` read and written through the index (offset 0) and data (1) ports. */
+function cmosRegisters(rtc: CmosRtc) {
+  return {
+    read(index: number): number {
+      rtc.write(0, Uint8Array.of(index));
+      const data = new Uint8Array(1);
+      rtc.read(1, data);
+      return data[0];
+    },
+    write(index: number, value: number): void {
+      rtc.write(0, Uint8Array.of(index));
+      rtc.write(1, Uint8Array.of(value));
+    },
+  };
+}
+
 function makeRtc(options: { below?: number; above?: number; now?: () => Date } = {}) {
   let now = options.now ?? (() => new Date(Date.UTC(2024, 1, 29, 13, 45, 56, 0)));
   const rtc = new CmosRtc({
@@ -11,16 +27,7 @@ function makeRtc(options: { below?: number; above?: number; now?: () => Date } =
     memoryAbove4G: options.above ?? 0,
     clock: () => now(),
   });
-  const read = (index: number) => {
-    rtc.write(0, Uint8Array.of(index));
-    const data = new Uint8Array(1);
-    rtc.read(1, data);
-    return data[0];
-  };
-  const write = (index: number, value: number) => {
-    rtc.write(0, Uint8Array.of(index));
-    rtc.write(1, Uint8Array.of(value));
-  };
+  const { read, write } = cmosRegisters(rtc);
   const setClock = (clock: () => Date) => (now = clock);
   return { rtc, read, write, setClock };
 }
@@ -164,16 +171,7 @@ function periodicRtc() {
     },
     now: () => now,
   });
-  const read = (index: number) => {
-    rtc.write(0, Uint8Array.of(index));
-    const data = new Uint8Array(1);
-    rtc.read(1, data);
-    return data[0];
-  };
-  const write = (index: number, value: number) => {
-    rtc.write(0, Uint8Array.of(index));
-    rtc.write(1, Uint8Array.of(value));
-  };
+  const { read, write } = cmosRegisters(rtc);
   const live = () => timers.filter((t) => !t.cleared);
   /** Moves the clock to `ms` and fires the timer. */
   const fire = (ms: number) => {
