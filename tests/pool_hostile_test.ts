@@ -10,24 +10,18 @@
  */
 
 import assert from "node:assert/strict";
-import { PoolError, PoolManager } from "../storage/pool/mod.ts";
+import { type PoolError, PoolManager } from "../storage/pool/mod.ts";
 import { createImage, openImage } from "../storage/image.ts";
-import { hasPattern, judgeImage, withTempDir, writePattern } from "./pool_support.ts";
+import {
+  hasPattern,
+  judgeImage,
+  rejectsWithPoolError,
+  withTempDir,
+  writePattern,
+} from "./pool_support.ts";
 
 const MiB = 1024 * 1024;
 const POOL_MOD = new URL("../storage/pool/mod.ts", import.meta.url).href;
-
-function rejects(work: () => unknown, code: string, pattern: RegExp): Promise<void> {
-  return assert.rejects(
-    async () => await work(),
-    (error: unknown) => {
-      assert.ok(error instanceof PoolError, `expected a PoolError, got ${error}`);
-      assert.equal(error.code, code, error.message);
-      assert.match(error.message, pattern);
-      return true;
-    },
-  );
-}
 
 function manager(dir: string, options: { allowedBackingDirectories?: string[] } = {}) {
   return new PoolManager({ stateDir: `${dir}/state`, ...options });
@@ -92,7 +86,7 @@ Deno.test("a snapshot killed between its rename and the overlay's placement is c
     // An orphaned file where a snapshot would go is never overwritten.
     const orphan = `${dir}/images/.snapshots/disk/s2`;
     Deno.writeTextFileSync(orphan, "precious");
-    await rejects(
+    await rejectsWithPoolError(
       () => next.volumeAction("default", "disk", "snapshot", { target: "s2" }),
       "conflict",
       /exists but is no snapshot/,
@@ -161,7 +155,7 @@ Deno.test("every mutating volume operation is refused while another user holds t
           },
         );
       }
-      await rejects(
+      await rejectsWithPoolError(
         () => pools.deleteVolume("default", "disk"),
         "busy",
         /in use by another process/,
@@ -177,7 +171,7 @@ Deno.test("every mutating volume operation is refused while another user holds t
     const plain = await pools.createVolume("default", { name: "plain", size: "1M", format: "raw" });
     const writer = openImage(plain.path, { format: "raw" });
     try {
-      await rejects(
+      await rejectsWithPoolError(
         () => pools.volumeAction("default", "plain", "convert", { format: "qcow2" }),
         "busy",
         /in use by another process/,
@@ -224,7 +218,7 @@ Deno.test("imports refuse what is not an image and backing files outside the poo
       args: ["create", "-f", "qcow2", "-F", "raw", "-b", `${dir}/host/secret`, crafted, "1M"],
       stdout: "null",
     }).outputSync();
-    await rejects(
+    await rejectsWithPoolError(
       () => pools.createVolume("default", { name: "stolen", import: crafted }),
       "forbidden",
       /outside the allowed directories/,
@@ -277,7 +271,11 @@ Deno.test("a volume is the base of a clone that names it through a symlink", asy
       backingFile: `${dir}/alias.raw`,
       backingFormat: "raw",
     });
-    await rejects(() => pools.deleteVolume("default", "base"), "conflict", /base of 'clone'/);
+    await rejectsWithPoolError(
+      () => pools.deleteVolume("default", "base"),
+      "conflict",
+      /base of 'clone'/,
+    );
   });
 });
 
@@ -296,7 +294,7 @@ Deno.test("a snapshot deletion killed after its copy is finished at the next sta
         "delete-snapshot-after-copy",
         `pools.volumeAction("default", "disk", "delete-snapshot", { snapshot: "${snapshot}" })`,
       );
-      await rejects(
+      await rejectsWithPoolError(
         () => pools.volumeAction("default", "disk", "snapshot", { target: "s9" }),
         "conflict",
         /unfinished delete-snapshot/,
@@ -336,7 +334,7 @@ Deno.test("a rollback killed after its rename drops the newer snapshots at the n
       "rollback-after-rename",
       `pools.volumeAction("default", "disk", "rollback", { snapshot: "s1", dropNewer: true })`,
     );
-    await rejects(
+    await rejectsWithPoolError(
       () => pools.volumeAction("default", "disk", "rollback", { snapshot: "s2" }),
       "conflict",
       /unfinished rollback/,
@@ -358,7 +356,7 @@ Deno.test("an export into a missing directory is invalid, and a finished export 
   await withTempDir(async (dir) => {
     const pools = dirPool(dir);
     await pools.createVolume("default", { name: "disk", size: "1M", format: "qcow2" });
-    await rejects(
+    await rejectsWithPoolError(
       () => pools.volumeAction("default", "disk", "export", { target: `${dir}/nope/out.raw` }),
       "invalid",
       /is not a directory; create it first/,

@@ -9,7 +9,24 @@
 import assert from "node:assert/strict";
 import { addPoolRoutes } from "../manager/daemon/pool_routes.ts";
 import { Router } from "../common/http/mod.ts";
-import { PoolManager } from "../storage/pool/mod.ts";
+import { PoolError, PoolManager } from "../storage/pool/mod.ts";
+
+/** Asserts that `work` rejects (or throws) a PoolError with `code` and a message matching `pattern`. */
+export function rejectsWithPoolError(
+  work: () => unknown,
+  code: string,
+  pattern: RegExp,
+): Promise<void> {
+  return assert.rejects(
+    async () => await work(),
+    (error: unknown) => {
+      assert.ok(error instanceof PoolError, `expected a PoolError, got ${error}`);
+      assert.equal(error.code, code, error.message);
+      assert.match(error.message, pattern);
+      return true;
+    },
+  );
+}
 
 /** Runs a tool; returns stdout, throws with stderr on failure. */
 export function sh(command: string, ...args: string[]): string {

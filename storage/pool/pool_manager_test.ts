@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { PoolError, PoolManager } from "./mod.ts";
+import { PoolManager } from "./mod.ts";
 import {
   hasPattern,
   judgeImage,
   poolTest,
+  rejectsWithPoolError,
   sh,
   withTempDir,
   writePattern,
@@ -11,18 +12,6 @@ import {
 
 const QEMU = ["qemu-img", "qemu-io"];
 const MiB = 1024 * 1024;
-
-function rejects(work: () => unknown, code: string, pattern: RegExp): Promise<void> {
-  return assert.rejects(
-    async () => await work(),
-    (error: unknown) => {
-      assert.ok(error instanceof PoolError, `expected a PoolError, got ${error}`);
-      assert.equal(error.code, code, error.message);
-      assert.match(error.message, pattern);
-      return true;
-    },
-  );
-}
 
 async function dirPool(dir: string, users: Record<string, string> = {}) {
   const pools = new PoolManager({ stateDir: `${dir}/state`, volumeUser: (path) => users[path] });
@@ -35,42 +24,50 @@ async function dirPool(dir: string, users: Record<string, string> = {}) {
 Deno.test("define() validates the definition and persists it for the next PoolManager", async () => {
   await withTempDir(async (dir) => {
     const pools = new PoolManager({ stateDir: `${dir}/state` });
-    await rejects(() => pools.define({ name: "a", type: "nfs", path: "/x" }), "invalid", /type/);
-    await rejects(
+    await rejectsWithPoolError(
+      () => pools.define({ name: "a", type: "nfs", path: "/x" }),
+      "invalid",
+      /type/,
+    );
+    await rejectsWithPoolError(
       () => pools.define({ name: "a", type: "dir", path: "rel" }),
       "invalid",
       /absolute/,
     );
-    await rejects(() => pools.define({ name: "../a", type: "dir", path: "/x" }), "invalid", /name/);
-    await rejects(
+    await rejectsWithPoolError(
+      () => pools.define({ name: "../a", type: "dir", path: "/x" }),
+      "invalid",
+      /name/,
+    );
+    await rejectsWithPoolError(
       () => pools.define({ name: "a", type: "dir", path: "/x", color: 1 }),
       "invalid",
       /^color: unknown field; the known fields here are name, type, path, autostart$/,
     );
     // Every structural mistake at once, each with its field (pool_schema.ts).
-    await rejects(
+    await rejectsWithPoolError(
       () => pools.define({ type: "zfs", path: 5 }),
       "invalid",
       /^name: missing; every pool needs a name\ntype: "zfs" is not a pool type; use dir, btrfs, block, shared\npath: expected a string, got 5$/,
     );
-    await rejects(
+    await rejectsWithPoolError(
       () => pools.volumeAction("a", "v", "resize", { size: true, sise: 1 }),
       "invalid",
       /^sise: unknown field; .*\nsize: expected a number of bytes or a size such as "10G", got true$/,
     );
     const info = pools.define({ name: "a", type: "dir", path: `${dir}/a`, autostart: true });
     assert.equal(info.state, "inactive");
-    await rejects(
+    await rejectsWithPoolError(
       () => pools.define({ name: "a", type: "dir", path: "/y" }),
       "conflict",
       /already/,
     );
-    await rejects(
+    await rejectsWithPoolError(
       () => pools.define({ name: "b", type: "dir", path: `${dir}/a/` }),
       "conflict",
       /uses/,
     );
-    await rejects(() => pools.start("a"), "conflict", /build the pool/);
+    await rejectsWithPoolError(() => pools.start("a"), "conflict", /build the pool/);
     pools.build("a");
     pools.start("a");
     const again = new PoolManager({ stateDir: `${dir}/state` });
@@ -79,12 +76,12 @@ Deno.test("define() validates the definition and persists it for the next PoolMa
       "active",
       true,
     ]]);
-    await rejects(() => again.undefine("a"), "conflict", /stop it first/);
+    await rejectsWithPoolError(() => again.undefine("a"), "conflict", /stop it first/);
     again.stop("a");
     again.undefine("a", { delete: true });
     assert.deepEqual(again.list(), []);
     assert.throws(() => Deno.statSync(`${dir}/a`), Deno.errors.NotFound);
-    await rejects(() => again.info("a"), "not_found", /No pool 'a'/);
+    await rejectsWithPoolError(() => again.info("a"), "not_found", /No pool 'a'/);
   });
 });
 
@@ -117,22 +114,26 @@ poolTest(
         preallocation: "metadata",
       });
       assert.equal(judgeImage(meta.path).format, "qcow2");
-      await rejects(
+      await rejectsWithPoolError(
         () => pools.createVolume("default", { name: "a.raw", size: "1M" }),
         "conflict",
         /already exists/,
       );
-      await rejects(
+      await rejectsWithPoolError(
         () => pools.createVolume("default", { name: "e", size: "lots" }),
         "invalid",
         /size/,
       );
-      await rejects(
+      await rejectsWithPoolError(
         () => pools.createVolume("default", { name: "e", size: "9P" }),
         "invalid",
         /size/,
       );
-      await rejects(() => pools.createVolume("default", { name: "e" }), "invalid", /needs a size/);
+      await rejectsWithPoolError(
+        () => pools.createVolume("default", { name: "e" }),
+        "invalid",
+        /needs a size/,
+      );
       assert.deepEqual(pools.listVolumes("default").map((v) => v.name), [
         "a.raw",
         "b.raw",
@@ -176,12 +177,12 @@ poolTest(
       assert.deepEqual(info.backingChain, []);
       assert.ok(hasPattern(vol.path, 0, 8192, 0x22) && hasPattern(vol.path, 8192, 4096, 0x55));
       judgeImage(vol.path);
-      await rejects(
+      await rejectsWithPoolError(
         () => pools.volumeAction("default", "web", "rollback", { snapshot: "s9" }),
         "not_found",
         /no snapshot "s9"/,
       );
-      await rejects(
+      await rejectsWithPoolError(
         () => pools.volumeAction("default", "web", "commit", {}),
         "conflict",
         /no snapshot/,
@@ -204,19 +205,19 @@ poolTest(
           target: "s",
         }]]
       ) {
-        await rejects(
+        await rejectsWithPoolError(
           () => pools.volumeAction("default", "base", action as string, body),
           "busy",
           /Volume 'base' is in use by domain 'web1'; shut it down first/,
         );
       }
-      await rejects(
+      await rejectsWithPoolError(
         () => pools.deleteVolume("default", "base"),
         "busy",
         /in use by domain 'web1'/,
       );
       assert.equal(pools.volumeInfo("default", "base").usedBy, "web1");
-      await rejects(() => pools.stop("default"), "busy", /web1/);
+      await rejectsWithPoolError(() => pools.stop("default"), "busy", /web1/);
       delete users[base.path];
 
       const clone = await pools.volumeAction("default", "base", "clone", {
@@ -226,8 +227,12 @@ poolTest(
       assert.equal(clone.format, "qcow2");
       assert.deepEqual(clone.backingChain, [base.path]);
       judgeImage(clone.path);
-      await rejects(() => pools.deleteVolume("default", "base"), "conflict", /base of 'c1'/);
-      await rejects(
+      await rejectsWithPoolError(
+        () => pools.deleteVolume("default", "base"),
+        "conflict",
+        /base of 'c1'/,
+      );
+      await rejectsWithPoolError(
         () => pools.volumeAction("default", "base", "wipe", {}),
         "conflict",
         /base of 'c1'/,
@@ -236,7 +241,11 @@ poolTest(
       assert.equal(flat.format, "raw");
       assert.deepEqual(flat.backingChain, []);
       await pools.deleteVolume("default", "base");
-      await rejects(() => pools.volumeInfo("default", "base"), "not_found", /No volume 'base'/);
+      await rejectsWithPoolError(
+        () => pools.volumeInfo("default", "base"),
+        "not_found",
+        /No volume 'base'/,
+      );
     });
   },
 );
@@ -254,13 +263,13 @@ poolTest(
       writePattern(vol.path, 0, 65536, 0x22);
       await pools.snapshotPool("default", { target: "s2" });
       await pools.volumeAction("default", "web", "snapshot", { target: "s3" });
-      await rejects(
+      await rejectsWithPoolError(
         () => pools.volumeAction("default", "web", "rollback", { snapshot: "s1" }),
         "conflict",
         /^Rolling volume 'web' back to 's1' deletes its later snapshots 's2', 's3'; add --drop-newer/,
       );
       // The pool's rollback checks every volume first: none is rolled back.
-      await rejects(
+      await rejectsWithPoolError(
         () => pools.rollbackPool("default", { snapshot: "s1" }),
         "conflict",
         /volume 'db' back to 's1' deletes its later snapshot 's2';|volume 'web' back to 's1'/,
@@ -291,14 +300,14 @@ poolTest("resize grows a volume; shrinking needs force", QEMU, async () => {
     for (const name of ["r", "q"]) {
       const grown = await pools.volumeAction("default", name, "resize", { size: "32M" });
       assert.equal(grown.virtualSize, 32 * MiB);
-      await rejects(
+      await rejectsWithPoolError(
         () => pools.volumeAction("default", name, "resize", { size: "4M" }),
         "conflict",
         /Shrinking volume/,
       );
       if (name === "q") {
         // The qcow2 layer only grows images; the refusal says how to shrink instead.
-        await rejects(
+        await rejectsWithPoolError(
           () => pools.volumeAction("default", name, "resize", { size: "4M", force: true }),
           "invalid",
           /convert the volume to raw/,
@@ -337,7 +346,7 @@ poolTest("clone, import, export and convert keep the content; wipe zeroes it", Q
     });
     assert.equal(judgeImage(`${dir}/out.raw`).format, "raw");
     assert.ok(hasPattern(`${dir}/out.raw`, 32 * MiB, MiB, 0x5a));
-    await rejects(
+    await rejectsWithPoolError(
       () => pools.volumeAction("default", "copy", "export", { target: `${dir}/out.raw` }),
       "conflict",
       /exists/,
@@ -363,7 +372,7 @@ poolTest("a shared pool starts only on a mount point and is marked shared", ["mo
     Deno.mkdirSync(`${dir}/shared`);
     pools.define({ name: "nfs", type: "shared", path: `${dir}/shared` });
     pools.build("nfs");
-    await rejects(() => pools.start("nfs"), "conflict", /not a mount point/);
+    await rejectsWithPoolError(() => pools.start("nfs"), "conflict", /not a mount point/);
     sh("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", `${dir}/shared`);
     try {
       const info = pools.start("nfs");
