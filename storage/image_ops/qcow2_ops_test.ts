@@ -9,33 +9,28 @@ import { commitImage } from "./commit.ts";
 import { convertImage } from "./convert.ts";
 import { resizeImage } from "./resize.ts";
 import { mapImage } from "./map.ts";
+import { runTool } from "./qemu_tools_test_support.ts";
 
 const MiB = 1 << 20;
 
-function run(command: string, ...args: string[]): { code: number; output: string } {
-  const r = new Deno.Command(command, { args }).outputSync();
-  const decoder = new TextDecoder();
-  return { code: r.code, output: decoder.decode(r.stdout) + decoder.decode(r.stderr) };
-}
-
 function qemuImg(...args: string[]): string {
-  const r = run("qemu-img", ...args);
+  const r = runTool("qemu-img", ...args);
   assert.equal(r.code, 0, `qemu-img ${args.join(" ")}: ${r.output}`);
   return r.output;
 }
 
 function qemuIo(path: string, ...commands: string[]): void {
-  const r = run("qemu-io", "-f", "qcow2", ...commands.flatMap((c) => ["-c", c]), path);
+  const r = runTool("qemu-io", "-f", "qcow2", ...commands.flatMap((c) => ["-c", c]), path);
   assert.equal(r.code, 0, r.output);
 }
 
 function assertClean(path: string): void {
-  const r = run("qemu-img", "check", path);
+  const r = runTool("qemu-img", "check", path);
   assert.equal(r.code, 0, `qemu-img check ${path}: ${r.output}`);
 }
 
 function assertSame(a: string, b: string): void {
-  const r = run("qemu-img", "compare", a, b);
+  const r = runTool("qemu-img", "compare", a, b);
   assert.equal(r.code, 0, `qemu-img compare ${a} ${b}: ${r.output}`);
 }
 
@@ -93,7 +88,7 @@ Deno.test("compareImages() agrees with qemu-img compare, strict mode and sizes i
       [base, dirty, false],
     ];
     for (const [a, b, strict] of pairs) {
-      const theirs = run("qemu-img", "compare", ...(strict ? ["-s"] : []), a, b);
+      const theirs = runTool("qemu-img", "compare", ...(strict ? ["-s"] : []), a, b);
       const ours = compareImages(a, b, { strict });
       assert.equal(ours.equal ? 0 : 1, theirs.code, `${a} ${b}: ${theirs.output}`);
       const offset = /Content mismatch at offset (\d+)!/.exec(theirs.output)?.[1];

@@ -8,21 +8,10 @@ import { commitImage } from "./commit.ts";
 import { compareImages } from "./compare.ts";
 import { convertImage } from "./convert.ts";
 import { rebaseImage } from "./rebase.ts";
+import { runTool, toolOk } from "./qemu_tools_test_support.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-function run(command: string, ...args: string[]): { code: number; output: string } {
-  const r = new Deno.Command(command, { args }).outputSync();
-  const decoder = new TextDecoder();
-  return { code: r.code, output: decoder.decode(r.stdout) + decoder.decode(r.stderr) };
-}
-
-function ok(command: string, ...args: string[]): string {
-  const r = run(command, ...args);
-  assert.equal(r.code, 0, `${command} ${args.join(" ")}: ${r.output}`);
-  return r.output;
-}
 
 /** A small deterministic generator (mulberry32), so a failure can be replayed by seed. */
 function random(seed: number): (below: number) => number {
@@ -59,7 +48,7 @@ function chain(dir: string, seed: number): { layers: string[]; expected: string 
   for (let level = 0; level < 3; level++) {
     const path = `${dir}/layer${level}.qcow2`;
     const backing = level === 0 ? [] : ["-b", `layer${level - 1}.qcow2`, "-F", "qcow2"];
-    ok(
+    toolOk(
       "qemu-img",
       "create",
       "-q",
@@ -72,11 +61,11 @@ function chain(dir: string, seed: number): { layers: string[]; expected: string 
       String(sizes[level]),
     );
     const commands = workload(next, sizes[level], 40);
-    ok("qemu-io", "-f", "qcow2", ...commands.flatMap((c) => ["-c", c]), path);
+    toolOk("qemu-io", "-f", "qcow2", ...commands.flatMap((c) => ["-c", c]), path);
     layers.push(path);
   }
   const expected = `${dir}/expected.raw`;
-  ok("qemu-img", "convert", "-O", "raw", layers[2], expected);
+  toolOk("qemu-img", "convert", "-O", "raw", layers[2], expected);
   return { layers, expected };
 }
 
@@ -95,31 +84,31 @@ for (const seed of [1, 2, 3]) {
     withChain(seed, (layers, expected, dir) => {
       const top = layers[2];
       convertImage(top, `${dir}/flat.qcow2`, { format: "qcow2", clusterSize: 8 * KiB });
-      ok("qemu-img", "check", `${dir}/flat.qcow2`);
-      ok("qemu-img", "compare", `${dir}/flat.qcow2`, expected);
+      toolOk("qemu-img", "check", `${dir}/flat.qcow2`);
+      toolOk("qemu-img", "compare", `${dir}/flat.qcow2`, expected);
       assert.equal(compareImages(top, expected).equal, true);
       // Strict mode judges block status; both tools give the same verdict on each pair.
       for (const [a, b] of [[top, `${dir}/flat.qcow2`], [top, top], [layers[1], layers[0]]]) {
-        const verdict = run("qemu-img", "compare", "-s", a, b).code;
+        const verdict = runTool("qemu-img", "compare", "-s", a, b).code;
         assert.equal(compareImages(a, b, { strict: true }).equal ? 0 : 1, verdict, `${a} ${b}`);
       }
       // One changed byte: both tools report the same first differing sector.
       const at = 512 * random(seed * 7)(7 * MiB / 512) + 100;
-      ok("qemu-io", "-f", "qcow2", "-c", `write -P 0xfe ${at} 1`, `${dir}/flat.qcow2`);
-      const theirs = run("qemu-img", "compare", `${dir}/flat.qcow2`, expected);
+      toolOk("qemu-io", "-f", "qcow2", "-c", `write -P 0xfe ${at} 1`, `${dir}/flat.qcow2`);
+      const theirs = runTool("qemu-img", "compare", `${dir}/flat.qcow2`, expected);
       const ours = compareImages(`${dir}/flat.qcow2`, expected);
       assert.equal(theirs.code, 1, theirs.output);
       assert.match(theirs.output, new RegExp(`offset ${ours.firstDifference}!`));
       commitImage(top);
-      ok("qemu-img", "check", layers[1]);
-      ok("qemu-img", "check", top);
-      ok("qemu-img", "compare", top, expected);
+      toolOk("qemu-img", "check", layers[1]);
+      toolOk("qemu-img", "check", top);
+      toolOk("qemu-img", "compare", top, expected);
       // The middle layer is what qemu-img commit makes of the same chain (built again
       // from the same seed).
       Deno.mkdirSync(`${dir}/q`);
       const same = chain(`${dir}/q`, seed);
-      ok("qemu-img", "commit", "-q", same.layers[2]);
-      ok("qemu-img", "compare", layers[1], same.layers[1]);
+      toolOk("qemu-img", "commit", "-q", same.layers[2]);
+      toolOk("qemu-img", "compare", layers[1], same.layers[1]);
     }));
 
   Deno.test(`commit into the bottom of random chain ${seed} matches qemu-img commit -b`, () =>
@@ -127,17 +116,17 @@ for (const seed of [1, 2, 3]) {
       commitImage(layers[2], { base: layers[0] });
       Deno.mkdirSync(`${dir}/q`);
       const same = chain(`${dir}/q`, seed);
-      ok("qemu-img", "commit", "-q", "-b", same.layers[0], same.layers[2]);
-      ok("qemu-img", "check", layers[0]);
-      ok("qemu-img", "compare", layers[0], same.layers[0]);
+      toolOk("qemu-img", "commit", "-q", "-b", same.layers[0], same.layers[2]);
+      toolOk("qemu-img", "check", layers[0]);
+      toolOk("qemu-img", "compare", layers[0], same.layers[0]);
       // -b implies -d: the top keeps its data and still reads as before.
-      ok("qemu-img", "compare", layers[2], expected);
+      toolOk("qemu-img", "compare", layers[2], expected);
     }));
 
   Deno.test(`rebase onto the bottom layer keeps random chain ${seed} reading the same`, () =>
     withChain(seed, (layers, expected) => {
       rebaseImage(layers[2], "layer0.qcow2", { backingFormat: "qcow2" });
-      ok("qemu-img", "check", layers[2]);
-      ok("qemu-img", "compare", layers[2], expected);
+      toolOk("qemu-img", "check", layers[2]);
+      toolOk("qemu-img", "compare", layers[2], expected);
     }));
 }

@@ -1,27 +1,16 @@
 /** rebaseImage() judged by qemu-img: the overlay reads the same, on its new backing file. */
 import assert from "node:assert/strict";
 import { rebaseImage } from "./rebase.ts";
-
-function run(command: string, ...args: string[]): { code: number; output: string } {
-  const r = new Deno.Command(command, { args }).outputSync();
-  const decoder = new TextDecoder();
-  return { code: r.code, output: decoder.decode(r.stdout) + decoder.decode(r.stderr) };
-}
-
-function ok(command: string, ...args: string[]): string {
-  const r = run(command, ...args);
-  assert.equal(r.code, 0, `${command} ${args.join(" ")}: ${r.output}`);
-  return r.output;
-}
+import { toolOk } from "./qemu_tools_test_support.ts";
 
 function withChain(body: (dir: string, expected: string) => void): void {
   const dir = Deno.makeTempDirSync({ prefix: "rebase_" });
   try {
-    ok("qemu-img", "create", "-q", "-f", "qcow2", `${dir}/base1.qcow2`, "4M");
-    ok("qemu-io", "-c", "write -P 1 0 2M", "-c", "write -z 3M 64k", `${dir}/base1.qcow2`);
-    ok("qemu-img", "create", "-q", "-f", "qcow2", `${dir}/base2.qcow2`, "3M");
-    ok("qemu-io", "-c", "write -P 1 0 1M", "-c", "write -P 9 1M 1M", `${dir}/base2.qcow2`);
-    ok(
+    toolOk("qemu-img", "create", "-q", "-f", "qcow2", `${dir}/base1.qcow2`, "4M");
+    toolOk("qemu-io", "-c", "write -P 1 0 2M", "-c", "write -z 3M 64k", `${dir}/base1.qcow2`);
+    toolOk("qemu-img", "create", "-q", "-f", "qcow2", `${dir}/base2.qcow2`, "3M");
+    toolOk("qemu-io", "-c", "write -P 1 0 1M", "-c", "write -P 9 1M 1M", `${dir}/base2.qcow2`);
+    toolOk(
       "qemu-img",
       "create",
       "-q",
@@ -33,8 +22,8 @@ function withChain(body: (dir: string, expected: string) => void): void {
       "qcow2",
       `${dir}/top.qcow2`,
     );
-    ok("qemu-io", "-c", "write -P 2 64k 4k", "-c", "write -z 1536k 64k", `${dir}/top.qcow2`);
-    ok("qemu-img", "convert", "-O", "raw", `${dir}/top.qcow2`, `${dir}/expected.raw`);
+    toolOk("qemu-io", "-c", "write -P 2 64k 4k", "-c", "write -z 1536k 64k", `${dir}/top.qcow2`);
+    toolOk("qemu-img", "convert", "-O", "raw", `${dir}/top.qcow2`, `${dir}/expected.raw`);
     body(dir, `${dir}/expected.raw`);
   } finally {
     Deno.removeSync(dir, { recursive: true });
@@ -42,14 +31,14 @@ function withChain(body: (dir: string, expected: string) => void): void {
 }
 
 function backingOf(path: string): unknown {
-  return JSON.parse(ok("qemu-img", "info", "--output=json", path))["backing-filename"];
+  return JSON.parse(toolOk("qemu-img", "info", "--output=json", path))["backing-filename"];
 }
 
 Deno.test("rebaseImage() keeps the overlay's contents on a different backing file", () =>
   withChain((dir, expected) => {
     const result = rebaseImage(`${dir}/top.qcow2`, "base2.qcow2");
-    ok("qemu-img", "check", `${dir}/top.qcow2`);
-    ok("qemu-img", "compare", `${dir}/top.qcow2`, expected);
+    toolOk("qemu-img", "check", `${dir}/top.qcow2`);
+    toolOk("qemu-img", "compare", `${dir}/top.qcow2`, expected);
     assert.equal(backingOf(`${dir}/top.qcow2`), "base2.qcow2");
     // Only the differing clusters (1M..2M and 3M..4M past base2's end) and top's own data.
     assert.ok(result.bytesWritten <= 1024 * 1024 + 65536 * 2, `${result.bytesWritten}`);
@@ -58,8 +47,8 @@ Deno.test("rebaseImage() keeps the overlay's contents on a different backing fil
 Deno.test("rebaseImage() to no backing file makes a standalone image", () =>
   withChain((dir, expected) => {
     rebaseImage(`${dir}/top.qcow2`, "");
-    ok("qemu-img", "check", `${dir}/top.qcow2`);
-    ok("qemu-img", "compare", `${dir}/top.qcow2`, expected);
+    toolOk("qemu-img", "check", `${dir}/top.qcow2`);
+    toolOk("qemu-img", "compare", `${dir}/top.qcow2`, expected);
     assert.equal(backingOf(`${dir}/top.qcow2`), undefined);
   }));
 
@@ -68,8 +57,8 @@ Deno.test("rebaseImage() unsafe only renames the backing file", () =>
     Deno.renameSync(`${dir}/base1.qcow2`, `${dir}/moved.qcow2`);
     const result = rebaseImage(`${dir}/top.qcow2`, "moved.qcow2", { unsafe: true });
     assert.equal(result.bytesWritten, 65536); // the one cluster top stores
-    ok("qemu-img", "check", `${dir}/top.qcow2`);
-    ok("qemu-img", "compare", `${dir}/top.qcow2`, expected);
+    toolOk("qemu-img", "check", `${dir}/top.qcow2`);
+    toolOk("qemu-img", "compare", `${dir}/top.qcow2`, expected);
     assert.equal(backingOf(`${dir}/top.qcow2`), "moved.qcow2");
   }));
 
@@ -77,7 +66,7 @@ Deno.test("rebaseImage() refuses a raw image and leaves nothing behind on failur
   withChain((dir) => {
     assert.throws(() => rebaseImage(`${dir}/expected.raw`, "base2.qcow2"), /only qcow2/);
     assert.throws(() => rebaseImage(`${dir}/top.qcow2`, "missing.qcow2"), /missing\.qcow2/);
-    ok("qemu-img", "compare", `${dir}/top.qcow2`, `${dir}/expected.raw`);
+    toolOk("qemu-img", "compare", `${dir}/top.qcow2`, `${dir}/expected.raw`);
     const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
     assert.deepEqual(names, ["base1.qcow2", "base2.qcow2", "expected.raw", "top.qcow2"]);
   }));
