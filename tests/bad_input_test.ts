@@ -127,11 +127,16 @@ kvmTest("run refuses guest memory too small to boot", async () => {
 });
 
 kvmTest("a failed start leaves no temporary files behind", async () => {
-  const before = new Set([...Deno.readDirSync("/tmp")].map((e) => e.name));
-  await denovisor(["run", "--cpus", "5000"]);
-  await denovisor(["run", "--kernel", "/nonexistent"]);
-  const after = [...Deno.readDirSync("/tmp")].map((e) => e.name).filter((n) => !before.has(n));
-  assert.deepEqual(after.filter((n) => n.includes("denovisor")), []);
+  // A temporary directory of its own (TMPDIR): /tmp is shared with tests running beside.
+  const tmp = await Deno.makeTempDir({ prefix: "bad-input-tmp-" });
+  try {
+    const env = { TMPDIR: tmp };
+    assertFails(await denovisor(["run", "--cpus", "5000"], { env }), 1, /5000 vCPUs/);
+    assertFails(await denovisor(["run", "--kernel", "/nonexistent"], { env }), 1, /nonexistent/);
+    assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name), []);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
 });
 
 Deno.test({
