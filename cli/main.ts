@@ -12,6 +12,7 @@ import { domainCommands, domainHelpLines } from "./domain_commands.ts";
 import { EXIT_STATUS_HELP } from "./output.ts";
 import { didYouMean } from "./suggest.ts";
 import { UsageError } from "./usage_error.ts";
+import { reportError } from "./report_error.ts";
 import { versionCommand } from "./version.ts";
 import { EXIT_STATUS } from "../core/vm_end.ts";
 
@@ -120,12 +121,6 @@ export async function main(args: string[]): Promise<number> {
     }
     return await command(rest);
   } catch (error) {
-    if (error instanceof UsageError) {
-      console.error(`denovisor: ${error.message}`);
-      return EXIT_STATUS.USAGE;
-    }
-    console.error(`denovisor: ${error instanceof Error ? error.message : String(error)}`);
-    if (Deno.env.get("DENOVISOR_DEBUG") && error instanceof Error) console.error(error.stack);
-    return EXIT_STATUS.ERROR;
+    return reportError(error);
   }
 }
