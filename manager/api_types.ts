@@ -45,8 +45,9 @@
  *   GET    /v1/pools/{pool}                      -> PoolInfo
  *   DELETE /v1/pools/{pool}[?delete=1]           -> 204 (undefine; delete=1 also deletes)
  *   POST   /v1/pools/{pool}/{action}             -> PoolInfo; action: build | start | stop | refresh
- *                                                  (build?overwrite=1 relabels a block device)
- *            also snapshot { target } and rollback { snapshot }: every volume of the pool
+ *                                                  | snapshot | rollback (snapshot { target } and
+ *                                                  rollback { snapshot }: every volume of the pool;
+ *                                                  build?overwrite=1 relabels a block device)
  *   PUT    /v1/pools/{pool}/autostart            { enabled } -> PoolInfo
  *   GET    /v1/pools/{pool}/volumes              -> VolumeInfo[]
  *   POST   /v1/pools/{pool}/volumes              VolumeCreateRequest -> VolumeInfo (201)

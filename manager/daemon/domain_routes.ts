@@ -24,8 +24,17 @@ import type { DomainManager } from "./domains.ts";
 import type { EventHub } from "./events.ts";
 import { LOG_EARLIER_HEADER, readLogTail } from "./log_tail.ts";
 
-const ACTIONS = ["start", "shutdown", "destroy", "reboot", "reset", "pause", "resume"] as const;
-type Action = typeof ACTIONS[number];
+/** The actions of POST /v1/domains/{name}/{action}. */
+export const DOMAIN_ACTIONS = [
+  "start",
+  "shutdown",
+  "destroy",
+  "reboot",
+  "reset",
+  "pause",
+  "resume",
+] as const;
+type Action = typeof DOMAIN_ACTIONS[number];
 const MAX_LOG_LINES = 10_000;
 
 /** Adds the host, domain and event routes to `router`. */
@@ -127,10 +136,10 @@ export function addDomainRoutes(
   });
   router.add("POST", "/v1/domains/:name/:action", async ({ request, params }) => {
     const action = params.action as Action;
-    if (!ACTIONS.includes(action)) {
+    if (!DOMAIN_ACTIONS.includes(action)) {
       throw new ApiError(
         "not_found",
-        `No domain action '${params.action}'; the actions are ${ACTIONS.join(", ")}`,
+        `No domain action '${params.action}'; the actions are ${DOMAIN_ACTIONS.join(", ")}`,
       );
     }
     const body: ActionRequest = parseRequest(schema.ActionRequest, await readJsonBody(request));

@@ -12,20 +12,9 @@ import { json, pathParameter, ref, type Schema } from "./openapi_builders.ts";
 import { SAVE_SCHEMAS, savePaths } from "./openapi_save.ts";
 import { MIGRATION_SCHEMAS, migrationPaths } from "./openapi_migration.ts";
 import { FARM_SCHEMAS, farmPaths } from "../farm/farm_openapi.ts";
-
-const DOMAIN_ACTIONS = ["start", "shutdown", "destroy", "reboot", "reset", "pause", "resume"];
-const POOL_ACTIONS = ["build", "start", "stop", "refresh"];
-const VOLUME_ACTIONS = [
-  "wipe",
-  "resize",
-  "clone",
-  "snapshot",
-  "rollback",
-  "commit",
-  "delete-snapshot",
-  "convert",
-  "export",
-];
+import { VOLUME_ACTIONS } from "../../storage/pool/mod.ts";
+import { DOMAIN_ACTIONS } from "./domain_routes.ts";
+import { POOL_ACTIONS } from "./pool_routes.ts";
 
 function queryParameter(name: string, description: string, schema: Schema): Schema {
   return { name, in: "query", required: false, description, schema };
@@ -113,7 +102,7 @@ const PATHS: Record<string, Record<string, Schema>> = {
       body: ref("ActionRequest"),
       parameters: [
         NAME,
-        pathParameter("action", "What to do", DOMAIN_ACTIONS),
+        pathParameter("action", "What to do", [...DOMAIN_ACTIONS]),
         queryParameter("host", "start in a farm: auto, or the host to run it on", {
           type: "string",
         }),
@@ -206,7 +195,7 @@ const PATHS: Record<string, Record<string, Schema>> = {
       ok: [200, json(ref("PoolInfo"), "The pool")],
       parameters: [
         POOL,
-        pathParameter("action", "What to do", POOL_ACTIONS),
+        pathParameter("action", "What to do", [...POOL_ACTIONS]),
         queryParameter("overwrite", "build: 1 relabels a block device", { enum: ["0", "1"] }),
       ],
     }),
@@ -252,7 +241,7 @@ const PATHS: Record<string, Record<string, Schema>> = {
       {
         ok: [200, json(ref("VolumeInfo"), "The volume (or the new one)")],
         body: ref("VolumeActionRequest"),
-        parameters: [POOL, VOL, pathParameter("action", "What to do", VOLUME_ACTIONS)],
+        parameters: [POOL, VOL, pathParameter("action", "What to do", [...VOLUME_ACTIONS])],
       },
     ),
   },

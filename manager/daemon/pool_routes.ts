@@ -19,7 +19,8 @@ import { EnabledRequest } from "../api_schema.ts";
 import { DenovisorError } from "../../common/errors.ts";
 import type { PoolManager } from "../../storage/pool/mod.ts";
 
-const POOL_ACTIONS = ["build", "start", "stop", "refresh", "snapshot", "rollback"] as const;
+/** The actions of POST /v1/pools/{name}/{action}. */
+export const POOL_ACTIONS = ["build", "start", "stop", "refresh", "snapshot", "rollback"] as const;
 
 /** Adds GET/POST/PUT/DELETE /v1/pools... to `router`. */
 export function addPoolRoutes(router: Router, pools: PoolManager): Router {
