@@ -9,7 +9,7 @@
 import { ApiClientError } from "../manager/api_client.ts";
 import type { DomainInfo } from "../manager/api_types.ts";
 import { attachConsole } from "./domain_console.ts";
-import { readDefinitionFile } from "./domain_file.ts";
+import { readVerbDefinition } from "./domain_file.ts";
 import { domainPath, type DomainVerb, reportDomain, type VerbContext } from "./domain_verb.ts";
 import { CLIENT_EXIT, formatJson, printable } from "./output.ts";
 
@@ -40,10 +40,7 @@ Options:
   json: true,
   args: ["file"],
   async run(context, values, [file]) {
-    const { definition } = await readDefinitionFile(
-      file,
-      (message) => context.io.err(`warning: ${message}`),
-    );
+    const definition = await readVerbDefinition(context, file);
     const exists = await domainExists(context, definition.name);
     const info = exists
       ? await context.client.put<DomainInfo>(domainPath(definition.name), definition)
@@ -75,10 +72,7 @@ Options:
   json: true,
   args: ["file"],
   async run(context, values, [file]) {
-    const { definition } = await readDefinitionFile(
-      file,
-      (message) => context.io.err(`warning: ${message}`),
-    );
+    const definition = await readVerbDefinition(context, file);
     const info = await context.client.post<DomainInfo>(
       "/v1/domains?start=1&transient=1",
       definition,

@@ -11,7 +11,7 @@ import { ApiClientError } from "../manager/api_client.ts";
 import { DenovisorError } from "../common/errors.ts";
 import { UsageError } from "./usage_error.ts";
 import type { DomainDefinition, DomainInfo } from "../manager/api_types.ts";
-import { parseDefinitionText, readDefinitionFile } from "./domain_file.ts";
+import { parseDefinitionText, readVerbDefinition } from "./domain_file.ts";
 import {
   domainPath,
   type DomainVerb,
@@ -58,11 +58,7 @@ Options:
     const file = stringOption(values, "file");
     let info: DomainInfo;
     if (file !== undefined) {
-      const { definition } = await readDefinitionFile(
-        file,
-        (message) => context.io.err(`warning: ${message}`),
-      );
-      info = await save(context, name, definition);
+      info = await save(context, name, await readVerbDefinition(context, file));
     } else {
       const edited = await editInteractively(context, name);
       if (edited === undefined) return CLIENT_EXIT.OK;

@@ -14,6 +14,7 @@ import { validateDefinition } from "../manager/domain/definition.ts";
 import { findDuplicateKey } from "../manager/domain/json_duplicates.ts";
 import { looksLikeXlCfg, parseXlCfg } from "../manager/domain/xl_cfg.ts";
 import { visibleText } from "../manager/domain/xl_cfg_syntax.ts";
+import type { VerbContext } from "./domain_verb.ts";
 import { InvalidInputError } from "./output.ts";
 import { readTextInput } from "./text_input.ts";
 
@@ -41,6 +42,15 @@ export async function readDefinitionFile(
     );
   }
   return parseDefinitionText(text, path, onWarning);
+}
+
+/** The definition in `path` for a verb: its warnings go to the verb's stderr as "warning: ...". */
+export async function readVerbDefinition(
+  context: VerbContext,
+  path: string,
+): Promise<DomainDefinition> {
+  const warn = (message: string) => context.io.err(`warning: ${message}`);
+  return (await readDefinitionFile(path, warn)).definition;
 }
 
 /** Parses a definition from `text` that came from `path` (JSON or xl.cfg). */
