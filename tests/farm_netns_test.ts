@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { etcdAvailable, TestEtcd } from "./etcd_support.ts";
-import { eventually, FarmDaemon, farmDomain } from "./farm_support.ts";
+import { eventually, FarmDaemon, farmDomain, hostsRunning } from "./farm_support.ts";
 import type { EventRecord } from "../manager/farm/farm_api.ts";
 
 const TTL = 5;
@@ -135,22 +135,7 @@ Deno.test({
       }
       await Promise.all(daemons.map((d) => d.start()));
       const [h0, h1] = daemons;
-      const runningOn = async (domain: string) => {
-        const hosts: string[] = [];
-        for (const daemon of daemons) {
-          try {
-            const info = await daemon.client.get<{ state: string; host?: string }>(
-              `/v1/domains/${domain}`,
-            );
-            // A daemon answers for a domain another host runs with that host's name.
-            const elsewhere = info.host !== undefined && info.host !== daemon.name;
-            if (info.state !== "shutoff" && !elsewhere) hosts.push(daemon.name);
-          } catch {
-            // Unknown there yet.
-          }
-        }
-        return hosts;
-      };
+      const runningOn = (domain: string) => hostsRunning(daemons, domain);
       await h0.client.post("/v1/domains", farmDomain("db", { ha: true }));
       await h0.client.post("/v1/domains/db/start", {});
       const watcher = (async () => {

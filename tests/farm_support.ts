@@ -51,6 +51,25 @@ export async function eventually<T>(
   throw new Error(`${what}: not within ${timeoutMs / 1000} s${lastError ? ` (${lastError})` : ""}`);
 }
 
+/** Which of `daemons` run `domain`, by asking each (the local view, not etcd's). */
+export async function hostsRunning(daemons: FarmDaemon[], domain: string): Promise<string[]> {
+  const hosts: string[] = [];
+  for (const daemon of daemons) {
+    if (daemon.child === undefined) continue;
+    try {
+      const info = await daemon.client.get<{ state: string; host?: string }>(
+        `/v1/domains/${domain}`,
+      );
+      // A daemon answers for a domain another host runs with that host's name.
+      const elsewhere = info.host !== undefined && info.host !== daemon.name;
+      if (info.state !== "shutoff" && !elsewhere) hosts.push(daemon.name);
+    } catch {
+      // Dead daemon or unknown domain.
+    }
+  }
+  return hosts;
+}
+
 /** One farm daemon. */
 export class FarmDaemon {
   readonly name: string;
@@ -291,22 +310,8 @@ export class TestFarm {
   }
 
   /** Which hosts run `domain`, by asking each daemon (the local view, not etcd's). */
-  async runningOn(domain: string): Promise<string[]> {
-    const hosts: string[] = [];
-    for (const daemon of this.daemons) {
-      if (daemon.child === undefined) continue;
-      try {
-        const info = await daemon.client.get<{ state: string; host?: string }>(
-          `/v1/domains/${domain}`,
-        );
-        // A daemon answers for a domain another host runs with that host's name.
-        const elsewhere = info.host !== undefined && info.host !== daemon.name;
-        if (info.state !== "shutoff" && !elsewhere) hosts.push(daemon.name);
-      } catch {
-        // Dead daemon or unknown domain.
-      }
-    }
-    return hosts;
+  runningOn(domain: string): Promise<string[]> {
+    return hostsRunning(this.daemons, domain);
   }
 
   async stop(): Promise<void> {
