@@ -54,31 +54,19 @@ Deno.test("validateVmmConfig() names the field of each mistake", () => {
   );
   refused((c) => c.onReboot = "reboot", /^onReboot: 'reboot' is not one of destroy, restart/);
   refused((c) => c.logFile = "log", /^logFile: 'log' is not an absolute path/);
+  // A valid disk: each case below breaks one field of it.
+  const rawDisk = { path: "/a", format: "raw", readOnly: false, transport: "pci" };
   refused((c) => c.disks = {}, /^disks: must be an array, not an object/);
   refused(
-    (c) => c.disks = [{ path: "/a", format: "vmdk", readOnly: false, transport: "pci" }],
+    (c) => c.disks = [{ ...rawDisk, format: "vmdk" }],
     /^disks\[0\].format: 'vmdk' is not one of raw, qcow2/,
   );
   refused(
-    (c) =>
-      c.disks = [{
-        path: "/a",
-        format: "raw",
-        readOnly: false,
-        transport: "pci",
-        serial: "x".repeat(21),
-      }],
+    (c) => c.disks = [{ ...rawDisk, serial: "x".repeat(21) }],
     /^disks\[0\].serial: .* is longer than 20 bytes/,
   );
   refused(
-    (c) =>
-      c.disks = [{
-        path: "/a",
-        format: "raw",
-        readOnly: false,
-        transport: "pci",
-        rateLimit: { bandwidth: { size: 0, refillTimeMs: 1 } },
-      }],
+    (c) => c.disks = [{ ...rawDisk, rateLimit: { bandwidth: { size: 0, refillTimeMs: 1 } } }],
     /^disks\[0\].rateLimit.bandwidth.size: 0 is not from 1/,
   );
   refused(
