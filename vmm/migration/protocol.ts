@@ -10,18 +10,20 @@
  * ```
  *
  * Commands (source -> destination unless noted):
- * - START (1): UTF-8 JSON `StartRequest` (protocol version, domain, VMM config, RAM ranges, disks);
+ * - START (1): UTF-8 JSON `StartRequest` (oldest and newest protocol version, domain, VMM
+ *   config, RAM ranges, disks);
  * - STATE (3): UTF-8 JSON, the machine's `StateDocument` (vmm/snapshot/state_document.ts);
  * - MEMORY (4): a range table and the pages it announces (`encodeMemory`); zero runs carry no data;
  * - COMPLETE (5): empty, the source is paused and everything was sent;
  * - ABANDON (6): UTF-8 JSON `{ reason }`, either side gives up;
  * - DIRTY_ROUND (7): u32 iteration, u8 throttle percent (auto-converge, 0-99), u8[3]
  *   reserved, u64 dirty bytes of that round (progress);
- * - SYNC (8, version 2): empty; the destination answers ACK once it has taken in every
- *   frame before it. The source sends it before it pauses the guest, so that pages still
+ * - SYNC (8, version 2): empty; the destination answers ACK `{synced: true}` once it has
+ *   taken in every frame before it; sent only when START's ACK named version 2 or later. The source sends it before it pauses the guest, so that pages still
  *   queued in the socket buffers of the relays (megabytes on a fast link) drain while the
  *   guest runs, not during the downtime;
- * - ACK (0x80) and ERROR (0x81), destination -> source: JSON answers.
+ * - ACK (0x80) and ERROR (0x81), destination -> source: JSON answers. Each ACK says what it
+ *   answers: `{accepted, protocolVersion}` START, `{synced}` SYNC, `{running}` COMPLETE.
  *
  * The peer is untrusted: the header is checked (known command, reserved bytes zero, length
  * within that command's bound) before a byte of payload is read, and every payload is
@@ -32,13 +34,29 @@
 
 import { DenovisorError } from "../../common/errors.ts";
 
-/** The protocol version this build speaks. */
+/** The newest protocol version this build speaks. */
 export const PROTOCOL_VERSION = 2;
 /**
- * The versions this build accepts from a peer: the current one and version 1 (a version 1
- * source never sends SYNC). A version 1 destination refuses a version 2 source at START.
+ * The oldest version this build still speaks, as a source and as a destination. A source
+ * declares it as START's `protocolVersion` (what a version 1 destination checks) and its
+ * newest as `maxProtocolVersion`; the destination answers START's ACK with the version the
+ * migration uses (`negotiatedVersion`). A version 1 destination's ACK names none: 1.
  */
+export const MIN_PROTOCOL_VERSION = 1;
+/** The versions this build accepts as a source's `protocolVersion`. */
 export const ACCEPTED_VERSIONS: readonly number[] = [1, 2];
+/** SYNC exists from this version on: a source sends it only when both sides speak it. */
+export const SYNC_VERSION = 2;
+
+/**
+ * The version a migration uses, as the destination decides it from START: the newest
+ * both sides speak (a START without `maxProtocolVersion` speaks only its `protocolVersion`).
+ */
+export function negotiatedVersion(
+  start: { protocolVersion: number; maxProtocolVersion?: number },
+): number {
+  return Math.min(PROTOCOL_VERSION, start.maxProtocolVersion ?? start.protocolVersion);
+}
 
 /** Guest pages travel at this granularity. */
 export const MIGRATION_PAGE_SIZE = 4096;

@@ -19,7 +19,9 @@ import {
   decodeMemory,
   encodeJson,
   MigrationProtocolError,
+  negotiatedVersion,
   type PageBlock,
+  SYNC_VERSION,
 } from "./protocol.ts";
 import { parseStartRequest, type StartRequest } from "./start_request.ts";
 
@@ -58,6 +60,7 @@ export async function receiveMigration(
 ): Promise<StartRequest> {
   const { reader, writer } = channel;
   let start: StartRequest | null = null;
+  let version = 0;
   let state: unknown = undefined;
   let iteration = 0;
   let received = 0;
@@ -82,7 +85,12 @@ export async function receiveMigration(
         }
         start = parseStartRequest(decodeJson(frame.payload, "START"));
         await target.accept(start);
-        await writer.send(Command.ACK, encodeJson({ accepted: start.domain }));
+        // The version this migration uses; a version 1 source ignores the field.
+        version = negotiatedVersion(start);
+        await writer.send(
+          Command.ACK,
+          encodeJson({ accepted: start.domain, protocolVersion: version }),
+        );
         onProgress({ phase: "accepted", iteration, bytesReceived: received });
         continue;
       }
@@ -97,6 +105,9 @@ export async function receiveMigration(
           break;
         case Command.SYNC:
           // Every frame before it is in: the source may pause the guest now.
+          if (version < SYNC_VERSION) {
+            throw new MigrationProtocolError(`SYNC in a protocol version ${version} migration`);
+          }
           if (state !== undefined) throw new MigrationProtocolError("SYNC after STATE");
           await writer.send(Command.ACK, encodeJson({ synced: true }));
           break;

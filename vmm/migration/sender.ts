@@ -12,6 +12,14 @@
  *   `MigrationOutcomeUnknownError` says so; the operator checks the destination and
  *   either destroys the source or resumes it.
  *
+ * Every wait on the destination before COMPLETE races the operator's abort and a bound
+ * (START's answer `START_TIMEOUT_MS`, SYNC's `SYNC_TIMEOUT_MS`, pre-copy writes the
+ * migration's timeout, switch-over writes `completeTimeoutMs`): a stalled destination, or
+ * one trickling its answer a byte at a time (which keeps the relays' idle timers quiet),
+ * cannot hold a logged, throttled source. The wait for COMPLETE's answer is bounded but
+ * ignores the abort: from COMPLETE on only the destination's answer may resume the source.
+ * Each ACK is checked for what it answers, so no other ACK passes for COMPLETE's.
+ *
  * @module
  */
 
@@ -21,7 +29,15 @@ import { emptyBitmaps } from "../../core/dirty_log.ts";
 import { type ConvergenceOptions, decideRound, expectedDowntimeMs } from "./convergence.ts";
 import type { FrameReader, FrameWriter } from "./frames.ts";
 import { Pacer, type RamView, sendPages } from "./page_sender.ts";
-import { Command, decodeJson, encodeDirtyRound, encodeJson, PROTOCOL_VERSION } from "./protocol.ts";
+import {
+  Command,
+  decodeJson,
+  encodeDirtyRound,
+  encodeJson,
+  MIN_PROTOCOL_VERSION,
+  PROTOCOL_VERSION,
+  SYNC_VERSION,
+} from "./protocol.ts";
 import type { StartRequest } from "./start_request.ts";
 
 /** What the sender needs of the running machine. */
@@ -113,19 +129,57 @@ export interface SendOptions extends ConvergenceOptions {
   bandwidth: number;
   /** How long to wait for the destination to restore and answer COMPLETE (ms). */
   completeTimeoutMs: number;
+  /** How long to wait for START's answer (ms; default `START_TIMEOUT_MS`). */
+  startTimeoutMs?: number;
+  /** How long to wait for SYNC's answer (ms; default `SYNC_TIMEOUT_MS`). */
+  syncTimeoutMs?: number;
   onProgress?: (progress: MigrationProgress) => void;
   /** Aborted: stop at the next step, source resumed. */
   signal?: AbortSignal;
 }
 
-type Start = Omit<StartRequest, "protocolVersion" | "mode">;
+/**
+ * The bound on START's answer: the destination starts a VMM (up to 30 s for its relay
+ * socket), reads the disks' heads and takes the guest's RAM first. Nothing is logged or
+ * throttled yet, so it is generous.
+ */
+export const START_TIMEOUT_MS = 120_000;
+/**
+ * The bound on SYNC's answer. Dirty logging is on and auto-converge may hold the vCPUs at
+ * 99 %, so a destination that does not answer must not hold the source for long; what SYNC
+ * waits for is the relays' socket buffers draining (a few MiB: 1 s at 10 MB/s), so 30 s
+ * is ample on any link a migration could converge on.
+ */
+export const SYNC_TIMEOUT_MS = 30_000;
+/** How long an ABANDON may take to leave after a failure (the destination may not read). */
+const ABANDON_WAIT_MS = 5_000;
 
-/** Reads the next frame; it must be ACK (or ERROR, which throws with the peer's message). */
-async function answer(reader: FrameReader, what: string): Promise<unknown> {
+type Start = Omit<StartRequest, "protocolVersion" | "maxProtocolVersion" | "mode">;
+
+/** A wait on the destination outlasted its bound. */
+class WaitTimeoutError extends Error {}
+
+/**
+ * Reads the next frame; it must be ACK (or ERROR, which throws with the peer's message)
+ * and its payload must name what it answers (`expected` is a field of it).
+ */
+async function answer(
+  reader: FrameReader,
+  what: string,
+  expected: (ack: Record<string, unknown>) => boolean,
+): Promise<Record<string, unknown>> {
   const frame = await reader.next();
   if (frame === null) throw new Error(`the destination closed the link after ${what}`);
   if (frame.command === Command.ACK) {
-    return frame.payload.length ? decodeJson(frame.payload, "ACK") : {};
+    const ack = frame.payload.length ? decodeJson(frame.payload, "ACK") : {};
+    if (typeof ack !== "object" || ack === null || Array.isArray(ack) || !expected(ack as never)) {
+      throw new Error(
+        `the destination answered ${what} with an ACK that is not ${what}'s: ${
+          new TextDecoder().decode(frame.payload).slice(0, 200)
+        }`,
+      );
+    }
+    return ack as Record<string, unknown>;
   }
   if (frame.command === Command.ERROR) {
     const body = decodeJson(frame.payload, "ERROR") as { message?: unknown };
@@ -133,6 +187,21 @@ async function answer(reader: FrameReader, what: string): Promise<unknown> {
     throw new MigrationFailedError("conflict", `The destination refused the migration: ${message}`);
   }
   throw new Error(`the destination answered ${what} with command ${frame.command}`);
+}
+
+/** The version START's ACK names: absent (a version 1 destination) is 1. */
+function answeredVersion(ack: Record<string, unknown>): number {
+  const version = ack.protocolVersion ?? 1;
+  if (
+    typeof version !== "number" || !Number.isInteger(version) ||
+    version < MIN_PROTOCOL_VERSION || version > PROTOCOL_VERSION
+  ) {
+    throw new Error(
+      `the destination answered START with protocol version ${String(version).slice(0, 20)}, ` +
+        `this source speaks ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`,
+    );
+  }
+  return version;
 }
 
 function allPages(ram: readonly RamView[]): RangeBitmap[] {
@@ -187,25 +256,90 @@ export async function sendMigration(
     });
     options.onProgress?.({ ...progress });
   };
+  const abortError = () =>
+    new MigrationFailedError("conflict", "Migration aborted by the operator");
   const checkAbort = () => {
-    if (options.signal?.aborted) {
-      throw new MigrationFailedError("conflict", "Migration aborted by the operator");
+    if (options.signal?.aborted) throw abortError();
+  };
+  // Rejects when the operator aborts, for the waits below to race.
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(abortError());
+  });
+  aborted.catch(() => {});
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  // A write given up on while the transport still held it: another frame sent after it
+  // would interleave with its bytes, so the destination learns of the end by the link.
+  let writeStalled = false;
+  const bounded = async <T>(
+    work: Promise<T>,
+    ms: number,
+    stalled: string,
+    write = false,
+  ): Promise<T> => {
+    let settled = false;
+    work.then(() => settled = true, () => settled = true);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const racers: Promise<T>[] = [work, aborted];
+    if (Number.isFinite(ms)) {
+      racers.push(
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new WaitTimeoutError(stalled)), Math.max(ms, 0));
+        }),
+      );
+    }
+    try {
+      checkAbort();
+      return await Promise.race(racers);
+    } catch (error) {
+      if (write && !settled) writeStalled = true;
+      throw error;
+    } finally {
+      clearTimeout(timer);
     }
   };
+  // Pre-copy writes: at most until the migration's own timeout.
+  const copying = <T>(work: Promise<T>) =>
+    bounded(
+      work,
+      started + options.timeoutMs - performance.now(),
+      `the destination took no data until the migration's timeout (${options.timeoutMs} ms)`,
+      true,
+    );
+  // Switch-over writes, the guest paused: as long as COMPLETE's answer may take.
+  const switching = <T>(work: Promise<T>) =>
+    bounded(
+      work,
+      options.completeTimeoutMs,
+      `the destination took no data for ${options.completeTimeoutMs} ms during the switch-over`,
+      true,
+    );
   let paused = false;
   let released = false;
   let logging = false;
   let completeSent = false;
   try {
-    await writer.send(
-      Command.START,
-      encodeJson({
-        protocolVersion: PROTOCOL_VERSION,
-        mode: options.offline ? "offline" : "live",
-        ...start,
-      }),
+    const startTimeoutMs = options.startTimeoutMs ?? START_TIMEOUT_MS;
+    await bounded(
+      writer.send(
+        Command.START,
+        encodeJson({
+          protocolVersion: MIN_PROTOCOL_VERSION,
+          maxProtocolVersion: PROTOCOL_VERSION,
+          mode: options.offline ? "offline" : "live",
+          ...start,
+        }),
+      ),
+      startTimeoutMs,
+      `the destination took no START in ${startTimeoutMs} ms`,
+      true,
     );
-    await answer(reader, "START");
+    const accepted = await bounded(
+      answer(reader, "START", (ack) => ack.accepted === start.domain),
+      startTimeoutMs,
+      `the destination did not answer START in ${startTimeoutMs} ms`,
+    );
+    const version = answeredVersion(accepted);
     checkAbort();
     if (options.offline) {
       await source.pause();
@@ -218,7 +352,7 @@ export async function sendMigration(
     // Round 0: every page that holds data (the destination's RAM starts zeroed).
     let roundStart = performance.now();
     const first = source.firstPass?.() ?? allPages(source.ram);
-    let sent = await sendPages(writer, source.ram, first, { skipZero: true, pacer });
+    let sent = await copying(sendPages(writer, source.ram, first, { skipZero: true, pacer }));
     let iteration = 0;
     while (!options.offline) {
       checkAbort();
@@ -244,7 +378,7 @@ export async function sendMigration(
       }
       if (decision.action === "switch-over") {
         // Send this set now; the pause below only has what was dirtied meanwhile.
-        await sendPages(writer, source.ram, dirty, { skipZero: false, pacer });
+        await copying(sendPages(writer, source.ram, dirty, { skipZero: false, pacer }));
         break;
       }
       if (decision.throttlePercent !== progress.throttlePercent) {
@@ -252,21 +386,26 @@ export async function sendMigration(
         report({ throttlePercent: decision.throttlePercent });
       }
       iteration++;
-      await writer.send(
+      await copying(writer.send(
         Command.DIRTY_ROUND,
         encodeDirtyRound({
           iteration,
           dirtyBytes,
           throttlePercent: progress.throttlePercent,
         }),
-      );
+      ));
       roundStart = performance.now();
-      sent = await sendPages(writer, source.ram, dirty, { skipZero: false, pacer });
+      sent = await copying(sendPages(writer, source.ram, dirty, { skipZero: false, pacer }));
     }
-    if (!options.offline) {
+    if (!options.offline && version >= SYNC_VERSION) {
       // What the relays still hold reaches the destination while the guest runs on.
-      await writer.send(Command.SYNC);
-      await answer(reader, "SYNC");
+      const syncTimeoutMs = options.syncTimeoutMs ?? SYNC_TIMEOUT_MS;
+      await copying(writer.send(Command.SYNC));
+      await bounded(
+        answer(reader, "SYNC", (ack) => ack.synced === true),
+        syncTimeoutMs,
+        `the destination did not answer SYNC in ${syncTimeoutMs} ms`,
+      );
       checkAbort();
     }
     // Switch-over: pause, the last pages, the disks let go, the state.
@@ -280,7 +419,9 @@ export async function sendMigration(
     step();
     report({ phase: "switch-over" });
     if (logging) {
-      await sendPages(writer, source.ram, source.takeDirty(), { skipZero: false, pacer });
+      await switching(
+        sendPages(writer, source.ram, source.takeDirty(), { skipZero: false, pacer }),
+      );
     }
     step();
     const state = await source.saveState();
@@ -288,12 +429,22 @@ export async function sendMigration(
     await source.releaseDisks();
     released = true;
     step();
-    await writer.send(Command.STATE, encodeJson(state));
+    await switching(writer.send(Command.STATE, encodeJson(state)));
     checkAbort();
     report({ phase: "completing" });
-    await writer.send(Command.COMPLETE);
+    // Not raced with the abort: once COMPLETE may have left, only an answer resumes here.
+    try {
+      await withTimeout(writer.send(Command.COMPLETE), options.completeTimeoutMs);
+    } catch (error) {
+      // Still being written: it may yet arrive, so the outcome is unknown.
+      if (error instanceof WaitTimeoutError) completeSent = true;
+      throw error;
+    }
     completeSent = true;
-    await withTimeout(answer(reader, "COMPLETE"), options.completeTimeoutMs);
+    await withTimeout(
+      answer(reader, "COMPLETE", (ack) => ack.running === start.domain),
+      options.completeTimeoutMs,
+    );
     const done = performance.now();
     step();
     if (logging) source.stopDirtyLog();
@@ -318,12 +469,14 @@ export async function sendMigration(
       throw new MigrationOutcomeUnknownError((error as Error).message);
     }
     // The destination has not resumed the guest: take everything back.
-    if (!completeSent) {
-      await writer.send(
-        Command.ABANDON,
-        encodeJson({ reason: (error as Error).message.slice(0, 1000) }),
-      )
-        .catch(() => {});
+    if (!completeSent && !writeStalled) {
+      await withTimeout(
+        writer.send(
+          Command.ABANDON,
+          encodeJson({ reason: (error as Error).message.slice(0, 1000) }),
+        ),
+        ABANDON_WAIT_MS,
+      ).catch(() => {});
     }
     if (logging) source.stopDirtyLog();
     if (progress.throttlePercent !== 0) source.throttle?.(0);
@@ -349,6 +502,8 @@ export async function sendMigration(
       `Migration failed, the guest runs on here: ${(error as Error).message}`,
       { cause: error },
     );
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
   }
 }
 
@@ -358,7 +513,7 @@ async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     return await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+        timer = setTimeout(() => reject(new WaitTimeoutError(`no answer in ${ms} ms`)), ms);
       }),
     ]);
   } finally {

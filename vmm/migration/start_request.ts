@@ -26,7 +26,10 @@ export interface DiskIdentityClaim {
 
 /** The START payload. */
 export interface StartRequest {
+  /** The oldest protocol version the source speaks (a version 1 destination checks it). */
   protocolVersion: number;
+  /** The newest one (absent: only `protocolVersion`, as version 1 and 2 sources send). */
+  maxProtocolVersion?: number;
   /** The domain's name (the destination refuses a name it already runs). */
   domain: string;
   /** "live": pre-copy while running; "offline": paused first, one pass. */
@@ -77,6 +80,9 @@ function parse(root: StateReader): StartRequest {
       }); upgrade the older host`,
     );
   }
+  const maxProtocolVersion = root.has("maxProtocolVersion")
+    ? root.integer("maxProtocolVersion", protocolVersion, 0xffff)
+    : undefined;
   const domain = root.string("domain", 64);
   if (!NAME.test(domain)) throw new MigrationProtocolError(`domain name ${domain} is not valid`);
   const mode = root.string("mode", 8, ["live", "offline"] as const);
@@ -114,6 +120,7 @@ function parse(root: StateReader): StartRequest {
     return { id, path: diskPath, size, headSha256 };
   });
   const request: StartRequest = { protocolVersion, domain, mode, config, ram, disks };
+  if (maxProtocolVersion !== undefined) request.maxProtocolVersion = maxProtocolVersion;
   if (definition !== undefined) request.definition = definition;
   if (root.has("cpuid")) {
     request.cpuid = root.array("cpuid", MAX_CPUID_ENTRIES, (entry, path) => {
