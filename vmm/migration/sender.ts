@@ -434,7 +434,11 @@ export async function sendMigration(
     report({ phase: "completing" });
     // Not raced with the abort: once COMPLETE may have left, only an answer resumes here.
     try {
-      await withTimeout(writer.send(Command.COMPLETE), options.completeTimeoutMs);
+      await withTimeout(
+        writer.send(Command.COMPLETE),
+        options.completeTimeoutMs,
+        "COMPLETE not taken",
+      );
     } catch (error) {
       // Still being written: it may yet arrive, so the outcome is unknown.
       if (error instanceof WaitTimeoutError) completeSent = true;
@@ -507,13 +511,13 @@ export async function sendMigration(
   }
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+async function withTimeout<T>(promise: Promise<T>, ms: number, what = "no answer"): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     return await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new WaitTimeoutError(`no answer in ${ms} ms`)), ms);
+        timer = setTimeout(() => reject(new WaitTimeoutError(`${what} in ${ms} ms`)), ms);
       }),
     ]);
   } finally {
