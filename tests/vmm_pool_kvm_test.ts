@@ -132,12 +132,27 @@ class PoolDaemon {
   }
 }
 
+/** The memory cgroup of `pid` (v1's memory line, else v2's), as /proc/PID/cgroup names it. */
+function memoryCgroup(pid: number): string {
+  const lines = Deno.readTextFileSync(`/proc/${pid}/cgroup`).split("\n");
+  const line = lines.find((l) => /^\d+:memory:/.test(l)) ?? lines.find((l) => l.startsWith("0::"));
+  return line?.split(":").slice(2).join(":") ?? "";
+}
+
 kvmTest("a start takes a pooled VMM, which serves that one domain and is refilled", async () => {
   const daemon = await PoolDaemon.start(2);
   try {
     await daemon.until(() => daemon.pooledPids(true).length === 2, "2 pooled VMMs ready");
     const pooled = daemon.pooledPids();
+    // Loaded in the pool's own cgroup, not the daemon's (whose memory limit it would use up).
+    const daemonGroup = memoryCgroup(daemon.child.pid);
+    for (const pid of pooled) {
+      assert.match(memoryCgroup(pid), /\/denovisor\/vmm-pool\.[0-9a-f]{8}$/, `VMM ${pid}`);
+      assert.notEqual(memoryCgroup(pid), daemonGroup);
+    }
     const first = await daemon.startDomain("first");
+    // Taken: in its domain's group now.
+    assert.match(memoryCgroup(first.pid!), /\/denovisor\/first\.[0-9a-f]{8}$/);
     assert.ok(pooled.includes(first.pid!), `VMM ${first.pid} is not one of the pool's ${pooled}`);
     assert.match(await daemon.log("first"), new RegExp(`VMM pid ${first.pid} taken from the pool`));
     // Still jailed: its own PID namespace (pid 1 there) and the VMMs' user.

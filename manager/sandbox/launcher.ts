@@ -193,15 +193,26 @@ function jailSteps(jail: SandboxPlan["jail"], user: SandboxPlan["user"]): string
 }
 
 /**
- * The argv prefix of a pooled VMM (./vmm_pool.ts): steps 2 to 5 with a generic jail (the
- * program and its libraries only), no cgroup and no descriptors: those, the domain's run
- * directory and log come when a domain takes it (`grantCommand`).
+ * The argv prefix of a pooled VMM (./vmm_pool.ts): step 1 entering the pool's own cgroups
+ * (`cgroupProcs`, so what it touches while loading is charged there and not to the
+ * daemon's group), no descriptors, then steps 2 to 5 with a generic jail (the program and
+ * its libraries only); the domain's cgroups, descriptors, run directory and log come when
+ * a domain takes it (`grantCommand`).
  */
 export function pooledLauncherPrefix(
   jail: SandboxPlan["jail"],
   user: SandboxPlan["user"],
+  cgroupProcs: readonly string[],
 ): string[] {
-  return jailSteps(jail, user);
+  return [
+    "/bin/bash",
+    "-c",
+    openScript([]),
+    "denovisor-launch",
+    ...cgroupProcs,
+    "--",
+    ...jailSteps(jail, user),
+  ];
 }
 
 /**

@@ -212,16 +212,23 @@ Deno.test({
       const fifo = `${dir}/go`;
       await new Deno.Command("mkfifo", { args: ["-m", "0666", fifo] }).output();
       const pooledRoot = Deno.makeTempDirSync({ prefix: "jail-test-" });
+      // Stands for the pool's cgroup.procs: step 1 writes its pid there before the jail.
+      const procs = `${dir}/pool-procs`;
+      Deno.writeTextFileSync(procs, "");
       const pooled = new Deno.Command("/bin/bash", {
         args: [
           "-c",
           'exec "$@"',
           "pooled",
-          ...pooledLauncherPrefix({
-            ...base.jail,
-            root: pooledRoot,
-            readOnly: [...base.jail.readOnly, dir],
-          }, base.user),
+          ...pooledLauncherPrefix(
+            {
+              ...base.jail,
+              root: pooledRoot,
+              readOnly: [...base.jail.readOnly, dir],
+            },
+            base.user,
+            [procs],
+          ),
           SH,
           "-c",
           `read x <${fifo}; ${CAT("/proc/self/mountinfo")}; : >${rw}/p && echo granted`,
@@ -248,6 +255,7 @@ Deno.test({
       const text = new TextDecoder().decode(output.stdout);
       assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
       assert.match(text, /^granted$/m);
+      assert.equal(Deno.readTextFileSync(procs).trim(), String(pooled.pid));
       Deno.removeSync(pooledRoot, { recursive: true });
     } finally {
       Deno.removeSync(root, { recursive: true });

@@ -5,7 +5,7 @@
  *
  * A pooled VMM is jailed from its first instruction like any VMM (./launcher.ts steps 2
  * to 5: its own namespaces, a chroot holding only the program, no capabilities, the VMMs'
- * unprivileged user), but generically: no cgroup, no descriptor, no run directory. When a
+ * unprivileged user), but generically: the pool's cgroup, no descriptor, no run directory. When a
  * domain takes it (`PooledVmm.hand`), the daemon gives it exactly what the launcher would
  * have: it moves the process into the domain's cgroup, binds the domain's run directory,
  * log and stat-only paths into its jail (in its mount namespace, `grantCommand`), opens
@@ -19,9 +19,15 @@
  * the VMM's parent, the launcher's reaper, not the daemon). A taken VMM has closed its
  * end and outlives the daemon like any domain's VMM.
  *
- * Memory a pooled VMM touched before it was taken stays charged to the daemon's cgroup
- * (cgroups charge pages where they were first touched); what it touches afterwards counts
- * against the domain's limits.
+ * A pooled VMM enters the pool's own cgroup (`vmm-pool.<hash>` beside the domains' groups,
+ * ./cgroup.ts) in the launcher's first step, before it has touched a page. Cgroups charge
+ * a page where it was first touched and do not move charges with the process, so what it
+ * touched while loading (about 85 MiB) stays charged to the pool's group for as long as the
+ * taken VMM keeps it, and only what it touches afterwards counts against the domain's
+ * limits. Without that group it would be the daemon's group, which a daemon under a memory
+ * limit (systemd's MemoryMax=) would see fill until the kernel killed the daemon. The
+ * pool's group is limited to `POOLED_VMM_MEMORY_BYTES` for each VMM waiting and for each
+ * taken one still running (its start-up pages), so a pool gone wrong meets its own limit.
  *
  * @module
  */
@@ -50,6 +56,8 @@ import {
   sandboxSupport,
 } from "./launcher.ts";
 import { jailBinds } from "./jail.ts";
+import { type CgroupHost, detectCgroups, DomainCgroup } from "./cgroup.ts";
+import { createHash } from "node:crypto";
 import { vmmUser } from "./vmm_user.ts";
 
 /**
@@ -58,6 +66,13 @@ import { vmmUser } from "./vmm_user.ts";
  * a domain's VMM by its command line rather than by its pid would miss it.
  */
 export const DEFAULT_VMM_POOL_SIZE = 0;
+/**
+ * What the pool's cgroup allows for each pooled VMM: a loaded, waiting VMM has touched
+ * about 85 MiB (Deno, the VMM's modules, vCPU 0's Worker); twice that leaves room.
+ */
+export const POOLED_VMM_MEMORY_BYTES = 192 * 1024 * 1024;
+/** The pool's pids.max for each VMM (threads count; the domains' figure). */
+const POOLED_VMM_PIDS = 1024;
 /** How often starting pooled VMMs are asked whether they are ready. */
 const READY_POLL_MS = 20;
 /** The source tree, when run from source. */
@@ -106,6 +121,9 @@ export class VmmPool {
   #stopped = false;
   #poller: ReturnType<typeof setInterval> | undefined;
   #counter = 0;
+  #cgroupHost: CgroupHost | undefined;
+  /** Taken VMMs still running: their start-up pages stay charged to the pool's group. */
+  #taken = 0;
 
   constructor(dir: string, size: number, log: (line: string) => void = () => {}) {
     if (!Number.isInteger(size) || size < 0) throw new RangeError("The pool size is a count");
@@ -123,11 +141,19 @@ export class VmmPool {
     sweepSlots(this.dir);
     if (this.size === 0) return;
     const missing = missingFeatures(await sandboxSupport());
-    if (missing.length > 0 || Deno.env.get("DENOVISOR_VMM_COMMAND")) {
+    let cgroups: string | undefined;
+    try {
+      this.#cgroupHost = detectCgroups();
+    } catch (error) {
+      cgroups = (error as Error).message;
+    }
+    if (missing.length > 0 || cgroups || Deno.env.get("DENOVISOR_VMM_COMMAND")) {
       this.#log(
         `no VMM pool: ${
           missing.length > 0
             ? `this host lacks ${missing.join(", ")}`
+            : cgroups
+            ? `no cgroup for it (${cgroups})`
             : "DENOVISOR_VMM_COMMAND is set"
         }`,
       );
@@ -155,8 +181,36 @@ export class VmmPool {
     const index = this.#waiting.findIndex((member) => member.ready);
     if (index < 0) return undefined;
     const [member] = this.#waiting.splice(index, 1);
+    this.#taken++;
+    member.vmm.status.catch(() => {}).finally(() => {
+      this.#taken--;
+      if (!this.#stopped) this.#poolCgroup(); // its start-up pages went with it
+    });
     this.#fill();
     return member.vmm;
+  }
+
+  /** The name of the pool's cgroup: `vmm-pool.` and a hash of its directory (one per daemon). */
+  get cgroupName(): string {
+    return `vmm-pool.${createHash("sha256").update(this.dir).digest("hex").slice(0, 8)}`;
+  }
+
+  /**
+   * Creates (or resizes) the pool's cgroup for `size` waiting VMMs plus the taken ones
+   * still running; returns its cgroup.procs files, or [] with a log line if it cannot.
+   */
+  #poolCgroup(): readonly string[] {
+    if (this.#cgroupHost === undefined) return [];
+    const count = this.size + this.#taken;
+    try {
+      return DomainCgroup.create(this.#cgroupHost, this.cgroupName, {
+        memoryBytes: count * POOLED_VMM_MEMORY_BYTES,
+        pids: this.size * POOLED_VMM_PIDS,
+      }).procsFiles;
+    } catch (error) {
+      this.#log(`the VMM pool's cgroup: ${(error as Error).message}`);
+      return [];
+    }
   }
 
   /** Kills the VMMs still waiting and starts no more; resolves once they have gone. */
@@ -169,6 +223,8 @@ export class VmmPool {
     for (const member of members) {
       await Deno.remove(member.vmm.slot, { recursive: true }).catch(() => {});
     }
+    // Empty now unless a taken VMM still runs in it (EBUSY: the domains' sweep takes it later).
+    if (this.#cgroupHost) DomainCgroup.existing(this.#cgroupHost, this.cgroupName)?.remove();
   }
 
   #fill(): void {
@@ -256,9 +312,12 @@ export class VmmPool {
       join(slot, "pool.log"),
       command.length > 1 ? SOURCE_ROOT : undefined,
     );
+    const procs = this.#poolCgroup();
+    if (procs.length === 0) throw new Error("the pool has no cgroup to start its VMMs in");
     const prefix = pooledLauncherPrefix(
       { root: jailRoot, readOnly: binds.readOnly, readWrite: [] },
       vmmUser(),
+      procs,
     );
     const [daemonEnd, vmmEnd] = socketPair();
     let spawned;
@@ -271,12 +330,27 @@ export class VmmPool {
     } finally {
       closeFd(vmmEnd);
     }
-    const pid = await childPid(spawned.pid);
-    const startTime = processStartTime(pid);
-    await Deno.writeTextFile(
-      join(slot, "pooled.json"),
-      JSON.stringify({ pid, startTime, launcherPid: spawned.pid }) + "\n",
-    );
+    let pid: number;
+    let startTime: number | undefined;
+    try {
+      pid = await childPid(spawned.pid);
+      startTime = processStartTime(pid);
+      if (startTime === undefined) throw new Error(`pooled VMM ${pid} ended as it started`);
+      await Deno.writeTextFile(
+        join(slot, "pooled.json"),
+        JSON.stringify({ pid, startTime, launcherPid: spawned.pid }) + "\n",
+      );
+    } catch (error) {
+      // Not a member yet: nothing else would ever kill it or close the daemon's end. The
+      // VMM (pid 1 of its namespace) does not die with the reaper: kill it first.
+      for (const child of childrenOf(spawned.pid)) signalProcess(child, "SIGKILL");
+      signalProcess(spawned.pid, "SIGKILL");
+      closeFd(daemonEnd);
+      await spawned.status.catch(() => {});
+      await Deno.remove(slot, { recursive: true }).catch(() => {});
+      throw error;
+    }
+    const known = startTime;
     const generic = new Set(binds.readOnly);
     // Once handed (or killed) the socket is closed, once: its number may be reused after.
     let handed = false;
@@ -290,15 +364,17 @@ export class VmmPool {
       status: spawned.status,
       slot,
       kill: () => {
-        if (processStartTime(pid) === startTime) signalProcess(pid, "SIGKILL");
+        if (processStartTime(pid) === known) signalProcess(pid, "SIGKILL");
         closeSocket();
       },
       hand: async (handOver) => {
         if (handed) throw new Error(`Pooled VMM ${pid} was already handed a domain`);
         try {
-          await handTo(pid, spawned.pid, jailRoot, generic, daemonEnd, handOver);
+          // For sweepSlots: a taken VMM's slot (its jail root) stays while it runs.
+          Deno.writeTextFileSync(join(slot, "taken"), "");
+          await handTo(pid, known, spawned.pid, jailRoot, generic, daemonEnd, handOver);
         } catch (error) {
-          if (processStartTime(pid) === startTime) signalProcess(pid, "SIGKILL");
+          if (processStartTime(pid) === known) signalProcess(pid, "SIGKILL");
           throw error;
         } finally {
           closeSocket();
@@ -315,6 +391,7 @@ export class VmmPool {
  */
 async function handTo(
   pid: number,
+  startTime: number,
   launcherPid: number,
   jailRoot: string,
   generic: ReadonlySet<string>,
@@ -324,6 +401,11 @@ async function handTo(
   if (plan.descriptors.length > MAX_ORDER_FDS) {
     throw new Error(`${plan.descriptors.length} descriptors do not fit in one order`);
   }
+  // Each step acts on a pid: make sure it is still the VMM's (not reused) right before it.
+  const check = () => {
+    if (processStartTime(pid) !== startTime) throw new Error(`Pooled VMM ${pid} has ended`);
+  };
+  check();
   // The reaper too: it is the VMM's parent and, in the launcher, enters the groups first.
   for (const procs of plan.cgroupProcs) {
     for (const each of [launcherPid, pid]) Deno.writeTextFileSync(procs, `${each}`);
@@ -333,17 +415,20 @@ async function handTo(
     readWrite: plan.jail.readWrite,
     statOnly: plan.jail.statOnly,
   });
-  const result = await new Deno.Command(grant[0], {
+  const grantRun = new Deno.Command(grant[0], {
     args: grant.slice(1),
     stdin: "null",
     stdout: "null",
     stderr: "piped",
-  }).output();
+  });
+  check();
+  const result = await grantRun.output();
   if (!result.success) {
     throw new Error(
       `Cannot give pooled VMM ${pid} its files: ${new TextDecoder().decode(result.stderr).trim()}`,
     );
   }
+  check();
   const fds: number[] = [];
   try {
     for (const open of plan.descriptors) {
@@ -356,18 +441,45 @@ async function handTo(
   }
 }
 
-/** Removes the slots of `dir` whose VMM is not alive. */
-function sweepSlots(dir: string): void {
+/**
+ * Clears the slots a previous daemon left in `dir` (run before this pool starts any):
+ * keeps those of taken VMMs still running (their jail root; the domain's run removes it at
+ * its end), kills the VMMs still waiting or loading (they would exit at the end of their
+ * socket, but only once loaded, and nothing would remove their slot) and removes the rest.
+ */
+export function sweepSlots(dir: string): void {
   for (const entry of Deno.readDirSync(dir)) {
     const slot = join(dir, entry.name);
-    let alive = false;
+    let pid: number | undefined;
     try {
-      const { pid, startTime } = JSON.parse(Deno.readTextFileSync(join(slot, "pooled.json")));
-      alive = typeof pid === "number" && processStartTime(pid) === startTime;
+      const record = JSON.parse(Deno.readTextFileSync(join(slot, "pooled.json")));
+      if (typeof record.pid === "number" && processStartTime(record.pid) === record.startTime) {
+        pid = record.pid;
+      }
     } catch {
       // no record: a slot whose VMM never started
     }
-    if (!alive) Deno.removeSync(slot, { recursive: true });
+    if (pid !== undefined) {
+      let taken = true;
+      try {
+        Deno.statSync(join(slot, "taken"));
+      } catch {
+        taken = false;
+      }
+      if (taken) continue;
+      signalProcess(pid, "SIGKILL");
+    }
+    Deno.removeSync(slot, { recursive: true });
+  }
+}
+
+/** The children of process `pid` (from /proc), none when it has gone. */
+function childrenOf(pid: number): number[] {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/)
+      .filter((word) => word !== "").map(Number);
+  } catch {
+    return [];
   }
 }
 
