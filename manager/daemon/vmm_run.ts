@@ -79,6 +79,7 @@ export class VmmRun {
     runDir: string,
     record: RuntimeRecord,
     status?: Promise<Deno.CommandStatus>,
+    logFile?: string,
   ) {
     this.name = name;
     this.runDir = runDir;
@@ -91,7 +92,11 @@ export class VmmRun {
       // Read before the group goes with the sandbox.
       const oomKills = vmmCgroupStats(runDir).cgroup?.oomKills ?? 0;
       releaseVmmSandbox(runDir);
-      if (record.poolSlot) await Deno.remove(record.poolSlot, { recursive: true }).catch(() => {});
+      if (record.poolSlot) {
+        // What it said before it had the domain's log (an order it could not follow).
+        if (logFile !== undefined) await keepPoolLog(record.poolSlot, logFile);
+        await Deno.remove(record.poolSlot, { recursive: true }).catch(() => {});
+      }
       return {
         record: await readEndRecord(runDir),
         exit: exit?.signal === "SIGSYS"
@@ -131,28 +136,37 @@ export class VmmRun {
     await writeFileAtomic(configPath, JSON.stringify(sandbox.config, null, 2) + "\n");
     sandbox.shareWithVmm(configPath);
     await appendLog(config.logFile, sandbox.notes);
-    const pooled = await handToPooled(config, configPath, sandbox);
-    let spawned: SpawnedVmm;
-    let pid: number;
-    if (pooled !== undefined) {
-      spawned = { pid: pooled.launcherPid, status: pooled.status };
-      pid = pooled.pid;
-    } else {
-      spawned = spawnVmm(configPath, config.logFile, sandbox);
-      // In its own PID namespace the VMM is the launcher's child, not the spawned process.
-      pid = sandbox.pidNamespace ? await childPid(spawned.pid) : spawned.pid;
-    }
-    const record: RuntimeRecord = {
+    const recordOf = (pid: number, poolSlot?: string): RuntimeRecord => ({
       definition,
       persistent,
       pid,
       pidStartTime: processStartTime(pid) ?? -1,
       startedAt: new Date().toISOString(),
-      ...(pooled ? { poolSlot: pooled.slot } : {}),
-    };
-    // Written before the VMM is up: a daemon killed right now still finds it afterwards.
-    await writeFileAtomic(join(runDir, "domain.json"), JSON.stringify(record, null, 2) + "\n");
-    const run = new VmmRun(config.name, runDir, record, spawned.status);
+      ...(poolSlot ? { poolSlot } : {}),
+    });
+    // Written before the VMM is up (a pooled one before it is handed the domain): a daemon
+    // killed right now still finds it afterwards.
+    const writeRecord = (record: RuntimeRecord) =>
+      writeFileAtomic(join(runDir, "domain.json"), JSON.stringify(record, null, 2) + "\n");
+    const pooled = await handToPooled(
+      config,
+      configPath,
+      sandbox,
+      (taken) => writeRecord(recordOf(taken.pid, taken.slot)),
+    );
+    let spawned: SpawnedVmm;
+    let record: RuntimeRecord;
+    if (pooled !== undefined) {
+      spawned = { pid: pooled.launcherPid, status: pooled.status };
+      record = recordOf(pooled.pid, pooled.slot);
+    } else {
+      spawned = spawnVmm(configPath, config.logFile, sandbox);
+      // In its own PID namespace the VMM is the launcher's child, not the spawned process.
+      record = recordOf(sandbox.pidNamespace ? await childPid(spawned.pid) : spawned.pid);
+      // Replaces the record of a pooled VMM whose hand-over failed.
+      await writeRecord(record);
+    }
+    const run = new VmmRun(config.name, runDir, record, spawned.status, config.logFile);
     try {
       await run.#waitReady(timeoutMs, config.logFile);
       sandbox.started();
@@ -270,6 +284,7 @@ async function handToPooled(
   config: VmmConfig,
   configPath: string,
   sandbox: Awaited<ReturnType<typeof prepareVmmSandbox>>,
+  beforeHand: (pooled: PooledVmm) => Promise<void>,
 ): Promise<PooledVmm | undefined> {
   // Restores start their own (they could take one the same way). A migration's receiver
   // takes one: its start is then out of the migration's total time, as QEMU's -incoming.
@@ -279,6 +294,7 @@ async function handToPooled(
   const pooled = takePooledVmm();
   if (pooled === undefined) return undefined;
   try {
+    await beforeHand(pooled);
     await pooled.hand({ ...sandbox.grants, configPath });
   } catch (error) {
     await appendLog(config.logFile, [
@@ -292,6 +308,21 @@ async function handToPooled(
   }
   await appendLog(config.logFile, [`VMM pid ${pooled.pid} taken from the pool`]);
   return pooled;
+}
+
+/**
+ * Appends the last lines of a pooled VMM's `<slot>/pool.log` (what it wrote before it
+ * redirected its output to the domain's log: an order it could not follow, such as an
+ * unreadable config) to the domain's log, before the slot goes.
+ */
+export async function keepPoolLog(slot: string, logFile: string): Promise<void> {
+  const poolLog = join(slot, "pool.log");
+  const tail = await logTail(poolLog, 20, "");
+  if (tail === "") return;
+  await appendLog(logFile, [
+    `the pooled VMM's output before it had this log (${poolLog}):`,
+    ...tail.split("\n"),
+  ]);
 }
 
 /** Appends daemon remarks to a domain's log, one line each, as the VMM's lines look. */
