@@ -69,7 +69,7 @@ export function describeStats(stats: DomainStats): string {
     ["State", stats.state],
     ...stats.vcpus.map((vcpu): [string, string] => [
       `vCPU ${vcpu.index} time`,
-      formatSeconds(vcpu.cpuTimeNs / 1e9),
+      vcpu.cpuTimeNs === undefined ? "not known (off-thread)" : formatSeconds(vcpu.cpuTimeNs / 1e9),
     ]),
     ["Guest memory", formatSize(memory.guestBytes)],
     ["Available", formatSize(memory.availableBytes)],

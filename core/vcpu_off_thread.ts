@@ -10,6 +10,11 @@
  * through a Promise, and the exit waits for the thread's event loop. Device accesses are
  * served in place (this is the main thread, where the buses live), so no mailbox.
  *
+ * CPU time: no thread is this vCPU's own (a KVM_RUN takes whichever pool thread is free,
+ * and that thread runs other vCPUs' KVM_RUNs and other blocking work too), so its CPU
+ * time is not known and `ownThread` is false: a pool thread's time is not passed off as
+ * the vCPU's.
+ *
  * Kicks: a pool thread's id is not known in advance, so `pause()`/`stop()` set
  * immediate_exit (a KVM_RUN not yet entered returns at once) and signal the threads /proc
  * shows blocked in KVM_RUN on this vCPU's fd or running on a CPU (a vCPU in guest code
@@ -23,9 +28,9 @@
 
 import { kvmRun, kvmRunOffThread } from "../ffi/kvm/vcpu_run.ts";
 import { KVM } from "../ffi/kvm/ioctls.ts";
-import { KVM_EXIT, RUN } from "../ffi/kvm/run.ts";
+import { KVM_EXIT, kvmExitName, RUN } from "../ffi/kvm/run.ts";
 import { SIGUSR2 } from "../ffi/libc_symbols.ts";
-import { signalThread, threadsInIoctl, threadsMaybeInIoctl } from "../ffi/thread.ts";
+import { signalThread, threadsMaybeInIoctl } from "../ffi/thread.ts";
 import { decodeExit } from "./vcpu_exit.ts";
 import { type ExitContext, handleExit } from "./exit_handler.ts";
 import { faultReport } from "./fault_report.ts";
@@ -41,7 +46,12 @@ export interface VcpuRunner {
   readonly vcpu: Vcpu;
   /** Settles when the vCPU has left its run loop: with a reason if the VM must end. */
   readonly done: Promise<VmEndReason | undefined>;
-  /** A Linux thread id that runs the vCPU (0 when none is known), for /proc CPU times. */
+  /**
+   * Whether a thread runs this vCPU and nothing else (a Worker's), so that its CPU time
+   * is the vCPU's. False for an off-thread vCPU: its CPU time is not known.
+   */
+  readonly ownThread: boolean;
+  /** The Linux thread id of the vCPU's own thread, for /proc CPU times; 0 when none (yet). */
   readonly tid: number;
   /** Exits handled so far. */
   readonly exits: number;
@@ -63,6 +73,19 @@ const MAX_UNEXPLAINED_FAILURES = 100;
 /** A kick can land just before the vCPU blocks again: re-kick after this long. */
 const REKICK_MS = 20;
 
+/**
+ * The error of a vCPU whose KVM_RUN failed `count` times in a row: what KVM left in
+ * exit_reason on the last failure (KVM_EXIT_MEMORY_FAULT with EFAULT, say) is all there
+ * is to go on, since errno stayed on the pool thread.
+ */
+export function unexplainedFailures(count: number, exitReason: number): string {
+  const reason = exitReason === NO_EXIT_REASON
+    ? "KVM left no exit reason"
+    : `exit reason ${kvmExitName(exitReason)}`;
+  return `ioctl(KVM_RUN) failed ${count} times in a row, the last with ${reason} ` +
+    "(off-thread: the error number is not known)";
+}
+
 /** One vCPU run by off-thread KVM_RUN calls from the thread that created it. */
 export class OffThreadVcpu implements VcpuRunner {
   readonly vcpu: Vcpu;
@@ -70,7 +93,6 @@ export class OffThreadVcpu implements VcpuRunner {
   #request: Request = "run";
   #state: VcpuRunner["state"] = "starting";
   #exits = 0;
-  #lastTid = 0;
   /** Wakes whoever waits for the next change of request or state. */
   #changed: Array<() => void> = [];
 
@@ -106,9 +128,13 @@ export class OffThreadVcpu implements VcpuRunner {
     })).finally(() => this.#setState("stopped"));
   }
 
+  get ownThread(): false {
+    return false;
+  }
+
+  /** Always 0: the vCPU has no thread of its own (see the module doc). */
   get tid(): number {
-    this.#lastTid = threadsInIoctl(this.vcpu.fd, KVM.RUN)[0] ?? this.#lastTid;
-    return this.#lastTid;
+    return 0;
   }
 
   get exits(): number {
@@ -140,6 +166,7 @@ export class OffThreadVcpu implements VcpuRunner {
     const view = new DataView(run.buffer, run.byteOffset, run.byteLength);
     this.#setState("running");
     let unexplained = 0;
+    let lastReason = NO_EXIT_REASON;
     for (;;) {
       if (this.#request === "stop") return undefined;
       if (this.#request === "pause") {
@@ -157,12 +184,12 @@ export class OffThreadVcpu implements VcpuRunner {
           continue;
         }
         // EINTR from a signal that was not ours, or EAGAIN: retried, up to a point.
+        lastReason = view.getUint32(RUN.EXIT_REASON, true);
         if (++unexplained < MAX_UNEXPLAINED_FAILURES) continue;
         return {
           kind: "vcpuError",
           vcpu: this.vcpu.id,
-          message: `ioctl(KVM_RUN) failed ${unexplained} times in a row (off-thread: the ` +
-            "error number is not known)",
+          message: unexplainedFailures(unexplained, lastReason),
         };
       }
       unexplained = 0;

@@ -4,13 +4,13 @@ import { kvmTest } from "../tests/kvm_support.ts";
 import { Bus } from "./bus.ts";
 import { Kvm } from "./kvm.ts";
 import { GuestRam } from "./memory.ts";
-import { OffThreadVcpu } from "./vcpu_off_thread.ts";
+import { OffThreadVcpu, unexplainedFailures } from "./vcpu_off_thread.ts";
 import type { Vcpu } from "./vcpu.ts";
 import type { Vm } from "./vm.ts";
 import type { VmEndReason } from "./vm_end.ts";
 import type { LocalPortBusFactory } from "./vcpu_worker.ts";
 import { enterRealModeAt } from "./testing/real_mode.ts";
-import { isIoctlLine } from "../ffi/thread.ts";
+import { isIoctlLine, threadsInIoctl } from "../ffi/thread.ts";
 import { KVM } from "../ffi/kvm/ioctls.ts";
 
 const CODE = 0x1000;
@@ -114,11 +114,15 @@ kvmTest(
     try {
       // The pool thread blocked in KVM_RUN on this vCPU's fd is found through /proc.
       const deadline = Date.now() + 10_000;
-      while (runner.tid === 0 || writes.length === 0) {
+      let pool: number[] = [];
+      while ((pool = threadsInIoctl(vcpu.fd, KVM.RUN)).length === 0 || writes.length === 0) {
         assert.ok(Date.now() < deadline, "the vCPU never blocked in KVM_RUN");
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
-      assert.notEqual(runner.tid, Deno.pid, "KVM_RUN runs off the calling thread");
+      assert.notEqual(pool[0], Deno.pid, "KVM_RUN runs off the calling thread");
+      // That pool thread is not the vCPU's own: its CPU time is not passed off as the vCPU's.
+      assert.equal(runner.ownThread, false);
+      assert.equal(runner.tid, 0);
       await within(5_000, "pause of a halted vCPU", runner.pause());
       assert.equal(runner.state, "paused");
       // Paused: this thread may use the vCPU's fd (the loop does not touch it now).
@@ -172,4 +176,11 @@ Deno.test("isIoctlLine() matches a thread blocked in ioctl(fd, request) and noth
   assert.equal(isIoctlLine("running\n", 0x1b, run), false);
   assert.equal(isIoctlLine("-1 0x7f00 0x7f01\n", 0x1b, run), false);
   assert.equal(isIoctlLine("16 zz 0xae80", 0x1b, run), false);
+});
+
+Deno.test("unexplainedFailures() names the exit reason KVM left on the last failed KVM_RUN", () => {
+  assert.match(unexplainedFailures(100, 39), /100 times .*KVM_EXIT_MEMORY_FAULT \(39\)/);
+  assert.match(unexplainedFailures(100, 17), /KVM_EXIT_INTERNAL_ERROR \(17\)/);
+  assert.match(unexplainedFailures(100, 1234), /exit_reason 1234/);
+  assert.match(unexplainedFailures(100, 0xffff_ffff), /KVM left no exit reason/);
 });

@@ -82,6 +82,11 @@ export class VcpuThread {
     return this.#done;
   }
 
+  /** The Worker runs this vCPU alone: its thread's CPU time is the vCPU's. */
+  get ownThread(): true {
+    return true;
+  }
+
   /** The Linux thread id of the vCPU's thread (0 until it started), for /proc CPU times. */
   get tid(): number {
     return Atomics.load(this.#channel.slots, SLOT.TID);

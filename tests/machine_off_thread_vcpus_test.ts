@@ -71,6 +71,11 @@ kvmTest(
       }
       assert.ok(beat.counts.every((c) => c > 0), `every AP counted: ${JSON.stringify(beat)}`);
       assert.ok(machine.vcpuStats.every((v) => v.state === "running"));
+      // Only vCPU 0 (its Worker) has a thread of its own, whose CPU time is the vCPU's;
+      // the APs share pool threads, so none is named as theirs.
+      const [bsp, ...aps] = machine.vcpuStats;
+      assert.ok(bsp.ownThread && bsp.tid > 0, JSON.stringify(bsp));
+      assert.ok(aps.every((v) => !v.ownThread && v.tid === 0), JSON.stringify(aps));
 
       await machine.pause();
       const saved = await saveMachine(machine, config(), kvm, { stateFile });

@@ -12,8 +12,12 @@ import type { DomainState } from "../common/enums.ts";
 /** One vCPU's CPU time. */
 export interface VcpuStats {
   index: number;
-  /** User plus system CPU time of the vCPU thread, nanoseconds. */
-  cpuTimeNs: number;
+  /**
+   * User plus system CPU time of the vCPU's thread, nanoseconds, over every boot of the
+   * VMM. Absent when not known: a vCPU run off-thread (every vCPU after the first,
+   * unless DENOVISOR_VCPU_WORKERS=all) has no thread of its own (vmm/vcpu_cpu_time.ts).
+   */
+  cpuTimeNs?: number;
 }
 
 /** One disk's counters since the machine was built. */

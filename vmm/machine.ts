@@ -5,6 +5,7 @@
  * @module
  */
 
+import { DenovisorError } from "../common/errors.ts";
 import type { Bus } from "../core/bus.ts";
 import type { EventLoop } from "../core/event_loop.ts";
 import { installKickSignalHandler } from "../core/kick_signal.ts";
@@ -25,6 +26,38 @@ import { localPortBus } from "./local_ports.ts";
 /** The vCPU Workers' entry module (scripts/compile.sh includes it in the executable). */
 export { VCPU_WORKER_URL };
 
+/**
+ * How long `pause()` waits for every vCPU to leave the guest. A kick takes milliseconds;
+ * a vCPU still in KVM_RUN after this was never reached by one (see ffi/thread.ts).
+ */
+export const PAUSE_TIMEOUT_MS = 15_000;
+
+/**
+ * Pauses every runner, or, when one has not left the guest within `timeoutMs`, lets them
+ * all run again and throws a `timeout` error naming the vCPUs that did not answer: the
+ * VM goes on running instead of a pause (a save, a stop) waiting for ever.
+ */
+export async function pauseAll(
+  runners: readonly VcpuRunner[],
+  timeoutMs: number = PAUSE_TIMEOUT_MS,
+): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const paused = Promise.all(runners.map((r) => r.pause()));
+  const timedOut = await Promise.race([
+    paused.then(() => false),
+    new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), timeoutMs)),
+  ]).finally(() => clearTimeout(timer));
+  if (!timedOut) return;
+  const stuck = runners.filter((r) => r.state !== "paused" && r.state !== "stopped");
+  runners.forEach((r) => r.resume());
+  throw new DenovisorError(
+    "timeout",
+    `Cannot pause the VM: vCPU ${stuck.map((r) => r.vcpu.id).join(", ")} did not leave ` +
+      `KVM_RUN within ${timeoutMs / 1000} s (the kick signal did not reach its thread; see ` +
+      "the VMM log); the VM goes on running",
+  );
+}
+
 /** The pieces the builder assembles. */
 export interface MachineParts {
   vm: Vm;
@@ -35,6 +68,17 @@ export interface MachineParts {
   loop: EventLoop;
   devices: DeviceManager;
   end: VmEndSignal;
+}
+
+/** One vCPU as `Machine.vcpuStats` shows it. */
+export interface VcpuRunStats {
+  id: number;
+  state: string;
+  exits: number;
+  /** Whether a thread runs this vCPU alone (a Worker): false for an off-thread vCPU. */
+  ownThread: boolean;
+  /** That thread's Linux id; 0 when there is none, or not yet. */
+  tid: number;
 }
 
 /** A built VM. `start()` runs it; `ended` settles with the reason it stopped. */
@@ -145,9 +189,12 @@ export class Machine {
     this.#end.end({ kind: "stopped", source });
   }
 
-  /** Pauses every vCPU; resolves once none runs guest code. */
+  /**
+   * Pauses every vCPU; resolves once none runs guest code. Throws a `timeout` error (and
+   * the vCPUs run on) if one does not leave the guest within `PAUSE_TIMEOUT_MS`.
+   */
   async pause(): Promise<void> {
-    await Promise.all(this.#threads.map((t) => t.pause()));
+    await pauseAll(this.#threads);
   }
 
   resume(): void {
@@ -160,12 +207,16 @@ export class Machine {
     this.#threads.forEach((t) => t.resume());
   }
 
-  /** vCPU run state and exit counts, per vCPU. */
-  get vcpuStats(): Array<{ id: number; state: string; exits: number; tid: number }> {
+  /**
+   * vCPU run state and exit counts, per vCPU, and the thread of its own, if it has one
+   * (`ownThread`; `tid` 0 until it is known), whose CPU time is the vCPU's.
+   */
+  get vcpuStats(): VcpuRunStats[] {
     return this.#threads.map((t) => ({
       id: t.vcpu.id,
       state: t.state,
       exits: t.exits,
+      ownThread: t.ownThread,
       tid: t.tid,
     }));
   }

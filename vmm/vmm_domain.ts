@@ -18,6 +18,7 @@ import { ApiError } from "../common/http/mod.ts";
 import type { ConsoleHub } from "./console_hub.ts";
 import { DeviceCounters } from "./device_counters.ts";
 import { residentBytes, threadCpuTimeNs } from "./proc_stats.ts";
+import { VcpuCpuTimes } from "./vcpu_cpu_time.ts";
 import { saveMachine } from "./snapshot/save_machine.ts";
 import { migrateIn, migrateOut, type MigrateSendRequest } from "./migration/vmm_endpoint.ts";
 import { MigrationOutcomeUnknownError, type MigrationResult } from "./migration/sender.ts";
@@ -49,7 +50,7 @@ export class VmmDomain {
   #hostStop: HostStop | undefined;
   #destroySource: string | undefined;
   #ended = false;
-  #cpuCarryNs: number[];
+  readonly #cpuTimes: VcpuCpuTimes;
   /** Control requests run one at a time (a pause must not race a reboot). */
   #queue: Promise<unknown> = Promise.resolve();
   #bootWaiters: Array<() => void> = [];
@@ -68,7 +69,7 @@ export class VmmDomain {
     this.#boot = options.boot;
     this.#hub = options.hub;
     this.#counters = new DeviceCounters(options.config);
-    this.#cpuCarryNs = new Array(options.config.vcpus).fill(0);
+    this.#cpuTimes = new VcpuCpuTimes(options.config.vcpus, threadCpuTimeNs);
   }
 
   /**
@@ -150,7 +151,7 @@ export class VmmDomain {
     // A destroy (or SIGTERM) during a save: let the save finish reading guest RAM first.
     await this.#saving?.catch(() => {});
     // Read the vCPU threads' CPU time before they exit with the machine.
-    this.#cpuCarryNs = this.#cpuTimes();
+    this.#cpuTimes.machineEnded(machine.vcpuStats);
     this.#hub.setInput(() => {});
     await machine.close();
     this.#counters.detach();
@@ -409,7 +410,9 @@ export class VmmDomain {
     return {
       name: this.#config.name,
       state: this.status().state,
-      vcpus: this.#cpuTimes().map((cpuTimeNs, index) => ({ index, cpuTimeNs })),
+      vcpus: this.#cpuTimes.read(this.#machine?.vcpuStats ?? []).map((cpuTimeNs, index) =>
+        cpuTimeNs === undefined ? { index } : { index, cpuTimeNs }
+      ),
       memory: {
         guestBytes: this.#config.memoryBytes,
         availableBytes: this.#config.memoryBytes - balloonBytes,
@@ -419,15 +422,6 @@ export class VmmDomain {
       disks: this.#counters.disks(),
       nics: this.#counters.nics(),
     };
-  }
-
-  /** CPU time per vCPU over every machine of this process. */
-  #cpuTimes(): number[] {
-    const live = this.#machine?.vcpuStats ?? [];
-    return this.#cpuCarryNs.map((carry, index) => {
-      const tid = live.find((v) => v.id === index)?.tid ?? 0;
-      return carry + (threadCpuTimeNs(tid) ?? 0);
-    });
   }
 
   #requireMachine(what: string) {

@@ -58,7 +58,14 @@ export const KVM_EXIT = {
   INTERNAL_ERROR: 17,
   SYSTEM_EVENT: 24,
   IOAPIC_EOI: 26,
+  MEMORY_FAULT: 39,
 } as const;
+
+/** "KVM_EXIT_MEMORY_FAULT (39)" for an exit_reason value; unknown values by number only. */
+export function kvmExitName(reason: number): string {
+  const name = Object.entries(KVM_EXIT).find(([, value]) => value === reason)?.[0];
+  return name === undefined ? `exit_reason ${reason}` : `KVM_EXIT_${name} (${reason})`;
+}
 
 /** kvm_run.io.direction */
 export const KVM_EXIT_IO_IN = 0;

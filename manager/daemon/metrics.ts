@@ -88,7 +88,8 @@ function addDomainFamilies(domains: DomainMetrics[], family: FamilyMaker): void 
   const vcpuTime = family(
     "domain_vcpu_seconds_total",
     "counter",
-    "CPU time of each vCPU thread (user and system) since the VMM started",
+    "CPU time of each vCPU's own thread (user and system) since the VMM started; absent " +
+      "for a vCPU run off-thread (each after the first), whose CPU time is not known",
   );
   const vmmTime = family(
     "domain_vmm_cpu_seconds_total",
@@ -138,6 +139,7 @@ function addDomainFamilies(domains: DomainMetrics[], family: FamilyMaker): void 
     const stats = domain.stats;
     if (!stats) continue;
     for (const vcpu of stats.vcpus) {
+      if (vcpu.cpuTimeNs === undefined) continue; // not known: no series rather than a guess
       vcpuTime.add({ ...name, vcpu: String(vcpu.index) }, vcpu.cpuTimeNs / 1e9);
     }
     guest.add(name, stats.memory.guestBytes);
