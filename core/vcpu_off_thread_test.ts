@@ -148,6 +148,26 @@ kvmTest(
   },
 );
 
+kvmTest(
+  "a halted off-thread vCPU is paused and stopped when Deno may not read /proc (kicks found through libc, said once)",
+  async () => {
+    // Without --allow-read, Deno.readDirSync("/proc/self/task") throws NotCapable: the
+    // pool thread in KVM_RUN must still be found and signalled, or the pause hangs.
+    const device = Deno.env.get("DENOVISOR_KVM_DEVICE") || "/dev/kvm";
+    const program = new URL("./testing/pause_halted_off_thread.ts", import.meta.url).pathname;
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "--allow-ffi", "--allow-env", `--allow-read=${device}`, program],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const out = new TextDecoder().decode(stdout);
+    const err = new TextDecoder().decode(stderr);
+    assert.equal(code, 0, `${out}\n${err}`);
+    assert.match(out, /paused and stopped/);
+    assert.equal(err.match(/Cannot list this process's threads/g)?.length, 1, err);
+  },
+);
+
 kvmTest("an off-thread vCPU spinning in guest code is paused and stopped", async () => {
   using kvm = Kvm.open();
   using vm = kvm.createVm();
