@@ -102,7 +102,8 @@ export function parseRunStateOptions(
 
 /**
  * The machine config recorded in a state file, and the boot image a reboot needs (read
- * only when the VM restarts on reboot: a restore itself loads no kernel).
+ * only when the VM restarts on reboot: a restore itself loads no kernel). A firmware
+ * boot's image is always read: the restored machine maps it as its ROM.
  */
 export async function restoredMachine(
   stateFile: string,
@@ -115,7 +116,7 @@ export async function restoredMachine(
   } finally {
     file.close();
   }
-  const boot = restartOnReboot
+  const boot = restartOnReboot || config.boot.kind === "firmware"
     ? await loadBootImage(config.boot)
     : { kernel: new Uint8Array(0), cmdline: "" };
   return { config, boot };

@@ -2,15 +2,14 @@
  * Firmware boot through the daemon: a domain whose definition says
  * `"boot": {"firmware": "seabios", "order": [...]}`, with a SATA disk and a CD-ROM, is
  * defined and started with the real `denovisor define` and `denovisor start`, and SeaBIOS
- * boots the test boot sector (tests/firmware_support.ts) in its VMM. Saving one, or
- * snapshotting it with its memory, is refused with a message that says why (its chipset
- * is not part of the machine state), and the domain boots on untouched.
+ * boots the test boot sector (tests/firmware_support.ts) in its VMM. One saved in the
+ * middle of SeaBIOS's POST and restored boots on to the boot sector, and so do one
+ * reverted to a snapshot with memory taken there and a clone of that snapshot.
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { SnapshotInfo } from "../manager/api_types.ts";
-import { ApiClientError } from "../common/http/client.ts";
+import type { DomainInfo, SaveResult, SnapshotInfo } from "../manager/api_types.ts";
 import { denovisor } from "./cli_support.ts";
 import { TestDaemon } from "./daemon_support.ts";
 import { SECTOR_ONE, withImages } from "./firmware_support.ts";
@@ -56,9 +55,44 @@ kvmTest("daemon: a domain with boot.firmware boots its SATA disk through SeaBIOS
   });
 }, 2 * BOOT_TIMEOUT_MS);
 
+/** The line a restored VMM logs first. */
+const RESTORED = "denovisor vmm: restored from";
+
+/** The domain's log (its VMM's output, across restores). */
+async function log(daemon: TestDaemon, name: string): Promise<string> {
+  return await (await daemon.client.request("GET", `/v1/domains/${name}/logs?lines=10000`))
+    .text();
+}
+
+/** How many times the domain's VMM was restored so far (a snapshot's resume is one too). */
+async function restoreCount(daemon: TestDaemon, name: string): Promise<number> {
+  return (await log(daemon, name)).split(RESTORED).length - 1;
+}
+
+/** Waits until every one of `patterns` is in the log after its `restores`-th restore line. */
+async function waitAfterRestore(
+  daemon: TestDaemon,
+  name: string,
+  restores: number,
+  patterns: RegExp[],
+): Promise<string> {
+  const deadline = Date.now() + BOOT_TIMEOUT_MS;
+  let text = "";
+  while (Date.now() < deadline) {
+    text = await log(daemon, name);
+    const parts = text.split(RESTORED);
+    if (parts.length - 1 >= restores && patterns.every((p) => p.test(parts[restores]))) {
+      return parts[restores];
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`${patterns.join(", ")} did not follow restore ${restores} of ${name}:\n${text}`);
+}
+
 kvmTest(
-  "daemon: save and snapshot of a firmware-booted domain are refused clearly (409), " +
-    "nothing is left behind and the domain goes on",
+  "daemon: a firmware-booted domain saved while SeaBIOS boots, and again in its boot sector, " +
+    "is restored and boots on (chipset, PAM, RTC, AHCI and fw_cfg carried); a snapshot with memory " +
+    "of it is taken, reverted to and cloned",
   async () => {
     await withImages(async ({ disk }) => {
       const daemon = await TestDaemon.start();
@@ -71,26 +105,68 @@ kvmTest(
           // Read-only: a snapshot needs pool volumes only for the disks it must capture.
           disks: [{ path: disk, format: "raw", bus: "sata", readOnly: true }],
         });
-        const refused = async (call: Promise<unknown>) => {
-          const error = await call.then(() => undefined, (e) => e);
-          assert.ok(error instanceof ApiClientError, `refused: ${error}`);
-          assert.equal(error.status, 409, error.message);
-          assert.match(error.message, /Cannot save a firmware-booted machine/);
-          assert.match(error.message, /save machines booted from a kernel/);
-        };
+        // Early in SeaBIOS's POST: nothing of the boot sector has run yet.
+        const early = await daemon.waitForLog("fw", "SeaBIOS (version", BOOT_TIMEOUT_MS);
+        assert.doesNotMatch(early, /boot sector:/);
+        const snapshot = await api.post<SnapshotInfo>("/v1/domains/fw/snapshots", { name: "s1" });
+        assert.equal(snapshot.memory, true);
+
         const file = join(daemon.dir, "fw.state");
-        await refused(api.post("/v1/domains/fw/save", { file }));
-        await refused(api.post("/v1/domains/fw/snapshots", { name: "s1" }));
-        for (const path of [file, `${file}.mem`]) {
-          assert.equal(await Deno.stat(path).then(() => true, () => false), false, path);
-        }
-        assert.deepEqual(await api.get<SnapshotInfo[]>("/v1/domains/fw/snapshots"), []);
-        // The firmware goes on to the boot sector (the refusals left it running).
-        await daemon.waitForLog("fw", SECTOR_ONE, BOOT_TIMEOUT_MS);
+        const saved = await api.post<SaveResult>("/v1/domains/fw/save", { file });
+        assert.equal(saved.kept, false);
+        assert.equal((await daemon.info("fw")).state, "shutoff");
+        const before = await log(daemon, "fw");
+        assert.doesNotMatch(before, /boot sector:/, "saved before the boot sector ran");
+        const restores = await restoreCount(daemon, "fw");
+        const restored = await api.post<DomainInfo>("/v1/restore", { file });
+        assert.equal(restored.state, "running");
+        // SeaBIOS goes on after the restore: it finds the AHCI disk, locks the F segment
+        // through PAM and hands over to the boot sector.
+        const handedOver = await waitAfterRestore(daemon, "fw", restores + 1, [
+          /Booting from Hard Disk/,
+        ]);
+        assert.doesNotMatch(handedOver, /SeaBIOS \(version/, "the restore did not boot anew");
+        // Saved again as the boot sector starts (it waits 200 ms twice, with int 15h AH=86h on
+        // the RTC): PAM is locked by now, so the restore must map the F segment read-only
+        // again for the boot sector's write test, which comes after its first wait.
+        const second = join(daemon.dir, "fw2.state");
+        await api.post<SaveResult>("/v1/domains/fw/save", { file: second });
+        assert.equal(
+          (await api.post<DomainInfo>("/v1/restore", { file: second })).state,
+          "running",
+        );
+        await waitAfterRestore(daemon, "fw", restores + 2, [new RegExp(SECTOR_ONE)]);
+        const ended = await daemon.waitFor("fw", (info) => info.state === "shutoff", 30_000);
+        assert.match(ended.lastEnd ?? "", /status 7/);
+        const boot = (await log(daemon, "fw")).split(RESTORED).slice(restores + 1).join("");
+        assert.match(boot, /boot sector: hello on COM1/);
+        assert.match(boot, /F segment: read-only/);
+        assert.doesNotMatch(boot, /F segment: writable/);
+
+        // Back to the snapshot taken in POST: the boot goes on from there once more.
+        const reverted = await api.post<DomainInfo>("/v1/domains/fw/snapshots/s1/revert", {});
+        assert.equal(reverted.state, "running");
+        await waitAfterRestore(daemon, "fw", restores + 3, [
+          new RegExp(SECTOR_ONE),
+          /F segment: read-only/,
+        ]);
+        const again = await daemon.waitFor("fw", (info) => info.state === "shutoff", 60_000);
+        assert.match(again.lastEnd ?? "", /status 7/);
+
+        // A clone of that snapshot (its read-only SATA disk shared) boots on from there too.
+        const [clone] = await api.post<DomainInfo[]>("/v1/domains/fw/clone", {
+          name: "fw-clone",
+          snapshot: "s1",
+          start: true,
+        });
+        assert.equal(clone.name, "fw-clone");
+        await waitAfterRestore(daemon, "fw-clone", 1, [new RegExp(SECTOR_ONE)]);
+        const cloned = await daemon.waitFor("fw-clone", (i) => i.state === "shutoff", 60_000);
+        assert.match(cloned.lastEnd ?? "", /status 7/);
       } finally {
         await daemon.cleanup();
       }
     });
   },
-  2 * BOOT_TIMEOUT_MS,
+  3 * BOOT_TIMEOUT_MS,
 );

@@ -77,3 +77,77 @@ firmwareTest("--boot-order cdrom,disk boots the CD although the disk is bootable
     assert.match(diskFirst.stdout, new RegExp(SECTOR_ONE));
   });
 });
+
+/** Starts `denovisor run ARGS`; `until(pattern)` reads its stdout until `pattern` is in it. */
+function spawnRun(args: string[]) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", new URL("../main.ts", import.meta.url).pathname, "run", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const watchdog = setTimeout(() => child.kill("SIGKILL"), TIMEOUT_MS); // a hang fails
+  const reader = child.stdout.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  return {
+    child,
+    get text() {
+      return text;
+    },
+    async until(pattern: RegExp): Promise<void> {
+      while (!pattern.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`output ended before ${pattern}:\n${text}`);
+        text += decoder.decode(value, { stream: true });
+      }
+    },
+    /** Reads to the end; the exit code and stderr. */
+    async finish(): Promise<{ code: number; stderr: string }> {
+      const rest = (async () => {
+        for (let r = await reader.read(); !r.done; r = await reader.read()) {
+          text += decoder.decode(r.value, { stream: true });
+        }
+      })();
+      const [{ code }, stderr] = await Promise.all([
+        child.status,
+        new Response(child.stderr).text(),
+        rest,
+      ]);
+      clearTimeout(watchdog);
+      return { code, stderr };
+    },
+  };
+}
+
+firmwareTest(
+  "run --firmware --save-on-signal saves SeaBIOS mid-POST; run --restore boots on to the boot sector",
+  async () => {
+    await withImages(async ({ disk }) => {
+      const state = `${disk}.state`;
+      const first = spawnRun([
+        "--firmware",
+        "--disk",
+        `${disk},format=raw,bus=sata`,
+        "--console",
+        "stdio",
+        "--save-on-signal",
+        state,
+      ]);
+      await first.until(/SeaBIOS \(version/);
+      first.child.kill("SIGTERM");
+      const saved = await first.finish();
+      assert.equal(saved.code, 0, saved.stderr);
+      assert.match(saved.stderr, /saved to /);
+      assert.doesNotMatch(first.text, /boot sector:/, "saved before the boot sector ran");
+
+      const second = spawnRun(["--restore", state, "--console", "stdio"]);
+      const restored = await second.finish();
+      assert.equal(restored.code, 7, second.text + restored.stderr);
+      assert.doesNotMatch(second.text, /SeaBIOS \(version/, "no second boot");
+      assert.match(second.text, /boot sector: hello on COM1/);
+      assert.match(second.text, /F segment: read-only/);
+      assert.match(second.text, new RegExp(SECTOR_ONE), "int 13h read through the restored AHCI");
+    });
+  },
+);

@@ -243,8 +243,11 @@ function constructMachine(
       ram = GuestRam.allocate(vm, regions, ramMappings);
       const bios = context.boot.firmware;
       if (bios) {
-        // The ROM below 4 GiB and its tail in RAM at 0xE0000; PAM then splits that RAM.
-        rom = mapFirmware(vm, ram.memory, bios.image, bios.path);
+        // The ROM below 4 GiB and its tail in RAM at 0xE0000; PAM then splits that RAM. A
+        // restore's RAM holds the saved shadow copy, and its PAM is the state's.
+        rom = mapFirmware(vm, ram.memory, bios.image, bios.path, {
+          copyToRam: ramMappings === undefined,
+        });
         const shadow = new BiosShadow(vm, {
           slot: 0,
           ram: ram.ranges[0],
@@ -292,6 +295,7 @@ function constructMachine(
           rom?.unmap();
         },
         powerButton: chipset && (() => chipset.pressPowerButton()),
+        firmware: platform,
       });
       if (acpi) acpi.attach(pio);
       if (platform && bios) {

@@ -10,6 +10,7 @@
  */
 
 import type { ConsoleOutput } from "../devices/console/console.ts";
+import type { FirmwarePlatform } from "../devices/firmware/firmware_platform.ts";
 import { I8042 } from "../devices/legacy/i8042.ts";
 import { CmosRtc } from "../devices/legacy/rtc.ts";
 import { Serial16550 } from "../devices/legacy/serial.ts";
@@ -75,12 +76,16 @@ export interface DeviceManagerOptions {
   onClose?: () => void;
   /** Presses the ACPI power button; false when the guest does not listen for it. */
   powerButton?: () => boolean;
+  /** Firmware boot: the chipset, AHCI and fw_cfg the builder added (for the machine state). */
+  firmware?: FirmwarePlatform;
 }
 
 /** Every device of one machine, wired, by id; `close()` undoes it all. */
 export class DeviceManager {
   /** Kernel command-line fragments announcing the virtio-mmio devices. */
   readonly cmdline: string[] = [];
+  /** Firmware boot: the PC platform beside the planned devices (the builder closes it). */
+  readonly firmware: FirmwarePlatform | undefined;
   readonly #vm: Vm;
   readonly #loop: EventLoop;
   readonly #devices = new Map<string, ManagedDevice>();
@@ -104,6 +109,7 @@ export class DeviceManager {
     this.#notify = new NotifyWiring(vm, loop);
     this.#onClose = options.onClose;
     this.#powerButton = options.powerButton;
+    this.firmware = options.firmware;
     const legacy = new Map(options.plan.legacy.map((plan) => [plan.kind, plan]));
     const plannedLegacy = (kind: LegacyDevicePlan["kind"]) => {
       const plan = legacy.get(kind);

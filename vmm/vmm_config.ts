@@ -39,7 +39,7 @@
  * machine runs again if `resume` is true (a checkpoint), else it stays paused (the
  * daemon then destroys it: `xl save`). A failed save (ENOSPC...) leaves neither file and
  * the machine as it was, running or paused; its error is coded (400 invalid request, 409
- * conflict: no machine, a firmware-booted one, 500/503 an I/O failure). Formats:
+ * conflict: no machine, 500/503 an I/O failure). Formats:
  * docs/state-format.md. A save may take long: give it minutes, not seconds.
  *
  * Restore: a config with `restore` (`VmmRestoreConfig`) makes the VMM build its first

@@ -62,12 +62,15 @@ export function legacyCopy(image: Uint8Array): { address: number; bytes: Uint8Ar
 /**
  * Maps `image` at 4 GiB minus its size as a KVM memory slot and copies its tail into RAM
  * below 1 MiB. Returns the host mapping, which the caller unmaps after the VM is closed.
+ * A restore passes `copyToRam: false`: RAM then holds the saved machine's shadow copy,
+ * which the firmware has changed since (its variables, what POST relocated there).
  */
 export function mapFirmware(
   vm: Vm,
   memory: GuestMemory,
   image: Uint8Array,
   path: string,
+  options: { copyToRam?: boolean } = {},
 ): HostMapping {
   checkFirmwareImage(image, path);
   const tail = legacyCopy(image);
@@ -89,6 +92,6 @@ export function mapFirmware(
     mapping.unmap();
     throw error;
   }
-  memory.write(tail.address, tail.bytes);
+  if (options.copyToRam ?? true) memory.write(tail.address, tail.bytes);
   return mapping;
 }

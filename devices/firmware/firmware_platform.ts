@@ -110,6 +110,7 @@ export class FirmwarePlatform implements Persistable<FirmwarePlatformState> {
   readonly isaBridge = new Piix3IsaBridge();
   readonly ahci: AhciController | undefined;
   readonly #options: FirmwarePlatformOptions;
+  #isaSlot: number | undefined;
   #ahciSlot: number | undefined;
 
   constructor(options: FirmwarePlatformOptions) {
@@ -155,6 +156,7 @@ export class FirmwarePlatform implements Persistable<FirmwarePlatformState> {
   /** Puts the ISA bridge, the AHCI controller, fw_cfg and the PM block on the machine. */
   install(options: FirmwareInstallOptions): void {
     const isaSlot = options.pci.add(this.isaBridge);
+    this.#isaSlot = isaSlot;
     if (this.ahci) this.#ahciSlot = options.pci.add(this.ahci);
     const cpus = this.#options.cpus;
     const lowRamEnd = Math.max(
@@ -192,6 +194,15 @@ export class FirmwarePlatform implements Persistable<FirmwarePlatformState> {
     );
     options.pio.insert(FW_CFG_PORT_BASE, FW_CFG_PORT_COUNT, "fw_cfg", this.fwCfg);
     options.pio.insert(ACPI_PM_BASE, PM_BLOCK_SIZE, "acpi-pm", this.pm);
+  }
+
+  /**
+   * The PCI slots `install` gave the ISA bridge and the AHCI controller (absent before,
+   * or without CD-ROMs and SATA disks): their configuration spaces are the PCI bus's, so
+   * a machine's state saves them beside `save()`.
+   */
+  get pciSlots(): { isaBridge?: number; ahci?: number } {
+    return { isaBridge: this.#isaSlot, ahci: this.#ahciSlot };
   }
 
   /**

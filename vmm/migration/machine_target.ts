@@ -34,7 +34,7 @@ import {
   matchSections,
 } from "../snapshot/machine_sections.ts";
 import { checkRamLayout, type HostFacts, hostFacts } from "../snapshot/restore_machine.ts";
-import { checkSaveable } from "../snapshot/save_machine.ts";
+import { checkMigratable } from "../snapshot/save_machine.ts";
 import { parseStateDocument } from "../snapshot/state_document.ts";
 import type { VmmMachineConfig } from "../vmm_config.ts";
 import { checkDiskClaims, configDisks } from "./disk_claims.ts";
@@ -77,7 +77,7 @@ export class MachineMigrationTarget implements MigrationTarget {
   }
 
   async accept(start: StartRequest): Promise<void> {
-    checkSaveable(this.#config);
+    checkMigratable(this.#config);
     const regions = guestRamRegions(this.#config.memoryBytes);
     const same = regions.length === start.ram.length &&
       regions.every((r, i) =>

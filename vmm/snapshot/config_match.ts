@@ -92,7 +92,9 @@ export function parseSavedConfig(value: unknown): VmmMachineConfig {
   };
   let parsed: VmmConfig;
   try {
-    parsed = validateVmmConfig({ ...record, ...placeholders, boot: { kind: "demo" } });
+    // A firmware boot's placeholder keeps its SATA disks and CD-ROMs valid.
+    const boot = kind === "firmware" ? { kind, firmware: "/saved-firmware.bin" } : { kind: "demo" };
+    parsed = validateVmmConfig({ ...record, ...placeholders, boot });
   } catch (error) {
     if (error instanceof VmmConfigError) throw new StateError("document.config", error.message);
     throw error;

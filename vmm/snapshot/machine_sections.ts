@@ -8,19 +8,20 @@
  * Restore checks the whole set first — every expected section present with its kind, none
  * left over, the KVM state valid as a whole (before any ioctl) — and then loads in the
  * order the pieces depend on: the VM's irqchips and clock and the vCPUs (guest RAM already
- * holds the saved contents), the PCI bus and its 0xcf8 latch, the legacy devices, and the
- * virtio transports last (their MSI-X routes need the bus, their queues need RAM). Each
- * device validates its own state and names the failing field by the section's id.
+ * holds the saved contents), the PCI bus and its 0xcf8 latch, the legacy devices, the
+ * virtio transports (their MSI-X routes need the bus, their queues need RAM), and a
+ * firmware boot's platform (`firmware:chipset`) last. Each device validates its own state
+ * and names the failing field by the section's id.
  *
  * @module
  */
 
-import { StateError } from "../../common/persist.ts";
+import { StateError, StateReader } from "../../common/persist.ts";
 import { parseKvmState, restoreKvmState, saveKvmState } from "../../core/kvm_state.ts";
 import type { Vcpu } from "../../core/vcpu.ts";
 import type { VcpuStateParts, VcpuStateSupport } from "../../core/vcpu_state.ts";
 import type { Vm } from "../../core/vm.ts";
-import type { ManagedDevice } from "../device_manager.ts";
+import type { DeviceManager, ManagedDevice } from "../device_manager.ts";
 import { planDevices, type VirtioDevicePlan } from "../device_plan.ts";
 import type { VmmMachineConfig } from "../vmm_config.ts";
 import type { StateSection } from "./state_document.ts";
@@ -129,8 +130,66 @@ export function expectedSections(config: VmmMachineConfig): Array<{ id: string; 
     ...kvmSectionIds(config.vcpus),
     ...plan.legacy.map(({ id, kind }) => ({ id, kind })),
     ...plan.virtio.map((device) => ({ id: device.id, kind: virtioKind(device) })),
+    ...(config.boot.kind === "firmware" ? [{ ...FIRMWARE_SECTION }] : []),
     { ...DISKS_SECTION },
   ];
+}
+
+/**
+ * The section of a firmware boot's PC platform (not a planned device: `:` is in no device
+ * id): the i440FX (its PAM registers, which re-map the BIOS area's KVM slots on restore),
+ * PIIX3, ACPI PM, the reset register, fw_cfg and AHCI, with the PCI configuration spaces
+ * of the ISA bridge and the AHCI controller (the bus saves only its host bridge's).
+ */
+export const FIRMWARE_SECTION = { id: "firmware:chipset", kind: "pc-i440fx" } as const;
+
+/** The firmware platform of `devices` as a piece: none for a machine booted from a kernel. */
+export function firmwarePieces(devices: DeviceManager): StatePiece[] {
+  const platform = devices.firmware;
+  if (platform === undefined) return [];
+  const pci = devices.pciBus;
+  const { isaBridge, ahci } = platform.pciSlots;
+  const slots: Array<[string, number | undefined]> = [["isaBridge", isaBridge], ["ahci", ahci]];
+  const spaces = slots.flatMap(([name, slot]) => {
+    const space = slot === undefined ? undefined : pci.slot(slot);
+    return space === undefined ? [] : [{ name, space }];
+  });
+  return [{
+    ...FIRMWARE_SECTION,
+    save: () => ({
+      version: 1,
+      platform: platform.save(),
+      pci: Object.fromEntries(spaces.map(({ name, space }) => [name, space.save()])),
+    }),
+    restore: (state, path) => {
+      const reader = new StateReader(state, path);
+      reader.version([1]);
+      const pciReader = reader.object("pci");
+      for (const key of Object.keys(reader.raw("pci") as object)) {
+        if (!spaces.some(({ name }) => name === key)) {
+          throw new StateError(pciReader.fieldPath(key), "this machine has no such PCI function");
+        }
+      }
+      // Everything checked before anything changes; the platform restores all or nothing.
+      const apply = spaces.map(({ name, space }) => {
+        if (!pciReader.has(name)) {
+          throw new StateError(pciReader.fieldPath(name), "missing; this machine has one");
+        }
+        return space.prepareRestore(pciReader.raw(name), pciReader.fieldPath(name));
+      });
+      try {
+        platform.restore(reader.raw("platform"));
+      } catch (error) {
+        if (error instanceof StateError) {
+          // The platform's devices name their fields from "state": say whose state it is.
+          const reason = error.message.replace(/^Saved state is invalid: /, "");
+          throw new StateError(reader.fieldPath("platform"), reason);
+        }
+        throw error;
+      }
+      apply.forEach((commit) => commit());
+    },
+  }];
 }
 
 /** Restore order: the PCI bus first, then the legacy devices, the virtio transports last. */

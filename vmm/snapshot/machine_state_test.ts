@@ -17,6 +17,8 @@ import {
 import { checkCpuidCompatible, CpuidMismatchError } from "./cpuid_check.ts";
 import {
   expectedSections,
+  FIRMWARE_SECTION,
+  firmwarePieces,
   kvmStateOf,
   matchSections,
   saveSections,
@@ -24,7 +26,14 @@ import {
 } from "./machine_sections.ts";
 import { checkRamLayout } from "./restore_machine.ts";
 import { parseStateDocument } from "./state_document.ts";
-import { checkSaveable, resolveSaveTarget, SaveError } from "./save_machine.ts";
+import { checkMigratable, resolveSaveTarget, SaveError } from "./save_machine.ts";
+import { Bus } from "../../core/bus.ts";
+import { GuestMemory } from "../../core/guest_memory.ts";
+import { FirmwarePlatform } from "../../devices/firmware/firmware_platform.ts";
+import { PciBus } from "../../devices/pci/pci_bus.ts";
+import { FakeMsiController } from "../../devices/pci/testing/fakes.ts";
+import { MemoryDisk } from "../../devices/storage/ahci/_test_support.ts";
+import type { DeviceManager } from "../device_manager.ts";
 
 const MIB = 1024 * 1024;
 
@@ -244,10 +253,117 @@ Deno.test("resolveSaveTarget() puts the memory file beside the state file, or no
   refused({ stateFile: "/s/a", memoryFile: "/s/a.mem", inline: true }, /inline save/);
 });
 
-Deno.test("checkSaveable() refuses a firmware-booted machine, whose chipset is not saved", () => {
+Deno.test("a firmware boot's platform is a section of its own; only live migration refuses it", () => {
+  const firmware = machine({ boot: { kind: "firmware", firmware: "/bios.bin" } });
+  assert.deepEqual(
+    expectedSections(firmware).filter(({ id }) => id === FIRMWARE_SECTION.id),
+    [{ id: "firmware:chipset", kind: "pc-i440fx" }],
+  );
+  assert.equal(expectedSections(machine()).some(({ id }) => id === FIRMWARE_SECTION.id), false);
+  // A kernel-booted machine's state lacks it: refused before anything is loaded.
+  const sections = expectedSections(machine()).map(({ id, kind }) => ({
+    id,
+    kind,
+    version: 1,
+    state: {},
+  }));
   assert.throws(
-    () => checkSaveable(machine({ boot: { kind: "firmware", firmware: "/bios.bin" } })),
-    (e) => e instanceof SaveError && e.code === "conflict" && /firmware-booted/.test(e.message),
+    () => matchSections(sections, expectedSections(firmware)),
+    (e) => e instanceof StateError && /no section for firmware:chipset/.test(e.message),
+  );
+  assert.throws(
+    () => checkMigratable(firmware),
+    (e) =>
+      e instanceof SaveError && e.code === "conflict" &&
+      /migrate a firmware-booted/.test(e.message),
+  );
+  checkMigratable(machine());
+});
+
+Deno.test("a firmware boot's saved config, with SATA disks and CD-ROMs, reads back and matches", () => {
+  const config = machine({
+    boot: { kind: "firmware", firmware: "/usr/share/seabios/bios.bin", order: ["cdrom", "disk"] },
+    sataDisks: [{ path: "/images/sata.raw", format: "raw", readOnly: true }],
+    cdroms: ["/images/cd.iso"],
+  });
+  const parsed = parseSavedConfig(JSON.parse(JSON.stringify(savedMachineConfig(config, noFacts))));
+  assert.deepEqual(parsed.boot, config.boot);
+  assert.deepEqual(parsed.sataDisks, config.sataDisks);
+  checkConfigMatch(parsed, config);
+});
+
+/** A firmware platform on its PCI bus, as the builder puts one together (without KVM). */
+function platformMachine(cdroms: number) {
+  const pam: string[] = [];
+  const memory = GuestMemory.ofSize(16 * MIB);
+  const pio = new Bus();
+  const platform = new FirmwarePlatform({
+    memory,
+    cpus: 1,
+    ram: [{ start: 0, size: 16 * MIB }],
+    setIrqLine() {},
+    onReset() {},
+    onPowerOff() {},
+    cdroms: Array.from({ length: cdroms }, () => new MemoryDisk(new Uint8Array(8 * 2048), true)),
+    log: () => {},
+    biosArea: {
+      setAccess: (start, size, access) =>
+        pam.push(`${start.toString(16)}+${size.toString(16)} ${access}`),
+    },
+  });
+  const pci = new PciBus({
+    mmio: new Bus(),
+    pio,
+    msi: new FakeMsiController(),
+    setIrqLevel() {},
+    hostBridge: platform.hostBridge,
+  });
+  platform.install({ pio, pci, diskSlots: [] });
+  const devices = { firmware: platform, pciBus: pci } as unknown as DeviceManager;
+  return { platform, pci, devices, pam };
+}
+
+Deno.test("the firmware:chipset section carries PAM (re-applied on restore), fw_cfg and the PCI functions", () => {
+  const source = platformMachine(1);
+  // SeaBIOS locks the F segment read-only (PAM0 RE only) and enables the AHCI BAR and bus mastering.
+  source.platform.hostBridge.writeConfig(0x58, 0x10 << 8, 0xff00);
+  const ahciSlot = source.platform.pciSlots.ahci!;
+  source.pci.slot(ahciSlot)!.write(4, Uint8Array.of(0x06, 0));
+  source.platform.fwCfg.write(0, Uint8Array.of(0x19, 0)); // select the file directory
+  const [section] = saveSections(firmwarePieces(source.devices));
+  assert.equal(section.id, "firmware:chipset");
+  // Through JSON, as a state file carries it.
+  const state = JSON.parse(JSON.stringify(section.state));
+
+  const target = platformMachine(1);
+  firmwarePieces(target.devices)[0].restore(state, "firmware:chipset.state");
+  assert.deepEqual([...target.platform.hostBridge.pam], [0x10, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33]);
+  assert.ok(target.pam.includes("f0000+10000 read-only"), target.pam.join(", "));
+  assert.equal(target.pci.slot(ahciSlot)!.command & 0x06, 0x06);
+  // The same state again, but for the PM timer, which runs on.
+  const withoutTimer = (state: unknown) => {
+    const copy = JSON.parse(JSON.stringify(state));
+    delete copy.platform.pm.timer;
+    return copy;
+  };
+  assert.deepEqual(
+    withoutTimer(saveSections(firmwarePieces(target.devices))[0].state),
+    withoutTimer(state),
+  );
+
+  // Another machine's platform (no AHCI), or a hostile PCI part, is refused by field.
+  const refused = (devices: DeviceManager, bad: unknown, field: RegExp) =>
+    assert.throws(
+      () => firmwarePieces(devices)[0].restore(bad, "firmware:chipset.state"),
+      (e) => e instanceof StateError && field.test(e.path),
+    );
+  refused(platformMachine(0).devices, state, /firmware:chipset\.state\.pci\.ahci/);
+  refused(target.devices, { ...state, pci: { ...state.pci, ahci: undefined } }, /pci\.ahci$/);
+  refused(target.devices, { ...state, version: 2 }, /version/);
+  refused(
+    target.devices,
+    { ...state, platform: { ...state.platform, fwCfg: { version: 1 } } },
+    /\.platform$/,
   );
 });
 

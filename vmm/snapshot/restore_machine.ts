@@ -47,10 +47,11 @@ import {
   devicePieces,
   DISKS_SECTION,
   expectedSections,
+  firmwarePieces,
+  kvmSectionIds,
   matchSections,
   restoreKvmSections,
 } from "./machine_sections.ts";
-import { checkSaveable } from "./save_machine.ts";
 import type { MemoryRangeRecord, StateDocument, StateSection } from "./state_document.ts";
 import { readStateFile } from "./state_file.ts";
 
@@ -107,7 +108,6 @@ export async function loadMachineState(
   stateFile: string,
   host: HostFacts,
 ): Promise<LoadedState> {
-  checkSaveable(config);
   const file = await readStateFile(stateFile);
   try {
     const { document } = file;
@@ -178,11 +178,22 @@ export function restoreSetUp(
     configureVcpu(vcpus[id], host.supportedCpuid, config.vcpus);
   }
   restoreKvmSections(loaded.sections, vm, vcpus, host.support);
-  for (const piece of devicePieces(devices.entries())) {
+  const restored = new Set([DISKS_SECTION.id, ...kvmSectionIds(config.vcpus).map((s) => s.id)]);
+  // The firmware platform last: its PCI functions' INTx levels need the irqchip and the bus.
+  for (const piece of [...devicePieces(devices.entries()), ...firmwarePieces(devices)]) {
     const section = loaded.sections.get(piece.id);
     if (section === undefined || section.kind !== piece.kind) {
       throw new StateMismatchError(`The state has no ${piece.kind} section for ${piece.id}`);
     }
     piece.restore(section.state, `${piece.id}.state`);
+    restored.add(piece.id);
+  }
+  // A section no piece took (a firmware boot built without its firmware image) is refused.
+  for (const id of loaded.sections.keys()) {
+    if (!restored.has(id)) {
+      throw new StateMismatchError(
+        `The state's section ${id} has no device in the machine built to restore it`,
+      );
+    }
   }
 }

@@ -22,7 +22,13 @@ import type { Machine } from "../machine.ts";
 import type { VmmMachineConfig } from "../vmm_config.ts";
 import { diskIdentity, savedMachineConfig } from "./config_match.ts";
 import { planInlineMemory, type RamSource } from "./inline_memory.ts";
-import { devicePieces, DISKS_SECTION, saveKvmSections, saveSections } from "./machine_sections.ts";
+import {
+  devicePieces,
+  DISKS_SECTION,
+  firmwarePieces,
+  saveKvmSections,
+  saveSections,
+} from "./machine_sections.ts";
 import { layoutRanges, writeMemoryFile } from "./memory_file.ts";
 import { untouchedPages } from "./untouched_pages.ts";
 import type { StateDocument, StateSection } from "./state_document.ts";
@@ -89,18 +95,26 @@ export function resolveSaveTarget(target: SaveTarget): ResolvedSaveTarget {
   return { stateFile: resolve(stateFile), memoryFile, inline, purpose };
 }
 
-/** Refuses a machine whose state the sections do not cover yet. */
-export function checkSaveable(config: VmmMachineConfig): void {
+/**
+ * Refuses to migrate a machine live whose RAM KVM's dirty log cannot cover: a firmware
+ * boot's PAM splits the low RAM range into the shadow area's slots (core/bios_shadow.ts),
+ * while the dirty log (core/dirty_log.ts) takes slot n to be RAM range n. Such a machine
+ * is saved, snapshotted and restored (its platform is the `firmware:chipset` section).
+ */
+export function checkMigratable(config: VmmMachineConfig): void {
   if (config.boot.kind === "firmware") {
     throw new SaveError(
       "conflict",
-      "Cannot save a firmware-booted machine: its chipset (i440FX, PIIX3, AHCI, fw_cfg, ACPI) " +
-        "is not part of the machine state yet; save machines booted from a kernel",
+      "Cannot migrate a firmware-booted machine live: KVM's dirty log does not cover the " +
+        "BIOS area's shadow RAM slots yet; save it and restore it on the other host instead",
     );
   }
 }
 
-/** The sections of a paused machine, devices held: KVM, devices by id, disk identities. */
+/**
+ * The sections of a paused machine, devices held: KVM, devices by id, a firmware boot's
+ * platform, disk identities.
+ */
 export function machineSections(machine: Machine, kvm: Kvm): StateSection[] {
   const disks = [...machine.devices.entries()].flatMap(([id, entry]) =>
     entry.kind === "disk" && entry.plan.kind === "disk"
@@ -110,6 +124,7 @@ export function machineSections(machine: Machine, kvm: Kvm): StateSection[] {
   return [
     ...saveKvmSections(machine.vm, machine.vcpus, vcpuStateSupport(kvm)),
     ...saveSections(devicePieces(machine.devices.entries())),
+    ...saveSections(firmwarePieces(machine.devices)),
     { ...DISKS_SECTION, version: 1, state: { version: 1, disks } },
   ];
 }
@@ -138,7 +153,6 @@ export async function saveMachine(
   kvm: Kvm,
   target: SaveTarget,
 ): Promise<SaveResult> {
-  checkSaveable(config);
   const { stateFile, memoryFile, inline, purpose } = resolveSaveTarget(target);
   if (!machine.isPaused) {
     throw new SaveError("conflict", "Cannot save a running machine: pause it first");
