@@ -157,49 +157,137 @@ export class DeviceDirtyBitmap implements WriteTracker {
   }
 }
 
+/** A KVM memory slot as registered: where the guest sees it, what host memory backs it. */
+export interface SlotRegion {
+  readonly guestPhysAddr: number;
+  readonly memorySize: number;
+  readonly userspaceAddr: bigint;
+}
+
+/** A run of a slot's pages that are RAM: page `slotPage` on is `range`'s page `rangePage` on. */
+export interface SlotRamPiece {
+  readonly range: number;
+  readonly slotPage: number;
+  readonly rangePage: number;
+  readonly pages: number;
+}
+
 /**
- * KVM's dirty log over the machine's RAM slots (slot n = `ranges[n]`, as
- * `GuestRam.allocate` registers them).
+ * The RAM pages a KVM slot covers, found by host address: a slot maps host memory, and
+ * the RAM a migration sends is the host memory of `ranges` (by range and offset), whatever
+ * guest address a slot shows it at. A slot on other memory (the firmware image's ROM)
+ * covers no RAM: its pages are not sent.
+ */
+export function slotRamPieces(
+  slot: SlotRegion,
+  ranges: readonly MappedRange[],
+): SlotRamPiece[] {
+  const pieces: SlotRamPiece[] = [];
+  const slotStart = slot.userspaceAddr;
+  const slotEnd = slotStart + BigInt(slot.memorySize);
+  ranges.forEach((range, index) => {
+    const rangeEnd = range.hostAddress + BigInt(range.size);
+    const from = slotStart > range.hostAddress ? slotStart : range.hostAddress;
+    const to = slotEnd < rangeEnd ? slotEnd : rangeEnd;
+    if (from >= to) return;
+    const page = BigInt(DIRTY_PAGE_SIZE);
+    const first = (from - range.hostAddress) / page;
+    const last = (to - 1n - range.hostAddress) / page;
+    pieces.push({
+      range: index,
+      slotPage: Number((from - slotStart) / page),
+      rangePage: Number(first),
+      pages: Number(last - first) + 1,
+    });
+  });
+  return pieces;
+}
+
+/** ORs a slot's bitmap (bit n = slot page n) into the RAM bitmaps it covers. */
+export function orSlotBits(
+  into: RangeBitmap[],
+  pieces: readonly SlotRamPiece[],
+  slotBits: Uint32Array | null,
+): void {
+  for (const piece of pieces) {
+    const bits = into[piece.range].bits;
+    const aligned = piece.slotPage % 32 === 0 && piece.rangePage % 32 === 0;
+    let page = 0;
+    if (aligned) {
+      // Whole words at once (every slot Denovisor registers starts on a 128 KiB boundary).
+      const from = piece.slotPage >>> 5;
+      const to = piece.rangePage >>> 5;
+      for (; page + 32 <= piece.pages; page += 32) {
+        bits[to + (page >>> 5)] |= slotBits === null ? 0xffff_ffff : slotBits[from + (page >>> 5)];
+      }
+    }
+    for (; page < piece.pages; page++) {
+      const slotPage = piece.slotPage + page;
+      if (slotBits !== null && (slotBits[slotPage >>> 5] & (1 << (slotPage & 31))) === 0) continue;
+      const rangePage = piece.rangePage + page;
+      bits[rangePage >>> 5] |= 1 << (rangePage & 31);
+    }
+  }
+}
+
+/**
+ * KVM's dirty log over whatever memory slots the machine has (`Vm.memorySlots`), mapped
+ * back to its RAM ranges by `slotRamPieces`: one slot per RAM range as `GuestRam.allocate`
+ * registers them, or a firmware boot's low RAM split by PAM into the BIOS area's slots
+ * (core/bios_shadow.ts), some read-only, some on the ROM. A slot registered, replaced or
+ * deleted while logging is on (a PAM write) is logged from then on, but KVM dropped the
+ * dirty log of what it replaced: every RAM page of the old and the new slot counts as
+ * dirty in the next `fetch`.
  */
 export class KvmDirtyLog {
   readonly #vm: Vm;
   readonly #ranges: readonly MappedRange[];
-  #on = false;
+  /** Pages of slots changed since the last fetch; null while logging is off. */
+  #changed: RangeBitmap[] | null = null;
 
   constructor(vm: Vm, ranges: readonly MappedRange[]) {
     this.#vm = vm;
     this.#ranges = ranges;
   }
 
-  /** Turns logging on for every RAM slot; pages written from now on are logged. */
+  /** Turns logging on for every writable slot; pages written from now on are logged. */
   start(): void {
-    this.#setFlags(KVM_MEM_LOG_DIRTY_PAGES);
-    this.#on = true;
+    this.#changed = emptyBitmaps(this.#ranges);
+    this.#vm.logDirtyPages((previous, next) => {
+      for (const region of [previous, next]) {
+        if (region && this.#changed) {
+          orSlotBits(this.#changed, slotRamPieces(region, this.#ranges), null);
+        }
+      }
+    });
   }
 
   /** The pages written since `start` or the last `fetch` (the kernel clears its log). */
   fetch(): RangeBitmap[] {
-    const bitmaps = emptyBitmaps(this.#ranges);
-    bitmaps.forEach((bitmap, slot) => getDirtyLog(this.#vm.fd, slot, bitmap.bits));
+    const bitmaps = this.#changed ?? emptyBitmaps(this.#ranges);
+    if (this.#changed) this.#changed = emptyBitmaps(this.#ranges);
+    for (const [slot, region] of this.#vm.memorySlots) {
+      if ((region.flags & KVM_MEM_LOG_DIRTY_PAGES) === 0) continue;
+      const pieces = slotRamPieces(region, this.#ranges);
+      const pages = Math.ceil(region.memorySize / DIRTY_PAGE_SIZE);
+      const whole = pieces.length === 1 && pieces[0].slotPage === 0 &&
+        pieces[0].rangePage === 0 && pieces[0].pages === bitmaps[pieces[0].range].pages;
+      if (whole && countDirty([bitmaps[pieces[0].range]]) === 0) {
+        // The slot is its whole range (no firmware split): the kernel writes straight in.
+        getDirtyLog(this.#vm.fd, slot, bitmaps[pieces[0].range].bits);
+        continue;
+      }
+      const bits = new Uint32Array(new ArrayBuffer(dirtyBitmapWords(pages) * 4));
+      getDirtyLog(this.#vm.fd, slot, bits); // cleared even when it covers no RAM
+      orSlotBits(bitmaps, pieces, bits);
+    }
     return bitmaps;
   }
 
   /** Turns logging off again (a cancelled migration: the guest runs at full speed). */
   stop(): void {
-    if (!this.#on) return;
-    this.#on = false;
-    this.#setFlags(0);
-  }
-
-  #setFlags(flags: number): void {
-    this.#ranges.forEach((range, slot) =>
-      this.#vm.setUserMemoryRegion({
-        slot,
-        flags,
-        guestPhysAddr: range.start,
-        memorySize: range.size,
-        userspaceAddr: range.hostAddress,
-      })
-    );
+    if (this.#changed === null) return;
+    this.#changed = null;
+    this.#vm.logDirtyPages(null);
   }
 }

@@ -6,8 +6,11 @@ import {
   dirtyRuns,
   emptyBitmaps,
   orBitmaps,
+  orSlotBits,
   type RangeBitmap,
+  slotRamPieces,
 } from "./dirty_log.ts";
+import type { MappedRange } from "./memory.ts";
 import { GuestMemory } from "./guest_memory.ts";
 import { dirtyBitmapWords, encodeDirtyLog } from "../ffi/kvm/dirty_log.ts";
 
@@ -81,4 +84,65 @@ Deno.test("KVM dirty log buffers are whole 64-bit words and the struct carries t
   assert.equal(view.getUint32(0, true), 3);
   assert.equal(view.getUint32(4, true), 0);
   assert.equal(view.getBigUint64(8, true), 0x7f00_1234_5000n);
+});
+
+// A firmware boot's low RAM as PAM splits it (core/bios_shadow.ts): host memory at H.
+const H = 0x7f00_0000_0000n;
+const LOW: MappedRange[] = [{ start: 0, size: 2 << 20, hostAddress: H }];
+
+function slot(guest: number, size: number, host: bigint) {
+  return { guestPhysAddr: guest, memorySize: size, userspaceAddr: host };
+}
+
+Deno.test("slotRamPieces maps a slot back to the RAM pages behind it by host address", () => {
+  // [0, 0xC0000): pages 0-191 of the range.
+  assert.deepEqual(slotRamPieces(slot(0, 0xc_0000, H), LOW), [
+    { range: 0, slotPage: 0, rangePage: 0, pages: 192 },
+  ]);
+  // RAM above 1 MiB: page 256 on.
+  assert.deepEqual(slotRamPieces(slot(0x10_0000, 0x10_0000, H + 0x10_0000n), LOW), [
+    { range: 0, slotPage: 0, rangePage: 256, pages: 256 },
+  ]);
+  // A 16 KiB shadow range of the C segment, whatever guest address shows it.
+  assert.deepEqual(slotRamPieces(slot(0xc_4000, 0x4000, H + 0xc_4000n), LOW), [
+    { range: 0, slotPage: 0, rangePage: 196, pages: 4 },
+  ]);
+  // The ROM (the firmware image's own mapping) is not RAM.
+  assert.deepEqual(slotRamPieces(slot(0xf_0000, 0x1_0000, 0x7e00_0000_0000n), LOW), []);
+  // A slot half over RAM: only that half; two ranges: a piece each.
+  assert.deepEqual(slotRamPieces(slot(0, 0x4000, H - 0x2000n), LOW), [
+    { range: 0, slotPage: 2, rangePage: 0, pages: 2 },
+  ]);
+  const two: MappedRange[] = [
+    { start: 0, size: 0x4000, hostAddress: H },
+    { start: 0x1_0000_0000, size: 0x4000, hostAddress: H + 0x4000n },
+  ];
+  assert.deepEqual(slotRamPieces(slot(0, 0x8000, H), two), [
+    { range: 0, slotPage: 0, rangePage: 0, pages: 4 },
+    { range: 1, slotPage: 4, rangePage: 0, pages: 4 },
+  ]);
+});
+
+Deno.test("orSlotBits moves a slot's dirty bits to the RAM pages, or marks them all", () => {
+  const bitmaps = emptyBitmaps(LOW);
+  // The F segment's slot (64 KiB at 0xF0000): its pages 0 and 15 are range pages 240, 255.
+  const fSegment = slotRamPieces(slot(0xf_0000, 0x1_0000, H + 0xf_0000n), LOW);
+  const bits = new Uint32Array(dirtyBitmapWords(16));
+  bits[0] = 1 | (1 << 15);
+  orSlotBits(bitmaps, fSegment, bits);
+  // Above 1 MiB, word-aligned: slot pages 0, 33 and 255 are range pages 256 (a run with
+  // 255), 289 and 511.
+  const high = slotRamPieces(slot(0x10_0000, 0x10_0000, H + 0x10_0000n), LOW);
+  const highBits = new Uint32Array(dirtyBitmapWords(256));
+  highBits[0] = 1;
+  highBits[1] = 2;
+  highBits[7] = 1 << 31;
+  orSlotBits(bitmaps, high, highBits);
+  assert.deepEqual(pagesOf(bitmaps), ["f0000+1", "ff000+2", "121000+1", "1ff000+1"]);
+  // A re-registered slot (KVM dropped its log): all its RAM pages.
+  const all = emptyBitmaps(LOW);
+  orSlotBits(all, slotRamPieces(slot(0xc_4000, 0x4000, H + 0xc_4000n), LOW), null);
+  orSlotBits(all, high, null);
+  assert.deepEqual(pagesOf(all), ["c4000+4", "100000+256"]);
+  assert.equal(countDirty(all), 260);
 });

@@ -26,6 +26,8 @@ import {
   KVM_IRQCHIP_PIC_SLAVE,
   KVM_IRQFD_FLAG_DEASSIGN,
   KVM_IRQFD_FLAG_RESAMPLE,
+  KVM_MEM_LOG_DIRTY_PAGES,
+  KVM_MEM_READONLY,
   type UserMemoryRegion,
 } from "../ffi/kvm/vm_structs.ts";
 import { KVM_STRUCT_SIZE } from "../ffi/kvm/ioctls.ts";
@@ -52,10 +54,22 @@ export class VmStateUnavailableError extends DenovisorError {
   }
 }
 
+/**
+ * Told of each memory slot registered, replaced or deleted while dirty logging is on:
+ * `previous` is what the slot was (KVM dropped its dirty log with it), `next` what it is
+ * now (undefined: deleted).
+ */
+export type SlotChangeListener = (
+  previous: Readonly<UserMemoryRegion> | undefined,
+  next: Readonly<UserMemoryRegion> | undefined,
+) => void;
+
 /** A VM file descriptor and what hangs off it. */
 export class Vm implements Disposable, Persistable<VmState> {
   #fd: number;
   readonly #runSize: number;
+  readonly #slots = new Map<number, Readonly<UserMemoryRegion>>();
+  #dirtyLog: SlotChangeListener | null = null;
   #hasIrqchip = false;
   #hasPit = false;
 
@@ -95,8 +109,47 @@ export class Vm implements Disposable, Persistable<VmState> {
     this.#hasPit = true;
   }
 
-  /** Maps (or with size 0 removes) a guest memory slot. */
+  /**
+   * Maps (or with size 0 removes) a guest memory slot. While dirty logging is on, a
+   * writable slot is registered with KVM_MEM_LOG_DIRTY_PAGES and the listener hears of it.
+   */
   setUserMemoryRegion(region: UserMemoryRegion): void {
+    const logged = this.#dirtyLog !== null && region.memorySize > 0 &&
+      (region.flags & KVM_MEM_READONLY) === 0;
+    const actual = logged ? { ...region, flags: region.flags | KVM_MEM_LOG_DIRTY_PAGES } : region;
+    this.#register(actual);
+    const previous = this.#slots.get(region.slot);
+    if (region.memorySize === 0) this.#slots.delete(region.slot);
+    else this.#slots.set(region.slot, { ...actual });
+    this.#dirtyLog?.(previous, region.memorySize === 0 ? undefined : actual);
+  }
+
+  /** The memory slots registered now, by slot number (flags as KVM has them). */
+  get memorySlots(): ReadonlyMap<number, Readonly<UserMemoryRegion>> {
+    return this.#slots;
+  }
+
+  /**
+   * Turns KVM's dirty log on for every writable slot, those registered later included,
+   * `listener` hearing of each slot change from now on; `null` turns it off again. A
+   * read-only slot (ROM, read-only shadow RAM) is not logged: the guest cannot write it.
+   */
+  logDirtyPages(listener: SlotChangeListener | null): void {
+    const on = listener !== null;
+    for (const [slot, region] of this.#slots) {
+      if ((region.flags & KVM_MEM_READONLY) !== 0) continue;
+      const flags = on
+        ? region.flags | KVM_MEM_LOG_DIRTY_PAGES
+        : region.flags & ~KVM_MEM_LOG_DIRTY_PAGES;
+      if (flags === region.flags) continue;
+      const changed = { ...region, flags };
+      this.#register(changed); // the same memory: KVM changes only the flags
+      this.#slots.set(slot, changed);
+    }
+    this.#dirtyLog = listener;
+  }
+
+  #register(region: UserMemoryRegion): void {
     ioctlBytes(
       this.#fd,
       KVM.SET_USER_MEMORY_REGION,

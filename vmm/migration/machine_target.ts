@@ -34,7 +34,6 @@ import {
   matchSections,
 } from "../snapshot/machine_sections.ts";
 import { checkRamLayout, type HostFacts, hostFacts } from "../snapshot/restore_machine.ts";
-import { checkMigratable } from "../snapshot/save_machine.ts";
 import { parseStateDocument } from "../snapshot/state_document.ts";
 import type { VmmMachineConfig } from "../vmm_config.ts";
 import { checkDiskClaims, configDisks } from "./disk_claims.ts";
@@ -77,7 +76,6 @@ export class MachineMigrationTarget implements MigrationTarget {
   }
 
   async accept(start: StartRequest): Promise<void> {
-    checkMigratable(this.#config);
     const regions = guestRamRegions(this.#config.memoryBytes);
     const same = regions.length === start.ram.length &&
       regions.every((r, i) =>

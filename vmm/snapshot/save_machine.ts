@@ -96,22 +96,6 @@ export function resolveSaveTarget(target: SaveTarget): ResolvedSaveTarget {
 }
 
 /**
- * Refuses to migrate a machine live whose RAM KVM's dirty log cannot cover: a firmware
- * boot's PAM splits the low RAM range into the shadow area's slots (core/bios_shadow.ts),
- * while the dirty log (core/dirty_log.ts) takes slot n to be RAM range n. Such a machine
- * is saved, snapshotted and restored (its platform is the `firmware:chipset` section).
- */
-export function checkMigratable(config: VmmMachineConfig): void {
-  if (config.boot.kind === "firmware") {
-    throw new SaveError(
-      "conflict",
-      "Cannot migrate a firmware-booted machine live: KVM's dirty log does not cover the " +
-        "BIOS area's shadow RAM slots yet; save it and restore it on the other host instead",
-    );
-  }
-}
-
-/**
  * The sections of a paused machine, devices held: KVM, devices by id, a firmware boot's
  * platform, disk identities.
  */
