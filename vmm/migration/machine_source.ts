@@ -27,7 +27,7 @@ import { handedFile } from "../../common/handed_descriptors.ts";
 import { closeFd } from "../../ffi/libc.ts";
 import type { Machine } from "../machine.ts";
 import { layoutRanges } from "../snapshot/memory_file.ts";
-import { machineConfigFor, machineSections } from "../snapshot/save_machine.ts";
+import { checkMigratable, machineConfigFor, machineSections } from "../snapshot/save_machine.ts";
 import type { StateDocument } from "../snapshot/state_document.ts";
 import { PAGE_SIZE } from "../snapshot/state_format.ts";
 import { untouchedPages } from "../snapshot/untouched_pages.ts";
@@ -49,6 +49,7 @@ export class MachineMigrationSource implements MigrationSource {
   #wasPaused = false;
 
   constructor(machine: Machine, config: VmmMachineConfig, kvm: Kvm) {
+    checkMigratable(config);
     this.#machine = machine;
     this.#config = config;
     this.#kvm = kvm;

@@ -27,6 +27,7 @@ import {
   parseSavedConfig,
 } from "../snapshot/config_match.ts";
 import { checkCpuidCompatible } from "../snapshot/cpuid_check.ts";
+import { checkMigratable } from "../snapshot/save_machine.ts";
 import {
   checkKvmSections,
   DISKS_SECTION,
@@ -76,6 +77,7 @@ export class MachineMigrationTarget implements MigrationTarget {
   }
 
   async accept(start: StartRequest): Promise<void> {
+    checkMigratable(this.#config);
     const regions = guestRamRegions(this.#config.memoryBytes);
     const same = regions.length === start.ram.length &&
       regions.every((r, i) =>

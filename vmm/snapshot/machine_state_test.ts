@@ -26,7 +26,7 @@ import {
 } from "./machine_sections.ts";
 import { checkRamLayout } from "./restore_machine.ts";
 import { parseStateDocument } from "./state_document.ts";
-import { resolveSaveTarget, SaveError } from "./save_machine.ts";
+import { checkMigratable, resolveSaveTarget, SaveError } from "./save_machine.ts";
 import { Bus } from "../../core/bus.ts";
 import { GuestMemory } from "../../core/guest_memory.ts";
 import { FirmwarePlatform } from "../../devices/firmware/firmware_platform.ts";
@@ -253,7 +253,7 @@ Deno.test("resolveSaveTarget() puts the memory file beside the state file, or no
   refused({ stateFile: "/s/a", memoryFile: "/s/a.mem", inline: true }, /inline save/);
 });
 
-Deno.test("a firmware boot's platform is a section of its own", () => {
+Deno.test("a firmware boot's platform is a section of its own; it migrates unless it has SATA disks", () => {
   const firmware = machine({ boot: { kind: "firmware", firmware: "/bios.bin" } });
   assert.deepEqual(
     expectedSections(firmware).filter(({ id }) => id === FIRMWARE_SECTION.id),
@@ -270,6 +270,13 @@ Deno.test("a firmware boot's platform is a section of its own", () => {
   assert.throws(
     () => matchSections(sections, expectedSections(firmware)),
     (e) => e instanceof StateError && /no section for firmware:chipset/.test(e.message),
+  );
+  checkMigratable(firmware);
+  checkMigratable(machine({ ...firmware, cdroms: ["/cd.iso"] }));
+  checkMigratable(machine());
+  assert.throws(
+    () => checkMigratable({ ...firmware, sataDisks: [{ path: "/d.img", readOnly: false }] }),
+    (e) => e instanceof SaveError && e.code === "conflict" && /SATA disks/.test(e.message),
   );
 });
 

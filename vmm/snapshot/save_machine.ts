@@ -96,6 +96,22 @@ export function resolveSaveTarget(target: SaveTarget): ResolvedSaveTarget {
 }
 
 /**
+ * Refuses to migrate a machine live whose disks the handover does not cover: the AHCI
+ * controller's SATA disks of a firmware boot are neither claimed for the shared-storage
+ * check (vmm/migration/disk_claims.ts) nor flushed and closed by the source before the
+ * destination opens them. A firmware boot with virtio disks and CD-ROMs migrates.
+ */
+export function checkMigratable(config: VmmMachineConfig): void {
+  if ((config.sataDisks?.length ?? 0) > 0) {
+    throw new SaveError(
+      "conflict",
+      "Cannot migrate a machine with SATA disks live: their handover to the destination is " +
+        "not done yet; save it and restore it on the other host, or use virtio disks",
+    );
+  }
+}
+
+/**
  * The sections of a paused machine, devices held: KVM, devices by id, a firmware boot's
  * platform, disk identities.
  */
