@@ -107,7 +107,7 @@ export class FirmwarePlatform implements Persistable<FirmwarePlatformState> {
   readonly fwCfg: FwCfg;
   readonly pm: AcpiPm;
   readonly reset: ResetControl;
-  readonly isaBridge = new Piix3IsaBridge();
+  readonly isaBridge: Piix3IsaBridge = new Piix3IsaBridge();
   readonly ahci: AhciController | undefined;
   readonly #options: FirmwarePlatformOptions;
   #isaSlot: number | undefined;
