@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { etcdTest } from "./etcd_support.ts";
-import { eventually, farmDomain, TestFarm } from "./farm_support.ts";
+import { eventually, farmDomain, TestFarm, withDaemonLogs } from "./farm_support.ts";
 import type { DomainInfo } from "../manager/api_types.ts";
 import type { FarmHost, FarmStatus } from "../manager/farm/farm_api.ts";
 
@@ -51,6 +51,8 @@ etcdTest(
       );
       await other.client.post("/v1/domains/web/start", {});
       assert.deepEqual(await farm.runningOn("web"), [other.name]);
+    } catch (error) {
+      throw await withDaemonLogs(error, farm.daemons);
     } finally {
       await farm.stop();
     }

@@ -8,7 +8,13 @@
 
 import assert from "node:assert/strict";
 import { etcdAvailable, TestEtcd } from "./etcd_support.ts";
-import { eventually, FarmDaemon, farmDomain, hostsRunning } from "./farm_support.ts";
+import {
+  eventually,
+  FarmDaemon,
+  farmDomain,
+  hostsRunning,
+  withDaemonLogs,
+} from "./farm_support.ts";
 import type { EventRecord } from "../manager/farm/farm_api.ts";
 
 const TTL = 5;
@@ -163,6 +169,8 @@ Deno.test({
       await watcher;
       assert.deepEqual(await runningOn("db"), [host]);
       assert.deepEqual(twice, [], "db ran on two hosts at once");
+    } catch (error) {
+      throw await withDaemonLogs(error, daemons);
     } finally {
       watching = false;
       for (const daemon of daemons) {

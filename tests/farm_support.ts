@@ -51,6 +51,22 @@ export async function eventually<T>(
   throw new Error(`${what}: not within ${timeoutMs / 1000} s${lastError ? ` (${lastError})` : ""}`);
 }
 
+/**
+ * `error` with the last lines of each daemon's output appended, for a farm test that
+ * failed: a farm failure is a timing between daemons, which only their logs explain. The
+ * daemons are killed (their output ends with them).
+ */
+export async function withDaemonLogs(error: unknown, daemons: FarmDaemon[]): Promise<Error> {
+  const failure = error instanceof Error ? error : new Error(String(error));
+  for (const daemon of daemons) {
+    if (daemon.child === undefined) continue;
+    const lines = (await daemon.kill()).trimEnd().split("\n").slice(-40);
+    failure.message += `\n--- daemon ${daemon.name}, last ${lines.length} lines ---\n` +
+      lines.join("\n");
+  }
+  return failure;
+}
+
 /** Which of `daemons` run `domain`, by asking each (the local view, not etcd's). */
 export async function hostsRunning(daemons: FarmDaemon[], domain: string): Promise<string[]> {
   const hosts: string[] = [];
