@@ -248,3 +248,52 @@ etcdTest(
     }
   },
 );
+
+etcdTest(
+  "farm: every definition made while a host joins reaches it (its watch starts where its join read)",
+  async () => {
+    const farm = await TestFarm.start([{ name: "h1" }, { name: "h2" }]);
+    try {
+      const [h1, h2] = farm.daemons;
+      await h2.kill();
+      // h1 defines domains back to back while h2's daemon starts and joins again, so some
+      // land between h2's read of the definitions and the start of its watch.
+      const defined: string[] = [];
+      let writing = true;
+      const writer = (async () => {
+        for (let i = 0; writing && i < 400; i++) {
+          await h1.client.post("/v1/domains", farmDomain(`joining-${i}`));
+          defined.push(`joining-${i}`);
+        }
+      })();
+      await h2.start();
+      await eventually("h2 has joined again", async () => {
+        const events = await h1.client.get<{ kind: string; host: string }[]>(
+          "/v1/farm/events",
+        );
+        return events.filter((e) => e.kind === "joined" && e.host === "h2").length >= 2 ||
+          undefined;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      writing = false;
+      await writer;
+      const missing = await eventually("h2 sees every definition", async () => {
+        const seen = new Set(
+          (await h2.client.get<DomainInfo[]>("/v1/domains")).map((d) => d.name),
+        );
+        const lost = defined.filter((name) => !seen.has(name));
+        return lost.length === 0 ? lost : undefined;
+      }, 15_000).catch(async () => {
+        const seen = new Set(
+          (await h2.client.get<DomainInfo[]>("/v1/domains")).map((d) => d.name),
+        );
+        return defined.filter((name) => !seen.has(name));
+      });
+      assert.deepEqual(missing, [], `h2 never saw ${missing.length} of ${defined.length}`);
+    } catch (error) {
+      throw await withDaemonLogs(error, farm.daemons);
+    } finally {
+      await farm.stop();
+    }
+  },
+);

@@ -202,11 +202,15 @@ export class FarmMember {
     await writeLeaseFile(this.#options.leaseFile, this.lease, this.log);
     await this.#publish();
     await this.store.putMember(this.#record);
+    // The watch replays from here: a definition (or intent, or owner key) written after
+    // this revision while the join goes on reaches this host through the watch, instead of
+    // falling between the reads below and the watch's start (mirroring is idempotent).
+    const joinRevision = (await this.#etcd.list(this.store.keys.host(this.host))).revision;
     await mergeDefinitions(this);
     if (this.#pools) await syncSharedPools(this.store, this.#pools, this.log);
     this.#joined = true;
     await this.reconcile();
-    this.#startWatch();
+    this.#startWatch(joinRevision + 1);
     this.#reconcileTimer = setInterval(
       () => this.reconcile().catch((e) => this.log(`reconcile: ${e.message}`)),
       RECONCILE_PERIOD_MS,
