@@ -11,6 +11,7 @@ import { ApiClient } from "../manager/api_client.ts";
 import type { DomainDefinition } from "../manager/api_types.ts";
 import { type CliResult, denovisor } from "./cli_support.ts";
 import { TestEtcd, TestEtcdCluster } from "./etcd_support.ts";
+import { vmmPids } from "./daemon_support.ts";
 
 /** The etcd of a test farm: one member, or a cluster (its URLs comma-separated). */
 interface FarmEtcd {
@@ -155,23 +156,20 @@ export class FarmDaemon {
     return await this.output;
   }
 
-  /** Kills the VMMs this daemon started (a dead host's guests die with it). */
-  async killVmms(): Promise<void> {
-    const runDir = `${this.dir}/domains`;
-    let names: string[] = [];
-    try {
-      names = [...Deno.readDirSync(runDir)].map((e) => e.name);
-    } catch {
-      return; // No domain ever ran.
-    }
-    for (const name of names) {
+  /**
+   * Kills the VMMs this daemon started (a dead host's guests die with it), by the host
+   * pids in their run records: a jailed VMM's own vmm.pid holds its pid inside its PID
+   * namespace, which names some other process out here.
+   */
+  killVmms(): Promise<void> {
+    for (const pid of vmmPids(this.dir)) {
       try {
-        const pid = Number((await Deno.readTextFile(`${runDir}/${name}/vmm.pid`)).trim());
-        if (pid > 0) Deno.kill(pid, "SIGKILL");
+        Deno.kill(pid, "SIGKILL");
       } catch {
-        // No VMM there.
+        // Gone already.
       }
     }
+    return Promise.resolve();
   }
 }
 
