@@ -9,23 +9,19 @@ import {
   sendMigration,
   type SendOptions,
 } from "./sender.ts";
-import { FakeSource, FakeTarget, link, PAGE } from "./testing/fakes.ts";
+import {
+  FakeSource,
+  FakeTarget,
+  link,
+  PAGE,
+  TEST_SEND_OPTIONS,
+  testStart,
+} from "./testing/fakes.ts";
 import { Command, encodeHeader, encodeJson, encodeMemory } from "./protocol.ts";
 
 const RANGES = [{ start: 0, size: 256 * PAGE }, { start: 0x1000000, size: 64 * PAGE }];
-const START = {
-  domain: "web1",
-  config: { memoryMiB: 1 },
-  ram: RANGES.map((r) => ({ guestAddress: r.start, size: r.size })),
-  disks: [],
-};
-const OPTIONS: SendOptions = {
-  ...DEFAULT_CONVERGENCE,
-  offline: false,
-  bandwidth: 0,
-  completeTimeoutMs: 2_000,
-  maxDowntimeMs: 0, // converge only on an empty dirty set, so the rounds are predictable
-};
+const START = testStart(RANGES, { memoryMiB: 1 });
+const OPTIONS: SendOptions = TEST_SEND_OPTIONS;
 
 function sameRam(source: FakeSource, target: FakeTarget): void {
   for (const region of source.memory.regions) {

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { DEFAULT_CONVERGENCE } from "./convergence.ts";
 import { type Frame, FrameWriter } from "./frames.ts";
 import { Command, encodeHeader, encodeJson } from "./protocol.ts";
 import {
@@ -8,24 +7,13 @@ import {
   sendMigration,
   type SendOptions,
 } from "./sender.ts";
-import { FakeSource, link, PAGE } from "./testing/fakes.ts";
+import { FakeSource, link, PAGE, TEST_SEND_OPTIONS, testStart } from "./testing/fakes.ts";
 
 // The source's waits on a destination that stalls, trickles or answers the wrong thing.
 
 const RANGES = [{ start: 0, size: 64 * PAGE }];
-const START = {
-  domain: "web1",
-  config: {},
-  ram: [{ guestAddress: 0, size: 64 * PAGE }],
-  disks: [],
-};
-const OPTIONS: SendOptions = {
-  ...DEFAULT_CONVERGENCE,
-  offline: false,
-  bandwidth: 0,
-  completeTimeoutMs: 2_000,
-  maxDowntimeMs: 0,
-};
+const START = testStart(RANGES);
+const OPTIONS: SendOptions = TEST_SEND_OPTIONS;
 /** Longer than any bound below: a source still waiting then is waiting for good. */
 const HUNG_MS = 5_000;
 

@@ -1,6 +1,5 @@
 import { Buffer } from "node:buffer";
 import assert from "node:assert/strict";
-import { DEFAULT_CONVERGENCE } from "./convergence.ts";
 import {
   Command,
   decodeJson,
@@ -14,26 +13,21 @@ import {
 import { receiveMigration } from "./receiver.ts";
 import { sendMigration, type SendOptions } from "./sender.ts";
 import { parseStartRequest } from "./start_request.ts";
-import { FakeSource, FakeTarget, link, PAGE } from "./testing/fakes.ts";
+import {
+  FakeSource,
+  FakeTarget,
+  link,
+  PAGE,
+  TEST_SEND_OPTIONS,
+  testStart,
+} from "./testing/fakes.ts";
 
 // Version negotiation with simulated peers of other versions: version 1 (before SYNC) and
 // the first version 2 build (START names 2 and nothing newer; its ACK names no version).
 
 const RANGES = [{ start: 0, size: 64 * PAGE }];
-const START = {
-  domain: "web1",
-  config: {},
-  ram: [{ guestAddress: 0, size: 64 * PAGE }],
-  disks: [],
-};
-const OPTIONS: SendOptions = {
-  ...DEFAULT_CONVERGENCE,
-  offline: false,
-  bandwidth: 0,
-  completeTimeoutMs: 2_000,
-  maxDowntimeMs: 0,
-  syncTimeoutMs: 500,
-};
+const START = testStart(RANGES);
+const OPTIONS: SendOptions = { ...TEST_SEND_OPTIONS, syncTimeoutMs: 500 };
 
 type Link = ReturnType<typeof link>;
 

@@ -11,8 +11,39 @@ import { GuestMemory } from "../../../core/guest_memory.ts";
 import { FrameReader, FrameWriter } from "../frames.ts";
 import { MIGRATION_PAGE_SIZE, type PageBlock } from "../protocol.ts";
 import type { MigrationTarget } from "../receiver.ts";
-import type { MigrationSource } from "../sender.ts";
+import { DEFAULT_CONVERGENCE } from "../convergence.ts";
+import type { MigrationSource, SendOptions } from "../sender.ts";
 import type { StartRequest } from "../start_request.ts";
+
+/**
+ * Send options for tests over `link()`: no bandwidth limit, and converging only on an
+ * empty dirty set (a zero downtime budget), so the rounds are predictable.
+ */
+export const TEST_SEND_OPTIONS: SendOptions = {
+  ...DEFAULT_CONVERGENCE,
+  offline: false,
+  bandwidth: 0,
+  completeTimeoutMs: 2_000,
+  maxDowntimeMs: 0,
+};
+
+/** The START request of domain "web1" whose guest RAM is `ranges`. */
+export function testStart(
+  ranges: readonly { start: number; size: number }[],
+  config: Record<string, unknown> = {},
+): {
+  domain: string;
+  config: Record<string, unknown>;
+  ram: { guestAddress: number; size: number }[];
+  disks: never[];
+} {
+  return {
+    domain: "web1",
+    config,
+    ram: ranges.map((r) => ({ guestAddress: r.start, size: r.size })),
+    disks: [],
+  };
+}
 
 /** A one-way byte pipe; `cut()` ends it as a dropped link would. */
 export class Pipe {
